@@ -1,0 +1,612 @@
+//! Data definition: schemas, tables and views.
+
+use aichemy_metastore::{ViewColumn, ViewRecord};
+use aichemy_tables::{ColumnSpec, CreateTableRequest, PropertyValue, TableError};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::sql::sqlparser::ast::{
+    AlterTable, AlterTableOperation, ColumnDef, ColumnOption, CommentDef, CreateTable,
+    CreateTableOptions, CreateView, Expr, ObjectName, RenameTableNameKind, SchemaName, SqlOption,
+    Statement, UnaryOperator, Value,
+};
+
+use crate::error::{ErrorCode, Result, TrinoError};
+use crate::lakehouse::QualifiedName;
+use crate::planner::plan_statement;
+use crate::session::{name_parts, Output, Session};
+use crate::types::{declared_type, trino_type_name};
+
+/// `catalog.schema` from a schema name, completing it with the session's catalog.
+fn schema_name(session: &Session, name: &ObjectName) -> Result<(String, String)> {
+    match name_parts(name)?.as_slice() {
+        [schema] => {
+            let catalog = session.catalog.clone().ok_or_else(|| {
+                TrinoError::new(
+                    ErrorCode::MISSING_CATALOG_NAME,
+                    "Catalog must be specified when session catalog is not set",
+                )
+            })?;
+            Ok((catalog, schema.clone()))
+        }
+        [catalog, schema] => Ok((catalog.clone(), schema.clone())),
+        _ => Err(TrinoError::new(
+            ErrorCode::SYNTAX_ERROR,
+            format!("Too many parts in schema name: {name}"),
+        )),
+    }
+}
+
+fn reserved_schema(schema: &str) -> Result<()> {
+    if schema == "information_schema" {
+        return Err(TrinoError::not_supported(
+            "Schema 'information_schema' is reserved",
+        ));
+    }
+    Ok(())
+}
+
+/// A property value from `WITH (key = value)`.
+fn property_value(key: &str, value: &Expr) -> Result<PropertyValue> {
+    let invalid = || {
+        TrinoError::new(
+            ErrorCode::INVALID_TABLE_PROPERTY,
+            format!("Invalid value for property '{key}': {value}"),
+        )
+    };
+    Ok(match value {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) => PropertyValue::String(s.clone()),
+            Value::Number(n, _) => PropertyValue::Number(n.to_string()),
+            Value::Boolean(b) => PropertyValue::Boolean(*b),
+            _ => return Err(invalid()),
+        },
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => match property_value(key, expr)? {
+            PropertyValue::Number(n) => PropertyValue::Number(format!("-{n}")),
+            _ => return Err(invalid()),
+        },
+        Expr::Array(array) => PropertyValue::Array(
+            array
+                .elem
+                .iter()
+                .map(|e| match e {
+                    Expr::Value(v) => match &v.value {
+                        Value::SingleQuotedString(s) => Ok(s.clone()),
+                        _ => Err(invalid()),
+                    },
+                    _ => Err(invalid()),
+                })
+                .collect::<Result<_>>()?,
+        ),
+        _ => return Err(invalid()),
+    })
+}
+
+fn properties(options: &[SqlOption]) -> Result<Vec<(String, PropertyValue)>> {
+    let mut out: Vec<(String, PropertyValue)> = Vec::new();
+    for option in options {
+        let SqlOption::KeyValue { key, value } = option else {
+            return Err(TrinoError::new(
+                ErrorCode::INVALID_TABLE_PROPERTY,
+                format!("Invalid property: {option}"),
+            ));
+        };
+        let key = key.value.to_ascii_lowercase();
+        if out.iter().any(|(k, _)| *k == key) {
+            return Err(TrinoError::new(
+                ErrorCode::INVALID_TABLE_PROPERTY,
+                format!("Duplicate property: {key}"),
+            ));
+        }
+        let value = property_value(&key, value)?;
+        out.push((key, value));
+    }
+    Ok(out)
+}
+
+fn comment_text(comment: &Option<CommentDef>) -> Option<String> {
+    comment.as_ref().map(|c| match c {
+        CommentDef::WithEq(s) | CommentDef::WithoutEq(s) => s.clone(),
+    })
+}
+
+pub async fn create_schema(session: &Session, statement: Statement) -> Result<Output> {
+    let Statement::CreateSchema {
+        schema_name: name,
+        if_not_exists,
+        with,
+        options,
+        ..
+    } = statement
+    else {
+        unreachable!("dispatched on CreateSchema");
+    };
+    let SchemaName::Simple(name) = name else {
+        return Err(TrinoError::not_supported(
+            "CREATE SCHEMA … AUTHORIZATION is not supported",
+        ));
+    };
+    let (catalog, schema) = schema_name(session, &name)?;
+    reserved_schema(&schema)?;
+    let lakehouse = session.lakehouse();
+    let format = lakehouse.format(&catalog)?;
+    let props = properties(
+        &with
+            .unwrap_or_default()
+            .into_iter()
+            .chain(options.unwrap_or_default())
+            .collect::<Vec<_>>(),
+    )?;
+    let mut location = None;
+    for (key, value) in props {
+        match (key.as_str(), value) {
+            ("location", PropertyValue::String(l)) => location = Some(l),
+            _ => {
+                return Err(TrinoError::new(
+                    ErrorCode::INVALID_SCHEMA_PROPERTY,
+                    format!("Catalog '{catalog}' schema property '{key}' does not exist"),
+                ))
+            }
+        }
+    }
+    match format.create_schema(&schema, location).await {
+        Ok(()) => Ok(Output::update("CREATE SCHEMA")),
+        Err(TableError::SchemaAlreadyExists { .. }) if if_not_exists => {
+            Ok(Output::update("CREATE SCHEMA"))
+        }
+        Err(TableError::SchemaAlreadyExists { .. }) => Err(TrinoError::new(
+            ErrorCode::SCHEMA_ALREADY_EXISTS,
+            format!("Schema '{catalog}.{schema}' already exists"),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn drop_schema(
+    session: &Session,
+    names: &[ObjectName],
+    if_exists: bool,
+    cascade: bool,
+) -> Result<Output> {
+    let lakehouse = session.lakehouse();
+    for name in names {
+        let (catalog, schema) = schema_name(session, name)?;
+        reserved_schema(&schema)?;
+        let format = lakehouse.format(&catalog)?;
+        if !format.schema_exists(&schema).await? {
+            if if_exists {
+                continue;
+            }
+            return Err(TrinoError::new(
+                ErrorCode::SCHEMA_NOT_FOUND,
+                format!("Schema '{catalog}.{schema}' does not exist"),
+            ));
+        }
+        let tables = format.list_tables(&schema).await?;
+        let views = lakehouse
+            .metastore()
+            .list_views(&catalog, Some(&schema))
+            .await?;
+        if !cascade && !(tables.is_empty() && views.is_empty()) {
+            return Err(TrinoError::new(
+                ErrorCode::SCHEMA_NOT_EMPTY,
+                format!("Cannot drop non-empty schema '{schema}'"),
+            ));
+        }
+        for view in views {
+            lakehouse
+                .metastore()
+                .drop_view(&catalog, &schema, &view.name)
+                .await?;
+        }
+        for table in tables {
+            format.drop_table(&schema, &table).await?;
+        }
+        format.drop_schema(&schema).await?;
+    }
+    Ok(Output::update("DROP SCHEMA"))
+}
+
+pub async fn drop_table(
+    session: &Session,
+    names: &[ObjectName],
+    if_exists: bool,
+) -> Result<Output> {
+    let lakehouse = session.lakehouse();
+    for name in names {
+        let name = session.qualify(name)?;
+        let format = lakehouse.format(&name.catalog)?;
+        match format.drop_table(&name.schema, &name.name).await {
+            Ok(()) => {}
+            Err(TableError::TableNotFound { .. } | TableError::SchemaNotFound { .. }) => {
+                if lakehouse
+                    .metastore()
+                    .get_view(&name.catalog, &name.schema, &name.name)
+                    .await?
+                    .is_some()
+                {
+                    return Err(TrinoError::new(
+                        ErrorCode::GENERIC_USER_ERROR,
+                        format!("Table '{name}' is a view, not a table: use DROP VIEW"),
+                    ));
+                }
+                if !if_exists {
+                    return Err(TrinoError::table_not_found(&name.to_string()));
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Output::update("DROP TABLE"))
+}
+
+pub async fn drop_view(session: &Session, names: &[ObjectName], if_exists: bool) -> Result<Output> {
+    let lakehouse = session.lakehouse();
+    for name in names {
+        let name = session.qualify(name)?;
+        lakehouse.catalog(&name.catalog)?;
+        let dropped = lakehouse
+            .metastore()
+            .drop_view(&name.catalog, &name.schema, &name.name)
+            .await?;
+        if !dropped && !if_exists {
+            return Err(TrinoError::new(
+                ErrorCode::TABLE_NOT_FOUND,
+                format!("View '{name}' does not exist"),
+            ));
+        }
+    }
+    Ok(Output::update("DROP VIEW"))
+}
+
+fn column_spec(column: &ColumnDef) -> Result<ColumnSpec> {
+    let declared = declared_type(&column.data_type).map_err(|e| {
+        TrinoError::new(
+            e.code,
+            format!("{} for column '{}'", e.message, column.name.value),
+        )
+    })?;
+    let mut spec = ColumnSpec {
+        name: column.name.value.to_ascii_lowercase(),
+        data_type: declared.arrow,
+        trino_type: declared.trino,
+        nullable: true,
+        comment: None,
+    };
+    for option in &column.options {
+        match &option.option {
+            ColumnOption::NotNull => spec.nullable = false,
+            ColumnOption::Null => spec.nullable = true,
+            ColumnOption::Comment(text) => spec.comment = Some(text.clone()),
+            other => {
+                return Err(TrinoError::not_supported(format!(
+                    "Column option is not supported: {other}"
+                )))
+            }
+        }
+    }
+    Ok(spec)
+}
+
+fn check_unique_columns(columns: &[ColumnSpec]) -> Result<()> {
+    for (i, column) in columns.iter().enumerate() {
+        if columns[..i].iter().any(|c| c.name == column.name) {
+            return Err(TrinoError::new(
+                ErrorCode::DUPLICATE_COLUMN_NAME,
+                format!("Column name '{}' specified more than once", column.name),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Arrow types a query produces, as a table column stores them.
+fn storable(data_type: &DataType) -> DataType {
+    match data_type {
+        DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
+        DataType::BinaryView | DataType::LargeBinary => DataType::Binary,
+        other => other.clone(),
+    }
+}
+
+pub async fn create_table(session: &Session, create: CreateTable) -> Result<Output> {
+    let lakehouse = session.lakehouse();
+    let name = session.qualify(&create.name)?;
+    let format = lakehouse.format(&name.catalog)?.clone();
+    if create.or_replace {
+        return Err(TrinoError::not_supported(
+            "CREATE OR REPLACE TABLE is not supported yet",
+        ));
+    }
+    let options = match &create.table_options {
+        CreateTableOptions::None => Vec::new(),
+        CreateTableOptions::With(options) => options.clone(),
+        other => {
+            return Err(TrinoError::new(
+                ErrorCode::SYNTAX_ERROR,
+                format!("Unexpected table options: {other}"),
+            ))
+        }
+    };
+    let properties = properties(&options)?;
+    lakehouse
+        .require_schema(&name.catalog, &name.schema)
+        .await?;
+    let exists = format.load_table(&name.schema, &name.name).await?.is_some()
+        || lakehouse
+            .metastore()
+            .get_view(&name.catalog, &name.schema, &name.name)
+            .await?
+            .is_some();
+    if exists {
+        if create.if_not_exists {
+            return Ok(Output::Update {
+                update_type: "CREATE TABLE".into(),
+                count: create.query.as_ref().map(|_| 0),
+            });
+        }
+        return Err(TrinoError::new(
+            ErrorCode::TABLE_ALREADY_EXISTS,
+            format!("Table '{name}' already exists"),
+        ));
+    }
+
+    let Some(query) = create.query else {
+        let columns = create
+            .columns
+            .iter()
+            .map(column_spec)
+            .collect::<Result<Vec<_>>>()?;
+        check_unique_columns(&columns)?;
+        format
+            .create_table(CreateTableRequest {
+                schema: name.schema.clone(),
+                name: name.name.clone(),
+                columns,
+                comment: comment_text(&create.comment),
+                properties,
+            })
+            .await?;
+        return Ok(Output::update("CREATE TABLE"));
+    };
+
+    // CREATE TABLE … AS SELECT: the table takes the query's columns; if writing the rows
+    // fails, the new table is dropped again so that the statement changes nothing.
+    if !create.columns.is_empty() {
+        return Err(TrinoError::not_supported(
+            "Column definitions with AS SELECT are not supported",
+        ));
+    }
+    let (plan, _) = plan_statement(
+        lakehouse,
+        Statement::Query(query.clone()),
+        session.catalog.as_deref(),
+        session.schema.as_deref(),
+        0,
+    )
+    .await?;
+    let mut columns = Vec::new();
+    for (i, field) in plan.schema().fields().iter().enumerate() {
+        let column_name = field.name().to_ascii_lowercase();
+        if column_name.contains('(') || column_name.is_empty() {
+            return Err(TrinoError::new(
+                ErrorCode::MISSING_COLUMN_NAME,
+                format!("Column name not specified at position {}", i + 1),
+            ));
+        }
+        if *field.data_type() == DataType::Null {
+            return Err(TrinoError::new(
+                ErrorCode::GENERIC_USER_ERROR,
+                format!("Column type is unknown: {column_name}"),
+            ));
+        }
+        let data_type = storable(field.data_type());
+        columns.push(ColumnSpec {
+            name: column_name,
+            trino_type: trino_type_name(&data_type),
+            data_type,
+            nullable: true,
+            comment: None,
+        });
+    }
+    check_unique_columns(&columns)?;
+    format
+        .create_table(CreateTableRequest {
+            schema: name.schema.clone(),
+            name: name.name.clone(),
+            columns,
+            comment: comment_text(&create.comment),
+            properties,
+        })
+        .await?;
+    let insert = format!("INSERT INTO {} {}", quoted(&name), query);
+    let mut writer = session.clone();
+    let result = async {
+        let statement = crate::dialect::parse_statements(&insert)?.remove(0);
+        Box::pin(writer.execute_statement(statement)).await
+    }
+    .await;
+    match result {
+        Ok(Output::Update { count, .. }) => Ok(Output::Update {
+            update_type: "CREATE TABLE".into(),
+            count,
+        }),
+        Ok(_) => unreachable!("INSERT answers an update"),
+        Err(e) => {
+            let _ = format.drop_table(&name.schema, &name.name).await;
+            Err(e)
+        }
+    }
+}
+
+fn quoted(name: &QualifiedName) -> String {
+    let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    format!("{}.{}.{}", q(&name.catalog), q(&name.schema), q(&name.name))
+}
+
+pub async fn create_view(session: &Session, create: CreateView) -> Result<Output> {
+    let lakehouse = session.lakehouse();
+    if create.materialized {
+        return Err(TrinoError::not_supported(
+            "Materialized views are not supported yet",
+        ));
+    }
+    let name = session.qualify(&create.name)?;
+    let format = lakehouse.format(&name.catalog)?;
+    lakehouse
+        .require_schema(&name.catalog, &name.schema)
+        .await?;
+    if format.load_table(&name.schema, &name.name).await?.is_some() {
+        return Err(TrinoError::new(
+            ErrorCode::TABLE_ALREADY_EXISTS,
+            format!("Table '{name}' already exists"),
+        ));
+    }
+    let mut sql = create.query.to_string();
+    if !create.columns.is_empty() {
+        let aliases: Vec<String> = create.columns.iter().map(|c| c.name.to_string()).collect();
+        sql = format!("SELECT * FROM ({sql}) AS v({})", aliases.join(", "));
+    }
+    // The view's query is resolved in the view's own schema when it is used.
+    let mut planner_session = session.clone();
+    planner_session.catalog = Some(name.catalog.clone());
+    planner_session.schema = Some(name.schema.clone());
+    let statement = crate::dialect::parse_statements(&sql)?.remove(0);
+    let plan_catalog = session.catalog.clone().or(Some(name.catalog.clone()));
+    let plan_schema = session.schema.clone().or(Some(name.schema.clone()));
+    let (plan, _) = plan_statement(
+        lakehouse,
+        statement,
+        plan_catalog.as_deref(),
+        plan_schema.as_deref(),
+        0,
+    )
+    .await?;
+    let columns = plan
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| ViewColumn {
+            name: f.name().to_ascii_lowercase(),
+            trino_type: trino_type_name(f.data_type()),
+        })
+        .collect();
+    let record = ViewRecord {
+        catalog: name.catalog.clone(),
+        schema: name.schema.clone(),
+        name: name.name.clone(),
+        sql,
+        columns,
+        comment: None,
+        owner: Some(session.user.clone()),
+    };
+    match lakehouse
+        .metastore()
+        .create_view(&record, create.or_replace)
+        .await
+    {
+        Ok(()) => Ok(Output::update("CREATE VIEW")),
+        Err(aichemy_metastore::MetastoreError::ViewAlreadyExists { .. })
+            if create.if_not_exists =>
+        {
+            Ok(Output::update("CREATE VIEW"))
+        }
+        Err(aichemy_metastore::MetastoreError::ViewAlreadyExists { .. }) => Err(TrinoError::new(
+            ErrorCode::TABLE_ALREADY_EXISTS,
+            format!("View already exists: '{name}'"),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn alter_table(session: &Session, alter: AlterTable) -> Result<Output> {
+    let lakehouse = session.lakehouse();
+    let name = session.qualify(&alter.name)?;
+    let format = lakehouse.format(&name.catalog)?;
+    if alter.operations.len() != 1 {
+        return Err(TrinoError::not_supported(
+            "ALTER TABLE takes one operation at a time",
+        ));
+    }
+    let missing = |e: TableError| -> TrinoError {
+        match e {
+            TableError::TableNotFound { .. } | TableError::SchemaNotFound { .. } => {
+                TrinoError::table_not_found(&name.to_string())
+            }
+            other => other.into(),
+        }
+    };
+    match &alter.operations[0] {
+        AlterTableOperation::RenameTable { table_name } => {
+            let target = match table_name {
+                RenameTableNameKind::To(n) | RenameTableNameKind::As(n) => n,
+            };
+            let target = match name_parts(target)?.as_slice() {
+                [t] => QualifiedName {
+                    catalog: name.catalog.clone(),
+                    schema: name.schema.clone(),
+                    name: t.clone(),
+                },
+                _ => session.qualify(target)?,
+            };
+            if target.catalog != name.catalog {
+                return Err(TrinoError::not_supported(
+                    "Table rename across catalogs is not supported",
+                ));
+            }
+            if format.load_table(&name.schema, &name.name).await?.is_none() {
+                if alter.if_exists {
+                    return Ok(Output::update("RENAME TABLE"));
+                }
+                return Err(TrinoError::table_not_found(&name.to_string()));
+            }
+            if lakehouse
+                .metastore()
+                .get_view(&target.catalog, &target.schema, &target.name)
+                .await?
+                .is_some()
+            {
+                return Err(TrinoError::new(
+                    ErrorCode::TABLE_ALREADY_EXISTS,
+                    format!("Target table '{target}' already exists"),
+                ));
+            }
+            format
+                .rename_table((&name.schema, &name.name), (&target.schema, &target.name))
+                .await
+                .map_err(|e| match e {
+                    TableError::TableAlreadyExists { .. } => TrinoError::new(
+                        ErrorCode::TABLE_ALREADY_EXISTS,
+                        format!("Target table '{target}' already exists"),
+                    ),
+                    TableError::SchemaNotFound { .. } => {
+                        TrinoError::schema_not_found(&target.catalog, &target.schema)
+                    }
+                    other => missing(other),
+                })?;
+            Ok(Output::update("RENAME TABLE"))
+        }
+        AlterTableOperation::AddColumn {
+            if_not_exists,
+            column_def,
+            ..
+        } => {
+            let column = column_spec(column_def)?;
+            match format.add_column(&name.schema, &name.name, column).await {
+                Ok(()) => Ok(Output::update("ADD COLUMN")),
+                Err(TableError::ColumnAlreadyExists { .. }) if *if_not_exists => {
+                    Ok(Output::update("ADD COLUMN"))
+                }
+                Err(TableError::ColumnAlreadyExists { column }) => Err(TrinoError::new(
+                    ErrorCode::COLUMN_ALREADY_EXISTS,
+                    format!("Column '{column}' already exists"),
+                )),
+                Err(e) => Err(missing(e)),
+            }
+        }
+        other => Err(TrinoError::not_supported(format!(
+            "ALTER TABLE operation is not supported yet: {other}"
+        ))),
+    }
+}

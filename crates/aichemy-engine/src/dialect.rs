@@ -1,0 +1,382 @@
+//! Trino SQL on top of sqlparser's generic dialect.
+//!
+//! Three adaptations happen before DataFusion sees a statement:
+//! - type syntax: Trino writes `ARRAY(T)` and `ROW(name T, …)`; the token stream is
+//!   rewritten to the generic dialect's `ARRAY<T>` and `STRUCT<name T, …>`;
+//! - parse errors are reported as Trino does: `SYNTAX_ERROR` with `line L:C: …`;
+//! - lambdas (`x -> x * 2`) are lowered to the functions in [`crate::lambda`].
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    visit_expressions_mut, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
+    FunctionArguments, Ident, ObjectName, Statement, Value,
+};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
+
+use crate::error::{ErrorCode, ErrorLocation, Result, TrinoError};
+use crate::lambda::{capture_name, param_name, LambdaKind};
+
+/// The dialect statements are parsed with.
+pub fn dialect() -> GenericDialect {
+    GenericDialect {}
+}
+
+/// Rewrites Trino type syntax (`ARRAY(T)`, `ROW(a T)`) to the generic dialect's.
+/// Text that does not tokenize is returned unchanged, for the parser to report.
+pub fn rewrite_type_syntax(sql: &str) -> String {
+    let dialect = dialect();
+    let Ok(tokens) = Tokenizer::new(&dialect, sql).tokenize() else {
+        return sql.to_string();
+    };
+    let significant = |i: usize| -> Option<usize> {
+        (i..tokens.len()).find(|j| !matches!(tokens[*j], Token::Whitespace(_)))
+    };
+    let mut out: Vec<Token> = tokens.clone();
+    let mut closers: HashMap<usize, Token> = HashMap::new();
+    for i in 0..tokens.len() {
+        let Token::Word(word) = &tokens[i] else {
+            continue;
+        };
+        if word.quote_style.is_some() {
+            continue;
+        }
+        let keyword = word.value.to_ascii_uppercase();
+        let Some(open) = significant(i + 1) else {
+            continue;
+        };
+        if tokens[open] != Token::LParen {
+            continue;
+        }
+        let is_type = match keyword.as_str() {
+            "ARRAY" => true,
+            // ROW(name type, …) is a type; ROW(1, 2) and ROW(a, b) are values.
+            "ROW" => {
+                let first = significant(open + 1);
+                let second = first.and_then(|f| significant(f + 1));
+                matches!(
+                    (first.map(|f| &tokens[f]), second.map(|s| &tokens[s])),
+                    (Some(Token::Word(_)), Some(Token::Word(_)))
+                ) && first.is_some_and(|f| matches!(tokens.get(f + 1), Some(Token::Whitespace(_))))
+            }
+            _ => false,
+        };
+        if !is_type {
+            continue;
+        }
+        let Some(close) = matching_paren(&tokens, open) else {
+            continue;
+        };
+        if keyword == "ROW" {
+            out[i] = Token::make_word("STRUCT", None);
+        }
+        out[open] = Token::Lt;
+        closers.insert(close, Token::Gt);
+    }
+    let mut text = String::with_capacity(sql.len());
+    for (i, token) in out.iter().enumerate() {
+        match closers.get(&i) {
+            // A space keeps `>>` from becoming one shift token.
+            Some(gt) => {
+                text.push_str(&gt.to_string());
+                text.push(' ');
+            }
+            None => text.push_str(&token.to_string()),
+        }
+    }
+    text
+}
+
+fn matching_paren(tokens: &[Token], open: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, token) in tokens.iter().enumerate().skip(open) {
+        match token {
+            Token::LParen => depth += 1,
+            Token::RParen => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Parses Trino SQL text into statements, with lambdas lowered.
+pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
+    let rewritten = rewrite_type_syntax(sql);
+    let dialect = dialect();
+    let mut statements = Parser::new(&dialect)
+        .try_with_sql(&rewritten)
+        .and_then(|mut p| p.parse_statements())
+        .map_err(syntax_error)?;
+    for statement in &mut statements {
+        lower_lambdas(statement)?;
+    }
+    Ok(statements)
+}
+
+/// Splits a script into statement texts at top-level semicolons (outside quotes and comments).
+pub fn split_statements(sql: &str) -> Vec<String> {
+    let dialect = dialect();
+    let Ok(tokens) = Tokenizer::new(&dialect, sql).tokenize() else {
+        return vec![sql.trim().to_string()];
+    };
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for token in tokens {
+        if token == Token::SemiColon {
+            if !current.trim().is_empty() {
+                out.push(current.trim().to_string());
+            }
+            current.clear();
+        } else {
+            current.push_str(&token.to_string());
+        }
+    }
+    if !is_blank(&current) {
+        out.push(current.trim().to_string());
+    }
+    out
+}
+
+/// Whether text holds nothing but whitespace and comments.
+pub fn is_blank(sql: &str) -> bool {
+    let dialect = dialect();
+    match Tokenizer::new(&dialect, sql).tokenize() {
+        Ok(tokens) => tokens.iter().all(|t| {
+            matches!(
+                t,
+                Token::Whitespace(
+                    Whitespace::Space
+                        | Whitespace::Newline
+                        | Whitespace::Tab
+                        | Whitespace::SingleLineComment { .. }
+                        | Whitespace::MultiLineComment(_)
+                )
+            )
+        }),
+        Err(_) => sql.trim().is_empty(),
+    }
+}
+
+/// Turns a sqlparser error into Trino's `SYNTAX_ERROR` with its line and column.
+pub fn syntax_error(e: ParserError) -> TrinoError {
+    let text = match e {
+        ParserError::ParserError(s) | ParserError::TokenizerError(s) => s,
+        ParserError::RecursionLimitExceeded => "Statement is too deeply nested".to_string(),
+    };
+    let (message, location) = match text.rfind(" at Line: ") {
+        Some(at) => {
+            let rest = &text[at + " at Line: ".len()..];
+            let mut parts = rest.split(", Column: ");
+            let line = parts.next().and_then(|l| l.trim().parse().ok());
+            let column = parts.next().and_then(|c| c.trim().parse().ok());
+            let location = match (line, column) {
+                (Some(line), Some(column)) => Some(ErrorLocation { line, column }),
+                _ => None,
+            };
+            (text[..at].to_string(), location)
+        }
+        None => (text, None),
+    };
+    let message = message.replace("sql parser error: ", "");
+    TrinoError::new(ErrorCode::SYNTAX_ERROR, message)
+        .at(location.or(Some(ErrorLocation { line: 1, column: 1 })))
+}
+
+/// Rewrites every lambda function call in a statement into its internal function.
+pub fn lower_lambdas(statement: &mut Statement) -> Result<()> {
+    let mut failure = None;
+    let _ = visit_expressions_mut(statement, |expr| {
+        if let Err(e) = lower_call(expr) {
+            failure = Some(e);
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    });
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn plain_args(function: &Function) -> Option<Vec<Expr>> {
+    let FunctionArguments::List(list) = &function.args else {
+        return None;
+    };
+    list.args
+        .iter()
+        .map(|arg| match arg {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn lower_call(expr: &mut Expr) -> Result<()> {
+    let Expr::Function(function) = expr else {
+        return Ok(());
+    };
+    let Some(name) = function.name.0.last().and_then(|p| p.as_ident()) else {
+        return Ok(());
+    };
+    if name.quote_style.is_some() {
+        return Ok(());
+    }
+    let Some(kind) = LambdaKind::from_trino_name(&name.value.to_ascii_lowercase()) else {
+        return Ok(());
+    };
+    let Some(args) = plain_args(function) else {
+        return Ok(());
+    };
+    if !args.iter().any(|a| matches!(a, Expr::Lambda(_))) {
+        return Ok(());
+    }
+    let expected = kind.value_args() + kind.lambda_count();
+    if args.len() != expected {
+        return Err(TrinoError::new(
+            ErrorCode::FUNCTION_NOT_FOUND,
+            format!(
+                "Unexpected parameters for function {}: expected {expected} arguments",
+                name.value
+            ),
+        ));
+    }
+    let mut captures: Vec<(String, Expr)> = Vec::new();
+    let mut new_args: Vec<Expr> = args[..kind.value_args()].to_vec();
+    for lambda in &args[kind.value_args()..] {
+        let Expr::Lambda(lambda) = lambda else {
+            return Err(TrinoError::new(
+                ErrorCode::GENERIC_USER_ERROR,
+                format!("Function {} expects a lambda expression", name.value),
+            ));
+        };
+        let params: Vec<String> = lambda
+            .params
+            .iter()
+            .map(|p| p.value.to_ascii_lowercase())
+            .collect();
+        let mut body = (*lambda.body).clone();
+        let _ = visit_expressions_mut(&mut body, |e| {
+            replace_identifier(e, &params, &mut captures);
+            ControlFlow::<()>::Continue(())
+        });
+        new_args.push(Expr::Value(
+            Value::SingleQuotedString(body.to_string()).into(),
+        ));
+    }
+    new_args.extend(captures.into_iter().map(|(_, e)| e));
+    *expr = Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::with_quote('"', kind.udf_name())]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: new_args
+                .into_iter()
+                .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
+                .collect(),
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    });
+    Ok(())
+}
+
+/// Replaces a lambda parameter by `__p<i>` and any other column reference by `__c<i>`,
+/// remembering the captured expression.
+fn replace_identifier(expr: &mut Expr, params: &[String], captures: &mut Vec<(String, Expr)>) {
+    let mut capture = |expr: &Expr| -> Ident {
+        let key = expr.to_string().to_ascii_lowercase();
+        let index = match captures.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => {
+                captures.push((key, expr.clone()));
+                captures.len() - 1
+            }
+        };
+        Ident::new(capture_name(index))
+    };
+    match expr {
+        Expr::Identifier(ident) => {
+            let name = if ident.quote_style.is_some() {
+                ident.value.clone()
+            } else {
+                ident.value.to_ascii_lowercase()
+            };
+            match params.iter().position(|p| *p == name) {
+                Some(i) => *ident = Ident::new(param_name(i)),
+                None => {
+                    let replacement = capture(&Expr::Identifier(ident.clone()));
+                    *ident = replacement;
+                }
+            }
+        }
+        Expr::CompoundIdentifier(parts) => {
+            let first = parts[0].value.to_ascii_lowercase();
+            match params.iter().position(|p| *p == first) {
+                Some(i) => parts[0] = Ident::new(param_name(i)),
+                None => {
+                    let replacement = capture(&Expr::CompoundIdentifier(parts.clone()));
+                    *expr = Expr::Identifier(replacement);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trino_types_become_generic_types() {
+        assert_eq!(
+            rewrite_type_syntax("CAST(x AS ARRAY(ROW(a INTEGER, b ARRAY(VARCHAR))))"),
+            "CAST(x AS ARRAY<STRUCT<a INTEGER, b ARRAY<VARCHAR> > > )"
+        );
+        assert_eq!(
+            rewrite_type_syntax("SELECT ROW(1, 2), ARRAY[1]"),
+            "SELECT ROW(1, 2), ARRAY[1]"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_carry_line_and_column() {
+        let err = parse_statements("SELECT * FORM t").unwrap_err();
+        assert_eq!(err.code, ErrorCode::SYNTAX_ERROR);
+        assert!(
+            err.full_message().starts_with("line 1:"),
+            "{}",
+            err.full_message()
+        );
+    }
+
+    #[test]
+    fn lambdas_capture_outer_columns() {
+        let statements = parse_statements(
+            "SELECT REDUCE(TRANSFORM(SEQUENCE(1, CARDINALITY(v1)), i -> v1[i] * v2[i]), 0.0, (s, x) -> s + x, s -> s) FROM t",
+        )
+        .unwrap();
+        let text = statements[0].to_string();
+        assert!(text.contains(r#""$lambda_transform"(SEQUENCE(1, CARDINALITY(v1)), '__c0[__p0] * __c1[__p0]', v1, v2)"#), "{text}");
+        assert!(text.contains(r#""$lambda_reduce"("#), "{text}");
+        assert!(text.contains("'__p0 + __p1', '__p0')"), "{text}");
+    }
+
+    #[test]
+    fn scripts_split_at_top_level_semicolons() {
+        let parts = split_statements("SELECT ';'; -- c\nSELECT 2;\n-- trailing comment\n");
+        assert_eq!(parts, vec!["SELECT ';'", "-- c\nSELECT 2"]);
+    }
+}

@@ -1,0 +1,309 @@
+//! One error model for every SQL entry point, in Trino's terms: an error name and code
+//! from Trino's `StandardErrorCode`, an error type, Trino's wording, and for syntax errors
+//! the line and column.
+
+use std::fmt;
+
+use aichemy_tables::TableError;
+use datafusion::error::DataFusionError;
+
+/// Trino's error type: who is at fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorType {
+    UserError,
+    InternalError,
+    InsufficientResources,
+    External,
+}
+
+impl ErrorType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorType::UserError => "USER_ERROR",
+            ErrorType::InternalError => "INTERNAL_ERROR",
+            ErrorType::InsufficientResources => "INSUFFICIENT_RESOURCES",
+            ErrorType::External => "EXTERNAL",
+        }
+    }
+}
+
+macro_rules! error_codes {
+    ($($name:ident = $code:literal, $kind:ident;)*) => {
+        /// Trino's standard error codes that AIchemy reports.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[allow(non_camel_case_types, clippy::upper_case_acronyms)]
+        pub enum ErrorCode { $($name,)* }
+
+        impl ErrorCode {
+            /// The name clients see (`TABLE_NOT_FOUND`).
+            pub fn name(self) -> &'static str {
+                match self { $(ErrorCode::$name => stringify!($name),)* }
+            }
+            /// Trino's numeric code.
+            pub fn code(self) -> i32 {
+                match self { $(ErrorCode::$name => $code,)* }
+            }
+            pub fn error_type(self) -> ErrorType {
+                match self { $(ErrorCode::$name => ErrorType::$kind,)* }
+            }
+        }
+    };
+}
+
+error_codes! {
+    GENERIC_USER_ERROR = 0, UserError;
+    SYNTAX_ERROR = 1, UserError;
+    USER_CANCELED = 3, UserError;
+    PERMISSION_DENIED = 4, UserError;
+    FUNCTION_NOT_FOUND = 6, UserError;
+    INVALID_FUNCTION_ARGUMENT = 7, UserError;
+    DIVISION_BY_ZERO = 8, UserError;
+    INVALID_CAST_ARGUMENT = 9, UserError;
+    INVALID_VIEW = 11, UserError;
+    NOT_SUPPORTED = 13, UserError;
+    INVALID_TABLE_PROPERTY = 18, UserError;
+    NUMERIC_VALUE_OUT_OF_RANGE = 19, UserError;
+    INVALID_SCHEMA_PROPERTY = 33, UserError;
+    SCHEMA_NOT_EMPTY = 34, UserError;
+    TYPE_NOT_FOUND = 43, UserError;
+    CATALOG_NOT_FOUND = 44, UserError;
+    SCHEMA_NOT_FOUND = 45, UserError;
+    TABLE_NOT_FOUND = 46, UserError;
+    COLUMN_NOT_FOUND = 47, UserError;
+    SCHEMA_ALREADY_EXISTS = 49, UserError;
+    TABLE_ALREADY_EXISTS = 50, UserError;
+    COLUMN_ALREADY_EXISTS = 51, UserError;
+    DUPLICATE_COLUMN_NAME = 54, UserError;
+    MISSING_COLUMN_NAME = 55, UserError;
+    MISSING_CATALOG_NAME = 56, UserError;
+    MISSING_SCHEMA_NAME = 57, UserError;
+    TYPE_MISMATCH = 58, UserError;
+    INVALID_LITERAL = 59, UserError;
+    AMBIGUOUS_NAME = 62, UserError;
+    GENERIC_INTERNAL_ERROR = 65536, InternalError;
+    EXCEEDED_LOCAL_MEMORY_LIMIT = 131079, InsufficientResources;
+    GENERIC_EXTERNAL = 133000, External;
+}
+
+/// A line and column (1-based) in the statement text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorLocation {
+    pub line: u64,
+    pub column: u64,
+}
+
+/// An error as a Trino client sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrinoError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub location: Option<ErrorLocation>,
+}
+
+impl TrinoError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            location: None,
+        }
+    }
+
+    pub fn at(mut self, location: Option<ErrorLocation>) -> Self {
+        self.location = location;
+        self
+    }
+
+    /// The message with Trino's `line L:C: ` prefix when the error has a location.
+    pub fn full_message(&self) -> String {
+        match self.location {
+            Some(at) => format!("line {}:{}: {}", at.line, at.column, self.message),
+            None => self.message.clone(),
+        }
+    }
+
+    pub fn not_supported(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NOT_SUPPORTED, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::GENERIC_INTERNAL_ERROR, message)
+    }
+
+    pub fn table_not_found(name: &str) -> Self {
+        Self::new(
+            ErrorCode::TABLE_NOT_FOUND,
+            format!("Table '{name}' does not exist"),
+        )
+    }
+
+    pub fn schema_not_found(catalog: &str, schema: &str) -> Self {
+        Self::new(
+            ErrorCode::SCHEMA_NOT_FOUND,
+            format!("Schema '{schema}' does not exist"),
+        )
+        .with_catalog_hint(catalog)
+    }
+
+    pub fn catalog_not_found(catalog: &str) -> Self {
+        Self::new(
+            ErrorCode::CATALOG_NOT_FOUND,
+            format!("Catalog '{catalog}' not found"),
+        )
+    }
+
+    fn with_catalog_hint(self, _catalog: &str) -> Self {
+        self
+    }
+}
+
+impl fmt::Display for TrinoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.name(), self.full_message())
+    }
+}
+
+impl std::error::Error for TrinoError {}
+
+pub type Result<T, E = TrinoError> = std::result::Result<T, E>;
+
+impl From<TableError> for TrinoError {
+    fn from(e: TableError) -> Self {
+        let code = match &e {
+            TableError::SchemaNotFound { .. } => ErrorCode::SCHEMA_NOT_FOUND,
+            TableError::SchemaAlreadyExists { .. } => ErrorCode::SCHEMA_ALREADY_EXISTS,
+            TableError::SchemaNotEmpty { .. } => ErrorCode::SCHEMA_NOT_EMPTY,
+            TableError::TableNotFound { .. } => ErrorCode::TABLE_NOT_FOUND,
+            TableError::TableAlreadyExists { .. } => ErrorCode::TABLE_ALREADY_EXISTS,
+            TableError::ColumnAlreadyExists { .. } => ErrorCode::COLUMN_ALREADY_EXISTS,
+            TableError::UnsupportedType { .. } => ErrorCode::NOT_SUPPORTED,
+            TableError::InvalidProperty { .. } => ErrorCode::INVALID_TABLE_PROPERTY,
+            TableError::Storage { .. } => ErrorCode::GENERIC_EXTERNAL,
+            TableError::Format { .. } => ErrorCode::GENERIC_INTERNAL_ERROR,
+        };
+        let message = match e {
+            TableError::InvalidProperty { message, .. } => message,
+            other => other.to_string(),
+        };
+        TrinoError::new(code, message)
+    }
+}
+
+impl From<aichemy_metastore::MetastoreError> for TrinoError {
+    fn from(e: aichemy_metastore::MetastoreError) -> Self {
+        match &e {
+            aichemy_metastore::MetastoreError::ViewAlreadyExists { .. } => TrinoError::new(
+                ErrorCode::TABLE_ALREADY_EXISTS,
+                format!("View {}", e.to_string().trim_start_matches("view ")),
+            ),
+            _ => TrinoError::internal(e.to_string()),
+        }
+    }
+}
+
+impl From<DataFusionError> for TrinoError {
+    fn from(e: DataFusionError) -> Self {
+        from_datafusion(e)
+    }
+}
+
+/// Maps an engine error to Trino's name and wording, keeping user mistakes apart from bugs.
+fn from_datafusion(e: DataFusionError) -> TrinoError {
+    use datafusion::arrow::error::ArrowError;
+    match e {
+        DataFusionError::Context(_, inner) => from_datafusion(*inner),
+        DataFusionError::Shared(inner) => from_datafusion(inner.as_ref().clone_for_error()),
+        DataFusionError::External(inner) => match inner.downcast::<TrinoError>() {
+            Ok(trino) => *trino,
+            Err(inner) => match inner.downcast::<DataFusionError>() {
+                Ok(df) => from_datafusion(*df),
+                Err(inner) => TrinoError::new(ErrorCode::GENERIC_EXTERNAL, inner.to_string()),
+            },
+        },
+        DataFusionError::ArrowError(arrow, _) => match *arrow {
+            ArrowError::DivideByZero => {
+                TrinoError::new(ErrorCode::DIVISION_BY_ZERO, "Division by zero")
+            }
+            ArrowError::CastError(message) | ArrowError::ParseError(message) => {
+                TrinoError::new(ErrorCode::INVALID_CAST_ARGUMENT, message)
+            }
+            ArrowError::ComputeError(message) if message.contains("overflow") => {
+                TrinoError::new(ErrorCode::NUMERIC_VALUE_OUT_OF_RANGE, message)
+            }
+            ArrowError::ExternalError(inner) => match inner.downcast::<DataFusionError>() {
+                Ok(df) => from_datafusion(*df),
+                Err(inner) => TrinoError::new(ErrorCode::GENERIC_EXTERNAL, inner.to_string()),
+            },
+            other => TrinoError::new(ErrorCode::GENERIC_USER_ERROR, other.to_string()),
+        },
+        DataFusionError::SchemaError(schema, _) => {
+            use datafusion::common::SchemaError;
+            match *schema {
+                SchemaError::FieldNotFound { field, .. } => TrinoError::new(
+                    ErrorCode::COLUMN_NOT_FOUND,
+                    format!("Column '{}' cannot be resolved", field.name),
+                ),
+                SchemaError::AmbiguousReference { field } => TrinoError::new(
+                    ErrorCode::AMBIGUOUS_NAME,
+                    format!("Column '{}' is ambiguous", field.name),
+                ),
+                SchemaError::DuplicateQualifiedField { name, .. }
+                | SchemaError::DuplicateUnqualifiedField { name } => TrinoError::new(
+                    ErrorCode::DUPLICATE_COLUMN_NAME,
+                    format!("Column name '{name}' specified more than once"),
+                ),
+            }
+        }
+        DataFusionError::Plan(message) => plan_error(message),
+        DataFusionError::SQL(parser, _) => {
+            TrinoError::new(ErrorCode::SYNTAX_ERROR, parser.to_string())
+        }
+        DataFusionError::NotImplemented(message) => TrinoError::not_supported(message),
+        DataFusionError::Execution(message) => execution_error(message),
+        DataFusionError::ResourcesExhausted(message) => {
+            TrinoError::new(ErrorCode::EXCEEDED_LOCAL_MEMORY_LIMIT, message)
+        }
+        other => TrinoError::internal(other.to_string()),
+    }
+}
+
+fn plan_error(message: String) -> TrinoError {
+    let lower = message.to_ascii_lowercase();
+    if lower.starts_with("invalid function") || lower.contains("function not found") {
+        let name = message.split('\'').nth(1).unwrap_or("").to_string();
+        return TrinoError::new(
+            ErrorCode::FUNCTION_NOT_FOUND,
+            format!("Function '{name}' not registered"),
+        );
+    }
+    if lower.contains("cannot be cast")
+        || lower.contains("cannot coerce")
+        || lower.contains("no function matches")
+        || lower.contains("failed to coerce")
+        || lower.contains("does not support")
+    {
+        return TrinoError::new(ErrorCode::TYPE_MISMATCH, message);
+    }
+    TrinoError::new(ErrorCode::GENERIC_USER_ERROR, message)
+}
+
+fn execution_error(message: String) -> TrinoError {
+    let lower = message.to_ascii_lowercase();
+    if lower.contains("divide by zero") || lower.contains("division by zero") {
+        TrinoError::new(ErrorCode::DIVISION_BY_ZERO, "Division by zero")
+    } else if lower.contains("cast") {
+        TrinoError::new(ErrorCode::INVALID_CAST_ARGUMENT, message)
+    } else {
+        TrinoError::new(ErrorCode::GENERIC_USER_ERROR, message)
+    }
+}
+
+trait CloneForError {
+    fn clone_for_error(&self) -> DataFusionError;
+}
+
+impl CloneForError for DataFusionError {
+    fn clone_for_error(&self) -> DataFusionError {
+        DataFusionError::Execution(self.to_string())
+    }
+}

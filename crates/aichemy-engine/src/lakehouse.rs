@@ -1,0 +1,337 @@
+//! The lakehouse: its catalogs, its metastore, and the resolution of the names a
+//! statement uses into tables, views and metadata tables.
+//!
+//! Each statement is planned against a catalog snapshot holding exactly the relations it
+//! references, resolved fresh from the metastore — so every statement sees the latest
+//! commits, and a missing name is reported with Trino's error before planning starts.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use aichemy_config::Config;
+use aichemy_metastore::Metastore;
+use aichemy_storage::StoreRegistry;
+use aichemy_tables::iceberg::IcebergFormat;
+use aichemy_tables::{TableFormat, TableHandle};
+use datafusion::catalog::CatalogProviderList;
+use datafusion::catalog::{
+    CatalogProvider, MemoryCatalogProvider, MemoryCatalogProviderList, MemorySchemaProvider,
+    SchemaProvider, TableProvider,
+};
+use datafusion::datasource::ViewTable;
+use datafusion::execution::context::SessionState;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::TableReference;
+
+use crate::error::{ErrorCode, Result, TrinoError};
+use crate::metadata;
+
+/// Names of the catalogs every lakehouse has, in the order SHOW CATALOGS lists them.
+pub const BUILTIN_CATALOGS: [&str; 5] = ["delta", "hive", "iceberg", "lance", "system"];
+
+/// A catalog of the lakehouse.
+#[derive(Debug, Clone)]
+pub enum CatalogEntry {
+    /// Tables of one format.
+    Format(Arc<dyn TableFormat>),
+    /// A format catalog this build does not serve yet: listed, empty, refuses writes.
+    NotYetAvailable,
+    /// The `system` catalog of metadata and runtime tables.
+    System,
+}
+
+/// A fully qualified relation name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct QualifiedName {
+    pub catalog: String,
+    pub schema: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for QualifiedName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.catalog, self.schema, self.name)
+    }
+}
+
+/// The whole lakehouse one process serves.
+#[derive(Debug)]
+pub struct Lakehouse {
+    catalogs: BTreeMap<String, CatalogEntry>,
+    metastore: Metastore,
+    warehouse: String,
+}
+
+impl Lakehouse {
+    /// Opens the lakehouse the configuration describes, creating the warehouse and
+    /// metastore on first use.
+    pub async fn open(config: &Config) -> Result<Arc<Self>> {
+        let warehouse = config
+            .warehouse_url()
+            .map_err(|e| TrinoError::new(ErrorCode::GENERIC_USER_ERROR, e.to_string()))?;
+        if warehouse.scheme() == "file" {
+            if let Ok(path) = warehouse.to_file_path() {
+                std::fs::create_dir_all(&path).map_err(|e| {
+                    TrinoError::new(
+                        ErrorCode::GENERIC_EXTERNAL,
+                        format!("cannot create warehouse folder {}: {e}", path.display()),
+                    )
+                })?;
+            }
+        }
+        let metastore_url = config
+            .metastore_url()
+            .map_err(|e| TrinoError::new(ErrorCode::GENERIC_USER_ERROR, e.to_string()))?;
+        let metastore = Metastore::open(&metastore_url).await?;
+        let stores = Arc::new(StoreRegistry::new());
+        let warehouse = warehouse.to_string().trim_end_matches('/').to_string();
+        let iceberg = IcebergFormat::open(
+            "iceberg",
+            metastore.url(),
+            &format!("{warehouse}/iceberg"),
+            stores,
+        )
+        .await?;
+        let iceberg: Arc<dyn TableFormat> = Arc::new(iceberg);
+        let mut catalogs = BTreeMap::new();
+        for name in BUILTIN_CATALOGS {
+            let entry = match name {
+                "iceberg" => CatalogEntry::Format(iceberg.clone()),
+                "system" => CatalogEntry::System,
+                _ => CatalogEntry::NotYetAvailable,
+            };
+            catalogs.insert(name.to_string(), entry);
+        }
+        Ok(Arc::new(Self {
+            catalogs,
+            metastore,
+            warehouse,
+        }))
+    }
+
+    pub fn metastore(&self) -> &Metastore {
+        &self.metastore
+    }
+
+    pub fn warehouse(&self) -> &str {
+        &self.warehouse
+    }
+
+    pub fn catalog_names(&self) -> Vec<String> {
+        self.catalogs.keys().cloned().collect()
+    }
+
+    pub fn catalog(&self, name: &str) -> Result<&CatalogEntry> {
+        self.catalogs
+            .get(name)
+            .ok_or_else(|| TrinoError::catalog_not_found(name))
+    }
+
+    /// The table format serving a catalog, or the error for a catalog that has none.
+    pub fn format(&self, catalog: &str) -> Result<&Arc<dyn TableFormat>> {
+        match self.catalog(catalog)? {
+            CatalogEntry::Format(format) => Ok(format),
+            CatalogEntry::NotYetAvailable => Err(TrinoError::not_supported(format!(
+                "Catalog '{catalog}' does not support this operation yet: this build serves tables in the iceberg catalog"
+            ))),
+            CatalogEntry::System => Err(TrinoError::not_supported(format!(
+                "Catalog '{catalog}' is read-only"
+            ))),
+        }
+    }
+
+    /// Schemas of a catalog, without `information_schema`.
+    pub async fn list_schemas(&self, catalog: &str) -> Result<Vec<String>> {
+        Ok(match self.catalog(catalog)? {
+            CatalogEntry::Format(format) => format.list_schemas().await?,
+            CatalogEntry::NotYetAvailable => Vec::new(),
+            CatalogEntry::System => metadata::SYSTEM_SCHEMAS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        })
+    }
+
+    pub async fn schema_exists(&self, catalog: &str, schema: &str) -> Result<bool> {
+        if schema == "information_schema" {
+            return Ok(self.catalogs.contains_key(catalog));
+        }
+        Ok(self
+            .list_schemas(catalog)
+            .await?
+            .iter()
+            .any(|s| s == schema))
+    }
+
+    pub async fn require_schema(&self, catalog: &str, schema: &str) -> Result<()> {
+        if self.schema_exists(catalog, schema).await? {
+            Ok(())
+        } else {
+            Err(TrinoError::schema_not_found(catalog, schema))
+        }
+    }
+
+    /// Loads a table of a format catalog; `None` when there is no such table.
+    pub async fn load_table(&self, name: &QualifiedName) -> Result<Option<TableHandle>> {
+        match self.catalog(&name.catalog)? {
+            CatalogEntry::Format(format) => Ok(format.load_table(&name.schema, &name.name).await?),
+            _ => Ok(None),
+        }
+    }
+
+    /// A base session state with Trino-compatible settings and functions.
+    pub fn session_context(&self, catalog: &str, schema: &str) -> SessionContext {
+        let mut config = SessionConfig::new()
+            .with_information_schema(false)
+            .with_default_catalog_and_schema(catalog, schema)
+            .with_create_default_catalog_and_schema(false);
+        let options = config.options_mut();
+        // Trino reads 1.5 as DECIMAL(2,1), not DOUBLE.
+        options.sql_parser.parse_float_as_decimal = true;
+        options.sql_parser.map_string_types_to_utf8view = false;
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        crate::functions::register_all(&ctx);
+        ctx
+    }
+
+    /// Resolves the relations a statement references into a catalog snapshot for planning.
+    pub async fn resolve_references(
+        self: &Arc<Self>,
+        references: &[TableReference],
+        default_catalog: Option<&str>,
+        default_schema: Option<&str>,
+        state: &SessionState,
+        depth: usize,
+    ) -> Result<Arc<dyn CatalogProviderList>> {
+        let list = Arc::new(MemoryCatalogProviderList::new());
+        for reference in references {
+            let name = self.qualify(reference, default_catalog, default_schema)?;
+            let provider = self.relation(&name, state, depth).await?;
+            let catalog = match list.catalog(&name.catalog) {
+                Some(c) => c,
+                None => {
+                    let c: Arc<dyn CatalogProvider> = Arc::new(MemoryCatalogProvider::new());
+                    list.register_catalog(name.catalog.clone(), c.clone());
+                    c
+                }
+            };
+            let schema = match catalog.schema(&name.schema) {
+                Some(s) => s,
+                None => {
+                    let s: Arc<dyn SchemaProvider> = Arc::new(MemorySchemaProvider::new());
+                    catalog
+                        .register_schema(&name.schema, s.clone())
+                        .map_err(TrinoError::from)?;
+                    s
+                }
+            };
+            if !schema.table_exist(&name.name) {
+                schema
+                    .register_table(name.name.clone(), provider)
+                    .map_err(TrinoError::from)?;
+            }
+        }
+        Ok(list)
+    }
+
+    /// Completes a possibly partial name with the session's catalog and schema.
+    pub fn qualify(
+        &self,
+        reference: &TableReference,
+        default_catalog: Option<&str>,
+        default_schema: Option<&str>,
+    ) -> Result<QualifiedName> {
+        let missing_schema = || {
+            TrinoError::new(
+                ErrorCode::MISSING_SCHEMA_NAME,
+                "Schema must be specified when session schema is not set",
+            )
+        };
+        let (catalog, schema, name) = match reference {
+            TableReference::Bare { table } => (
+                default_catalog.ok_or_else(missing_schema)?.to_string(),
+                default_schema.ok_or_else(missing_schema)?.to_string(),
+                table.to_string(),
+            ),
+            TableReference::Partial { schema, table } => (
+                default_catalog
+                    .ok_or_else(|| {
+                        TrinoError::new(
+                            ErrorCode::GENERIC_USER_ERROR,
+                            "Catalog must be specified when session catalog is not set",
+                        )
+                    })?
+                    .to_string(),
+                schema.to_string(),
+                table.to_string(),
+            ),
+            TableReference::Full {
+                catalog,
+                schema,
+                table,
+            } => (catalog.to_string(), schema.to_string(), table.to_string()),
+        };
+        Ok(QualifiedName {
+            catalog,
+            schema,
+            name,
+        })
+    }
+
+    /// The provider for one relation: a metadata table, a table or a view.
+    async fn relation(
+        self: &Arc<Self>,
+        name: &QualifiedName,
+        state: &SessionState,
+        depth: usize,
+    ) -> Result<Arc<dyn TableProvider>> {
+        let entry = self.catalog(&name.catalog)?;
+        if name.schema == "information_schema" {
+            return metadata::information_schema_table(self, name).await;
+        }
+        if matches!(entry, CatalogEntry::System) {
+            return metadata::system_table(self, name).await;
+        }
+        if let Some(table) = self.load_table(name).await? {
+            return Ok(table.provider);
+        }
+        if let Some(view) = self
+            .metastore
+            .get_view(&name.catalog, &name.schema, &name.name)
+            .await?
+        {
+            if depth > 16 {
+                return Err(TrinoError::new(
+                    ErrorCode::INVALID_VIEW,
+                    format!("View '{name}' is recursive or nested too deeply"),
+                ));
+            }
+            let plan = crate::planner::plan_query_text(
+                self,
+                &view.sql,
+                Some(&name.catalog),
+                Some(&name.schema),
+                state,
+                depth + 1,
+            )
+            .await
+            .map_err(|e| {
+                TrinoError::new(
+                    ErrorCode::INVALID_VIEW,
+                    format!(
+                        "Failed analyzing stored view '{name}': {}",
+                        e.full_message()
+                    ),
+                )
+            })?;
+            return Ok(Arc::new(ViewTable::new(plan, Some(view.sql.clone()))));
+        }
+        self.require_schema(&name.catalog, &name.schema).await?;
+        Err(TrinoError::table_not_found(&name.to_string()))
+    }
+}

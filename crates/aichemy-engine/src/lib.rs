@@ -1,0 +1,28 @@
+//! The SQL engine of AIchemy: Trino SQL on Apache DataFusion over the lakehouse catalogs.
+//!
+//! ```text
+//! SQL text ──dialect──▶ sqlparser AST (Trino types, lambdas lowered)
+//!    ├─ USE / SHOW / DESCRIBE ──show──▶ metadata answers
+//!    ├─ CREATE / DROP / ALTER ──ddl───▶ aichemy-tables formats, metastore views
+//!    └─ SELECT / INSERT ──planner──▶ relations resolved by the lakehouse
+//!                                     ──▶ DataFusion plan ──▶ Arrow batches
+//! ```
+//! Every error leaves as a [`TrinoError`] with Trino's name, code and wording.
+#![forbid(unsafe_code)]
+
+mod ddl;
+pub mod dialect;
+pub mod error;
+pub mod format;
+mod functions;
+mod lakehouse;
+mod lambda;
+mod metadata;
+mod planner;
+mod session;
+mod show;
+pub mod types;
+
+pub use error::{ErrorCode, ErrorLocation, ErrorType, TrinoError};
+pub use lakehouse::{CatalogEntry, Lakehouse, QualifiedName, BUILTIN_CATALOGS};
+pub use session::{collect, Output, Session};

@@ -1,0 +1,362 @@
+//! Metadata tables: `information_schema` in every catalog (with Trino's column names)
+//! and the `system` catalog.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::TableProvider;
+use datafusion::datasource::MemTable;
+
+use crate::error::{Result, TrinoError};
+use crate::lakehouse::{CatalogEntry, Lakehouse, QualifiedName};
+use crate::types::trino_type_name;
+
+/// Schemas of the `system` catalog besides `information_schema`.
+pub const SYSTEM_SCHEMAS: [&str; 2] = ["jdbc", "metadata"];
+
+/// A metadata table's columns: name and whether it holds numbers rather than text.
+type Columns = &'static [(&'static str, bool)];
+
+const SCHEMATA: Columns = &[("catalog_name", false), ("schema_name", false)];
+const TABLES: Columns = &[
+    ("table_catalog", false),
+    ("table_schema", false),
+    ("table_name", false),
+    ("table_type", false),
+    ("table_comment", false),
+];
+const COLUMNS: Columns = &[
+    ("table_catalog", false),
+    ("table_schema", false),
+    ("table_name", false),
+    ("column_name", false),
+    ("ordinal_position", true),
+    ("column_default", false),
+    ("is_nullable", false),
+    ("data_type", false),
+    ("comment", false),
+    ("extra_info", false),
+];
+const VIEWS: Columns = &[
+    ("table_catalog", false),
+    ("table_schema", false),
+    ("table_name", false),
+    ("view_definition", false),
+];
+const INFORMATION_SCHEMA: [(&str, Columns); 4] = [
+    ("columns", COLUMNS),
+    ("schemata", SCHEMATA),
+    ("tables", TABLES),
+    ("views", VIEWS),
+];
+
+const CATALOGS: Columns = &[
+    ("catalog_name", false),
+    ("connector_id", false),
+    ("connector_name", false),
+];
+const TABLE_COMMENTS: Columns = &[
+    ("catalog_name", false),
+    ("schema_name", false),
+    ("table_name", false),
+    ("comment", false),
+];
+const JDBC_CATALOGS: Columns = &[("table_cat", false)];
+const SYSTEM_TABLES: [(&str, &str, Columns); 3] = [
+    ("jdbc", "catalogs", JDBC_CATALOGS),
+    ("metadata", "catalogs", CATALOGS),
+    ("metadata", "table_comments", TABLE_COMMENTS),
+];
+
+/// One cell of a metadata row.
+#[derive(Debug, Clone)]
+pub enum Cell {
+    Text(Option<String>),
+    Number(i64),
+}
+
+impl From<&str> for Cell {
+    fn from(s: &str) -> Self {
+        Cell::Text(Some(s.to_string()))
+    }
+}
+impl From<String> for Cell {
+    fn from(s: String) -> Self {
+        Cell::Text(Some(s))
+    }
+}
+impl From<Option<String>> for Cell {
+    fn from(s: Option<String>) -> Self {
+        Cell::Text(s)
+    }
+}
+
+fn schema_of(columns: Columns) -> SchemaRef {
+    Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|(name, number)| {
+                Field::new(
+                    *name,
+                    if *number {
+                        DataType::Int64
+                    } else {
+                        DataType::Utf8
+                    },
+                    true,
+                )
+            })
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// A record batch from rows of cells, for metadata tables and SHOW output.
+pub fn batch_of(schema: SchemaRef, rows: &[Vec<Cell>]) -> Result<RecordBatch> {
+    let arrays: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, field)| -> ArrayRef {
+            match field.data_type() {
+                DataType::Int64 => {
+                    Arc::new(Int64Array::from_iter(rows.iter().map(|r| match &r[i] {
+                        Cell::Number(n) => Some(*n),
+                        Cell::Text(_) => None,
+                    })))
+                }
+                _ => Arc::new(StringArray::from_iter(rows.iter().map(|r| match &r[i] {
+                    Cell::Text(t) => t.clone(),
+                    Cell::Number(n) => Some(n.to_string()),
+                }))),
+            }
+        })
+        .collect();
+    RecordBatch::try_new(schema, arrays).map_err(|e| TrinoError::internal(e.to_string()))
+}
+
+fn mem_table(columns: Columns, rows: Vec<Vec<Cell>>) -> Result<Arc<dyn TableProvider>> {
+    let schema = schema_of(columns);
+    let batch = batch_of(schema.clone(), &rows)?;
+    Ok(Arc::new(
+        MemTable::try_new(schema, vec![vec![batch]]).map_err(TrinoError::from)?,
+    ))
+}
+
+/// A relation of a catalog as information_schema describes it.
+struct Relation {
+    schema: String,
+    name: String,
+    kind: &'static str,
+    comment: Option<String>,
+    /// (column name, Trino type, nullable, comment)
+    columns: Vec<(String, String, bool, Option<String>)>,
+    view_sql: Option<String>,
+}
+
+fn fixed_relation(schema: &str, name: &str, columns: Columns) -> Relation {
+    let arrow = schema_of(columns);
+    Relation {
+        schema: schema.to_string(),
+        name: name.to_string(),
+        kind: "BASE TABLE",
+        comment: None,
+        columns: arrow
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), trino_type_name(f.data_type()), true, None))
+            .collect(),
+        view_sql: None,
+    }
+}
+
+/// Every relation of a catalog, in schema then name order. Column details are loaded
+/// only when `with_columns` is set, as that reads each table's metadata.
+async fn relations(
+    lakehouse: &Lakehouse,
+    catalog: &str,
+    with_columns: bool,
+) -> Result<Vec<Relation>> {
+    let mut out = Vec::new();
+    match lakehouse.catalog(catalog)? {
+        CatalogEntry::System => {
+            for (schema, name, columns) in SYSTEM_TABLES {
+                out.push(fixed_relation(schema, name, columns));
+            }
+        }
+        CatalogEntry::NotYetAvailable => {}
+        CatalogEntry::Format(format) => {
+            for schema in format.list_schemas().await? {
+                for name in format.list_tables(&schema).await? {
+                    let mut relation = Relation {
+                        schema: schema.clone(),
+                        name: name.clone(),
+                        kind: "BASE TABLE",
+                        comment: None,
+                        columns: Vec::new(),
+                        view_sql: None,
+                    };
+                    if with_columns {
+                        if let Some(table) = format.load_table(&schema, &name).await? {
+                            relation.comment = table.comment.clone();
+                            relation.columns = table
+                                .columns
+                                .iter()
+                                .map(|c| {
+                                    (
+                                        c.name.clone(),
+                                        trino_type_name(&c.data_type),
+                                        c.nullable,
+                                        c.comment.clone(),
+                                    )
+                                })
+                                .collect();
+                        }
+                    }
+                    out.push(relation);
+                }
+            }
+        }
+    }
+    for view in lakehouse.metastore().list_views(catalog, None).await? {
+        out.push(Relation {
+            schema: view.schema,
+            name: view.name,
+            kind: "VIEW",
+            comment: view.comment,
+            columns: view
+                .columns
+                .into_iter()
+                .map(|c| (c.name, c.trino_type, true, None))
+                .collect(),
+            view_sql: Some(view.sql),
+        });
+    }
+    for (name, columns) in INFORMATION_SCHEMA {
+        out.push(fixed_relation("information_schema", name, columns));
+    }
+    out.sort_by(|a, b| (&a.schema, &a.name).cmp(&(&b.schema, &b.name)));
+    Ok(out)
+}
+
+/// A table of `<catalog>.information_schema`.
+pub async fn information_schema_table(
+    lakehouse: &Lakehouse,
+    name: &QualifiedName,
+) -> Result<Arc<dyn TableProvider>> {
+    let catalog = name.catalog.as_str();
+    match name.name.as_str() {
+        "schemata" => {
+            let mut schemas = lakehouse.list_schemas(catalog).await?;
+            schemas.push("information_schema".into());
+            schemas.sort();
+            mem_table(
+                SCHEMATA,
+                schemas
+                    .into_iter()
+                    .map(|s| vec![catalog.into(), s.into()])
+                    .collect(),
+            )
+        }
+        "tables" => {
+            let rows = relations(lakehouse, catalog, false)
+                .await?
+                .into_iter()
+                .map(|r| {
+                    vec![
+                        catalog.into(),
+                        r.schema.into(),
+                        r.name.into(),
+                        r.kind.into(),
+                        r.comment.into(),
+                    ]
+                })
+                .collect();
+            mem_table(TABLES, rows)
+        }
+        "views" => {
+            let rows = relations(lakehouse, catalog, false)
+                .await?
+                .into_iter()
+                .filter(|r| r.view_sql.is_some())
+                .map(|r| {
+                    vec![
+                        catalog.into(),
+                        r.schema.into(),
+                        r.name.into(),
+                        r.view_sql.into(),
+                    ]
+                })
+                .collect();
+            mem_table(VIEWS, rows)
+        }
+        "columns" => {
+            let mut rows = Vec::new();
+            for relation in relations(lakehouse, catalog, true).await? {
+                for (i, (column, trino_type, nullable, comment)) in
+                    relation.columns.into_iter().enumerate()
+                {
+                    rows.push(vec![
+                        catalog.into(),
+                        relation.schema.clone().into(),
+                        relation.name.clone().into(),
+                        column.into(),
+                        Cell::Number(i as i64 + 1),
+                        Cell::Text(None),
+                        (if nullable { "YES" } else { "NO" }).into(),
+                        trino_type.into(),
+                        comment.into(),
+                        Cell::Text(None),
+                    ]);
+                }
+            }
+            mem_table(COLUMNS, rows)
+        }
+        _ => Err(TrinoError::table_not_found(&name.to_string())),
+    }
+}
+
+/// A table of the `system` catalog.
+pub async fn system_table(
+    lakehouse: &Lakehouse,
+    name: &QualifiedName,
+) -> Result<Arc<dyn TableProvider>> {
+    match (name.schema.as_str(), name.name.as_str()) {
+        ("jdbc", "catalogs") => mem_table(
+            JDBC_CATALOGS,
+            lakehouse
+                .catalog_names()
+                .into_iter()
+                .map(|c| vec![c.into()])
+                .collect(),
+        ),
+        ("metadata", "catalogs") => mem_table(
+            CATALOGS,
+            lakehouse
+                .catalog_names()
+                .into_iter()
+                .map(|c| vec![c.clone().into(), c.clone().into(), c.into()])
+                .collect(),
+        ),
+        ("metadata", "table_comments") => {
+            let mut rows = Vec::new();
+            for catalog in lakehouse.catalog_names() {
+                for relation in relations(lakehouse, &catalog, true).await? {
+                    if relation.schema != "information_schema" {
+                        rows.push(vec![
+                            catalog.clone().into(),
+                            relation.schema.into(),
+                            relation.name.into(),
+                            relation.comment.into(),
+                        ]);
+                    }
+                }
+            }
+            mem_table(TABLE_COMMENTS, rows)
+        }
+        (schema, _) if !SYSTEM_SCHEMAS.contains(&schema) => {
+            Err(TrinoError::schema_not_found("system", schema))
+        }
+        _ => Err(TrinoError::table_not_found(&name.to_string())),
+    }
+}

@@ -1,0 +1,60 @@
+//! From a parsed statement to a DataFusion plan over freshly resolved relations.
+
+use std::sync::Arc;
+
+use datafusion::execution::context::SessionState;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::Statement;
+
+use crate::dialect;
+use crate::error::{ErrorCode, Result, TrinoError};
+use crate::lakehouse::Lakehouse;
+
+/// Plans a statement DataFusion understands (queries, INSERT, EXPLAIN), resolving the
+/// relations it references first. Returns the plan and the state to execute it in.
+pub async fn plan_statement(
+    lakehouse: &Arc<Lakehouse>,
+    statement: Statement,
+    catalog: Option<&str>,
+    schema: Option<&str>,
+    depth: usize,
+) -> Result<(LogicalPlan, SessionState)> {
+    let ctx = lakehouse.session_context(
+        catalog.unwrap_or("system"),
+        schema.unwrap_or("information_schema"),
+    );
+    let state = ctx.state();
+    let statement = DFStatement::Statement(Box::new(statement));
+    let references = state.resolve_table_references(&statement)?;
+    let catalogs = lakehouse
+        .resolve_references(&references, catalog, schema, &state, depth)
+        .await?;
+    let state = SessionStateBuilder::new_from_existing(state)
+        .with_catalog_list(catalogs)
+        .build();
+    let plan = state.statement_to_plan(statement).await?;
+    Ok((plan, state))
+}
+
+/// Plans the text of one query (a view's definition).
+pub async fn plan_query_text(
+    lakehouse: &Arc<Lakehouse>,
+    sql: &str,
+    catalog: Option<&str>,
+    schema: Option<&str>,
+    _outer: &SessionState,
+    depth: usize,
+) -> Result<LogicalPlan> {
+    let mut statements = dialect::parse_statements(sql)?;
+    if statements.len() != 1 || !matches!(statements[0], Statement::Query(_)) {
+        return Err(TrinoError::new(
+            ErrorCode::INVALID_VIEW,
+            "A view must be defined by one query",
+        ));
+    }
+    let statement = statements.remove(0);
+    let (plan, _) = Box::pin(plan_statement(lakehouse, statement, catalog, schema, depth)).await?;
+    Ok(plan)
+}

@@ -1,0 +1,349 @@
+//! A session: the catalog and schema in use, and the execution of one statement.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, SchemaRef, UInt64Type};
+use datafusion::dataframe::DataFrame;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::sql::sqlparser::ast::{ObjectName, ObjectType, Statement, TableObject};
+
+use crate::dialect;
+use crate::error::{ErrorCode, Result, TrinoError};
+use crate::lakehouse::{Lakehouse, QualifiedName};
+use crate::planner::plan_statement;
+use crate::{ddl, show};
+
+/// What a statement produced.
+pub enum Output {
+    /// Rows, streamed as they are computed.
+    Rows {
+        schema: SchemaRef,
+        stream: SendableRecordBatchStream,
+    },
+    /// A statement that changed something: Trino's update type (`CREATE TABLE`,
+    /// `INSERT`) and, for DML, the number of rows.
+    Update {
+        update_type: String,
+        count: Option<u64>,
+    },
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Output::Rows { schema, .. } => write!(f, "Rows({schema:?})"),
+            Output::Update { update_type, count } => write!(f, "Update({update_type}, {count:?})"),
+        }
+    }
+}
+
+impl Output {
+    pub fn update(update_type: &str) -> Self {
+        Output::Update {
+            update_type: update_type.to_string(),
+            count: None,
+        }
+    }
+
+    /// Rows already in memory.
+    pub fn batch(batch: RecordBatch) -> Self {
+        let schema = batch.schema();
+        let stream = futures::stream::iter(vec![Ok(batch)]);
+        Output::Rows {
+            schema: schema.clone(),
+            stream: Box::pin(RecordBatchStreamAdapter::new(schema, stream)),
+        }
+    }
+}
+
+/// One user's session on the lakehouse.
+#[derive(Debug, Clone)]
+pub struct Session {
+    lakehouse: Arc<Lakehouse>,
+    pub catalog: Option<String>,
+    pub schema: Option<String>,
+    pub user: String,
+}
+
+impl Session {
+    pub fn new(lakehouse: Arc<Lakehouse>, user: impl Into<String>) -> Self {
+        Self {
+            lakehouse,
+            catalog: None,
+            schema: None,
+            user: user.into(),
+        }
+    }
+
+    pub fn lakehouse(&self) -> &Arc<Lakehouse> {
+        &self.lakehouse
+    }
+
+    /// Executes the one statement in `sql` (a trailing `;` is allowed).
+    pub async fn execute(&mut self, sql: &str) -> Result<Output> {
+        if let Some(statement) = show::parse(sql)? {
+            return show::execute(self, statement).await;
+        }
+        let mut statements = dialect::parse_statements(sql)?;
+        match statements.len() {
+            1 => self.execute_statement(statements.remove(0)).await,
+            0 => Err(TrinoError::new(
+                ErrorCode::SYNTAX_ERROR,
+                "line 1:1: empty statement",
+            )),
+            _ => Err(TrinoError::new(
+                ErrorCode::SYNTAX_ERROR,
+                "Only one statement can be executed at a time",
+            )),
+        }
+    }
+
+    /// Executes one parsed statement.
+    pub async fn execute_statement(&mut self, statement: Statement) -> Result<Output> {
+        match statement {
+            Statement::Query(_) | Statement::Explain { .. } => self.query(statement).await,
+            Statement::Insert(ref insert) => {
+                let target = match &insert.table {
+                    TableObject::TableName(name) => name.clone(),
+                    TableObject::TableFunction(_) => {
+                        return Err(TrinoError::not_supported("INSERT into a table function"))
+                    }
+                };
+                let count = self.insert(statement.clone(), &target).await?;
+                Ok(Output::Update {
+                    update_type: "INSERT".into(),
+                    count: Some(count),
+                })
+            }
+            Statement::CreateSchema { .. } => ddl::create_schema(self, statement).await,
+            Statement::Drop {
+                object_type,
+                if_exists,
+                names,
+                cascade,
+                ..
+            } => match object_type {
+                ObjectType::Schema | ObjectType::Database => {
+                    ddl::drop_schema(self, &names, if_exists, cascade).await
+                }
+                ObjectType::Table => ddl::drop_table(self, &names, if_exists).await,
+                ObjectType::View => ddl::drop_view(self, &names, if_exists).await,
+                other => Err(TrinoError::not_supported(format!(
+                    "DROP {other} is not supported"
+                ))),
+            },
+            Statement::CreateTable(create) => ddl::create_table(self, create).await,
+            Statement::CreateView(create) => ddl::create_view(self, create).await,
+            Statement::AlterTable(alter) => ddl::alter_table(self, alter).await,
+            other => Err(TrinoError::not_supported(format!(
+                "This statement is not supported: {}",
+                first_words(&other.to_string())
+            ))),
+        }
+    }
+
+    async fn query(&self, statement: Statement) -> Result<Output> {
+        let (plan, state) = plan_statement(
+            &self.lakehouse,
+            statement,
+            self.catalog.as_deref(),
+            self.schema.as_deref(),
+            0,
+        )
+        .await?;
+        let frame = DataFrame::new(state, plan);
+        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+        let stream = frame.execute_stream().await?;
+        Ok(Output::Rows { schema, stream })
+    }
+
+    /// Completes an object name with the session's catalog and schema.
+    pub fn qualify(&self, name: &ObjectName) -> Result<QualifiedName> {
+        let parts = name_parts(name)?;
+        let reference = match parts.as_slice() {
+            [t] => datafusion::sql::TableReference::bare(t.as_str()),
+            [s, t] => datafusion::sql::TableReference::partial(s.as_str(), t.as_str()),
+            [c, s, t] => datafusion::sql::TableReference::full(c.as_str(), s.as_str(), t.as_str()),
+            _ => {
+                return Err(TrinoError::new(
+                    ErrorCode::SYNTAX_ERROR,
+                    format!("Too many dots in table name: {name}"),
+                ))
+            }
+        };
+        self.lakehouse
+            .qualify(&reference, self.catalog.as_deref(), self.schema.as_deref())
+    }
+
+    /// Runs an INSERT after checking that its columns fit the table as Trino would;
+    /// answers the number of rows written. Nothing is committed when any row fails.
+    async fn insert(&self, statement: Statement, target: &ObjectName) -> Result<u64> {
+        let name = self.qualify(target)?;
+        let Some(table) = self.lakehouse.load_table(&name).await? else {
+            self.lakehouse.catalog(&name.catalog)?;
+            if self
+                .lakehouse
+                .metastore()
+                .get_view(&name.catalog, &name.schema, &name.name)
+                .await?
+                .is_some()
+            {
+                return Err(TrinoError::not_supported(format!(
+                    "Inserting into views is not supported: '{name}'"
+                )));
+            }
+            self.lakehouse
+                .require_schema(&name.catalog, &name.schema)
+                .await?;
+            return Err(TrinoError::table_not_found(&name.to_string()));
+        };
+        if let Statement::Insert(insert) = &statement {
+            if let Some(source) = &insert.source {
+                let (source_plan, _) = plan_statement(
+                    &self.lakehouse,
+                    Statement::Query(source.clone()),
+                    self.catalog.as_deref(),
+                    self.schema.as_deref(),
+                    0,
+                )
+                .await?;
+                let targets: Vec<(&str, &DataType)> =
+                    if insert.columns.is_empty() {
+                        table
+                            .columns
+                            .iter()
+                            .map(|c| (c.name.as_str(), &c.data_type))
+                            .collect()
+                    } else {
+                        let mut targets = Vec::new();
+                        for column in &insert.columns {
+                            let wanted = column.value.to_ascii_lowercase();
+                            let found =
+                                table.columns.iter().find(|c| c.name == wanted).ok_or_else(
+                                    || {
+                                        TrinoError::new(
+                                            ErrorCode::COLUMN_NOT_FOUND,
+                                            format!("Insert column name does not exist: {wanted}"),
+                                        )
+                                    },
+                                )?;
+                            targets.push((found.name.as_str(), &found.data_type));
+                        }
+                        targets
+                    };
+                let sources: Vec<DataType> = source_plan
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.data_type().clone())
+                    .collect();
+                check_insert_types(&targets, &sources)?;
+            }
+        }
+        let (plan, state) = plan_statement(
+            &self.lakehouse,
+            statement,
+            self.catalog.as_deref(),
+            self.schema.as_deref(),
+            0,
+        )
+        .await?;
+        let batches = DataFrame::new(state, plan).collect().await?;
+        Ok(batches
+            .iter()
+            .filter(|b| b.num_columns() > 0)
+            .map(|b| {
+                b.column(0)
+                    .as_primitive_opt::<UInt64Type>()
+                    .map(|c| c.iter().flatten().sum::<u64>())
+                    .unwrap_or(0)
+            })
+            .sum())
+    }
+}
+
+/// The parts of an object name, lower-cased unless quoted (Trino names are case-insensitive).
+pub fn name_parts(name: &ObjectName) -> Result<Vec<String>> {
+    name.0
+        .iter()
+        .map(|part| {
+            let ident = part.as_ident().ok_or_else(|| {
+                TrinoError::new(ErrorCode::SYNTAX_ERROR, format!("Invalid name: {name}"))
+            })?;
+            Ok(if ident.quote_style.is_some() {
+                ident.value.clone()
+            } else {
+                ident.value.to_ascii_lowercase()
+            })
+        })
+        .collect()
+}
+
+fn first_words(sql: &str) -> String {
+    sql.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+/// Trino's implicit coercions for INSERT: numbers to numbers, text to text, dates and
+/// timestamps to each other; anything else is a type mismatch.
+fn check_insert_types(targets: &[(&str, &DataType)], sources: &[DataType]) -> Result<()> {
+    let fits = targets.len() == sources.len()
+        && targets
+            .iter()
+            .zip(sources)
+            .all(|((_, target), source)| coercible(source, target));
+    if fits {
+        return Ok(());
+    }
+    let names = |types: Vec<&DataType>| {
+        types
+            .into_iter()
+            .map(crate::types::trino_type_name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Err(TrinoError::new(
+        ErrorCode::TYPE_MISMATCH,
+        format!(
+            "Insert query has mismatched column types: Table: [{}], Query: [{}]",
+            names(targets.iter().map(|(_, t)| *t).collect()),
+            names(sources.iter().collect())
+        ),
+    ))
+}
+
+fn coercible(source: &DataType, target: &DataType) -> bool {
+    use DataType::*;
+    if source == target || *source == Null {
+        return true;
+    }
+    match (source, target) {
+        (s, t) if s.is_numeric() && t.is_numeric() => true,
+        (Utf8 | LargeUtf8 | Utf8View, Utf8 | LargeUtf8 | Utf8View) => true,
+        (Binary | LargeBinary | BinaryView, Binary | LargeBinary | BinaryView) => true,
+        (Date32 | Date64 | Timestamp(_, _), Date32 | Date64 | Timestamp(_, _)) => true,
+        (Time32(_) | Time64(_), Time32(_) | Time64(_)) => true,
+        (
+            List(s) | LargeList(s) | FixedSizeList(s, _),
+            List(t) | LargeList(t) | FixedSizeList(t, _),
+        ) => coercible(s.data_type(), t.data_type()),
+        (Map(s, _), Map(t, _)) => coercible(s.data_type(), t.data_type()),
+        (Struct(s), Struct(t)) => {
+            s.len() == t.len()
+                && s.iter()
+                    .zip(t.iter())
+                    .all(|(a, b)| coercible(a.data_type(), b.data_type()))
+        }
+        _ => false,
+    }
+}
+
+/// Collects the rows of an output, for callers that want them all (tests, scripts).
+pub async fn collect(output: Output) -> Result<Vec<RecordBatch>> {
+    use futures::TryStreamExt;
+    match output {
+        Output::Rows { stream, .. } => Ok(stream.try_collect().await?),
+        Output::Update { .. } => Ok(Vec::new()),
+    }
+}

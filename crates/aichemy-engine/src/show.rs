@@ -1,0 +1,498 @@
+//! Statements about the session and the catalog: `USE`, `SHOW …`, `DESCRIBE`.
+//! sqlparser's generic dialect lacks Trino's forms of these, so they are parsed here.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::sql::sqlparser::ast::ObjectName;
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::tokenizer::Token;
+
+use crate::dialect::{dialect, syntax_error};
+use crate::error::{ErrorCode, Result, TrinoError};
+use crate::lakehouse::QualifiedName;
+use crate::metadata::{batch_of, Cell};
+use crate::session::{name_parts, Output, Session};
+use crate::types::trino_type_name;
+
+/// A session or catalog statement.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ShowStatement {
+    Use(ObjectName),
+    Catalogs {
+        like: Option<String>,
+    },
+    Schemas {
+        catalog: Option<ObjectName>,
+        like: Option<String>,
+    },
+    Tables {
+        schema: Option<ObjectName>,
+        like: Option<String>,
+    },
+    Columns {
+        table: ObjectName,
+        like: Option<String>,
+    },
+    CreateTable(ObjectName),
+    CreateView(ObjectName),
+    CreateSchema(ObjectName),
+}
+
+fn word_is(token: &Token, word: &str) -> bool {
+    matches!(token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word))
+}
+
+/// Parses `sql` when it is a USE, SHOW or DESCRIBE statement; `None` for anything else.
+pub fn parse(sql: &str) -> Result<Option<ShowStatement>> {
+    let dialect = dialect();
+    let mut parser = Parser::new(&dialect)
+        .try_with_sql(sql)
+        .map_err(syntax_error)?;
+    let first = parser.peek_token().token;
+    let is_describe = word_is(&first, "DESCRIBE") || word_is(&first, "DESC");
+    if !(word_is(&first, "USE") || word_is(&first, "SHOW") || is_describe) {
+        return Ok(None);
+    }
+    parser.next_token();
+    let like = |p: &mut Parser| -> Result<Option<String>> {
+        if p.parse_keyword(Keyword::LIKE) {
+            Ok(Some(p.parse_literal_string().map_err(syntax_error)?))
+        } else {
+            Ok(None)
+        }
+    };
+    let from = |p: &mut Parser| -> Result<Option<ObjectName>> {
+        if p.parse_keyword(Keyword::FROM) || p.parse_keyword(Keyword::IN) {
+            Ok(Some(p.parse_object_name(false).map_err(syntax_error)?))
+        } else {
+            Ok(None)
+        }
+    };
+    let statement = if word_is(&first, "USE") {
+        ShowStatement::Use(parser.parse_object_name(false).map_err(syntax_error)?)
+    } else if is_describe {
+        if word_is(&parser.peek_token().token, "OUTPUT")
+            || word_is(&parser.peek_token().token, "INPUT")
+        {
+            return Err(TrinoError::not_supported(
+                "DESCRIBE OUTPUT and DESCRIBE INPUT arrive with the server",
+            ));
+        }
+        ShowStatement::Columns {
+            table: parser.parse_object_name(false).map_err(syntax_error)?,
+            like: None,
+        }
+    } else {
+        let what = parser.next_token().token;
+        if word_is(&what, "CATALOGS") {
+            ShowStatement::Catalogs {
+                like: like(&mut parser)?,
+            }
+        } else if word_is(&what, "SCHEMAS") {
+            let catalog = from(&mut parser)?;
+            ShowStatement::Schemas {
+                catalog,
+                like: like(&mut parser)?,
+            }
+        } else if word_is(&what, "TABLES") {
+            let schema = from(&mut parser)?;
+            ShowStatement::Tables {
+                schema,
+                like: like(&mut parser)?,
+            }
+        } else if word_is(&what, "COLUMNS") {
+            let table = from(&mut parser)?.ok_or_else(|| {
+                TrinoError::new(
+                    ErrorCode::SYNTAX_ERROR,
+                    "line 1:14: mismatched input. Expecting: 'FROM', 'IN'",
+                )
+            })?;
+            ShowStatement::Columns {
+                table,
+                like: like(&mut parser)?,
+            }
+        } else if word_is(&what, "CREATE") {
+            let kind = parser.next_token().token;
+            let name = parser.parse_object_name(false).map_err(syntax_error)?;
+            if word_is(&kind, "TABLE") {
+                ShowStatement::CreateTable(name)
+            } else if word_is(&kind, "VIEW") {
+                ShowStatement::CreateView(name)
+            } else if word_is(&kind, "SCHEMA") {
+                ShowStatement::CreateSchema(name)
+            } else {
+                return Err(TrinoError::not_supported(format!(
+                    "SHOW CREATE {kind} is not supported"
+                )));
+            }
+        } else {
+            return Err(TrinoError::not_supported(format!(
+                "SHOW {what} is not supported"
+            )));
+        }
+    };
+    let _ = parser.consume_token(&Token::SemiColon);
+    let rest = parser.peek_token();
+    if rest.token != Token::EOF {
+        return Err(TrinoError::new(
+            ErrorCode::SYNTAX_ERROR,
+            format!("mismatched input '{}'. Expecting: <EOF>", rest.token),
+        )
+        .at(Some(crate::error::ErrorLocation {
+            line: rest.span.start.line,
+            column: rest.span.start.column,
+        })));
+    }
+    Ok(Some(statement))
+}
+
+/// SQL LIKE with `%` and `_` wildcards.
+pub fn like_matches(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0usize, 0usize);
+    let (mut star, mut mark) = (None::<usize>, 0usize);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '_' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '%' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '%' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+fn text_schema(names: &[&str]) -> SchemaRef {
+    Arc::new(Schema::new(
+        names
+            .iter()
+            .map(|n| Field::new(*n, DataType::Utf8, true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+fn listing(column: &str, items: Vec<String>, like: &Option<String>) -> Result<Output> {
+    let rows: Vec<Vec<Cell>> = items
+        .into_iter()
+        .filter(|item| like.as_ref().is_none_or(|p| like_matches(p, item)))
+        .map(|item| vec![item.into()])
+        .collect();
+    Ok(Output::batch(batch_of(text_schema(&[column]), &rows)?))
+}
+
+fn session_catalog(session: &Session) -> Result<String> {
+    session.catalog.clone().ok_or_else(|| {
+        TrinoError::new(
+            ErrorCode::MISSING_CATALOG_NAME,
+            "Catalog must be specified when session catalog is not set",
+        )
+    })
+}
+
+/// Runs a session or catalog statement.
+pub async fn execute(session: &mut Session, statement: ShowStatement) -> Result<Output> {
+    let lakehouse = session.lakehouse().clone();
+    match statement {
+        ShowStatement::Use(name) => {
+            let (catalog, schema) = match name_parts(&name)?.as_slice() {
+                [schema] => (session_catalog(session)?, schema.clone()),
+                [catalog, schema] => (catalog.clone(), schema.clone()),
+                _ => {
+                    return Err(TrinoError::new(
+                        ErrorCode::SYNTAX_ERROR,
+                        format!("Invalid schema name: {name}"),
+                    ))
+                }
+            };
+            lakehouse.catalog(&catalog)?;
+            if !lakehouse.schema_exists(&catalog, &schema).await? {
+                return Err(TrinoError::new(
+                    ErrorCode::SCHEMA_NOT_FOUND,
+                    format!("Schema does not exist: {catalog}.{schema}"),
+                ));
+            }
+            session.catalog = Some(catalog);
+            session.schema = Some(schema);
+            Ok(Output::update("USE"))
+        }
+        ShowStatement::Catalogs { like } => listing("Catalog", lakehouse.catalog_names(), &like),
+        ShowStatement::Schemas { catalog, like } => {
+            let catalog = match catalog {
+                Some(name) => match name_parts(&name)?.as_slice() {
+                    [c] => c.clone(),
+                    _ => {
+                        return Err(TrinoError::new(
+                            ErrorCode::SYNTAX_ERROR,
+                            format!("Invalid catalog name: {name}"),
+                        ))
+                    }
+                },
+                None => session_catalog(session)?,
+            };
+            let mut schemas = lakehouse.list_schemas(&catalog).await?;
+            schemas.push("information_schema".into());
+            schemas.sort();
+            listing("Schema", schemas, &like)
+        }
+        ShowStatement::Tables { schema, like } => {
+            let (catalog, schema) = match schema {
+                Some(name) => match name_parts(&name)?.as_slice() {
+                    [s] => (session_catalog(session)?, s.clone()),
+                    [c, s] => (c.clone(), s.clone()),
+                    _ => {
+                        return Err(TrinoError::new(
+                            ErrorCode::SYNTAX_ERROR,
+                            format!("Invalid schema name: {name}"),
+                        ))
+                    }
+                },
+                None => (
+                    session_catalog(session)?,
+                    session.schema.clone().ok_or_else(|| {
+                        TrinoError::new(
+                            ErrorCode::MISSING_SCHEMA_NAME,
+                            "Schema must be specified when session schema is not set",
+                        )
+                    })?,
+                ),
+            };
+            lakehouse.catalog(&catalog)?;
+            if !lakehouse.schema_exists(&catalog, &schema).await? {
+                return Err(TrinoError::new(
+                    ErrorCode::SCHEMA_NOT_FOUND,
+                    format!("Schema '{schema}' does not exist"),
+                ));
+            }
+            let tables = table_names(session, &catalog, &schema).await?;
+            listing("Table", tables, &like)
+        }
+        ShowStatement::Columns { table, like } => {
+            let name = session.qualify(&table)?;
+            let columns = describe_columns(session, &name).await?;
+            let rows: Vec<Vec<Cell>> = columns
+                .into_iter()
+                .filter(|(column, ..)| like.as_ref().is_none_or(|p| like_matches(p, column)))
+                .map(|(column, trino_type, comment)| {
+                    vec![
+                        column.into(),
+                        trino_type.into(),
+                        "".into(),
+                        comment.unwrap_or_default().into(),
+                    ]
+                })
+                .collect();
+            Ok(Output::batch(batch_of(
+                text_schema(&["Column", "Type", "Extra", "Comment"]),
+                &rows,
+            )?))
+        }
+        ShowStatement::CreateTable(table) => {
+            let name = session.qualify(&table)?;
+            let Some(handle) = lakehouse.load_table(&name).await? else {
+                lakehouse.catalog(&name.catalog)?;
+                lakehouse
+                    .require_schema(&name.catalog, &name.schema)
+                    .await?;
+                return Err(TrinoError::table_not_found(&name.to_string()));
+            };
+            let mut text = format!("CREATE TABLE {name} (\n");
+            let columns: Vec<String> = handle
+                .columns
+                .iter()
+                .map(|c| {
+                    let mut line = format!("   {} {}", c.name, trino_type_name(&c.data_type));
+                    if !c.nullable {
+                        line.push_str(" NOT NULL");
+                    }
+                    if let Some(comment) = &c.comment {
+                        line.push_str(&format!(
+                            " COMMENT {}",
+                            aichemy_tables::quote_literal(comment)
+                        ));
+                    }
+                    line
+                })
+                .collect();
+            text.push_str(&columns.join(",\n"));
+            text.push_str("\n)");
+            if let Some(comment) = &handle.comment {
+                text.push_str(&format!(
+                    "\nCOMMENT {}",
+                    aichemy_tables::quote_literal(comment)
+                ));
+            }
+            if !handle.properties.is_empty() {
+                let props: Vec<String> = handle
+                    .properties
+                    .iter()
+                    .map(|(k, v)| format!("   {k} = {}", v.to_sql()))
+                    .collect();
+                text.push_str(&format!("\nWITH (\n{}\n)", props.join(",\n")));
+            }
+            Ok(Output::batch(batch_of(
+                text_schema(&["Create Table"]),
+                &[vec![text.into()]],
+            )?))
+        }
+        ShowStatement::CreateView(view) => {
+            let name = session.qualify(&view)?;
+            let record = lakehouse
+                .metastore()
+                .get_view(&name.catalog, &name.schema, &name.name)
+                .await?
+                .ok_or_else(|| {
+                    TrinoError::new(
+                        ErrorCode::TABLE_NOT_FOUND,
+                        format!("View '{name}' does not exist"),
+                    )
+                })?;
+            let text = format!("CREATE VIEW {name} SECURITY DEFINER AS\n{}", record.sql);
+            Ok(Output::batch(batch_of(
+                text_schema(&["Create View"]),
+                &[vec![text.into()]],
+            )?))
+        }
+        ShowStatement::CreateSchema(schema) => {
+            let (catalog, schema) = match name_parts(&schema)?.as_slice() {
+                [s] => (session_catalog(session)?, s.clone()),
+                [c, s] => (c.clone(), s.clone()),
+                _ => {
+                    return Err(TrinoError::new(
+                        ErrorCode::SYNTAX_ERROR,
+                        format!("Invalid schema name: {schema}"),
+                    ))
+                }
+            };
+            lakehouse.catalog(&catalog)?;
+            if !lakehouse.schema_exists(&catalog, &schema).await? {
+                return Err(TrinoError::new(
+                    ErrorCode::SCHEMA_NOT_FOUND,
+                    format!("Schema '{catalog}.{schema}' does not exist"),
+                ));
+            }
+            let text = format!("CREATE SCHEMA {catalog}.{schema}");
+            Ok(Output::batch(batch_of(
+                text_schema(&["Create Schema"]),
+                &[vec![text.into()]],
+            )?))
+        }
+    }
+}
+
+async fn table_names(session: &Session, catalog: &str, schema: &str) -> Result<Vec<String>> {
+    let lakehouse = session.lakehouse();
+    let mut names = match lakehouse.catalog(catalog)? {
+        crate::lakehouse::CatalogEntry::Format(format) => format.list_tables(schema).await?,
+        _ => Vec::new(),
+    };
+    if schema == "information_schema" {
+        names.extend(["columns", "schemata", "tables", "views"].map(String::from));
+    }
+    for view in lakehouse
+        .metastore()
+        .list_views(catalog, Some(schema))
+        .await?
+    {
+        names.push(view.name);
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// (column, Trino type, comment) of a table or view, or Trino's error when there is none.
+async fn describe_columns(
+    session: &Session,
+    name: &QualifiedName,
+) -> Result<Vec<(String, String, Option<String>)>> {
+    let lakehouse = session.lakehouse();
+    lakehouse.catalog(&name.catalog)?;
+    if let Some(table) = lakehouse.load_table(name).await? {
+        return Ok(table
+            .columns
+            .iter()
+            .map(|c| {
+                (
+                    c.name.clone(),
+                    trino_type_name(&c.data_type),
+                    c.comment.clone(),
+                )
+            })
+            .collect());
+    }
+    if let Some(view) = lakehouse
+        .metastore()
+        .get_view(&name.catalog, &name.schema, &name.name)
+        .await?
+    {
+        return Ok(view
+            .columns
+            .into_iter()
+            .map(|c| (c.name, c.trino_type, None))
+            .collect());
+    }
+    if name.schema == "information_schema" || name.catalog == "system" {
+        // Metadata tables describe themselves through a plan of `SELECT *`.
+        let sql = format!(
+            "SELECT * FROM \"{}\".\"{}\".\"{}\"",
+            name.catalog, name.schema, name.name
+        );
+        let statement = crate::dialect::parse_statements(&sql)?.remove(0);
+        let (plan, _) = crate::planner::plan_statement(lakehouse, statement, None, None, 0).await?;
+        return Ok(plan
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), trino_type_name(f.data_type()), None))
+            .collect());
+    }
+    lakehouse
+        .require_schema(&name.catalog, &name.schema)
+        .await?;
+    Err(TrinoError::table_not_found(&name.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns() {
+        assert!(like_matches("ic%", "ic_test"));
+        assert!(like_matches("%test", "ic_test"));
+        assert!(like_matches("i_", "ic"));
+        assert!(!like_matches("i_", "ice"));
+        assert!(like_matches("%", ""));
+    }
+
+    #[test]
+    fn parses_trino_show_forms() {
+        assert!(matches!(
+            parse("SHOW SCHEMAS FROM iceberg LIKE 'ic%'").unwrap(),
+            Some(ShowStatement::Schemas { .. })
+        ));
+        assert!(matches!(
+            parse("show tables from iceberg.s").unwrap(),
+            Some(ShowStatement::Tables { .. })
+        ));
+        assert!(matches!(
+            parse("DESCRIBE t;").unwrap(),
+            Some(ShowStatement::Columns { .. })
+        ));
+        assert!(parse("SELECT 1").unwrap().is_none());
+        assert!(parse("SHOW TABLES FROM s extra").is_err());
+    }
+}

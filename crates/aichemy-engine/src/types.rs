@@ -1,0 +1,301 @@
+//! Trino types: from SQL type syntax to Arrow, and from Arrow back to Trino's type names
+//! (as DESCRIBE, information_schema and the client protocol print them).
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Fields, IntervalUnit, TimeUnit};
+use datafusion::sql::sqlparser::ast::{
+    ArrayElemTypeDef, CharacterLength, DataType as SqlType, ExactNumberInfo, TimezoneInfo,
+};
+
+use crate::error::{ErrorCode, Result, TrinoError};
+
+/// A declared type: what the data is in Arrow and what the user wrote, in Trino's spelling.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeclaredType {
+    pub arrow: DataType,
+    pub trino: String,
+}
+
+fn unknown(sql: &SqlType) -> TrinoError {
+    TrinoError::new(ErrorCode::TYPE_NOT_FOUND, format!("Unknown type '{sql}'"))
+}
+
+/// Timestamps are kept at microseconds, the finest unit Iceberg stores.
+const TIMESTAMP_UNIT: TimeUnit = TimeUnit::Microsecond;
+
+/// The Arrow type for a Trino SQL type.
+pub fn declared_type(sql: &SqlType) -> Result<DeclaredType> {
+    let simple = |arrow: DataType, trino: &str| {
+        Ok(DeclaredType {
+            arrow,
+            trino: trino.to_string(),
+        })
+    };
+    match sql {
+        SqlType::Boolean | SqlType::Bool => simple(DataType::Boolean, "boolean"),
+        SqlType::TinyInt(_) => simple(DataType::Int8, "tinyint"),
+        SqlType::SmallInt(_) => simple(DataType::Int16, "smallint"),
+        SqlType::Int(_) | SqlType::Integer(_) | SqlType::Int4(_) => {
+            simple(DataType::Int32, "integer")
+        }
+        SqlType::BigInt(_) | SqlType::Int8(_) => simple(DataType::Int64, "bigint"),
+        SqlType::Real | SqlType::Float4 => simple(DataType::Float32, "real"),
+        SqlType::Double(_) | SqlType::DoublePrecision | SqlType::Float8 | SqlType::Float(_) => {
+            simple(DataType::Float64, "double")
+        }
+        SqlType::Decimal(info) | SqlType::Numeric(info) | SqlType::Dec(info) => {
+            let (precision, scale) = match info {
+                ExactNumberInfo::None => (38, 0),
+                ExactNumberInfo::Precision(p) => (*p, 0),
+                ExactNumberInfo::PrecisionAndScale(p, s) => (*p, *s as u64),
+            };
+            if precision == 0 || precision > 38 || scale > precision {
+                return Err(TrinoError::new(
+                    ErrorCode::INVALID_LITERAL,
+                    format!("Invalid decimal type: decimal({precision},{scale})"),
+                ));
+            }
+            simple(
+                DataType::Decimal128(precision as u8, scale as i8),
+                &format!("decimal({precision},{scale})"),
+            )
+        }
+        SqlType::Varchar(length)
+        | SqlType::CharacterVarying(length)
+        | SqlType::CharVarying(length) => match length {
+            Some(CharacterLength::IntegerLength { length, .. }) => {
+                simple(DataType::Utf8, &format!("varchar({length})"))
+            }
+            _ => simple(DataType::Utf8, "varchar"),
+        },
+        SqlType::Char(length) | SqlType::Character(length) => {
+            let n = match length {
+                Some(CharacterLength::IntegerLength { length, .. }) => *length,
+                _ => 1,
+            };
+            simple(DataType::Utf8, &format!("char({n})"))
+        }
+        SqlType::String(_) | SqlType::Text => simple(DataType::Utf8, "varchar"),
+        SqlType::Varbinary(_) | SqlType::Bytea | SqlType::Blob(_) => {
+            simple(DataType::Binary, "varbinary")
+        }
+        SqlType::Date => simple(DataType::Date32, "date"),
+        SqlType::Time(precision, tz) => {
+            if matches!(tz, TimezoneInfo::WithTimeZone | TimezoneInfo::Tz) {
+                return Err(TrinoError::not_supported(
+                    "Type time with time zone is not supported",
+                ));
+            }
+            let p = precision.unwrap_or(3);
+            simple(
+                DataType::Time64(TimeUnit::Microsecond),
+                &format!("time({p})"),
+            )
+        }
+        SqlType::Timestamp(precision, tz) => {
+            let p = precision.unwrap_or(3);
+            if p > 12 {
+                return Err(TrinoError::new(
+                    ErrorCode::INVALID_LITERAL,
+                    format!("TIMESTAMP precision must be in range [0, 12]: {p}"),
+                ));
+            }
+            if matches!(tz, TimezoneInfo::WithTimeZone | TimezoneInfo::Tz) {
+                simple(
+                    DataType::Timestamp(TIMESTAMP_UNIT, Some("UTC".into())),
+                    &format!("timestamp({p}) with time zone"),
+                )
+            } else {
+                simple(
+                    DataType::Timestamp(TIMESTAMP_UNIT, None),
+                    &format!("timestamp({p})"),
+                )
+            }
+        }
+        SqlType::Array(
+            ArrayElemTypeDef::AngleBracket(inner)
+            | ArrayElemTypeDef::Parenthesis(inner)
+            | ArrayElemTypeDef::SquareBracket(inner, _),
+        ) => {
+            let element = declared_type(inner)?;
+            simple(
+                DataType::List(Arc::new(Field::new("element", element.arrow, true))),
+                &format!("array({})", element.trino),
+            )
+        }
+        SqlType::Map(key, value) => {
+            let key = declared_type(key)?;
+            let value = declared_type(value)?;
+            simple(
+                map_type(key.arrow, value.arrow),
+                &format!("map({}, {})", key.trino, value.trino),
+            )
+        }
+        SqlType::Struct(fields, _) => {
+            let mut arrow_fields = Vec::with_capacity(fields.len());
+            let mut trino_fields = Vec::with_capacity(fields.len());
+            for (i, field) in fields.iter().enumerate() {
+                let name = field
+                    .field_name
+                    .as_ref()
+                    .map(|n| n.value.to_ascii_lowercase())
+                    .unwrap_or_else(|| format!("field{i}"));
+                let ty = declared_type(&field.field_type)?;
+                trino_fields.push(format!("{name} {}", ty.trino));
+                arrow_fields.push(Field::new(name, ty.arrow, true));
+            }
+            simple(
+                DataType::Struct(Fields::from(arrow_fields)),
+                &format!("row({})", trino_fields.join(", ")),
+            )
+        }
+        SqlType::Interval { .. } => Err(TrinoError::not_supported(
+            "Interval types cannot be stored in a column",
+        )),
+        SqlType::Custom(name, modifiers) if modifiers.is_empty() => {
+            match name.to_string().to_ascii_lowercase().as_str() {
+                "double" => simple(DataType::Float64, "double"),
+                _ => Err(unknown(sql)),
+            }
+        }
+        _ => Err(unknown(sql)),
+    }
+}
+
+/// A map type laid out as Iceberg and Parquet readers expect.
+pub fn map_type(key: DataType, value: DataType) -> DataType {
+    DataType::Map(
+        Arc::new(Field::new(
+            "key_value",
+            DataType::Struct(Fields::from(vec![
+                Field::new("key", key, false),
+                Field::new("value", value, true),
+            ])),
+            false,
+        )),
+        false,
+    )
+}
+
+/// Trino's name for an Arrow type.
+pub fn trino_type_name(data_type: &DataType) -> String {
+    match data_type {
+        DataType::Null => "unknown".into(),
+        DataType::Boolean => "boolean".into(),
+        DataType::Int8 | DataType::UInt8 => "tinyint".into(),
+        DataType::Int16 | DataType::UInt16 => "smallint".into(),
+        DataType::Int32 | DataType::UInt32 => "integer".into(),
+        DataType::Int64 | DataType::UInt64 => "bigint".into(),
+        DataType::Float16 | DataType::Float32 => "real".into(),
+        DataType::Float64 => "double".into(),
+        DataType::Decimal32(p, s)
+        | DataType::Decimal64(p, s)
+        | DataType::Decimal128(p, s)
+        | DataType::Decimal256(p, s) => {
+            format!("decimal({p},{s})")
+        }
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "varchar".into(),
+        DataType::Binary
+        | DataType::LargeBinary
+        | DataType::BinaryView
+        | DataType::FixedSizeBinary(_) => "varbinary".into(),
+        DataType::Date32 | DataType::Date64 => "date".into(),
+        DataType::Time32(unit) | DataType::Time64(unit) => format!("time({})", precision_of(unit)),
+        DataType::Timestamp(unit, None) => format!("timestamp({})", precision_of(unit)),
+        DataType::Timestamp(unit, Some(_)) => {
+            format!("timestamp({}) with time zone", precision_of(unit))
+        }
+        DataType::Interval(IntervalUnit::YearMonth) => "interval year to month".into(),
+        DataType::Interval(_) | DataType::Duration(_) => "interval day to second".into(),
+        DataType::List(f)
+        | DataType::LargeList(f)
+        | DataType::ListView(f)
+        | DataType::LargeListView(f)
+        | DataType::FixedSizeList(f, _) => {
+            format!("array({})", trino_type_name(f.data_type()))
+        }
+        DataType::Map(entries, _) => match entries.data_type() {
+            DataType::Struct(kv) if kv.len() == 2 => format!(
+                "map({}, {})",
+                trino_type_name(kv[0].data_type()),
+                trino_type_name(kv[1].data_type())
+            ),
+            _ => "map(unknown, unknown)".into(),
+        },
+        DataType::Struct(fields) => format!(
+            "row({})",
+            fields
+                .iter()
+                .map(|f| format!(
+                    "{} {}",
+                    quote_field_name(f.name()),
+                    trino_type_name(f.data_type())
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        DataType::Dictionary(_, value) => trino_type_name(value),
+        DataType::RunEndEncoded(_, value) => trino_type_name(value.data_type()),
+        DataType::Union(_, _) => "unknown".into(),
+    }
+}
+
+fn quote_field_name(name: &str) -> String {
+    if name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && !name.is_empty()
+    {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+/// Trino's precision digits for an Arrow time unit.
+pub fn precision_of(unit: &TimeUnit) -> u8 {
+    match unit {
+        TimeUnit::Second => 0,
+        TimeUnit::Millisecond => 3,
+        TimeUnit::Microsecond => 6,
+        TimeUnit::Nanosecond => 9,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    fn parse(text: &str) -> DeclaredType {
+        let mut parser = Parser::new(&GenericDialect {}).try_with_sql(text).unwrap();
+        declared_type(&parser.parse_data_type().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn trino_names_round_trip() {
+        for text in [
+            "decimal(10,2)",
+            "varchar",
+            "date",
+            "timestamp(6)",
+            "timestamp(6) with time zone",
+            "array(double)",
+            "map(varchar, bigint)",
+            "row(a integer, b varchar)",
+        ] {
+            let sql = crate::dialect::rewrite_type_syntax(text);
+            let declared = parse(&sql);
+            assert_eq!(trino_type_name(&declared.arrow), text, "{sql}");
+        }
+    }
+
+    #[test]
+    fn bounded_varchar_keeps_its_length_in_the_name() {
+        assert_eq!(parse("VARCHAR(10)").trino, "varchar(10)");
+        assert_eq!(parse("CHAR(3)").trino, "char(3)");
+    }
+}

@@ -1,0 +1,442 @@
+//! The `iceberg` catalog: Apache Iceberg v2 tables through iceberg-rust, with table
+//! pointers in the `iceberg-catalog-sql` schema of the metastore database so that
+//! PyIceberg's `SqlCatalog` and Java's JDBC catalog share the same tables.
+
+mod one_table_catalog;
+mod partitioning;
+mod storage;
+mod types;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aichemy_storage::StoreRegistry;
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::catalog::CatalogProvider;
+use iceberg::io::StorageFactory;
+use iceberg::spec::Schema;
+use iceberg::transaction::{AddColumn, ApplyTransactionAction, Transaction};
+use iceberg::{Catalog, CatalogBuilder, ErrorKind, NamespaceIdent, TableCreation, TableIdent};
+use iceberg_catalog_sql::{SqlBindStyle, SqlCatalog, SqlCatalogBuilder};
+use iceberg_datafusion::IcebergCatalogProvider;
+
+pub use storage::{ObjectStoreStorage, ObjectStoreStorageFactory};
+
+use crate::{
+    ColumnSpec, CreateTableRequest, PropertyValue, Result, TableError, TableFormat, TableHandle,
+};
+use one_table_catalog::OneTableCatalog;
+
+const FORMAT: &str = "Iceberg";
+
+/// Iceberg table properties AIchemy accepts in `CREATE TABLE … WITH (…)`.
+const TABLE_PROPERTIES: &[&str] = &["partitioning", "location", "format", "format_version"];
+
+fn format_error(source: iceberg::Error) -> TableError {
+    TableError::Format {
+        format: FORMAT,
+        source: Box::new(source),
+    }
+}
+
+/// The Iceberg format over an SQL catalog in the metastore database.
+#[derive(Debug)]
+pub struct IcebergFormat {
+    catalog: Arc<SqlCatalog>,
+    catalog_name: String,
+    warehouse: String,
+}
+
+impl IcebergFormat {
+    /// Opens the catalog named `catalog_name` in the database at `metastore_url`, with new
+    /// schemas placed under `warehouse` (a location URL).
+    pub async fn open(
+        catalog_name: &str,
+        metastore_url: &str,
+        warehouse: &str,
+        stores: Arc<StoreRegistry>,
+    ) -> Result<Self> {
+        let factory: Arc<dyn StorageFactory> = Arc::new(ObjectStoreStorageFactory::new(stores));
+        let props = HashMap::from([
+            ("uri".to_string(), metastore_url.to_string()),
+            ("warehouse".to_string(), warehouse.to_string()),
+            (
+                "sql_bind_style".to_string(),
+                SqlBindStyle::QMark.to_string(),
+            ),
+        ]);
+        let catalog = SqlCatalogBuilder::default()
+            .with_storage_factory(factory)
+            .load(catalog_name, props)
+            .await
+            .map_err(format_error)?;
+        Ok(Self {
+            catalog: Arc::new(catalog),
+            catalog_name: catalog_name.to_string(),
+            warehouse: warehouse.trim_end_matches('/').to_string(),
+        })
+    }
+
+    fn namespace(schema: &str) -> NamespaceIdent {
+        NamespaceIdent::new(schema.to_string())
+    }
+
+    fn qualified(&self, schema: &str, name: &str) -> String {
+        format!("{}.{schema}.{name}", self.catalog_name)
+    }
+
+    async fn require_schema(&self, schema: &str) -> Result<()> {
+        if self.schema_exists(schema).await? {
+            Ok(())
+        } else {
+            Err(TableError::SchemaNotFound {
+                schema: schema.to_string(),
+            })
+        }
+    }
+
+    async fn require_table(&self, schema: &str, name: &str) -> Result<iceberg::table::Table> {
+        self.require_schema(schema).await?;
+        match self
+            .catalog
+            .load_table(&TableIdent::new(Self::namespace(schema), name.to_string()))
+            .await
+        {
+            Ok(table) => Ok(table),
+            Err(e) if is_not_found(&e) => Err(TableError::TableNotFound {
+                table: self.qualified(schema, name),
+            }),
+            Err(e) => Err(format_error(e)),
+        }
+    }
+}
+
+fn is_not_found(e: &iceberg::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::TableNotFound | ErrorKind::NamespaceNotFound
+    ) || e.message().contains("No such table")
+}
+
+fn columns_of(schema: &Schema) -> Result<Vec<ColumnSpec>> {
+    let arrow = iceberg::arrow::schema_to_arrow_schema(schema).map_err(format_error)?;
+    Ok(schema
+        .as_struct()
+        .fields()
+        .iter()
+        .zip(arrow.fields().iter())
+        .map(|(field, arrow_field)| ColumnSpec {
+            name: field.name.clone(),
+            data_type: arrow_field.data_type().clone(),
+            trino_type: String::new(),
+            nullable: !field.required,
+            comment: field.doc.clone(),
+        })
+        .collect())
+}
+
+fn string_property(request: &CreateTableRequest, name: &str) -> Result<Option<String>> {
+    match request.properties.iter().find(|(key, _)| key == name) {
+        None => Ok(None),
+        Some((_, PropertyValue::String(value))) => Ok(Some(value.clone())),
+        Some(_) => Err(TableError::InvalidProperty {
+            property: name.to_string(),
+            message: "expected a string".into(),
+        }),
+    }
+}
+
+#[async_trait]
+impl TableFormat for IcebergFormat {
+    fn format_name(&self) -> &'static str {
+        FORMAT
+    }
+
+    async fn list_schemas(&self) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self
+            .catalog
+            .list_namespaces(None)
+            .await
+            .map_err(format_error)?
+            .into_iter()
+            .map(|ns| ns.inner().join("."))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    async fn schema_exists(&self, schema: &str) -> Result<bool> {
+        self.catalog
+            .namespace_exists(&Self::namespace(schema))
+            .await
+            .map_err(format_error)
+    }
+
+    async fn create_schema(&self, schema: &str, location: Option<String>) -> Result<()> {
+        if self.schema_exists(schema).await? {
+            return Err(TableError::SchemaAlreadyExists {
+                schema: schema.to_string(),
+            });
+        }
+        let location = location.unwrap_or_else(|| format!("{}/{schema}", self.warehouse));
+        let props = HashMap::from([("location".to_string(), location)]);
+        self.catalog
+            .create_namespace(&Self::namespace(schema), props)
+            .await
+            .map_err(format_error)?;
+        Ok(())
+    }
+
+    async fn drop_schema(&self, schema: &str) -> Result<()> {
+        self.require_schema(schema).await?;
+        if !self.list_tables(schema).await?.is_empty() {
+            return Err(TableError::SchemaNotEmpty {
+                schema: schema.to_string(),
+            });
+        }
+        self.catalog
+            .drop_namespace(&Self::namespace(schema))
+            .await
+            .map_err(format_error)
+    }
+
+    async fn list_tables(&self, schema: &str) -> Result<Vec<String>> {
+        self.require_schema(schema).await?;
+        let mut names: Vec<String> = self
+            .catalog
+            .list_tables(&Self::namespace(schema))
+            .await
+            .map_err(format_error)?
+            .into_iter()
+            .map(|ident| ident.name().to_string())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    async fn load_table(&self, schema: &str, name: &str) -> Result<Option<TableHandle>> {
+        let table = match self.require_table(schema, name).await {
+            Ok(table) => table,
+            Err(TableError::TableNotFound { .. } | TableError::SchemaNotFound { .. }) => {
+                return Ok(None)
+            }
+            Err(e) => return Err(e),
+        };
+        let metadata = table.metadata();
+        let columns = columns_of(metadata.current_schema())?;
+        let mut properties = vec![
+            (
+                "format".to_string(),
+                PropertyValue::String(
+                    metadata
+                        .properties()
+                        .get("write.format.default")
+                        .map(|f| f.to_ascii_uppercase())
+                        .unwrap_or_else(|| "PARQUET".into()),
+                ),
+            ),
+            (
+                "format_version".to_string(),
+                PropertyValue::Number((metadata.format_version() as u8).to_string()),
+            ),
+            (
+                "location".to_string(),
+                PropertyValue::String(metadata.location().to_string()),
+            ),
+        ];
+        let partitioning =
+            partitioning::describe(metadata.current_schema(), metadata.default_partition_spec());
+        if !partitioning.is_empty() {
+            properties.push((
+                "partitioning".to_string(),
+                PropertyValue::Array(partitioning),
+            ));
+        }
+        let comment = metadata.properties().get("comment").cloned();
+
+        // The catalog provider of iceberg-datafusion gives scans and inserts with commits;
+        // it is pointed at this one table so that building it reads nothing else.
+        let one = Arc::new(OneTableCatalog::new(
+            self.catalog.clone(),
+            table.identifier().clone(),
+        ));
+        let provider = IcebergCatalogProvider::try_new(one)
+            .await
+            .map_err(format_error)?;
+        let provider = provider
+            .schema(schema)
+            .ok_or_else(|| TableError::SchemaNotFound {
+                schema: schema.to_string(),
+            })?
+            .table(name)
+            .await
+            .map_err(|e| TableError::Format {
+                format: FORMAT,
+                source: Box::new(e),
+            })?
+            .ok_or_else(|| TableError::TableNotFound {
+                table: self.qualified(schema, name),
+            })?;
+        Ok(Some(TableHandle {
+            provider,
+            columns,
+            comment,
+            properties,
+        }))
+    }
+
+    async fn create_table(&self, request: CreateTableRequest) -> Result<()> {
+        self.require_schema(&request.schema).await?;
+        for (key, _) in &request.properties {
+            if !TABLE_PROPERTIES.contains(&key.as_str()) {
+                return Err(TableError::InvalidProperty {
+                    property: key.clone(),
+                    message: format!(
+                        "Catalog '{}' table property '{key}' does not exist",
+                        self.catalog_name
+                    ),
+                });
+            }
+        }
+        if let Some(format) = string_property(&request, "format")? {
+            if !format.eq_ignore_ascii_case("PARQUET") {
+                return Err(TableError::InvalidProperty {
+                    property: "format".into(),
+                    message: format!("File format {format} is not supported; use PARQUET"),
+                });
+            }
+        }
+        if let Some((_, version)) = request
+            .properties
+            .iter()
+            .find(|(k, _)| k == "format_version")
+        {
+            if *version != PropertyValue::Number("2".into()) {
+                return Err(TableError::InvalidProperty {
+                    property: "format_version".into(),
+                    message: "only format_version = 2 is supported".into(),
+                });
+            }
+        }
+        let ident = TableIdent::new(Self::namespace(&request.schema), request.name.clone());
+        if self
+            .catalog
+            .table_exists(&ident)
+            .await
+            .map_err(format_error)?
+        {
+            return Err(TableError::TableAlreadyExists {
+                table: self.qualified(&request.schema, &request.name),
+            });
+        }
+        let schema = types::schema_from_columns(&request.columns)?;
+        let partition_fields = match request.properties.iter().find(|(k, _)| k == "partitioning") {
+            None => Vec::new(),
+            Some((_, PropertyValue::Array(items))) => items.clone(),
+            Some(_) => {
+                return Err(TableError::InvalidProperty {
+                    property: "partitioning".into(),
+                    message: "expected an array of strings".into(),
+                })
+            }
+        };
+        let spec = partitioning::partition_spec(&schema, &partition_fields)?;
+        let mut properties =
+            HashMap::from([("write.format.default".to_string(), "parquet".to_string())]);
+        if let Some(comment) = &request.comment {
+            properties.insert("comment".to_string(), comment.clone());
+        }
+        let creation = TableCreation::builder()
+            .name(request.name.clone())
+            .schema(schema)
+            .partition_spec(spec)
+            .location_opt(string_property(&request, "location")?)
+            .properties(properties)
+            .build();
+        self.catalog
+            .create_table(&Self::namespace(&request.schema), creation)
+            .await
+            .map_err(format_error)?;
+        Ok(())
+    }
+
+    async fn drop_table(&self, schema: &str, name: &str) -> Result<()> {
+        let table = self.require_table(schema, name).await?;
+        self.catalog
+            .drop_table(table.identifier())
+            .await
+            .map_err(format_error)?;
+        // The pointer is gone, so the table is dropped; deleting its files is best effort.
+        let location = table.metadata().location().to_string();
+        if location.starts_with(&self.warehouse) {
+            let _ = table.file_io().delete_prefix(&location).await;
+        }
+        Ok(())
+    }
+
+    async fn rename_table(&self, from: (&str, &str), to: (&str, &str)) -> Result<()> {
+        let table = self.require_table(from.0, from.1).await?;
+        self.require_schema(to.0).await?;
+        let target = TableIdent::new(Self::namespace(to.0), to.1.to_string());
+        if self
+            .catalog
+            .table_exists(&target)
+            .await
+            .map_err(format_error)?
+        {
+            return Err(TableError::TableAlreadyExists {
+                table: self.qualified(to.0, to.1),
+            });
+        }
+        self.catalog
+            .rename_table(table.identifier(), &target)
+            .await
+            .map_err(format_error)
+    }
+
+    async fn add_column(&self, schema: &str, name: &str, column: ColumnSpec) -> Result<()> {
+        let table = self.require_table(schema, name).await?;
+        if table
+            .metadata()
+            .current_schema()
+            .field_by_name(&column.name)
+            .is_some()
+        {
+            return Err(TableError::ColumnAlreadyExists {
+                column: column.name,
+            });
+        }
+        if !column.nullable {
+            return Err(TableError::InvalidProperty {
+                property: "column".into(),
+                message: "NOT NULL columns cannot be added to an existing table".into(),
+            });
+        }
+        let mut ids = types::FieldIds::new();
+        let field = types::column_field(1, &column, &mut ids)?;
+        let mut add = AddColumn::optional(&column.name, (*field.field_type).clone());
+        if let Some(comment) = &column.comment {
+            add = AddColumn::builder()
+                .name(column.name.clone())
+                .field_type((*field.field_type).clone())
+                .doc(comment.clone())
+                .build();
+        }
+        let tx = Transaction::new(&table);
+        let tx = tx
+            .update_schema()
+            .add_column(add)
+            .apply(tx)
+            .map_err(format_error)?;
+        tx.commit(self.catalog.as_ref())
+            .await
+            .map_err(format_error)?;
+        Ok(())
+    }
+}
+
+/// Whether an Arrow type can be stored in an Iceberg column.
+pub fn supports_type(data_type: &DataType) -> bool {
+    types::iceberg_type(data_type, &mut types::FieldIds::new()).is_some()
+}

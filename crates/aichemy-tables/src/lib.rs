@@ -1,0 +1,138 @@
+//! Table formats behind one trait.
+//!
+//! Each catalog of the lakehouse (`iceberg`, later `delta`, `lance`, `hive`) is served by a
+//! [`TableFormat`]: it owns the schemas and tables of that catalog, creates and alters
+//! them, and hands the engine a DataFusion [`TableProvider`] for scans and inserts. The
+//! engine never branches on the format.
+#![forbid(unsafe_code)]
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::catalog::TableProvider;
+
+pub mod iceberg;
+
+/// Errors of a table format, in terms the engine maps to Trino's error names.
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    #[error("Schema '{schema}' does not exist")]
+    SchemaNotFound { schema: String },
+    #[error("Schema '{schema}' already exists")]
+    SchemaAlreadyExists { schema: String },
+    #[error("Cannot drop non-empty schema '{schema}'")]
+    SchemaNotEmpty { schema: String },
+    #[error("Table '{table}' does not exist")]
+    TableNotFound { table: String },
+    #[error("Table '{table}' already exists")]
+    TableAlreadyExists { table: String },
+    #[error("Column '{column}' already exists")]
+    ColumnAlreadyExists { column: String },
+    #[error("Type not supported for {format} column '{column}': {trino_type}")]
+    UnsupportedType {
+        format: &'static str,
+        column: String,
+        trino_type: String,
+    },
+    #[error("Invalid value for table property '{property}': {message}")]
+    InvalidProperty { property: String, message: String },
+    #[error("{message}")]
+    Storage { message: String },
+    #[error("{format} error: {source}")]
+    Format {
+        format: &'static str,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+pub type Result<T, E = TableError> = std::result::Result<T, E>;
+
+/// A column as the engine declares it: Arrow type for the data, Trino type for the user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnSpec {
+    pub name: String,
+    pub data_type: DataType,
+    /// The type as the user wrote it (`varchar(10)`), for error messages.
+    pub trino_type: String,
+    pub nullable: bool,
+    pub comment: Option<String>,
+}
+
+/// A table property value from `WITH (…)`: a string, a number or an array of strings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PropertyValue {
+    String(String),
+    Number(String),
+    Boolean(bool),
+    Array(Vec<String>),
+}
+
+impl PropertyValue {
+    /// The value as Trino's `SHOW CREATE TABLE` prints it.
+    pub fn to_sql(&self) -> String {
+        match self {
+            PropertyValue::String(s) => quote_literal(s),
+            PropertyValue::Number(n) => n.clone(),
+            PropertyValue::Boolean(b) => b.to_string(),
+            PropertyValue::Array(items) => format!(
+                "ARRAY[{}]",
+                items
+                    .iter()
+                    .map(|s| quote_literal(s))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+}
+
+/// Quotes a string as an SQL literal.
+pub fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// What `CREATE TABLE` asks of a format.
+#[derive(Debug, Clone)]
+pub struct CreateTableRequest {
+    pub schema: String,
+    pub name: String,
+    pub columns: Vec<ColumnSpec>,
+    pub comment: Option<String>,
+    /// Table properties from `WITH (…)`, names lower-cased.
+    pub properties: Vec<(String, PropertyValue)>,
+}
+
+/// A loaded table: what the engine scans and inserts into, plus what SHOW and DESCRIBE print.
+#[derive(Debug, Clone)]
+pub struct TableHandle {
+    pub provider: Arc<dyn TableProvider>,
+    pub columns: Vec<ColumnSpec>,
+    pub comment: Option<String>,
+    /// Properties as `SHOW CREATE TABLE` prints them in `WITH (…)`.
+    pub properties: Vec<(String, PropertyValue)>,
+}
+
+/// One table format serving one catalog.
+#[async_trait]
+pub trait TableFormat: Debug + Send + Sync {
+    /// The format's name, as in error messages (`Iceberg`).
+    fn format_name(&self) -> &'static str;
+
+    async fn list_schemas(&self) -> Result<Vec<String>>;
+    async fn schema_exists(&self, schema: &str) -> Result<bool>;
+    /// Creates a schema, optionally at an explicit location.
+    async fn create_schema(&self, schema: &str, location: Option<String>) -> Result<()>;
+    /// Drops an empty schema.
+    async fn drop_schema(&self, schema: &str) -> Result<()>;
+
+    async fn list_tables(&self, schema: &str) -> Result<Vec<String>>;
+    /// Loads a table; `None` when it does not exist.
+    async fn load_table(&self, schema: &str, name: &str) -> Result<Option<TableHandle>>;
+    async fn create_table(&self, request: CreateTableRequest) -> Result<()>;
+    /// Drops a table and, for managed tables, deletes its data.
+    async fn drop_table(&self, schema: &str, name: &str) -> Result<()>;
+    async fn rename_table(&self, from: (&str, &str), to: (&str, &str)) -> Result<()>;
+    async fn add_column(&self, schema: &str, name: &str, column: ColumnSpec) -> Result<()>;
+}

@@ -1,0 +1,63 @@
+//! `aichemy`: the lakehouse in one binary. This file only parses arguments and wires the
+//! library crates together; see ARCHITECTURE.md for the map.
+#![forbid(unsafe_code)]
+
+mod output;
+mod shell;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use aichemy_config::Config;
+
+#[derive(Parser)]
+#[command(name = "aichemy", version, about = "A data lakehouse in one binary")]
+struct Cli {
+    /// Configuration file (TOML). Environment variables AICHEMY_<SECTION>__<KEY> override it.
+    #[arg(long, global = true, env = "AICHEMY_CONFIG")]
+    config: Option<PathBuf>,
+    /// Warehouse folder or URL (default ./aichemy-data).
+    #[arg(long, global = true)]
+    warehouse: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// SQL on the embedded lakehouse: an interactive shell, or -e / -f to run and exit.
+    Sql(shell::SqlArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("AICHEMY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let mut config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(warehouse) = cli.warehouse {
+        config.warehouse = warehouse;
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::Sql(args) => runtime.block_on(shell::run(config, args)),
+    }
+}
