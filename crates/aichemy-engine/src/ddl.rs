@@ -188,7 +188,8 @@ pub async fn drop_schema(
             .metastore()
             .list_views(&catalog, Some(&schema))
             .await?;
-        if !cascade && !(tables.is_empty() && views.is_empty()) {
+        let empty = tables.is_empty() && views.is_empty();
+        if !cascade && !empty {
             return Err(TrinoError::new(
                 ErrorCode::SCHEMA_NOT_EMPTY,
                 format!("Cannot drop non-empty schema '{schema}'"),
@@ -329,7 +330,16 @@ pub async fn create_table(session: &Session, create: CreateTable) -> Result<Outp
             ))
         }
     };
-    let properties = properties(&options)?;
+    let mut properties = properties(&options)?;
+    let mut comment = comment_text(&create.comment);
+    if let Some(at) = properties
+        .iter()
+        .position(|(k, _)| k == crate::dialect::TABLE_COMMENT_PROPERTY)
+    {
+        if let (_, PropertyValue::String(text)) = properties.remove(at) {
+            comment = Some(text);
+        }
+    }
     lakehouse
         .require_schema(&name.catalog, &name.schema)
         .await?;
@@ -364,7 +374,7 @@ pub async fn create_table(session: &Session, create: CreateTable) -> Result<Outp
                 schema: name.schema.clone(),
                 name: name.name.clone(),
                 columns,
-                comment: comment_text(&create.comment),
+                comment,
                 properties,
             })
             .await?;
@@ -416,7 +426,7 @@ pub async fn create_table(session: &Session, create: CreateTable) -> Result<Outp
             schema: name.schema.clone(),
             name: name.name.clone(),
             columns,
-            comment: comment_text(&create.comment),
+            comment,
             properties,
         })
         .await?;

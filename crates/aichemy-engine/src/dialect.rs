@@ -25,13 +25,18 @@ pub fn dialect() -> GenericDialect {
     GenericDialect {}
 }
 
-/// Rewrites Trino type syntax (`ARRAY(T)`, `ROW(a T)`) to the generic dialect's.
-/// Text that does not tokenize is returned unchanged, for the parser to report.
+/// The property that carries a table comment written Trino's way.
+pub const TABLE_COMMENT_PROPERTY: &str = "$comment";
+
+/// Rewrites Trino type syntax (`ARRAY(T)`, `ROW(a T)`) to the generic dialect's, and
+/// `CREATE TABLE … COMMENT 'c' [WITH (…)]` (an order sqlparser does not accept) into a
+/// `WITH` property. Text that does not tokenize is returned unchanged, for the parser.
 pub fn rewrite_type_syntax(sql: &str) -> String {
     let dialect = dialect();
     let Ok(tokens) = Tokenizer::new(&dialect, sql).tokenize() else {
         return sql.to_string();
     };
+    let tokens = move_table_comment(tokens);
     let significant = |i: usize| -> Option<usize> {
         (i..tokens.len()).find(|j| !matches!(tokens[*j], Token::Whitespace(_)))
     };
@@ -88,6 +93,73 @@ pub fn rewrite_type_syntax(sql: &str) -> String {
         }
     }
     text
+}
+
+/// Moves a top-level table `COMMENT '…'` of a CREATE TABLE into its `WITH (…)` list.
+fn move_table_comment(mut tokens: Vec<Token>) -> Vec<Token> {
+    let significant: Vec<usize> = (0..tokens.len())
+        .filter(|i| !matches!(tokens[*i], Token::Whitespace(_)))
+        .collect();
+    let word = |i: usize, w: &str| matches!(&tokens[i], Token::Word(x) if x.quote_style.is_none() && x.value.eq_ignore_ascii_case(w));
+    let is_create_table = significant.len() > 2
+        && word(significant[0], "CREATE")
+        && significant[1..significant.len().min(4)]
+            .iter()
+            .any(|i| word(*i, "TABLE"));
+    if !is_create_table {
+        return tokens;
+    }
+    let (mut depth, mut comment, mut with) = (0i32, None, None);
+    for (n, &i) in significant.iter().enumerate() {
+        match &tokens[i] {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            _ if depth == 0 && word(i, "AS") => break,
+            _ if depth == 0 && word(i, "COMMENT") => {
+                if let Some(&text) = significant.get(n + 1) {
+                    if matches!(tokens[text], Token::SingleQuotedString(_)) {
+                        comment = Some((i, text));
+                    }
+                }
+            }
+            _ if depth == 0
+                && word(i, "WITH")
+                && significant
+                    .get(n + 1)
+                    .is_some_and(|o| tokens[*o] == Token::LParen) =>
+            {
+                with = Some(significant[n + 1]);
+            }
+            _ => {}
+        }
+    }
+    let Some((keyword, text)) = comment else {
+        return tokens;
+    };
+    let Token::SingleQuotedString(value) = tokens[text].clone() else {
+        return tokens;
+    };
+    let property = format!(
+        "\"{TABLE_COMMENT_PROPERTY}\" = '{}'",
+        value.replace('\'', "''")
+    );
+    tokens[keyword] = Token::Whitespace(Whitespace::Space);
+    tokens[text] = Token::Whitespace(Whitespace::Space);
+    match with {
+        Some(open) => {
+            let closes_at_once = tokens[open + 1..]
+                .iter()
+                .find(|t| !matches!(t, Token::Whitespace(_)))
+                .is_some_and(|t| *t == Token::RParen);
+            let separator = if closes_at_once { "" } else { ", " };
+            tokens.insert(
+                open + 1,
+                Token::make_word(&format!("{property}{separator}"), None),
+            );
+        }
+        None => tokens[keyword] = Token::make_word(&format!(" WITH ({property})"), None),
+    }
+    tokens
 }
 
 fn matching_paren(tokens: &[Token], open: usize) -> Option<usize> {

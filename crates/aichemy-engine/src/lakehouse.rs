@@ -210,6 +210,12 @@ impl Lakehouse {
     ) -> Result<Arc<dyn CatalogProviderList>> {
         let list = Arc::new(MemoryCatalogProviderList::new());
         for reference in references {
+            // Table functions (generate_series, unnest, …) are not relations.
+            if let TableReference::Bare { table } = reference {
+                if state.table_functions().contains_key(table.as_ref()) {
+                    continue;
+                }
+            }
             let name = self.qualify(reference, default_catalog, default_schema)?;
             let provider = self.relation(&name, state, depth).await?;
             let catalog = match list.catalog(&name.catalog) {

@@ -296,7 +296,7 @@ impl ScalarUDFImpl for LambdaUdf {
                 self.body_type(&body, std::slice::from_ref(&element), captures)?,
                 true,
             ))),
-            LambdaKind::Filter => types[0].clone(),
+            LambdaKind::Filter => DataType::List(Arc::new(Field::new("element", element, true))),
             LambdaKind::AnyMatch | LambdaKind::AllMatch | LambdaKind::NoneMatch => {
                 DataType::Boolean
             }
