@@ -591,7 +591,7 @@ pub async fn alter_table(session: &Session, alter: AlterTable) -> Result<Output>
                         format!("Target table '{target}' already exists"),
                     ),
                     TableError::SchemaNotFound { .. } => {
-                        TrinoError::schema_not_found(&target.catalog, &target.schema)
+                        TrinoError::schema_not_found(&target.schema)
                     }
                     other => missing(other),
                 })?;

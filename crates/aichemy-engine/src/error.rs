@@ -137,12 +137,11 @@ impl TrinoError {
         )
     }
 
-    pub fn schema_not_found(catalog: &str, schema: &str) -> Self {
+    pub fn schema_not_found(schema: &str) -> Self {
         Self::new(
             ErrorCode::SCHEMA_NOT_FOUND,
             format!("Schema '{schema}' does not exist"),
         )
-        .with_catalog_hint(catalog)
     }
 
     pub fn catalog_not_found(catalog: &str) -> Self {
@@ -150,10 +149,6 @@ impl TrinoError {
             ErrorCode::CATALOG_NOT_FOUND,
             format!("Catalog '{catalog}' not found"),
         )
-    }
-
-    fn with_catalog_hint(self, _catalog: &str) -> Self {
-        self
     }
 }
 

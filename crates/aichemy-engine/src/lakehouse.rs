@@ -168,7 +168,7 @@ impl Lakehouse {
         if self.schema_exists(catalog, schema).await? {
             Ok(())
         } else {
-            Err(TrinoError::schema_not_found(catalog, schema))
+            Err(TrinoError::schema_not_found(schema))
         }
     }
 

@@ -355,7 +355,7 @@ pub async fn system_table(
             mem_table(TABLE_COMMENTS, rows)
         }
         (schema, _) if !SYSTEM_SCHEMAS.contains(&schema) => {
-            Err(TrinoError::schema_not_found("system", schema))
+            Err(TrinoError::schema_not_found(schema))
         }
         _ => Err(TrinoError::table_not_found(&name.to_string())),
     }
