@@ -4,14 +4,16 @@
 //! - type syntax: Trino writes `ARRAY(T)` and `ROW(name T, …)`; the token stream is
 //!   rewritten to the generic dialect's `ARRAY<T>` and `STRUCT<name T, …>`;
 //! - parse errors are reported as Trino does: `SYNTAX_ERROR` with `line L:C: …`;
-//! - lambdas (`x -> x * 2`) are lowered to the functions in [`crate::lambda`].
+//! - lambdas (`x -> x * 2`) are lowered to the functions in [`crate::lambda`];
+//! - `CAST(ROW(…) AS ROW(…))` matches fields by position, as Trino does, where DataFusion
+//!   would match them by name.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
-    FunctionArguments, Ident, ObjectName, Statement, Value,
+    visit_expressions_mut, DataType, Expr, Function, FunctionArg, FunctionArgExpr,
+    FunctionArgumentList, FunctionArguments, Ident, ObjectName, Statement, Value,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
@@ -189,6 +191,10 @@ pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
         .map_err(syntax_error)?;
     for statement in &mut statements {
         lower_lambdas(statement)?;
+        let _ = visit_expressions_mut(statement, |expr| {
+            name_row_cast(expr);
+            ControlFlow::<()>::Continue(())
+        });
     }
     Ok(statements)
 }
@@ -278,6 +284,88 @@ pub fn lower_lambdas(statement: &mut Statement) -> Result<()> {
     }
 }
 
+/// Whether an expression is a `ROW(…)` constructor; answers its arguments.
+pub fn row_constructor_args(expr: &Expr) -> Option<Vec<Expr>> {
+    let Expr::Function(function) = expr else {
+        return None;
+    };
+    let [name] = function.name.0.as_slice() else {
+        return None;
+    };
+    let name = name.as_ident()?;
+    if name.quote_style.is_some() || !name.value.eq_ignore_ascii_case("row") {
+        return None;
+    }
+    plain_args(function)
+}
+
+/// `named_struct('n1', e1, 'n2', e2, …)`: a struct whose fields have the given names.
+pub fn named_struct(fields: Vec<(String, Expr)>) -> Expr {
+    let args = fields
+        .into_iter()
+        .flat_map(|(name, value)| [Expr::Value(Value::SingleQuotedString(name).into()), value])
+        .collect();
+    call(Ident::new("named_struct"), args)
+}
+
+/// A call of the function `name` with plain arguments.
+fn call(name: Ident, args: Vec<Expr>) -> Expr {
+    Expr::Function(Function {
+        name: ObjectName::from(vec![name]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args
+                .into_iter()
+                .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
+                .collect(),
+            clauses: Vec::new(),
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: Vec::new(),
+    })
+}
+
+/// Rewrites `CAST(ROW(a, b) AS ROW(x T, y U))` to `named_struct('x', CAST(a AS T), …)`:
+/// Trino pairs a row's fields with the target's by position.
+fn name_row_cast(expr: &mut Expr) {
+    let Expr::Cast {
+        kind,
+        expr: inner,
+        data_type: DataType::Struct(fields, _),
+        format: None,
+        array: false,
+    } = expr
+    else {
+        return;
+    };
+    let Some(args) = row_constructor_args(inner) else {
+        return;
+    };
+    if args.len() != fields.len() || fields.iter().any(|f| f.field_name.is_none()) {
+        return;
+    }
+    let named = fields
+        .iter()
+        .zip(args)
+        .map(|(field, value)| {
+            let name = field.field_name.as_ref().map(|n| n.value.clone());
+            let value = Expr::Cast {
+                kind: kind.clone(),
+                expr: Box::new(value),
+                data_type: field.field_type.clone(),
+                format: None,
+                array: false,
+            };
+            (name.unwrap_or_default(), value)
+        })
+        .collect();
+    *expr = named_struct(named);
+}
+
 fn plain_args(function: &Function) -> Option<Vec<Expr>> {
     let FunctionArguments::List(list) = &function.args else {
         return None;
@@ -344,23 +432,7 @@ fn lower_call(expr: &mut Expr) -> Result<()> {
         ));
     }
     new_args.extend(captures.into_iter().map(|(_, e)| e));
-    *expr = Expr::Function(Function {
-        name: ObjectName::from(vec![Ident::with_quote('"', kind.udf_name())]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args: new_args
-                .into_iter()
-                .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
-                .collect(),
-            clauses: vec![],
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    });
+    *expr = call(Ident::with_quote('"', kind.udf_name()), new_args);
     Ok(())
 }
 

@@ -61,6 +61,7 @@ error_codes! {
     INVALID_CAST_ARGUMENT = 9, UserError;
     INVALID_VIEW = 11, UserError;
     NOT_SUPPORTED = 13, UserError;
+    CONSTRAINT_VIOLATION = 16, UserError;
     INVALID_TABLE_PROPERTY = 18, UserError;
     NUMERIC_VALUE_OUT_OF_RANGE = 19, UserError;
     INVALID_SCHEMA_PROPERTY = 33, UserError;
@@ -173,6 +174,7 @@ impl From<TableError> for TrinoError {
             TableError::ColumnAlreadyExists { .. } => ErrorCode::COLUMN_ALREADY_EXISTS,
             TableError::UnsupportedType { .. } => ErrorCode::NOT_SUPPORTED,
             TableError::InvalidProperty { .. } => ErrorCode::INVALID_TABLE_PROPERTY,
+            TableError::NullInNotNullColumn { .. } => ErrorCode::CONSTRAINT_VIOLATION,
             TableError::Storage { .. } => ErrorCode::GENERIC_EXTERNAL,
             TableError::Format { .. } => ErrorCode::GENERIC_INTERNAL_ERROR,
         };
@@ -212,7 +214,10 @@ fn from_datafusion(e: DataFusionError) -> TrinoError {
             Ok(trino) => *trino,
             Err(inner) => match inner.downcast::<DataFusionError>() {
                 Ok(df) => from_datafusion(*df),
-                Err(inner) => TrinoError::new(ErrorCode::GENERIC_EXTERNAL, inner.to_string()),
+                Err(inner) => match inner.downcast::<TableError>() {
+                    Ok(table) => TrinoError::from(*table),
+                    Err(inner) => TrinoError::new(ErrorCode::GENERIC_EXTERNAL, inner.to_string()),
+                },
             },
         },
         DataFusionError::ArrowError(arrow, _) => match *arrow {

@@ -7,9 +7,11 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef, UInt64Type};
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::sql::sqlparser::ast::{ObjectName, ObjectType, Statement, TableObject};
+use datafusion::sql::sqlparser::ast::{
+    Expr, ObjectName, ObjectType, Query, SetExpr, Statement, TableObject,
+};
 
-use crate::dialect;
+use crate::dialect::{self, named_struct, row_constructor_args};
 use crate::error::{ErrorCode, Result, TrinoError};
 use crate::lakehouse::{Lakehouse, QualifiedName};
 use crate::planner::plan_statement;
@@ -199,8 +201,35 @@ impl Session {
                 .await?;
             return Err(TrinoError::table_not_found(&name.to_string()));
         };
-        if let Statement::Insert(insert) = &statement {
-            if let Some(source) = &insert.source {
+        let mut statement = statement;
+        if let Statement::Insert(insert) = &mut statement {
+            let targets: Vec<(&str, &DataType)> = if insert.columns.is_empty() {
+                table
+                    .columns
+                    .iter()
+                    .map(|c| (c.name.as_str(), &c.data_type))
+                    .collect()
+            } else {
+                let mut targets = Vec::new();
+                for column in &insert.columns {
+                    let wanted = column.value.to_ascii_lowercase();
+                    let found =
+                        table
+                            .columns
+                            .iter()
+                            .find(|c| c.name == wanted)
+                            .ok_or_else(|| {
+                                TrinoError::new(
+                                    ErrorCode::COLUMN_NOT_FOUND,
+                                    format!("Insert column name does not exist: {wanted}"),
+                                )
+                            })?;
+                    targets.push((found.name.as_str(), &found.data_type));
+                }
+                targets
+            };
+            if let Some(source) = &mut insert.source {
+                name_row_values(source, &targets);
                 let (source_plan, _) = plan_statement(
                     &self.lakehouse,
                     Statement::Query(source.clone()),
@@ -209,30 +238,6 @@ impl Session {
                     0,
                 )
                 .await?;
-                let targets: Vec<(&str, &DataType)> =
-                    if insert.columns.is_empty() {
-                        table
-                            .columns
-                            .iter()
-                            .map(|c| (c.name.as_str(), &c.data_type))
-                            .collect()
-                    } else {
-                        let mut targets = Vec::new();
-                        for column in &insert.columns {
-                            let wanted = column.value.to_ascii_lowercase();
-                            let found =
-                                table.columns.iter().find(|c| c.name == wanted).ok_or_else(
-                                    || {
-                                        TrinoError::new(
-                                            ErrorCode::COLUMN_NOT_FOUND,
-                                            format!("Insert column name does not exist: {wanted}"),
-                                        )
-                                    },
-                                )?;
-                            targets.push((found.name.as_str(), &found.data_type));
-                        }
-                        targets
-                    };
                 let sources: Vec<DataType> = source_plan
                     .schema()
                     .fields()
@@ -262,6 +267,40 @@ impl Session {
             })
             .sum())
     }
+}
+
+/// Gives the `ROW(…)` values of an `INSERT … VALUES` the field names of the ROW columns
+/// they go to: Trino pairs row fields by position, DataFusion by name.
+fn name_row_values(source: &mut Query, targets: &[(&str, &DataType)]) {
+    let SetExpr::Values(values) = source.body.as_mut() else {
+        return;
+    };
+    for row in &mut values.rows {
+        for (value, (_, data_type)) in row.iter_mut().zip(targets) {
+            name_row_value(value, data_type);
+        }
+    }
+}
+
+fn name_row_value(value: &mut Expr, data_type: &DataType) {
+    let DataType::Struct(fields) = data_type else {
+        return;
+    };
+    let Some(args) = row_constructor_args(value) else {
+        return;
+    };
+    if args.len() != fields.len() {
+        return;
+    }
+    let named = fields
+        .iter()
+        .zip(args)
+        .map(|(field, mut arg)| {
+            name_row_value(&mut arg, field.data_type());
+            (field.name().clone(), arg)
+        })
+        .collect();
+    *value = named_struct(named);
 }
 
 /// The parts of an object name, lower-cased unless quoted (Trino names are case-insensitive).

@@ -36,6 +36,8 @@ pub enum TableError {
         column: String,
         trino_type: String,
     },
+    #[error("NULL value not allowed for NOT NULL column: {column}")]
+    NullInNotNullColumn { column: String },
     #[error("Invalid value for table property '{property}': {message}")]
     InvalidProperty { property: String, message: String },
     #[error("{message}")]

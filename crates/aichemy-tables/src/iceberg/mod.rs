@@ -2,10 +2,10 @@
 //! pointers in the `iceberg-catalog-sql` schema of the metastore database so that
 //! PyIceberg's `SqlCatalog` and Java's JDBC catalog share the same tables.
 
-mod one_table_catalog;
 mod partitioning;
 mod storage;
 mod types;
+mod write;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,20 +13,18 @@ use std::sync::Arc;
 use aichemy_storage::StoreRegistry;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::DataType;
-use datafusion::catalog::CatalogProvider;
 use iceberg::io::StorageFactory;
 use iceberg::spec::Schema;
 use iceberg::transaction::{AddColumn, ApplyTransactionAction, Transaction};
 use iceberg::{Catalog, CatalogBuilder, ErrorKind, NamespaceIdent, TableCreation, TableIdent};
 use iceberg_catalog_sql::{SqlBindStyle, SqlCatalog, SqlCatalogBuilder};
-use iceberg_datafusion::IcebergCatalogProvider;
 
 pub use storage::{ObjectStoreStorage, ObjectStoreStorageFactory};
 
 use crate::{
     ColumnSpec, CreateTableRequest, PropertyValue, Result, TableError, TableFormat, TableHandle,
 };
-use one_table_catalog::OneTableCatalog;
+use write::IcebergTable;
 
 const FORMAT: &str = "Iceberg";
 
@@ -255,29 +253,11 @@ impl TableFormat for IcebergFormat {
         }
         let comment = metadata.properties().get("comment").cloned();
 
-        // The catalog provider of iceberg-datafusion gives scans and inserts with commits;
-        // it is pointed at this one table so that building it reads nothing else.
-        let one = Arc::new(OneTableCatalog::new(
-            self.catalog.clone(),
-            table.identifier().clone(),
-        ));
-        let provider = IcebergCatalogProvider::try_new(one)
-            .await
-            .map_err(format_error)?;
-        let provider = provider
-            .schema(schema)
-            .ok_or_else(|| TableError::SchemaNotFound {
-                schema: schema.to_string(),
-            })?
-            .table(name)
-            .await
-            .map_err(|e| TableError::Format {
-                format: FORMAT,
-                source: Box::new(e),
-            })?
-            .ok_or_else(|| TableError::TableNotFound {
-                table: self.qualified(schema, name),
-            })?;
+        let provider = Arc::new(
+            IcebergTable::try_new(self.catalog.clone(), table)
+                .await
+                .map_err(format_error)?,
+        );
         Ok(Some(TableHandle {
             provider,
             columns,

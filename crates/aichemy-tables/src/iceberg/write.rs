@@ -1,0 +1,327 @@
+//! Scans and appends for one Iceberg table.
+//!
+//! Scans are iceberg-datafusion's. Appends are ours: an INSERT streams its rows into
+//! [`IcebergSink`], which shapes every batch to the table's Arrow schema (with the field
+//! ids Iceberg keys columns by, nested ones included), routes rows to one data file writer
+//! per partition, and commits all files in one fast-append snapshot only after the last
+//! row was written. A statement that fails part-way commits nothing.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::{DataFusionError, Result as DFResult};
+use datafusion::datasource::sink::{DataSink, DataSinkExec};
+use datafusion::datasource::TableType;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan};
+use futures::StreamExt;
+use iceberg::arrow::{schema_to_arrow_schema, RecordBatchPartitionSplitter};
+use iceberg::spec::{DataFile, DataFileFormat};
+use iceberg::table::Table;
+use iceberg::transaction::{ApplyTransactionAction, Transaction};
+use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
+use iceberg::writer::file_writer::location_generator::{
+    DefaultFileNameGenerator, DefaultLocationGenerator,
+};
+use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
+use iceberg::writer::file_writer::ParquetWriterBuilder;
+use iceberg::writer::partitioning::fanout_writer::FanoutWriter;
+use iceberg::writer::partitioning::unpartitioned_writer::UnpartitionedWriter;
+use iceberg::writer::partitioning::PartitioningWriter;
+use iceberg::{Catalog, TableIdent};
+use iceberg_datafusion::IcebergStaticTableProvider;
+
+use crate::TableError;
+
+fn df_error(e: iceberg::Error) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+/// One Iceberg table as DataFusion sees it: scans of the snapshot loaded at planning time,
+/// appends committed to the catalog.
+#[derive(Debug)]
+pub(crate) struct IcebergTable {
+    catalog: Arc<dyn Catalog>,
+    ident: TableIdent,
+    scan: IcebergStaticTableProvider,
+    /// The table's columns as the engine plans with them: without the field ids of nested
+    /// fields (see [`plain_type`]), and nullable, so that the sink checks NOT NULL columns
+    /// and names the column in its error.
+    schema: SchemaRef,
+}
+
+impl IcebergTable {
+    pub(crate) async fn try_new(catalog: Arc<dyn Catalog>, table: Table) -> iceberg::Result<Self> {
+        let ident = table.identifier().clone();
+        let scan = IcebergStaticTableProvider::try_new_from_table(table).await?;
+        let schema = Arc::new(Schema::new_with_metadata(
+            scan.schema()
+                .fields()
+                .iter()
+                .map(|f| {
+                    f.as_ref()
+                        .clone()
+                        .with_data_type(plain_type(f.data_type()))
+                        .with_nullable(true)
+                })
+                .collect::<Vec<_>>(),
+            scan.schema().metadata().clone(),
+        ));
+        Ok(Self {
+            catalog,
+            ident,
+            scan,
+            schema,
+        })
+    }
+}
+
+#[async_trait]
+impl TableProvider for IcebergTable {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        self.scan.scan(state, projection, filters, limit).await
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DFResult<Vec<TableProviderFilterPushDown>> {
+        self.scan.supports_filters_pushdown(filters)
+    }
+
+    async fn insert_into(
+        &self,
+        _state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        insert_op: InsertOp,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        if insert_op != InsertOp::Append {
+            return Err(DataFusionError::NotImplemented(format!(
+                "{insert_op} is not supported for Iceberg tables"
+            )));
+        }
+        let sink = IcebergSink {
+            catalog: self.catalog.clone(),
+            ident: self.ident.clone(),
+            schema: self.schema(),
+        };
+        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+    }
+}
+
+/// Writes an INSERT's rows as Parquet data files and commits them as one snapshot.
+#[derive(Debug)]
+struct IcebergSink {
+    catalog: Arc<dyn Catalog>,
+    ident: TableIdent,
+    schema: SchemaRef,
+}
+
+impl DisplayAs for IcebergSink {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "IcebergSink: table={}", self.ident)
+    }
+}
+
+#[async_trait]
+impl DataSink for IcebergSink {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    async fn write_all(
+        &self,
+        mut data: SendableRecordBatchStream,
+        _context: &Arc<TaskContext>,
+    ) -> DFResult<u64> {
+        // The newest metadata: a commit made since planning must not be lost.
+        let table = self
+            .catalog
+            .load_table(&self.ident)
+            .await
+            .map_err(df_error)?;
+        let mut writer = TableWriter::try_new(&table).map_err(df_error)?;
+        let mut rows = 0u64;
+        while let Some(batch) = data.next().await {
+            let batch = batch?;
+            rows += batch.num_rows() as u64;
+            writer.write(batch).await?;
+        }
+        let files = writer.close().await.map_err(df_error)?;
+        if files.is_empty() {
+            return Ok(rows);
+        }
+        let tx = Transaction::new(&table);
+        let tx = tx
+            .fast_append()
+            .add_data_files(files)
+            .apply(tx)
+            .map_err(df_error)?;
+        tx.commit(self.catalog.as_ref()).await.map_err(df_error)?;
+        Ok(rows)
+    }
+}
+
+type FileWriterBuilder =
+    DataFileWriterBuilder<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
+
+enum Files {
+    Unpartitioned(Box<UnpartitionedWriter<FileWriterBuilder>>),
+    Partitioned(
+        Box<(
+            RecordBatchPartitionSplitter,
+            FanoutWriter<FileWriterBuilder>,
+        )>,
+    ),
+}
+
+/// Data file writers for one statement against one table version.
+struct TableWriter {
+    /// The table's columns as Arrow fields carrying their Iceberg field ids.
+    schema: SchemaRef,
+    files: Files,
+}
+
+impl TableWriter {
+    fn try_new(table: &Table) -> iceberg::Result<Self> {
+        let metadata = table.metadata();
+        let iceberg_schema = metadata.current_schema().clone();
+        let properties = metadata.table_properties()?;
+        let parquet =
+            ParquetWriterBuilder::from_table_properties(&properties, iceberg_schema.clone());
+        let rolling = RollingFileWriterBuilder::new(
+            parquet,
+            properties.write_target_file_size_bytes,
+            table.file_io().clone(),
+            DefaultLocationGenerator::new(metadata)?,
+            DefaultFileNameGenerator::new(
+                uuid::Uuid::new_v4().to_string(),
+                None,
+                DataFileFormat::Parquet,
+            ),
+        );
+        let builder = DataFileWriterBuilder::new(rolling);
+        let spec = metadata.default_partition_spec().clone();
+        let files = if spec.is_unpartitioned() {
+            Files::Unpartitioned(Box::new(UnpartitionedWriter::new(builder)))
+        } else {
+            Files::Partitioned(Box::new((
+                RecordBatchPartitionSplitter::try_new_with_computed_values(
+                    iceberg_schema.clone(),
+                    spec,
+                )?,
+                FanoutWriter::new(builder),
+            )))
+        };
+        Ok(Self {
+            schema: Arc::new(schema_to_arrow_schema(&iceberg_schema)?),
+            files,
+        })
+    }
+
+    async fn write(&mut self, batch: RecordBatch) -> DFResult<()> {
+        let batch = conform(&batch, &self.schema)?;
+        match &mut self.files {
+            Files::Unpartitioned(writer) => writer.write(batch).await.map_err(df_error),
+            Files::Partitioned(parts) => {
+                let (splitter, writer) = parts.as_mut();
+                for (key, part) in splitter.split(&batch).map_err(df_error)? {
+                    writer.write(key, part).await.map_err(df_error)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn close(self) -> iceberg::Result<Vec<DataFile>> {
+        match self.files {
+            Files::Unpartitioned(writer) => writer.close().await,
+            Files::Partitioned(parts) => parts.1.close().await,
+        }
+    }
+}
+
+/// Gives a batch the table's exact Arrow schema. DataFusion casts INSERT input to the
+/// table's column types but drops the field ids of nested fields, which Iceberg needs.
+fn conform(batch: &RecordBatch, schema: &SchemaRef) -> DFResult<RecordBatch> {
+    if batch.num_columns() != schema.fields().len() {
+        return Err(DataFusionError::Internal(format!(
+            "insert produced {} columns for a table of {}",
+            batch.num_columns(),
+            schema.fields().len()
+        )));
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(column, field)| {
+            if column.data_type() == field.data_type() {
+                Ok(column.clone())
+            } else {
+                cast(column, field.data_type()).map_err(DataFusionError::from)
+            }
+        })
+        .collect::<DFResult<Vec<ArrayRef>>>()?;
+    for (column, field) in columns.iter().zip(schema.fields()) {
+        if !field.is_nullable() && column.null_count() > 0 {
+            return Err(DataFusionError::External(Box::new(
+                TableError::NullInNotNullColumn {
+                    column: field.name().clone(),
+                },
+            )));
+        }
+    }
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+/// A type with the metadata of its nested fields removed. DataFusion does not carry field
+/// metadata through every expression (VALUES rows, casts), so the types the engine plans
+/// with leave it out; [`conform`] puts the field ids back before writing.
+fn plain_type(data_type: &DataType) -> DataType {
+    let plain = |field: &FieldRef| -> FieldRef {
+        Arc::new(Field::new(
+            field.name(),
+            plain_type(field.data_type()),
+            field.is_nullable(),
+        ))
+    };
+    match data_type {
+        DataType::List(f) => DataType::List(plain(f)),
+        DataType::LargeList(f) => DataType::LargeList(plain(f)),
+        DataType::FixedSizeList(f, n) => DataType::FixedSizeList(plain(f), *n),
+        DataType::Struct(fields) => DataType::Struct(fields.iter().map(plain).collect()),
+        DataType::Map(f, sorted) => DataType::Map(plain(f), *sorted),
+        other => other.clone(),
+    }
+}
