@@ -7,5 +7,9 @@ source scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
+cargo build -p aichemy
 # The binary end to end, as a user types it.
 bash tests/clients/cli_smoke.sh "$CARGO_TARGET_DIR/debug/aichemy"
+# Real clients from PyPI against the same debug binary.
+source scripts/python-env.sh
+AICHEMY_BIN="$CARGO_TARGET_DIR/debug/aichemy" "$AICHEMY_VENV/bin/python" -m pytest -q tests/clients
