@@ -12,8 +12,9 @@ use std::collections::HashMap;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, DataType, Expr, Function, FunctionArg, FunctionArgExpr,
-    FunctionArgumentList, FunctionArguments, Ident, ObjectName, Statement, Value,
+    visit_expressions_mut, CastKind, DataType, ExactNumberInfo, Expr, Function, FunctionArg,
+    FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident, ObjectName, Query, SelectItem,
+    SetExpr, Statement, Value,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
@@ -193,8 +194,14 @@ pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
         lower_lambdas(statement)?;
         let _ = visit_expressions_mut(statement, |expr| {
             name_row_cast(expr);
+            type_decimal_literal(expr);
             ControlFlow::<()>::Continue(())
         });
+        match statement {
+            Statement::Query(query) => name_output_columns(query),
+            Statement::CreateView(view) => name_output_columns(&mut view.query),
+            _ => {}
+        }
     }
     Ok(statements)
 }
@@ -327,6 +334,84 @@ fn call(name: Ident, args: Vec<Expr>) -> Expr {
         over: None,
         within_group: Vec::new(),
     })
+}
+
+/// Names a query's result columns as Trino does: an expression without an alias is
+/// `_col<position>`, a field reference `a.b.c` is `c` (when no other column has that name).
+fn name_output_columns(query: &mut Query) {
+    let mut body = query.body.as_mut();
+    loop {
+        match body {
+            SetExpr::SetOperation { left, .. } => body = left.as_mut(),
+            SetExpr::Query(inner) => body = inner.body.as_mut(),
+            _ => break,
+        }
+    }
+    let SetExpr::Select(select) = body else {
+        return;
+    };
+    let last_part = |item: &SelectItem| match item {
+        SelectItem::UnnamedExpr(Expr::Identifier(ident)) => Some(ident.value.to_ascii_lowercase()),
+        SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) => {
+            parts.last().map(|p| p.value.to_ascii_lowercase())
+        }
+        SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.to_ascii_lowercase()),
+        _ => None,
+    };
+    let names: Vec<Option<String>> = select.projection.iter().map(last_part).collect();
+    for (position, item) in select.projection.iter_mut().enumerate() {
+        let alias = match item {
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => return,
+            SelectItem::ExprWithAlias { .. } | SelectItem::UnnamedExpr(Expr::Identifier(_)) => {
+                continue
+            }
+            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) => {
+                let Some(last) = parts.last() else { continue };
+                let name = last.value.to_ascii_lowercase();
+                if names.iter().filter(|n| n.as_deref() == Some(&name)).count() > 1 {
+                    continue;
+                }
+                last.clone()
+            }
+            SelectItem::UnnamedExpr(_) => Ident::new(format!("_col{position}")),
+        };
+        if let SelectItem::UnnamedExpr(expr) = item {
+            *item = SelectItem::ExprWithAlias {
+                expr: expr.clone(),
+                alias,
+            };
+        }
+    }
+}
+
+/// Types `DECIMAL '12.30'` as Trino does, by its digits (`decimal(4,2)`), where DataFusion
+/// would use its default decimal type.
+fn type_decimal_literal(expr: &mut Expr) {
+    let Expr::TypedString(typed) = expr else {
+        return;
+    };
+    if !matches!(typed.data_type, DataType::Decimal(ExactNumberInfo::None)) {
+        return;
+    }
+    let Some(text) = typed.value.value.clone().into_string() else {
+        return;
+    };
+    let digits = text.trim().trim_start_matches(['+', '-']);
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let is_number = |part: &str| part.chars().all(|c| c.is_ascii_digit());
+    if !is_number(whole) || !is_number(fraction) || (whole.is_empty() && fraction.is_empty()) {
+        return;
+    }
+    let whole = whole.trim_start_matches('0');
+    let scale = fraction.len() as u64;
+    let precision = ((whole.len() as u64) + scale).max(1);
+    *expr = Expr::Cast {
+        kind: CastKind::Cast,
+        expr: Box::new(Expr::Value(Value::SingleQuotedString(text).into())),
+        data_type: DataType::Decimal(ExactNumberInfo::PrecisionAndScale(precision, scale as i64)),
+        format: None,
+        array: false,
+    };
 }
 
 /// Rewrites `CAST(ROW(a, b) AS ROW(x T, y U))` to `named_struct('x', CAST(a AS T), …)`:
@@ -492,6 +577,46 @@ mod tests {
         assert_eq!(
             rewrite_type_syntax("SELECT ROW(1, 2), ARRAY[1]"),
             "SELECT ROW(1, 2), ARRAY[1]"
+        );
+    }
+
+    fn parsed(sql: &str) -> String {
+        parse_statements(sql).unwrap()[0].to_string()
+    }
+
+    #[test]
+    fn result_columns_are_named_as_trino_names_them() {
+        assert_eq!(
+            parsed("SELECT 1 + 1, t.a, b, count(*) AS n, s.f.g FROM t"),
+            "SELECT 1 + 1 AS _col0, t.a AS a, b, count(*) AS n, s.f.g AS g FROM t"
+        );
+        // Two columns called `id` keep their qualified names.
+        assert_eq!(
+            parsed("SELECT a.id, b.id FROM a JOIN b ON a.k = b.k"),
+            "SELECT a.id, b.id FROM a JOIN b ON a.k = b.k"
+        );
+        // Positions after a wildcard are unknown until planning: left alone.
+        assert_eq!(parsed("SELECT *, 1 FROM t"), "SELECT *, 1 FROM t");
+        assert_eq!(
+            parsed("SELECT 1 UNION ALL SELECT 2"),
+            "SELECT 1 AS _col0 UNION ALL SELECT 2"
+        );
+    }
+
+    #[test]
+    fn decimal_literals_are_typed_by_their_digits() {
+        assert_eq!(
+            parsed("SELECT DECIMAL '12.30' AS d, DECIMAL '-0.5' AS e, DECIMAL '007' AS f"),
+            "SELECT CAST('12.30' AS DECIMAL(4,2)) AS d, CAST('-0.5' AS DECIMAL(1,1)) AS e, \
+             CAST('007' AS DECIMAL(1,0)) AS f"
+        );
+    }
+
+    #[test]
+    fn row_casts_pair_fields_by_position() {
+        assert_eq!(
+            parsed("SELECT CAST(ROW(1, 'a') AS ROW(x INTEGER, y VARCHAR)) AS r"),
+            "SELECT named_struct('x', CAST(1 AS INTEGER), 'y', CAST('a' AS VARCHAR)) AS r"
         );
     }
 
