@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use datafusion::execution::context::SessionState;
-use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::Statement;
@@ -31,9 +30,11 @@ pub async fn plan_statement(
     let catalogs = lakehouse
         .resolve_references(&references, catalog, schema, &state, depth)
         .await?;
-    let state = SessionStateBuilder::new_from_existing(state)
-        .with_catalog_list(catalogs)
-        .build();
+    // Set on the context, not through SessionStateBuilder::new_from_existing: rebuilding a
+    // state re-registers every function in hash order, and a built-in alias
+    // (`element_at` of `map_extract`) could then replace an AIchemy function.
+    ctx.register_catalog_list(catalogs);
+    let state = ctx.state();
     let plan = state.statement_to_plan(statement).await?;
     Ok((plan, state))
 }
