@@ -209,6 +209,21 @@ fn from_datafusion(e: DataFusionError) -> TrinoError {
     use datafusion::arrow::error::ArrowError;
     match e {
         DataFusionError::Context(_, inner) => from_datafusion(*inner),
+        DataFusionError::Diagnostic(diagnostic, inner) => {
+            let error = from_datafusion(*inner);
+            match diagnostic.span {
+                Some(span) if error.location.is_none() && span.start.line > 0 => {
+                    error.at(Some(ErrorLocation {
+                        line: span.start.line,
+                        column: span.start.column,
+                    }))
+                }
+                _ => error,
+            }
+        }
+        DataFusionError::Collection(errors) if !errors.is_empty() => {
+            from_datafusion(errors.into_iter().next().expect("not empty"))
+        }
         DataFusionError::Shared(inner) => from_datafusion(inner.as_ref().clone_for_error()),
         DataFusionError::External(inner) => match inner.downcast::<TrinoError>() {
             Ok(trino) => *trino,
