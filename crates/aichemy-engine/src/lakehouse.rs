@@ -11,7 +11,9 @@ use std::sync::Arc;
 use aichemy_config::Config;
 use aichemy_metastore::Metastore;
 use aichemy_storage::StoreRegistry;
+use aichemy_tables::hive::HiveStore;
 use aichemy_tables::iceberg::IcebergFormat;
+use aichemy_tables::registered::RegisteredFormat;
 use aichemy_tables::{TableFormat, TableHandle};
 use datafusion::catalog::CatalogProviderList;
 use datafusion::catalog::{
@@ -90,14 +92,22 @@ impl Lakehouse {
             "iceberg",
             metastore.url(),
             &format!("{warehouse}/iceberg"),
-            stores,
+            stores.clone(),
         )
         .await?;
         let iceberg: Arc<dyn TableFormat> = Arc::new(iceberg);
+        let hive: Arc<dyn TableFormat> = Arc::new(RegisteredFormat::new(
+            "hive",
+            &warehouse,
+            metastore.clone(),
+            stores.clone(),
+            Arc::new(HiveStore::new(stores.clone())),
+        ));
         let mut catalogs = BTreeMap::new();
         for name in BUILTIN_CATALOGS {
             let entry = match name {
                 "iceberg" => CatalogEntry::Format(iceberg.clone()),
+                "hive" => CatalogEntry::Format(hive.clone()),
                 "system" => CatalogEntry::System,
                 _ => CatalogEntry::NotYetAvailable,
             };

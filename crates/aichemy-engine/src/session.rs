@@ -11,6 +11,8 @@ use datafusion::sql::sqlparser::ast::{
     Expr, ObjectName, ObjectType, Query, SetExpr, Statement, TableObject,
 };
 
+use aichemy_tables::TableError;
+
 use crate::dialect::{self, named_struct, row_constructor_args};
 use crate::error::{ErrorCode, Result, TrinoError};
 use crate::lakehouse::{Lakehouse, QualifiedName};
@@ -202,6 +204,7 @@ impl Session {
             return Err(TrinoError::table_not_found(&name.to_string()));
         };
         let mut statement = statement;
+        let mut target_names: Vec<String> = Vec::new();
         if let Statement::Insert(insert) = &mut statement {
             let targets: Vec<(&str, &DataType)> = if insert.columns.is_empty() {
                 table
@@ -228,6 +231,18 @@ impl Session {
                 }
                 targets
             };
+            target_names = targets.iter().map(|(name, _)| name.to_string()).collect();
+            // An omitted column is NULL.
+            if let Some(column) = table
+                .columns
+                .iter()
+                .find(|c| !c.nullable && !target_names.contains(&c.name))
+            {
+                return Err(TableError::NullInNotNullColumn {
+                    column: column.name.clone(),
+                }
+                .into());
+            }
             if let Some(source) = &mut insert.source {
                 name_row_values(source, &targets);
                 let (source_plan, _) = plan_statement(
@@ -247,6 +262,8 @@ impl Session {
                 check_insert_types(&targets, &sources)?;
             }
         }
+        let table_names: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+        let named = |e: TrinoError| name_null_violation(e, &table_names, &target_names);
         let (plan, state) = plan_statement(
             &self.lakehouse,
             statement,
@@ -254,8 +271,12 @@ impl Session {
             self.schema.as_deref(),
             0,
         )
-        .await?;
-        let batches = DataFrame::new(state, plan).collect().await?;
+        .await
+        .map_err(named)?;
+        let batches = DataFrame::new(state, plan)
+            .collect()
+            .await
+            .map_err(|e| named(e.into()))?;
         Ok(batches
             .iter()
             .filter(|b| b.num_columns() > 0)
@@ -266,6 +287,30 @@ impl Session {
                     .unwrap_or(0)
             })
             .sum())
+    }
+}
+
+/// DataFusion's own NOT NULL checks name a position, not a column: `Column 'column2'` of
+/// the VALUES rows (1-based, in insert-column order) or `batch column at '1'` of the table.
+/// Answers Trino's CONSTRAINT_VIOLATION naming the column instead.
+fn name_null_violation(error: TrinoError, table: &[&str], targets: &[String]) -> TrinoError {
+    let message = &error.message;
+    let quoted = || message.split('\'').nth(1);
+    let column = if message.contains("is declared as non-nullable but contains null values") {
+        quoted()
+            .and_then(|c| c.strip_prefix("column"))
+            .and_then(|n| n.parse::<usize>().ok())
+            .and_then(|n| targets.get(n.checked_sub(1)?).cloned())
+    } else if message.contains("has null but schema specifies non-nullable") {
+        quoted()
+            .and_then(|n| n.parse::<usize>().ok())
+            .and_then(|n| table.get(n).map(|c| c.to_string()))
+    } else {
+        None
+    };
+    match column {
+        Some(column) => TableError::NullInNotNullColumn { column }.into(),
+        None => error,
     }
 }
 

@@ -13,7 +13,9 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::TableProvider;
 
+pub mod hive;
 pub mod iceberg;
+pub mod registered;
 
 /// Errors of a table format, in terms the engine maps to Trino's error names.
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +92,59 @@ impl PropertyValue {
     }
 }
 
+impl PropertyValue {
+    /// Reads back a value written by [`PropertyValue::to_sql`].
+    pub fn from_sql(sql: &str) -> Option<Self> {
+        let sql = sql.trim();
+        if let Some(items) = sql
+            .strip_prefix("ARRAY[")
+            .and_then(|rest| rest.strip_suffix(']'))
+        {
+            let mut values = Vec::new();
+            let mut rest = items.trim();
+            while !rest.is_empty() {
+                let (value, after) = unquote_prefix(rest)?;
+                values.push(value);
+                rest = after.trim_start();
+                rest = rest.strip_prefix(',').unwrap_or(rest).trim_start();
+            }
+            return Some(PropertyValue::Array(values));
+        }
+        if sql.starts_with('\'') {
+            let (value, after) = unquote_prefix(sql)?;
+            return after.is_empty().then_some(PropertyValue::String(value));
+        }
+        match sql {
+            "true" => Some(PropertyValue::Boolean(true)),
+            "false" => Some(PropertyValue::Boolean(false)),
+            number if number.parse::<f64>().is_ok() => {
+                Some(PropertyValue::Number(number.to_string()))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Reads one quoted SQL literal from the start of `sql`; answers it and the rest.
+fn unquote_prefix(sql: &str) -> Option<(String, &str)> {
+    let body = sql.strip_prefix('\'')?;
+    let mut value = String::new();
+    let mut chars = body.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c == '\'' {
+            if matches!(chars.peek(), Some((_, '\''))) {
+                chars.next();
+                value.push('\'');
+            } else {
+                return Some((value, &body[i + 1..]));
+            }
+        } else {
+            value.push(c);
+        }
+    }
+    None
+}
+
 /// Quotes a string as an SQL literal.
 pub fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
@@ -137,4 +192,23 @@ pub trait TableFormat: Debug + Send + Sync {
     async fn drop_table(&self, schema: &str, name: &str) -> Result<()>;
     async fn rename_table(&self, from: (&str, &str), to: (&str, &str)) -> Result<()>;
     async fn add_column(&self, schema: &str, name: &str, column: ColumnSpec) -> Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn property_values_read_back_what_they_print() {
+        for value in [
+            PropertyValue::String("it's".into()),
+            PropertyValue::Array(vec!["dt".into(), "o'k".into()]),
+            PropertyValue::Array(Vec::new()),
+            PropertyValue::Number("2".into()),
+            PropertyValue::Boolean(true),
+        ] {
+            assert_eq!(PropertyValue::from_sql(&value.to_sql()), Some(value));
+        }
+        assert_eq!(PropertyValue::from_sql("'open"), None);
+    }
 }

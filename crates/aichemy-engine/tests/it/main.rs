@@ -2,6 +2,7 @@
 //! One test binary for the crate (see DESIGN.md build facts).
 
 mod atomicity;
+mod hive;
 mod slt;
 
 use std::sync::Arc;

@@ -1,0 +1,513 @@
+//! The `hive` catalog: tables as folders of Parquet, CSV or JSON files with Hive-style
+//! partition folders (`dt=2025-01-01/`), read and written by DataFusion's listing tables.
+//!
+//! An INSERT writes its files into a staging folder inside the table folder
+//! (`_aichemy-staging-<uuid>/`, which readers skip like every folder without `=`), and
+//! moves them into place only after the last row was written; a statement that fails
+//! part-way leaves the table as it was.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use aichemy_metastore::TableRecord;
+use aichemy_storage::StoreRegistry;
+use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::{DataFusionError, Result as DFResult};
+use datafusion::datasource::file_format::csv::CsvFormat;
+use datafusion::datasource::file_format::json::JsonFormat;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::datasource::TableType;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_expr::Distribution;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+use crate::registered::{array_property, string_property, TableStore};
+use crate::{CreateTableRequest, PropertyValue, Result, TableError};
+
+const FORMAT: &str = "Hive";
+
+/// File formats of hive tables.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum HiveFileFormat {
+    Parquet,
+    Csv,
+    Json,
+}
+
+impl HiveFileFormat {
+    fn parse(name: &str) -> Result<Self> {
+        match name.to_ascii_uppercase().as_str() {
+            "PARQUET" => Ok(Self::Parquet),
+            "CSV" => Ok(Self::Csv),
+            "JSON" => Ok(Self::Json),
+            other => Err(TableError::InvalidProperty {
+                property: "format".into(),
+                message: format!(
+                    "Hive storage format '{other}' is not supported; use PARQUET, CSV or JSON"
+                ),
+            }),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Parquet => "PARQUET",
+            Self::Csv => "CSV",
+            Self::Json => "JSON",
+        }
+    }
+
+    fn listing_options(self) -> ListingOptions {
+        let (format, extension): (Arc<dyn FileFormat>, &str) = match self {
+            Self::Parquet => (Arc::new(ParquetFormat::default()), ".parquet"),
+            // Hive's CSV tables have no header line.
+            // Rows of files written before ADD COLUMN are short: the new column reads NULL.
+            Self::Csv => (
+                Arc::new(
+                    CsvFormat::default()
+                        .with_has_header(false)
+                        .with_truncated_rows(true),
+                ),
+                ".csv",
+            ),
+            Self::Json => (Arc::new(JsonFormat::default()), ".json"),
+        };
+        ListingOptions::new(format).with_file_extension(extension)
+    }
+}
+
+/// Hive tables over the stores of a [`StoreRegistry`].
+#[derive(Debug)]
+pub struct HiveStore {
+    stores: Arc<StoreRegistry>,
+}
+
+impl HiveStore {
+    pub fn new(stores: Arc<StoreRegistry>) -> Self {
+        Self { stores }
+    }
+}
+
+fn storage_error(e: impl fmt::Display) -> TableError {
+    TableError::Storage {
+        message: e.to_string(),
+    }
+}
+
+/// Whether anything is stored under a location.
+async fn has_objects(store: &dyn ObjectStore, prefix: &Path) -> Result<bool> {
+    let listing = store
+        .list_with_delimiter(Some(prefix))
+        .await
+        .map_err(storage_error)?;
+    Ok(!listing.objects.is_empty() || !listing.common_prefixes.is_empty())
+}
+
+fn format_of(properties: &[(String, String)]) -> HiveFileFormat {
+    properties
+        .iter()
+        .find(|(k, _)| k == "format")
+        .and_then(|(_, v)| PropertyValue::from_sql(v))
+        .and_then(|v| match v {
+            PropertyValue::String(s) => HiveFileFormat::parse(&s).ok(),
+            _ => None,
+        })
+        .unwrap_or(HiveFileFormat::Parquet)
+}
+
+fn partition_columns_of(properties: &[(String, String)]) -> Vec<String> {
+    match properties
+        .iter()
+        .find(|(k, _)| k == "partitioned_by")
+        .and_then(|(_, v)| PropertyValue::from_sql(v))
+    {
+        Some(PropertyValue::Array(columns)) => columns,
+        _ => Vec::new(),
+    }
+}
+
+#[async_trait]
+impl TableStore for HiveStore {
+    fn format_name(&self) -> &'static str {
+        FORMAT
+    }
+
+    fn table_properties(&self) -> &'static [&'static str] {
+        &["format", "partitioned_by", "external_location"]
+    }
+
+    async fn create(
+        &self,
+        location: &str,
+        schema: &SchemaRef,
+        request: &CreateTableRequest,
+        external: bool,
+    ) -> Result<Vec<(String, PropertyValue)>> {
+        let format = match string_property(request, "format")? {
+            Some(name) => HiveFileFormat::parse(&name)?,
+            None => HiveFileFormat::Parquet,
+        };
+        let partitioned_by = array_property(request, "partitioned_by")?;
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        for column in &partitioned_by {
+            if !names.contains(&column.as_str()) {
+                return Err(TableError::InvalidProperty {
+                    property: "partitioned_by".into(),
+                    message: format!("Partition columns {partitioned_by:?} not present in schema"),
+                });
+            }
+        }
+        if names[names.len() - partitioned_by.len()..] != partitioned_by[..] {
+            return Err(TableError::InvalidProperty {
+                property: "partitioned_by".into(),
+                message: format!(
+                    "Partition keys must be the last columns in the table and in the same order as the table properties: {partitioned_by:?}"
+                ),
+            });
+        }
+        if partitioned_by.len() == names.len() {
+            return Err(TableError::InvalidProperty {
+                property: "partitioned_by".into(),
+                message: "Table contains only partition columns".into(),
+            });
+        }
+        for field in schema.fields() {
+            let nested = matches!(
+                field.data_type(),
+                DataType::List(_) | DataType::Map(..) | DataType::Struct(_)
+            );
+            let partition = partitioned_by.contains(field.name());
+            if (nested && (format == HiveFileFormat::Csv || partition))
+                || matches!(field.data_type(), DataType::Time64(_) | DataType::Time32(_))
+            {
+                let column = request
+                    .columns
+                    .iter()
+                    .find(|c| &c.name == field.name())
+                    .map(|c| c.trino_type.clone())
+                    .unwrap_or_default();
+                return Err(TableError::UnsupportedType {
+                    format: FORMAT,
+                    column: field.name().clone(),
+                    trino_type: column,
+                });
+            }
+        }
+        let (store, prefix) = self.stores.resolve(location).map_err(storage_error)?;
+        let exists = has_objects(store.as_ref(), &prefix).await?;
+        if external && !exists {
+            return Err(TableError::InvalidProperty {
+                property: "external_location".into(),
+                message: format!("External location does not exist or is empty: {location}"),
+            });
+        }
+        if !external && exists {
+            return Err(TableError::Storage {
+                message: format!(
+                    "Target directory for table '{}.{}' already exists: {location}",
+                    request.schema, request.name
+                ),
+            });
+        }
+        let mut properties = vec![(
+            "format".to_string(),
+            PropertyValue::String(format.name().into()),
+        )];
+        if !partitioned_by.is_empty() {
+            properties.push((
+                "partitioned_by".to_string(),
+                PropertyValue::Array(partitioned_by),
+            ));
+        }
+        if external {
+            properties.push((
+                "external_location".to_string(),
+                PropertyValue::String(location.to_string()),
+            ));
+        }
+        Ok(properties)
+    }
+
+    async fn open(
+        &self,
+        record: &TableRecord,
+        schema: SchemaRef,
+    ) -> Result<Arc<dyn TableProvider>> {
+        let (store, _) = self
+            .stores
+            .resolve(&record.location)
+            .map_err(storage_error)?;
+        Ok(Arc::new(HiveTable {
+            location: format!("{}/", record.location.trim_end_matches('/')),
+            format: format_of(&record.properties),
+            partition_columns: partition_columns_of(&record.properties),
+            schema,
+            store,
+        }))
+    }
+
+    async fn add_column(&self, record: &TableRecord, schema: &SchemaRef) -> Result<()> {
+        // Files without the column read it as NULL; the new column must come before the
+        // partition columns, which stay last.
+        let partitions = partition_columns_of(&record.properties);
+        if !partitions.is_empty() {
+            let _ = schema;
+            return Err(TableError::Storage {
+                message: "Adding columns to partitioned hive tables is not supported".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// One hive table: a listing table over its folder, with staged inserts.
+#[derive(Debug)]
+struct HiveTable {
+    /// The table folder, ending in `/`.
+    location: String,
+    format: HiveFileFormat,
+    partition_columns: Vec<String>,
+    schema: SchemaRef,
+    store: Arc<dyn ObjectStore>,
+}
+
+impl HiveTable {
+    fn listing(&self, session: &dyn Session, folder: &str) -> DFResult<ListingTable> {
+        let url = ListingTableUrl::parse(folder)?;
+        session
+            .runtime_env()
+            .register_object_store(url.as_ref(), self.store.clone());
+        let file_fields: Vec<_> = self
+            .schema
+            .fields()
+            .iter()
+            .filter(|f| !self.partition_columns.contains(f.name()))
+            .cloned()
+            .collect();
+        let partition_cols = self
+            .partition_columns
+            .iter()
+            .map(|name| {
+                let field = self.schema.field_with_name(name)?;
+                Ok((name.clone(), field.data_type().clone()))
+            })
+            .collect::<DFResult<Vec<_>>>()?;
+        let options = self
+            .format
+            .listing_options()
+            .with_table_partition_cols(partition_cols)
+            .with_session_config_options(session.config());
+        let config = ListingTableConfig::new(url)
+            .with_listing_options(options)
+            .with_schema(Arc::new(Schema::new(file_fields)));
+        ListingTable::try_new(config)
+    }
+}
+
+#[async_trait]
+impl TableProvider for HiveTable {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        self.listing(state, &self.location)?
+            .scan(state, projection, filters, limit)
+            .await
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DFResult<Vec<TableProviderFilterPushDown>> {
+        // Filters on partition columns prune folders; the rest are applied after the scan.
+        Ok(filters
+            .iter()
+            .map(|filter| {
+                let columns = filter.column_refs();
+                if !columns.is_empty()
+                    && columns
+                        .iter()
+                        .all(|c| self.partition_columns.contains(&c.name))
+                {
+                    TableProviderFilterPushDown::Exact
+                } else {
+                    TableProviderFilterPushDown::Inexact
+                }
+            })
+            .collect())
+    }
+
+    async fn insert_into(
+        &self,
+        state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        insert_op: InsertOp,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        if insert_op != InsertOp::Append {
+            return Err(DataFusionError::NotImplemented(format!(
+                "{insert_op} is not supported for hive tables"
+            )));
+        }
+        let staging = format!(
+            "{}_aichemy-staging-{}/",
+            self.location,
+            uuid::Uuid::new_v4()
+        );
+        let write = self
+            .listing(state, &staging)?
+            .insert_into(state, input, insert_op)
+            .await?;
+        Ok(Arc::new(PublishExec {
+            input: write,
+            store: self.store.clone(),
+            staging: object_path(&staging)?,
+            table: object_path(&self.location)?,
+        }))
+    }
+}
+
+/// The object path of a location URL.
+fn object_path(location: &str) -> DFResult<Path> {
+    Ok(ListingTableUrl::parse(location)?.prefix().clone())
+}
+
+/// Runs a staged write, then moves its files into the table folder; on failure it removes
+/// the staged files instead.
+#[derive(Debug)]
+struct PublishExec {
+    input: Arc<dyn ExecutionPlan>,
+    store: Arc<dyn ObjectStore>,
+    staging: Path,
+    table: Path,
+}
+
+impl DisplayAs for PublishExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "PublishExec: staging={}", self.staging)
+    }
+}
+
+impl PublishExec {
+    async fn publish(store: &dyn ObjectStore, staging: &Path, table: &Path) -> DFResult<()> {
+        let staged: Vec<Path> = store
+            .list(Some(staging))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await?;
+        for from in staged {
+            let relative: Vec<_> = from.prefix_match(staging).into_iter().flatten().collect();
+            let to = relative
+                .into_iter()
+                .fold(table.clone(), |path, part| path.clone().join(part));
+            store.rename(&from, &to).await?;
+        }
+        Ok(())
+    }
+
+    async fn discard(store: &dyn ObjectStore, staging: &Path) {
+        let paths = store
+            .list(Some(staging))
+            .map_ok(|meta| meta.location)
+            .boxed();
+        let _ = store.delete_stream(paths).try_collect::<Vec<_>>().await;
+    }
+}
+
+impl ExecutionPlan for PublishExec {
+    fn name(&self) -> &str {
+        "PublishExec"
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        self.input.properties()
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    /// One write, published once: the input must stay a single stream.
+    fn required_input_distribution(&self) -> Vec<Distribution> {
+        vec![Distribution::SinglePartition]
+    }
+
+    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
+        vec![false]
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        Ok(Arc::new(PublishExec {
+            input: children[0].clone(),
+            store: self.store.clone(),
+            staging: self.staging.clone(),
+            table: self.table.clone(),
+        }))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> DFResult<SendableRecordBatchStream> {
+        let schema = self.input.schema();
+        let written = self.input.execute(partition, context)?;
+        let store = self.store.clone();
+        let staging = self.staging.clone();
+        let table = self.table.clone();
+        let result_schema = schema.clone();
+        let stream = futures::stream::once(async move {
+            let batches: DFResult<Vec<RecordBatch>> = written.try_collect().await;
+            let published = match batches {
+                Ok(batches) => Self::publish(store.as_ref(), &staging, &table)
+                    .await
+                    .map(|()| batches),
+                Err(e) => Err(e),
+            };
+            match published {
+                Ok(batches) => Ok(concat_batches(&result_schema, &batches)?),
+                Err(e) => {
+                    Self::discard(store.as_ref(), &staging).await;
+                    Err(e)
+                }
+            }
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+    }
+}

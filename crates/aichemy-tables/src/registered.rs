@@ -1,0 +1,447 @@
+//! Catalogs whose schemas and tables the metastore keeps: `hive` (and the formats that
+//! follow it). One [`RegisteredFormat`] implements [`TableFormat`] over the metastore's
+//! records; what differs per format — creating a table's files, opening a table for scans
+//! and inserts — sits behind [`TableStore`].
+
+use std::fmt::Debug;
+use std::io::Cursor;
+use std::sync::Arc;
+
+use aichemy_metastore::{Metastore, MetastoreError, SchemaRecord, TableRecord};
+use aichemy_storage::{join_location, StoreRegistry};
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::arrow::ipc::reader::StreamReader;
+use datafusion::arrow::ipc::writer::StreamWriter;
+use datafusion::catalog::TableProvider;
+use futures::{StreamExt, TryStreamExt};
+
+use crate::{
+    ColumnSpec, CreateTableRequest, PropertyValue, Result, TableError, TableFormat, TableHandle,
+};
+
+/// Field metadata key of a column comment.
+const COMMENT_KEY: &str = "comment";
+
+/// What one table format does with files; the records are [`RegisteredFormat`]'s.
+#[async_trait]
+pub trait TableStore: Debug + Send + Sync {
+    /// The format's name in messages (`Hive`).
+    fn format_name(&self) -> &'static str;
+
+    /// Table properties `CREATE TABLE … WITH (…)` accepts.
+    fn table_properties(&self) -> &'static [&'static str];
+
+    /// Checks a new table's columns and properties and prepares its files at `location`
+    /// (for an external table: checks that they can be read). Answers the properties to
+    /// record, as `SHOW CREATE TABLE` prints them.
+    async fn create(
+        &self,
+        location: &str,
+        schema: &SchemaRef,
+        request: &CreateTableRequest,
+        external: bool,
+    ) -> Result<Vec<(String, PropertyValue)>>;
+
+    /// A provider for scans and inserts of a recorded table.
+    async fn open(&self, record: &TableRecord, schema: SchemaRef)
+        -> Result<Arc<dyn TableProvider>>;
+
+    /// Adds a column to a table's files, when the format records columns there.
+    async fn add_column(&self, record: &TableRecord, schema: &SchemaRef) -> Result<()>;
+}
+
+/// A catalog of one format, kept in the metastore.
+#[derive(Debug)]
+pub struct RegisteredFormat {
+    catalog: String,
+    warehouse: String,
+    metastore: Metastore,
+    stores: Arc<StoreRegistry>,
+    store: Arc<dyn TableStore>,
+}
+
+impl RegisteredFormat {
+    /// The catalog `catalog` of `store`'s format; new schemas go under
+    /// `<warehouse>/<catalog>/`.
+    pub fn new(
+        catalog: &str,
+        warehouse: &str,
+        metastore: Metastore,
+        stores: Arc<StoreRegistry>,
+        store: Arc<dyn TableStore>,
+    ) -> Self {
+        Self {
+            catalog: catalog.to_string(),
+            warehouse: format!("{}/{catalog}", warehouse.trim_end_matches('/')),
+            metastore,
+            stores,
+            store,
+        }
+    }
+
+    fn qualified(&self, schema: &str, name: &str) -> String {
+        format!("{}.{schema}.{name}", self.catalog)
+    }
+
+    async fn require_schema(&self, schema: &str) -> Result<SchemaRecord> {
+        self.metastore
+            .get_schema(&self.catalog, schema)
+            .await
+            .map_err(metastore_error)?
+            .ok_or_else(|| TableError::SchemaNotFound {
+                schema: schema.to_string(),
+            })
+    }
+
+    async fn require_table(&self, schema: &str, name: &str) -> Result<TableRecord> {
+        self.require_schema(schema).await?;
+        self.metastore
+            .get_table(&self.catalog, schema, name)
+            .await
+            .map_err(metastore_error)?
+            .ok_or_else(|| TableError::TableNotFound {
+                table: self.qualified(schema, name),
+            })
+    }
+
+    /// Deletes every object under a location.
+    async fn delete_location(&self, location: &str) -> Result<()> {
+        let (store, prefix) = self.stores.resolve(location).map_err(storage_error)?;
+        let paths = store
+            .list(Some(&prefix))
+            .map_ok(|meta| meta.location)
+            .boxed();
+        store
+            .delete_stream(paths)
+            .try_collect::<Vec<_>>()
+            .await
+            .map_err(storage_error)?;
+        Ok(())
+    }
+}
+
+fn metastore_error(e: MetastoreError) -> TableError {
+    TableError::Storage {
+        message: e.to_string(),
+    }
+}
+
+fn storage_error(e: impl std::fmt::Display) -> TableError {
+    TableError::Storage {
+        message: e.to_string(),
+    }
+}
+
+#[async_trait]
+impl TableFormat for RegisteredFormat {
+    fn format_name(&self) -> &'static str {
+        self.store.format_name()
+    }
+
+    async fn list_schemas(&self) -> Result<Vec<String>> {
+        self.metastore
+            .list_schemas(&self.catalog)
+            .await
+            .map_err(metastore_error)
+    }
+
+    async fn schema_exists(&self, schema: &str) -> Result<bool> {
+        Ok(self
+            .metastore
+            .get_schema(&self.catalog, schema)
+            .await
+            .map_err(metastore_error)?
+            .is_some())
+    }
+
+    async fn create_schema(&self, schema: &str, location: Option<String>) -> Result<()> {
+        let location = location.unwrap_or_else(|| join_location(&self.warehouse, schema));
+        self.stores.resolve(&location).map_err(storage_error)?;
+        let record = SchemaRecord {
+            catalog: self.catalog.clone(),
+            schema: schema.to_string(),
+            location,
+        };
+        match self.metastore.create_schema(&record).await {
+            Err(MetastoreError::SchemaAlreadyExists { .. }) => {
+                Err(TableError::SchemaAlreadyExists {
+                    schema: schema.to_string(),
+                })
+            }
+            other => other.map_err(metastore_error),
+        }
+    }
+
+    async fn drop_schema(&self, schema: &str) -> Result<()> {
+        self.require_schema(schema).await?;
+        if !self.list_tables(schema).await?.is_empty() {
+            return Err(TableError::SchemaNotEmpty {
+                schema: schema.to_string(),
+            });
+        }
+        self.metastore
+            .drop_schema(&self.catalog, schema)
+            .await
+            .map_err(metastore_error)?;
+        Ok(())
+    }
+
+    async fn list_tables(&self, schema: &str) -> Result<Vec<String>> {
+        self.metastore
+            .list_tables(&self.catalog, schema)
+            .await
+            .map_err(metastore_error)
+    }
+
+    async fn load_table(&self, schema: &str, name: &str) -> Result<Option<TableHandle>> {
+        let Some(record) = self
+            .metastore
+            .get_table(&self.catalog, schema, name)
+            .await
+            .map_err(metastore_error)?
+        else {
+            return Ok(None);
+        };
+        let arrow_schema = decode_schema(&record.schema_ipc)?;
+        let provider = self.store.open(&record, arrow_schema.clone()).await?;
+        let mut properties: Vec<(String, PropertyValue)> = record
+            .properties
+            .iter()
+            .filter_map(|(k, v)| PropertyValue::from_sql(v).map(|v| (k.clone(), v)))
+            .collect();
+        properties.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(Some(TableHandle {
+            provider,
+            columns: columns_of(&arrow_schema),
+            comment: record.comment.clone(),
+            properties,
+        }))
+    }
+
+    async fn create_table(&self, request: CreateTableRequest) -> Result<()> {
+        let schema_record = self.require_schema(&request.schema).await?;
+        for (key, _) in &request.properties {
+            if !self.store.table_properties().contains(&key.as_str()) {
+                return Err(TableError::InvalidProperty {
+                    property: key.clone(),
+                    message: format!(
+                        "Catalog '{}' table property '{key}' does not exist",
+                        self.catalog
+                    ),
+                });
+            }
+        }
+        let qualified = self.qualified(&request.schema, &request.name);
+        if self
+            .metastore
+            .get_table(&self.catalog, &request.schema, &request.name)
+            .await
+            .map_err(metastore_error)?
+            .is_some()
+        {
+            return Err(TableError::TableAlreadyExists { table: qualified });
+        }
+        let external = string_property(&request, "external_location")?;
+        let location = match (external.clone(), string_property(&request, "location")?) {
+            (Some(location), _) | (None, Some(location)) => location,
+            (None, None) => join_location(&schema_record.location, &request.name),
+        };
+        self.stores.resolve(&location).map_err(storage_error)?;
+        let schema = arrow_schema_of(&request.columns);
+        let properties = self
+            .store
+            .create(&location, &schema, &request, external.is_some())
+            .await?;
+        let record = TableRecord {
+            catalog: self.catalog.clone(),
+            schema: request.schema.clone(),
+            name: request.name.clone(),
+            location: location.clone(),
+            external: external.is_some(),
+            schema_ipc: encode_schema(&schema)?,
+            properties: properties
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_sql()))
+                .collect(),
+            comment: request.comment.clone(),
+        };
+        match self.metastore.create_table(&record).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                if !record.external {
+                    let _ = self.delete_location(&location).await;
+                }
+                Err(match e {
+                    MetastoreError::TableAlreadyExists { .. } => {
+                        TableError::TableAlreadyExists { table: qualified }
+                    }
+                    other => metastore_error(other),
+                })
+            }
+        }
+    }
+
+    async fn drop_table(&self, schema: &str, name: &str) -> Result<()> {
+        let record = self.require_table(schema, name).await?;
+        self.metastore
+            .drop_table(&self.catalog, schema, name)
+            .await
+            .map_err(metastore_error)?;
+        if !record.external {
+            // The record is gone first: a failure here leaves files, never a broken table.
+            let _ = self.delete_location(&record.location).await;
+        }
+        Ok(())
+    }
+
+    async fn rename_table(&self, from: (&str, &str), to: (&str, &str)) -> Result<()> {
+        self.require_table(from.0, from.1).await?;
+        self.require_schema(to.0).await?;
+        match self.metastore.rename_table(&self.catalog, from, to).await {
+            Ok(_) => Ok(()),
+            Err(MetastoreError::TableAlreadyExists { .. }) => Err(TableError::TableAlreadyExists {
+                table: self.qualified(to.0, to.1),
+            }),
+            Err(e) => Err(metastore_error(e)),
+        }
+    }
+
+    async fn add_column(&self, schema: &str, name: &str, column: ColumnSpec) -> Result<()> {
+        let record = self.require_table(schema, name).await?;
+        let current = decode_schema(&record.schema_ipc)?;
+        if current.field_with_name(&column.name).is_ok() {
+            return Err(TableError::ColumnAlreadyExists {
+                column: column.name,
+            });
+        }
+        let mut fields: Vec<Field> = current
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.push(field_of(&ColumnSpec {
+            nullable: true,
+            ..column
+        }));
+        let updated: SchemaRef = Arc::new(Schema::new(fields));
+        self.store.add_column(&record, &updated).await?;
+        self.metastore
+            .update_table_schema(&self.catalog, schema, name, &encode_schema(&updated)?)
+            .await
+            .map_err(metastore_error)?;
+        Ok(())
+    }
+}
+
+/// A string-valued table property of a request.
+pub(crate) fn string_property(request: &CreateTableRequest, name: &str) -> Result<Option<String>> {
+    match request.properties.iter().find(|(key, _)| key == name) {
+        None => Ok(None),
+        Some((_, PropertyValue::String(value))) => Ok(Some(value.clone())),
+        Some(_) => Err(TableError::InvalidProperty {
+            property: name.to_string(),
+            message: format!("Table property '{name}' must be a string"),
+        }),
+    }
+}
+
+/// An array-of-strings table property of a request, lower-cased column names.
+pub(crate) fn array_property(request: &CreateTableRequest, name: &str) -> Result<Vec<String>> {
+    match request.properties.iter().find(|(key, _)| key == name) {
+        None => Ok(Vec::new()),
+        Some((_, PropertyValue::Array(items))) => {
+            Ok(items.iter().map(|s| s.to_ascii_lowercase()).collect())
+        }
+        Some(_) => Err(TableError::InvalidProperty {
+            property: name.to_string(),
+            message: format!("Table property '{name}' must be an array of strings"),
+        }),
+    }
+}
+
+fn field_of(column: &ColumnSpec) -> Field {
+    let field = Field::new(&column.name, column.data_type.clone(), column.nullable);
+    match &column.comment {
+        Some(comment) => field.with_metadata([(COMMENT_KEY.to_string(), comment.clone())].into()),
+        None => field,
+    }
+}
+
+fn arrow_schema_of(columns: &[ColumnSpec]) -> SchemaRef {
+    Arc::new(Schema::new(
+        columns.iter().map(field_of).collect::<Vec<_>>(),
+    ))
+}
+
+fn columns_of(schema: &Schema) -> Vec<ColumnSpec> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| ColumnSpec {
+            name: f.name().clone(),
+            data_type: f.data_type().clone(),
+            trino_type: String::new(),
+            nullable: f.is_nullable(),
+            comment: f.metadata().get(COMMENT_KEY).cloned(),
+        })
+        .collect()
+}
+
+/// An Arrow schema as a hex-encoded Arrow IPC stream holding only the schema.
+fn encode_schema(schema: &Schema) -> Result<String> {
+    let mut bytes = Vec::new();
+    let mut writer = StreamWriter::try_new(&mut bytes, schema).map_err(storage_error)?;
+    writer.finish().map_err(storage_error)?;
+    drop(writer);
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn decode_schema(hex: &str) -> Result<SchemaRef> {
+    let corrupt = || TableError::Storage {
+        message: "stored table schema is damaged".into(),
+    };
+    if !hex.len().is_multiple_of(2) {
+        return Err(corrupt());
+    }
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
+        .collect::<std::result::Result<Vec<u8>, _>>()
+        .map_err(|_| corrupt())?;
+    let reader = StreamReader::try_new(Cursor::new(bytes), None).map_err(|_| corrupt())?;
+    Ok(reader.schema())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::datatypes::DataType;
+
+    #[test]
+    fn schemas_round_trip_through_their_stored_form() {
+        let columns = vec![
+            ColumnSpec {
+                name: "id".into(),
+                data_type: DataType::Int64,
+                trino_type: "bigint".into(),
+                nullable: false,
+                comment: Some("key".into()),
+            },
+            ColumnSpec {
+                name: "tags".into(),
+                data_type: DataType::new_list(DataType::Utf8, true),
+                trino_type: "array(varchar)".into(),
+                nullable: true,
+                comment: None,
+            },
+        ];
+        let schema = arrow_schema_of(&columns);
+        let decoded = decode_schema(&encode_schema(&schema).unwrap()).unwrap();
+        assert_eq!(decoded, schema);
+        let back = columns_of(&decoded);
+        assert_eq!(back[0].comment.as_deref(), Some("key"));
+        assert!(!back[0].nullable);
+        assert!(decode_schema("zz").is_err());
+    }
+}
