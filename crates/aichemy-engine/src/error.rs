@@ -204,6 +204,34 @@ impl From<DataFusionError> for TrinoError {
     }
 }
 
+/// Maps an error of a library (a table format's) by the causes it wraps: a cast failure
+/// deep inside a Delta commit is still the user's INVALID_CAST_ARGUMENT.
+fn from_foreign(error: &(dyn std::error::Error + 'static)) -> TrinoError {
+    use datafusion::arrow::error::ArrowError;
+    let mut cause = Some(error);
+    while let Some(current) = cause {
+        if let Some(arrow) = current.downcast_ref::<ArrowError>() {
+            match arrow {
+                ArrowError::CastError(message) | ArrowError::ParseError(message) => {
+                    return TrinoError::new(ErrorCode::INVALID_CAST_ARGUMENT, message.clone())
+                }
+                ArrowError::DivideByZero => {
+                    return TrinoError::new(ErrorCode::DIVISION_BY_ZERO, "Division by zero")
+                }
+                _ => {}
+            }
+        }
+        if let Some(df) = current.downcast_ref::<DataFusionError>() {
+            let mapped = from_datafusion(df.clone_for_error());
+            if mapped.code != ErrorCode::GENERIC_USER_ERROR {
+                return mapped;
+            }
+        }
+        cause = current.source();
+    }
+    TrinoError::new(ErrorCode::GENERIC_EXTERNAL, error.to_string())
+}
+
 /// Maps an engine error to Trino's name and wording, keeping user mistakes apart from bugs.
 fn from_datafusion(e: DataFusionError) -> TrinoError {
     use datafusion::arrow::error::ArrowError;
@@ -231,7 +259,7 @@ fn from_datafusion(e: DataFusionError) -> TrinoError {
                 Ok(df) => from_datafusion(*df),
                 Err(inner) => match inner.downcast::<TableError>() {
                     Ok(table) => TrinoError::from(*table),
-                    Err(inner) => TrinoError::new(ErrorCode::GENERIC_EXTERNAL, inner.to_string()),
+                    Err(inner) => from_foreign(inner.as_ref()),
                 },
             },
         },

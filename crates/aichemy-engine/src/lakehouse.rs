@@ -11,6 +11,7 @@ use std::sync::Arc;
 use aichemy_config::Config;
 use aichemy_metastore::Metastore;
 use aichemy_storage::StoreRegistry;
+use aichemy_tables::delta::DeltaStore;
 use aichemy_tables::hive::HiveStore;
 use aichemy_tables::iceberg::IcebergFormat;
 use aichemy_tables::registered::RegisteredFormat;
@@ -103,11 +104,19 @@ impl Lakehouse {
             stores.clone(),
             Arc::new(HiveStore::new(stores.clone())),
         ));
+        let delta: Arc<dyn TableFormat> = Arc::new(RegisteredFormat::new(
+            "delta",
+            &warehouse,
+            metastore.clone(),
+            stores.clone(),
+            Arc::new(DeltaStore::new()),
+        ));
         let mut catalogs = BTreeMap::new();
         for name in BUILTIN_CATALOGS {
             let entry = match name {
                 "iceberg" => CatalogEntry::Format(iceberg.clone()),
                 "hive" => CatalogEntry::Format(hive.clone()),
+                "delta" => CatalogEntry::Format(delta.clone()),
                 "system" => CatalogEntry::System,
                 _ => CatalogEntry::NotYetAvailable,
             };

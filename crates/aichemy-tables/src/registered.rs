@@ -203,17 +203,26 @@ impl TableFormat for RegisteredFormat {
         else {
             return Ok(None);
         };
-        let arrow_schema = decode_schema(&record.schema_ipc)?;
-        let provider = self.store.open(&record, arrow_schema.clone()).await?;
+        let stored = decode_schema(&record.schema_ipc)?;
+        let provider = self.store.open(&record, stored.clone()).await?;
         let mut properties: Vec<(String, PropertyValue)> = record
             .properties
             .iter()
             .filter_map(|(k, v)| PropertyValue::from_sql(v).map(|v| (k.clone(), v)))
             .collect();
         properties.sort_by(|a, b| a.0.cmp(&b.0));
+        // The table's own schema (a Delta table may have been changed by another writer),
+        // with the comments the metastore keeps.
+        let mut columns = columns_of(&provider.schema());
+        for column in &mut columns {
+            if let Ok(field) = stored.field_with_name(&column.name) {
+                column.comment = field.metadata().get(COMMENT_KEY).cloned();
+                column.nullable = column.nullable && field.is_nullable();
+            }
+        }
         Ok(Some(TableHandle {
             provider,
-            columns: columns_of(&arrow_schema),
+            columns,
             comment: record.comment.clone(),
             properties,
         }))
@@ -242,11 +251,15 @@ impl TableFormat for RegisteredFormat {
         {
             return Err(TableError::TableAlreadyExists { table: qualified });
         }
-        let external = string_property(&request, "external_location")?;
-        let location = match (external.clone(), string_property(&request, "location")?) {
-            (Some(location), _) | (None, Some(location)) => location,
-            (None, None) => join_location(&schema_record.location, &request.name),
+        // A table at a location the user names is external, as in Trino: DROP TABLE
+        // leaves its files.
+        let external = match string_property(&request, "external_location")? {
+            Some(location) => Some(location),
+            None => string_property(&request, "location")?,
         };
+        let location = external
+            .clone()
+            .unwrap_or_else(|| join_location(&schema_record.location, &request.name));
         self.stores.resolve(&location).map_err(storage_error)?;
         let schema = arrow_schema_of(&request.columns);
         let properties = self

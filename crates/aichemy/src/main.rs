@@ -36,7 +36,9 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("AICHEMY_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                // The Delta kernel logs every not-yet-created table as an error; the
+                // failures that matter reach the user as statement errors anyway.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,buoyant_kernel=off")),
         )
         .with_writer(std::io::stderr)
         .init();

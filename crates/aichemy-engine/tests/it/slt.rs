@@ -1,5 +1,8 @@
-//! Runs every `tests/sql/*.slt` file, each against a fresh lakehouse in a temp folder.
-//! `AICHEMY_SLT_COMPLETE=1 cargo test -p aichemy-engine slt` rewrites expected results.
+//! Runs every `tests/sql/*.slt` file, each against a fresh lakehouse in a temp folder, and
+//! every `tests/sql/every_format/*.slt` file once per table format, with `{catalog}`
+//! replaced by the catalog's name.
+//! `AICHEMY_SLT_COMPLETE=1 cargo test -p aichemy-engine slt` rewrites expected results of
+//! the first kind.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -68,8 +71,13 @@ impl sqllogictest::AsyncDB for SltDb {
     }
 }
 
-fn slt_files() -> Vec<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/sql");
+/// The catalogs the `every_format` files run against.
+const FORMAT_CATALOGS: [&str; 3] = ["iceberg", "delta", "hive"];
+
+fn slt_files(folder: &str) -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/sql")
+        .join(folder);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("tests/sql exists")
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -112,7 +120,7 @@ async fn run_file(path: PathBuf, complete: bool) -> Result<(), String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_behaviour_files() {
     let complete = std::env::var("AICHEMY_SLT_COMPLETE").is_ok_and(|v| v == "1");
-    let files = slt_files();
+    let files = slt_files("");
     assert!(!files.is_empty(), "no .slt files found");
     let mut failures = Vec::new();
     for path in files {
@@ -120,6 +128,19 @@ async fn sql_behaviour_files() {
         match run_file(path, complete).await {
             Ok(()) => eprintln!("slt ok: {name}"),
             Err(e) => failures.push(format!("{name}:\n{e}")),
+        }
+    }
+    let shared = tempfile::tempdir().expect("temp dir");
+    for path in slt_files("every_format") {
+        let text = std::fs::read_to_string(&path).expect("readable .slt file");
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        for catalog in FORMAT_CATALOGS {
+            let instance = shared.path().join(format!("{catalog}-{name}"));
+            std::fs::write(&instance, text.replace("{catalog}", catalog)).expect("temp file");
+            match run_file(instance, false).await {
+                Ok(()) => eprintln!("slt ok: every_format/{name} on {catalog}"),
+                Err(e) => failures.push(format!("every_format/{name} on {catalog}:\n{e}")),
+            }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));

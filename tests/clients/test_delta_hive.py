@@ -1,0 +1,135 @@
+"""Delta Lake and Hive tables shared with python's own readers and writers: `deltalake`
+reads what aichemy wrote and aichemy registers, reads and appends to what `deltalake`
+wrote; pyarrow reads aichemy's hive folders, and aichemy reads Parquet files pyarrow wrote
+through an external hive table."""
+
+import datetime
+import decimal
+import os
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+from deltalake import DeltaTable, write_deltalake
+
+from lakehouse import aichemy
+
+
+@pytest.fixture()
+def warehouse(tmp_path):
+    return tmp_path / "wh"
+
+
+def test_deltalake_reads_what_aichemy_wrote(warehouse):
+    aichemy(
+        warehouse,
+        """
+        CREATE SCHEMA delta.d;
+        CREATE TABLE delta.d.orders (order_id INTEGER, amount DECIMAL(10,2), note VARCHAR,
+            dt DATE) WITH (partitioned_by = ARRAY['dt']);
+        INSERT INTO delta.d.orders VALUES (1, 99.99, 'a', DATE '2025-01-15'),
+            (2, 149.50, NULL, DATE '2025-01-16');
+        INSERT INTO delta.d.orders VALUES (3, 5.00, 'c', DATE '2025-01-15');
+        """,
+    )
+    table = DeltaTable(str(warehouse / "delta" / "d" / "orders"))
+    assert table.version() == 2  # create + two INSERT commits
+    assert table.metadata().partition_columns == ["dt"]
+    rows = table.to_pyarrow_table().sort_by("order_id").to_pylist()
+    assert rows == [
+        {"order_id": 1, "amount": decimal.Decimal("99.99"), "note": "a",
+         "dt": datetime.date(2025, 1, 15)},
+        {"order_id": 2, "amount": decimal.Decimal("149.50"), "note": None,
+         "dt": datetime.date(2025, 1, 16)},
+        {"order_id": 3, "amount": decimal.Decimal("5.00"), "note": "c",
+         "dt": datetime.date(2025, 1, 15)},
+    ]
+    # Hive-style partition folders.
+    assert sorted(p.name for p in (warehouse / "delta/d/orders").iterdir()
+                  if p.name.startswith("dt=")) == ["dt=2025-01-15", "dt=2025-01-16"]
+    # A failed statement adds no version.
+    aichemy_failed = os.system(
+        f"{os.environ.get('AICHEMY_BIN', 'aichemy')} --warehouse {warehouse} sql -e "
+        "\"INSERT INTO delta.d.orders (order_id) VALUES (CAST('x' AS INTEGER))\" 2>/dev/null"
+    )
+    assert aichemy_failed != 0
+    assert DeltaTable(str(warehouse / "delta" / "d" / "orders")).version() == 2
+
+
+def test_aichemy_registers_reads_and_appends_to_a_deltalake_table(warehouse, tmp_path):
+    folder = tmp_path / "external" / "people"
+    data = pa.table({
+        "id": pa.array([1, 2], pa.int64()),
+        "name": pa.array(["ada", "grace"], pa.string()),
+        "score": pa.array([1.5, None], pa.float64()),
+        "day": pa.array([datetime.date(2025, 3, 1), datetime.date(2025, 3, 2)], pa.date32()),
+    })
+    write_deltalake(str(folder), data, partition_by=["day"])
+    aichemy(
+        warehouse,
+        f"""
+        CREATE SCHEMA delta.py;
+        CREATE TABLE delta.py.people (id BIGINT, name VARCHAR, score DOUBLE, day DATE)
+            WITH (location = 'file://{folder}');
+        """,
+    )
+    rows = aichemy(warehouse, "SELECT id, name, score, day FROM delta.py.people ORDER BY id")
+    assert rows == [
+        {"id": 1, "name": "ada", "score": 1.5, "day": "2025-03-01"},
+        {"id": 2, "name": "grace", "day": "2025-03-02"},
+    ]
+    create = aichemy(warehouse, "SHOW CREATE TABLE delta.py.people")[0]["Create Table"]
+    assert "partitioned_by = ARRAY['day']" in create
+    aichemy(warehouse, "INSERT INTO delta.py.people VALUES (3, 'linus', NULL, DATE '2025-03-01')")
+    back = DeltaTable(str(folder))
+    assert back.version() == 1
+    assert sorted(back.to_pyarrow_table().column("id").to_pylist()) == [1, 2, 3]
+    # The table is external: DROP TABLE forgets it and leaves the files.
+    aichemy(warehouse, "DROP TABLE delta.py.people")
+    assert DeltaTable(str(folder)).version() == 1
+
+
+def test_pyarrow_reads_aichemy_hive_folders_and_aichemy_reads_pyarrow_files(warehouse, tmp_path):
+    aichemy(
+        warehouse,
+        """
+        CREATE SCHEMA hive.h;
+        CREATE TABLE hive.h.events (id BIGINT, kind VARCHAR, dt DATE)
+            WITH (format = 'PARQUET', partitioned_by = ARRAY['dt']);
+        INSERT INTO hive.h.events VALUES (1, 'click', DATE '2025-01-15'),
+            (2, 'view', DATE '2025-01-16'), (3, 'click', DATE '2025-01-15');
+        """,
+    )
+    folder = warehouse / "hive" / "h" / "events"
+    dataset = ds.dataset(str(folder), format="parquet", partitioning="hive")
+    table = dataset.to_table().sort_by("id")
+    assert table.column("id").to_pylist() == [1, 2, 3]
+    assert [str(d) for d in table.column("dt").to_pylist()] == [
+        "2025-01-15", "2025-01-16", "2025-01-15"]
+
+    external = tmp_path / "landing" / "clicks"
+    pq.write_to_dataset(
+        pa.table({
+            "user_id": pa.array([10, 11, 12], pa.int64()),
+            "url": ["/a", "/b", "/c"],
+            "country": ["no", "it", "no"],
+        }),
+        root_path=str(external),
+        partition_cols=["country"],
+    )
+    aichemy(
+        warehouse,
+        f"""
+        CREATE TABLE hive.h.clicks (user_id BIGINT, url VARCHAR, country VARCHAR)
+            WITH (external_location = 'file://{external}', partitioned_by = ARRAY['country']);
+        """,
+    )
+    rows = aichemy(
+        warehouse,
+        "SELECT country, count(*) AS n FROM hive.h.clicks GROUP BY country ORDER BY country",
+    )
+    assert rows == [{"country": "it", "n": 1}, {"country": "no", "n": 2}]
+    files_before = sorted(str(p) for p in external.rglob("*.parquet"))
+    aichemy(warehouse, "DROP TABLE hive.h.clicks")
+    assert sorted(str(p) for p in external.rglob("*.parquet")) == files_before
