@@ -195,6 +195,7 @@ pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
         let _ = visit_expressions_mut(statement, |expr| {
             name_row_cast(expr);
             type_decimal_literal(expr);
+            type_double_literal(expr);
             ControlFlow::<()>::Continue(())
         });
         match statement {
@@ -382,6 +383,26 @@ fn name_output_columns(query: &mut Query) {
             };
         }
     }
+}
+
+/// Types `1e3` as DOUBLE, as Trino does (decimal literals such as `1.5` stay DECIMAL).
+fn type_double_literal(expr: &mut Expr) {
+    let Expr::Value(value) = expr else {
+        return;
+    };
+    let Value::Number(text, _) = &value.value else {
+        return;
+    };
+    if !text.contains(['e', 'E']) {
+        return;
+    }
+    *expr = Expr::Cast {
+        kind: CastKind::Cast,
+        expr: Box::new(Expr::Value(Value::SingleQuotedString(text.clone()).into())),
+        data_type: DataType::Double(ExactNumberInfo::None),
+        format: None,
+        array: false,
+    };
 }
 
 /// Types `DECIMAL '12.30'` as Trino does, by its digits (`decimal(4,2)`), where DataFusion
@@ -609,6 +630,14 @@ mod tests {
             parsed("SELECT DECIMAL '12.30' AS d, DECIMAL '-0.5' AS e, DECIMAL '007' AS f"),
             "SELECT CAST('12.30' AS DECIMAL(4,2)) AS d, CAST('-0.5' AS DECIMAL(1,1)) AS e, \
              CAST('007' AS DECIMAL(1,0)) AS f"
+        );
+    }
+
+    #[test]
+    fn exponent_literals_are_doubles() {
+        assert_eq!(
+            parsed("SELECT 1e3 AS a, 1.5 AS b"),
+            "SELECT CAST('1e3' AS DOUBLE) AS a, 1.5 AS b"
         );
     }
 

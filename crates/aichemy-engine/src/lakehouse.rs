@@ -14,6 +14,7 @@ use aichemy_storage::StoreRegistry;
 use aichemy_tables::delta::DeltaStore;
 use aichemy_tables::hive::HiveStore;
 use aichemy_tables::iceberg::IcebergFormat;
+use aichemy_tables::lance::LanceStore;
 use aichemy_tables::registered::RegisteredFormat;
 use aichemy_tables::{TableFormat, TableHandle};
 use datafusion::catalog::CatalogProviderList;
@@ -111,12 +112,20 @@ impl Lakehouse {
             stores.clone(),
             Arc::new(DeltaStore::new()),
         ));
+        let lance: Arc<dyn TableFormat> = Arc::new(RegisteredFormat::new(
+            "lance",
+            &warehouse,
+            metastore.clone(),
+            stores.clone(),
+            Arc::new(LanceStore::new()),
+        ));
         let mut catalogs = BTreeMap::new();
         for name in BUILTIN_CATALOGS {
             let entry = match name {
                 "iceberg" => CatalogEntry::Format(iceberg.clone()),
                 "hive" => CatalogEntry::Format(hive.clone()),
                 "delta" => CatalogEntry::Format(delta.clone()),
+                "lance" => CatalogEntry::Format(lance.clone()),
                 "system" => CatalogEntry::System,
                 _ => CatalogEntry::NotYetAvailable,
             };

@@ -16,6 +16,7 @@ use datafusion::catalog::TableProvider;
 pub mod delta;
 pub mod hive;
 pub mod iceberg;
+pub mod lance;
 pub mod registered;
 
 /// Errors of a table format, in terms the engine maps to Trino's error names.

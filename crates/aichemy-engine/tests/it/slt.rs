@@ -72,7 +72,7 @@ impl sqllogictest::AsyncDB for SltDb {
 }
 
 /// The catalogs the `every_format` files run against.
-const FORMAT_CATALOGS: [&str; 3] = ["iceberg", "delta", "hive"];
+const FORMAT_CATALOGS: [&str; 4] = ["iceberg", "delta", "hive", "lance"];
 
 fn slt_files(folder: &str) -> Vec<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

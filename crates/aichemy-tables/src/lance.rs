@@ -1,0 +1,429 @@
+//! The `lance` catalog: Lance datasets through `lance`, for vectors and documents.
+//!
+//! A table's dataset is written by its first INSERT: that is when AIchemy knows whether an
+//! `ARRAY(REAL)` / `ARRAY(DOUBLE)` column holds vectors of one length, which Lance stores as
+//! fixed-size lists (what its vector indexes need). The engine keeps seeing the declared
+//! types; scans cast back. Every INSERT is one Lance commit, made after the last row was
+//! written. Datasets use Lance file format 2.2, the first to hold MAP columns.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use aichemy_metastore::TableRecord;
+use async_trait::async_trait;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatchIterator};
+use datafusion::arrow::compute::{cast_with_options, CastOptions};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::{DataFusionError, Result as DFResult};
+use datafusion::datasource::sink::{DataSink, DataSinkExec};
+use datafusion::datasource::TableType;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_expr::expressions::{CastExpr, Column};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan};
+use futures::{StreamExt, TryStreamExt};
+use lance::datafusion::LanceTableProvider;
+use lance::dataset::{InsertBuilder, NewColumnTransform, WriteDestination, WriteMode, WriteParams};
+use lance::Dataset;
+
+use crate::registered::TableStore;
+use crate::{CreateTableRequest, PropertyValue, Result, TableError};
+
+const FORMAT: &str = "Lance";
+
+fn lance_error(e: lance::Error) -> TableError {
+    TableError::Format {
+        format: FORMAT,
+        source: Box::new(e),
+    }
+}
+
+fn df_error(e: lance::Error) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+/// The dataset at a location; `None` when none was written there yet.
+async fn open_dataset(location: &str) -> Result<Option<Dataset>> {
+    match Dataset::open(location).await {
+        Ok(dataset) => Ok(Some(dataset)),
+        Err(lance::Error::DatasetNotFound { .. } | lance::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(lance_error(e)),
+    }
+}
+
+fn write_params(mode: WriteMode) -> WriteParams {
+    WriteParams {
+        mode,
+        data_storage_version: "2.2".parse().ok(),
+        ..WriteParams::default()
+    }
+}
+
+/// Lance datasets.
+#[derive(Debug, Default)]
+pub struct LanceStore;
+
+impl LanceStore {
+    pub fn new() -> Self {
+        Self
+    }
+}
+
+#[async_trait]
+impl TableStore for LanceStore {
+    fn format_name(&self) -> &'static str {
+        FORMAT
+    }
+
+    fn table_properties(&self) -> &'static [&'static str] {
+        &["location"]
+    }
+
+    async fn create(
+        &self,
+        location: &str,
+        schema: &SchemaRef,
+        _request: &CreateTableRequest,
+        external: bool,
+    ) -> Result<Vec<(String, PropertyValue)>> {
+        if let Some(dataset) = open_dataset(location).await? {
+            if !external {
+                return Err(TableError::Storage {
+                    message: format!("A Lance dataset already exists at {location}"),
+                });
+            }
+            // An existing dataset at the named location is registered when the declared
+            // columns are its columns.
+            let theirs: Vec<String> = dataset
+                .schema()
+                .fields
+                .iter()
+                .map(|f| f.name.clone())
+                .collect();
+            let ours: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+            if theirs != ours {
+                return Err(TableError::InvalidProperty {
+                    property: "location".into(),
+                    message: format!(
+                        "The Lance dataset at {location} has columns {theirs:?}, not {ours:?}"
+                    ),
+                });
+            }
+        }
+        Ok(vec![(
+            "location".to_string(),
+            PropertyValue::String(location.to_string()),
+        )])
+    }
+
+    async fn open(
+        &self,
+        record: &TableRecord,
+        schema: SchemaRef,
+    ) -> Result<Arc<dyn TableProvider>> {
+        let dataset = open_dataset(&record.location).await?.map(Arc::new);
+        Ok(Arc::new(LanceTable {
+            location: record.location.clone(),
+            schema,
+            dataset,
+        }))
+    }
+
+    async fn add_column(&self, record: &TableRecord, schema: &SchemaRef) -> Result<()> {
+        let Some(mut dataset) = open_dataset(&record.location).await? else {
+            return Ok(());
+        };
+        let Some(added) = schema.fields().last() else {
+            return Ok(());
+        };
+        let new_columns = Arc::new(Schema::new(vec![added.as_ref().clone()]));
+        dataset
+            .add_columns(NewColumnTransform::AllNulls(new_columns), None, None)
+            .await
+            .map_err(lance_error)
+    }
+}
+
+/// One Lance table: the declared schema, and its dataset once written.
+#[derive(Debug)]
+struct LanceTable {
+    location: String,
+    schema: SchemaRef,
+    dataset: Option<Arc<Dataset>>,
+}
+
+#[async_trait]
+impl TableProvider for LanceTable {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        let wanted = match projection {
+            Some(columns) => Arc::new(self.schema.project(columns)?),
+            None => self.schema.clone(),
+        };
+        let Some(dataset) = &self.dataset else {
+            return Ok(Arc::new(EmptyExec::new(wanted)));
+        };
+        let provider = LanceTableProvider::new(dataset.clone(), false, false);
+        // The dataset's columns in the declared order, by name.
+        let stored = provider.schema();
+        let indices = wanted
+            .fields()
+            .iter()
+            .map(|f| stored.index_of(f.name()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let plan = provider.scan(state, Some(&indices), filters, limit).await?;
+        let scanned = plan.schema();
+        if scanned
+            .fields()
+            .iter()
+            .zip(wanted.fields())
+            .all(|(a, b)| a.data_type() == b.data_type())
+        {
+            return Ok(plan);
+        }
+        // Vectors stored as fixed-size lists read back as the declared arrays.
+        let exprs = wanted
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, field)| {
+                let column: Arc<dyn PhysicalExpr> = Arc::new(Column::new(field.name(), i));
+                let expr: Arc<dyn PhysicalExpr> =
+                    match (scanned.field(i).data_type(), field.data_type()) {
+                        (from, to) if from == to => column,
+                        // Arrow's cast to a list keeps the fixed-size list's element field
+                        // (Lance names it `item`); renaming it first gives the declared one.
+                        (DataType::FixedSizeList(_, n), DataType::List(element)) => {
+                            let renamed = Arc::new(CastExpr::new(
+                                column,
+                                DataType::FixedSizeList(element.clone(), *n),
+                                None,
+                            ));
+                            Arc::new(CastExpr::new(renamed, field.data_type().clone(), None))
+                        }
+                        (_, to) => Arc::new(CastExpr::new(column, to.clone(), None)),
+                    };
+                (expr, field.name().clone())
+            })
+            .collect::<Vec<_>>();
+        Ok(Arc::new(ProjectionExec::try_new(exprs, plan)?))
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DFResult<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn insert_into(
+        &self,
+        _state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        insert_op: InsertOp,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        if insert_op != InsertOp::Append {
+            return Err(DataFusionError::NotImplemented(format!(
+                "{insert_op} is not supported for Lance tables"
+            )));
+        }
+        let sink = LanceSink {
+            location: self.location.clone(),
+            schema: self.schema.clone(),
+        };
+        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+    }
+}
+
+/// Appends an INSERT's rows to a dataset in one commit, creating it on the first INSERT.
+#[derive(Debug)]
+struct LanceSink {
+    location: String,
+    schema: SchemaRef,
+}
+
+impl DisplayAs for LanceSink {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "LanceSink: location={}", self.location)
+    }
+}
+
+/// Casts every column of a batch to a schema's types.
+fn conform(batch: &RecordBatch, schema: &SchemaRef) -> DFResult<RecordBatch> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(column, field)| {
+            if column.data_type() == field.data_type() {
+                return Ok(column.clone());
+            }
+            // Not `safe`: a vector of the wrong length must fail, not become NULL.
+            let options = CastOptions {
+                safe: false,
+                ..CastOptions::default()
+            };
+            cast_with_options(column, field.data_type(), &options).map_err(|e| {
+                let detail = match field.data_type() {
+                    DataType::FixedSizeList(_, n) => {
+                        format!("the table holds vectors of length {n}")
+                    }
+                    _ => e.to_string(),
+                };
+                DataFusionError::Execution(format!(
+                    "Cannot write column '{}' of the Lance table: {detail}",
+                    field.name()
+                ))
+            })
+        })
+        .collect::<DFResult<Vec<ArrayRef>>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+/// The length every non-null vector of a list column has, when there is one.
+fn common_length(batches: &[RecordBatch], index: usize) -> Option<i32> {
+    let mut length = None;
+    for batch in batches {
+        let list = batch.column(index).as_list_opt::<i32>()?;
+        for i in 0..list.len() {
+            if list.is_null(i) {
+                continue;
+            }
+            let n = list.value_length(i);
+            match length {
+                None => length = Some(n),
+                Some(seen) if seen != n => return None,
+                Some(_) => {}
+            }
+        }
+    }
+    length.filter(|n| *n > 0)
+}
+
+/// The dataset schema for a first write: float vectors of one length become fixed-size lists.
+fn storage_schema(declared: &SchemaRef, batches: &[RecordBatch]) -> SchemaRef {
+    let fields: Vec<Field> = declared
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, field)| match field.data_type() {
+            DataType::List(element)
+                if matches!(element.data_type(), DataType::Float32 | DataType::Float64) =>
+            {
+                match common_length(batches, i) {
+                    Some(n) => field
+                        .as_ref()
+                        .clone()
+                        .with_data_type(DataType::FixedSizeList(element.clone(), n)),
+                    None => field.as_ref().clone(),
+                }
+            }
+            _ => field.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+#[async_trait]
+impl DataSink for LanceSink {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    async fn write_all(
+        &self,
+        data: SendableRecordBatchStream,
+        _context: &Arc<TaskContext>,
+    ) -> DFResult<u64> {
+        let existing = open_dataset(&self.location)
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let Some(dataset) = existing else {
+            // The first write: all rows at hand decide the vector columns' storage.
+            let batches: Vec<RecordBatch> = data.try_collect().await?;
+            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+            if rows == 0 {
+                return Ok(0);
+            }
+            let schema = storage_schema(&self.schema, &batches);
+            let batches = batches
+                .iter()
+                .map(|b| conform(b, &schema))
+                .collect::<DFResult<Vec<_>>>()?;
+            let reader = RecordBatchIterator::new(batches.into_iter().map(Ok), schema);
+            Dataset::write(
+                reader,
+                &self.location,
+                Some(write_params(WriteMode::Create)),
+            )
+            .await
+            .map_err(df_error)?;
+            return Ok(rows as u64);
+        };
+        let target: SchemaRef = Arc::new(Schema::from(dataset.schema()));
+        let counted = Arc::new(AtomicU64::new(0));
+        let counter = counted.clone();
+        // Lance reports a failing input stream as text; keep the error itself to answer it.
+        let failure: Arc<Mutex<Option<DataFusionError>>> = Arc::default();
+        let failed = failure.clone();
+        let shaped_schema = target.clone();
+        let shaped = data.map(move |batch| {
+            let shaped = batch.and_then(|b| conform(&b, &shaped_schema));
+            match shaped {
+                Ok(batch) => {
+                    counter.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+                    Ok(batch)
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    failed.lock().expect("not poisoned").get_or_insert(e);
+                    Err(DataFusionError::Execution(message))
+                }
+            }
+        });
+        let stream: SendableRecordBatchStream =
+            Box::pin(RecordBatchStreamAdapter::new(target, shaped));
+        let params = write_params(WriteMode::Append);
+        InsertBuilder::new(WriteDestination::Dataset(Arc::new(dataset)))
+            .with_params(&params)
+            .execute_stream(stream)
+            .await
+            .map_err(|e| {
+                failure
+                    .lock()
+                    .expect("not poisoned")
+                    .take()
+                    .unwrap_or_else(|| df_error(e))
+            })?;
+        Ok(counted.load(Ordering::Relaxed))
+    }
+}
