@@ -36,6 +36,31 @@ pub struct Config {
     pub warehouse: String,
     /// The metastore that holds schemas, tables and views.
     pub metastore: MetastoreConfig,
+    /// `aichemy serve`: addresses and limits of the Trino-protocol server.
+    pub server: ServerConfig,
+}
+
+/// The Trino-protocol server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on. Default: `0.0.0.0`.
+    pub bind: String,
+    /// Port of the plain HTTP listener (clients that send no password). Default: 8080.
+    pub http_port: u16,
+    /// Seconds running queries get to finish on SIGTERM before they are cancelled.
+    /// Default: 30.
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: "0.0.0.0".to_string(),
+            http_port: 8080,
+            shutdown_grace_seconds: 30,
+        }
+    }
 }
 
 /// Where the metastore keeps its state.
@@ -52,8 +77,21 @@ impl Default for Config {
         Self {
             warehouse: "./aichemy-data".to_string(),
             metastore: MetastoreConfig::default(),
+            server: ServerConfig::default(),
         }
     }
+}
+
+fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .parse()
+        .map_err(|e: T::Err| ConfigError::InvalidValue {
+            key: key.to_string(),
+            message: e.to_string(),
+        })
 }
 
 /// Environment variable prefix; `AICHEMY_METASTORE__URL` sets `metastore.url`.
@@ -105,6 +143,11 @@ impl Config {
         match key {
             "warehouse" => self.warehouse = value.to_string(),
             "metastore.url" => self.metastore.url = Some(value.to_string()),
+            "server.bind" => self.server.bind = value.to_string(),
+            "server.http_port" => self.server.http_port = parse(key, value)?,
+            "server.shutdown_grace_seconds" => {
+                self.server.shutdown_grace_seconds = parse(key, value)?
+            }
             _ => {
                 return Err(ConfigError::UnknownKey {
                     key: key.to_string(),

@@ -36,7 +36,11 @@ pub const TABLE_COMMENT_PROPERTY: &str = "$comment";
 /// `WITH` property. Text that does not tokenize is returned unchanged, for the parser.
 pub fn rewrite_type_syntax(sql: &str) -> String {
     let dialect = dialect();
-    let Ok(tokens) = Tokenizer::new(&dialect, sql).tokenize() else {
+    // Tokens keep their text as written (`'it''s'`), so that printing them back is exact.
+    let Ok(tokens) = Tokenizer::new(&dialect, sql)
+        .with_unescape(false)
+        .tokenize()
+    else {
         return sql.to_string();
     };
     let tokens = move_table_comment(tokens);
@@ -207,10 +211,46 @@ pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
     Ok(statements)
 }
 
+/// Replaces the `?` parameters of a statement text, in order, by SQL expressions
+/// (`EXECUTE IMMEDIATE '…' USING …`).
+pub fn bind_parameters(sql: &str, values: &[String]) -> Result<String> {
+    let dialect = dialect();
+    let tokens = Tokenizer::new(&dialect, sql)
+        .with_unescape(false)
+        .tokenize()
+        .map_err(|e| TrinoError::new(ErrorCode::SYNTAX_ERROR, e.message))?;
+    let expected = tokens
+        .iter()
+        .filter(|t| matches!(t, Token::Placeholder(p) if p == "?"))
+        .count();
+    if expected != values.len() {
+        return Err(TrinoError::new(
+            ErrorCode::INVALID_PARAMETER_USAGE,
+            format!(
+                "Incorrect number of parameters: expected {expected} but found {}",
+                values.len()
+            ),
+        ));
+    }
+    let mut values = values.iter();
+    Ok(tokens
+        .iter()
+        .map(|token| match token {
+            Token::Placeholder(p) if p == "?" => {
+                format!("({})", values.next().expect("counted"))
+            }
+            other => other.to_string(),
+        })
+        .collect())
+}
+
 /// Splits a script into statement texts at top-level semicolons (outside quotes and comments).
 pub fn split_statements(sql: &str) -> Vec<String> {
     let dialect = dialect();
-    let Ok(tokens) = Tokenizer::new(&dialect, sql).tokenize() else {
+    let Ok(tokens) = Tokenizer::new(&dialect, sql)
+        .with_unescape(false)
+        .tokenize()
+    else {
         return vec![sql.trim().to_string()];
     };
     let mut out = Vec::new();
@@ -630,6 +670,25 @@ mod tests {
             parsed("SELECT DECIMAL '12.30' AS d, DECIMAL '-0.5' AS e, DECIMAL '007' AS f"),
             "SELECT CAST('12.30' AS DECIMAL(4,2)) AS d, CAST('-0.5' AS DECIMAL(1,1)) AS e, \
              CAST('007' AS DECIMAL(1,0)) AS f"
+        );
+    }
+
+    #[test]
+    fn parameters_are_bound_in_order_outside_strings() {
+        assert_eq!(
+            bind_parameters("SELECT '?', ? + ?", &["1".into(), "'it''s'".into()]).unwrap(),
+            "SELECT '?', (1) + ('it''s')"
+        );
+        let err = bind_parameters("SELECT ?", &[]).unwrap_err();
+        assert_eq!(err.code, ErrorCode::INVALID_PARAMETER_USAGE);
+    }
+
+    #[test]
+    fn quotes_inside_strings_survive_the_rewrite() {
+        assert_eq!(parsed("SELECT 'it''s' AS a"), "SELECT 'it''s' AS a");
+        assert_eq!(
+            split_statements("SELECT 'a;''b'; SELECT 2"),
+            vec!["SELECT 'a;''b'", "SELECT 2"]
         );
     }
 

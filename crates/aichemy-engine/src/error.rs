@@ -81,6 +81,7 @@ error_codes! {
     TYPE_MISMATCH = 58, UserError;
     INVALID_LITERAL = 59, UserError;
     AMBIGUOUS_NAME = 62, UserError;
+    INVALID_PARAMETER_USAGE = 80, UserError;
     GENERIC_INTERNAL_ERROR = 65536, InternalError;
     EXCEEDED_LOCAL_MEMORY_LIMIT = 131079, InsufficientResources;
     GENERIC_EXTERNAL = 133000, External;

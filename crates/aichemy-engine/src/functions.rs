@@ -23,6 +23,9 @@ pub fn register_all(ctx: &SessionContext) {
     ctx.register_udf(gen_series_udf().as_ref().clone().with_aliases(["sequence"]));
     ctx.register_udf(ScalarUDF::new_from_impl(TypeOf::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(ElementAt::new()));
+    for (name, value) in [("nan", f64::NAN), ("infinity", f64::INFINITY)] {
+        ctx.register_udf(ScalarUDF::new_from_impl(DoubleConstant::new(name, value)));
+    }
     crate::lambda::register(ctx, register_all);
 }
 
@@ -138,5 +141,61 @@ impl ScalarUDFImpl for ElementAt {
             return_field,
             config_options,
         })
+    }
+}
+
+/// `nan()` and `infinity()`: Trino's DOUBLE constants.
+#[derive(Debug)]
+struct DoubleConstant {
+    name: &'static str,
+    value: f64,
+    signature: Signature,
+}
+
+impl DoubleConstant {
+    fn new(name: &'static str, value: f64) -> Self {
+        Self {
+            name,
+            value,
+            signature: Signature::nullary(Volatility::Immutable),
+        }
+    }
+}
+
+impl PartialEq for DoubleConstant {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for DoubleConstant {}
+
+impl std::hash::Hash for DoubleConstant {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl ScalarUDFImpl for DoubleConstant {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Float64)
+    }
+
+    fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        Ok(ColumnarValue::Scalar(ScalarValue::Float64(Some(
+            self.value,
+        ))))
     }
 }

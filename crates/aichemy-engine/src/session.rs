@@ -107,6 +107,35 @@ impl Session {
     /// Executes one parsed statement.
     pub async fn execute_statement(&mut self, statement: Statement) -> Result<Output> {
         match statement {
+            // EXECUTE IMMEDIATE 'text with ?' USING values (sqlparser reads IMMEDIATE as a
+            // procedure name in the generic dialect).
+            Statement::Execute {
+                name,
+                parameters,
+                immediate,
+                using,
+                ..
+            } if immediate
+                || name
+                    .as_ref()
+                    .is_some_and(|n| n.to_string().eq_ignore_ascii_case("immediate")) =>
+            {
+                let [Expr::Value(text)] = parameters.as_slice() else {
+                    return Err(TrinoError::new(
+                        ErrorCode::SYNTAX_ERROR,
+                        "EXECUTE IMMEDIATE takes one string literal",
+                    ));
+                };
+                let Some(sql) = text.value.clone().into_string() else {
+                    return Err(TrinoError::new(
+                        ErrorCode::SYNTAX_ERROR,
+                        "EXECUTE IMMEDIATE takes one string literal",
+                    ));
+                };
+                let values: Vec<String> = using.iter().map(|v| v.expr.to_string()).collect();
+                let bound = dialect::bind_parameters(&sql, &values)?;
+                Box::pin(self.execute(&bound)).await
+            }
             Statement::Query(_) | Statement::Explain { .. } => self.query(statement).await,
             Statement::Insert(ref insert) => {
                 let target = match &insert.table {

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod output;
+mod serve;
 mod shell;
 
 use std::path::PathBuf;
@@ -29,6 +30,8 @@ struct Cli {
 enum Command {
     /// SQL on the embedded lakehouse: an interactive shell, or -e / -f to run and exit.
     Sql(shell::SqlArgs),
+    /// The Trino-protocol server for the Trino CLI, the python client, JDBC tools and dbt.
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,5 +64,6 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Sql(args) => runtime.block_on(shell::run(config, args)),
+        Command::Serve(args) => runtime.block_on(serve::run(config, args)),
     }
 }

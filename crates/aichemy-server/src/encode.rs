@@ -1,0 +1,430 @@
+//! Arrow columns as the Trino protocol carries them: a column's type name and
+//! `typeSignature`, and its values as JSON (decimals, dates and times as strings, NaN and
+//! infinities as strings, varbinary as base64, arrays as arrays, maps as objects with
+//! string keys, rows as arrays in field order).
+
+use base64::Engine;
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BinaryArray, BinaryViewArray, BooleanArray, LargeBinaryArray,
+};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{
+    DataType, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, TimeUnit,
+    UInt16Type, UInt32Type, UInt64Type, UInt8Type,
+};
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use serde_json::{json, Map, Value};
+
+/// Unbounded `varchar`'s length, as Trino reports it.
+const UNBOUNDED_VARCHAR: i64 = 2_147_483_647;
+
+fn precision_of(unit: &TimeUnit) -> i64 {
+    match unit {
+        TimeUnit::Second => 0,
+        TimeUnit::Millisecond => 3,
+        TimeUnit::Microsecond => 6,
+        TimeUnit::Nanosecond => 9,
+    }
+}
+
+fn long(value: i64) -> Value {
+    json!({"kind": "LONG", "value": value})
+}
+
+/// A column's Trino type: its name (`decimal(10,2)`) and its `typeSignature`.
+pub fn column_type(data_type: &DataType) -> (String, Value) {
+    let simple = |name: &str| (name.to_string(), json!({"rawType": name, "arguments": []}));
+    match data_type {
+        DataType::Null => simple("unknown"),
+        DataType::Boolean => simple("boolean"),
+        DataType::Int8 | DataType::UInt8 => simple("tinyint"),
+        DataType::Int16 | DataType::UInt16 => simple("smallint"),
+        DataType::Int32 | DataType::UInt32 => simple("integer"),
+        DataType::Int64 | DataType::UInt64 => simple("bigint"),
+        DataType::Float16 | DataType::Float32 => simple("real"),
+        DataType::Float64 => simple("double"),
+        DataType::Decimal32(p, s)
+        | DataType::Decimal64(p, s)
+        | DataType::Decimal128(p, s)
+        | DataType::Decimal256(p, s) => (
+            format!("decimal({p},{s})"),
+            json!({"rawType": "decimal", "arguments": [long(*p as i64), long(*s as i64)]}),
+        ),
+        DataType::Binary
+        | DataType::LargeBinary
+        | DataType::BinaryView
+        | DataType::FixedSizeBinary(_) => simple("varbinary"),
+        DataType::Date32 | DataType::Date64 => simple("date"),
+        DataType::Time32(unit) | DataType::Time64(unit) => {
+            let p = precision_of(unit);
+            (
+                format!("time({p})"),
+                json!({"rawType": "time", "arguments": [long(p)]}),
+            )
+        }
+        DataType::Timestamp(unit, None) => {
+            let p = precision_of(unit);
+            (
+                format!("timestamp({p})"),
+                json!({"rawType": "timestamp", "arguments": [long(p)]}),
+            )
+        }
+        DataType::Timestamp(unit, Some(_)) => {
+            let p = precision_of(unit);
+            (
+                format!("timestamp({p}) with time zone"),
+                json!({"rawType": "timestamp with time zone", "arguments": [long(p)]}),
+            )
+        }
+        DataType::Interval(datafusion::arrow::datatypes::IntervalUnit::YearMonth) => {
+            simple("interval year to month")
+        }
+        DataType::Interval(_) | DataType::Duration(_) => simple("interval day to second"),
+        DataType::List(field)
+        | DataType::LargeList(field)
+        | DataType::ListView(field)
+        | DataType::LargeListView(field)
+        | DataType::FixedSizeList(field, _) => {
+            let (name, signature) = column_type(field.data_type());
+            (
+                format!("array({name})"),
+                json!({"rawType": "array", "arguments": [{"kind": "TYPE", "value": signature}]}),
+            )
+        }
+        DataType::Map(entries, _) => {
+            let (key, value) = match entries.data_type() {
+                DataType::Struct(fields) if fields.len() == 2 => (
+                    column_type(fields[0].data_type()),
+                    column_type(fields[1].data_type()),
+                ),
+                _ => (column_type(&DataType::Utf8), column_type(&DataType::Utf8)),
+            };
+            (
+                format!("map({}, {})", key.0, value.0),
+                json!({"rawType": "map", "arguments": [
+                    {"kind": "TYPE", "value": key.1},
+                    {"kind": "TYPE", "value": value.1},
+                ]}),
+            )
+        }
+        DataType::Struct(fields) => {
+            let parts: Vec<(String, String, Value)> = fields
+                .iter()
+                .map(|f| {
+                    let (name, signature) = column_type(f.data_type());
+                    (f.name().clone(), name, signature)
+                })
+                .collect();
+            let name = parts
+                .iter()
+                .map(|(field, type_name, _)| format!("{field} {type_name}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let arguments: Vec<Value> = parts
+                .into_iter()
+                .map(|(field, _, signature)| {
+                    json!({"kind": "NAMED_TYPE", "value": {
+                        "fieldName": {"name": field},
+                        "typeSignature": signature,
+                    }})
+                })
+                .collect();
+            (
+                format!("row({name})"),
+                json!({"rawType": "row", "arguments": arguments}),
+            )
+        }
+        DataType::Dictionary(_, value) => column_type(value),
+        _ => (
+            "varchar".to_string(),
+            json!({"rawType": "varchar", "arguments": [long(UNBOUNDED_VARCHAR)]}),
+        ),
+    }
+    .with_varchar_length(data_type)
+}
+
+trait WithVarcharLength {
+    fn with_varchar_length(self, data_type: &DataType) -> Self;
+}
+
+impl WithVarcharLength for (String, Value) {
+    /// Clients index the length of a varchar unguarded: every varchar carries one.
+    fn with_varchar_length(self, data_type: &DataType) -> Self {
+        match data_type {
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => (
+                "varchar".to_string(),
+                json!({"rawType": "varchar", "arguments": [long(UNBOUNDED_VARCHAR)]}),
+            ),
+            _ => self,
+        }
+    }
+}
+
+fn float(value: f64) -> Value {
+    if value.is_nan() {
+        Value::from("NaN")
+    } else if value.is_infinite() {
+        Value::from(if value > 0.0 { "Infinity" } else { "-Infinity" })
+    } else {
+        serde_json::Number::from_f64(value)
+            .map(Value::Number)
+            .unwrap_or(Value::Null)
+    }
+}
+
+fn temporal_options(data_type: &DataType) -> FormatOptions<'static> {
+    let (date_time, zoned, time) = match data_type {
+        DataType::Timestamp(TimeUnit::Second, _) | DataType::Time32(TimeUnit::Second) => {
+            ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S %:z", "%H:%M:%S")
+        }
+        DataType::Timestamp(TimeUnit::Millisecond, _) | DataType::Time32(TimeUnit::Millisecond) => {
+            (
+                "%Y-%m-%d %H:%M:%S%.3f",
+                "%Y-%m-%d %H:%M:%S%.3f %:z",
+                "%H:%M:%S%.3f",
+            )
+        }
+        DataType::Timestamp(TimeUnit::Nanosecond, _) | DataType::Time64(TimeUnit::Nanosecond) => (
+            "%Y-%m-%d %H:%M:%S%.9f",
+            "%Y-%m-%d %H:%M:%S%.9f %:z",
+            "%H:%M:%S%.9f",
+        ),
+        _ => (
+            "%Y-%m-%d %H:%M:%S%.6f",
+            "%Y-%m-%d %H:%M:%S%.6f %:z",
+            "%H:%M:%S%.6f",
+        ),
+    };
+    FormatOptions::default()
+        .with_timestamp_format(Some(date_time))
+        .with_timestamp_tz_format(Some(zoned))
+        .with_time_format(Some(time))
+}
+
+/// Every value of a column as Trino's JSON, nulls as `null`.
+pub fn encode_column(array: &ArrayRef) -> Result<Vec<Value>, String> {
+    let n = array.len();
+    let mut values: Vec<Value> = match array.data_type() {
+        DataType::Null => vec![Value::Null; n],
+        DataType::Boolean => {
+            let a: &BooleanArray = array.as_boolean();
+            (0..n).map(|i| Value::from(a.value(i))).collect()
+        }
+        DataType::Int8 => ints(array.as_primitive::<Int8Type>().values().iter().copied()),
+        DataType::Int16 => ints(array.as_primitive::<Int16Type>().values().iter().copied()),
+        DataType::Int32 => ints(array.as_primitive::<Int32Type>().values().iter().copied()),
+        DataType::Int64 => ints(array.as_primitive::<Int64Type>().values().iter().copied()),
+        DataType::UInt8 => ints(array.as_primitive::<UInt8Type>().values().iter().copied()),
+        DataType::UInt16 => ints(array.as_primitive::<UInt16Type>().values().iter().copied()),
+        DataType::UInt32 => ints(array.as_primitive::<UInt32Type>().values().iter().copied()),
+        DataType::UInt64 => array
+            .as_primitive::<UInt64Type>()
+            .values()
+            .iter()
+            .map(|v| Value::from(*v))
+            .collect(),
+        DataType::Float32 => array
+            .as_primitive::<Float32Type>()
+            .values()
+            .iter()
+            .map(|v| float(*v as f64))
+            .collect(),
+        DataType::Float64 => array
+            .as_primitive::<Float64Type>()
+            .values()
+            .iter()
+            .map(|v| float(*v))
+            .collect(),
+        DataType::Utf8 => array
+            .as_string::<i32>()
+            .iter()
+            .map(|v| v.map(Value::from).unwrap_or(Value::Null))
+            .collect(),
+        DataType::LargeUtf8 => array
+            .as_string::<i64>()
+            .iter()
+            .map(|v| v.map(Value::from).unwrap_or(Value::Null))
+            .collect(),
+        DataType::Utf8View => array
+            .as_string_view()
+            .iter()
+            .map(|v| v.map(Value::from).unwrap_or(Value::Null))
+            .collect(),
+        DataType::Binary => base64_values(array.as_any().downcast_ref::<BinaryArray>()),
+        DataType::LargeBinary => base64_values(array.as_any().downcast_ref::<LargeBinaryArray>()),
+        DataType::BinaryView => base64_values(array.as_any().downcast_ref::<BinaryViewArray>()),
+        DataType::List(_) => {
+            let list = array.as_list::<i32>();
+            let children = encode_column(list.values())?;
+            let offsets = list.value_offsets();
+            (0..n)
+                .map(|i| {
+                    Value::Array(children[offsets[i] as usize..offsets[i + 1] as usize].to_vec())
+                })
+                .collect()
+        }
+        DataType::LargeList(_) => {
+            let list = array.as_list::<i64>();
+            let children = encode_column(list.values())?;
+            let offsets = list.value_offsets();
+            (0..n)
+                .map(|i| {
+                    Value::Array(children[offsets[i] as usize..offsets[i + 1] as usize].to_vec())
+                })
+                .collect()
+        }
+        DataType::FixedSizeList(_, size) => {
+            let list = array.as_fixed_size_list();
+            let children = encode_column(list.values())?;
+            let size = *size as usize;
+            (0..n)
+                .map(|i| {
+                    let start = (list.offset() + i) * size;
+                    Value::Array(children[start..start + size].to_vec())
+                })
+                .collect()
+        }
+        DataType::Map(_, _) => {
+            let map = array.as_map();
+            let keys = encode_column(map.keys())?;
+            let values = encode_column(map.values())?;
+            let offsets = map.value_offsets();
+            (0..n)
+                .map(|i| {
+                    let mut object = Map::new();
+                    for j in offsets[i] as usize..offsets[i + 1] as usize {
+                        let key = match &keys[j] {
+                            Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        };
+                        object.insert(key, values[j].clone());
+                    }
+                    Value::Object(object)
+                })
+                .collect()
+        }
+        DataType::Struct(_) => {
+            let row = array.as_struct();
+            let fields = row
+                .columns()
+                .iter()
+                .map(encode_column)
+                .collect::<Result<Vec<_>, _>>()?;
+            (0..n)
+                .map(|i| Value::Array(fields.iter().map(|f| f[i].clone()).collect()))
+                .collect()
+        }
+        DataType::Dictionary(_, value) => {
+            let plain = cast(array, value).map_err(|e| e.to_string())?;
+            return encode_column(&plain);
+        }
+        other => {
+            // Decimals, dates, times, timestamps and intervals: Trino's text forms.
+            let options = temporal_options(other);
+            let formatter =
+                ArrayFormatter::try_new(array.as_ref(), &options).map_err(|e| e.to_string())?;
+            (0..n)
+                .map(|i| Value::from(formatter.value(i).to_string()))
+                .collect()
+        }
+    };
+    if array.null_count() > 0 {
+        for (i, value) in values.iter_mut().enumerate() {
+            if array.is_null(i) {
+                *value = Value::Null;
+            }
+        }
+    }
+    Ok(values)
+}
+
+fn ints<T: Into<i64>>(values: impl Iterator<Item = T>) -> Vec<Value> {
+    values.map(|v| Value::from(v.into())).collect()
+}
+
+fn base64_values<'a, A>(array: Option<&'a A>) -> Vec<Value>
+where
+    &'a A: IntoIterator<Item = Option<&'a [u8]>>,
+{
+    let engine = base64::engine::general_purpose::STANDARD;
+    array
+        .map(|a| {
+            a.into_iter()
+                .map(|v| {
+                    v.map(|b| Value::from(engine.encode(b)))
+                        .unwrap_or(Value::Null)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{
+        Decimal128Array, Float64Array, Int32Array, ListArray, StringArray, StructArray,
+    };
+    use datafusion::arrow::datatypes::{Field, Fields, Int32Type};
+
+    use super::*;
+
+    #[test]
+    fn type_signatures_carry_the_arguments_clients_index() {
+        let (name, signature) = column_type(&DataType::Decimal128(10, 2));
+        assert_eq!(name, "decimal(10,2)");
+        assert_eq!(signature["arguments"][1]["value"], 2);
+        let (name, signature) = column_type(&DataType::Utf8);
+        assert_eq!(name, "varchar");
+        assert_eq!(signature["arguments"][0]["value"], UNBOUNDED_VARCHAR);
+        let row = DataType::Struct(Fields::from(vec![Field::new("x", DataType::Int32, true)]));
+        let (name, signature) = column_type(&row);
+        assert_eq!(name, "row(x integer)");
+        assert_eq!(signature["arguments"][0]["value"]["fieldName"]["name"], "x");
+        let (name, _) = column_type(&DataType::Timestamp(TimeUnit::Microsecond, None));
+        assert_eq!(name, "timestamp(6)");
+    }
+
+    #[test]
+    fn values_are_encoded_as_trino_encodes_them() {
+        let doubles: ArrayRef = Arc::new(Float64Array::from(vec![
+            Some(1.5),
+            Some(f64::NAN),
+            Some(f64::NEG_INFINITY),
+            None,
+        ]));
+        assert_eq!(
+            encode_column(&doubles).unwrap(),
+            vec![json!(1.5), json!("NaN"), json!("-Infinity"), Value::Null]
+        );
+        let decimals: ArrayRef = Arc::new(
+            Decimal128Array::from(vec![9999, 14950])
+                .with_precision_and_scale(10, 2)
+                .unwrap(),
+        );
+        assert_eq!(
+            encode_column(&decimals).unwrap(),
+            vec![json!("99.99"), json!("149.50")]
+        );
+        let lists: ArrayRef = Arc::new(ListArray::from_iter_primitive::<Int32Type, _, _>(vec![
+            Some(vec![Some(1), None]),
+            None,
+        ]));
+        assert_eq!(
+            encode_column(&lists).unwrap(),
+            vec![json!([1, null]), Value::Null]
+        );
+        let rows: ArrayRef = Arc::new(StructArray::from(vec![
+            (
+                Arc::new(Field::new("a", DataType::Int32, true)),
+                Arc::new(Int32Array::from(vec![1])) as ArrayRef,
+            ),
+            (
+                Arc::new(Field::new("b", DataType::Utf8, true)),
+                Arc::new(StringArray::from(vec!["x"])) as ArrayRef,
+            ),
+        ]));
+        assert_eq!(encode_column(&rows).unwrap(), vec![json!([1, "x"])]);
+    }
+}

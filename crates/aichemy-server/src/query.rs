@@ -1,0 +1,611 @@
+//! Queries in flight: each runs in its own task and hands its results over page by page
+//! through a small channel, so a large result is never held whole — the task waits until
+//! the client fetched the page before. The last page served is kept, so a client that
+//! fetches the same page again (a retry) gets the same answer.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use aichemy_engine::{Lakehouse, Output, Session, TrinoError};
+use datafusion::arrow::datatypes::SchemaRef;
+use futures::StreamExt;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::encode::{column_type, encode_column};
+
+/// Rows per page; a page is also cut at the end of each engine batch past half of this.
+const PAGE_ROWS: usize = 4096;
+/// Unfetched queries are abandoned after this long, as Trino's `query.client.timeout`.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(300);
+/// How many finished queries `system.runtime.queries` keeps.
+const KEEP_FINISHED: usize = 100;
+
+/// Who sent a query and how their session was set.
+#[derive(Debug, Clone, Default)]
+pub struct ClientSession {
+    pub user: String,
+    pub source: Option<String>,
+    pub catalog: Option<String>,
+    pub schema: Option<String>,
+}
+
+/// What the executing task hands to the protocol.
+#[derive(Debug)]
+pub enum Event {
+    Columns(Value),
+    Rows(Vec<Value>),
+    /// DDL or DML: Trino's update type and, for DML, the row count.
+    Update {
+        update_type: String,
+        count: Option<u64>,
+    },
+    /// The session's catalog and schema after the statement (USE changes them).
+    Session {
+        catalog: Option<String>,
+        schema: Option<String>,
+    },
+    Failed(TrinoError),
+}
+
+/// Query states as Trino names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Queued,
+    Running,
+    Finished,
+    Failed,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Queued => "QUEUED",
+            State::Running => "RUNNING",
+            State::Finished => "FINISHED",
+            State::Failed => "FAILED",
+        }
+    }
+}
+
+/// One page as served, kept for re-fetches.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub token: u64,
+    pub body: Value,
+    pub headers: Vec<(String, String)>,
+}
+
+/// A query the server knows.
+pub struct Query {
+    pub id: String,
+    pub slug: String,
+    pub sql: String,
+    pub session: ClientSession,
+    pub created: SystemTime,
+    pub started: Instant,
+    inner: Mutex<QueryInner>,
+    events: tokio::sync::Mutex<mpsc::Receiver<Event>>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+struct QueryInner {
+    state: State,
+    columns: Option<Value>,
+    columns_sent: bool,
+    last_page: Option<Page>,
+    rows: u64,
+    error: Option<TrinoError>,
+    update: Option<(String, Option<u64>)>,
+    set_headers: Vec<(String, String)>,
+    last_fetch: Instant,
+    ended: Option<Instant>,
+}
+
+impl Query {
+    pub fn state(&self) -> State {
+        self.inner.lock().expect("not poisoned").state
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.inner.lock().expect("not poisoned").rows
+    }
+
+    pub fn error(&self) -> Option<TrinoError> {
+        self.inner.lock().expect("not poisoned").error.clone()
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        let inner = self.inner.lock().expect("not poisoned");
+        inner
+            .ended
+            .unwrap_or_else(Instant::now)
+            .duration_since(self.started)
+    }
+
+    fn idle(&self) -> Duration {
+        self.inner
+            .lock()
+            .expect("not poisoned")
+            .last_fetch
+            .elapsed()
+    }
+
+    /// Stops the query: its task and the engine's work end; its state becomes FAILED with
+    /// USER_CANCELED unless it had already ended.
+    pub fn cancel(&self, message: &str) {
+        if let Some(task) = self.task.lock().expect("not poisoned").take() {
+            task.abort();
+        }
+        let mut inner = self.inner.lock().expect("not poisoned");
+        if matches!(inner.state, State::Queued | State::Running) {
+            inner.state = State::Failed;
+            inner.error = Some(TrinoError::new(
+                aichemy_engine::ErrorCode::USER_CANCELED,
+                message,
+            ));
+            inner.ended = Some(Instant::now());
+        }
+    }
+
+    /// The page after `token - 1`: the same page again when `token` was served last.
+    /// Waits up to `wait` for the engine; answers an empty page to poll again otherwise.
+    pub async fn page(&self, token: u64, wait: Duration) -> Option<Page> {
+        {
+            let mut inner = self.inner.lock().expect("not poisoned");
+            inner.last_fetch = Instant::now();
+            if let Some(last) = &inner.last_page {
+                if last.token == token {
+                    return Some(last.clone());
+                }
+                if last.token + 1 != token {
+                    return None;
+                }
+            } else if token != 0 {
+                return None;
+            }
+        }
+        let mut events = self.events.lock().await;
+        // Another fetch of the same token may have been served while this one waited.
+        {
+            let inner = self.inner.lock().expect("not poisoned");
+            if let Some(last) = &inner.last_page {
+                if last.token == token {
+                    return Some(last.clone());
+                }
+            }
+        }
+        let mut data: Option<Vec<Value>> = None;
+        let deadline = tokio::time::sleep(wait);
+        tokio::pin!(deadline);
+        let mut done = false;
+        loop {
+            tokio::select! {
+                event = events.recv() => match event {
+                    Some(event) => {
+                        let mut inner = self.inner.lock().expect("not poisoned");
+                        inner.state = State::Running;
+                        match event {
+                            Event::Columns(columns) => inner.columns = Some(columns),
+                            Event::Rows(rows) => {
+                                inner.rows += rows.len() as u64;
+                                data = Some(rows);
+                                break;
+                            }
+                            Event::Update { update_type, count } => {
+                                inner.update = Some((update_type, count));
+                            }
+                            Event::Session { catalog, schema } => {
+                                if catalog != self.session.catalog {
+                                    if let Some(c) = catalog {
+                                        inner.set_headers.push(("Set-Catalog".into(), c));
+                                    }
+                                }
+                                if schema != self.session.schema {
+                                    if let Some(s) = schema {
+                                        inner.set_headers.push(("Set-Schema".into(), s));
+                                    }
+                                }
+                            }
+                            Event::Failed(error) => {
+                                inner.state = State::Failed;
+                                inner.error = Some(error);
+                                inner.ended = Some(Instant::now());
+                                done = true;
+                                break;
+                            }
+                        }
+                    }
+                    None => {
+                        let mut inner = self.inner.lock().expect("not poisoned");
+                        if inner.state != State::Failed {
+                            inner.state = State::Finished;
+                        }
+                        inner.ended.get_or_insert_with(Instant::now);
+                        done = true;
+                        break;
+                    }
+                },
+                _ = &mut deadline => break,
+            }
+        }
+        drop(events);
+        let mut inner = self.inner.lock().expect("not poisoned");
+        let failed = inner.state == State::Failed;
+        let mut body = json!({
+            "id": self.id,
+            "stats": stats(inner.state, inner.rows, self.started),
+        });
+        if let Some(columns) = &inner.columns {
+            if data.is_some() || done || inner.columns_sent {
+                body["columns"] = columns.clone();
+                inner.columns_sent = true;
+            }
+        }
+        if let Some(rows) = data {
+            body["data"] = Value::Array(rows);
+        }
+        if let Some((update_type, count)) = &inner.update {
+            body["updateType"] = Value::from(update_type.clone());
+            match count {
+                Some(count) => {
+                    body["updateCount"] = Value::from(*count);
+                    if done && !failed && body.get("data").is_none() {
+                        body["columns"] = json!([{"name": "rows", "type": "bigint",
+                            "typeSignature": {"rawType": "bigint", "arguments": []}}]);
+                        body["data"] = json!([[count]]);
+                    }
+                }
+                None => {
+                    if done && !failed {
+                        body["columns"] = json!([{"name": "result", "type": "boolean",
+                            "typeSignature": {"rawType": "boolean", "arguments": []}}]);
+                        body["data"] = json!([[true]]);
+                    }
+                }
+            }
+        }
+        if let Some(error) = &inner.error {
+            body["error"] = error_json(error);
+        }
+        let headers = if done {
+            std::mem::take(&mut inner.set_headers)
+        } else {
+            Vec::new()
+        };
+        let page = Page {
+            token,
+            body,
+            headers,
+        };
+        if !done {
+            // More to come: the protocol layer adds `nextUri`.
+            inner.last_page = Some(Page {
+                token,
+                ..page.clone()
+            });
+        } else {
+            inner.last_page = Some(page.clone());
+        }
+        Some(page)
+    }
+
+    /// Whether the page with this token ends the query (no `nextUri`).
+    pub fn is_final(&self, page: &Page) -> bool {
+        let inner = self.inner.lock().expect("not poisoned");
+        matches!(inner.state, State::Finished | State::Failed)
+            && inner.last_page.as_ref().map(|p| p.token) == Some(page.token)
+    }
+}
+
+/// Trino's `error` object.
+pub fn error_json(error: &TrinoError) -> Value {
+    let mut value = json!({
+        "message": error.full_message(),
+        "errorCode": error.code.code(),
+        "errorName": error.code.name(),
+        "errorType": error.code.error_type().as_str(),
+        "failureInfo": {
+            "type": "io.trino.spi.TrinoException",
+            "message": error.full_message(),
+            "suppressed": [],
+            "stack": [],
+        },
+    });
+    if let Some(at) = error.location {
+        value["errorLocation"] = json!({"lineNumber": at.line, "columnNumber": at.column});
+        value["failureInfo"]["errorLocation"] =
+            json!({"lineNumber": at.line, "columnNumber": at.column});
+    }
+    value
+}
+
+/// Trino's `stats` object: every field clients read, zeros where AIchemy has no figure.
+pub fn stats(state: State, rows: u64, started: Instant) -> Value {
+    let elapsed = started.elapsed().as_millis() as u64;
+    json!({
+        "state": state.as_str(),
+        "queued": state == State::Queued,
+        "scheduled": state != State::Queued,
+        "nodes": 1,
+        "totalSplits": 0,
+        "queuedSplits": 0,
+        "runningSplits": 0,
+        "completedSplits": 0,
+        "cpuTimeMillis": elapsed,
+        "wallTimeMillis": elapsed,
+        "queuedTimeMillis": 0,
+        "elapsedTimeMillis": elapsed,
+        "processedRows": rows,
+        "processedBytes": 0,
+        "physicalInputBytes": 0,
+        "peakMemoryBytes": 0,
+        "spilledBytes": 0,
+    })
+}
+
+/// The queries of one server.
+#[derive(Clone)]
+pub struct Queries {
+    lakehouse: Arc<Lakehouse>,
+    queries: Arc<Mutex<HashMap<String, Arc<Query>>>>,
+}
+
+impl Queries {
+    pub fn new(lakehouse: Arc<Lakehouse>) -> Self {
+        Self {
+            lakehouse,
+            queries: Arc::default(),
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Query>> {
+        self.queries.lock().expect("not poisoned").get(id).cloned()
+    }
+
+    /// Every known query, newest first.
+    pub fn list(&self) -> Vec<Arc<Query>> {
+        let mut all: Vec<Arc<Query>> = self
+            .queries
+            .lock()
+            .expect("not poisoned")
+            .values()
+            .cloned()
+            .collect();
+        all.sort_by_key(|q| std::cmp::Reverse(q.created));
+        all
+    }
+
+    /// Starts a query; it runs while the client fetches its pages.
+    pub fn submit(&self, sql: String, session: ClientSession) -> Arc<Query> {
+        let (sender, receiver) = mpsc::channel(1);
+        let id = new_query_id();
+        let query = Arc::new(Query {
+            id: id.clone(),
+            slug: format!("y{}", uuid::Uuid::new_v4().simple()),
+            sql: sql.clone(),
+            session: session.clone(),
+            created: SystemTime::now(),
+            started: Instant::now(),
+            inner: Mutex::new(QueryInner {
+                state: State::Queued,
+                columns: None,
+                columns_sent: false,
+                last_page: None,
+                rows: 0,
+                error: None,
+                update: None,
+                set_headers: Vec::new(),
+                last_fetch: Instant::now(),
+                ended: None,
+            }),
+            events: tokio::sync::Mutex::new(receiver),
+            task: Mutex::new(None),
+        });
+        let lakehouse = self.lakehouse.clone();
+        let task = tokio::spawn(run(lakehouse, sql, session, sender));
+        *query.task.lock().expect("not poisoned") = Some(task);
+        let mut queries = self.queries.lock().expect("not poisoned");
+        queries.insert(id, query.clone());
+        forget_old(&mut queries);
+        query
+    }
+
+    /// Cancels queries whose client stopped fetching, and every query on shutdown.
+    pub fn reap(&self, timeout: Duration) {
+        for query in self.list() {
+            if matches!(query.state(), State::Queued | State::Running) && query.idle() > timeout {
+                query.cancel("Query abandoned by the client");
+            }
+        }
+    }
+
+    pub fn cancel_all(&self, message: &str) {
+        for query in self.list() {
+            query.cancel(message);
+        }
+    }
+
+    /// Queries still running for a client that is still fetching (one that stopped
+    /// fetching has nothing to wait for).
+    pub fn running(&self) -> usize {
+        self.list()
+            .iter()
+            .filter(|q| {
+                matches!(q.state(), State::Queued | State::Running)
+                    && q.idle() < Duration::from_secs(5)
+            })
+            .count()
+    }
+}
+
+fn forget_old(queries: &mut HashMap<String, Arc<Query>>) {
+    let mut ended: Vec<(SystemTime, String)> = queries
+        .values()
+        .filter(|q| matches!(q.state(), State::Finished | State::Failed))
+        .map(|q| (q.created, q.id.clone()))
+        .collect();
+    if ended.len() <= KEEP_FINISHED {
+        return;
+    }
+    ended.sort();
+    for (_, id) in ended.iter().take(ended.len() - KEEP_FINISHED) {
+        queries.remove(id);
+    }
+}
+
+/// Trino's query id form: `20250115_103000_00001_abcde` (UTC date and time, a counter,
+/// five random letters).
+fn new_query_id() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 100_000;
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (year, month, day) = civil_date((secs / 86_400) as i64);
+    let time = secs % 86_400;
+    let letters: String = uuid::Uuid::new_v4()
+        .as_bytes()
+        .iter()
+        .take(5)
+        .map(|b| (b'a' + b % 26) as char)
+        .collect();
+    format!(
+        "{year:04}{month:02}{day:02}_{:02}{:02}{:02}_{n:05}_{letters}",
+        time / 3600,
+        time / 60 % 60,
+        time % 60
+    )
+}
+
+/// The Gregorian date of a day number counted from 1970-01-01.
+fn civil_date(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+fn columns_json(schema: &SchemaRef) -> Value {
+    Value::Array(
+        schema
+            .fields()
+            .iter()
+            .map(|f| {
+                let (type_name, signature) = column_type(f.data_type());
+                json!({"name": f.name(), "type": type_name, "typeSignature": signature})
+            })
+            .collect(),
+    )
+}
+
+/// Executes one statement and streams its events; stops when the receiver is gone.
+async fn run(
+    lakehouse: Arc<Lakehouse>,
+    sql: String,
+    client: ClientSession,
+    events: mpsc::Sender<Event>,
+) {
+    let mut session = Session::new(lakehouse, client.user.clone());
+    session.catalog = client.catalog.clone();
+    session.schema = client.schema.clone();
+    let output = match session.execute(&sql).await {
+        Ok(output) => output,
+        Err(error) => {
+            let _ = events.send(Event::Failed(error)).await;
+            return;
+        }
+    };
+    match output {
+        Output::Update { update_type, count } => {
+            let _ = events.send(Event::Update { update_type, count }).await;
+        }
+        Output::Rows { schema, mut stream } => {
+            if events
+                .send(Event::Columns(columns_json(&schema)))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            let mut pending: Vec<Value> = Vec::new();
+            while let Some(batch) = stream.next().await {
+                let batch = match batch {
+                    Ok(batch) => batch,
+                    Err(e) => {
+                        let _ = events.send(Event::Failed(e.into())).await;
+                        return;
+                    }
+                };
+                let columns = match batch
+                    .columns()
+                    .iter()
+                    .map(encode_column)
+                    .collect::<Result<Vec<_>, _>>()
+                {
+                    Ok(columns) => columns,
+                    Err(e) => {
+                        let _ = events.send(Event::Failed(TrinoError::internal(e))).await;
+                        return;
+                    }
+                };
+                for row in 0..batch.num_rows() {
+                    pending.push(Value::Array(
+                        columns.iter().map(|c| c[row].clone()).collect(),
+                    ));
+                    if pending.len() >= PAGE_ROWS
+                        && events
+                            .send(Event::Rows(std::mem::take(&mut pending)))
+                            .await
+                            .is_err()
+                    {
+                        return;
+                    }
+                }
+                if pending.len() >= PAGE_ROWS / 2
+                    && events
+                        .send(Event::Rows(std::mem::take(&mut pending)))
+                        .await
+                        .is_err()
+                {
+                    return;
+                }
+            }
+            if !pending.is_empty() && events.send(Event::Rows(pending)).await.is_err() {
+                return;
+            }
+        }
+    }
+    let _ = events
+        .send(Event::Session {
+            catalog: session.catalog.clone(),
+            schema: session.schema.clone(),
+        })
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_ids_have_trinos_shape() {
+        assert_eq!(civil_date(0), (1970, 1, 1));
+        assert_eq!(civil_date(20_103), (2025, 1, 15));
+        assert_eq!(civil_date(11_016), (2000, 2, 29));
+        let id = new_query_id();
+        let parts: Vec<&str> = id.split('_').collect();
+        assert_eq!(parts.len(), 4, "{id}");
+        assert_eq!(parts[0].len(), 8);
+        assert_eq!(parts[3].len(), 5);
+    }
+}
