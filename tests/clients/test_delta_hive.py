@@ -10,15 +10,9 @@ import os
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
-import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from lakehouse import aichemy
-
-
-@pytest.fixture()
-def warehouse(tmp_path):
-    return tmp_path / "wh"
 
 
 def test_deltalake_reads_what_aichemy_wrote(warehouse):

@@ -8,11 +8,6 @@ import pytest
 from lakehouse import aichemy
 
 
-@pytest.fixture()
-def warehouse(tmp_path):
-    return tmp_path / "wh"
-
-
 def test_pylance_reads_what_aichemy_wrote(warehouse):
     aichemy(
         warehouse,

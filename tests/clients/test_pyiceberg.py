@@ -10,7 +10,6 @@ import decimal
 import subprocess
 
 import pyarrow as pa
-import pytest
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.transforms import DayTransform, IdentityTransform
@@ -26,11 +25,6 @@ from pyiceberg.types import (
 )
 
 from lakehouse import aichemy, catalog, sql_command
-
-
-@pytest.fixture()
-def warehouse(tmp_path):
-    return tmp_path / "wh"
 
 
 def test_pyiceberg_reads_what_aichemy_wrote(warehouse):

@@ -15,7 +15,7 @@ use aichemy_tables::delta::DeltaStore;
 use aichemy_tables::hive::HiveStore;
 use aichemy_tables::iceberg::IcebergFormat;
 use aichemy_tables::lance::LanceStore;
-use aichemy_tables::registered::RegisteredFormat;
+use aichemy_tables::registered::{RegisteredFormat, TableStore};
 use aichemy_tables::{TableFormat, TableHandle};
 use datafusion::catalog::CatalogProviderList;
 use datafusion::catalog::{
@@ -98,27 +98,19 @@ impl Lakehouse {
         )
         .await?;
         let iceberg: Arc<dyn TableFormat> = Arc::new(iceberg);
-        let hive: Arc<dyn TableFormat> = Arc::new(RegisteredFormat::new(
-            "hive",
-            &warehouse,
-            metastore.clone(),
-            stores.clone(),
-            Arc::new(HiveStore::new(stores.clone())),
-        ));
-        let delta: Arc<dyn TableFormat> = Arc::new(RegisteredFormat::new(
-            "delta",
-            &warehouse,
-            metastore.clone(),
-            stores.clone(),
-            Arc::new(DeltaStore::new()),
-        ));
-        let lance: Arc<dyn TableFormat> = Arc::new(RegisteredFormat::new(
-            "lance",
-            &warehouse,
-            metastore.clone(),
-            stores.clone(),
-            Arc::new(LanceStore::new()),
-        ));
+        // Catalogs whose tables the metastore records, one store per format.
+        let registered = |catalog: &str, store: Arc<dyn TableStore>| -> Arc<dyn TableFormat> {
+            Arc::new(RegisteredFormat::new(
+                catalog,
+                &warehouse,
+                metastore.clone(),
+                stores.clone(),
+                store,
+            ))
+        };
+        let hive = registered("hive", Arc::new(HiveStore::new(stores.clone())));
+        let delta = registered("delta", Arc::new(DeltaStore::new()));
+        let lance = registered("lance", Arc::new(LanceStore::new()));
         let mut catalogs = BTreeMap::new();
         for name in BUILTIN_CATALOGS {
             let entry = match name {

@@ -88,6 +88,11 @@ pub struct ViewRecord {
     pub owner: Option<String>,
 }
 
+/// A table of relations and the column holding their names.
+type Relations = (&'static str, &'static str);
+const VIEWS: Relations = ("aichemy_views", "view_name");
+const TABLES: Relations = ("aichemy_tables", "table_name");
+
 /// A handle on the metastore database.
 #[derive(Debug, Clone)]
 pub struct Metastore {
@@ -218,28 +223,52 @@ impl Metastore {
         schema: &str,
         name: &str,
     ) -> Result<bool, MetastoreError> {
-        let done = sqlx::query(
-            "DELETE FROM aichemy_views WHERE catalog_name = ? AND schema_name = ? AND view_name = ?",
-        )
-        .bind(catalog)
-        .bind(schema)
-        .bind(name)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() > 0)
+        Ok(self.delete_relation(VIEWS, catalog, schema, name).await? > 0)
     }
 
     /// Renames a view within its catalog; answers whether it existed.
     pub async fn rename_view(
         &self,
         catalog: &str,
+        from: (&str, &str),
+        to: (&str, &str),
+    ) -> Result<bool, MetastoreError> {
+        Ok(self.rename_relation(VIEWS, catalog, from, to).await? > 0)
+    }
+
+    /// Deletes one row of a relation table; answers how many went.
+    async fn delete_relation(
+        &self,
+        relations: Relations,
+        catalog: &str,
+        schema: &str,
+        name: &str,
+    ) -> Result<u64, sqlx::Error> {
+        let (table, name_column) = relations;
+        let done = sqlx::query(&format!(
+            "DELETE FROM {table} WHERE catalog_name = ? AND schema_name = ? AND {name_column} = ?"
+        ))
+        .bind(catalog)
+        .bind(schema)
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Moves one row of a relation table to a new schema and name.
+    async fn rename_relation(
+        &self,
+        relations: Relations,
+        catalog: &str,
         (schema, name): (&str, &str),
         (new_schema, new_name): (&str, &str),
-    ) -> Result<bool, MetastoreError> {
-        let done = sqlx::query(
-            "UPDATE aichemy_views SET schema_name = ?, view_name = ?
-             WHERE catalog_name = ? AND schema_name = ? AND view_name = ?",
-        )
+    ) -> Result<u64, sqlx::Error> {
+        let (table, name_column) = relations;
+        let done = sqlx::query(&format!(
+            "UPDATE {table} SET schema_name = ?, {name_column} = ?
+             WHERE catalog_name = ? AND schema_name = ? AND {name_column} = ?"
+        ))
         .bind(new_schema)
         .bind(new_name)
         .bind(catalog)
@@ -247,7 +276,7 @@ impl Metastore {
         .bind(name)
         .execute(&self.pool)
         .await?;
-        Ok(done.rows_affected() > 0)
+        Ok(done.rows_affected())
     }
 }
 
@@ -418,15 +447,7 @@ impl Metastore {
         schema: &str,
         name: &str,
     ) -> Result<bool, MetastoreError> {
-        let done = sqlx::query(
-            "DELETE FROM aichemy_tables WHERE catalog_name = ? AND schema_name = ? AND table_name = ?",
-        )
-        .bind(catalog)
-        .bind(schema)
-        .bind(name)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() > 0)
+        Ok(self.delete_relation(TABLES, catalog, schema, name).await? > 0)
     }
 
     /// Renames a table within its catalog (its files stay where they are); answers whether
@@ -437,19 +458,11 @@ impl Metastore {
         (schema, name): (&str, &str),
         (new_schema, new_name): (&str, &str),
     ) -> Result<bool, MetastoreError> {
-        let result = sqlx::query(
-            "UPDATE aichemy_tables SET schema_name = ?, table_name = ?
-             WHERE catalog_name = ? AND schema_name = ? AND table_name = ?",
-        )
-        .bind(new_schema)
-        .bind(new_name)
-        .bind(catalog)
-        .bind(schema)
-        .bind(name)
-        .execute(&self.pool)
-        .await;
+        let result = self
+            .rename_relation(TABLES, catalog, (schema, name), (new_schema, new_name))
+            .await;
         match result {
-            Ok(done) => Ok(done.rows_affected() > 0),
+            Ok(renamed) => Ok(renamed > 0),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
                 Err(MetastoreError::TableAlreadyExists {
                     catalog: catalog.to_string(),

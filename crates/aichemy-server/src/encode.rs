@@ -5,7 +5,8 @@
 
 use base64::Engine;
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BinaryArray, BinaryViewArray, BooleanArray, LargeBinaryArray,
+    Array, ArrayRef, AsArray, BinaryArray, BinaryViewArray, BooleanArray, GenericListArray,
+    LargeBinaryArray, OffsetSizeTrait,
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
@@ -253,26 +254,8 @@ pub fn encode_column(array: &ArrayRef) -> Result<Vec<Value>, String> {
         DataType::Binary => base64_values(array.as_any().downcast_ref::<BinaryArray>()),
         DataType::LargeBinary => base64_values(array.as_any().downcast_ref::<LargeBinaryArray>()),
         DataType::BinaryView => base64_values(array.as_any().downcast_ref::<BinaryViewArray>()),
-        DataType::List(_) => {
-            let list = array.as_list::<i32>();
-            let children = encode_column(list.values())?;
-            let offsets = list.value_offsets();
-            (0..n)
-                .map(|i| {
-                    Value::Array(children[offsets[i] as usize..offsets[i + 1] as usize].to_vec())
-                })
-                .collect()
-        }
-        DataType::LargeList(_) => {
-            let list = array.as_list::<i64>();
-            let children = encode_column(list.values())?;
-            let offsets = list.value_offsets();
-            (0..n)
-                .map(|i| {
-                    Value::Array(children[offsets[i] as usize..offsets[i + 1] as usize].to_vec())
-                })
-                .collect()
-        }
+        DataType::List(_) => list_values(array.as_list::<i32>())?,
+        DataType::LargeList(_) => list_values(array.as_list::<i64>())?,
         DataType::FixedSizeList(_, size) => {
             let list = array.as_fixed_size_list();
             let children = encode_column(list.values())?;
@@ -336,6 +319,15 @@ pub fn encode_column(array: &ArrayRef) -> Result<Vec<Value>, String> {
         }
     }
     Ok(values)
+}
+
+fn list_values<O: OffsetSizeTrait>(list: &GenericListArray<O>) -> Result<Vec<Value>, String> {
+    let children = encode_column(list.values())?;
+    Ok(list
+        .value_offsets()
+        .windows(2)
+        .map(|w| Value::Array(children[w[0].as_usize()..w[1].as_usize()].to_vec()))
+        .collect())
 }
 
 fn ints<T: Into<i64>>(values: impl Iterator<Item = T>) -> Vec<Value> {

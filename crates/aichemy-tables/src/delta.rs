@@ -13,7 +13,7 @@ use datafusion::catalog::TableProvider;
 use deltalake::kernel::engine::arrow_conversion::TryFromArrow;
 use deltalake::kernel::{StructField, StructType};
 use deltalake::protocol::SaveMode;
-use deltalake::{DeltaTable, DeltaTableError};
+use deltalake::DeltaTable;
 use url::Url;
 
 use crate::registered::{array_property, TableStore};
@@ -21,7 +21,7 @@ use crate::{CreateTableRequest, PropertyValue, Result, TableError};
 
 const FORMAT: &str = "Delta Lake";
 
-fn delta_error(e: DeltaTableError) -> TableError {
+fn delta_error(e: impl std::error::Error + Send + Sync + 'static) -> TableError {
     TableError::Format {
         format: FORMAT,
         source: Box::new(e),
