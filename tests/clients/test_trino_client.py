@@ -183,3 +183,18 @@ def test_sqlalchemy_reflection_and_pandas(server):
     with engine.connect() as connection:
         frame = pandas.read_sql("SELECT * FROM ic_test.orders ORDER BY order_id", connection)
     assert list(frame["order_id"]) == [1, 2]
+
+
+def test_system_runtime_queries_lists_queries(server):
+    cur = connect(host="127.0.0.1", port=server, user="auditor", http_scheme="http",
+                  source="pytest-audit").cursor()
+    cur.execute("SELECT 42")
+    cur.fetchall()
+    cur.execute("SELECT query_id, state, user, source, query, rows "
+                "FROM system.runtime.queries WHERE user = 'auditor' ORDER BY created")
+    rows = cur.fetchall()
+    assert [r[1:] for r in rows] == [
+        ["FINISHED", "auditor", "pytest-audit", "SELECT 42", 1],
+        ["RUNNING", "auditor", "pytest-audit", rows[1][4], 0],
+    ]
+    assert rows[0][0].count("_") == 3

@@ -65,6 +65,28 @@ pub struct Lakehouse {
     catalogs: BTreeMap<String, CatalogEntry>,
     metastore: Metastore,
     warehouse: String,
+    /// The queries of the server this lakehouse serves, for `system.runtime.queries`.
+    query_log: std::sync::RwLock<Option<Arc<dyn QueryLog>>>,
+}
+
+/// One query as `system.runtime.queries` shows it.
+#[derive(Debug, Clone)]
+pub struct QueryRecord {
+    pub query_id: String,
+    pub state: String,
+    pub user: String,
+    pub source: Option<String>,
+    pub query: String,
+    pub error_code: Option<String>,
+    /// When the query was submitted, as `2025-01-15 10:30:00.000 UTC`.
+    pub created: String,
+    pub elapsed_ms: i64,
+    pub rows: i64,
+}
+
+/// Where the running and recent queries of a server are known.
+pub trait QueryLog: std::fmt::Debug + Send + Sync {
+    fn queries(&self) -> Vec<QueryRecord>;
 }
 
 impl Lakehouse {
@@ -127,7 +149,23 @@ impl Lakehouse {
             catalogs,
             metastore,
             warehouse,
+            query_log: std::sync::RwLock::new(None),
         }))
+    }
+
+    /// Connects the query log of the server that serves this lakehouse.
+    pub fn set_query_log(&self, log: Arc<dyn QueryLog>) {
+        *self.query_log.write().expect("not poisoned") = Some(log);
+    }
+
+    /// The queries the server knows; none outside a server.
+    pub fn queries(&self) -> Vec<QueryRecord> {
+        self.query_log
+            .read()
+            .expect("not poisoned")
+            .as_ref()
+            .map(|log| log.queries())
+            .unwrap_or_default()
     }
 
     pub fn metastore(&self) -> &Metastore {

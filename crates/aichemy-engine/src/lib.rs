@@ -24,5 +24,7 @@ mod show;
 pub mod types;
 
 pub use error::{ErrorCode, ErrorLocation, ErrorType, TrinoError};
-pub use lakehouse::{CatalogEntry, Lakehouse, QualifiedName, BUILTIN_CATALOGS};
+pub use lakehouse::{
+    CatalogEntry, Lakehouse, QualifiedName, QueryLog, QueryRecord, BUILTIN_CATALOGS,
+};
 pub use session::{collect, Output, Session};

@@ -13,7 +13,7 @@ use crate::lakehouse::{CatalogEntry, Lakehouse, QualifiedName};
 use crate::types::trino_type_name;
 
 /// Schemas of the `system` catalog besides `information_schema`.
-pub const SYSTEM_SCHEMAS: [&str; 2] = ["jdbc", "metadata"];
+pub const SYSTEM_SCHEMAS: [&str; 3] = ["jdbc", "metadata", "runtime"];
 
 /// A metadata table's columns: name and whether it holds numbers rather than text.
 type Columns = &'static [(&'static str, bool)];
@@ -63,10 +63,22 @@ const TABLE_COMMENTS: Columns = &[
     ("comment", false),
 ];
 const JDBC_CATALOGS: Columns = &[("table_cat", false)];
-const SYSTEM_TABLES: [(&str, &str, Columns); 3] = [
+const QUERIES: Columns = &[
+    ("query_id", false),
+    ("state", false),
+    ("user", false),
+    ("source", false),
+    ("query", false),
+    ("error_code", false),
+    ("created", false),
+    ("elapsed_time_ms", true),
+    ("rows", true),
+];
+const SYSTEM_TABLES: [(&str, &str, Columns); 4] = [
     ("jdbc", "catalogs", JDBC_CATALOGS),
     ("metadata", "catalogs", CATALOGS),
     ("metadata", "table_comments", TABLE_COMMENTS),
+    ("runtime", "queries", QUERIES),
 ];
 
 /// One cell of a metadata row.
@@ -354,6 +366,26 @@ pub async fn system_table(
             }
             mem_table(TABLE_COMMENTS, rows)
         }
+        ("runtime", "queries") => mem_table(
+            QUERIES,
+            lakehouse
+                .queries()
+                .into_iter()
+                .map(|q| {
+                    vec![
+                        q.query_id.into(),
+                        q.state.into(),
+                        q.user.into(),
+                        Cell::Text(q.source),
+                        q.query.into(),
+                        Cell::Text(q.error_code),
+                        q.created.into(),
+                        Cell::Number(q.elapsed_ms),
+                        Cell::Number(q.rows),
+                    ]
+                })
+                .collect(),
+        ),
         (schema, _) if !SYSTEM_SCHEMAS.contains(&schema) => {
             Err(TrinoError::schema_not_found(schema))
         }

@@ -69,7 +69,8 @@ pub async fn serve(
     grace: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let queries = Queries::new(lakehouse);
+    let queries = Queries::new(lakehouse.clone());
+    lakehouse.set_query_log(Arc::new(queries.clone()));
     let reaper = {
         let queries = queries.clone();
         tokio::spawn(async move {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use aichemy_engine::{Lakehouse, Output, Session, TrinoError};
+use aichemy_engine::{Lakehouse, Output, QueryLog, QueryRecord, Session, TrinoError};
 use datafusion::arrow::datatypes::SchemaRef;
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -123,6 +123,13 @@ impl Query {
             .ended
             .unwrap_or_else(Instant::now)
             .duration_since(self.started)
+    }
+
+    fn mark_running(&self) {
+        let mut inner = self.inner.lock().expect("not poisoned");
+        if inner.state == State::Queued {
+            inner.state = State::Running;
+        }
     }
 
     fn idle(&self) -> Duration {
@@ -405,7 +412,13 @@ impl Queries {
             task: Mutex::new(None),
         });
         let lakehouse = self.lakehouse.clone();
-        let task = tokio::spawn(run(lakehouse, sql, session, sender));
+        let started = Arc::downgrade(&query);
+        let task = tokio::spawn(async move {
+            if let Some(query) = started.upgrade() {
+                query.mark_running();
+            }
+            run(lakehouse, sql, session, sender).await
+        });
         *query.task.lock().expect("not poisoned") = Some(task);
         let mut queries = self.queries.lock().expect("not poisoned");
         queries.insert(id, query.clone());
@@ -439,6 +452,48 @@ impl Queries {
             })
             .count()
     }
+}
+
+impl std::fmt::Debug for Queries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Queries({})", self.list().len())
+    }
+}
+
+impl QueryLog for Queries {
+    fn queries(&self) -> Vec<QueryRecord> {
+        self.list()
+            .iter()
+            .map(|q| QueryRecord {
+                query_id: q.id.clone(),
+                state: q.state().as_str().to_string(),
+                user: q.session.user.clone(),
+                source: q.session.source.clone(),
+                query: q.sql.clone(),
+                error_code: q.error().map(|e| e.code.name().to_string()),
+                created: format_utc(q.created),
+                elapsed_ms: q.elapsed().as_millis() as i64,
+                rows: q.rows() as i64,
+            })
+            .collect()
+    }
+}
+
+/// A time as `2025-01-15 10:30:00.000 UTC`.
+fn format_utc(time: SystemTime) -> String {
+    let since = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = since.as_secs();
+    let (year, month, day) = civil_date((secs / 86_400) as i64);
+    let t = secs % 86_400;
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:03} UTC",
+        t / 3600,
+        t / 60 % 60,
+        t % 60,
+        since.subsec_millis()
+    )
 }
 
 fn forget_old(queries: &mut HashMap<String, Arc<Query>>) {
