@@ -136,28 +136,12 @@ pub fn column_type(data_type: &DataType) -> (String, Value) {
             )
         }
         DataType::Dictionary(_, value) => column_type(value),
+        // varchar (every one carries a length: clients index it unguarded) and whatever
+        // else is sent as text.
         _ => (
             "varchar".to_string(),
             json!({"rawType": "varchar", "arguments": [long(UNBOUNDED_VARCHAR)]}),
         ),
-    }
-    .with_varchar_length(data_type)
-}
-
-trait WithVarcharLength {
-    fn with_varchar_length(self, data_type: &DataType) -> Self;
-}
-
-impl WithVarcharLength for (String, Value) {
-    /// Clients index the length of a varchar unguarded: every varchar carries one.
-    fn with_varchar_length(self, data_type: &DataType) -> Self {
-        match data_type {
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => (
-                "varchar".to_string(),
-                json!({"rawType": "varchar", "arguments": [long(UNBOUNDED_VARCHAR)]}),
-            ),
-            _ => self,
-        }
     }
 }
 

@@ -217,7 +217,7 @@ async fn fetch(
     let base = base_url(&app, &headers);
     let mut body = page.body.clone();
     body["infoUri"] = Value::from(format!("{base}/ui/query.html?{}", query.id));
-    if !query.is_final(&page) {
+    if !page.last {
         body["nextUri"] = Value::from(format!(
             "{base}/v1/statement/executing/{}/{}/{}",
             query.id,

@@ -74,6 +74,8 @@ impl State {
 #[derive(Debug, Clone)]
 pub struct Page {
     pub token: u64,
+    /// The query ended with this page: it has no `nextUri`.
+    pub last: bool,
     pub body: Value,
     pub headers: Vec<(String, String)>,
 }
@@ -284,26 +286,12 @@ impl Query {
         };
         let page = Page {
             token,
+            last: done,
             body,
             headers,
         };
-        if !done {
-            // More to come: the protocol layer adds `nextUri`.
-            inner.last_page = Some(Page {
-                token,
-                ..page.clone()
-            });
-        } else {
-            inner.last_page = Some(page.clone());
-        }
+        inner.last_page = Some(page.clone());
         Some(page)
-    }
-
-    /// Whether the page with this token ends the query (no `nextUri`).
-    pub fn is_final(&self, page: &Page) -> bool {
-        let inner = self.inner.lock().expect("not poisoned");
-        matches!(inner.state, State::Finished | State::Failed)
-            && inner.last_page.as_ref().map(|p| p.token) == Some(page.token)
     }
 }
 

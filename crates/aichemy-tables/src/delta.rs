@@ -16,7 +16,7 @@ use deltalake::protocol::SaveMode;
 use deltalake::DeltaTable;
 use url::Url;
 
-use crate::registered::{array_property, TableStore};
+use crate::registered::TableStore;
 use crate::{CreateTableRequest, PropertyValue, Result, TableError};
 
 const FORMAT: &str = "Delta Lake";
@@ -103,7 +103,7 @@ impl TableStore for DeltaStore {
                 });
             }
         }
-        let partitioned_by = array_property(request, "partitioned_by")?;
+        let partitioned_by = request.column_list_property("partitioned_by")?;
         for column in &partitioned_by {
             if schema.field_with_name(column).is_err() {
                 return Err(TableError::InvalidProperty {

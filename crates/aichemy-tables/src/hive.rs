@@ -36,7 +36,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
-use crate::registered::{array_property, string_property, TableStore};
+use crate::registered::TableStore;
 use crate::{CreateTableRequest, PropertyValue, Result, TableError};
 
 const FORMAT: &str = "Hive";
@@ -158,11 +158,11 @@ impl TableStore for HiveStore {
         request: &CreateTableRequest,
         external: bool,
     ) -> Result<Vec<(String, PropertyValue)>> {
-        let format = match string_property(request, "format")? {
+        let format = match request.string_property("format")? {
             Some(name) => HiveFileFormat::parse(&name)?,
             None => HiveFileFormat::Parquet,
         };
-        let partitioned_by = array_property(request, "partitioned_by")?;
+        let partitioned_by = request.column_list_property("partitioned_by")?;
         let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
         for column in &partitioned_by {
             if !names.contains(&column.as_str()) {
@@ -261,12 +261,10 @@ impl TableStore for HiveStore {
         }))
     }
 
-    async fn add_column(&self, record: &TableRecord, schema: &SchemaRef) -> Result<()> {
-        // Files without the column read it as NULL; the new column must come before the
-        // partition columns, which stay last.
-        let partitions = partition_columns_of(&record.properties);
-        if !partitions.is_empty() {
-            let _ = schema;
+    /// Files written before the column read it as NULL, so only the record changes. A
+    /// partitioned table is refused: its partition columns must stay last.
+    async fn add_column(&self, record: &TableRecord, _schema: &SchemaRef) -> Result<()> {
+        if !partition_columns_of(&record.properties).is_empty() {
             return Err(TableError::Storage {
                 message: "Adding columns to partitioned hive tables is not supported".into(),
             });

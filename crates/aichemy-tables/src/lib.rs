@@ -163,6 +163,34 @@ pub struct CreateTableRequest {
     pub properties: Vec<(String, PropertyValue)>,
 }
 
+impl CreateTableRequest {
+    /// A string-valued table property; an error when it has another kind of value.
+    pub fn string_property(&self, name: &str) -> Result<Option<String>> {
+        match self.properties.iter().find(|(key, _)| key == name) {
+            None => Ok(None),
+            Some((_, PropertyValue::String(value))) => Ok(Some(value.clone())),
+            Some(_) => Err(TableError::InvalidProperty {
+                property: name.to_string(),
+                message: format!("Table property '{name}' must be a string"),
+            }),
+        }
+    }
+
+    /// An array-of-column-names table property, names lower-cased.
+    pub fn column_list_property(&self, name: &str) -> Result<Vec<String>> {
+        match self.properties.iter().find(|(key, _)| key == name) {
+            None => Ok(Vec::new()),
+            Some((_, PropertyValue::Array(items))) => {
+                Ok(items.iter().map(|s| s.to_ascii_lowercase()).collect())
+            }
+            Some(_) => Err(TableError::InvalidProperty {
+                property: name.to_string(),
+                message: format!("Table property '{name}' must be an array of strings"),
+            }),
+        }
+    }
+}
+
 /// A loaded table: what the engine scans and inserts into, plus what SHOW and DESCRIBE print.
 #[derive(Debug, Clone)]
 pub struct TableHandle {

@@ -253,9 +253,9 @@ impl TableFormat for RegisteredFormat {
         }
         // A table at a location the user names is external, as in Trino: DROP TABLE
         // leaves its files.
-        let external = match string_property(&request, "external_location")? {
+        let external = match request.string_property("external_location")? {
             Some(location) => Some(location),
-            None => string_property(&request, "location")?,
+            None => request.string_property("location")?,
         };
         let location = external
             .clone()
@@ -344,32 +344,6 @@ impl TableFormat for RegisteredFormat {
             .await
             .map_err(metastore_error)?;
         Ok(())
-    }
-}
-
-/// A string-valued table property of a request.
-pub(crate) fn string_property(request: &CreateTableRequest, name: &str) -> Result<Option<String>> {
-    match request.properties.iter().find(|(key, _)| key == name) {
-        None => Ok(None),
-        Some((_, PropertyValue::String(value))) => Ok(Some(value.clone())),
-        Some(_) => Err(TableError::InvalidProperty {
-            property: name.to_string(),
-            message: format!("Table property '{name}' must be a string"),
-        }),
-    }
-}
-
-/// An array-of-strings table property of a request, lower-cased column names.
-pub(crate) fn array_property(request: &CreateTableRequest, name: &str) -> Result<Vec<String>> {
-    match request.properties.iter().find(|(key, _)| key == name) {
-        None => Ok(Vec::new()),
-        Some((_, PropertyValue::Array(items))) => {
-            Ok(items.iter().map(|s| s.to_ascii_lowercase()).collect())
-        }
-        Some(_) => Err(TableError::InvalidProperty {
-            property: name.to_string(),
-            message: format!("Table property '{name}' must be an array of strings"),
-        }),
     }
 }
 

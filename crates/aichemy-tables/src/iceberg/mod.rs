@@ -134,17 +134,6 @@ fn columns_of(schema: &Schema) -> Result<Vec<ColumnSpec>> {
         .collect())
 }
 
-fn string_property(request: &CreateTableRequest, name: &str) -> Result<Option<String>> {
-    match request.properties.iter().find(|(key, _)| key == name) {
-        None => Ok(None),
-        Some((_, PropertyValue::String(value))) => Ok(Some(value.clone())),
-        Some(_) => Err(TableError::InvalidProperty {
-            property: name.to_string(),
-            message: "expected a string".into(),
-        }),
-    }
-}
-
 #[async_trait]
 impl TableFormat for IcebergFormat {
     fn format_name(&self) -> &'static str {
@@ -279,7 +268,7 @@ impl TableFormat for IcebergFormat {
                 });
             }
         }
-        if let Some(format) = string_property(&request, "format")? {
+        if let Some(format) = request.string_property("format")? {
             if !format.eq_ignore_ascii_case("PARQUET") {
                 return Err(TableError::InvalidProperty {
                     property: "format".into(),
@@ -331,7 +320,7 @@ impl TableFormat for IcebergFormat {
             .name(request.name.clone())
             .schema(schema)
             .partition_spec(spec)
-            .location_opt(string_property(&request, "location")?)
+            .location_opt(request.string_property("location")?)
             .properties(properties)
             .build();
         self.catalog
