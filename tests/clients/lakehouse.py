@@ -1,8 +1,13 @@
-"""Helpers shared by the client tests: run `aichemy sql`, open PyIceberg on its warehouse."""
+"""Helpers shared by the client tests: run `aichemy sql`, start `aichemy serve`, open
+PyIceberg on a warehouse."""
 
 import json
 import os
+import signal
+import socket
 import subprocess
+import time
+import urllib.request
 
 from pyiceberg.catalog.sql import SqlCatalog
 
@@ -28,3 +33,41 @@ def catalog(warehouse):
         uri=f"sqlite:///{warehouse}/metastore.db",
         warehouse=f"file://{warehouse}/iceberg",
     )
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`aichemy serve` on free ports; `stop()` sends SIGTERM and checks the exit code."""
+
+    def __init__(self, warehouse, *args, env=None):
+        self.http_port = free_port()
+        self.https_port = free_port()
+        self.process = subprocess.Popen(
+            [BIN, "--warehouse", str(warehouse), "serve", "--bind", "127.0.0.1",
+             "--http-port", str(self.http_port), "--https-port", str(self.https_port),
+             *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "NO_COLOR": "1", **(env or {})},
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/v1/info", timeout=1)
+                return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.process.kill()
+                    raise RuntimeError(self.process.stderr.read().decode())
+                time.sleep(0.2)
+
+    def stop(self):
+        """Stops the server; answers what it logged."""
+        self.process.send_signal(signal.SIGTERM)
+        assert self.process.wait(timeout=60) == 0
+        return self.process.stderr.read().decode()

@@ -4,48 +4,27 @@ rowcount, qmark parameters, errors, USE, cancel, and reflection."""
 
 import datetime
 import decimal
-import os
-import signal
-import socket
-import subprocess
-import time
 import urllib.request
 
 import pytest
 import trino
 from trino.dbapi import connect
 
-from lakehouse import BIN
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from lakehouse import Server
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    warehouse = tmp_path_factory.mktemp("served")
-    port = free_port()
-    process = subprocess.Popen(
-        [BIN, "--warehouse", str(warehouse), "serve", "--bind", "127.0.0.1",
-         "--http-port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/info", timeout=1)
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(process.stderr.read().decode())
-            time.sleep(0.2)
-    yield port
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=60) == 0
+    served = Server(tmp_path_factory.mktemp("served"))
+    yield served.http_port
+    served.stop()
+
+
+def query_info(port, query_id, user="admin"):
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/query/{query_id}",
+                                     headers={"X-Trino-User": user})
+    with urllib.request.urlopen(request) as response:
+        return response.read()
 
 
 def cursor(port, **kwargs):
@@ -155,8 +134,10 @@ def test_large_results_page_and_cancel(server):
     cur.execute("SELECT a.value FROM generate_series(1, 100000000) a")
     cur.fetchone()
     cur.cancel()
-    with urllib.request.urlopen(f"http://127.0.0.1:{server}/v1/query/{cur.query_id}") as r:
-        assert b'"state":"FAILED"' in r.read()
+    assert b'"state":"FAILED"' in query_info(server, cur.query_id)
+    with pytest.raises(urllib.error.HTTPError) as error:
+        query_info(server, cur.query_id, user="someone-else")
+    assert error.value.code == 403
 
 
 def test_basic_auth_over_http_is_refused(server):
@@ -165,7 +146,8 @@ def test_basic_auth_over_http_is_refused(server):
         headers={"X-Trino-User": "admin", "Authorization": "Basic YWRtaW46c2VjcmV0"})
     with pytest.raises(urllib.error.HTTPError) as error:
         urllib.request.urlopen(request)
-    assert error.value.code == 403
+    assert error.value.code == 401
+    assert error.value.read() == b"Password not allowed for insecure authentication"
 
 
 def test_sqlalchemy_reflection_and_pandas(server):

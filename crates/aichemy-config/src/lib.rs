@@ -48,6 +48,24 @@ pub struct ServerConfig {
     pub bind: String,
     /// Port of the plain HTTP listener (clients that send no password). Default: 8080.
     pub http_port: u16,
+    /// Port of the HTTPS listener, which runs once a password file or a certificate is
+    /// configured. Default: 8443.
+    pub https_port: u16,
+    /// Trino's password file (`user:bcrypt-or-PBKDF2-hash` lines), managed by
+    /// `aichemy user`. Setting it turns on HTTPS with password authentication.
+    pub password_file: Option<PathBuf>,
+    /// The HTTPS certificate (chain) as PEM. Without it a self-signed certificate is
+    /// generated once into the warehouse's `tls/` folder.
+    pub tls_certificate: Option<PathBuf>,
+    /// The certificate's private key as PEM.
+    pub tls_key: Option<PathBuf>,
+    /// Whether plain HTTP keeps accepting a user name without a password once a password
+    /// file is configured, as Trino's `http-server.authentication.allow-insecure-over-http`
+    /// (default true). Set false to make HTTPS with a password the only way in.
+    pub allow_insecure_over_http: bool,
+    /// Seconds a kept-alive connection may sit without a request before it is closed.
+    /// Default: 60.
+    pub idle_timeout_seconds: u64,
     /// Seconds running queries get to finish on SIGTERM before they are cancelled.
     /// Default: 30.
     pub shutdown_grace_seconds: u64,
@@ -58,8 +76,21 @@ impl Default for ServerConfig {
         Self {
             bind: "0.0.0.0".to_string(),
             http_port: 8080,
+            https_port: 8443,
+            password_file: None,
+            tls_certificate: None,
+            tls_key: None,
+            allow_insecure_over_http: true,
+            idle_timeout_seconds: 60,
             shutdown_grace_seconds: 30,
         }
+    }
+}
+
+impl ServerConfig {
+    /// Whether the HTTPS listener runs: a password file or a certificate is configured.
+    pub fn https_enabled(&self) -> bool {
+        self.password_file.is_some() || self.tls_certificate.is_some()
     }
 }
 
@@ -145,6 +176,14 @@ impl Config {
             "metastore.url" => self.metastore.url = Some(value.to_string()),
             "server.bind" => self.server.bind = value.to_string(),
             "server.http_port" => self.server.http_port = parse(key, value)?,
+            "server.https_port" => self.server.https_port = parse(key, value)?,
+            "server.password_file" => self.server.password_file = Some(value.into()),
+            "server.tls_certificate" => self.server.tls_certificate = Some(value.into()),
+            "server.tls_key" => self.server.tls_key = Some(value.into()),
+            "server.allow_insecure_over_http" => {
+                self.server.allow_insecure_over_http = parse(key, value)?
+            }
+            "server.idle_timeout_seconds" => self.server.idle_timeout_seconds = parse(key, value)?,
             "server.shutdown_grace_seconds" => {
                 self.server.shutdown_grace_seconds = parse(key, value)?
             }

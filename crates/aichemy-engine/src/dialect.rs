@@ -211,6 +211,52 @@ pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
     Ok(statements)
 }
 
+/// The values of Trino's session functions for one statement.
+#[derive(Debug, Clone, Default)]
+pub struct SessionValues {
+    pub user: String,
+    pub catalog: Option<String>,
+    pub schema: Option<String>,
+    pub time_zone: String,
+}
+
+/// Replaces Trino's session functions by their values: `current_user`, `current_catalog`,
+/// `current_schema` (written without parentheses) and `current_timezone()`.
+pub fn bind_session_functions(statement: &mut Statement, values: &SessionValues) {
+    let text = |value: &Option<String>| match value {
+        Some(v) => Expr::Value(Value::SingleQuotedString(v.clone()).into()),
+        None => Expr::Value(Value::Null.into()),
+    };
+    let _ = visit_expressions_mut(statement, |expr| {
+        let name = match expr {
+            Expr::Function(f) if f.name.0.len() == 1 => {
+                let parens = !matches!(f.args, FunctionArguments::None);
+                match f.name.0[0].as_ident() {
+                    Some(ident) if ident.quote_style.is_none() => {
+                        Some((ident.value.to_ascii_lowercase(), parens))
+                    }
+                    _ => None,
+                }
+            }
+            Expr::Identifier(ident) if ident.quote_style.is_none() => {
+                Some((ident.value.to_ascii_lowercase(), false))
+            }
+            _ => None,
+        };
+        let replacement = match name.as_ref().map(|(n, p)| (n.as_str(), *p)) {
+            Some(("current_user", false)) => Some(text(&Some(values.user.clone()))),
+            Some(("current_catalog", false)) => Some(text(&values.catalog)),
+            Some(("current_schema", false)) => Some(text(&values.schema)),
+            Some(("current_timezone", true)) => Some(text(&Some(values.time_zone.clone()))),
+            _ => None,
+        };
+        if let Some(replacement) = replacement {
+            *expr = replacement;
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
 /// Replaces the `?` parameters of a statement text, in order, by SQL expressions
 /// (`EXECUTE IMMEDIATE '…' USING …`).
 pub fn bind_parameters(sql: &str, values: &[String]) -> Result<String> {

@@ -83,6 +83,7 @@ error_codes! {
     AMBIGUOUS_NAME = 62, UserError;
     INVALID_PARAMETER_USAGE = 80, UserError;
     GENERIC_INTERNAL_ERROR = 65536, InternalError;
+    SERVER_SHUTTING_DOWN = 65545, InternalError;
     EXCEEDED_LOCAL_MEMORY_LIMIT = 131079, InsufficientResources;
     GENERIC_EXTERNAL = 133000, External;
 }

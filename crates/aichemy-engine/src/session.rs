@@ -69,6 +69,8 @@ pub struct Session {
     pub catalog: Option<String>,
     pub schema: Option<String>,
     pub user: String,
+    /// The client's time zone (an IANA name or an offset); UTC when unset.
+    pub time_zone: Option<String>,
 }
 
 impl Session {
@@ -78,11 +80,22 @@ impl Session {
             catalog: None,
             schema: None,
             user: user.into(),
+            time_zone: None,
         }
     }
 
     pub fn lakehouse(&self) -> &Arc<Lakehouse> {
         &self.lakehouse
+    }
+
+    /// The values of `current_user` and the other session functions.
+    pub fn values(&self) -> dialect::SessionValues {
+        dialect::SessionValues {
+            user: self.user.clone(),
+            catalog: self.catalog.clone(),
+            schema: self.schema.clone(),
+            time_zone: self.time_zone.clone().unwrap_or_else(|| "UTC".to_string()),
+        }
     }
 
     /// Executes the one statement in `sql` (a trailing `;` is allowed).
@@ -105,7 +118,11 @@ impl Session {
     }
 
     /// Executes one parsed statement.
-    pub async fn execute_statement(&mut self, statement: Statement) -> Result<Output> {
+    pub async fn execute_statement(&mut self, mut statement: Statement) -> Result<Output> {
+        // A view keeps `current_user` to be evaluated when it is read.
+        if !matches!(statement, Statement::CreateView(_)) {
+            dialect::bind_session_functions(&mut statement, &self.values());
+        }
         match statement {
             // EXECUTE IMMEDIATE 'text with ?' USING values (sqlparser reads IMMEDIATE as a
             // procedure name in the generic dialect).

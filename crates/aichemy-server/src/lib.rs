@@ -11,8 +11,10 @@
 //! answered in kind.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 mod encode;
 mod query;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -26,8 +28,10 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use base64::Engine;
 use serde_json::{json, Value};
 
+pub use auth::PasswordFile;
 pub use query::{ClientSession, Queries, State as QueryState};
 
 /// The version `GET /v1/info` and `SELECT version()` report.
@@ -40,15 +44,46 @@ const MAX_STATEMENT_BYTES: usize = 1 << 20;
 /// How long one fetch waits for the engine before answering an empty page.
 const FETCH_WAIT: Duration = Duration::from_secs(1);
 
+/// How long a client gets to finish its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How clients prove who they are.
+#[derive(Clone, Debug, Default)]
+pub struct Security {
+    /// Trino's password file; when set, HTTPS requests must carry valid Basic credentials.
+    pub passwords: Option<Arc<PasswordFile>>,
+    /// Whether plain HTTP still takes a user name without a password once passwords are
+    /// configured (Trino's `http-server.authentication.allow-insecure-over-http`).
+    pub allow_insecure_over_http: bool,
+}
+
+/// Where and how the server listens.
+pub struct ServeOptions {
+    /// The plain HTTP listener.
+    pub http: Option<SocketAddr>,
+    /// The HTTPS listener and its TLS configuration.
+    pub https: Option<(SocketAddr, Arc<rustls::ServerConfig>)>,
+    pub security: Security,
+    /// A kept-alive connection with no request for this long is closed.
+    pub idle_timeout: Duration,
+    /// Running queries get this long to finish on shutdown before they are cancelled.
+    pub grace: Duration,
+}
+
 #[derive(Clone)]
 struct App {
     queries: Queries,
     scheme: &'static str,
+    security: Security,
 }
 
-/// The router of the Trino protocol over `lakehouse`.
-pub fn router(queries: Queries, scheme: &'static str) -> Router {
-    let app = App { queries, scheme };
+/// The router of the Trino protocol for one listener.
+pub fn router(queries: Queries, scheme: &'static str, security: Security) -> Router {
+    let app = App {
+        queries,
+        scheme,
+        security,
+    };
     Router::new()
         .route("/v1/statement", post(submit))
         .route(
@@ -61,16 +96,54 @@ pub fn router(queries: Queries, scheme: &'static str) -> Router {
         .with_state(app)
 }
 
-/// Serves the protocol on `addr` until `shutdown` completes; then running queries get
-/// `grace` to finish before they are cancelled.
+/// Binds `addr` now, so a taken port is an error at startup rather than later.
+fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    std::net::TcpListener::bind(addr)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+}
+
+/// Bounds idle kept-alive connections and slow request heads.
+fn configure<A>(server: &mut axum_server::Server<A>, idle: Duration) {
+    server
+        .http_builder()
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(idle);
+}
+
+/// Serves the protocol until `shutdown` completes; then new queries are refused, running
+/// ones get `options.grace` to finish, and the rest are cancelled.
 pub async fn serve(
     lakehouse: Arc<Lakehouse>,
-    addr: SocketAddr,
-    grace: Duration,
+    options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let queries = Queries::new(lakehouse.clone());
     lakehouse.set_query_log(Arc::new(queries.clone()));
+    let handle = axum_server::Handle::new();
+    let mut servers = tokio::task::JoinSet::new();
+    if let Some(addr) = options.http {
+        let listener = bind(addr)?;
+        tracing::info!(address = %listener.local_addr()?, "Trino protocol listening (http)");
+        let mut server = axum_server::from_tcp(listener).handle(handle.clone());
+        configure(&mut server, options.idle_timeout);
+        let app = router(queries.clone(), "http", options.security.clone());
+        servers.spawn(server.serve(app.into_make_service()));
+    }
+    if let Some((addr, config)) = options.https {
+        let listener = bind(addr)?;
+        tracing::info!(address = %listener.local_addr()?, "Trino protocol listening (https)");
+        let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(
+            axum_server::tls_rustls::RustlsConfig::from_config(config),
+        )
+        .handshake_timeout(TLS_HANDSHAKE_TIMEOUT);
+        let mut server = axum_server::from_tcp(listener)
+            .acceptor(acceptor)
+            .handle(handle.clone());
+        configure(&mut server, options.idle_timeout);
+        let app = router(queries.clone(), "https", options.security.clone());
+        servers.spawn(server.serve(app.into_make_service()));
+    }
     let reaper = {
         let queries = queries.clone();
         tokio::spawn(async move {
@@ -80,20 +153,29 @@ pub async fn serve(
             }
         })
     };
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(address = %listener.local_addr()?, "Trino protocol listening (http)");
-    let drained = queries.clone();
-    let result = axum::serve(listener, router(queries, "http"))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
+    let stopped_early = tokio::select! {
+        result = servers.join_next() => Some(result),
+        () = shutdown => None,
+    };
+    let result = match stopped_early {
+        Some(Some(Ok(Err(e)))) => Err(e),
+        Some(Some(Err(e))) => Err(std::io::Error::other(e)),
+        Some(_) => Ok(()),
+        None => {
+            // Clients keep fetching the pages of running queries during the grace period;
+            // only new queries are refused.
             tracing::info!("shutting down: no new queries");
-            let deadline = tokio::time::Instant::now() + grace;
-            while drained.running() > 0 && tokio::time::Instant::now() < deadline {
+            queries.shut_down();
+            let deadline = tokio::time::Instant::now() + options.grace;
+            while queries.running() > 0 && tokio::time::Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            drained.cancel_all("Server is shutting down");
-        })
-        .await;
+            queries.cancel_all("Server is shutting down");
+            Ok(())
+        }
+    };
+    handle.graceful_shutdown(Some(Duration::from_secs(5)));
+    while servers.join_next().await.is_some() {}
     reaper.abort();
     result
 }
@@ -160,6 +242,101 @@ fn base_url(app: &App, headers: &HeaderMap) -> String {
     format!("{}://{host}", app.scheme)
 }
 
+/// The user a request acts as, as Trino's authentication filter decides it: on HTTPS with
+/// a password file, Basic credentials checked against it; otherwise the user the client
+/// names, with passwords refused (they would travel in clear or go unchecked).
+async fn authenticate(
+    app: &App,
+    headers: &HeaderMap,
+    protocol: Protocol,
+) -> Result<String, Response> {
+    let named = protocol.get(headers, "user").map(str::to_string);
+    let credentials = match basic_credentials(headers) {
+        Ok(credentials) => credentials,
+        Err(message) => return Err(unauthorized(message)),
+    };
+    match &app.security.passwords {
+        Some(passwords) if app.scheme == "https" => {
+            let Some((user, Some(password))) = credentials else {
+                return Err(unauthorized("Unauthorized"));
+            };
+            let verified = {
+                let (passwords, user) = (passwords.clone(), user.clone());
+                tokio::task::spawn_blocking(move || passwords.verify(&user, &password))
+                    .await
+                    .unwrap_or(false)
+            };
+            if !verified {
+                tracing::info!(user = %user, "authentication failed");
+                return Err(unauthorized("Authentication failed: Invalid credentials"));
+            }
+            match named {
+                Some(named) if named != user => Err(refuse(
+                    StatusCode::FORBIDDEN,
+                    &format!("Access Denied: User {user} cannot impersonate user {named}"),
+                )),
+                _ => Ok(user),
+            }
+        }
+        Some(_) if !app.security.allow_insecure_over_http => Err(refuse(
+            StatusCode::FORBIDDEN,
+            "Authentication over HTTP is not enabled",
+        )),
+        _ => match credentials {
+            Some((_, Some(_))) => Err(unauthorized(
+                "Password not allowed for insecure authentication",
+            )),
+            Some((user, None)) => Ok(named.unwrap_or(user)),
+            None => named.ok_or_else(|| {
+                unauthorized(&format!(
+                    "Basic authentication or X-{}-User must be sent",
+                    protocol.0
+                ))
+            }),
+        },
+    }
+}
+
+/// The user and password of a Basic `Authorization` header (`Ok(None)` without one).
+#[allow(clippy::type_complexity)]
+fn basic_credentials(
+    headers: &HeaderMap,
+) -> Result<Option<(String, Option<String>)>, &'static str> {
+    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| "Malformed credentials")?;
+    let Some((scheme, encoded)) = value.trim().split_once(' ') else {
+        return Err("Malformed credentials");
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err("Unsupported authentication scheme");
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or("Malformed credentials")?;
+    let (user, password) = match decoded.split_once(':') {
+        Some((user, password)) => (user, Some(password.to_string()).filter(|p| !p.is_empty())),
+        None => (decoded.as_str(), None),
+    };
+    if user.is_empty() {
+        return Err("Malformed credentials: user is empty");
+    }
+    Ok(Some((user.to_string(), password)))
+}
+
+/// 401 with Trino's challenge; the message is what clients show.
+fn unauthorized(message: &str) -> Response {
+    let mut response = refuse(StatusCode::UNAUTHORIZED, message);
+    response.headers_mut().insert(
+        axum::http::header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"Trino\""),
+    );
+    response
+}
+
 async fn submit(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
     let protocol = Protocol::detect(&headers);
     if headers.keys().any(|k| k.as_str().starts_with("x-presto-"))
@@ -170,14 +347,9 @@ async fn submit(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Resp
             "Both X-Trino and X-Presto headers are present",
         );
     }
-    if app.scheme == "http" && headers.contains_key(axum::http::header::AUTHORIZATION) {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "Password not allowed for insecure authentication",
-        );
-    }
-    let Some(user) = protocol.get(&headers, "user") else {
-        return refuse(StatusCode::BAD_REQUEST, "User must be set");
+    let user = match authenticate(&app, &headers, protocol).await {
+        Ok(user) => user,
+        Err(response) => return response,
     };
     let Ok(sql) = String::from_utf8(body.to_vec()) else {
         return refuse(StatusCode::BAD_REQUEST, "Query text is not UTF-8");
@@ -186,7 +358,7 @@ async fn submit(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Resp
         return refuse(StatusCode::BAD_REQUEST, "SQL statement is empty");
     }
     let session = ClientSession {
-        user: user.to_string(),
+        user,
         source: protocol.get(&headers, "source").map(str::to_string),
         catalog: protocol.get(&headers, "catalog").map(str::to_string),
         schema: protocol.get(&headers, "schema").map(str::to_string),
@@ -246,9 +418,31 @@ async fn cancel_statement(
     }
 }
 
-async fn query_info(State(app): State<App>, Path(id): Path<String>) -> Response {
-    let Some(query) = app.queries.get(&id) else {
-        return refuse(StatusCode::NOT_FOUND, "Query not found");
+/// The query `id` when the request's user may see it: its owner.
+async fn owned_query(
+    app: &App,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<Arc<query::Query>, Response> {
+    let user = authenticate(app, headers, Protocol::detect(headers)).await?;
+    match app.queries.get(id) {
+        Some(query) if query.session.user == user => Ok(query),
+        Some(_) => Err(refuse(
+            StatusCode::FORBIDDEN,
+            "Access Denied: Cannot view query",
+        )),
+        None => Err(refuse(StatusCode::NOT_FOUND, "Query not found")),
+    }
+}
+
+async fn query_info(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let query = match owned_query(&app, &headers, &id).await {
+        Ok(query) => query,
+        Err(response) => return response,
     };
     let mut body = json!({
         "queryId": query.id,
@@ -265,13 +459,17 @@ async fn query_info(State(app): State<App>, Path(id): Path<String>) -> Response 
     json_response(StatusCode::OK, body, Vec::new())
 }
 
-async fn cancel_query(State(app): State<App>, Path(id): Path<String>) -> Response {
-    match app.queries.get(&id) {
-        Some(query) => {
+async fn cancel_query(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match owned_query(&app, &headers, &id).await {
+        Ok(query) => {
             query.cancel("Query was canceled");
             StatusCode::NO_CONTENT.into_response()
         }
-        None => refuse(StatusCode::NOT_FOUND, "Query not found"),
+        Err(response) => response,
     }
 }
 

@@ -346,6 +346,8 @@ pub fn stats(state: State, rows: u64, started: Instant) -> Value {
 pub struct Queries {
     lakehouse: Arc<Lakehouse>,
     queries: Arc<Mutex<HashMap<String, Arc<Query>>>>,
+    /// Set on shutdown: queries submitted after it fail with SERVER_SHUTTING_DOWN.
+    shutting_down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Queries {
@@ -353,7 +355,14 @@ impl Queries {
         Self {
             lakehouse,
             queries: Arc::default(),
+            shutting_down: Arc::default(),
         }
+    }
+
+    /// From now on, new queries are refused.
+    pub fn shut_down(&self) {
+        self.shutting_down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Query>> {
@@ -401,7 +410,16 @@ impl Queries {
         });
         let lakehouse = self.lakehouse.clone();
         let started = Arc::downgrade(&query);
+        let refused = self.shutting_down.load(std::sync::atomic::Ordering::SeqCst);
         let task = tokio::spawn(async move {
+            if refused {
+                let error = TrinoError::new(
+                    aichemy_engine::ErrorCode::SERVER_SHUTTING_DOWN,
+                    "Server is shutting down",
+                );
+                let _ = sender.send(Event::Failed(error)).await;
+                return;
+            }
             if let Some(query) = started.upgrade() {
                 query.mark_running();
             }

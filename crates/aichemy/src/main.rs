@@ -5,6 +5,7 @@
 mod output;
 mod serve;
 mod shell;
+mod user;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,17 +33,25 @@ enum Command {
     Sql(shell::SqlArgs),
     /// The Trino-protocol server for the Trino CLI, the python client, JDBC tools and dbt.
     Serve(serve::ServeArgs),
+    /// Users of the server's password file: add, passwd, remove.
+    User(user::UserArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The Delta kernel logs every not-yet-created table as an error; the failures that
+    // matter reach the user as statement errors anyway. The server also says where it
+    // listens and which certificate it serves.
+    let default_filter = match cli.command {
+        Command::Serve(_) => "warn,aichemy=info,aichemy_server=info,buoyant_kernel=off",
+        _ => "warn,buoyant_kernel=off",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("AICHEMY_LOG")
-                // The Delta kernel logs every not-yet-created table as an error; the
-                // failures that matter reach the user as statement errors anyway.
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,buoyant_kernel=off")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     let mut config = match Config::load(cli.config.as_deref()) {
@@ -55,6 +64,9 @@ fn main() -> ExitCode {
     if let Some(warehouse) = cli.warehouse {
         config.warehouse = warehouse;
     }
+    if let Command::User(args) = cli.command {
+        return user::run(&config, args);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -65,5 +77,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Sql(args) => runtime.block_on(shell::run(config, args)),
         Command::Serve(args) => runtime.block_on(serve::run(config, args)),
+        Command::User(_) => unreachable!("handled before the runtime starts"),
     }
 }

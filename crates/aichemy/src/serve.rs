@@ -1,11 +1,15 @@
 //! `aichemy serve`: the Trino-protocol server on the configured lakehouse.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aichemy_config::Config;
 use aichemy_engine::Lakehouse;
+use aichemy_server::tls::CertificateSource;
+use aichemy_server::{PasswordFile, Security, ServeOptions};
 use clap::Args;
 
 #[derive(Args)]
@@ -16,23 +20,38 @@ pub struct ServeArgs {
     /// Port of the HTTP listener (server.http_port).
     #[arg(long)]
     http_port: Option<u16>,
+    /// Port of the HTTPS listener (server.https_port).
+    #[arg(long)]
+    https_port: Option<u16>,
+    /// Trino password file; turns on HTTPS with password authentication
+    /// (server.password_file).
+    #[arg(long)]
+    password_file: Option<PathBuf>,
+    /// HTTPS certificate, PEM (server.tls_certificate).
+    #[arg(long)]
+    tls_certificate: Option<PathBuf>,
+    /// HTTPS private key, PEM (server.tls_key).
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
 }
 
 pub async fn run(mut config: Config, args: ServeArgs) -> ExitCode {
+    let server = &mut config.server;
     if let Some(bind) = args.bind {
-        config.server.bind = bind;
+        server.bind = bind;
     }
-    if let Some(port) = args.http_port {
-        config.server.http_port = port;
-    }
-    let addr: SocketAddr =
-        match format!("{}:{}", config.server.bind, config.server.http_port).parse() {
-            Ok(addr) => addr,
-            Err(e) => {
-                eprintln!("invalid server address: {e}");
-                return ExitCode::from(2);
-            }
-        };
+    server.http_port = args.http_port.unwrap_or(server.http_port);
+    server.https_port = args.https_port.unwrap_or(server.https_port);
+    server.password_file = args.password_file.or(server.password_file.take());
+    server.tls_certificate = args.tls_certificate.or(server.tls_certificate.take());
+    server.tls_key = args.tls_key.or(server.tls_key.take());
+    let options = match options(&config) {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
     let lakehouse = match Lakehouse::open(&config).await {
         Ok(lakehouse) => lakehouse,
         Err(e) => {
@@ -40,12 +59,77 @@ pub async fn run(mut config: Config, args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
-    match aichemy_server::serve(lakehouse, addr, grace, shutdown_signal()).await {
+    match aichemy_server::serve(lakehouse, options, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("server failed: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// The listeners and security the configuration asks for.
+fn options(config: &Config) -> Result<ServeOptions, String> {
+    let server = &config.server;
+    let ip: IpAddr = server
+        .bind
+        .parse()
+        .map_err(|e| format!("invalid server.bind '{}': {e}", server.bind))?;
+    let passwords = match &server.password_file {
+        Some(path) => {
+            let file = PasswordFile::open(path).map_err(|e| e.to_string())?;
+            tracing::info!(file = %path.display(), "password authentication on HTTPS");
+            Some(Arc::new(file))
+        }
+        None => None,
+    };
+    let https = if server.https_enabled() {
+        let source = certificate_source(config)?;
+        let certificate = aichemy_server::tls::load(&source).map_err(|e| e.to_string())?;
+        tracing::info!(
+            certificate = %certificate.certificate_path.display(),
+            fingerprint = %certificate.fingerprint,
+            generated = certificate.generated,
+            "HTTPS certificate (SHA-256 fingerprint)"
+        );
+        Some((SocketAddr::new(ip, server.https_port), certificate.config))
+    } else {
+        None
+    };
+    Ok(ServeOptions {
+        http: Some(SocketAddr::new(ip, server.http_port)),
+        https,
+        security: Security {
+            passwords,
+            allow_insecure_over_http: server.allow_insecure_over_http,
+        },
+        idle_timeout: Duration::from_secs(server.idle_timeout_seconds.max(1)),
+        grace: Duration::from_secs(server.shutdown_grace_seconds),
+    })
+}
+
+fn certificate_source(config: &Config) -> Result<CertificateSource, String> {
+    let server = &config.server;
+    match (&server.tls_certificate, &server.tls_key) {
+        (Some(certificate), Some(key)) => Ok(CertificateSource::Files {
+            certificate: certificate.clone(),
+            key: key.clone(),
+        }),
+        (Some(_), None) | (None, Some(_)) => {
+            Err("server.tls_certificate and server.tls_key are set together".into())
+        }
+        (None, None) => {
+            let warehouse = config.warehouse_url().map_err(|e| e.to_string())?;
+            let folder = warehouse.to_file_path().map_err(|()| {
+                format!(
+                    "a warehouse on '{}' has no folder for a generated certificate: set \
+                     server.tls_certificate and server.tls_key",
+                    warehouse.scheme()
+                )
+            })?;
+            Ok(CertificateSource::Generated {
+                folder: folder.join("tls"),
+            })
         }
     }
 }
