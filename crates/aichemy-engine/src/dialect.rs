@@ -260,15 +260,8 @@ pub fn bind_session_functions(statement: &mut Statement, values: &SessionValues)
 /// Replaces the `?` parameters of a statement text, in order, by SQL expressions
 /// (`EXECUTE IMMEDIATE '…' USING …`).
 pub fn bind_parameters(sql: &str, values: &[String]) -> Result<String> {
-    let dialect = dialect();
-    let tokens = Tokenizer::new(&dialect, sql)
-        .with_unescape(false)
-        .tokenize()
-        .map_err(|e| TrinoError::new(ErrorCode::SYNTAX_ERROR, e.message))?;
-    let expected = tokens
-        .iter()
-        .filter(|t| matches!(t, Token::Placeholder(p) if p == "?"))
-        .count();
+    let tokens = parameter_tokens(sql)?;
+    let expected = count_placeholders(&tokens);
     if expected != values.len() {
         return Err(TrinoError::new(
             ErrorCode::INVALID_PARAMETER_USAGE,
@@ -288,6 +281,26 @@ pub fn bind_parameters(sql: &str, values: &[String]) -> Result<String> {
             other => other.to_string(),
         })
         .collect())
+}
+
+fn parameter_tokens(sql: &str) -> Result<Vec<Token>> {
+    let dialect = dialect();
+    Tokenizer::new(&dialect, sql)
+        .with_unescape(false)
+        .tokenize()
+        .map_err(|e| TrinoError::new(ErrorCode::SYNTAX_ERROR, e.message))
+}
+
+fn count_placeholders(tokens: &[Token]) -> usize {
+    tokens
+        .iter()
+        .filter(|t| matches!(t, Token::Placeholder(p) if p == "?"))
+        .count()
+}
+
+/// How many `?` parameters a statement text has.
+pub fn count_parameters(sql: &str) -> Result<usize> {
+    Ok(count_placeholders(&parameter_tokens(sql)?))
 }
 
 /// Splits a script into statement texts at top-level semicolons (outside quotes and comments).

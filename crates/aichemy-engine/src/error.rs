@@ -55,12 +55,14 @@ error_codes! {
     SYNTAX_ERROR = 1, UserError;
     USER_CANCELED = 3, UserError;
     PERMISSION_DENIED = 4, UserError;
+    NOT_FOUND = 5, UserError;
     FUNCTION_NOT_FOUND = 6, UserError;
     INVALID_FUNCTION_ARGUMENT = 7, UserError;
     DIVISION_BY_ZERO = 8, UserError;
     INVALID_CAST_ARGUMENT = 9, UserError;
     INVALID_VIEW = 11, UserError;
     NOT_SUPPORTED = 13, UserError;
+    INVALID_SESSION_PROPERTY = 14, UserError;
     CONSTRAINT_VIOLATION = 16, UserError;
     INVALID_TABLE_PROPERTY = 18, UserError;
     NUMERIC_VALUE_OUT_OF_RANGE = 19, UserError;
@@ -84,6 +86,7 @@ error_codes! {
     INVALID_PARAMETER_USAGE = 80, UserError;
     GENERIC_INTERNAL_ERROR = 65536, InternalError;
     SERVER_SHUTTING_DOWN = 65545, InternalError;
+    EXCEEDED_TIME_LIMIT = 131075, InsufficientResources;
     EXCEEDED_LOCAL_MEMORY_LIMIT = 131079, InsufficientResources;
     GENERIC_EXTERNAL = 133000, External;
 }

@@ -23,8 +23,15 @@ pub fn register_all(ctx: &SessionContext) {
     ctx.register_udf(gen_series_udf().as_ref().clone().with_aliases(["sequence"]));
     ctx.register_udf(ScalarUDF::new_from_impl(TypeOf::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(ElementAt::new()));
-    for (name, value) in [("nan", f64::NAN), ("infinity", f64::INFINITY)] {
-        ctx.register_udf(ScalarUDF::new_from_impl(DoubleConstant::new(name, value)));
+    for (name, value) in [
+        ("nan", ScalarValue::Float64(Some(f64::NAN))),
+        ("infinity", ScalarValue::Float64(Some(f64::INFINITY))),
+        (
+            "version",
+            ScalarValue::Utf8(Some(crate::VERSION.to_string())),
+        ),
+    ] {
+        ctx.register_udf(ScalarUDF::new_from_impl(Constant::new(name, value)));
     }
     crate::lambda::register(ctx, register_all);
 }
@@ -144,16 +151,17 @@ impl ScalarUDFImpl for ElementAt {
     }
 }
 
-/// `nan()` and `infinity()`: Trino's DOUBLE constants.
+/// Functions of no arguments with one value: `nan()`, `infinity()` (Trino's DOUBLE constants)
+/// and `version()`.
 #[derive(Debug)]
-struct DoubleConstant {
+struct Constant {
     name: &'static str,
-    value: f64,
+    value: ScalarValue,
     signature: Signature,
 }
 
-impl DoubleConstant {
-    fn new(name: &'static str, value: f64) -> Self {
+impl Constant {
+    fn new(name: &'static str, value: ScalarValue) -> Self {
         Self {
             name,
             value,
@@ -162,21 +170,21 @@ impl DoubleConstant {
     }
 }
 
-impl PartialEq for DoubleConstant {
+impl PartialEq for Constant {
     fn eq(&self, other: &Self) -> bool {
         self.name == other.name
     }
 }
 
-impl Eq for DoubleConstant {}
+impl Eq for Constant {}
 
-impl std::hash::Hash for DoubleConstant {
+impl std::hash::Hash for Constant {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         self.name.hash(state);
     }
 }
 
-impl ScalarUDFImpl for DoubleConstant {
+impl ScalarUDFImpl for Constant {
     fn as_any(&self) -> &dyn Any {
         self
     }
@@ -190,12 +198,10 @@ impl ScalarUDFImpl for DoubleConstant {
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(DataType::Float64)
+        Ok(self.value.data_type())
     }
 
     fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        Ok(ColumnarValue::Scalar(ScalarValue::Float64(Some(
-            self.value,
-        ))))
+        Ok(ColumnarValue::Scalar(self.value.clone()))
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! SQL text ──dialect──▶ sqlparser AST (Trino types, lambdas lowered)
+//!    ├─ PREPARE / EXECUTE / SET SESSION ──statements──▶ the session's own state
 //!    ├─ USE / SHOW / DESCRIBE ──show──▶ metadata answers
 //!    ├─ CREATE / DROP / ALTER ──ddl───▶ aichemy-tables formats, metastore views
 //!    └─ SELECT / INSERT ──planner──▶ relations resolved by the lakehouse
@@ -21,7 +22,11 @@ mod metadata;
 mod planner;
 mod session;
 mod show;
+pub mod statements;
 pub mod types;
+
+/// The version `SELECT version()` and the server's `/v1/info` report.
+pub const VERSION: &str = concat!("aichemy-", env!("CARGO_PKG_VERSION"));
 
 pub use error::{ErrorCode, ErrorLocation, ErrorType, TrinoError};
 pub use lakehouse::{

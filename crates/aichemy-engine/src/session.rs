@@ -1,10 +1,14 @@
 //! A session: the catalog and schema in use, and the execution of one statement.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+
+use futures::StreamExt;
 
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, SchemaRef, UInt64Type};
 use datafusion::dataframe::DataFrame;
+use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::sql::sqlparser::ast::{
@@ -17,7 +21,7 @@ use crate::dialect::{self, named_struct, row_constructor_args};
 use crate::error::{ErrorCode, Result, TrinoError};
 use crate::lakehouse::{Lakehouse, QualifiedName};
 use crate::planner::plan_statement;
-use crate::{ddl, show};
+use crate::{ddl, show, statements};
 
 /// What a statement produced.
 pub enum Output {
@@ -51,6 +55,44 @@ impl Output {
         }
     }
 
+    /// Rows that fail with EXCEEDED_TIME_LIMIT once `deadline` passes.
+    fn with_deadline(self, deadline: tokio::time::Instant, limit: String) -> Self {
+        match self {
+            Output::Rows { schema, stream } => {
+                let sleep = Box::pin(tokio::time::sleep_until(deadline));
+                let bounded = futures::stream::unfold(
+                    (stream, sleep, false),
+                    move |(mut stream, mut sleep, ended)| {
+                        let limit = limit.clone();
+                        async move {
+                            if ended {
+                                return None;
+                            }
+                            tokio::select! {
+                                biased;
+                                () = &mut sleep => {
+                                    let error = statements::time_limit_exceeded(&limit);
+                                    Some((
+                                        Err(DataFusionError::External(Box::new(error))),
+                                        (stream, sleep, true),
+                                    ))
+                                }
+                                next = stream.next() => {
+                                    next.map(|item| (item, (stream, sleep, false)))
+                                }
+                            }
+                        }
+                    },
+                );
+                Output::Rows {
+                    schema: schema.clone(),
+                    stream: Box::pin(RecordBatchStreamAdapter::new(schema, bounded)),
+                }
+            }
+            update => update,
+        }
+    }
+
     /// Rows already in memory.
     pub fn batch(batch: RecordBatch) -> Self {
         let schema = batch.schema();
@@ -71,6 +113,10 @@ pub struct Session {
     pub user: String,
     /// The client's time zone (an IANA name or an offset); UTC when unset.
     pub time_zone: Option<String>,
+    /// Session properties the client set (`SET SESSION`, `X-Trino-Session`).
+    pub properties: BTreeMap<String, String>,
+    /// Prepared statements by name (`PREPARE`, `X-Trino-Prepared-Statement`).
+    pub prepared: BTreeMap<String, String>,
 }
 
 impl Session {
@@ -81,6 +127,8 @@ impl Session {
             schema: None,
             user: user.into(),
             time_zone: None,
+            properties: BTreeMap::new(),
+            prepared: BTreeMap::new(),
         }
     }
 
@@ -99,7 +147,26 @@ impl Session {
     }
 
     /// Executes the one statement in `sql` (a trailing `;` is allowed).
+    /// A session's `query_max_run_time` bounds the whole statement, reading its rows
+    /// included.
     pub async fn execute(&mut self, sql: &str) -> Result<Output> {
+        for (name, value) in &self.properties {
+            statements::check_session_property(name, value)?;
+        }
+        let Some((limit, text)) = statements::time_limit(&self.properties) else {
+            return self.execute_unbounded(sql).await;
+        };
+        let deadline = tokio::time::Instant::now() + limit;
+        match tokio::time::timeout_at(deadline, self.execute_unbounded(sql)).await {
+            Ok(output) => Ok(output?.with_deadline(deadline, text)),
+            Err(_) => Err(statements::time_limit_exceeded(&text)),
+        }
+    }
+
+    async fn execute_unbounded(&mut self, sql: &str) -> Result<Output> {
+        if let Some(statement) = statements::parse(sql)? {
+            return statements::execute(self, statement).await;
+        }
         if let Some(statement) = show::parse(sql)? {
             return show::execute(self, statement).await;
         }
@@ -151,6 +218,29 @@ impl Session {
                 };
                 let values: Vec<String> = using.iter().map(|v| v.expr.to_string()).collect();
                 let bound = dialect::bind_parameters(&sql, &values)?;
+                Box::pin(self.execute(&bound)).await
+            }
+            // EXECUTE name [USING values]: a statement prepared earlier in the session.
+            Statement::Execute {
+                name: Some(name),
+                parameters,
+                using,
+                ..
+            } => {
+                let name = match name.0.as_slice() {
+                    [part] => match part.as_ident() {
+                        Some(ident) if ident.quote_style.is_some() => ident.value.clone(),
+                        Some(ident) => ident.value.to_lowercase(),
+                        None => name.to_string(),
+                    },
+                    _ => name.to_string(),
+                };
+                let values: Vec<String> = parameters
+                    .iter()
+                    .map(ToString::to_string)
+                    .chain(using.iter().map(|v| v.expr.to_string()))
+                    .collect();
+                let bound = dialect::bind_parameters(statements::prepared(self, &name)?, &values)?;
                 Box::pin(self.execute(&bound)).await
             }
             Statement::Query(_) | Statement::Explain { .. } => self.query(statement).await,

@@ -73,13 +73,6 @@ pub fn parse(sql: &str) -> Result<Option<ShowStatement>> {
     let statement = if word_is(&first, "USE") {
         ShowStatement::Use(parser.parse_object_name(false).map_err(syntax_error)?)
     } else if is_describe {
-        if word_is(&parser.peek_token().token, "OUTPUT")
-            || word_is(&parser.peek_token().token, "INPUT")
-        {
-            return Err(TrinoError::not_supported(
-                "DESCRIBE OUTPUT and DESCRIBE INPUT arrive with the server",
-            ));
-        }
         ShowStatement::Columns {
             table: parser.parse_object_name(false).map_err(syntax_error)?,
             like: None,

@@ -13,6 +13,7 @@
 
 pub mod auth;
 mod encode;
+mod idle;
 mod query;
 pub mod tls;
 
@@ -35,7 +36,7 @@ pub use auth::PasswordFile;
 pub use query::{ClientSession, Queries, State as QueryState};
 
 /// The version `GET /v1/info` and `SELECT version()` report.
-pub const VERSION: &str = concat!("aichemy-", env!("CARGO_PKG_VERSION"));
+pub const VERSION: &str = aichemy_engine::VERSION;
 
 /// Longest statement text accepted, as Trino's default `http-server.max-request-size`-ish
 /// limit for query text.
@@ -102,15 +103,6 @@ fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
 }
 
-/// Bounds idle kept-alive connections and slow request heads.
-fn configure<A>(server: &mut axum_server::Server<A>, idle: Duration) {
-    server
-        .http_builder()
-        .http1()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(idle);
-}
-
 /// Serves the protocol until `shutdown` completes; then new queries are refused, running
 /// ones get `options.grace` to finish, and the rest are cancelled.
 pub async fn serve(
@@ -125,8 +117,11 @@ pub async fn serve(
     if let Some(addr) = options.http {
         let listener = bind(addr)?;
         tracing::info!(address = %listener.local_addr()?, "Trino protocol listening (http)");
-        let mut server = axum_server::from_tcp(listener).handle(handle.clone());
-        configure(&mut server, options.idle_timeout);
+        let server = axum_server::from_tcp(listener)
+            .acceptor(idle::IdleAcceptor {
+                idle: options.idle_timeout,
+            })
+            .handle(handle.clone());
         let app = router(queries.clone(), "http", options.security.clone());
         servers.spawn(server.serve(app.into_make_service()));
     }
@@ -136,11 +131,13 @@ pub async fn serve(
         let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(
             axum_server::tls_rustls::RustlsConfig::from_config(config),
         )
-        .handshake_timeout(TLS_HANDSHAKE_TIMEOUT);
-        let mut server = axum_server::from_tcp(listener)
+        .handshake_timeout(TLS_HANDSHAKE_TIMEOUT)
+        .acceptor(idle::IdleAcceptor {
+            idle: options.idle_timeout,
+        });
+        let server = axum_server::from_tcp(listener)
             .acceptor(acceptor)
             .handle(handle.clone());
-        configure(&mut server, options.idle_timeout);
         let app = router(queries.clone(), "https", options.security.clone());
         servers.spawn(server.serve(app.into_make_service()));
     }
@@ -201,6 +198,14 @@ impl Protocol {
             .filter(|v| !v.is_empty())
     }
 
+    /// Every value of a repeatable header (`X-Trino-Session` may come once per property).
+    fn get_all<'a>(self, headers: &'a HeaderMap, name: &str) -> impl Iterator<Item = &'a str> {
+        headers
+            .get_all(format!("x-{}-{name}", self.0.to_ascii_lowercase()))
+            .into_iter()
+            .filter_map(|v| v.to_str().ok())
+    }
+
     fn header(self, name: &str) -> HeaderName {
         HeaderName::try_from(format!("X-{}-{name}", self.0)).expect("valid header name")
     }
@@ -240,6 +245,78 @@ fn base_url(app: &App, headers: &HeaderMap) -> String {
         })
         .unwrap_or("localhost");
     format!("{}://{host}", app.scheme)
+}
+
+/// The client's session as its request headers describe it.
+fn client_session(
+    user: String,
+    headers: &HeaderMap,
+    protocol: Protocol,
+) -> Result<ClientSession, String> {
+    let time_zone = protocol.get(headers, "time-zone").map(str::to_string);
+    if let Some(zone) = &time_zone {
+        if zone
+            .parse::<datafusion::arrow::array::timezone::Tz>()
+            .is_err()
+        {
+            return Err(format!("Time zone not supported: {zone}"));
+        }
+    }
+    Ok(ClientSession {
+        user,
+        source: protocol.get(headers, "source").map(str::to_string),
+        catalog: protocol.get(headers, "catalog").map(str::to_string),
+        schema: protocol.get(headers, "schema").map(str::to_string),
+        time_zone,
+        client_tags: protocol
+            .get_all(headers, "client-tags")
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect(),
+        client_info: protocol.get(headers, "client-info").map(str::to_string),
+        properties: pairs(protocol, headers, "session")?,
+        prepared: pairs(protocol, headers, "prepared-statement")?,
+    })
+}
+
+/// `name=urlencoded-value` pairs of a header, repeated or comma-joined.
+fn pairs(
+    protocol: Protocol,
+    headers: &HeaderMap,
+    name: &str,
+) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let mut pairs = std::collections::BTreeMap::new();
+    for item in protocol
+        .get_all(headers, name)
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+    {
+        let invalid = || format!("Invalid X-{}-{} header", protocol.0, title_case(name));
+        let (key, value) = item.split_once('=').ok_or_else(invalid)?;
+        let value = query::url_decode(value).ok_or_else(invalid)?;
+        if key.trim().is_empty() {
+            return Err(invalid());
+        }
+        pairs.insert(key.trim().to_string(), value);
+    }
+    Ok(pairs)
+}
+
+/// `prepared-statement` as `Prepared-Statement`.
+fn title_case(name: &str) -> String {
+    name.split('-')
+        .map(|part| {
+            let mut chars = part.chars();
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join("-")
 }
 
 /// The user a request acts as, as Trino's authentication filter decides it: on HTTPS with
@@ -357,11 +434,9 @@ async fn submit(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Resp
     if sql.trim().is_empty() {
         return refuse(StatusCode::BAD_REQUEST, "SQL statement is empty");
     }
-    let session = ClientSession {
-        user,
-        source: protocol.get(&headers, "source").map(str::to_string),
-        catalog: protocol.get(&headers, "catalog").map(str::to_string),
-        schema: protocol.get(&headers, "schema").map(str::to_string),
+    let session = match client_session(user, &headers, protocol) {
+        Ok(session) => session,
+        Err(message) => return refuse(StatusCode::BAD_REQUEST, &message),
     };
     let query = app.queries.submit(sql, session);
     let base = base_url(&app, &headers);
@@ -448,7 +523,16 @@ async fn query_info(
         "queryId": query.id,
         "state": query.state().as_str(),
         "query": query.sql,
-        "session": {"user": query.session.user, "source": query.session.source},
+        "session": {
+            "user": query.session.user,
+            "source": query.session.source,
+            "clientTags": query.session.client_tags,
+            "clientInfo": query.session.client_info,
+            "timeZone": query.session.time_zone,
+            "catalog": query.session.catalog,
+            "schema": query.session.schema,
+            "systemProperties": query.session.properties,
+        },
         "queryStats": {"elapsedTime": format!("{}ms", query.elapsed().as_millis())},
     });
     if let Some(error) = query.error() {

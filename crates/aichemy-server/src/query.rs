@@ -3,7 +3,7 @@
 //! the client fetched the page before. The last page served is kept, so a client that
 //! fetches the same page again (a retry) gets the same answer.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -30,6 +30,100 @@ pub struct ClientSession {
     pub source: Option<String>,
     pub catalog: Option<String>,
     pub schema: Option<String>,
+    pub time_zone: Option<String>,
+    pub client_tags: Vec<String>,
+    pub client_info: Option<String>,
+    pub properties: BTreeMap<String, String>,
+    pub prepared: BTreeMap<String, String>,
+}
+
+/// What a statement can change in the client's session.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SessionChanges {
+    pub catalog: Option<String>,
+    pub schema: Option<String>,
+    pub properties: BTreeMap<String, String>,
+    pub prepared: BTreeMap<String, String>,
+}
+
+impl ClientSession {
+    /// The response headers (without their `X-Trino-` prefix) that tell the client how
+    /// its session changed.
+    fn changed_headers(&self, after: &SessionChanges) -> Vec<(String, String)> {
+        let mut headers = Vec::new();
+        if after.catalog != self.catalog {
+            if let Some(c) = &after.catalog {
+                headers.push(("Set-Catalog".into(), c.clone()));
+            }
+        }
+        if after.schema != self.schema {
+            if let Some(s) = &after.schema {
+                headers.push(("Set-Schema".into(), s.clone()));
+            }
+        }
+        for (name, value) in &after.properties {
+            if self.properties.get(name) != Some(value) {
+                headers.push((
+                    "Set-Session".into(),
+                    format!("{name}={}", url_encode(value)),
+                ));
+            }
+        }
+        for name in self.properties.keys() {
+            if !after.properties.contains_key(name) {
+                headers.push(("Clear-Session".into(), name.clone()));
+            }
+        }
+        for (name, sql) in &after.prepared {
+            if self.prepared.get(name) != Some(sql) {
+                headers.push((
+                    "Added-Prepare".into(),
+                    format!("{name}={}", url_encode(sql)),
+                ));
+            }
+        }
+        for name in self.prepared.keys() {
+            if !after.prepared.contains_key(name) {
+                headers.push(("Deallocated-Prepare".into(), name.clone()));
+            }
+        }
+        headers
+    }
+}
+
+/// `application/x-www-form-urlencoded` encoding of a header value, as Trino writes them.
+pub fn url_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        match byte {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
+                out.push(byte as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+/// Decodes a form-urlencoded header value (`+` is a space); `None` when malformed.
+pub fn url_decode(value: &str) -> Option<String> {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = value.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
 }
 
 /// What the executing task hands to the protocol.
@@ -42,11 +136,8 @@ pub enum Event {
         update_type: String,
         count: Option<u64>,
     },
-    /// The session's catalog and schema after the statement (USE changes them).
-    Session {
-        catalog: Option<String>,
-        schema: Option<String>,
-    },
+    /// The session after the statement (USE, SET SESSION, PREPARE change it).
+    Session(SessionChanges),
     Failed(TrinoError),
 }
 
@@ -206,17 +297,8 @@ impl Query {
                             Event::Update { update_type, count } => {
                                 inner.update = Some((update_type, count));
                             }
-                            Event::Session { catalog, schema } => {
-                                if catalog != self.session.catalog {
-                                    if let Some(c) = catalog {
-                                        inner.set_headers.push(("Set-Catalog".into(), c));
-                                    }
-                                }
-                                if schema != self.session.schema {
-                                    if let Some(s) = schema {
-                                        inner.set_headers.push(("Set-Schema".into(), s));
-                                    }
-                                }
+                            Event::Session(after) => {
+                                inner.set_headers = self.session.changed_headers(&after);
                             }
                             Event::Failed(error) => {
                                 inner.state = State::Failed;
@@ -579,6 +661,9 @@ async fn run(
     let mut session = Session::new(lakehouse, client.user.clone());
     session.catalog = client.catalog.clone();
     session.schema = client.schema.clone();
+    session.time_zone = client.time_zone.clone();
+    session.properties = client.properties.clone();
+    session.prepared = client.prepared.clone();
     let output = match session.execute(&sql).await {
         Ok(output) => output,
         Err(error) => {
@@ -647,16 +732,27 @@ async fn run(
         }
     }
     let _ = events
-        .send(Event::Session {
-            catalog: session.catalog.clone(),
-            schema: session.schema.clone(),
-        })
+        .send(Event::Session(SessionChanges {
+            catalog: session.catalog,
+            schema: session.schema,
+            properties: session.properties,
+            prepared: session.prepared,
+        }))
         .await;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_values_round_trip() {
+        let sql = "SELECT a, 'x y' FROM t WHERE b = ? -- 100%";
+        assert_eq!(url_decode(&url_encode(sql)).as_deref(), Some(sql));
+        assert_eq!(url_decode("a%2Cb+c").as_deref(), Some("a,b c"));
+        assert_eq!(url_decode("%zz"), None);
+        assert_eq!(url_decode("%4"), None);
+    }
 
     #[test]
     fn query_ids_have_trinos_shape() {

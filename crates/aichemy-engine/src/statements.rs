@@ -1,0 +1,485 @@
+//! Statements about the session itself rather than about data: prepared statements
+//! (`PREPARE`, `EXECUTE`, `DEALLOCATE PREPARE`, `DESCRIBE INPUT|OUTPUT`) and session
+//! properties (`SET SESSION`, `RESET SESSION`, `SHOW SESSION`).
+//!
+//! As in Trino, the server keeps neither: the client sends its prepared statements and
+//! properties with every request and the server answers what changed (`X-Trino-Added-
+//! Prepare`, `X-Trino-Set-Session`, …); [`Session`] holds them for one statement.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::sql::sqlparser::ast::{Expr, Statement, Value};
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::tokenizer::{Location, Token};
+
+use crate::dialect::{self, dialect, syntax_error};
+use crate::error::{ErrorCode, Result, TrinoError};
+use crate::metadata::{batch_of, Cell};
+use crate::planner::plan_statement;
+use crate::session::{Output, Session};
+use crate::types::trino_type_name;
+
+/// A statement this module runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionStatement {
+    Prepare { name: String, body: String },
+    Deallocate { name: String },
+    DescribeInput { name: String },
+    DescribeOutput { name: String },
+    SetSession { name: String, value: String },
+    ResetSession { name: String },
+    ShowSession,
+}
+
+/// A session property AIchemy knows and honours.
+pub struct SessionProperty {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub description: &'static str,
+}
+
+/// Every system session property. Each one has an effect; a property that would be
+/// accepted and then ignored is not listed.
+pub const SESSION_PROPERTIES: &[SessionProperty] = &[
+    SessionProperty {
+        name: "query_max_run_time",
+        default: "100.00d",
+        description: "Maximum run time of a query (includes the queueing time)",
+    },
+    SessionProperty {
+        name: "query_max_execution_time",
+        default: "100.00d",
+        description: "Maximum execution time of a query",
+    },
+];
+
+/// Checks a property name and value as `SET SESSION` and the session header need them.
+pub fn check_session_property(name: &str, value: &str) -> Result<()> {
+    let Some(property) = SESSION_PROPERTIES.iter().find(|p| p.name == name) else {
+        return Err(TrinoError::new(
+            ErrorCode::INVALID_SESSION_PROPERTY,
+            format!("Session property '{name}' does not exist"),
+        ));
+    };
+    if parse_duration(value).is_none() {
+        return Err(TrinoError::new(
+            ErrorCode::INVALID_SESSION_PROPERTY,
+            format!(
+                "{} is invalid: duration is not a valid data duration string: {value}",
+                property.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The time limit a session's properties set (`query_max_run_time`,
+/// `query_max_execution_time`: the smaller one), with its text for the error.
+pub fn time_limit(properties: &BTreeMap<String, String>) -> Option<(Duration, String)> {
+    ["query_max_run_time", "query_max_execution_time"]
+        .iter()
+        .filter_map(|name| properties.get(*name))
+        .filter_map(|value| parse_duration(value).map(|d| (d, value.clone())))
+        .min_by_key(|(d, _)| *d)
+}
+
+/// Trino's error for a query that ran past its time limit.
+pub fn time_limit_exceeded(limit: &str) -> TrinoError {
+    TrinoError::new(
+        ErrorCode::EXCEEDED_TIME_LIMIT,
+        format!("Query exceeded the maximum execution time limit of {limit}"),
+    )
+}
+
+/// A Trino duration (`90s`, `1.5h`, `100.00d`).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.trim().parse().ok()?;
+    let seconds = match unit.trim() {
+        "ns" => 1e-9,
+        "us" => 1e-6,
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86_400.0,
+        _ => return None,
+    };
+    (number.is_finite() && number >= 0.0).then(|| Duration::from_secs_f64(number * seconds))
+}
+
+/// The byte offset of a tokenizer location (1-based line and column, in characters).
+fn offset_of(sql: &str, at: Location) -> usize {
+    let mut line = 1;
+    let mut column = 1;
+    for (offset, c) in sql.char_indices() {
+        if line == at.line && column == at.column {
+            return offset;
+        }
+        if c == '\n' {
+            line += 1;
+            column = 1;
+        } else {
+            column += 1;
+        }
+    }
+    sql.len()
+}
+
+fn is_word(token: &Token, word: &str) -> bool {
+    matches!(token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word))
+}
+
+/// A statement name as Trino folds it: unquoted names are lower case.
+fn statement_name(parser: &mut Parser) -> Result<String> {
+    let ident = parser.parse_identifier().map_err(syntax_error)?;
+    Ok(match ident.quote_style {
+        Some(_) => ident.value,
+        None => ident.value.to_lowercase(),
+    })
+}
+
+/// Recognises the statements of this module; `None` for every other statement.
+pub fn parse(sql: &str) -> Result<Option<SessionStatement>> {
+    let dialect = dialect();
+    let Ok(mut parser) = Parser::new(&dialect).try_with_sql(sql) else {
+        return Ok(None);
+    };
+    let first = parser.peek_token().token;
+    let second = parser.peek_nth_token(1).token;
+    let statement = if is_word(&first, "PREPARE") {
+        parser.next_token();
+        let name = statement_name(&mut parser)?;
+        parser.expect_keyword(Keyword::FROM).map_err(syntax_error)?;
+        let start = parser.peek_token().span.start;
+        let body = sql[offset_of(sql, start)..]
+            .trim()
+            .trim_end_matches(';')
+            .trim();
+        if body.is_empty() {
+            return Err(TrinoError::new(
+                ErrorCode::SYNTAX_ERROR,
+                "PREPARE needs a statement after FROM",
+            ));
+        }
+        SessionStatement::Prepare {
+            name,
+            body: body.to_string(),
+        }
+    } else if is_word(&first, "DEALLOCATE") && is_word(&second, "PREPARE") {
+        parser.next_token();
+        parser.next_token();
+        SessionStatement::Deallocate {
+            name: statement_name(&mut parser)?,
+        }
+    } else if (is_word(&first, "DESCRIBE") || is_word(&first, "DESC"))
+        && (is_word(&second, "INPUT") || is_word(&second, "OUTPUT"))
+    {
+        parser.next_token();
+        parser.next_token();
+        let name = statement_name(&mut parser)?;
+        if is_word(&second, "INPUT") {
+            SessionStatement::DescribeInput { name }
+        } else {
+            SessionStatement::DescribeOutput { name }
+        }
+    } else if is_word(&first, "SET") && is_word(&second, "SESSION") {
+        parser.next_token();
+        parser.next_token();
+        let name = parser.parse_object_name(false).map_err(syntax_error)?;
+        parser.expect_token(&Token::Eq).map_err(syntax_error)?;
+        let value = match parser.parse_expr().map_err(syntax_error)? {
+            Expr::Value(value) => match value.value {
+                Value::SingleQuotedString(s) => s,
+                Value::Number(n, _) => n,
+                Value::Boolean(b) => b.to_string(),
+                other => other.to_string(),
+            },
+            other => {
+                return Err(TrinoError::new(
+                    ErrorCode::INVALID_SESSION_PROPERTY,
+                    format!("Session property value must be a constant: {other}"),
+                ))
+            }
+        };
+        SessionStatement::SetSession {
+            name: name.to_string().to_lowercase(),
+            value,
+        }
+    } else if is_word(&first, "RESET") && is_word(&second, "SESSION") {
+        parser.next_token();
+        parser.next_token();
+        let name = parser.parse_object_name(false).map_err(syntax_error)?;
+        SessionStatement::ResetSession {
+            name: name.to_string().to_lowercase(),
+        }
+    } else if is_word(&first, "SHOW") && is_word(&second, "SESSION") {
+        parser.next_token();
+        parser.next_token();
+        SessionStatement::ShowSession
+    } else {
+        return Ok(None);
+    };
+    while parser.consume_token(&Token::SemiColon) {}
+    if !matches!(statement, SessionStatement::Prepare { .. })
+        && parser.peek_token().token != Token::EOF
+    {
+        return Err(syntax_error(
+            parser
+                .expected::<()>("end of statement", parser.peek_token())
+                .unwrap_err(),
+        ));
+    }
+    Ok(Some(statement))
+}
+
+fn not_found(name: &str) -> TrinoError {
+    TrinoError::new(
+        ErrorCode::NOT_FOUND,
+        format!("Prepared statement not found: {name}"),
+    )
+}
+
+/// The text of a prepared statement.
+pub fn prepared<'a>(session: &'a Session, name: &str) -> Result<&'a str> {
+    session
+        .prepared
+        .get(name)
+        .map(String::as_str)
+        .ok_or_else(|| not_found(name))
+}
+
+/// Runs one statement of this module.
+pub async fn execute(session: &mut Session, statement: SessionStatement) -> Result<Output> {
+    match statement {
+        SessionStatement::Prepare { name, body } => {
+            // Refuse what does not parse now rather than at EXECUTE.
+            let statements = dialect::parse_statements(&body)?;
+            if statements.len() != 1 {
+                return Err(TrinoError::new(
+                    ErrorCode::SYNTAX_ERROR,
+                    "PREPARE takes exactly one statement",
+                ));
+            }
+            session.prepared.insert(name, body);
+            Ok(Output::update("PREPARE"))
+        }
+        SessionStatement::Deallocate { name } => {
+            session
+                .prepared
+                .remove(&name)
+                .ok_or_else(|| not_found(&name))?;
+            Ok(Output::update("DEALLOCATE"))
+        }
+        SessionStatement::DescribeInput { name } => {
+            let count = dialect::count_parameters(prepared(session, &name)?)?;
+            let schema = Arc::new(Schema::new(vec![
+                Field::new("Position", DataType::Int64, false),
+                Field::new("Type", DataType::Utf8, false),
+            ]));
+            // AIchemy types parameters from the values EXECUTE binds, so before that
+            // their type is Trino's `unknown`.
+            let rows: Vec<Vec<Cell>> = (0..count)
+                .map(|i| vec![Cell::Number(i as i64), "unknown".into()])
+                .collect();
+            Ok(Output::batch(batch_of(schema, &rows)?))
+        }
+        SessionStatement::DescribeOutput { name } => describe_output(session, &name).await,
+        SessionStatement::SetSession { name, value } => {
+            check_session_property(&name, &value)?;
+            session.properties.insert(name, value);
+            Ok(Output::update("SET SESSION"))
+        }
+        SessionStatement::ResetSession { name } => {
+            if !SESSION_PROPERTIES.iter().any(|p| p.name == name) {
+                return Err(TrinoError::new(
+                    ErrorCode::INVALID_SESSION_PROPERTY,
+                    format!("Session property '{name}' does not exist"),
+                ));
+            }
+            session.properties.remove(&name);
+            Ok(Output::update("RESET SESSION"))
+        }
+        SessionStatement::ShowSession => {
+            let schema = Arc::new(Schema::new(
+                ["Name", "Value", "Default", "Type", "Description"]
+                    .iter()
+                    .map(|n| Field::new(*n, DataType::Utf8, false))
+                    .collect::<Vec<_>>(),
+            ));
+            let rows: Vec<Vec<Cell>> = SESSION_PROPERTIES
+                .iter()
+                .map(|p| {
+                    let value = session.properties.get(p.name).map_or(p.default, |v| v);
+                    vec![
+                        p.name.into(),
+                        value.into(),
+                        p.default.into(),
+                        "varchar".into(),
+                        p.description.into(),
+                    ]
+                })
+                .collect();
+            Ok(Output::batch(batch_of(schema, &rows)?))
+        }
+    }
+}
+
+/// Bytes of a value of a fixed-width type, as Trino's `Type Size` column; 0 otherwise.
+fn type_size(data_type: &DataType) -> i64 {
+    match data_type {
+        DataType::Boolean | DataType::Int8 => 1,
+        DataType::Int16 => 2,
+        DataType::Int32 | DataType::Float32 | DataType::Date32 => 4,
+        DataType::Int64 | DataType::Float64 | DataType::Timestamp(..) | DataType::Time64(_) => 8,
+        DataType::Decimal128(p, _) if *p <= 18 => 8,
+        DataType::Decimal128(..) => 16,
+        _ => 0,
+    }
+}
+
+/// One output column of a prepared query: the table it comes from (catalog, schema,
+/// table) when it is a plain column of one, its name and type.
+struct OutputColumn {
+    source: Option<(String, String, String)>,
+    name: String,
+    data_type: DataType,
+}
+
+/// The output columns of a prepared query: name, source table, type, size, whether
+/// aliased. Statements without output (DDL) describe no columns.
+async fn describe_output(session: &Session, name: &str) -> Result<Output> {
+    let body = prepared(session, name)?;
+    let nulls = vec!["NULL".to_string(); dialect::count_parameters(body)?];
+    let bound = dialect::bind_parameters(body, &nulls)?;
+    let mut statements = dialect::parse_statements(&bound)?;
+    let statement = statements.remove(0);
+    let fields: Vec<OutputColumn> = if matches!(statement, Statement::Query(_)) {
+        let (plan, _) = plan_statement(
+            session.lakehouse(),
+            statement,
+            session.catalog.as_deref(),
+            session.schema.as_deref(),
+            0,
+        )
+        .await?;
+        let schema = plan.schema();
+        (0..schema.fields().len())
+            .map(|i| {
+                let (qualifier, field) = schema.qualified_field(i);
+                let source = qualifier.and_then(|q| {
+                    Some((
+                        q.catalog()
+                            .map(str::to_string)
+                            .or_else(|| session.catalog.clone())?,
+                        q.schema()
+                            .map(str::to_string)
+                            .or_else(|| session.schema.clone())?,
+                        q.table().to_string(),
+                    ))
+                });
+                OutputColumn {
+                    source,
+                    name: field.name().clone(),
+                    data_type: field.data_type().clone(),
+                }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let texts = |pick: &dyn Fn(&(String, String, String)) -> String| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(
+            fields
+                .iter()
+                .map(|c| c.source.as_ref().map(pick).unwrap_or_default()),
+        ))
+    };
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("Column Name", DataType::Utf8, false),
+        Field::new("Catalog", DataType::Utf8, false),
+        Field::new("Schema", DataType::Utf8, false),
+        Field::new("Table", DataType::Utf8, false),
+        Field::new("Type", DataType::Utf8, false),
+        Field::new("Type Size", DataType::Int64, false),
+        Field::new("Aliased", DataType::Boolean, false),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(
+            fields.iter().map(|c| c.name.clone()),
+        )),
+        texts(&|s| s.0.clone()),
+        texts(&|s| s.1.clone()),
+        texts(&|s| s.2.clone()),
+        Arc::new(StringArray::from_iter_values(
+            fields.iter().map(|c| trino_type_name(&c.data_type)),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            fields.iter().map(|c| type_size(&c.data_type)),
+        )),
+        Arc::new(BooleanArray::from_iter(fields.iter().map(|c| {
+            Some(c.source.is_none() && !c.name.starts_with("_col"))
+        }))),
+    ];
+    let batch =
+        RecordBatch::try_new(schema, columns).map_err(|e| TrinoError::internal(e.to_string()))?;
+    Ok(Output::batch(batch))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_are_recognised() {
+        assert_eq!(
+            parse("PREPARE St_1 FROM\n  SELECT * FROM t WHERE a = ?;").unwrap(),
+            Some(SessionStatement::Prepare {
+                name: "st_1".into(),
+                body: "SELECT * FROM t WHERE a = ?".into()
+            })
+        );
+        assert_eq!(
+            parse("deallocate prepare st_1").unwrap(),
+            Some(SessionStatement::Deallocate {
+                name: "st_1".into()
+            })
+        );
+        assert_eq!(
+            parse("DESCRIBE OUTPUT x").unwrap(),
+            Some(SessionStatement::DescribeOutput { name: "x".into() })
+        );
+        assert_eq!(
+            parse("SET SESSION query_max_run_time = '10s'").unwrap(),
+            Some(SessionStatement::SetSession {
+                name: "query_max_run_time".into(),
+                value: "10s".into()
+            })
+        );
+        assert_eq!(parse("SELECT 1").unwrap(), None);
+        assert_eq!(parse("DESCRIBE t").unwrap(), None);
+        assert!(parse("DEALLOCATE PREPARE a b").is_err());
+    }
+
+    #[test]
+    fn durations_read_as_trino_writes_them() {
+        assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_duration("1.5m"), Some(Duration::from_secs(90)));
+        assert_eq!(
+            parse_duration("100.00d"),
+            Some(Duration::from_secs(8_640_000))
+        );
+        assert_eq!(parse_duration("10"), None);
+        assert_eq!(parse_duration("10 parsecs"), None);
+        assert!(check_session_property("query_max_run_time", "2h").is_ok());
+        assert!(check_session_property("query_max_run_time", "soon").is_err());
+        assert!(check_session_property("nope", "1s").is_err());
+    }
+}
