@@ -557,7 +557,7 @@ async fn cancel_query(
     }
 }
 
-async fn info() -> Response {
+async fn info(State(app): State<App>) -> Response {
     json_response(
         StatusCode::OK,
         json!({
@@ -565,7 +565,7 @@ async fn info() -> Response {
             "environment": "aichemy",
             "coordinator": true,
             "starting": false,
-            "uptime": "0.00s",
+            "uptime": format!("{:.2}s", app.queries.uptime().as_secs_f64()),
         }),
         Vec::new(),
     )

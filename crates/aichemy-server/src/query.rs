@@ -430,6 +430,7 @@ pub struct Queries {
     queries: Arc<Mutex<HashMap<String, Arc<Query>>>>,
     /// Set on shutdown: queries submitted after it fail with SERVER_SHUTTING_DOWN.
     shutting_down: Arc<std::sync::atomic::AtomicBool>,
+    started: Instant,
 }
 
 impl Queries {
@@ -438,7 +439,13 @@ impl Queries {
             lakehouse,
             queries: Arc::default(),
             shutting_down: Arc::default(),
+            started: Instant::now(),
         }
+    }
+
+    /// How long the server has been up.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
     }
 
     /// From now on, new queries are refused.
