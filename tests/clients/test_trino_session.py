@@ -2,6 +2,7 @@
 path and DESCRIBE OUTPUT), session properties, client tags, time zone, version(); the
 reference platform's example queries through the client; and requests that are wrong."""
 
+import datetime
 import json
 import signal
 from decimal import Decimal
@@ -136,6 +137,11 @@ def test_tags_source_time_zone_and_version(served):
                  timezone="Europe/Paris")
     assert run(cur, "SELECT current_timezone(), current_user, version()") == [
         ["Europe/Paris", "admin", "aichemy-0.1.0"]]
+    # The session's zone is the zone of TIMESTAMP WITH TIME ZONE values.
+    [[zoned, now]] = run(cur, "SELECT CAST(TIMESTAMP '2025-01-01 10:00:00' AS TIMESTAMP WITH "
+                              "TIME ZONE), current_timestamp")
+    assert (zoned.hour, zoned.utcoffset()) == (10, datetime.timedelta(hours=1))
+    assert abs(now - datetime.datetime.now(datetime.timezone.utc)) < datetime.timedelta(minutes=1)
     request = urllib.request.Request(
         f"http://127.0.0.1:{served.http_port}/v1/query/{cur.query_id}",
         headers={"X-Trino-User": "admin"})

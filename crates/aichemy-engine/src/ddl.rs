@@ -391,8 +391,7 @@ pub async fn create_table(session: &Session, create: CreateTable) -> Result<Outp
     let (plan, _) = plan_statement(
         lakehouse,
         Statement::Query(query.clone()),
-        session.catalog.as_deref(),
-        session.schema.as_deref(),
+        session.scope(),
         0,
     )
     .await?;
@@ -488,8 +487,11 @@ pub async fn create_view(session: &Session, create: CreateView) -> Result<Output
     let (plan, _) = plan_statement(
         lakehouse,
         statement,
-        plan_catalog.as_deref(),
-        plan_schema.as_deref(),
+        crate::planner::Scope {
+            catalog: plan_catalog.as_deref(),
+            schema: plan_schema.as_deref(),
+            time_zone: session.time_zone.as_deref(),
+        },
         0,
     )
     .await?;

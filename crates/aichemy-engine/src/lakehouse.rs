@@ -239,7 +239,12 @@ impl Lakehouse {
     }
 
     /// A base session state with Trino-compatible settings and functions.
-    pub fn session_context(&self, catalog: &str, schema: &str) -> SessionContext {
+    pub fn session_context(
+        &self,
+        catalog: &str,
+        schema: &str,
+        time_zone: Option<&str>,
+    ) -> SessionContext {
         let mut config = SessionConfig::new()
             .with_information_schema(false)
             .with_default_catalog_and_schema(catalog, schema)
@@ -248,6 +253,8 @@ impl Lakehouse {
         // Trino reads 1.5 as DECIMAL(2,1), not DOUBLE.
         options.sql_parser.parse_float_as_decimal = true;
         options.sql_parser.map_string_types_to_utf8view = false;
+        // The client's zone: `current_timestamp` and casts to TIMESTAMP WITH TIME ZONE.
+        options.execution.time_zone = time_zone.map(str::to_string);
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()

@@ -11,18 +11,29 @@ use crate::dialect;
 use crate::error::{ErrorCode, Result, TrinoError};
 use crate::lakehouse::Lakehouse;
 
+/// Where a statement's unqualified names resolve, and the time zone it runs in.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Scope<'a> {
+    pub catalog: Option<&'a str>,
+    pub schema: Option<&'a str>,
+    pub time_zone: Option<&'a str>,
+}
+
 /// Plans a statement DataFusion understands (queries, INSERT, EXPLAIN), resolving the
 /// relations it references first. Returns the plan and the state to execute it in.
 pub async fn plan_statement(
     lakehouse: &Arc<Lakehouse>,
     statement: Statement,
-    catalog: Option<&str>,
-    schema: Option<&str>,
+    scope: Scope<'_>,
     depth: usize,
 ) -> Result<(LogicalPlan, SessionState)> {
+    let Scope {
+        catalog, schema, ..
+    } = scope;
     let ctx = lakehouse.session_context(
         catalog.unwrap_or("system"),
         schema.unwrap_or("information_schema"),
+        scope.time_zone,
     );
     let state = ctx.state();
     let statement = DFStatement::Statement(Box::new(statement));
@@ -45,7 +56,7 @@ pub async fn plan_query_text(
     sql: &str,
     catalog: Option<&str>,
     schema: Option<&str>,
-    _outer: &SessionState,
+    outer: &SessionState,
     depth: usize,
 ) -> Result<LogicalPlan> {
     let mut statements = dialect::parse_statements(sql)?;
@@ -56,6 +67,11 @@ pub async fn plan_query_text(
         ));
     }
     let statement = statements.remove(0);
-    let (plan, _) = Box::pin(plan_statement(lakehouse, statement, catalog, schema, depth)).await?;
+    let scope = Scope {
+        catalog,
+        schema,
+        time_zone: outer.config().options().execution.time_zone.as_deref(),
+    };
+    let (plan, _) = Box::pin(plan_statement(lakehouse, statement, scope, depth)).await?;
     Ok(plan)
 }

@@ -20,7 +20,7 @@ use aichemy_tables::TableError;
 use crate::dialect::{self, named_struct, row_constructor_args};
 use crate::error::{ErrorCode, Result, TrinoError};
 use crate::lakehouse::{Lakehouse, QualifiedName};
-use crate::planner::plan_statement;
+use crate::planner::{plan_statement, Scope};
 use crate::{ddl, show, statements};
 
 /// What a statement produced.
@@ -134,6 +134,15 @@ impl Session {
 
     pub fn lakehouse(&self) -> &Arc<Lakehouse> {
         &self.lakehouse
+    }
+
+    /// Where the session's unqualified names resolve, and its time zone.
+    pub fn scope(&self) -> Scope<'_> {
+        Scope {
+            catalog: self.catalog.as_deref(),
+            schema: self.schema.as_deref(),
+            time_zone: self.time_zone.as_deref(),
+        }
     }
 
     /// The values of `current_user` and the other session functions.
@@ -285,14 +294,7 @@ impl Session {
     }
 
     async fn query(&self, statement: Statement) -> Result<Output> {
-        let (plan, state) = plan_statement(
-            &self.lakehouse,
-            statement,
-            self.catalog.as_deref(),
-            self.schema.as_deref(),
-            0,
-        )
-        .await?;
+        let (plan, state) = plan_statement(&self.lakehouse, statement, self.scope(), 0).await?;
         let frame = DataFrame::new(state, plan);
         let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
         let stream = frame.execute_stream().await?;
@@ -384,8 +386,7 @@ impl Session {
                 let (source_plan, _) = plan_statement(
                     &self.lakehouse,
                     Statement::Query(source.clone()),
-                    self.catalog.as_deref(),
-                    self.schema.as_deref(),
+                    self.scope(),
                     0,
                 )
                 .await?;
@@ -400,15 +401,9 @@ impl Session {
         }
         let table_names: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
         let named = |e: TrinoError| name_null_violation(e, &table_names, &target_names);
-        let (plan, state) = plan_statement(
-            &self.lakehouse,
-            statement,
-            self.catalog.as_deref(),
-            self.schema.as_deref(),
-            0,
-        )
-        .await
-        .map_err(named)?;
+        let (plan, state) = plan_statement(&self.lakehouse, statement, self.scope(), 0)
+            .await
+            .map_err(named)?;
         let batches = DataFrame::new(state, plan)
             .collect()
             .await

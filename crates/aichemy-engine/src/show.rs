@@ -444,7 +444,8 @@ async fn describe_columns(
             name.catalog, name.schema, name.name
         );
         let statement = crate::dialect::parse_statements(&sql)?.remove(0);
-        let (plan, _) = crate::planner::plan_statement(lakehouse, statement, None, None, 0).await?;
+        let (plan, _) =
+            crate::planner::plan_statement(lakehouse, statement, Default::default(), 0).await?;
         return Ok(plan
             .schema()
             .fields()

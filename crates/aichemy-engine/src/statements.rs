@@ -362,14 +362,7 @@ async fn describe_output(session: &Session, name: &str) -> Result<Output> {
     let mut statements = dialect::parse_statements(&bound)?;
     let statement = statements.remove(0);
     let fields: Vec<OutputColumn> = if matches!(statement, Statement::Query(_)) {
-        let (plan, _) = plan_statement(
-            session.lakehouse(),
-            statement,
-            session.catalog.as_deref(),
-            session.schema.as_deref(),
-            0,
-        )
-        .await?;
+        let (plan, _) = plan_statement(session.lakehouse(), statement, session.scope(), 0).await?;
         let schema = plan.schema();
         (0..schema.fields().len())
             .map(|i| {

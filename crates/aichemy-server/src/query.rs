@@ -236,17 +236,21 @@ impl Query {
     /// Stops the query: its task and the engine's work end; its state becomes FAILED with
     /// USER_CANCELED unless it had already ended.
     pub fn cancel(&self, message: &str) {
+        // The state first: a fetch that sees the aborted task's channel close must find
+        // the query failed, not finished with the rows it had so far.
+        {
+            let mut inner = self.inner.lock().expect("not poisoned");
+            if matches!(inner.state, State::Queued | State::Running) {
+                inner.state = State::Failed;
+                inner.error = Some(TrinoError::new(
+                    aichemy_engine::ErrorCode::USER_CANCELED,
+                    message,
+                ));
+                inner.ended = Some(Instant::now());
+            }
+        }
         if let Some(task) = self.task.lock().expect("not poisoned").take() {
             task.abort();
-        }
-        let mut inner = self.inner.lock().expect("not poisoned");
-        if matches!(inner.state, State::Queued | State::Running) {
-            inner.state = State::Failed;
-            inner.error = Some(TrinoError::new(
-                aichemy_engine::ErrorCode::USER_CANCELED,
-                message,
-            ));
-            inner.ended = Some(Instant::now());
         }
     }
 
@@ -286,7 +290,9 @@ impl Query {
                 event = events.recv() => match event {
                     Some(event) => {
                         let mut inner = self.inner.lock().expect("not poisoned");
-                        inner.state = State::Running;
+                        if inner.state == State::Queued {
+                            inner.state = State::Running;
+                        }
                         match event {
                             Event::Columns(columns) => inner.columns = Some(columns),
                             Event::Rows(rows) => {
