@@ -61,33 +61,42 @@ impl ClientSession {
                 headers.push(("Set-Schema".into(), s.clone()));
             }
         }
-        for (name, value) in &after.properties {
-            if self.properties.get(name) != Some(value) {
-                headers.push((
-                    "Set-Session".into(),
-                    format!("{name}={}", url_encode(value)),
-                ));
-            }
-        }
-        for name in self.properties.keys() {
-            if !after.properties.contains_key(name) {
-                headers.push(("Clear-Session".into(), name.clone()));
-            }
-        }
-        for (name, sql) in &after.prepared {
-            if self.prepared.get(name) != Some(sql) {
-                headers.push((
-                    "Added-Prepare".into(),
-                    format!("{name}={}", url_encode(sql)),
-                ));
-            }
-        }
-        for name in self.prepared.keys() {
-            if !after.prepared.contains_key(name) {
-                headers.push(("Deallocated-Prepare".into(), name.clone()));
-            }
-        }
+        changed_pairs(
+            &mut headers,
+            &self.properties,
+            &after.properties,
+            "Set-Session",
+            "Clear-Session",
+        );
+        changed_pairs(
+            &mut headers,
+            &self.prepared,
+            &after.prepared,
+            "Added-Prepare",
+            "Deallocated-Prepare",
+        );
         headers
+    }
+}
+
+/// Headers for what changed between two sets of `name=value` pairs: `set` with
+/// `name=urlencoded-value` for new and changed ones, `clear` with the name of dropped ones.
+fn changed_pairs(
+    headers: &mut Vec<(String, String)>,
+    before: &BTreeMap<String, String>,
+    after: &BTreeMap<String, String>,
+    set: &str,
+    clear: &str,
+) {
+    for (name, value) in after {
+        if before.get(name) != Some(value) {
+            headers.push((set.into(), format!("{name}={}", url_encode(value))));
+        }
+    }
+    for name in before.keys() {
+        if !after.contains_key(name) {
+            headers.push((clear.into(), name.clone()));
+        }
     }
 }
 
