@@ -21,7 +21,8 @@ from lakehouse import BIN, Server, aichemy
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     warehouse = tmp_path_factory.mktemp("session")
-    server = Server(warehouse, env={"AICHEMY_SERVER__IDLE_TIMEOUT_SECONDS": "2"})
+    server = Server(warehouse, env={"AICHEMY_SERVER__IDLE_TIMEOUT_SECONDS": "2",
+                                    "AICHEMY_SERVER__QUERY_CLIENT_TIMEOUT_SECONDS": "3"})
     server.warehouse = warehouse
     yield server
     server.stop()
@@ -228,6 +229,20 @@ def test_idle_connections_are_closed(served):
         while s.recv(65536):
             pass
         assert time.monotonic() - started < 15
+
+
+def test_a_query_whose_client_went_away_is_cancelled(served):
+    cur = cursor(served)
+    cur.execute("SELECT a.value FROM generate_series(1, 1000000000) a")
+    assert cur.fetchone() == [1]
+    time.sleep(6)  # the client stops fetching; the timeout is 3 s
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{served.http_port}/v1/query/{cur.query_id}",
+        headers={"X-Trino-User": "admin"})
+    info = json.load(urllib.request.urlopen(request))
+    assert info["state"] == "FAILED"
+    assert info["errorCode"]["name"] == "ABANDONED_QUERY"
+    assert "was abandoned by the client" in info["failureInfo"]["message"]
 
 
 def test_sigterm_refuses_new_queries_and_cancels_after_the_grace(tmp_path):

@@ -69,6 +69,9 @@ pub struct ServerConfig {
     /// Seconds running queries get to finish on SIGTERM before they are cancelled.
     /// Default: 30.
     pub shutdown_grace_seconds: u64,
+    /// Seconds after which a query whose client stopped fetching results is cancelled
+    /// (Trino's `query.client.timeout`). Default: 300.
+    pub query_client_timeout_seconds: u64,
 }
 
 impl Default for ServerConfig {
@@ -83,6 +86,7 @@ impl Default for ServerConfig {
             allow_insecure_over_http: true,
             idle_timeout_seconds: 60,
             shutdown_grace_seconds: 30,
+            query_client_timeout_seconds: 300,
         }
     }
 }
@@ -182,6 +186,9 @@ impl Config {
             "server.tls_key" => self.server.tls_key = Some(value.into()),
             "server.allow_insecure_over_http" => {
                 self.server.allow_insecure_over_http = parse(key, value)?
+            }
+            "server.query_client_timeout_seconds" => {
+                self.server.query_client_timeout_seconds = parse(key, value)?
             }
             "server.idle_timeout_seconds" => self.server.idle_timeout_seconds = parse(key, value)?,
             "server.shutdown_grace_seconds" => {

@@ -53,6 +53,7 @@ macro_rules! error_codes {
 error_codes! {
     GENERIC_USER_ERROR = 0, UserError;
     SYNTAX_ERROR = 1, UserError;
+    ABANDONED_QUERY = 2, UserError;
     USER_CANCELED = 3, UserError;
     PERMISSION_DENIED = 4, UserError;
     NOT_FOUND = 5, UserError;

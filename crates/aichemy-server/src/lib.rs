@@ -69,6 +69,9 @@ pub struct ServeOptions {
     pub idle_timeout: Duration,
     /// Running queries get this long to finish on shutdown before they are cancelled.
     pub grace: Duration,
+    /// A query whose client stopped fetching its results for this long is cancelled, as
+    /// Trino's `query.client.timeout`.
+    pub client_timeout: Duration,
 }
 
 #[derive(Clone)]
@@ -143,10 +146,13 @@ pub async fn serve(
     }
     let reaper = {
         let queries = queries.clone();
+        let client_timeout = options.client_timeout;
+        let reap_every =
+            (client_timeout / 4).clamp(Duration::from_millis(200), Duration::from_secs(5));
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                queries.reap(query::CLIENT_TIMEOUT);
+                tokio::time::sleep(reap_every).await;
+                queries.reap(client_timeout);
             }
         })
     };

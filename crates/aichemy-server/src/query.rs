@@ -18,8 +18,6 @@ use crate::encode::{column_type, encode_column};
 
 /// Rows per page; a page is also cut at the end of each engine batch past half of this.
 const PAGE_ROWS: usize = 4096;
-/// Unfetched queries are abandoned after this long, as Trino's `query.client.timeout`.
-pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(300);
 /// How many finished queries `system.runtime.queries` keeps.
 const KEEP_FINISHED: usize = 100;
 
@@ -245,16 +243,21 @@ impl Query {
     /// Stops the query: its task and the engine's work end; its state becomes FAILED with
     /// USER_CANCELED unless it had already ended.
     pub fn cancel(&self, message: &str) {
+        self.fail(TrinoError::new(
+            aichemy_engine::ErrorCode::USER_CANCELED,
+            message,
+        ));
+    }
+
+    /// Stops the query with `error` unless it had already ended.
+    fn fail(&self, error: TrinoError) {
         // The state first: a fetch that sees the aborted task's channel close must find
         // the query failed, not finished with the rows it had so far.
         {
             let mut inner = self.inner.lock().expect("not poisoned");
             if matches!(inner.state, State::Queued | State::Running) {
                 inner.state = State::Failed;
-                inner.error = Some(TrinoError::new(
-                    aichemy_engine::ErrorCode::USER_CANCELED,
-                    message,
-                ));
+                inner.error = Some(error);
                 inner.ended = Some(Instant::now());
             }
         }
@@ -540,7 +543,15 @@ impl Queries {
     pub fn reap(&self, timeout: Duration) {
         for query in self.list() {
             if matches!(query.state(), State::Queued | State::Running) && query.idle() > timeout {
-                query.cancel("Query abandoned by the client");
+                query.fail(TrinoError::new(
+                    aichemy_engine::ErrorCode::ABANDONED_QUERY,
+                    format!(
+                        "Query {} was abandoned by the client, as it may have exited or \
+                         stopped checking for query results (not fetched for {:.2}s)",
+                        query.id,
+                        timeout.as_secs_f64()
+                    ),
+                ));
             }
         }
     }

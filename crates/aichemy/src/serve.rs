@@ -105,6 +105,7 @@ fn options(config: &Config) -> Result<ServeOptions, String> {
         },
         idle_timeout: Duration::from_secs(server.idle_timeout_seconds.max(1)),
         grace: Duration::from_secs(server.shutdown_grace_seconds),
+        client_timeout: Duration::from_secs(server.query_client_timeout_seconds.max(1)),
     })
 }
 
