@@ -2,9 +2,11 @@
 rows per second fetched for a 1,000,000-row, 5-column SELECT, and the median latency of
 `SELECT 1` over 1,000 runs on a kept-alive connection.
 
-    AICHEMY_BIN=target/release/aichemy python benchmarks/trino_client.py
+    AICHEMY_BIN=target/release/aichemy python benchmarks/trino_client.py [--https]
 
-Run by hand (not a test); prints one line per figure.
+With --https the client connects over HTTPS with a password (the server's generated
+certificate, a password file made with `aichemy user add`). Run by hand (not a test);
+prints one line per figure.
 """
 
 import os
@@ -29,10 +31,26 @@ def free_port():
 
 
 def main():
+    https = "--https" in sys.argv[1:]
     warehouse = tempfile.mkdtemp()
-    port = free_port()
-    server = subprocess.Popen([BIN, "--warehouse", warehouse, "serve", "--bind", "127.0.0.1",
-                               "--http-port", str(port)])
+    port, https_port = free_port(), free_port()
+    args = [BIN, "--warehouse", warehouse, "serve", "--bind", "127.0.0.1",
+            "--http-port", str(port), "--https-port", str(https_port)]
+    client = {"host": "127.0.0.1", "port": port, "user": "bench"}
+    if https:
+        password_file = os.path.join(warehouse, "password.db")
+        subprocess.run([BIN, "user", "add", "bench", "--password-file", password_file],
+                       input="bench-password\n", text=True, check=True)
+        args += ["--password-file", password_file]
+        # requests prefers these variables over verify=False.
+        for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+            os.environ.pop(name, None)
+        import urllib3
+        from trino.auth import BasicAuthentication
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        client.update(port=https_port, http_scheme="https", verify=False,
+                      auth=BasicAuthentication("bench", "bench-password"))
+    server = subprocess.Popen(args, stderr=subprocess.DEVNULL)
     try:
         for _ in range(300):
             try:
@@ -40,7 +58,7 @@ def main():
                 break
             except OSError:
                 time.sleep(0.2)
-        conn = connect(host="127.0.0.1", port=port, user="bench")
+        conn = connect(**client)
         cur = conn.cursor()
         started = time.perf_counter()
         cur.execute("SELECT value AS a, value * 2 AS b, CAST(value AS DOUBLE) / 3 AS c, "
@@ -53,7 +71,7 @@ def main():
                 break
             rows += len(batch)
         seconds = time.perf_counter() - started
-        print(f"1M x 5 SELECT: {rows} rows in {seconds:.2f} s = {rows / seconds:,.0f} rows/s")
+        print(f"{'https' if https else 'http'} 1M x 5 SELECT: {rows} rows in {seconds:.2f} s = {rows / seconds:,.0f} rows/s")
         latencies = []
         for _ in range(1000):
             started = time.perf_counter()
