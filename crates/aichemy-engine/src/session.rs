@@ -172,6 +172,8 @@ impl Session {
         }
     }
 
+    /// Executes without checking the session again: the statement that runs another
+    /// (`EXECUTE`) is already within the session's checks and time limit.
     async fn execute_unbounded(&mut self, sql: &str) -> Result<Output> {
         if let Some(statement) = statements::parse(sql)? {
             return statements::execute(self, statement).await;
@@ -227,7 +229,7 @@ impl Session {
                 };
                 let values: Vec<String> = using.iter().map(|v| v.expr.to_string()).collect();
                 let bound = dialect::bind_parameters(&sql, &values)?;
-                Box::pin(self.execute(&bound)).await
+                Box::pin(self.execute_unbounded(&bound)).await
             }
             // EXECUTE name [USING values]: a statement prepared earlier in the session.
             Statement::Execute {
@@ -250,7 +252,7 @@ impl Session {
                     .chain(using.iter().map(|v| v.expr.to_string()))
                     .collect();
                 let bound = dialect::bind_parameters(statements::prepared(self, &name)?, &values)?;
-                Box::pin(self.execute(&bound)).await
+                Box::pin(self.execute_unbounded(&bound)).await
             }
             Statement::Query(_) | Statement::Explain { .. } => self.query(statement).await,
             Statement::Insert(ref insert) => {

@@ -58,14 +58,22 @@ pub const SESSION_PROPERTIES: &[SessionProperty] = &[
     },
 ];
 
+/// The known property `name`; Trino's error for an unknown one.
+fn session_property(name: &str) -> Result<&'static SessionProperty> {
+    SESSION_PROPERTIES
+        .iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| {
+            TrinoError::new(
+                ErrorCode::INVALID_SESSION_PROPERTY,
+                format!("Session property '{name}' does not exist"),
+            )
+        })
+}
+
 /// Checks a property name and value as `SET SESSION` and the session header need them.
 pub fn check_session_property(name: &str, value: &str) -> Result<()> {
-    let Some(property) = SESSION_PROPERTIES.iter().find(|p| p.name == name) else {
-        return Err(TrinoError::new(
-            ErrorCode::INVALID_SESSION_PROPERTY,
-            format!("Session property '{name}' does not exist"),
-        ));
-    };
+    let property = session_property(name)?;
     if parse_duration(value).is_none() {
         return Err(TrinoError::new(
             ErrorCode::INVALID_SESSION_PROPERTY,
@@ -298,12 +306,7 @@ pub async fn execute(session: &mut Session, statement: SessionStatement) -> Resu
             Ok(Output::update("SET SESSION"))
         }
         SessionStatement::ResetSession { name } => {
-            if !SESSION_PROPERTIES.iter().any(|p| p.name == name) {
-                return Err(TrinoError::new(
-                    ErrorCode::INVALID_SESSION_PROPERTY,
-                    format!("Session property '{name}' does not exist"),
-                ));
-            }
+            session_property(&name)?;
             session.properties.remove(&name);
             Ok(Output::update("RESET SESSION"))
         }

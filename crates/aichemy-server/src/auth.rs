@@ -335,23 +335,12 @@ fn check_user_name(user: &str) -> Result<(), PasswordFileError> {
 }
 
 fn write_atomically(path: &Path, lines: &[String]) -> Result<(), PasswordFileError> {
-    use std::io::Write;
-    let error = |source| PasswordFileError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let temp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&temp).map_err(error)?;
     let mut text = lines.join("\n");
     text.push('\n');
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(error)?;
-    std::fs::rename(&temp, path).map_err(error)
+    crate::private_file::write(path, text.as_bytes()).map_err(|source| PasswordFileError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]

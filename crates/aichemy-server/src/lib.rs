@@ -14,6 +14,7 @@
 pub mod auth;
 mod encode;
 mod idle;
+mod private_file;
 mod query;
 pub mod tls;
 
@@ -198,7 +199,7 @@ impl Protocol {
 
     fn get<'a>(self, headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         headers
-            .get(format!("x-{}-{name}", self.0.to_ascii_lowercase()))
+            .get(format!("x-{}-{name}", self.0).to_ascii_lowercase())
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
             .filter(|v| !v.is_empty())
@@ -207,7 +208,7 @@ impl Protocol {
     /// Every value of a repeatable header (`X-Trino-Session` may come once per property).
     fn get_all<'a>(self, headers: &'a HeaderMap, name: &str) -> impl Iterator<Item = &'a str> {
         headers
-            .get_all(format!("x-{}-{name}", self.0.to_ascii_lowercase()))
+            .get_all(format!("x-{}-{name}", self.0).to_ascii_lowercase())
             .into_iter()
             .filter_map(|v| v.to_str().ok())
     }
@@ -282,8 +283,8 @@ fn client_session(
             .map(str::to_string)
             .collect(),
         client_info: protocol.get(headers, "client-info").map(str::to_string),
-        properties: pairs(protocol, headers, "session")?,
-        prepared: pairs(protocol, headers, "prepared-statement")?,
+        properties: pairs(protocol, headers, "Session")?,
+        prepared: pairs(protocol, headers, "Prepared-Statement")?,
     })
 }
 
@@ -300,7 +301,7 @@ fn pairs(
         .map(str::trim)
         .filter(|item| !item.is_empty())
     {
-        let invalid = || format!("Invalid X-{}-{} header", protocol.0, title_case(name));
+        let invalid = || format!("Invalid X-{}-{} header", protocol.0, name);
         let (key, value) = item.split_once('=').ok_or_else(invalid)?;
         let value = query::url_decode(value).ok_or_else(invalid)?;
         if key.trim().is_empty() {
@@ -309,20 +310,6 @@ fn pairs(
         pairs.insert(key.trim().to_string(), value);
     }
     Ok(pairs)
-}
-
-/// `prepared-statement` as `Prepared-Statement`.
-fn title_case(name: &str) -> String {
-    name.split('-')
-        .map(|part| {
-            let mut chars = part.chars();
-            chars
-                .next()
-                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
-                .unwrap_or_default()
-        })
-        .collect::<Vec<_>>()
-        .join("-")
 }
 
 /// The user a request acts as, as Trino's authentication filter decides it: on HTTPS with

@@ -107,23 +107,12 @@ fn generate(folder: &Path, certificate: &Path, key: &Path) -> std::io::Result<()
     }
     let generated = rcgen::generate_simple_self_signed(names)
         .map_err(|e| io_error("cannot generate a certificate in", folder, e))?;
-    write_private(key, generated.key_pair.serialize_pem().as_bytes())?;
-    std::fs::write(certificate, generated.cert.pem())
+    // The key first and the certificate last: a start that finds either missing (a crash
+    // in between) generates both again.
+    crate::private_file::write(key, generated.key_pair.serialize_pem().as_bytes())
+        .map_err(|e| io_error("cannot write", key, e))?;
+    crate::private_file::write(certificate, generated.cert.pem().as_bytes())
         .map_err(|e| io_error("cannot write", certificate, e))
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .map_err(|e| io_error("cannot write", path, e))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| io_error("cannot write", path, e))
 }
 
 #[cfg(test)]
