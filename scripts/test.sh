@@ -10,6 +10,13 @@ cargo test --workspace
 cargo build -p aichemy
 # The binary end to end, as a user types it.
 bash tests/clients/cli_smoke.sh "$CARGO_TARGET_DIR/debug/aichemy"
+# The federation tests start PostgreSQL servers of their own from Debian's packages.
+if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq postgresql
+fi
 # Real clients from PyPI against the same debug binary.
 source scripts/python-env.sh
 AICHEMY_BIN="$CARGO_TARGET_DIR/debug/aichemy" "$AICHEMY_VENV/bin/python" -m pytest -q tests/clients

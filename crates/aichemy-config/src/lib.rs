@@ -6,6 +6,7 @@
 //! Command-line flags are applied last by the binary through [`Config::set`].
 #![forbid(unsafe_code)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -38,6 +39,42 @@ pub struct Config {
     pub metastore: MetastoreConfig,
     /// `aichemy serve`: addresses and limits of the Trino-protocol server.
     pub server: ServerConfig,
+    /// External catalogs by name: `[catalogs.sales] connector = "postgresql"`.
+    pub catalogs: BTreeMap<String, CatalogConfig>,
+    /// A folder of Trino catalog files (`sales.properties`), as `--catalog-dir`.
+    pub catalog_dir: Option<PathBuf>,
+}
+
+/// An external catalog declared in the configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CatalogConfig {
+    /// The connector, as Trino's `connector.name`: `postgresql`.
+    pub connector: String,
+    /// The database: `postgresql://host:5432/sales_db` (or a `jdbc:postgresql://` URL).
+    pub url: String,
+    pub user: Option<String>,
+    /// The password itself; may be `${ENV:NAME}` or `${FILE:path}`. Prefer
+    /// `password_env` or `password_file` so that no password sits in the file.
+    pub password: Option<String>,
+    /// The environment variable holding the password.
+    pub password_env: Option<String>,
+    /// A file whose content (trailing newline removed) is the password.
+    pub password_file: Option<PathBuf>,
+    /// Seconds to wait for a connection before a statement fails. Default: 10.
+    pub connection_timeout_seconds: Option<u64>,
+}
+
+/// An external catalog as Trino describes one: a name, a connector and its properties
+/// (`connection-url`, `connection-user`, `connection-password`, …). Property values may
+/// reference secrets as `${ENV:NAME}` or `${FILE:path}`, resolved when the catalog opens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CatalogDefinition {
+    pub name: String,
+    pub connector: String,
+    pub properties: BTreeMap<String, String>,
+    /// Where it was declared, for messages: `the configuration file`, a properties file.
+    pub origin: String,
 }
 
 /// The Trino-protocol server.
@@ -72,6 +109,9 @@ pub struct ServerConfig {
     /// Seconds after which a query whose client stopped fetching results is cancelled
     /// (Trino's `query.client.timeout`). Default: 300.
     pub query_client_timeout_seconds: u64,
+    /// Users who may run CREATE CATALOG and DROP CATALOG. Empty (the default) lets every
+    /// user, as Trino's default allow-all access control does.
+    pub admin_users: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -87,6 +127,7 @@ impl Default for ServerConfig {
             idle_timeout_seconds: 60,
             shutdown_grace_seconds: 30,
             query_client_timeout_seconds: 300,
+            admin_users: Vec::new(),
         }
     }
 }
@@ -113,6 +154,8 @@ impl Default for Config {
             warehouse: "./aichemy-data".to_string(),
             metastore: MetastoreConfig::default(),
             server: ServerConfig::default(),
+            catalogs: BTreeMap::new(),
+            catalog_dir: None,
         }
     }
 }
@@ -194,6 +237,39 @@ impl Config {
             "server.shutdown_grace_seconds" => {
                 self.server.shutdown_grace_seconds = parse(key, value)?
             }
+            "server.admin_users" => {
+                self.server.admin_users = value
+                    .split(',')
+                    .map(|u| u.trim().to_string())
+                    .filter(|u| !u.is_empty())
+                    .collect()
+            }
+            "catalog_dir" => self.catalog_dir = Some(value.into()),
+            _ if key.starts_with("catalogs.") => {
+                let rest = &key["catalogs.".len()..];
+                let Some((name, field)) = rest.rsplit_once('.') else {
+                    return Err(ConfigError::UnknownKey {
+                        key: key.to_string(),
+                    });
+                };
+                let catalog = self.catalogs.entry(name.to_string()).or_default();
+                match field {
+                    "connector" => catalog.connector = value.to_string(),
+                    "url" => catalog.url = value.to_string(),
+                    "user" => catalog.user = Some(value.to_string()),
+                    "password" => catalog.password = Some(value.to_string()),
+                    "password_env" => catalog.password_env = Some(value.to_string()),
+                    "password_file" => catalog.password_file = Some(value.into()),
+                    "connection_timeout_seconds" => {
+                        catalog.connection_timeout_seconds = Some(parse(key, value)?)
+                    }
+                    _ => {
+                        return Err(ConfigError::UnknownKey {
+                            key: key.to_string(),
+                        })
+                    }
+                }
+            }
             _ => {
                 return Err(ConfigError::UnknownKey {
                     key: key.to_string(),
@@ -234,6 +310,158 @@ impl Config {
             })?;
         Ok(format!("sqlite://{}/metastore.db", dir.display()))
     }
+}
+
+impl Config {
+    /// The external catalogs of the configuration file and of the catalog folder.
+    pub fn catalog_definitions(&self) -> Result<Vec<CatalogDefinition>, ConfigError> {
+        let mut out = Vec::new();
+        for (name, catalog) in &self.catalogs {
+            let key = |field: &str| format!("catalogs.{name}.{field}");
+            if catalog.connector.is_empty() {
+                return Err(ConfigError::InvalidValue {
+                    key: key("connector"),
+                    message: "a catalog needs a connector, for example \"postgresql\"".into(),
+                });
+            }
+            let mut properties = BTreeMap::new();
+            properties.insert("connection-url".to_string(), catalog.url.clone());
+            if let Some(user) = &catalog.user {
+                properties.insert("connection-user".to_string(), user.clone());
+            }
+            let password = match (
+                &catalog.password,
+                &catalog.password_env,
+                &catalog.password_file,
+            ) {
+                (Some(p), None, None) => Some(p.clone()),
+                (None, Some(var), None) => Some(format!("${{ENV:{var}}}")),
+                (None, None, Some(path)) => Some(format!("${{FILE:{}}}", path.display())),
+                (None, None, None) => None,
+                _ => {
+                    return Err(ConfigError::InvalidValue {
+                        key: key("password"),
+                        message: "set one of password, password_env and password_file".into(),
+                    })
+                }
+            };
+            if let Some(password) = password {
+                properties.insert("connection-password".to_string(), password);
+            }
+            if let Some(seconds) = catalog.connection_timeout_seconds {
+                properties.insert("connection-timeout".to_string(), seconds.to_string());
+            }
+            out.push(CatalogDefinition {
+                name: name.clone(),
+                connector: catalog.connector.clone(),
+                properties,
+                origin: "the configuration file".into(),
+            });
+        }
+        if let Some(dir) = &self.catalog_dir {
+            out.extend(read_catalog_dir(dir)?);
+        }
+        Ok(out)
+    }
+}
+
+/// The catalogs of a Trino catalog folder: one `<name>.properties` file per catalog.
+pub fn read_catalog_dir(dir: &Path) -> Result<Vec<CatalogDefinition>, ConfigError> {
+    let read_error = |source| ConfigError::Read {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(read_error)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|e| e == "properties"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for path in files {
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let mut properties = parse_properties(&text);
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let connector = properties
+            .remove("connector.name")
+            .ok_or_else(|| ConfigError::Parse {
+                path: path.clone(),
+                message: "the property 'connector.name' is missing".into(),
+            })?;
+        out.push(CatalogDefinition {
+            name,
+            connector,
+            properties,
+            origin: path.display().to_string(),
+        });
+    }
+    Ok(out)
+}
+
+/// Java properties text: `key=value` or `key: value` lines, `#` and `!` comments, lines
+/// continued by a trailing backslash.
+pub fn parse_properties(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut logical = String::new();
+    for line in text.lines() {
+        let line = line.trim_start();
+        if logical.is_empty() && (line.starts_with('#') || line.starts_with('!')) {
+            continue;
+        }
+        if let Some(continued) = line.strip_suffix('\\') {
+            logical.push_str(continued);
+            continue;
+        }
+        logical.push_str(line);
+        let entry = std::mem::take(&mut logical);
+        let entry = entry.trim();
+        if entry.is_empty() {
+            continue;
+        }
+        let split = entry.find(['=', ':']).unwrap_or(entry.len());
+        let key = entry[..split].trim().to_string();
+        let value = entry.get(split + 1..).unwrap_or("").trim().to_string();
+        out.insert(key, value);
+    }
+    out
+}
+
+/// Replaces `${ENV:NAME}` and `${FILE:path}` in a property value with the variable's
+/// value or the file's content (without its trailing newline), as Trino does. The
+/// messages name the variable or file, never a value.
+pub fn resolve_secret(value: &str) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            return Err("an unterminated ${…} reference".into());
+        };
+        let reference = &after[..end];
+        if let Some(name) = reference.strip_prefix("ENV:") {
+            let value = std::env::var(name)
+                .map_err(|_| format!("the environment variable {name} is not set"))?;
+            out.push_str(&value);
+        } else if let Some(path) = reference.strip_prefix("FILE:") {
+            let value = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read the file {path}: {e}"))?;
+            out.push_str(value.trim_end_matches(['\n', '\r']));
+        } else {
+            return Err(format!(
+                "unknown reference ${{{reference}}}: use ${{ENV:NAME}} or ${{FILE:path}}"
+            ));
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 /// Turns a user-given location (a URL or a local path, relative or absolute) into a URL
@@ -326,6 +554,48 @@ mod tests {
             ..Config::default()
         };
         assert!(config.metastore_url().is_err());
+    }
+
+    #[test]
+    fn catalogs_come_from_the_file_and_trino_properties() {
+        let config: Config = toml::from_str(
+            "[catalogs.sales]\nconnector = \"postgresql\"\nurl = \"postgresql://h:5432/sales_db\"\nuser = \"app\"\npassword_env = \"SALES_PW\"\n",
+        )
+        .unwrap();
+        let definitions = config.catalog_definitions().unwrap();
+        assert_eq!(definitions[0].name, "sales");
+        assert_eq!(
+            definitions[0].properties["connection-password"],
+            "${ENV:SALES_PW}"
+        );
+        let dir = std::env::temp_dir().join(format!("aichemy-catalogs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("marketing.properties"),
+            "# Trino catalog\nconnector.name=postgresql\nconnection-url=jdbc:postgresql://h:5432/m\nconnection-user = app\n",
+        )
+        .unwrap();
+        let definitions = read_catalog_dir(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(definitions[0].name, "marketing");
+        assert_eq!(definitions[0].connector, "postgresql");
+        assert_eq!(definitions[0].properties["connection-user"], "app");
+        assert_eq!(
+            definitions[0].properties["connection-url"],
+            "jdbc:postgresql://h:5432/m"
+        );
+    }
+
+    #[test]
+    fn secrets_resolve_from_environment_and_files() {
+        std::env::set_var("AICHEMY_TEST_SECRET_X", "s3cret");
+        assert_eq!(
+            resolve_secret("${ENV:AICHEMY_TEST_SECRET_X}").unwrap(),
+            "s3cret"
+        );
+        let err = resolve_secret("${ENV:AICHEMY_TEST_UNSET_Y}").unwrap_err();
+        assert!(err.contains("AICHEMY_TEST_UNSET_Y"));
+        assert_eq!(resolve_secret("plain").unwrap(), "plain");
     }
 
     #[test]

@@ -62,6 +62,7 @@ error_codes! {
     DIVISION_BY_ZERO = 8, UserError;
     INVALID_CAST_ARGUMENT = 9, UserError;
     INVALID_VIEW = 11, UserError;
+    ALREADY_EXISTS = 12, UserError;
     NOT_SUPPORTED = 13, UserError;
     INVALID_SESSION_PROPERTY = 14, UserError;
     CONSTRAINT_VIOLATION = 16, UserError;
@@ -90,6 +91,8 @@ error_codes! {
     EXCEEDED_TIME_LIMIT = 131075, InsufficientResources;
     EXCEEDED_LOCAL_MEMORY_LIMIT = 131079, InsufficientResources;
     GENERIC_EXTERNAL = 133000, External;
+    // JDBC_ERROR: Trino's JDBC-based connectors (PostgreSQL), an error of the remote database.
+    JDBC_ERROR = 67108864, External;
 }
 
 /// A line and column (1-based) in the statement text.
@@ -182,6 +185,7 @@ impl From<TableError> for TrinoError {
             TableError::InvalidProperty { .. } => ErrorCode::INVALID_TABLE_PROPERTY,
             TableError::NullInNotNullColumn { .. } => ErrorCode::CONSTRAINT_VIOLATION,
             TableError::Storage { .. } => ErrorCode::GENERIC_EXTERNAL,
+            TableError::Remote { .. } => ErrorCode::JDBC_ERROR,
             TableError::Format { .. } => ErrorCode::GENERIC_INTERNAL_ERROR,
         };
         let message = match e {

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use aichemy_config::Config;
+use aichemy_federation::PostgresCatalog;
 use aichemy_metastore::Metastore;
 use aichemy_storage::StoreRegistry;
 use aichemy_tables::delta::DeltaStore;
@@ -31,6 +32,14 @@ use datafusion::sql::TableReference;
 use crate::error::{ErrorCode, Result, TrinoError};
 use crate::metadata;
 
+/// The catalog of an external definition, or the error that definition had.
+pub fn external_format(external: &ExternalCatalog) -> Result<Arc<dyn TableFormat>> {
+    external
+        .state
+        .clone()
+        .map_err(|message| TrinoError::new(ErrorCode::JDBC_ERROR, message))
+}
+
 /// Names of the catalogs every lakehouse has, in the order SHOW CATALOGS lists them.
 pub const BUILTIN_CATALOGS: [&str; 5] = ["delta", "hive", "iceberg", "lance", "system"];
 
@@ -39,10 +48,52 @@ pub const BUILTIN_CATALOGS: [&str; 5] = ["delta", "hive", "iceberg", "lance", "s
 pub enum CatalogEntry {
     /// Tables of one format.
     Format(Arc<dyn TableFormat>),
+    /// A catalog of another system (`connector = "postgresql"`).
+    External(Arc<ExternalCatalog>),
     /// A format catalog this build does not serve yet: listed, empty, refuses writes.
     NotYetAvailable,
     /// The `system` catalog of metadata and runtime tables.
     System,
+}
+
+/// A catalog of another system, declared in the configuration, a catalog folder or with
+/// CREATE CATALOG.
+#[derive(Debug)]
+pub struct ExternalCatalog {
+    pub connector: String,
+    /// Created with CREATE CATALOG, so kept in the metastore and dropped with DROP CATALOG.
+    pub stored: bool,
+    /// The catalog, or why its definition could not be used (every statement that uses
+    /// the catalog fails with that message; the other catalogs are unaffected).
+    pub state: std::result::Result<Arc<dyn TableFormat>, String>,
+}
+
+impl ExternalCatalog {
+    /// Opens a catalog definition; a bad one is kept with its error.
+    pub fn open(
+        name: &str,
+        connector: &str,
+        properties: &BTreeMap<String, String>,
+        stored: bool,
+    ) -> Self {
+        let state = match connector {
+            "postgresql" => {
+                PostgresCatalog::new(name, properties).map(|c| Arc::new(c) as Arc<dyn TableFormat>)
+            }
+            other => Err(format!(
+                "Catalog '{name}': connector '{other}' is not available; this build serves {}",
+                aichemy_federation::CONNECTORS.join(", ")
+            )),
+        };
+        if let Err(message) = &state {
+            tracing::error!("{message}");
+        }
+        Self {
+            connector: connector.to_string(),
+            stored,
+            state,
+        }
+    }
 }
 
 /// A fully qualified relation name.
@@ -62,7 +113,10 @@ impl std::fmt::Display for QualifiedName {
 /// The whole lakehouse one process serves.
 #[derive(Debug)]
 pub struct Lakehouse {
-    catalogs: BTreeMap<String, CatalogEntry>,
+    catalogs: std::sync::RwLock<BTreeMap<String, CatalogEntry>>,
+    /// Users who may CREATE and DROP catalogs; empty means everyone (Trino's default
+    /// allow-all access control).
+    admin_users: Vec<String>,
     metastore: Metastore,
     warehouse: String,
     /// The queries of the server this lakehouse serves, for `system.runtime.queries`.
@@ -145,8 +199,39 @@ impl Lakehouse {
             };
             catalogs.insert(name.to_string(), entry);
         }
+        let definitions = config
+            .catalog_definitions()
+            .map_err(|e| TrinoError::new(ErrorCode::GENERIC_USER_ERROR, e.to_string()))?;
+        let stored = metastore.list_catalogs().await?;
+        let declared = definitions
+            .iter()
+            .map(|d| {
+                (
+                    &d.name,
+                    &d.connector,
+                    &d.properties,
+                    false,
+                    d.origin.as_str(),
+                )
+            })
+            .chain(
+                stored
+                    .iter()
+                    .map(|r| (&r.name, &r.connector, &r.properties, true, "the metastore")),
+            );
+        for (name, connector, properties, is_stored, origin) in declared {
+            if catalogs.contains_key(name) {
+                tracing::error!(
+                    "Catalog '{name}' from {origin} is ignored: a catalog of that name already exists"
+                );
+                continue;
+            }
+            let external = ExternalCatalog::open(name, connector, properties, is_stored);
+            catalogs.insert(name.clone(), CatalogEntry::External(Arc::new(external)));
+        }
         Ok(Arc::new(Self {
-            catalogs,
+            catalogs: std::sync::RwLock::new(catalogs),
+            admin_users: config.server.admin_users.clone(),
             metastore,
             warehouse,
             query_log: std::sync::RwLock::new(None),
@@ -177,19 +262,109 @@ impl Lakehouse {
     }
 
     pub fn catalog_names(&self) -> Vec<String> {
-        self.catalogs.keys().cloned().collect()
+        self.catalogs
+            .read()
+            .expect("not poisoned")
+            .keys()
+            .cloned()
+            .collect()
     }
 
-    pub fn catalog(&self, name: &str) -> Result<&CatalogEntry> {
+    /// Catalog names with their connector names, for `system.metadata.catalogs`.
+    pub fn catalog_connectors(&self) -> Vec<(String, String)> {
         self.catalogs
+            .read()
+            .expect("not poisoned")
+            .iter()
+            .map(|(name, entry)| {
+                let connector = match entry {
+                    CatalogEntry::External(external) => external.connector.clone(),
+                    _ => name.clone(),
+                };
+                (name.clone(), connector)
+            })
+            .collect()
+    }
+
+    pub fn catalog(&self, name: &str) -> Result<CatalogEntry> {
+        self.catalogs
+            .read()
+            .expect("not poisoned")
             .get(name)
+            .cloned()
             .ok_or_else(|| TrinoError::catalog_not_found(name))
     }
 
+    /// Whether a user may create and drop catalogs.
+    pub fn is_admin(&self, user: &str) -> bool {
+        self.admin_users.is_empty() || self.admin_users.iter().any(|u| u == user)
+    }
+
+    /// Adds a catalog made by CREATE CATALOG; it is recorded in the metastore first.
+    pub async fn create_catalog(
+        &self,
+        record: aichemy_metastore::CatalogRecord,
+        if_not_exists: bool,
+    ) -> Result<bool> {
+        if self.catalog(&record.name).is_ok() {
+            if if_not_exists {
+                return Ok(false);
+            }
+            return Err(TrinoError::new(
+                ErrorCode::ALREADY_EXISTS,
+                format!("Catalog '{}' already exists", record.name),
+            ));
+        }
+        let external =
+            ExternalCatalog::open(&record.name, &record.connector, &record.properties, true);
+        if let Err(message) = external.state {
+            return Err(TrinoError::new(ErrorCode::GENERIC_USER_ERROR, message));
+        }
+        match self.metastore.create_catalog(&record).await {
+            Err(aichemy_metastore::MetastoreError::CatalogAlreadyExists { .. })
+                if if_not_exists =>
+            {
+                return Ok(false)
+            }
+            Err(aichemy_metastore::MetastoreError::CatalogAlreadyExists { catalog }) => {
+                return Err(TrinoError::new(
+                    ErrorCode::ALREADY_EXISTS,
+                    format!("Catalog '{catalog}' already exists"),
+                ))
+            }
+            other => other?,
+        }
+        self.catalogs.write().expect("not poisoned").insert(
+            record.name.clone(),
+            CatalogEntry::External(Arc::new(external)),
+        );
+        Ok(true)
+    }
+
+    /// Removes a catalog made by CREATE CATALOG; answers whether it existed.
+    pub async fn drop_catalog(&self, name: &str) -> Result<bool> {
+        match self.catalog(name) {
+            Err(_) => return Ok(false),
+            Ok(CatalogEntry::External(external)) if external.stored => {}
+            Ok(_) => {
+                return Err(TrinoError::new(
+                    ErrorCode::NOT_SUPPORTED,
+                    format!(
+                        "Catalog '{name}' was not created with CREATE CATALOG; remove it from the configuration instead"
+                    ),
+                ))
+            }
+        }
+        self.metastore.drop_catalog(name).await?;
+        self.catalogs.write().expect("not poisoned").remove(name);
+        Ok(true)
+    }
+
     /// The table format serving a catalog, or the error for a catalog that has none.
-    pub fn format(&self, catalog: &str) -> Result<&Arc<dyn TableFormat>> {
+    pub fn format(&self, catalog: &str) -> Result<Arc<dyn TableFormat>> {
         match self.catalog(catalog)? {
             CatalogEntry::Format(format) => Ok(format),
+            CatalogEntry::External(external) => external_format(&external),
             CatalogEntry::NotYetAvailable => Err(TrinoError::not_supported(format!(
                 "Catalog '{catalog}' does not support this operation yet: this build serves tables in the iceberg catalog"
             ))),
@@ -203,6 +378,7 @@ impl Lakehouse {
     pub async fn list_schemas(&self, catalog: &str) -> Result<Vec<String>> {
         Ok(match self.catalog(catalog)? {
             CatalogEntry::Format(format) => format.list_schemas().await?,
+            CatalogEntry::External(external) => external_format(&external)?.list_schemas().await?,
             CatalogEntry::NotYetAvailable => Vec::new(),
             CatalogEntry::System => metadata::SYSTEM_SCHEMAS
                 .iter()
@@ -213,7 +389,7 @@ impl Lakehouse {
 
     pub async fn schema_exists(&self, catalog: &str, schema: &str) -> Result<bool> {
         if schema == "information_schema" {
-            return Ok(self.catalogs.contains_key(catalog));
+            return Ok(self.catalog(catalog).is_ok());
         }
         Ok(self
             .list_schemas(catalog)
@@ -234,6 +410,9 @@ impl Lakehouse {
     pub async fn load_table(&self, name: &QualifiedName) -> Result<Option<TableHandle>> {
         match self.catalog(&name.catalog)? {
             CatalogEntry::Format(format) => Ok(format.load_table(&name.schema, &name.name).await?),
+            CatalogEntry::External(external) => Ok(external_format(&external)?
+                .load_table(&name.schema, &name.name)
+                .await?),
             _ => Ok(None),
         }
     }

@@ -11,6 +11,7 @@
 //! Every error leaves as a [`TrinoError`] with Trino's name, code and wording.
 #![forbid(unsafe_code)]
 
+pub mod catalogs;
 mod ddl;
 pub mod dialect;
 pub mod error;
@@ -28,8 +29,10 @@ pub mod types;
 /// The version `SELECT version()` and the server's `/v1/info` report.
 pub const VERSION: &str = concat!("aichemy-", env!("CARGO_PKG_VERSION"));
 
+pub use aichemy_federation::TRINO_TYPE_KEY;
 pub use error::{ErrorCode, ErrorLocation, ErrorType, TrinoError};
 pub use lakehouse::{
-    CatalogEntry, Lakehouse, QualifiedName, QueryLog, QueryRecord, BUILTIN_CATALOGS,
+    CatalogEntry, ExternalCatalog, Lakehouse, QualifiedName, QueryLog, QueryRecord,
+    BUILTIN_CATALOGS,
 };
 pub use session::{collect, Output, Session};

@@ -10,7 +10,7 @@ use datafusion::datasource::MemTable;
 
 use crate::error::{Result, TrinoError};
 use crate::lakehouse::{CatalogEntry, Lakehouse, QualifiedName};
-use crate::types::trino_type_name;
+use crate::types::{column_type_names, trino_type_name};
 
 /// Schemas of the `system` catalog besides `information_schema`.
 pub const SYSTEM_SCHEMAS: [&str; 3] = ["jdbc", "metadata", "runtime"];
@@ -197,7 +197,8 @@ async fn relations(
             }
         }
         CatalogEntry::NotYetAvailable => {}
-        CatalogEntry::Format(format) => {
+        CatalogEntry::Format(_) | CatalogEntry::External(_) => {
+            let format = lakehouse.format(catalog)?;
             for schema in format.list_schemas().await? {
                 for name in format.list_tables(&schema).await? {
                     let mut relation = Relation {
@@ -214,13 +215,9 @@ async fn relations(
                             relation.columns = table
                                 .columns
                                 .iter()
-                                .map(|c| {
-                                    (
-                                        c.name.clone(),
-                                        trino_type_name(&c.data_type),
-                                        c.nullable,
-                                        c.comment.clone(),
-                                    )
+                                .zip(column_type_names(&table))
+                                .map(|(c, trino_type)| {
+                                    (c.name.clone(), trino_type, c.nullable, c.comment.clone())
                                 })
                                 .collect();
                         }
@@ -345,9 +342,9 @@ pub async fn system_table(
         ("metadata", "catalogs") => mem_table(
             CATALOGS,
             lakehouse
-                .catalog_names()
+                .catalog_connectors()
                 .into_iter()
-                .map(|c| vec![c.clone().into(), c.clone().into(), c.into()])
+                .map(|(c, connector)| vec![c.clone().into(), c.into(), connector.into()])
                 .collect(),
         ),
         ("metadata", "table_comments") => {

@@ -175,6 +175,9 @@ impl Session {
     /// Executes without checking the session again: the statement that runs another
     /// (`EXECUTE`) is already within the session's checks and time limit.
     async fn execute_unbounded(&mut self, sql: &str) -> Result<Output> {
+        if let Some(statement) = crate::catalogs::parse(sql)? {
+            return crate::catalogs::execute(self, statement).await;
+        }
         if let Some(statement) = statements::parse(sql)? {
             return statements::execute(self, statement).await;
         }

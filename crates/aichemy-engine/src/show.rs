@@ -389,7 +389,9 @@ pub async fn execute(session: &mut Session, statement: ShowStatement) -> Result<
 async fn table_names(session: &Session, catalog: &str, schema: &str) -> Result<Vec<String>> {
     let lakehouse = session.lakehouse();
     let mut names = match lakehouse.catalog(catalog)? {
-        crate::lakehouse::CatalogEntry::Format(format) => format.list_tables(schema).await?,
+        crate::lakehouse::CatalogEntry::Format(_) | crate::lakehouse::CatalogEntry::External(_) => {
+            lakehouse.format(catalog)?.list_tables(schema).await?
+        }
         _ => Vec::new(),
     };
     if schema == "information_schema" {
@@ -417,13 +419,8 @@ async fn describe_columns(
         return Ok(table
             .columns
             .iter()
-            .map(|c| {
-                (
-                    c.name.clone(),
-                    trino_type_name(&c.data_type),
-                    c.comment.clone(),
-                )
-            })
+            .zip(crate::types::column_type_names(&table))
+            .map(|(c, trino_type)| (c.name.clone(), trino_type, c.comment.clone()))
             .collect());
     }
     if let Some(view) = lakehouse

@@ -178,6 +178,29 @@ pub fn map_type(key: DataType, value: DataType) -> DataType {
     )
 }
 
+/// Trino's name for the type of a field: the name its metadata carries (`json`, `uuid`,
+/// `varchar(255)` from an external catalog), else the name of its Arrow type.
+pub fn field_type_name(field: &Field) -> String {
+    field
+        .metadata()
+        .get(aichemy_federation::TRINO_TYPE_KEY)
+        .cloned()
+        .unwrap_or_else(|| trino_type_name(field.data_type()))
+}
+
+/// Trino's names for the column types of a loaded table.
+pub fn column_type_names(table: &aichemy_tables::TableHandle) -> Vec<String> {
+    let schema = table.provider.schema();
+    table
+        .columns
+        .iter()
+        .map(|c| match schema.field_with_name(&c.name) {
+            Ok(field) if field.data_type() == &c.data_type => field_type_name(field),
+            _ => trino_type_name(&c.data_type),
+        })
+        .collect()
+}
+
 /// Trino's name for an Arrow type.
 pub fn trino_type_name(data_type: &DataType) -> String {
     match data_type {

@@ -33,8 +33,10 @@ pub enum MetastoreError {
         schema: String,
         name: String,
     },
-    #[error("stored view definition is invalid: {source}")]
+    #[error("stored definition is invalid: {source}")]
     Corrupt { source: serde_json::Error },
+    #[error("catalog '{catalog}' already exists")]
+    CatalogAlreadyExists { catalog: String },
     #[error("schema '{catalog}.{schema}' already exists")]
     SchemaAlreadyExists { catalog: String, schema: String },
     #[error("table '{catalog}.{schema}.{name}' already exists")]
@@ -277,6 +279,68 @@ impl Metastore {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
+    }
+}
+
+/// An external catalog created with CREATE CATALOG.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CatalogRecord {
+    pub name: String,
+    pub connector: String,
+    pub properties: std::collections::BTreeMap<String, String>,
+}
+
+impl Metastore {
+    /// Records a catalog; fails with `CatalogAlreadyExists` when it is there.
+    pub async fn create_catalog(&self, record: &CatalogRecord) -> Result<(), MetastoreError> {
+        let properties = serde_json::to_string(&record.properties)
+            .map_err(|source| MetastoreError::Corrupt { source })?;
+        let result = sqlx::query(
+            "INSERT INTO aichemy_catalogs (catalog_name, connector, properties_json) VALUES (?, ?, ?)",
+        )
+        .bind(&record.name)
+        .bind(&record.connector)
+        .bind(properties)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(MetastoreError::CatalogAlreadyExists {
+                    catalog: record.name.clone(),
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The catalogs created with CREATE CATALOG, by name.
+    pub async fn list_catalogs(&self) -> Result<Vec<CatalogRecord>, MetastoreError> {
+        let rows = sqlx::query(
+            "SELECT catalog_name, connector, properties_json FROM aichemy_catalogs ORDER BY catalog_name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                let properties: String = row.get(2);
+                Ok(CatalogRecord {
+                    name: row.get(0),
+                    connector: row.get(1),
+                    properties: serde_json::from_str(&properties)
+                        .map_err(|source| MetastoreError::Corrupt { source })?,
+                })
+            })
+            .collect()
+    }
+
+    /// Removes a catalog; answers whether it existed.
+    pub async fn drop_catalog(&self, name: &str) -> Result<bool, MetastoreError> {
+        let result = sqlx::query("DELETE FROM aichemy_catalogs WHERE catalog_name = ?")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() > 0)
     }
 }
 

@@ -10,7 +10,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
-    DataType, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, TimeUnit,
+    DataType, Field, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, TimeUnit,
     UInt16Type, UInt32Type, UInt64Type, UInt8Type,
 };
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -30,6 +30,31 @@ fn precision_of(unit: &TimeUnit) -> i64 {
 
 fn long(value: i64) -> Value {
     json!({"kind": "LONG", "value": value})
+}
+
+/// A column's Trino type, with the name its field metadata carries when the Arrow type
+/// alone does not tell it (`json`, `uuid`, `varchar(255)` of an external catalog).
+pub fn field_type(field: &Field) -> (String, Value) {
+    let Some(name) = field.metadata().get(aichemy_engine::TRINO_TYPE_KEY) else {
+        return column_type(field.data_type());
+    };
+    let bounded = |raw: &str| {
+        let length = name
+            .strip_prefix(raw)
+            .and_then(|rest| rest.strip_prefix('('))
+            .and_then(|rest| rest.strip_suffix(')'))
+            .and_then(|n| n.parse::<i64>().ok())?;
+        Some((
+            name.clone(),
+            json!({"rawType": raw, "arguments": [long(length)]}),
+        ))
+    };
+    match name.as_str() {
+        "json" | "uuid" => (name.clone(), json!({"rawType": name, "arguments": []})),
+        _ => bounded("varchar")
+            .or_else(|| bounded("char"))
+            .unwrap_or_else(|| column_type(field.data_type())),
+    }
 }
 
 /// A column's Trino type: its name (`decimal(10,2)`) and its `typeSignature`.

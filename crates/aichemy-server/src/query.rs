@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::encode::{column_type, encode_column};
+use crate::encode::{encode_column, field_type};
 
 /// Rows per page; a page is also cut at the end of each engine batch past half of this.
 const PAGE_ROWS: usize = 4096;
@@ -496,7 +496,8 @@ impl Queries {
         let query = Arc::new(Query {
             id: id.clone(),
             slug: format!("y{}", uuid::Uuid::new_v4().simple()),
-            sql: sql.clone(),
+            // What query lists show: passwords in CREATE CATALOG masked.
+            sql: aichemy_engine::catalogs::redact(&sql).into_owned(),
             session: session.clone(),
             created: SystemTime::now(),
             started: Instant::now(),
@@ -677,7 +678,7 @@ fn columns_json(schema: &SchemaRef) -> Value {
             .fields()
             .iter()
             .map(|f| {
-                let (type_name, signature) = column_type(f.data_type());
+                let (type_name, signature) = field_type(f);
                 json!({"name": f.name(), "type": type_name, "typeSignature": signature})
             })
             .collect(),

@@ -46,6 +46,9 @@ pub enum TableError {
     InvalidProperty { property: String, message: String },
     #[error("{message}")]
     Storage { message: String },
+    /// An error of a remote database, its message naming the catalog.
+    #[error("{message}")]
+    Remote { message: String },
     #[error("{format} error: {source}")]
     Format {
         format: &'static str,

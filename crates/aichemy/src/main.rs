@@ -23,6 +23,10 @@ struct Cli {
     /// Warehouse folder or URL (default ./aichemy-data).
     #[arg(long, global = true)]
     warehouse: Option<String>,
+    /// Folder of Trino catalog files (`sales.properties` with connector.name=postgresql)
+    /// to serve as catalogs (catalog_dir).
+    #[arg(long, global = true)]
+    catalog_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -63,6 +67,9 @@ fn main() -> ExitCode {
     };
     if let Some(warehouse) = cli.warehouse {
         config.warehouse = warehouse;
+    }
+    if let Some(dir) = cli.catalog_dir {
+        config.catalog_dir = Some(dir);
     }
     if let Command::User(args) = cli.command {
         return user::run(&config, args);
