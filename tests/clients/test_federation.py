@@ -231,6 +231,40 @@ def test_filters_projections_and_limits_run_in_postgresql(served):
     assert rows(served, "SELECT count(*) FROM sales.public.big WHERE bucket = 7") == [[200]]
 
 
+def explain(server, sql):
+    return "\n".join(str(c) for r in rows(server, "EXPLAIN " + sql) for c in r)
+
+
+def test_joins_and_aggregates_within_one_database_run_there(served, data):
+    customers, orders, _, _ = data
+    city = {c[0]: c[3] for c in customers}
+    expected = defaultdict(lambda: [0, Decimal(0), Decimal(10**9)])
+    for _, customer_id, amount, day in orders:
+        if day >= "2024-06-01":
+            group = expected[city[customer_id]]
+            group[0] += 1
+            group[1] += amount
+            group[2] = min(group[2], amount)
+    sql = """
+        SELECT c.city, count(*), sum(o.total_amount), min(o.total_amount)
+        FROM sales.public.customers c JOIN sales.public.orders o
+          ON c.customer_id = o.customer_id
+        WHERE o.order_date >= DATE '2024-06-01'
+        GROUP BY c.city"""
+    plan = explain(served, sql)
+    assert "JOIN" in plan and "GROUP BY" in plan and "DATE '2024-06-01'" in plan, plan
+    assert "HashJoinExec" not in plan and "AggregateExec" not in plan, plan
+    got = sorted(tuple(r) for r in rows(served, sql))
+    assert got == sorted((k, *v) for k, v in expected.items())
+    # In the cross-database query the sales join runs in sales; marketing's tables are
+    # joined to it in the engine.
+    plan = explain(served, CROSS_DATABASE_TOP_10)
+    assert 'FROM "public"."customers" AS t0 JOIN "public"."orders" AS t1' in plan, plan
+    # What PostgreSQL would order or compare differently stays in the engine.
+    plan = explain(served, "SELECT max(customer_name) FROM sales.public.customers")
+    assert "AggregateExec" in plan, plan
+
+
 def test_the_cross_database_query_returns_the_right_top_10(served, data):
     got = [tuple(r) for r in rows(served, CROSS_DATABASE_TOP_10)]
     groups = expected_groups(*data)

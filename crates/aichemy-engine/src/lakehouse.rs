@@ -439,6 +439,8 @@ impl Lakehouse {
             .with_default_features()
             .build();
         let ctx = SessionContext::new_with_state(state);
+        // Joins and aggregates over one PostgreSQL catalog run in that database.
+        ctx.add_optimizer_rule(Arc::new(aichemy_federation::PushdownToPostgres));
         crate::functions::register_all(&ctx);
         ctx
     }

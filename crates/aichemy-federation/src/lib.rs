@@ -22,11 +22,13 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 use sqlx::{ConnectOptions, Postgres, Row};
 
 mod decode;
+mod pushdown;
 mod scan;
 mod sql;
 mod types;
 mod write;
 
+pub use pushdown::PushdownToPostgres;
 pub use scan::{PostgresScanExec, PostgresTable};
 pub use sql::{quote_ident, quote_literal};
 pub use types::TRINO_TYPE_KEY;

@@ -183,7 +183,7 @@ pub struct PostgresScanExec {
 }
 
 impl PostgresScanExec {
-    fn new(
+    pub(crate) fn new(
         remote: Arc<Remote>,
         query: String,
         schema: SchemaRef,

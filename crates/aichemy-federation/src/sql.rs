@@ -35,12 +35,45 @@ struct Sql {
     textual: bool,
 }
 
-/// The remote form of a filter over a table's columns, when it has one.
-pub fn filter(expr: &Expr, columns: &[RemoteColumn]) -> Option<String> {
-    predicate(expr, columns)
+/// The columns a filter may use, and how the remote statement names them.
+#[derive(Clone, Copy)]
+pub struct Scope<'a> {
+    pub columns: &'a [RemoteColumn],
+    /// The table alias columns are prefixed with (`t0."id"`), if any.
+    pub alias: Option<&'a str>,
 }
 
-fn predicate(expr: &Expr, columns: &[RemoteColumn]) -> Option<String> {
+impl Scope<'_> {
+    fn find(&self, name: &str) -> Option<(String, &RemoteColumn)> {
+        let column = self.columns.iter().find(|c| c.name == name)?;
+        let quoted = quote_ident(&column.name);
+        Some((
+            match self.alias {
+                Some(alias) => format!("{alias}.{quoted}"),
+                None => quoted,
+            },
+            column,
+        ))
+    }
+}
+
+/// The remote form of a filter over a table's columns, when it has one.
+pub fn filter(expr: &Expr, columns: &[RemoteColumn]) -> Option<String> {
+    predicate(
+        expr,
+        Scope {
+            columns,
+            alias: None,
+        },
+    )
+}
+
+/// The remote form of a filter over an aliased table's columns.
+pub fn filter_in(expr: &Expr, scope: Scope) -> Option<String> {
+    predicate(expr, scope)
+}
+
+fn predicate(expr: &Expr, columns: Scope) -> Option<String> {
     Some(match expr {
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => match op {
             Operator::And | Operator::Or => format!(
@@ -174,24 +207,21 @@ fn other_symbol(op: &Operator) -> Option<&'static str> {
 }
 
 /// A column for a NULL test: any column, whatever its type.
-fn any_column(expr: &Expr, columns: &[RemoteColumn]) -> Option<String> {
+fn any_column(expr: &Expr, columns: Scope) -> Option<String> {
     match expr {
-        Expr::Column(c) => columns
-            .iter()
-            .find(|col| col.name == c.name)
-            .map(|col| quote_ident(&col.name)),
+        Expr::Column(c) => columns.find(&c.name).map(|(sql, _)| sql),
         _ => None,
     }
 }
 
 /// A comparable value: a column whose comparisons mean the same remotely, a literal, or
 /// a widening numeric cast of either.
-fn value(expr: &Expr, columns: &[RemoteColumn]) -> Option<Sql> {
+fn value(expr: &Expr, columns: Scope) -> Option<Sql> {
     match expr {
         Expr::Column(c) => {
-            let column = columns.iter().find(|col| col.name == c.name)?;
-            column.comparable.then(|| Sql {
-                text: quote_ident(&column.name),
+            let (sql, column) = columns.find(&c.name)?;
+            column.comparable.then_some(Sql {
+                text: sql,
                 textual: column.textual,
             })
         }
@@ -199,7 +229,7 @@ fn value(expr: &Expr, columns: &[RemoteColumn]) -> Option<Sql> {
         Expr::Cast(Cast { expr, data_type }) => {
             let inner = value(expr, columns)?;
             let numeric_source = match expr.as_ref() {
-                Expr::Column(c) => columns.iter().any(|col| {
+                Expr::Column(c) => columns.columns.iter().any(|col| {
                     col.name == c.name
                         && matches!(
                             col.kind,
