@@ -28,18 +28,7 @@ pub enum CatalogStatement {
     },
 }
 
-fn is_word(token: &Token, word: &str) -> bool {
-    matches!(token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word))
-}
-
-/// A name as Trino folds it: unquoted names are lower case.
-fn name(parser: &mut Parser) -> Result<String> {
-    let ident = parser.parse_identifier().map_err(syntax_error)?;
-    Ok(match ident.quote_style {
-        Some(_) => ident.value,
-        None => ident.value.to_lowercase(),
-    })
-}
+use crate::statements::{is_word, statement_name as name};
 
 /// Recognises CREATE CATALOG and DROP CATALOG; `None` for every other statement.
 pub fn parse(sql: &str) -> Result<Option<CatalogStatement>> {

@@ -141,12 +141,12 @@ fn offset_of(sql: &str, at: Location) -> usize {
     sql.len()
 }
 
-fn is_word(token: &Token, word: &str) -> bool {
+pub(crate) fn is_word(token: &Token, word: &str) -> bool {
     matches!(token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word))
 }
 
 /// A statement name as Trino folds it: unquoted names are lower case.
-fn statement_name(parser: &mut Parser) -> Result<String> {
+pub(crate) fn statement_name(parser: &mut Parser) -> Result<String> {
     let ident = parser.parse_identifier().map_err(syntax_error)?;
     Ok(match ident.quote_style {
         Some(_) => ident.value,

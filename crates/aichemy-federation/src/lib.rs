@@ -219,6 +219,16 @@ impl PostgresCatalog {
     }
 }
 
+/// The PostgreSQL type a declared column is created with.
+fn column_type(column: &ColumnSpec) -> Result<String, TableError> {
+    let declared = (!column.trino_type.is_empty()).then_some(column.trino_type.as_str());
+    types::postgres_type(&column.data_type, declared).ok_or_else(|| TableError::UnsupportedType {
+        format: "PostgreSQL",
+        column: column.name.clone(),
+        trino_type: column.trino_type.clone(),
+    })
+}
+
 /// Driver options and a printable address from a `postgresql://` or
 /// `jdbc:postgresql://` URL.
 fn connect_options(url: &str) -> Result<(PgConnectOptions, String), String> {
@@ -419,14 +429,7 @@ impl TableFormat for PostgresCatalog {
         let mut columns = Vec::new();
         let mut comments = Vec::new();
         for column in &request.columns {
-            let declared = (!column.trino_type.is_empty()).then_some(column.trino_type.as_str());
-            let Some(remote_type) = types::postgres_type(&column.data_type, declared) else {
-                return Err(TableError::UnsupportedType {
-                    format: "PostgreSQL",
-                    column: column.name.clone(),
-                    trino_type: column.trino_type.clone(),
-                });
-            };
+            let remote_type = column_type(column)?;
             let not_null = if column.nullable { "" } else { " NOT NULL" };
             columns.push(format!("{} {remote_type}{not_null}", q(&column.name)));
             if let Some(comment) = &column.comment {
@@ -484,14 +487,7 @@ impl TableFormat for PostgresCatalog {
         name: &str,
         column: ColumnSpec,
     ) -> Result<(), TableError> {
-        let declared = (!column.trino_type.is_empty()).then_some(column.trino_type.as_str());
-        let Some(remote_type) = types::postgres_type(&column.data_type, declared) else {
-            return Err(TableError::UnsupportedType {
-                format: "PostgreSQL",
-                column: column.name.clone(),
-                trino_type: column.trino_type.clone(),
-            });
-        };
+        let remote_type = column_type(&column)?;
         self.execute(&format!(
             "ALTER TABLE {}.{} ADD COLUMN {} {remote_type}",
             q(schema),

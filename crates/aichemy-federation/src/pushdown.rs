@@ -178,17 +178,7 @@ fn table_relation(scan: &TableScan, aliases: &Cell<usize>) -> Option<Relation> {
         .iter()
         .map(|&i| {
             let column = table.columns[i].clone();
-            let name = format!("{alias}.{}", quote_ident(&column.name));
-            let sql = if column.cast_to_text {
-                let target = if matches!(column.kind, Kind::Array(_)) {
-                    "text[]"
-                } else {
-                    "text"
-                };
-                format!("CAST({name} AS {target})")
-            } else {
-                name
-            };
+            let sql = column.select_sql(&format!("{alias}.{}", quote_ident(&column.name)));
             Output { sql, column }
         })
         .collect();

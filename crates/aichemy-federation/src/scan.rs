@@ -66,12 +66,7 @@ impl PostgresTable {
                 let column = &self.columns[i];
                 let name = quote_ident(&column.name);
                 if column.cast_to_text {
-                    let target = if matches!(column.kind, crate::types::Kind::Array(_)) {
-                        "text[]"
-                    } else {
-                        "text"
-                    };
-                    format!("CAST({name} AS {target}) AS {name}")
+                    format!("{} AS {name}", column.select_sql(&name))
                 } else {
                     name
                 }

@@ -111,6 +111,20 @@ impl RemoteColumn {
         }
     }
 
+    /// The select-list expression reading this column, given its (qualified) quoted
+    /// name: the name itself, or a cast to text for types read as text.
+    pub fn select_sql(&self, name: &str) -> String {
+        if !self.cast_to_text {
+            return name.to_string();
+        }
+        let target = if matches!(self.kind, Kind::Array(_)) {
+            "text[]"
+        } else {
+            "text"
+        };
+        format!("CAST({name} AS {target})")
+    }
+
     /// The Arrow field of this column, with the Trino type in its metadata when the Arrow
     /// type does not tell it.
     pub fn field(&self) -> Field {
