@@ -260,6 +260,15 @@ def test_joins_and_aggregates_within_one_database_run_there(served, data):
     # joined to it in the engine.
     plan = explain(served, CROSS_DATABASE_TOP_10)
     assert 'FROM "public"."customers" AS t0 JOIN "public"."orders" AS t1' in plan, plan
+    # Three tables of one database: one remote query.
+    sql = """
+        SELECT count(*) FROM sales.public.orders o
+        JOIN sales.public.customers c ON o.customer_id = c.customer_id
+        JOIN sales.public.orders o2 ON o2.order_id = o.order_id
+        LEFT JOIN sales.public.gold_revenue g ON g.customer_name = c.customer_name"""
+    plan = explain(served, sql)
+    assert "HashJoinExec" not in plan and "AggregateExec" not in plan, plan
+    assert rows(served, sql) == [[len(orders)]]
     # What PostgreSQL would order or compare differently stays in the engine.
     plan = explain(served, "SELECT max(customer_name) FROM sales.public.customers")
     assert "AggregateExec" in plan, plan

@@ -241,14 +241,15 @@ fn join_relation(join: &Join, aliases: &Cell<usize>) -> Option<Relation> {
     };
     let mut outputs = left.outputs.clone();
     outputs.extend(right.outputs.iter().cloned());
+    // A join on the right nests: `a JOIN (b JOIN c ON …) ON …`.
+    let right_from = if right.single_table {
+        right.from.clone()
+    } else {
+        format!("({})", right.from)
+    };
     Some(Relation {
         remote: left.remote.clone(),
-        from: format!(
-            "{} {kind} {} ON {}",
-            left.from,
-            right.from,
-            on.join(" AND ")
-        ),
+        from: format!("{} {kind} {right_from} ON {}", left.from, on.join(" AND ")),
         conditions,
         outputs,
         single_table: false,
