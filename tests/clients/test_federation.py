@@ -393,3 +393,19 @@ def test_an_unreachable_database_fails_its_catalog_until_it_is_back(served, pg):
         pg.start()
     assert rows(served, "SELECT count(*) FROM sales.public.orders") == [[6000]]
     assert rows(served, "SELECT count(*) FROM marketing.public.leads") == [[3000]]
+
+
+def test_only_admin_users_manage_catalogs_when_they_are_named(pg, tmp_path):
+    server = Server(tmp_path / "wh", env={"AICHEMY_SERVER__ADMIN_USERS": "root_admin"})
+    try:
+        statement = (f"CREATE CATALOG ops USING postgresql WITH (\"connection-url\" = "
+                     f"'{pg.url('sales_db')}', \"connection-user\" = '{USER}')")
+        error = failure(server, statement)
+        assert error.error_name == "PERMISSION_DENIED"
+        assert error.message == "Access Denied: Cannot create catalog ops"
+        admin = trino.dbapi.connect(host="127.0.0.1", port=server.http_port, user="root_admin")
+        admin.cursor().execute(statement).fetchall()
+        assert "ops" in [r[0] for r in rows(server, "SHOW CATALOGS")]
+        assert failure(server, "DROP CATALOG ops").error_name == "PERMISSION_DENIED"
+    finally:
+        server.stop()
