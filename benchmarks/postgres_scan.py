@@ -8,6 +8,7 @@ Starts a PostgreSQL server of its own (Debian's binaries, a temporary folder), l
   - psql COPY of the whole table to /dev/null;
   - `aichemy sql` reading every row of the table (an aggregate the engine computes, so
     all rows cross the wire and are decoded);
+  - the peak memory of that scan next to that of `SELECT 1` (rows stream through);
   - selective queries, with the remote statement aichemy sent and how many rows it
     returned (what crossed the wire).
 Run by hand (not a test); prints one line per figure.
@@ -76,6 +77,20 @@ def main():
               f"aggregated in the engine): {elapsed:.3f} s, of which {startup:.3f} s is "
               f"starting `aichemy sql`; {elapsed - startup:.3f} s for the scan "
               f"= {(elapsed - startup) / floor:.2f}x the psql floor")
+        # Peak memory of one full scan next to `SELECT 1`: rows stream through, the table
+        # is never held whole.
+        def peak_mib(sql):
+            process = subprocess.Popen(
+                [BIN, "--config", config, "--warehouse", os.path.join(work, "wh"), "sql",
+                 "--format", "json", "-e", sql],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+            _, status, usage = os.wait4(process.pid, 0)
+            assert status == 0
+            return usage.ru_maxrss / 1024
+
+        size = pg.psql("bench", "SELECT pg_size_pretty(pg_table_size('facts'))").strip()
+        print(f"peak memory of `aichemy sql`: {peak_mib(whole):.0f} MiB scanning all rows "
+              f"(the table is {size} in PostgreSQL), {peak_mib('SELECT 1'):.0f} MiB for SELECT 1")
         for sql in [
             "SELECT id, label FROM pg.public.facts WHERE bucket = 7",
             "SELECT count(*), sum(amount) FROM pg.public.facts WHERE bucket = 7",
