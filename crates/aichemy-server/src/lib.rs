@@ -175,6 +175,13 @@ pub async fn serve(
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             queries.cancel_all("Server is shutting down");
+            // Their clients learn of the cancellation on their next poll; the listeners
+            // stay open until they have (closing them first loses the outcome).
+            let window = Duration::from_secs(3);
+            let deadline = tokio::time::Instant::now() + window;
+            while queries.endings_unseen(window) > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
             Ok(())
         }
     };

@@ -232,6 +232,16 @@ impl Query {
         }
     }
 
+    /// Whether the query ended less than `window` ago and its client, which was
+    /// fetching, has not fetched since: it has yet to learn how the query ended.
+    fn ending_unseen(&self, window: Duration) -> bool {
+        let inner = self.inner.lock().expect("not poisoned");
+        match inner.ended {
+            Some(ended) => inner.last_fetch < ended && ended.elapsed() < window,
+            None => false,
+        }
+    }
+
     fn idle(&self) -> Duration {
         self.inner
             .lock()
@@ -561,6 +571,15 @@ impl Queries {
         for query in self.list() {
             query.cancel(message);
         }
+    }
+
+    /// Queries that ended (cancelled at shutdown, say) less than `window` ago whose
+    /// clients have not fetched the outcome yet.
+    pub fn endings_unseen(&self, window: Duration) -> usize {
+        self.list()
+            .iter()
+            .filter(|q| q.ending_unseen(window))
+            .count()
     }
 
     /// Queries still running for a client that is still fetching (one that stopped
