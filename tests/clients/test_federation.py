@@ -126,6 +126,10 @@ def served(pg, tmp_path_factory):
         f"connection-url=jdbc:postgresql://127.0.0.1:{pg.port}/marketing_db\n"
         f"connection-user={USER}\n"
         f"connection-password=${{FILE:{secret}}}\n"
+        # Settings of Trino's connector: accepted; the pushdown switches are honoured.
+        "case-insensitive-name-matching=true\n"
+        "metadata.cache-ttl=10m\n"
+        "join-pushdown.enabled=false\n"
     )
     config = root / "aichemy.toml"
     config.write_text(
@@ -269,6 +273,11 @@ def test_joins_and_aggregates_within_one_database_run_there(served, data):
     plan = explain(served, sql)
     assert "HashJoinExec" not in plan and "AggregateExec" not in plan, plan
     assert rows(served, sql) == [[len(orders)]]
+    # marketing's catalog file turns join pushdown off, as in Trino.
+    plan = explain(served, """
+        SELECT count(*) FROM marketing.public.leads l
+        JOIN marketing.public.campaigns m ON l.campaign_id = m.campaign_id""")
+    assert "HashJoinExec" in plan, plan
     # What PostgreSQL would order or compare differently stays in the engine.
     plan = explain(served, "SELECT max(customer_name) FROM sales.public.customers")
     assert "AggregateExec" in plan, plan

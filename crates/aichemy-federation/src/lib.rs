@@ -43,11 +43,43 @@ pub const CONNECTORS: [&str; 1] = ["postgresql"];
 const DEFAULT_CONNECT_TIMEOUT: u64 = 10;
 
 /// Catalog properties this connector reads; others are refused so typos do not pass.
-const PROPERTIES: [&str; 4] = [
+const PROPERTIES: [&str; 6] = [
     "connection-url",
     "connection-user",
     "connection-password",
     "connection-timeout",
+    "join-pushdown.enabled",
+    "aggregation-pushdown.enabled",
+];
+
+/// Properties of Trino's PostgreSQL connector that have no effect here (caching, its own
+/// tuning, mappings this connector always applies). A Trino catalog file that sets them
+/// still works; each is logged once when the catalog opens.
+const TRINO_ONLY_PROPERTIES: [&str; 24] = [
+    "case-insensitive-name-matching",
+    "case-insensitive-name-matching.cache-ttl",
+    "case-insensitive-name-matching.config-file",
+    "metadata.cache-ttl",
+    "metadata.cache-missing",
+    "metadata.cache-maximum-size",
+    "metadata.schemas.cache-ttl",
+    "metadata.tables.cache-ttl",
+    "postgresql.array-mapping",
+    "postgresql.include-system-tables",
+    "postgresql.experimental.enable-string-pushdown-with-collate",
+    "decimal-mapping",
+    "decimal-default-scale",
+    "decimal-rounding-mode",
+    "unsupported-type-handling",
+    "jdbc-types-mapped-to-varchar",
+    "domain-compaction-threshold",
+    "dynamic-filtering.enabled",
+    "dynamic-filtering.wait-timeout",
+    "complex-expression-pushdown.enabled",
+    "topn-pushdown.enabled",
+    "statistics.enabled",
+    "write.batch-size",
+    "insert.non-transactional-insert.enabled",
 ];
 
 /// An execution error of a remote database, mapped to Trino's `JDBC_ERROR`.
@@ -59,6 +91,10 @@ pub(crate) fn remote_failure(message: String) -> datafusion::error::DataFusionEr
 pub struct Remote {
     pub(crate) catalog: String,
     pub(crate) pool: PgPool,
+    /// Whether joins and aggregates may run remotely (Trino's `join-pushdown.enabled`
+    /// and `aggregation-pushdown.enabled`, both true by default here).
+    pub(crate) join_pushdown: bool,
+    pub(crate) aggregation_pushdown: bool,
     /// `host:port/database`, for messages (never the password).
     address: String,
 }
@@ -124,15 +160,24 @@ impl PostgresCatalog {
     /// `${ENV:NAME}` or `${FILE:path}`. Nothing connects until a statement needs it.
     pub fn new(catalog: &str, properties: &BTreeMap<String, String>) -> Result<Self, String> {
         let fail = |text: String| format!("Catalog '{catalog}': {text}");
-        if let Some(unknown) = properties
-            .keys()
-            .find(|k| !PROPERTIES.contains(&k.as_str()) && k.as_str() != "connector.name")
-        {
-            return Err(fail(format!(
-                "unknown catalog property '{unknown}'; the postgresql connector reads {}",
-                PROPERTIES.join(", ")
-            )));
+        for key in properties.keys() {
+            if TRINO_ONLY_PROPERTIES.contains(&key.as_str()) {
+                tracing::info!("Catalog '{catalog}': property '{key}' has no effect in aichemy");
+            } else if !PROPERTIES.contains(&key.as_str()) && key != "connector.name" {
+                return Err(fail(format!(
+                    "unknown catalog property '{key}'; the postgresql connector reads {}",
+                    PROPERTIES.join(", ")
+                )));
+            }
         }
+        let switch = |key: &str| -> Result<bool, String> {
+            match properties.get(key).map(|v| v.trim().to_ascii_lowercase()) {
+                None => Ok(true),
+                Some(v) if v == "true" => Ok(true),
+                Some(v) if v == "false" => Ok(false),
+                Some(v) => Err(fail(format!("{key} must be true or false, not '{v}'"))),
+            }
+        };
         let resolve = |key: &str| -> Result<Option<String>, String> {
             properties
                 .get(key)
@@ -166,6 +211,8 @@ impl PostgresCatalog {
             remote: Arc::new(Remote {
                 catalog: catalog.to_string(),
                 pool,
+                join_pushdown: switch("join-pushdown.enabled")?,
+                aggregation_pushdown: switch("aggregation-pushdown.enabled")?,
                 address,
             }),
         })
@@ -512,6 +559,24 @@ mod tests {
         assert_eq!(options.get_username(), "u");
         let err = connect_options("mysql://h/db").unwrap_err();
         assert!(err.contains("postgresql://"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn trino_properties_are_accepted_and_pushdown_switches_read() {
+        let properties = BTreeMap::from([
+            (
+                "connection-url".to_string(),
+                "postgresql://h/db".to_string(),
+            ),
+            (
+                "case-insensitive-name-matching".to_string(),
+                "true".to_string(),
+            ),
+            ("join-pushdown.enabled".to_string(), "false".to_string()),
+        ]);
+        let catalog = PostgresCatalog::new("sales", &properties).unwrap();
+        assert!(!catalog.remote.join_pushdown);
+        assert!(catalog.remote.aggregation_pushdown);
     }
 
     #[test]

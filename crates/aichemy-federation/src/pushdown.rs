@@ -201,7 +201,7 @@ fn join_relation(join: &Join, aliases: &Cell<usize>) -> Option<Relation> {
     }
     let left = relation(&join.left, aliases)?;
     let right = relation(&join.right, aliases)?;
-    if !Arc::ptr_eq(&left.remote, &right.remote) {
+    if !Arc::ptr_eq(&left.remote, &right.remote) || !left.remote.join_pushdown {
         return None;
     }
     let key = |expr: &Expr, plan: &LogicalPlan, relation: &Relation| -> Option<String> {
@@ -258,6 +258,9 @@ fn join_relation(join: &Join, aliases: &Cell<usize>) -> Option<Relation> {
 
 fn aggregate_query(aggregate: &Aggregate, aliases: &Cell<usize>) -> Option<RemoteQuery> {
     let input = relation(&aggregate.input, aliases)?;
+    if !input.remote.aggregation_pushdown {
+        return None;
+    }
     let input_schema = aggregate.input.schema();
     let resolve = |expr: &Expr| -> Option<&Output> {
         let Expr::Column(c) = expr else {
