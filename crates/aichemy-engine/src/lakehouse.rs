@@ -32,14 +32,6 @@ use datafusion::sql::TableReference;
 use crate::error::{ErrorCode, Result, TrinoError};
 use crate::metadata;
 
-/// The catalog of an external definition, or the error that definition had.
-pub fn external_format(external: &ExternalCatalog) -> Result<Arc<dyn TableFormat>> {
-    external
-        .state
-        .clone()
-        .map_err(|message| TrinoError::new(ErrorCode::JDBC_ERROR, message))
-}
-
 /// Names of the catalogs every lakehouse has, in the order SHOW CATALOGS lists them.
 pub const BUILTIN_CATALOGS: [&str; 5] = ["delta", "hive", "iceberg", "lance", "system"];
 
@@ -54,6 +46,22 @@ pub enum CatalogEntry {
     NotYetAvailable,
     /// The `system` catalog of metadata and runtime tables.
     System,
+}
+
+impl CatalogEntry {
+    /// The table format serving the catalog: `None` for `system` and catalogs not served
+    /// yet, the definition's error for an external catalog that could not be opened.
+    pub fn table_format(&self) -> Result<Option<Arc<dyn TableFormat>>> {
+        match self {
+            CatalogEntry::Format(format) => Ok(Some(format.clone())),
+            CatalogEntry::External(external) => external
+                .state
+                .clone()
+                .map(Some)
+                .map_err(|message| TrinoError::new(ErrorCode::JDBC_ERROR, message)),
+            CatalogEntry::NotYetAvailable | CatalogEntry::System => Ok(None),
+        }
+    }
 }
 
 /// A catalog of another system, declared in the configuration, a catalog folder or with
@@ -85,9 +93,6 @@ impl ExternalCatalog {
                 aichemy_federation::CONNECTORS.join(", ")
             )),
         };
-        if let Err(message) = &state {
-            tracing::error!("{message}");
-        }
         Self {
             connector: connector.to_string(),
             stored,
@@ -227,6 +232,9 @@ impl Lakehouse {
                 continue;
             }
             let external = ExternalCatalog::open(name, connector, properties, is_stored);
+            if let Err(message) = &external.state {
+                tracing::error!("{message}");
+            }
             catalogs.insert(name.clone(), CatalogEntry::External(Arc::new(external)));
         }
         Ok(Arc::new(Self {
@@ -362,28 +370,30 @@ impl Lakehouse {
 
     /// The table format serving a catalog, or the error for a catalog that has none.
     pub fn format(&self, catalog: &str) -> Result<Arc<dyn TableFormat>> {
-        match self.catalog(catalog)? {
-            CatalogEntry::Format(format) => Ok(format),
-            CatalogEntry::External(external) => external_format(&external),
-            CatalogEntry::NotYetAvailable => Err(TrinoError::not_supported(format!(
+        let entry = self.catalog(catalog)?;
+        match entry.table_format()? {
+            Some(format) => Ok(format),
+            None if matches!(entry, CatalogEntry::System) => Err(TrinoError::not_supported(
+                format!("Catalog '{catalog}' is read-only"),
+            )),
+            None => Err(TrinoError::not_supported(format!(
                 "Catalog '{catalog}' does not support this operation yet: this build serves tables in the iceberg catalog"
-            ))),
-            CatalogEntry::System => Err(TrinoError::not_supported(format!(
-                "Catalog '{catalog}' is read-only"
             ))),
         }
     }
 
     /// Schemas of a catalog, without `information_schema`.
     pub async fn list_schemas(&self, catalog: &str) -> Result<Vec<String>> {
-        Ok(match self.catalog(catalog)? {
-            CatalogEntry::Format(format) => format.list_schemas().await?,
-            CatalogEntry::External(external) => external_format(&external)?.list_schemas().await?,
-            CatalogEntry::NotYetAvailable => Vec::new(),
+        let entry = self.catalog(catalog)?;
+        if let Some(format) = entry.table_format()? {
+            return Ok(format.list_schemas().await?);
+        }
+        Ok(match entry {
             CatalogEntry::System => metadata::SYSTEM_SCHEMAS
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            _ => Vec::new(),
         })
     }
 
@@ -408,12 +418,9 @@ impl Lakehouse {
 
     /// Loads a table of a format catalog; `None` when there is no such table.
     pub async fn load_table(&self, name: &QualifiedName) -> Result<Option<TableHandle>> {
-        match self.catalog(&name.catalog)? {
-            CatalogEntry::Format(format) => Ok(format.load_table(&name.schema, &name.name).await?),
-            CatalogEntry::External(external) => Ok(external_format(&external)?
-                .load_table(&name.schema, &name.name)
-                .await?),
-            _ => Ok(None),
+        match self.catalog(&name.catalog)?.table_format()? {
+            Some(format) => Ok(format.load_table(&name.schema, &name.name).await?),
+            None => Ok(None),
         }
     }
 

@@ -190,40 +190,37 @@ async fn relations(
     with_columns: bool,
 ) -> Result<Vec<Relation>> {
     let mut out = Vec::new();
-    match lakehouse.catalog(catalog)? {
-        CatalogEntry::System => {
-            for (schema, name, columns) in SYSTEM_TABLES {
-                out.push(fixed_relation(schema, name, columns));
-            }
+    let entry = lakehouse.catalog(catalog)?;
+    if matches!(entry, CatalogEntry::System) {
+        for (schema, name, columns) in SYSTEM_TABLES {
+            out.push(fixed_relation(schema, name, columns));
         }
-        CatalogEntry::NotYetAvailable => {}
-        CatalogEntry::Format(_) | CatalogEntry::External(_) => {
-            let format = lakehouse.format(catalog)?;
-            for schema in format.list_schemas().await? {
-                for name in format.list_tables(&schema).await? {
-                    let mut relation = Relation {
-                        schema: schema.clone(),
-                        name: name.clone(),
-                        kind: "BASE TABLE",
-                        comment: None,
-                        columns: Vec::new(),
-                        view_sql: None,
-                    };
-                    if with_columns {
-                        if let Some(table) = format.load_table(&schema, &name).await? {
-                            relation.comment = table.comment.clone();
-                            relation.columns = table
-                                .columns
-                                .iter()
-                                .zip(column_type_names(&table))
-                                .map(|(c, trino_type)| {
-                                    (c.name.clone(), trino_type, c.nullable, c.comment.clone())
-                                })
-                                .collect();
-                        }
+    }
+    if let Some(format) = entry.table_format()? {
+        for schema in format.list_schemas().await? {
+            for name in format.list_tables(&schema).await? {
+                let mut relation = Relation {
+                    schema: schema.clone(),
+                    name: name.clone(),
+                    kind: "BASE TABLE",
+                    comment: None,
+                    columns: Vec::new(),
+                    view_sql: None,
+                };
+                if with_columns {
+                    if let Some(table) = format.load_table(&schema, &name).await? {
+                        relation.comment = table.comment.clone();
+                        relation.columns = table
+                            .columns
+                            .iter()
+                            .zip(column_type_names(&table))
+                            .map(|(c, trino_type)| {
+                                (c.name.clone(), trino_type, c.nullable, c.comment.clone())
+                            })
+                            .collect();
                     }
-                    out.push(relation);
                 }
+                out.push(relation);
             }
         }
     }

@@ -388,11 +388,9 @@ pub async fn execute(session: &mut Session, statement: ShowStatement) -> Result<
 
 async fn table_names(session: &Session, catalog: &str, schema: &str) -> Result<Vec<String>> {
     let lakehouse = session.lakehouse();
-    let mut names = match lakehouse.catalog(catalog)? {
-        crate::lakehouse::CatalogEntry::Format(_) | crate::lakehouse::CatalogEntry::External(_) => {
-            lakehouse.format(catalog)?.list_tables(schema).await?
-        }
-        _ => Vec::new(),
+    let mut names = match lakehouse.catalog(catalog)?.table_format()? {
+        Some(format) => format.list_tables(schema).await?,
+        None => Vec::new(),
     };
     if schema == "information_schema" {
         names.extend(["columns", "schemata", "tables", "views"].map(String::from));

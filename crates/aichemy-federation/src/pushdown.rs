@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{NullEquality, Result as DFResult};
+use datafusion::common::{DFSchema, NullEquality, Result as DFResult};
 use datafusion::datasource::{provider_as_source, source_as_provider, TableType};
 use datafusion::logical_expr::{
     col, Aggregate, Expr, Join, JoinType, LogicalPlan, LogicalPlanBuilder, TableScan,
@@ -24,8 +24,8 @@ use datafusion::logical_expr::{
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 use datafusion::physical_plan::ExecutionPlan;
 
-use crate::scan::{PostgresScanExec, PostgresTable};
-use crate::sql::{filter_in, quote_ident, Scope};
+use crate::scan::{projected, PostgresScanExec, PostgresTable};
+use crate::sql::{filter_in, quote_ident, where_clause, Scope};
 use crate::types::{Kind, RemoteColumn};
 use crate::Remote;
 
@@ -70,7 +70,7 @@ impl OptimizerRule for PushdownToPostgres {
 fn replace(plan: LogicalPlan) -> DFResult<Transformed<LogicalPlan>> {
     if matches!(plan, LogicalPlan::Join(_) | LogicalPlan::Aggregate(_)) {
         if let Some(query) = remote_query(&plan, &Cell::new(0)) {
-            return Ok(Transformed::yes(query.into_plan(&plan)?));
+            return Ok(Transformed::yes(query.into_plan()?));
         }
     }
     plan.map_children(replace)
@@ -82,7 +82,7 @@ fn remote_query(plan: &LogicalPlan, aliases: &Cell<usize>) -> Option<RemoteQuery
         LogicalPlan::Aggregate(aggregate) => aggregate_query(aggregate, aliases),
         LogicalPlan::Join(_) => {
             let relation = relation(plan, aliases)?;
-            let fields = qualified_fields(plan);
+            let fields = qualified_fields(plan.schema());
             let select = relation
                 .outputs
                 .iter()
@@ -112,20 +112,12 @@ fn remote_query(plan: &LogicalPlan, aliases: &Cell<usize>) -> Option<RemoteQuery
 
 /// The output fields of a node with their qualifiers.
 fn qualified_fields(
-    plan: &LogicalPlan,
+    schema: &DFSchema,
 ) -> Vec<(Option<datafusion::sql::TableReference>, Arc<Field>)> {
-    plan.schema()
+    schema
         .iter()
         .map(|(qualifier, field)| (qualifier.cloned(), field.clone()))
         .collect()
-}
-
-fn where_clause(conditions: &[String]) -> String {
-    if conditions.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", conditions.join(" AND "))
-    }
 }
 
 /// The relation a plan node computes, when PostgreSQL can compute all of it.
@@ -170,10 +162,7 @@ fn table_relation(scan: &TableScan, aliases: &Cell<usize>) -> Option<Relation> {
         .iter()
         .map(|f| filter_in(f, scope))
         .collect::<Option<Vec<_>>>()?;
-    let indices: Vec<usize> = match &scan.projection {
-        Some(p) => p.clone(),
-        None => (0..table.columns.len()).collect(),
-    };
+    let indices = projected(scan.projection.as_ref(), table.columns.len());
     let outputs = indices
         .iter()
         .map(|&i| {
@@ -324,7 +313,7 @@ fn aggregate_query(aggregate: &Aggregate, aliases: &Cell<usize>) -> Option<Remot
         };
         select.push(sql);
     }
-    let fields = qualified_fields(&LogicalPlan::Aggregate(aggregate.clone()));
+    let fields = qualified_fields(&aggregate.schema);
     let mut kinds = Vec::new();
     let mut columns = Vec::new();
     for (i, (sql, field)) in select.iter().zip(&fields).enumerate() {
@@ -389,7 +378,7 @@ struct RemoteQuery {
 
 impl RemoteQuery {
     /// A scan of the query, its columns renamed back to the node's qualified names.
-    fn into_plan(self, original: &LogicalPlan) -> DFResult<LogicalPlan> {
+    fn into_plan(self) -> DFResult<LogicalPlan> {
         let schema = Arc::new(Schema::new(
             self.fields
                 .iter()
@@ -411,14 +400,9 @@ impl RemoteQuery {
                 col(format!("c{i}")).alias_qualified(qualifier.clone(), field.name())
             })
             .collect::<Vec<_>>();
-        let plan = LogicalPlanBuilder::scan("postgresql", provider_as_source(provider), None)?
+        LogicalPlanBuilder::scan("postgresql", provider_as_source(provider), None)?
             .project(renamed)?
-            .build()?;
-        debug_assert_eq!(
-            plan.schema().fields().len(),
-            original.schema().fields().len()
-        );
-        Ok(plan)
+            .build()
     }
 }
 
@@ -452,10 +436,7 @@ impl TableProvider for PostgresQuery {
         _filters: &[Expr],
         limit: Option<usize>,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
-        let indices: Vec<usize> = match projection {
-            Some(p) => p.clone(),
-            None => (0..self.kinds.len()).collect(),
-        };
+        let indices = projected(projection, self.kinds.len());
         let mut sql = if indices.len() == self.kinds.len()
             && indices.iter().enumerate().all(|(i, &j)| i == j)
         {

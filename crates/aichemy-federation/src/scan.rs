@@ -28,6 +28,14 @@ use crate::types::RemoteColumn;
 use crate::write::PostgresSink;
 use crate::Remote;
 
+/// The column indices a scan reads: its projection, or all `width` columns.
+pub(crate) fn projected(projection: Option<&Vec<usize>>, width: usize) -> Vec<usize> {
+    match projection {
+        Some(p) => p.clone(),
+        None => (0..width).collect(),
+    }
+}
+
 /// A table of a PostgreSQL catalog.
 #[derive(Debug)]
 pub struct PostgresTable {
@@ -49,17 +57,8 @@ impl PostgresTable {
         )
     }
 
-    /// The remote query for a projection, pushed filters and a limit.
-    fn query(
-        &self,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> String {
-        let indices: Vec<usize> = match projection {
-            Some(p) => p.clone(),
-            None => (0..self.columns.len()).collect(),
-        };
+    /// The remote query for the columns at `indices`, pushed filters and a limit.
+    fn query(&self, indices: &[usize], filters: &[Expr], limit: Option<usize>) -> String {
         let select = indices
             .iter()
             .map(|&i| {
@@ -73,15 +72,15 @@ impl PostgresTable {
             })
             .collect::<Vec<_>>()
             .join(", ");
-        let mut query = format!("SELECT {select} FROM {}", self.remote_name());
         let conditions: Vec<String> = filters
             .iter()
             .filter_map(|f| sql::filter(f, &self.columns))
             .collect();
-        if !conditions.is_empty() {
-            query.push_str(" WHERE ");
-            query.push_str(&conditions.join(" AND "));
-        }
+        let mut query = format!(
+            "SELECT {select} FROM {}{}",
+            self.remote_name(),
+            sql::where_clause(&conditions)
+        );
         if let Some(limit) = limit {
             query.push_str(&format!(" LIMIT {limit}"));
         }
@@ -123,19 +122,15 @@ impl TableProvider for PostgresTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
-        let schema = match projection {
-            Some(p) => Arc::new(self.arrow_schema.project(p)?),
-            None => self.arrow_schema.clone(),
-        };
-        let kinds = match projection {
-            Some(p) => p.iter().map(|&i| self.columns[i].kind.clone()).collect(),
-            None => self.columns.iter().map(|c| c.kind.clone()).collect(),
-        };
+        let indices = projected(projection, self.columns.len());
         Ok(Arc::new(PostgresScanExec::new(
             self.remote.clone(),
-            self.query(projection, filters, limit),
-            schema,
-            kinds,
+            self.query(&indices, filters, limit),
+            Arc::new(self.arrow_schema.project(&indices)?),
+            indices
+                .iter()
+                .map(|&i| self.columns[i].kind.clone())
+                .collect(),
         )))
     }
 

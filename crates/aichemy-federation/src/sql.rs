@@ -29,6 +29,15 @@ pub fn quote_literal(value: &str) -> Option<String> {
     ))
 }
 
+/// ` WHERE a AND b` for the given conditions; nothing when there are none.
+pub fn where_clause(conditions: &[String]) -> String {
+    if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conditions.join(" AND "))
+    }
+}
+
 /// A translated expression and whether it is text the engine compares byte-wise.
 struct Sql {
     text: String,
