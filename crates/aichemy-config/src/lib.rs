@@ -43,6 +43,23 @@ pub struct Config {
     pub catalogs: BTreeMap<String, CatalogConfig>,
     /// A folder of Trino catalog files (`sales.properties`), as `--catalog-dir`.
     pub catalog_dir: Option<PathBuf>,
+    /// How table commits that lose a race with another writer are retried.
+    pub commit: CommitConfig,
+}
+
+/// Table commits: every format commits optimistically and, when another writer (of this
+/// node or another) committed first, tries again on the newest state.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CommitConfig {
+    /// Attempts after the first one before the statement fails. Default 25.
+    pub retries: u32,
+}
+
+impl Default for CommitConfig {
+    fn default() -> Self {
+        Self { retries: 25 }
+    }
 }
 
 /// An external catalog declared in the configuration file.
@@ -156,6 +173,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             catalogs: BTreeMap::new(),
             catalog_dir: None,
+            commit: CommitConfig::default(),
         }
     }
 }
@@ -245,6 +263,7 @@ impl Config {
                     .collect()
             }
             "catalog_dir" => self.catalog_dir = Some(value.into()),
+            "commit.retries" => self.commit.retries = parse(key, value)?,
             _ if key.starts_with("catalogs.") => {
                 let rest = &key["catalogs.".len()..];
                 let Some((name, field)) = rest.rsplit_once('.') else {
@@ -287,10 +306,15 @@ impl Config {
         })
     }
 
-    /// The metastore database URL: the configured one, or `metastore.db` in a local warehouse.
+    /// The metastore database URL: the configured one, with `${ENV:NAME}` and
+    /// `${FILE:path}` references resolved (so that a password need not be written in the
+    /// configuration), or `metastore.db` in a local warehouse.
     pub fn metastore_url(&self) -> Result<String, ConfigError> {
         if let Some(url) = &self.metastore.url {
-            return Ok(url.clone());
+            return resolve_secret(url).map_err(|message| ConfigError::InvalidValue {
+                key: "metastore.url".into(),
+                message,
+            });
         }
         let warehouse = self.warehouse_url()?;
         if warehouse.scheme() != "file" {

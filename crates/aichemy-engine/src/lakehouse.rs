@@ -17,7 +17,7 @@ use aichemy_tables::hive::HiveStore;
 use aichemy_tables::iceberg::IcebergFormat;
 use aichemy_tables::lance::LanceStore;
 use aichemy_tables::registered::{RegisteredFormat, TableStore};
-use aichemy_tables::{TableFormat, TableHandle};
+use aichemy_tables::{CommitRetry, TableFormat, TableHandle};
 use datafusion::catalog::CatalogProviderList;
 use datafusion::catalog::{
     CatalogProvider, MemoryCatalogProvider, MemoryCatalogProviderList, MemorySchemaProvider,
@@ -173,9 +173,12 @@ impl Lakehouse {
         let warehouse = warehouse.to_string().trim_end_matches('/').to_string();
         let iceberg = IcebergFormat::open(
             "iceberg",
-            metastore.url(),
+            &metastore,
             &format!("{warehouse}/iceberg"),
             stores.clone(),
+            CommitRetry {
+                retries: config.commit.retries,
+            },
         )
         .await?;
         let iceberg: Arc<dyn TableFormat> = Arc::new(iceberg);

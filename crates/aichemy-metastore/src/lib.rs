@@ -1,27 +1,45 @@
-//! The metastore: the durable record of schemas, tables and views.
+//! The metastore: the durable record of schemas, tables, views and catalogs.
 //!
-//! It is one SQL database — an SQLite file by default. Its schema is versioned by the
-//! migrations in `migrations/`, applied on open; a database written by a newer AIchemy
-//! (with migrations this binary does not know) is refused rather than silently misread.
+//! It is one SQL database: an SQLite file by default, or PostgreSQL
+//! (`metastore.url = "postgresql://…"`) when several servers share one lakehouse. Both are
+//! reached through sqlx's `Any` driver with the same statements (`$1` parameters and
+//! `ON CONFLICT` work in both). The schema is versioned by the migrations in
+//! `migrations/sqlite` and `migrations/postgres`, numbered alike so that a version means the
+//! same in both; a database written by a newer AIchemy (with migrations this binary does not
+//! know) is refused rather than silently misread. [`Metastore::export`] and
+//! [`Metastore::import`] move the whole content between the two.
 #![forbid(unsafe_code)]
+
+mod transfer;
 
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
-use sqlx::Row;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::{Migrate, MigrateError, Migrator};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+use sqlx::{AnyPool, Connection, Executor, Row};
+
+pub use transfer::{Export, ImportSummary};
 
 /// Errors of the metastore.
 #[derive(Debug, thiserror::Error)]
 pub enum MetastoreError {
-    #[error("unsupported metastore URL '{url}': only sqlite:// is supported in this version")]
+    #[error(
+        "unsupported metastore URL '{url}': use sqlite://PATH or postgresql://USER@HOST:PORT/DATABASE"
+    )]
     UnsupportedUrl { url: String },
-    #[error("cannot open metastore: {source}")]
-    Open { source: sqlx::Error },
-    #[error("metastore schema is newer than this binary or damaged: {source}")]
-    Migrate { source: sqlx::migrate::MigrateError },
+    #[error("cannot open the metastore at {url}: {source}")]
+    Open { url: String, source: sqlx::Error },
+    #[error(
+        "the metastore at {url} has schema version {found}, newer than this binary knows \
+         (up to {known}): it was written by a newer AIchemy; upgrade this binary"
+    )]
+    NewerSchema { url: String, found: i64, known: i64 },
+    #[error("cannot migrate the metastore at {url}: {source}")]
+    Migrate { url: String, source: MigrateError },
     #[error("metastore query failed: {source}")]
     Query {
         #[from]
@@ -45,6 +63,51 @@ pub enum MetastoreError {
         schema: String,
         name: String,
     },
+    #[error("cannot import: {message}")]
+    Import { message: String },
+}
+
+/// The database kind behind a metastore URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The kind of database `url` names, or `None` for an unsupported scheme.
+    pub fn of(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else if url.starts_with("postgresql://") || url.starts_with("postgres://") {
+            Some(Self::Postgres)
+        } else {
+            None
+        }
+    }
+
+    fn migrator(self) -> &'static Migrator {
+        static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
+        static POSTGRES: Migrator = sqlx::migrate!("./migrations/postgres");
+        match self {
+            Self::Sqlite => &SQLITE,
+            Self::Postgres => &POSTGRES,
+        }
+    }
+
+    /// The newest schema version this binary knows.
+    pub fn known_version(self) -> i64 {
+        self.migrator().iter().map(|m| m.version).max().unwrap_or(0)
+    }
+}
+
+/// What [`Metastore::migrate`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MigrationReport {
+    /// Versions applied by this call, oldest first.
+    pub applied: Vec<i64>,
+    /// The schema version afterwards.
+    pub version: i64,
 }
 
 /// A schema of a metastore-kept catalog.
@@ -95,51 +158,144 @@ type Relations = (&'static str, &'static str);
 const VIEWS: Relations = ("aichemy_views", "view_name");
 const TABLES: Relations = ("aichemy_tables", "table_name");
 
+/// How long an SQLite statement waits for another connection's write lock.
+const SQLITE_BUSY_TIMEOUT_MS: u64 = 30_000;
+
 /// A handle on the metastore database.
 #[derive(Debug, Clone)]
 pub struct Metastore {
-    pool: SqlitePool,
+    pool: AnyPool,
     url: String,
+    backend: Backend,
 }
 
 impl Metastore {
-    /// Opens (creating when missing) the metastore at `url` and applies migrations.
+    /// Opens (creating an SQLite file when missing) the metastore at `url` and applies the
+    /// migrations it lacks.
     pub async fn open(url: &str) -> Result<Self, MetastoreError> {
-        let Some(path) = url.strip_prefix("sqlite://") else {
-            return Err(MetastoreError::UnsupportedUrl {
-                url: url.to_string(),
-            });
+        let store = Self::connect(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Opens the metastore at `url` without touching its schema.
+    pub async fn connect(url: &str) -> Result<Self, MetastoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of(url).ok_or_else(|| MetastoreError::UnsupportedUrl {
+            url: redact_url(url),
+        })?;
+        let open_error = |source| MetastoreError::Open {
+            url: redact_url(url),
+            source,
         };
-        let path = path.split('?').next().unwrap_or(path);
-        if let Some(parent) = Path::new(path).parent() {
-            std::fs::create_dir_all(parent).map_err(|e| MetastoreError::Open {
-                source: sqlx::Error::Io(e),
-            })?;
+        let url = match backend {
+            Backend::Sqlite => {
+                let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+                let path = path.split('?').next().unwrap_or(path);
+                prepare_sqlite(path).await.map_err(open_error)?;
+                format!("sqlite://{path}")
+            }
+            Backend::Postgres => url.to_string(),
+        };
+        let mut options = AnyPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(30));
+        if backend == Backend::Sqlite {
+            options = options.max_connections(4).after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute(
+                        format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}").as_str(),
+                    )
+                    .await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    Ok(())
+                })
+            });
         }
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
-            .map_err(|source| MetastoreError::Open { source })?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(Duration::from_secs(30));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
+        let pool = options.connect(&url).await.map_err(open_error)?;
+        Ok(Self { pool, url, backend })
+    }
+
+    /// Applies the migrations the database lacks. A database with a version this binary
+    /// does not know is refused with [`MetastoreError::NewerSchema`].
+    pub async fn migrate(&self) -> Result<MigrationReport, MetastoreError> {
+        let migrator = self.backend.migrator();
+        let known = self.backend.known_version();
+        self.schema_version().await?;
+        let before = self.applied_versions().await?;
+        migrator
+            .run(&self.pool)
             .await
-            .map_err(|source| MetastoreError::Open { source })?;
-        sqlx::migrate!("./migrations")
-            .run(&pool)
-            .await
-            .map_err(|source| MetastoreError::Migrate { source })?;
-        Ok(Self {
-            pool,
-            url: format!("sqlite://{path}"),
+            .map_err(|source| match source {
+                MigrateError::VersionMissing(found) => MetastoreError::NewerSchema {
+                    url: self.display_url(),
+                    found,
+                    known,
+                },
+                source => MetastoreError::Migrate {
+                    url: self.display_url(),
+                    source,
+                },
+            })?;
+        let after = self.applied_versions().await?;
+        Ok(MigrationReport {
+            applied: after
+                .iter()
+                .filter(|v| !before.contains(v))
+                .copied()
+                .collect(),
+            version: after.iter().copied().max().unwrap_or(0),
         })
     }
 
+    /// The schema version of the database (0 when new), refused with
+    /// [`MetastoreError::NewerSchema`] when it is newer than this binary.
+    pub async fn schema_version(&self) -> Result<i64, MetastoreError> {
+        let applied = self.applied_versions().await?;
+        let found = applied.into_iter().max().unwrap_or(0);
+        let known = self.backend.known_version();
+        if found > known {
+            return Err(MetastoreError::NewerSchema {
+                url: self.display_url(),
+                found,
+                known,
+            });
+        }
+        Ok(found)
+    }
+
+    /// The migration versions recorded in the database, oldest first.
+    async fn applied_versions(&self) -> Result<Vec<i64>, MetastoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let migrate_error = |source| MetastoreError::Migrate {
+            url: self.display_url(),
+            source,
+        };
+        conn.ensure_migrations_table()
+            .await
+            .map_err(migrate_error)?;
+        let applied = conn
+            .list_applied_migrations()
+            .await
+            .map_err(migrate_error)?;
+        Ok(applied.into_iter().map(|m| m.version).collect())
+    }
+
     /// The database URL, for components that keep their own tables in the same database
-    /// (the Iceberg SQL catalog).
+    /// (the Iceberg SQL catalog). It may hold a password: never show it; see
+    /// [`Metastore::display_url`].
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The database URL with any password replaced by `***`, for messages.
+    pub fn display_url(&self) -> String {
+        redact_url(&self.url)
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Stores a view; with `replace`, an existing view of that name is overwritten.
@@ -150,14 +306,16 @@ impl Metastore {
     ) -> Result<(), MetastoreError> {
         let columns = serde_json::to_string(&view.columns)
             .map_err(|source| MetastoreError::Corrupt { source })?;
-        let verb = if replace {
-            "INSERT OR REPLACE"
+        let on_conflict = if replace {
+            "ON CONFLICT (catalog_name, schema_name, view_name) DO UPDATE SET
+                 view_sql = excluded.view_sql, columns_json = excluded.columns_json,
+                 comment = excluded.comment, owner = excluded.owner"
         } else {
-            "INSERT"
+            ""
         };
         let result = sqlx::query(&format!(
-            "{verb} INTO aichemy_views (catalog_name, schema_name, view_name, view_sql, columns_json, comment, owner)
-             VALUES (?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO aichemy_views (catalog_name, schema_name, view_name, view_sql, columns_json, comment, owner)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) {on_conflict}"
         ))
         .bind(&view.catalog)
         .bind(&view.schema)
@@ -189,7 +347,7 @@ impl Metastore {
     ) -> Result<Option<ViewRecord>, MetastoreError> {
         let row = sqlx::query(
             "SELECT catalog_name, schema_name, view_name, view_sql, columns_json, comment, owner
-             FROM aichemy_views WHERE catalog_name = ? AND schema_name = ? AND view_name = ?",
+             FROM aichemy_views WHERE catalog_name = $1 AND schema_name = $2 AND view_name = $3",
         )
         .bind(catalog)
         .bind(schema)
@@ -207,7 +365,7 @@ impl Metastore {
     ) -> Result<Vec<ViewRecord>, MetastoreError> {
         let rows = sqlx::query(
             "SELECT catalog_name, schema_name, view_name, view_sql, columns_json, comment, owner
-             FROM aichemy_views WHERE catalog_name = ? AND (? IS NULL OR schema_name = ?)
+             FROM aichemy_views WHERE catalog_name = $1 AND ($2 IS NULL OR schema_name = $3)
              ORDER BY schema_name, view_name",
         )
         .bind(catalog)
@@ -248,7 +406,7 @@ impl Metastore {
     ) -> Result<u64, sqlx::Error> {
         let (table, name_column) = relations;
         let done = sqlx::query(&format!(
-            "DELETE FROM {table} WHERE catalog_name = ? AND schema_name = ? AND {name_column} = ?"
+            "DELETE FROM {table} WHERE catalog_name = $1 AND schema_name = $2 AND {name_column} = $3"
         ))
         .bind(catalog)
         .bind(schema)
@@ -268,8 +426,8 @@ impl Metastore {
     ) -> Result<u64, sqlx::Error> {
         let (table, name_column) = relations;
         let done = sqlx::query(&format!(
-            "UPDATE {table} SET schema_name = ?, {name_column} = ?
-             WHERE catalog_name = ? AND schema_name = ? AND {name_column} = ?"
+            "UPDATE {table} SET schema_name = $1, {name_column} = $2
+             WHERE catalog_name = $3 AND schema_name = $4 AND {name_column} = $5"
         ))
         .bind(new_schema)
         .bind(new_name)
@@ -296,7 +454,7 @@ impl Metastore {
         let properties = serde_json::to_string(&record.properties)
             .map_err(|source| MetastoreError::Corrupt { source })?;
         let result = sqlx::query(
-            "INSERT INTO aichemy_catalogs (catalog_name, connector, properties_json) VALUES (?, ?, ?)",
+            "INSERT INTO aichemy_catalogs (catalog_name, connector, properties_json) VALUES ($1, $2, $3)",
         )
         .bind(&record.name)
         .bind(&record.connector)
@@ -336,7 +494,7 @@ impl Metastore {
 
     /// Removes a catalog; answers whether it existed.
     pub async fn drop_catalog(&self, name: &str) -> Result<bool, MetastoreError> {
-        let result = sqlx::query("DELETE FROM aichemy_catalogs WHERE catalog_name = ?")
+        let result = sqlx::query("DELETE FROM aichemy_catalogs WHERE catalog_name = $1")
             .bind(name)
             .execute(&self.pool)
             .await?;
@@ -348,7 +506,7 @@ impl Metastore {
     /// Records a schema; fails with `SchemaAlreadyExists` when it is there.
     pub async fn create_schema(&self, record: &SchemaRecord) -> Result<(), MetastoreError> {
         let result = sqlx::query(
-            "INSERT INTO aichemy_schemas (catalog_name, schema_name, location) VALUES (?, ?, ?)",
+            "INSERT INTO aichemy_schemas (catalog_name, schema_name, location) VALUES ($1, $2, $3)",
         )
         .bind(&record.catalog)
         .bind(&record.schema)
@@ -374,7 +532,7 @@ impl Metastore {
     ) -> Result<Option<SchemaRecord>, MetastoreError> {
         let row = sqlx::query(
             "SELECT catalog_name, schema_name, location FROM aichemy_schemas
-             WHERE catalog_name = ? AND schema_name = ?",
+             WHERE catalog_name = $1 AND schema_name = $2",
         )
         .bind(catalog)
         .bind(schema)
@@ -393,7 +551,7 @@ impl Metastore {
     /// Schema names of a catalog, sorted.
     pub async fn list_schemas(&self, catalog: &str) -> Result<Vec<String>, MetastoreError> {
         let rows = sqlx::query(
-            "SELECT schema_name FROM aichemy_schemas WHERE catalog_name = ? ORDER BY schema_name",
+            "SELECT schema_name FROM aichemy_schemas WHERE catalog_name = $1 ORDER BY schema_name",
         )
         .bind(catalog)
         .fetch_all(&self.pool)
@@ -406,7 +564,7 @@ impl Metastore {
     /// Removes a schema record; answers whether it existed.
     pub async fn drop_schema(&self, catalog: &str, schema: &str) -> Result<bool, MetastoreError> {
         let done =
-            sqlx::query("DELETE FROM aichemy_schemas WHERE catalog_name = ? AND schema_name = ?")
+            sqlx::query("DELETE FROM aichemy_schemas WHERE catalog_name = $1 AND schema_name = $2")
                 .bind(catalog)
                 .bind(schema)
                 .execute(&self.pool)
@@ -420,13 +578,13 @@ impl Metastore {
         let result = sqlx::query(
             "INSERT INTO aichemy_tables (catalog_name, schema_name, table_name, location, external,
                  schema_ipc, properties_json, comment)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&record.catalog)
         .bind(&record.schema)
         .bind(&record.name)
         .bind(&record.location)
-        .bind(record.external)
+        .bind(i64::from(record.external))
         .bind(&record.schema_ipc)
         .bind(properties)
         .bind(&record.comment)
@@ -454,7 +612,7 @@ impl Metastore {
         let row = sqlx::query(
             "SELECT catalog_name, schema_name, table_name, location, external, schema_ipc,
                  properties_json, comment
-             FROM aichemy_tables WHERE catalog_name = ? AND schema_name = ? AND table_name = ?",
+             FROM aichemy_tables WHERE catalog_name = $1 AND schema_name = $2 AND table_name = $3",
         )
         .bind(catalog)
         .bind(schema)
@@ -471,7 +629,7 @@ impl Metastore {
         schema: &str,
     ) -> Result<Vec<String>, MetastoreError> {
         let rows = sqlx::query(
-            "SELECT table_name FROM aichemy_tables WHERE catalog_name = ? AND schema_name = ?
+            "SELECT table_name FROM aichemy_tables WHERE catalog_name = $1 AND schema_name = $2
              ORDER BY table_name",
         )
         .bind(catalog)
@@ -492,8 +650,8 @@ impl Metastore {
         schema_ipc: &str,
     ) -> Result<bool, MetastoreError> {
         let done = sqlx::query(
-            "UPDATE aichemy_tables SET schema_ipc = ?
-             WHERE catalog_name = ? AND schema_name = ? AND table_name = ?",
+            "UPDATE aichemy_tables SET schema_ipc = $1
+             WHERE catalog_name = $2 AND schema_name = $3 AND table_name = $4",
         )
         .bind(schema_ipc)
         .bind(catalog)
@@ -547,7 +705,7 @@ fn properties_json(properties: &[(String, String)]) -> Result<String, MetastoreE
     serde_json::to_string(&map).map_err(|source| MetastoreError::Corrupt { source })
 }
 
-fn table_from_row(row: sqlx::sqlite::SqliteRow) -> Result<TableRecord, MetastoreError> {
+fn table_from_row(row: AnyRow) -> Result<TableRecord, MetastoreError> {
     let properties: String = row.try_get("properties_json")?;
     let properties: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(&properties).map_err(|source| MetastoreError::Corrupt { source })?;
@@ -556,7 +714,7 @@ fn table_from_row(row: sqlx::sqlite::SqliteRow) -> Result<TableRecord, Metastore
         schema: row.try_get("schema_name")?,
         name: row.try_get("table_name")?,
         location: row.try_get("location")?,
-        external: row.try_get("external")?,
+        external: row.try_get::<i64, _>("external")? != 0,
         schema_ipc: row.try_get("schema_ipc")?,
         properties: properties
             .into_iter()
@@ -566,7 +724,7 @@ fn table_from_row(row: sqlx::sqlite::SqliteRow) -> Result<TableRecord, Metastore
     })
 }
 
-fn view_from_row(row: sqlx::sqlite::SqliteRow) -> Result<ViewRecord, MetastoreError> {
+fn view_from_row(row: AnyRow) -> Result<ViewRecord, MetastoreError> {
     let columns: String = row.try_get("columns_json")?;
     Ok(ViewRecord {
         catalog: row.try_get("catalog_name")?,
@@ -578,6 +736,51 @@ fn view_from_row(row: sqlx::sqlite::SqliteRow) -> Result<ViewRecord, MetastoreEr
         comment: row.try_get("comment")?,
         owner: row.try_get("owner")?,
     })
+}
+
+/// Creates the SQLite file and its folder when missing and switches it to write-ahead
+/// logging (a setting the file keeps), so that readers never wait for a writer.
+async fn prepare_sqlite(path: &str) -> Result<(), sqlx::Error> {
+    if let Some(parent) = Path::new(path).parent() {
+        std::fs::create_dir_all(parent).map_err(sqlx::Error::Io)?;
+    }
+    let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .busy_timeout(Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS));
+    let conn = sqlx::SqliteConnection::connect_with(&options).await?;
+    conn.close().await
+}
+
+/// `url` with the password of its user-info part, if any, replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let tail = redact_query_password(tail);
+    let Some((user_info, host)) = authority.rsplit_once('@') else {
+        return format!("{scheme}://{authority}{tail}");
+    };
+    let user = user_info.split(':').next().unwrap_or_default();
+    let password = if user_info.contains(':') { ":***" } else { "" };
+    format!("{scheme}://{user}{password}@{host}{tail}")
+}
+
+/// A `password=` query parameter replaced by `***`.
+fn redact_query_password(tail: &str) -> String {
+    let Some((path, query)) = tail.split_once('?') else {
+        return tail.to_string();
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+            _ => pair.to_string(),
+        })
+        .collect();
+    format!("{path}?{}", query.join("&"))
 }
 
 #[cfg(test)]
@@ -597,6 +800,150 @@ mod tests {
             comment: None,
             owner: None,
         }
+    }
+
+    #[test]
+    fn passwords_are_hidden_in_urls() {
+        assert_eq!(
+            redact_url("postgresql://app:s3cr%40t@db:5432/meta?sslmode=require"),
+            "postgresql://app:***@db:5432/meta?sslmode=require"
+        );
+        assert_eq!(
+            redact_url("postgresql://db/meta?user=app&password=hunter2"),
+            "postgresql://db/meta?user=app&password=***"
+        );
+        assert_eq!(
+            redact_url("postgres://app@db/meta"),
+            "postgres://app@db/meta"
+        );
+        assert_eq!(redact_url("sqlite:///tmp/m.db"), "sqlite:///tmp/m.db");
+    }
+
+    #[tokio::test]
+    async fn unsupported_urls_are_refused_by_name() {
+        let err = Metastore::open("mysql://db/meta").await.unwrap_err();
+        assert!(err
+            .to_string()
+            .contains("use sqlite://PATH or postgresql://"));
+    }
+
+    #[tokio::test]
+    async fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/m.db", dir.path().display());
+        let store = Metastore::open(&url).await.unwrap();
+        let known = Backend::Sqlite.known_version();
+        assert_eq!(store.schema_version().await.unwrap(), known);
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+             VALUES ($1, 'from the future', TRUE, x'00', 0)",
+        )
+        .bind(known + 1)
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        drop(store);
+        let err = Metastore::open(&url).await.unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("schema version {}", known + 1))
+                && err.contains("newer than this binary"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn migrate_reports_what_it_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/m.db", dir.path().display());
+        let store = Metastore::connect(&url).await.unwrap();
+        assert_eq!(store.schema_version().await.unwrap(), 0);
+        let report = store.migrate().await.unwrap();
+        assert_eq!(report.applied, vec![1, 2, 3, 4]);
+        assert_eq!(report.version, 4);
+        let again = store.migrate().await.unwrap();
+        assert!(again.applied.is_empty());
+    }
+
+    #[tokio::test]
+    async fn export_and_import_move_everything_into_an_empty_metastore_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = Metastore::open(&format!("sqlite://{}/a.db", dir.path().display()))
+            .await
+            .unwrap();
+        source
+            .create_view(&view("v", "SELECT 'it''s' x"), false)
+            .await
+            .unwrap();
+        source
+            .create_schema(&SchemaRecord {
+                catalog: "delta".into(),
+                schema: "s".into(),
+                location: "file:///w/delta/s".into(),
+            })
+            .await
+            .unwrap();
+        let table = TableRecord {
+            catalog: "delta".into(),
+            schema: "s".into(),
+            name: "t".into(),
+            location: "file:///w/delta/s/t".into(),
+            external: true,
+            schema_ipc: "ff00".into(),
+            properties: vec![("format".into(), "'PARQUET'".into())],
+            comment: Some("ünïcode".into()),
+        };
+        source.create_table(&table).await.unwrap();
+        source
+            .create_catalog(&CatalogRecord {
+                name: "sales".into(),
+                connector: "postgresql".into(),
+                properties: [(
+                    "connection-url".to_string(),
+                    "jdbc:postgresql://h/db".to_string(),
+                )]
+                .into(),
+            })
+            .await
+            .unwrap();
+        let export = source.export().await.unwrap();
+        let text = serde_json::to_string(&export).unwrap();
+        let export: Export = serde_json::from_str(&text).unwrap();
+
+        let target = Metastore::open(&format!("sqlite://{}/b.db", dir.path().display()))
+            .await
+            .unwrap();
+        let summary = target.import(&export).await.unwrap();
+        assert_eq!(summary.rows["aichemy_tables"], 1);
+        assert_eq!(
+            target.get_table("delta", "s", "t").await.unwrap(),
+            Some(table)
+        );
+        assert_eq!(
+            target
+                .get_view("iceberg", "s", "v")
+                .await
+                .unwrap()
+                .unwrap()
+                .sql,
+            "SELECT 'it''s' x"
+        );
+        assert_eq!(target.list_catalogs().await.unwrap().len(), 1);
+        assert_eq!(target.export().await.unwrap(), export);
+
+        let err = target.import(&export).await.unwrap_err().to_string();
+        assert!(err.contains("is not empty"), "{err}");
+        let mut bad = export.clone();
+        bad.tables.insert("secrets".into(), vec![]);
+        let fresh = Metastore::open(&format!("sqlite://{}/c.db", dir.path().display()))
+            .await
+            .unwrap();
+        let err = fresh.import(&bad).await.unwrap_err().to_string();
+        assert!(err.contains("unknown table 'secrets'"), "{err}");
+        // A row the database refuses leaves nothing behind.
+        let mut broken = export.clone();
+        broken.tables.get_mut("aichemy_tables").unwrap()[0].insert("location".into(), None);
+        assert!(fresh.import(&broken).await.is_err());
+        assert_eq!(fresh.list_catalogs().await.unwrap(), vec![]);
     }
 
     #[tokio::test]

@@ -14,7 +14,7 @@
 pub mod auth;
 mod encode;
 mod idle;
-mod private_file;
+pub mod private_file;
 mod query;
 pub mod tls;
 

@@ -349,6 +349,28 @@ fn storage_schema(declared: &SchemaRef, batches: &[RecordBatch]) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
+impl LanceSink {
+    /// Writes whole batches, cast to `schema`, in one commit. The outer error is a row
+    /// that does not fit the schema, the inner one Lance's.
+    async fn write_batches(
+        &self,
+        batches: &[RecordBatch],
+        schema: SchemaRef,
+        mode: WriteMode,
+    ) -> DFResult<lance::Result<()>> {
+        let conformed = batches
+            .iter()
+            .map(|b| conform(b, &schema))
+            .collect::<DFResult<Vec<_>>>()?;
+        let reader = RecordBatchIterator::new(conformed.into_iter().map(Ok), schema);
+        Ok(
+            Dataset::write(reader, &self.location, Some(write_params(mode)))
+                .await
+                .map(drop),
+        )
+    }
+}
+
 #[async_trait]
 impl DataSink for LanceSink {
     fn as_any(&self) -> &dyn Any {
@@ -375,18 +397,29 @@ impl DataSink for LanceSink {
                 return Ok(0);
             }
             let schema = storage_schema(&self.schema, &batches);
-            let batches = batches
-                .iter()
-                .map(|b| conform(b, &schema))
-                .collect::<DFResult<Vec<_>>>()?;
-            let reader = RecordBatchIterator::new(batches.into_iter().map(Ok), schema);
-            Dataset::write(
-                reader,
-                &self.location,
-                Some(write_params(WriteMode::Create)),
-            )
-            .await
-            .map_err(df_error)?;
+            let created = self
+                .write_batches(&batches, schema, WriteMode::Create)
+                .await?;
+            match created {
+                Err(lance::Error::DatasetAlreadyExists { .. }) => {
+                    // Another writer (of this node or another) created it first: append
+                    // to theirs, in its storage types.
+                    let dataset = open_dataset(&self.location)
+                        .await
+                        .map_err(|e| DataFusionError::External(Box::new(e)))?
+                        .ok_or_else(|| {
+                            DataFusionError::Execution(format!(
+                                "the Lance dataset at {} vanished while it was written",
+                                self.location
+                            ))
+                        })?;
+                    let schema = Arc::new(Schema::from(dataset.schema()));
+                    self.write_batches(&batches, schema, WriteMode::Append)
+                        .await?
+                        .map_err(df_error)?;
+                }
+                other => other.map_err(df_error)?,
+            }
             return Ok(rows as u64);
         };
         let target: SchemaRef = Arc::new(Schema::from(dataset.schema()));

@@ -58,6 +58,31 @@ pub enum TableError {
 
 pub type Result<T, E = TableError> = std::result::Result<T, E>;
 
+/// How often a commit that lost a race with another writer (through this or another node)
+/// is tried again on the newest table state: bounded, with random growing waits so that
+/// writers that collided do not collide again in step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitRetry {
+    /// Attempts after the first one.
+    pub retries: u32,
+}
+
+impl Default for CommitRetry {
+    fn default() -> Self {
+        Self { retries: 25 }
+    }
+}
+
+impl CommitRetry {
+    /// Waits before retry number `attempt` (1-based): a random time up to 10 ms × 2^attempt,
+    /// at most one second.
+    pub async fn wait(&self, attempt: u32) {
+        let ceiling_ms = 10u64.saturating_mul(1 << attempt.min(7)).min(1_000);
+        let wait = std::time::Duration::from_millis(fastrand::u64(1..=ceiling_ms));
+        tokio::time::sleep(wait).await;
+    }
+}
+
 /// A column as the engine declares it: Arrow type for the data, Trino type for the user.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ColumnSpec {

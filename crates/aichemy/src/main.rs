@@ -2,6 +2,7 @@
 //! library crates together; see ARCHITECTURE.md for the map.
 #![forbid(unsafe_code)]
 
+mod metastore;
 mod output;
 mod serve;
 mod shell;
@@ -39,6 +40,10 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Users of the server's password file: add, passwd, remove.
     User(user::UserArgs),
+    /// Applies the metastore's schema migrations (serve and sql also apply them on start).
+    Migrate,
+    /// The whole metastore as one JSON document: export, import (SQLite <-> PostgreSQL, backups).
+    Metastore(metastore::MetastoreArgs),
 }
 
 fn main() -> ExitCode {
@@ -84,6 +89,8 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Sql(args) => runtime.block_on(shell::run(config, args)),
         Command::Serve(args) => runtime.block_on(serve::run(config, args)),
+        Command::Migrate => runtime.block_on(metastore::migrate(config)),
+        Command::Metastore(args) => runtime.block_on(metastore::run(config, args)),
         Command::User(_) => unreachable!("handled before the runtime starts"),
     }
 }

@@ -10,6 +10,7 @@ mod write;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use aichemy_metastore::{Backend, Metastore};
 use aichemy_storage::StoreRegistry;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::DataType;
@@ -22,7 +23,8 @@ use iceberg_catalog_sql::{SqlBindStyle, SqlCatalog, SqlCatalogBuilder};
 pub use storage::{ObjectStoreStorage, ObjectStoreStorageFactory};
 
 use crate::{
-    ColumnSpec, CreateTableRequest, PropertyValue, Result, TableError, TableFormat, TableHandle,
+    ColumnSpec, CommitRetry, CreateTableRequest, PropertyValue, Result, TableError, TableFormat,
+    TableHandle,
 };
 use write::IcebergTable;
 
@@ -42,27 +44,30 @@ fn format_error(source: iceberg::Error) -> TableError {
 #[derive(Debug)]
 pub struct IcebergFormat {
     catalog: Arc<SqlCatalog>,
+    retry: CommitRetry,
     catalog_name: String,
     warehouse: String,
 }
 
 impl IcebergFormat {
-    /// Opens the catalog named `catalog_name` in the database at `metastore_url`, with new
+    /// Opens the catalog named `catalog_name` in the metastore's database, with new
     /// schemas placed under `warehouse` (a location URL).
     pub async fn open(
         catalog_name: &str,
-        metastore_url: &str,
+        metastore: &Metastore,
         warehouse: &str,
         stores: Arc<StoreRegistry>,
+        retry: CommitRetry,
     ) -> Result<Self> {
         let factory: Arc<dyn StorageFactory> = Arc::new(ObjectStoreStorageFactory::new(stores));
+        let bind_style = match metastore.backend() {
+            Backend::Sqlite => SqlBindStyle::QMark,
+            Backend::Postgres => SqlBindStyle::DollarNumeric,
+        };
         let props = HashMap::from([
-            ("uri".to_string(), metastore_url.to_string()),
+            ("uri".to_string(), metastore.url().to_string()),
             ("warehouse".to_string(), warehouse.to_string()),
-            (
-                "sql_bind_style".to_string(),
-                SqlBindStyle::QMark.to_string(),
-            ),
+            ("sql_bind_style".to_string(), bind_style.to_string()),
         ]);
         let catalog = SqlCatalogBuilder::default()
             .with_storage_factory(factory)
@@ -71,6 +76,7 @@ impl IcebergFormat {
             .map_err(format_error)?;
         Ok(Self {
             catalog: Arc::new(catalog),
+            retry,
             catalog_name: catalog_name.to_string(),
             warehouse: warehouse.trim_end_matches('/').to_string(),
         })
@@ -243,7 +249,7 @@ impl TableFormat for IcebergFormat {
         let comment = metadata.properties().get("comment").cloned();
 
         let provider = Arc::new(
-            IcebergTable::try_new(self.catalog.clone(), table)
+            IcebergTable::try_new(self.catalog.clone(), self.retry, table)
                 .await
                 .map_err(format_error)?,
         );

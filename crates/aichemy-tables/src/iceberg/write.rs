@@ -36,10 +36,10 @@ use iceberg::writer::file_writer::ParquetWriterBuilder;
 use iceberg::writer::partitioning::fanout_writer::FanoutWriter;
 use iceberg::writer::partitioning::unpartitioned_writer::UnpartitionedWriter;
 use iceberg::writer::partitioning::PartitioningWriter;
-use iceberg::{Catalog, TableIdent};
+use iceberg::{Catalog, ErrorKind, TableIdent};
 use iceberg_datafusion::IcebergStaticTableProvider;
 
-use crate::TableError;
+use crate::{CommitRetry, TableError};
 
 fn df_error(e: iceberg::Error) -> DataFusionError {
     DataFusionError::External(Box::new(e))
@@ -50,6 +50,7 @@ fn df_error(e: iceberg::Error) -> DataFusionError {
 #[derive(Debug)]
 pub(crate) struct IcebergTable {
     catalog: Arc<dyn Catalog>,
+    retry: CommitRetry,
     ident: TableIdent,
     scan: IcebergStaticTableProvider,
     /// The table's columns as the engine plans with them: without the field ids of nested
@@ -59,7 +60,11 @@ pub(crate) struct IcebergTable {
 }
 
 impl IcebergTable {
-    pub(crate) async fn try_new(catalog: Arc<dyn Catalog>, table: Table) -> iceberg::Result<Self> {
+    pub(crate) async fn try_new(
+        catalog: Arc<dyn Catalog>,
+        retry: CommitRetry,
+        table: Table,
+    ) -> iceberg::Result<Self> {
         let ident = table.identifier().clone();
         let scan = IcebergStaticTableProvider::try_new_from_table(table).await?;
         let schema = Arc::new(Schema::new_with_metadata(
@@ -77,6 +82,7 @@ impl IcebergTable {
         ));
         Ok(Self {
             catalog,
+            retry,
             ident,
             scan,
             schema,
@@ -128,6 +134,7 @@ impl TableProvider for IcebergTable {
         }
         let sink = IcebergSink {
             catalog: self.catalog.clone(),
+            retry: self.retry,
             ident: self.ident.clone(),
             schema: self.schema(),
         };
@@ -139,6 +146,7 @@ impl TableProvider for IcebergTable {
 #[derive(Debug)]
 struct IcebergSink {
     catalog: Arc<dyn Catalog>,
+    retry: CommitRetry,
     ident: TableIdent,
     schema: SchemaRef,
 }
@@ -181,14 +189,34 @@ impl DataSink for IcebergSink {
         if files.is_empty() {
             return Ok(rows);
         }
-        let tx = Transaction::new(&table);
-        let tx = tx
-            .fast_append()
-            .add_data_files(files)
-            .apply(tx)
-            .map_err(df_error)?;
-        tx.commit(self.catalog.as_ref()).await.map_err(df_error)?;
-        Ok(rows)
+        // Another writer may commit between our load and our commit: then the files are
+        // appended again on top of the newest snapshot, a bounded number of times.
+        let mut table = table;
+        let mut attempt = 0;
+        loop {
+            let tx = Transaction::new(&table);
+            let tx = tx
+                .fast_append()
+                .add_data_files(files.clone())
+                .apply(tx)
+                .map_err(df_error)?;
+            match tx.commit(self.catalog.as_ref()).await {
+                Ok(_) => return Ok(rows),
+                Err(e)
+                    if e.kind() == ErrorKind::CatalogCommitConflicts
+                        && attempt < self.retry.retries =>
+                {
+                    attempt += 1;
+                    self.retry.wait(attempt).await;
+                    table = self
+                        .catalog
+                        .load_table(&self.ident)
+                        .await
+                        .map_err(df_error)?;
+                }
+                Err(e) => return Err(df_error(e)),
+            }
+        }
     }
 }
 
