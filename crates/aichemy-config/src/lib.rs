@@ -45,6 +45,39 @@ pub struct Config {
     pub catalog_dir: Option<PathBuf>,
     /// How table commits that lose a race with another writer are retried.
     pub commit: CommitConfig,
+    /// Object storage: where tables may live, S3 settings, commit safety.
+    pub storage: StorageConfig,
+}
+
+/// Object storage settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Location prefixes (URLs) outside the warehouse where tables may also live, for
+    /// `WITH (location = …)` and Iceberg REST clients. Everything else is refused.
+    pub allowed_locations: Vec<String>,
+    /// Write even to an object store that does not enforce conditional writes (then two
+    /// writers can both win a commit and one's data is lost). Default false: such a store
+    /// is refused at start-up.
+    pub allow_unsafe_commits: bool,
+    /// The S3 (or S3-compatible) service of `s3://` locations; unset values come from the
+    /// standard `AWS_*` environment variables.
+    pub s3: S3Config,
+}
+
+/// An S3 or S3-compatible (MinIO, …) service.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    /// The service URL, for example `http://minio:9000`; default: AWS.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    /// The secret key; `${ENV:NAME}` and `${FILE:path}` keep it out of the file.
+    pub secret_access_key: Option<String>,
+    /// Path-style requests (`endpoint/bucket/key`), as MinIO needs. Default: true when an
+    /// endpoint is set.
+    pub path_style: Option<bool>,
 }
 
 /// Table commits: every format commits optimistically and, when another writer (of this
@@ -174,6 +207,7 @@ impl Default for Config {
             catalogs: BTreeMap::new(),
             catalog_dir: None,
             commit: CommitConfig::default(),
+            storage: StorageConfig::default(),
         }
     }
 }
@@ -264,6 +298,23 @@ impl Config {
             }
             "catalog_dir" => self.catalog_dir = Some(value.into()),
             "commit.retries" => self.commit.retries = parse(key, value)?,
+            "storage.allowed_locations" => {
+                self.storage.allowed_locations = value
+                    .split(',')
+                    .map(|l| l.trim().to_string())
+                    .filter(|l| !l.is_empty())
+                    .collect()
+            }
+            "storage.allow_unsafe_commits" => {
+                self.storage.allow_unsafe_commits = parse(key, value)?
+            }
+            "storage.s3.endpoint" => self.storage.s3.endpoint = Some(value.to_string()),
+            "storage.s3.region" => self.storage.s3.region = Some(value.to_string()),
+            "storage.s3.access_key_id" => self.storage.s3.access_key_id = Some(value.to_string()),
+            "storage.s3.secret_access_key" => {
+                self.storage.s3.secret_access_key = Some(value.to_string())
+            }
+            "storage.s3.path_style" => self.storage.s3.path_style = Some(parse(key, value)?),
             _ if key.starts_with("catalogs.") => {
                 let rest = &key["catalogs.".len()..];
                 let Some((name, field)) = rest.rsplit_once('.') else {

@@ -159,6 +159,9 @@ pub async fn create_schema(session: &Session, statement: Statement) -> Result<Ou
             ErrorCode::SCHEMA_ALREADY_EXISTS,
             format!("Schema '{catalog}.{schema}' already exists"),
         )),
+        Err(TableError::InvalidProperty { message, .. }) => {
+            Err(TrinoError::new(ErrorCode::INVALID_SCHEMA_PROPERTY, message))
+        }
         Err(e) => Err(e.into()),
     }
 }

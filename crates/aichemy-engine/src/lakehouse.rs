@@ -17,7 +17,7 @@ use aichemy_tables::hive::HiveStore;
 use aichemy_tables::iceberg::IcebergFormat;
 use aichemy_tables::lance::LanceStore;
 use aichemy_tables::registered::{RegisteredFormat, TableStore};
-use aichemy_tables::{CommitRetry, TableFormat, TableHandle};
+use aichemy_tables::{CommitRetry, LocationPolicy, TableFormat, TableHandle};
 use datafusion::catalog::CatalogProviderList;
 use datafusion::catalog::{
     CatalogProvider, MemoryCatalogProvider, MemoryCatalogProviderList, MemorySchemaProvider,
@@ -124,6 +124,8 @@ pub struct Lakehouse {
     admin_users: Vec<String>,
     metastore: Metastore,
     warehouse: String,
+    /// The `iceberg` catalog's format, which the Iceberg REST Catalog API serves too.
+    iceberg: Arc<IcebergFormat>,
     /// The queries of the server this lakehouse serves, for `system.runtime.queries`.
     query_log: std::sync::RwLock<Option<Arc<dyn QueryLog>>>,
 }
@@ -179,9 +181,14 @@ impl Lakehouse {
             CommitRetry {
                 retries: config.commit.retries,
             },
+            LocationPolicy::new(
+                std::iter::once(&warehouse).chain(&config.storage.allowed_locations),
+            )
+            .map_err(|e| TrinoError::new(ErrorCode::GENERIC_USER_ERROR, e))?,
         )
         .await?;
-        let iceberg: Arc<dyn TableFormat> = Arc::new(iceberg);
+        let iceberg_format = Arc::new(iceberg);
+        let iceberg: Arc<dyn TableFormat> = iceberg_format.clone();
         // Catalogs whose tables the metastore records, one store per format.
         let registered = |catalog: &str, store: Arc<dyn TableStore>| -> Arc<dyn TableFormat> {
             Arc::new(RegisteredFormat::new(
@@ -245,6 +252,7 @@ impl Lakehouse {
             admin_users: config.server.admin_users.clone(),
             metastore,
             warehouse,
+            iceberg: iceberg_format,
             query_log: std::sync::RwLock::new(None),
         }))
     }
@@ -270,6 +278,11 @@ impl Lakehouse {
 
     pub fn warehouse(&self) -> &str {
         &self.warehouse
+    }
+
+    /// The `iceberg` catalog, as the Iceberg REST Catalog API serves it.
+    pub fn iceberg(&self) -> Arc<IcebergFormat> {
+        self.iceberg.clone()
     }
 
     pub fn catalog_names(&self) -> Vec<String> {

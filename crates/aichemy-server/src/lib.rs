@@ -13,6 +13,7 @@
 
 pub mod auth;
 mod encode;
+pub mod iceberg_rest;
 mod idle;
 pub mod private_file;
 mod query;
@@ -118,6 +119,7 @@ pub async fn serve(
     lakehouse.set_query_log(Arc::new(queries.clone()));
     let handle = axum_server::Handle::new();
     let mut servers = tokio::task::JoinSet::new();
+    let tokens = Arc::new(iceberg_rest::Tokens::default());
     if let Some(addr) = options.http {
         let listener = bind(addr)?;
         tracing::info!(address = %listener.local_addr()?, "Trino protocol listening (http)");
@@ -126,7 +128,15 @@ pub async fn serve(
                 idle: options.idle_timeout,
             })
             .handle(handle.clone());
-        let app = router(queries.clone(), "http", options.security.clone());
+        let app = router(queries.clone(), "http", options.security.clone()).nest(
+            "/iceberg",
+            iceberg_rest::router(
+                lakehouse.iceberg(),
+                "http",
+                options.security.clone(),
+                tokens.clone(),
+            ),
+        );
         servers.spawn(server.serve(app.into_make_service()));
     }
     if let Some((addr, config)) = options.https {
@@ -142,7 +152,15 @@ pub async fn serve(
         let server = axum_server::from_tcp(listener)
             .acceptor(acceptor)
             .handle(handle.clone());
-        let app = router(queries.clone(), "https", options.security.clone());
+        let app = router(queries.clone(), "https", options.security.clone()).nest(
+            "/iceberg",
+            iceberg_rest::router(
+                lakehouse.iceberg(),
+                "https",
+                options.security.clone(),
+                tokens.clone(),
+            ),
+        );
         servers.spawn(server.serve(app.into_make_service()));
     }
     let reaper = {

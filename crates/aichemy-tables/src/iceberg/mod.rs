@@ -2,6 +2,7 @@
 //! pointers in the `iceberg-catalog-sql` schema of the metastore database so that
 //! PyIceberg's `SqlCatalog` and Java's JDBC catalog share the same tables.
 
+mod commit;
 mod partitioning;
 mod storage;
 mod types;
@@ -14,17 +15,18 @@ use aichemy_metastore::{Backend, Metastore};
 use aichemy_storage::StoreRegistry;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::DataType;
-use iceberg::io::StorageFactory;
+use iceberg::io::{FileIO, FileIOBuilder, StorageFactory};
 use iceberg::spec::Schema;
 use iceberg::transaction::{AddColumn, ApplyTransactionAction, Transaction};
 use iceberg::{Catalog, CatalogBuilder, ErrorKind, NamespaceIdent, TableCreation, TableIdent};
 use iceberg_catalog_sql::{SqlBindStyle, SqlCatalog, SqlCatalogBuilder};
 
+pub use commit::{namespace_key, CommitError, Committed, TableChange};
 pub use storage::{ObjectStoreStorage, ObjectStoreStorageFactory};
 
 use crate::{
-    ColumnSpec, CommitRetry, CreateTableRequest, PropertyValue, Result, TableError, TableFormat,
-    TableHandle,
+    ColumnSpec, CommitRetry, CreateTableRequest, LocationPolicy, PropertyValue, Result, TableError,
+    TableFormat, TableHandle,
 };
 use write::IcebergTable;
 
@@ -45,6 +47,10 @@ fn format_error(source: iceberg::Error) -> TableError {
 pub struct IcebergFormat {
     catalog: Arc<SqlCatalog>,
     retry: CommitRetry,
+    /// The same database, for the pointer swaps of REST commits.
+    metastore: Metastore,
+    file_io: FileIO,
+    locations: LocationPolicy,
     catalog_name: String,
     warehouse: String,
 }
@@ -58,6 +64,7 @@ impl IcebergFormat {
         warehouse: &str,
         stores: Arc<StoreRegistry>,
         retry: CommitRetry,
+        locations: LocationPolicy,
     ) -> Result<Self> {
         let factory: Arc<dyn StorageFactory> = Arc::new(ObjectStoreStorageFactory::new(stores));
         let bind_style = match metastore.backend() {
@@ -69,6 +76,7 @@ impl IcebergFormat {
             ("warehouse".to_string(), warehouse.to_string()),
             ("sql_bind_style".to_string(), bind_style.to_string()),
         ]);
+        let file_io = FileIOBuilder::new(factory.clone()).build();
         let catalog = SqlCatalogBuilder::default()
             .with_storage_factory(factory)
             .load(catalog_name, props)
@@ -77,9 +85,32 @@ impl IcebergFormat {
         Ok(Self {
             catalog: Arc::new(catalog),
             retry,
+            metastore: metastore.clone(),
+            file_io,
+            locations,
             catalog_name: catalog_name.to_string(),
             warehouse: warehouse.trim_end_matches('/').to_string(),
         })
+    }
+
+    /// The Iceberg catalog itself, for the REST Catalog API's namespace and table calls.
+    pub fn catalog(&self) -> Arc<dyn Catalog> {
+        self.catalog.clone()
+    }
+
+    /// Where new schemas go (a location URL without a trailing slash).
+    pub fn warehouse(&self) -> &str {
+        &self.warehouse
+    }
+
+    /// File access to the warehouse, as the catalog's tables use it.
+    pub fn file_io(&self) -> &FileIO {
+        &self.file_io
+    }
+
+    /// Checks a location a client asked for; answers it normalized.
+    pub fn check_location(&self, location: &str) -> std::result::Result<String, String> {
+        self.locations.check(location)
     }
 
     fn namespace(schema: &str) -> NamespaceIdent {
@@ -172,7 +203,16 @@ impl TableFormat for IcebergFormat {
                 schema: schema.to_string(),
             });
         }
-        let location = location.unwrap_or_else(|| format!("{}/{schema}", self.warehouse));
+        let location =
+            match location {
+                Some(location) => self.locations.check(&location).map_err(|message| {
+                    TableError::InvalidProperty {
+                        property: "location".into(),
+                        message,
+                    }
+                })?,
+                None => format!("{}/{schema}", self.warehouse),
+            };
         let props = HashMap::from([("location".to_string(), location)]);
         self.catalog
             .create_namespace(&Self::namespace(schema), props)
@@ -326,7 +366,16 @@ impl TableFormat for IcebergFormat {
             .name(request.name.clone())
             .schema(schema)
             .partition_spec(spec)
-            .location_opt(request.string_property("location")?)
+            .location_opt(
+                request
+                    .string_property("location")?
+                    .map(|location| self.locations.check(&location))
+                    .transpose()
+                    .map_err(|message| TableError::InvalidProperty {
+                        property: "location".into(),
+                        message,
+                    })?,
+            )
             .properties(properties)
             .build();
         self.catalog
