@@ -12,6 +12,7 @@ import trino
 
 from lakehouse import BIN, Server
 from postgres import PASSWORD, USER, Postgres
+from s3 import S3Server
 
 PASSWORD_ENV = "AICHEMY_TEST_METASTORE_PASSWORD"
 
@@ -82,10 +83,20 @@ def test_two_nodes_on_one_postgres_metastore_act_as_one_lakehouse(postgres, tmp_
     assert rows.split() == ["shop.items"]
 
 
+@pytest.fixture(scope="module")
+def s3():
+    server = S3Server()
+    yield server
+    server.stop()
+
+
 @pytest.mark.parametrize("fmt", ["iceberg", "delta", "lance"])
-def test_concurrent_inserts_through_two_nodes_all_land(postgres, tmp_path, fmt):
-    env = new_database(postgres, f"meta_writers_{fmt}")
-    nodes = [Server(tmp_path, env=env), Server(tmp_path, env=env)]
+def test_concurrent_inserts_through_two_nodes_on_s3_all_land(postgres, s3, fmt):
+    """4 writers x 50 INSERTs into one table through two nodes sharing a PostgreSQL
+    metastore and a bucket: every acknowledged row is there exactly once."""
+    env = {**new_database(postgres, f"meta_writers_{fmt}"), **s3.env()}
+    warehouse = f"s3://{s3.bucket}/writers-{fmt}"
+    nodes = [Server(warehouse, env=env), Server(warehouse, env=env)]
     writers, inserts = 4, 50
     try:
         query(nodes[0], f"CREATE SCHEMA {fmt}.w")

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use aichemy_config::Config;
 use aichemy_federation::PostgresCatalog;
 use aichemy_metastore::Metastore;
-use aichemy_storage::StoreRegistry;
+use aichemy_storage::{S3Settings, StorageOptions, StoreRegistry};
 use aichemy_tables::delta::DeltaStore;
 use aichemy_tables::hive::HiveStore;
 use aichemy_tables::iceberg::IcebergFormat;
@@ -150,6 +150,77 @@ pub trait QueryLog: std::fmt::Debug + Send + Sync {
     fn queries(&self) -> Vec<QueryRecord>;
 }
 
+/// The storage options of `s3://` stores: the configuration's S3 settings, the secret key
+/// read from `${ENV:…}`/`${FILE:…}` when it is a reference.
+fn storage_options(config: &Config) -> Result<StorageOptions> {
+    let s3 = &config.storage.s3;
+    let secret = s3
+        .secret_access_key
+        .as_deref()
+        .map(aichemy_config::resolve_secret)
+        .transpose()
+        .map_err(|message| {
+            TrinoError::new(
+                ErrorCode::GENERIC_USER_ERROR,
+                format!("storage.s3.secret_access_key: {message}"),
+            )
+        })?;
+    Ok(S3Settings {
+        endpoint: s3.endpoint.clone(),
+        region: s3.region.clone(),
+        access_key_id: s3.access_key_id.clone(),
+        secret_access_key: secret,
+        path_style: s3.path_style,
+    }
+    .storage_options())
+}
+
+/// Proves that the object store of a remote warehouse refuses a second put-if-absent of
+/// one object, as every format's commit relies on; refuses to start otherwise unless the
+/// user opted into unsafe commits. Also fails early when the bucket cannot be written.
+async fn check_conditional_writes(
+    stores: &StoreRegistry,
+    warehouse: &str,
+    allow_unsafe: bool,
+) -> Result<()> {
+    use aichemy_storage::object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+    let probe = format!(
+        "{warehouse}/_aichemy/commit-probe/{}",
+        uuid::Uuid::new_v4().simple()
+    );
+    let external = |message: String| TrinoError::new(ErrorCode::GENERIC_EXTERNAL, message);
+    let (store, path) = stores
+        .resolve(&probe)
+        .map_err(|e| external(e.to_string()))?;
+    let create = || PutOptions {
+        mode: PutMode::Create,
+        ..PutOptions::default()
+    };
+    store
+        .put_opts(&path, PutPayload::from_static(b"1"), create())
+        .await
+        .map_err(|e| external(format!("cannot write to the warehouse at {warehouse}: {e}")))?;
+    let second = store
+        .put_opts(&path, PutPayload::from_static(b"2"), create())
+        .await;
+    let _ = store.delete(&path).await;
+    match second {
+        Err(aichemy_storage::object_store::Error::AlreadyExists { .. }) => Ok(()),
+        _ if allow_unsafe => {
+            tracing::warn!(
+                "the object store of {warehouse} does not enforce conditional writes: \
+                 concurrent commits may lose data (storage.allow_unsafe_commits is set)"
+            );
+            Ok(())
+        }
+        _ => Err(external(format!(
+            "the object store of {warehouse} does not enforce conditional writes \
+             (If-None-Match): two writers could both win a commit. Use a store that does, \
+             or set storage.allow_unsafe_commits = true to write anyway"
+        ))),
+    }
+}
+
 impl Lakehouse {
     /// Opens the lakehouse the configuration describes, creating the warehouse and
     /// metastore on first use.
@@ -171,8 +242,12 @@ impl Lakehouse {
             .metastore_url()
             .map_err(|e| TrinoError::new(ErrorCode::GENERIC_USER_ERROR, e.to_string()))?;
         let metastore = Metastore::open(&metastore_url).await?;
-        let stores = Arc::new(StoreRegistry::new());
+        let stores = Arc::new(StoreRegistry::with_options(storage_options(config)?));
         let warehouse = warehouse.to_string().trim_end_matches('/').to_string();
+        if !warehouse.starts_with("file:") {
+            check_conditional_writes(&stores, &warehouse, config.storage.allow_unsafe_commits)
+                .await?;
+        }
         let iceberg = IcebergFormat::open(
             "iceberg",
             &metastore,
@@ -200,8 +275,8 @@ impl Lakehouse {
             ))
         };
         let hive = registered("hive", Arc::new(HiveStore::new(stores.clone())));
-        let delta = registered("delta", Arc::new(DeltaStore::new()));
-        let lance = registered("lance", Arc::new(LanceStore::new()));
+        let delta = registered("delta", Arc::new(DeltaStore::new(stores.options().clone())));
+        let lance = registered("lance", Arc::new(LanceStore::new(stores.options().clone())));
         let mut catalogs = BTreeMap::new();
         for name in BUILTIN_CATALOGS {
             let entry = match name {

@@ -624,19 +624,64 @@ async fn list_tables(State(app): State<RestApp>, Path(namespace): Path<String>) 
     Ok(axum::Json(json!({ "identifiers": identifiers })).into_response())
 }
 
+/// What a client needs to reach the files of a table on S3: the endpoint, region and
+/// addressing style, and the keys when it asked for vended credentials.
+fn file_access(app: &RestApp, headers: &HeaderMap, metadata: &TableMetadata) -> Value {
+    let mut config = serde_json::Map::new();
+    if !metadata.location().starts_with("s3") {
+        return Value::Object(config);
+    }
+    let vended = headers
+        .get("x-iceberg-access-delegation")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|m| m.trim() == "vended-credentials"));
+    let options = app.format.storage_options();
+    let mut put = |key: &str, option: &str| {
+        if let Some(value) = options.get(option) {
+            config.insert(key.to_string(), json!(value));
+        }
+    };
+    put("s3.endpoint", "aws_endpoint");
+    put("s3.region", "aws_region");
+    put("client.region", "aws_region");
+    if vended {
+        put("s3.access-key-id", "aws_access_key_id");
+        put("s3.secret-access-key", "aws_secret_access_key");
+    }
+    if options
+        .get("aws_virtual_hosted_style_request")
+        .map(String::as_str)
+        == Some("false")
+    {
+        config.insert("s3.path-style-access".into(), json!("true"));
+    }
+    Value::Object(config)
+}
+
 /// A LoadTableResult; without a metadata location for a staged table.
-fn load_result(location: Option<&str>, metadata: &TableMetadata) -> RestResult {
+fn load_result(
+    app: &RestApp,
+    headers: &HeaderMap,
+    location: Option<&str>,
+    metadata: &TableMetadata,
+) -> RestResult {
+    let config = file_access(app, headers, metadata);
     let metadata = serde_json::to_value(metadata)
         .map_err(|e| RestError::bad_request(format!("cannot encode the metadata: {e}")))?;
-    let mut result = json!({"metadata": metadata, "config": {}});
+    let mut result = json!({"metadata": metadata, "config": config});
     if let Some(location) = location {
         result["metadata-location"] = json!(location);
     }
     Ok(axum::Json(result).into_response())
 }
 
-fn committed_result(committed: &Committed) -> RestResult {
-    load_result(Some(&committed.metadata_location), &committed.metadata)
+fn committed_result(app: &RestApp, headers: &HeaderMap, committed: &Committed) -> RestResult {
+    load_result(
+        app,
+        headers,
+        Some(&committed.metadata_location),
+        &committed.metadata,
+    )
 }
 
 #[derive(Deserialize)]
@@ -656,6 +701,7 @@ struct CreateTable {
 async fn create_table(
     State(app): State<RestApp>,
     Path(namespace): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> RestResult {
     let namespace = namespace_of(&namespace)?;
@@ -682,10 +728,10 @@ async fn create_table(
             .into());
         }
         let metadata = app.format.new_metadata(&namespace, creation).await?;
-        return load_result(None, &metadata);
+        return load_result(&app, &headers, None, &metadata);
     }
     let committed = app.format.create(&namespace, creation).await?;
-    committed_result(&committed)
+    committed_result(&app, &headers, &committed)
 }
 
 fn table_ident(namespace: &str, table: String) -> RestResult<TableIdent> {
@@ -695,10 +741,11 @@ fn table_ident(namespace: &str, table: String) -> RestResult<TableIdent> {
 async fn load_table(
     State(app): State<RestApp>,
     Path((namespace, table)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> RestResult {
     let ident = table_ident(&namespace, table)?;
     let committed = app.format.current(&ident).await?;
-    committed_result(&committed)
+    committed_result(&app, &headers, &committed)
 }
 
 async fn table_exists(
@@ -739,6 +786,7 @@ struct CommitTable {
 async fn commit_table(
     State(app): State<RestApp>,
     Path((namespace, table)): Path<(String, String)>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> RestResult {
     let ident = table_ident(&namespace, table)?;
@@ -758,7 +806,7 @@ async fn commit_table(
             updates: request.updates,
         }])
         .await?;
-    committed_result(&committed.remove(0))
+    committed_result(&app, &headers, &committed.remove(0))
 }
 
 #[derive(Deserialize)]

@@ -30,16 +30,73 @@ pub enum StorageError {
     },
 }
 
+/// Settings of `s3://` stores as object_store configuration keys (`aws_endpoint`,
+/// `aws_access_key_id`, …), which deltalake and Lance take as their storage options too.
+/// Keys not given here come from the standard `AWS_*` environment variables.
+pub type StorageOptions = HashMap<String, String>;
+
+/// The S3 service of `s3://` locations, as the configuration names it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct S3Settings {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    /// Default: true when an endpoint is set (MinIO and most S3-compatible servers).
+    pub path_style: Option<bool>,
+}
+
+impl S3Settings {
+    /// The settings as storage options.
+    pub fn storage_options(&self) -> StorageOptions {
+        let mut options = StorageOptions::new();
+        if let Some(endpoint) = &self.endpoint {
+            options.insert("aws_endpoint".into(), endpoint.clone());
+            if endpoint.starts_with("http://") {
+                options.insert("aws_allow_http".into(), "true".into());
+            }
+        }
+        let path_style = self.path_style.unwrap_or(self.endpoint.is_some());
+        if path_style {
+            options.insert("aws_virtual_hosted_style_request".into(), "false".into());
+        }
+        for (key, value) in [
+            ("aws_region", &self.region),
+            ("aws_access_key_id", &self.access_key_id),
+            ("aws_secret_access_key", &self.secret_access_key),
+        ] {
+            if let Some(value) = value {
+                options.insert(key.into(), value.clone());
+            }
+        }
+        options
+    }
+}
+
 /// Resolves location URLs to object stores, keeping one store per bucket (or one for the
 /// local file system) so that connections are shared.
 #[derive(Debug, Default)]
 pub struct StoreRegistry {
     stores: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
+    options: StorageOptions,
 }
 
 impl StoreRegistry {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A registry whose `s3://` stores use `options` over the environment.
+    pub fn with_options(options: StorageOptions) -> Self {
+        Self {
+            stores: Mutex::default(),
+            options,
+        }
+    }
+
+    /// The storage options of `s3://` stores.
+    pub fn options(&self) -> &StorageOptions {
+        &self.options
     }
 
     /// The store that holds `location` and the path of `location` inside it.
@@ -51,7 +108,7 @@ impl StoreRegistry {
             match stores.get(&key) {
                 Some(store) => store.clone(),
                 None => {
-                    let store = open_store(&url, location)?;
+                    let store = open_store(&url, location, &self.options)?;
                     stores.insert(key, store.clone());
                     store
                 }
@@ -92,17 +149,26 @@ pub fn parse_location(location: &str) -> Result<Url, StorageError> {
     })
 }
 
-fn open_store(url: &Url, location: &str) -> Result<Arc<dyn ObjectStore>, StorageError> {
+fn open_store(
+    url: &Url,
+    location: &str,
+    options: &StorageOptions,
+) -> Result<Arc<dyn ObjectStore>, StorageError> {
     match url.scheme() {
         "file" => Ok(Arc::new(LocalFileSystem::new())),
         "s3" | "s3a" => {
-            let store = AmazonS3Builder::from_env()
-                .with_url(url.as_str())
-                .build()
-                .map_err(|source| StorageError::Open {
+            let mut builder = AmazonS3Builder::from_env().with_url(url.as_str());
+            for (key, value) in options {
+                let key = key.parse().map_err(|source| StorageError::Open {
                     location: location.to_string(),
                     source,
                 })?;
+                builder = builder.with_config(key, value);
+            }
+            let store = builder.build().map_err(|source| StorageError::Open {
+                location: location.to_string(),
+                source,
+            })?;
             Ok(Arc::new(store))
         }
         scheme => Err(StorageError::UnsupportedScheme {
@@ -145,6 +211,27 @@ mod tests {
     fn unknown_schemes_are_refused() {
         let err = StoreRegistry::new().resolve("ftp://x/y").unwrap_err();
         assert!(matches!(err, StorageError::UnsupportedScheme { .. }));
+    }
+
+    #[test]
+    fn s3_settings_become_object_store_options() {
+        let options = S3Settings {
+            endpoint: Some("http://127.0.0.1:9000".into()),
+            region: Some("eu-west-1".into()),
+            access_key_id: Some("id".into()),
+            secret_access_key: Some("secret".into()),
+            path_style: None,
+        }
+        .storage_options();
+        assert_eq!(options["aws_endpoint"], "http://127.0.0.1:9000");
+        assert_eq!(options["aws_allow_http"], "true");
+        assert_eq!(options["aws_virtual_hosted_style_request"], "false");
+        assert_eq!(options["aws_secret_access_key"], "secret");
+        // AWS itself: virtual-hosted requests, HTTPS, keys from the environment.
+        let aws = S3Settings::default().storage_options();
+        assert!(aws.is_empty());
+        let registry = StoreRegistry::with_options(options);
+        assert!(registry.resolve("s3://bucket/wh/t").is_ok());
     }
 
     #[test]

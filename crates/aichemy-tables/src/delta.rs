@@ -17,6 +17,8 @@ use deltalake::DeltaTable;
 use url::Url;
 
 use crate::registered::TableStore;
+use aichemy_storage::StorageOptions;
+
 use crate::{CreateTableRequest, PropertyValue, Result, TableError};
 
 const FORMAT: &str = "Delta Lake";
@@ -39,7 +41,7 @@ fn table_url(location: &str) -> Result<Url> {
 }
 
 /// Opens the Delta table at a location (not yet created when it has no version).
-async fn load(location: &str) -> Result<DeltaTable> {
+async fn load(location: &str, options: &StorageOptions) -> Result<DeltaTable> {
     let url = table_url(location)?;
     // deltalake refuses local folders that do not exist yet.
     if url.scheme() == "file" {
@@ -49,18 +51,24 @@ async fn load(location: &str) -> Result<DeltaTable> {
             })?;
         }
     }
-    DeltaTable::try_from_url(url).await.map_err(delta_error)
+    DeltaTable::try_from_url_with_storage_options(url, options.clone())
+        .await
+        .map_err(delta_error)
 }
 
 /// Delta Lake tables.
 #[derive(Debug, Default)]
-pub struct DeltaStore;
+pub struct DeltaStore {
+    options: StorageOptions,
+}
 
 impl DeltaStore {
-    pub fn new() -> Self {
-        // s3:// locations are served by deltalake's AWS log store.
+    /// Delta tables whose `s3://` locations use `options`.
+    pub fn new(options: StorageOptions) -> Self {
+        // s3:// locations are served by deltalake's AWS log store, which commits with
+        // put-if-absent (If-None-Match).
         deltalake::aws::register_handlers(None);
-        Self
+        Self { options }
     }
 }
 
@@ -112,7 +120,7 @@ impl TableStore for DeltaStore {
                 });
             }
         }
-        let table = load(location).await?;
+        let table = load(location, &self.options).await?;
         if table.version().is_some() {
             // An existing Delta table at the named location is registered, when the
             // declared columns are its columns.
@@ -183,7 +191,7 @@ impl TableStore for DeltaStore {
         record: &TableRecord,
         _schema: SchemaRef,
     ) -> Result<Arc<dyn TableProvider>> {
-        let table = load(&record.location).await?;
+        let table = load(&record.location, &self.options).await?;
         if table.version().is_none() {
             return Err(TableError::Storage {
                 message: format!("No Delta table at {}", record.location),
@@ -207,7 +215,7 @@ impl TableStore for DeltaStore {
                 format: FORMAT,
                 source: Box::new(e),
             })?;
-        load(&record.location)
+        load(&record.location, &self.options)
             .await?
             .add_columns()
             .with_fields([field])

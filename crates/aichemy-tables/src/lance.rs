@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aichemy_metastore::TableRecord;
+use aichemy_storage::StorageOptions;
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatchIterator};
 use datafusion::arrow::compute::{cast_with_options, CastOptions};
@@ -31,7 +32,9 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan};
 use futures::{StreamExt, TryStreamExt};
 use lance::datafusion::LanceTableProvider;
+use lance::dataset::builder::DatasetBuilder;
 use lance::dataset::{InsertBuilder, NewColumnTransform, WriteDestination, WriteMode, WriteParams};
+use lance::io::{ObjectStoreParams, StorageOptionsAccessor};
 use lance::Dataset;
 
 use crate::registered::TableStore;
@@ -51,29 +54,42 @@ fn df_error(e: lance::Error) -> DataFusionError {
 }
 
 /// The dataset at a location; `None` when none was written there yet.
-async fn open_dataset(location: &str) -> Result<Option<Dataset>> {
-    match Dataset::open(location).await {
+async fn open_dataset(location: &str, options: &StorageOptions) -> Result<Option<Dataset>> {
+    let opened = DatasetBuilder::from_uri(location)
+        .with_storage_options(options.clone())
+        .load()
+        .await;
+    match opened {
         Ok(dataset) => Ok(Some(dataset)),
         Err(lance::Error::DatasetNotFound { .. } | lance::Error::NotFound { .. }) => Ok(None),
         Err(e) => Err(lance_error(e)),
     }
 }
 
-fn write_params(mode: WriteMode) -> WriteParams {
+fn write_params(mode: WriteMode, options: &StorageOptions) -> WriteParams {
     WriteParams {
         mode,
         data_storage_version: "2.2".parse().ok(),
+        store_params: Some(ObjectStoreParams {
+            storage_options_accessor: Some(Arc::new(StorageOptionsAccessor::with_static_options(
+                options.clone(),
+            ))),
+            ..ObjectStoreParams::default()
+        }),
         ..WriteParams::default()
     }
 }
 
-/// Lance datasets.
+/// Lance datasets. On `s3://` Lance commits each version with put-if-absent.
 #[derive(Debug, Default)]
-pub struct LanceStore;
+pub struct LanceStore {
+    options: StorageOptions,
+}
 
 impl LanceStore {
-    pub fn new() -> Self {
-        Self
+    /// Lance datasets whose `s3://` locations use `options`.
+    pub fn new(options: StorageOptions) -> Self {
+        Self { options }
     }
 }
 
@@ -94,7 +110,7 @@ impl TableStore for LanceStore {
         _request: &CreateTableRequest,
         external: bool,
     ) -> Result<Vec<(String, PropertyValue)>> {
-        if let Some(dataset) = open_dataset(location).await? {
+        if let Some(dataset) = open_dataset(location, &self.options).await? {
             if !external {
                 return Err(TableError::Storage {
                     message: format!("A Lance dataset already exists at {location}"),
@@ -129,16 +145,19 @@ impl TableStore for LanceStore {
         record: &TableRecord,
         schema: SchemaRef,
     ) -> Result<Arc<dyn TableProvider>> {
-        let dataset = open_dataset(&record.location).await?.map(Arc::new);
+        let dataset = open_dataset(&record.location, &self.options)
+            .await?
+            .map(Arc::new);
         Ok(Arc::new(LanceTable {
             location: record.location.clone(),
             schema,
             dataset,
+            options: self.options.clone(),
         }))
     }
 
     async fn add_column(&self, record: &TableRecord, schema: &SchemaRef) -> Result<()> {
-        let Some(mut dataset) = open_dataset(&record.location).await? else {
+        let Some(mut dataset) = open_dataset(&record.location, &self.options).await? else {
             return Ok(());
         };
         let Some(added) = schema.fields().last() else {
@@ -158,6 +177,7 @@ struct LanceTable {
     location: String,
     schema: SchemaRef,
     dataset: Option<Arc<Dataset>>,
+    options: StorageOptions,
 }
 
 #[async_trait]
@@ -255,6 +275,7 @@ impl TableProvider for LanceTable {
         let sink = LanceSink {
             location: self.location.clone(),
             schema: self.schema.clone(),
+            options: self.options.clone(),
         };
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }
@@ -265,6 +286,7 @@ impl TableProvider for LanceTable {
 struct LanceSink {
     location: String,
     schema: SchemaRef,
+    options: StorageOptions,
 }
 
 impl DisplayAs for LanceSink {
@@ -363,11 +385,13 @@ impl LanceSink {
             .map(|b| conform(b, &schema))
             .collect::<DFResult<Vec<_>>>()?;
         let reader = RecordBatchIterator::new(conformed.into_iter().map(Ok), schema);
-        Ok(
-            Dataset::write(reader, &self.location, Some(write_params(mode)))
-                .await
-                .map(drop),
+        Ok(Dataset::write(
+            reader,
+            &self.location,
+            Some(write_params(mode, &self.options)),
         )
+        .await
+        .map(drop))
     }
 }
 
@@ -386,7 +410,7 @@ impl DataSink for LanceSink {
         data: SendableRecordBatchStream,
         _context: &Arc<TaskContext>,
     ) -> DFResult<u64> {
-        let existing = open_dataset(&self.location)
+        let existing = open_dataset(&self.location, &self.options)
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let Some(dataset) = existing else {
@@ -404,7 +428,7 @@ impl DataSink for LanceSink {
                 Err(lance::Error::DatasetAlreadyExists { .. }) => {
                     // Another writer (of this node or another) created it first: append
                     // to theirs, in its storage types.
-                    let dataset = open_dataset(&self.location)
+                    let dataset = open_dataset(&self.location, &self.options)
                         .await
                         .map_err(|e| DataFusionError::External(Box::new(e)))?
                         .ok_or_else(|| {
@@ -445,7 +469,7 @@ impl DataSink for LanceSink {
         });
         let stream: SendableRecordBatchStream =
             Box::pin(RecordBatchStreamAdapter::new(target, shaped));
-        let params = write_params(WriteMode::Append);
+        let params = write_params(WriteMode::Append, &self.options);
         InsertBuilder::new(WriteDestination::Dataset(Arc::new(dataset)))
             .with_params(&params)
             .execute_stream(stream)

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use aichemy_metastore::{Backend, Metastore};
-use aichemy_storage::StoreRegistry;
+use aichemy_storage::{StorageOptions, StoreRegistry};
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::DataType;
 use iceberg::io::{FileIO, FileIOBuilder, StorageFactory};
@@ -51,6 +51,8 @@ pub struct IcebergFormat {
     metastore: Metastore,
     file_io: FileIO,
     locations: LocationPolicy,
+    /// The settings of `s3://` stores, which REST clients need to reach the files.
+    storage_options: StorageOptions,
     catalog_name: String,
     warehouse: String,
 }
@@ -66,6 +68,7 @@ impl IcebergFormat {
         retry: CommitRetry,
         locations: LocationPolicy,
     ) -> Result<Self> {
+        let storage_options = stores.options().clone();
         let factory: Arc<dyn StorageFactory> = Arc::new(ObjectStoreStorageFactory::new(stores));
         let bind_style = match metastore.backend() {
             Backend::Sqlite => SqlBindStyle::QMark,
@@ -88,6 +91,7 @@ impl IcebergFormat {
             metastore: metastore.clone(),
             file_io,
             locations,
+            storage_options,
             catalog_name: catalog_name.to_string(),
             warehouse: warehouse.trim_end_matches('/').to_string(),
         })
@@ -106,6 +110,11 @@ impl IcebergFormat {
     /// File access to the warehouse, as the catalog's tables use it.
     pub fn file_io(&self) -> &FileIO {
         &self.file_io
+    }
+
+    /// The settings of `s3://` stores (object_store keys such as `aws_endpoint`).
+    pub fn storage_options(&self) -> &StorageOptions {
+        &self.storage_options
     }
 
     /// Checks a location a client asked for; answers it normalized.
