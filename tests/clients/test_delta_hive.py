@@ -6,13 +6,14 @@ through an external hive table."""
 import datetime
 import decimal
 import os
+import subprocess
 
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from deltalake import DeltaTable, write_deltalake
 
-from lakehouse import aichemy
+from lakehouse import aichemy, sql_command
 
 
 def test_deltalake_reads_what_aichemy_wrote(warehouse):
@@ -51,7 +52,9 @@ def test_deltalake_reads_what_aichemy_wrote(warehouse):
     assert DeltaTable(str(warehouse / "delta" / "d" / "orders")).version() == 2
 
 
-def test_aichemy_registers_reads_and_appends_to_a_deltalake_table(warehouse, tmp_path):
+def test_aichemy_registers_reads_and_appends_to_a_deltalake_table(warehouse, tmp_path, monkeypatch):
+    # Files outside the warehouse are reachable only under storage.allowed_locations.
+    monkeypatch.setenv("AICHEMY_STORAGE__ALLOWED_LOCATIONS", f"file://{tmp_path}")
     folder = tmp_path / "external" / "people"
     data = pa.table({
         "id": pa.array([1, 2], pa.int64()),
@@ -84,7 +87,9 @@ def test_aichemy_registers_reads_and_appends_to_a_deltalake_table(warehouse, tmp
     assert DeltaTable(str(folder)).version() == 1
 
 
-def test_pyarrow_reads_aichemy_hive_folders_and_aichemy_reads_pyarrow_files(warehouse, tmp_path):
+def test_pyarrow_reads_aichemy_hive_folders_and_aichemy_reads_pyarrow_files(warehouse, tmp_path, monkeypatch):
+    # Files outside the warehouse are reachable only under storage.allowed_locations.
+    monkeypatch.setenv("AICHEMY_STORAGE__ALLOWED_LOCATIONS", f"file://{tmp_path}")
     aichemy(
         warehouse,
         """
@@ -127,3 +132,16 @@ def test_pyarrow_reads_aichemy_hive_folders_and_aichemy_reads_pyarrow_files(ware
     files_before = sorted(str(p) for p in external.rglob("*.parquet"))
     aichemy(warehouse, "DROP TABLE hive.h.clicks")
     assert sorted(str(p) for p in external.rglob("*.parquet")) == files_before
+
+
+def test_locations_outside_the_warehouse_are_refused(warehouse, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    done = subprocess.run(
+        sql_command(warehouse, "CREATE SCHEMA delta.x; CREATE TABLE delta.x.t (id BIGINT) "
+                               f"WITH (location = 'file://{outside}')"),
+        capture_output=True, text=True)
+    assert done.returncode != 0
+    assert "INVALID_TABLE_PROPERTY: Invalid location" in done.stderr
+    assert "outside the warehouse and the allowed locations" in done.stderr
+    assert list(outside.iterdir()) == []

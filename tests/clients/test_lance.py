@@ -36,7 +36,9 @@ def test_pylance_reads_what_aichemy_wrote(warehouse):
     assert lance.dataset(str(warehouse / "lance" / "ln_test" / "embeddings")).version == 2
 
 
-def test_aichemy_reads_and_appends_to_what_pylance_wrote(warehouse, tmp_path):
+def test_aichemy_reads_and_appends_to_what_pylance_wrote(warehouse, tmp_path, monkeypatch):
+    # Files outside the warehouse are reachable only under storage.allowed_locations.
+    monkeypatch.setenv("AICHEMY_STORAGE__ALLOWED_LOCATIONS", f"file://{tmp_path}")
     folder = tmp_path / "vectors.lance"
     table = pa.table({
         "id": pa.array([1, 2], pa.int64()),

@@ -248,6 +248,10 @@ impl Lakehouse {
             check_conditional_writes(&stores, &warehouse, config.storage.allow_unsafe_commits)
                 .await?;
         }
+        let locations = LocationPolicy::new(
+            std::iter::once(&warehouse).chain(&config.storage.allowed_locations),
+        )
+        .map_err(|e| TrinoError::new(ErrorCode::GENERIC_USER_ERROR, e))?;
         let iceberg = IcebergFormat::open(
             "iceberg",
             &metastore,
@@ -256,10 +260,7 @@ impl Lakehouse {
             CommitRetry {
                 retries: config.commit.retries,
             },
-            LocationPolicy::new(
-                std::iter::once(&warehouse).chain(&config.storage.allowed_locations),
-            )
-            .map_err(|e| TrinoError::new(ErrorCode::GENERIC_USER_ERROR, e))?,
+            locations.clone(),
         )
         .await?;
         let iceberg_format = Arc::new(iceberg);
@@ -272,6 +273,7 @@ impl Lakehouse {
                 metastore.clone(),
                 stores.clone(),
                 store,
+                locations.clone(),
             ))
         };
         let hive = registered("hive", Arc::new(HiveStore::new(stores.clone())));

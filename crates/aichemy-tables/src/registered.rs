@@ -17,7 +17,8 @@ use datafusion::catalog::TableProvider;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::{
-    ColumnSpec, CreateTableRequest, PropertyValue, Result, TableError, TableFormat, TableHandle,
+    ColumnSpec, CreateTableRequest, LocationPolicy, PropertyValue, Result, TableError, TableFormat,
+    TableHandle,
 };
 
 /// Field metadata key of a column comment.
@@ -59,6 +60,7 @@ pub struct RegisteredFormat {
     metastore: Metastore,
     stores: Arc<StoreRegistry>,
     store: Arc<dyn TableStore>,
+    locations: LocationPolicy,
 }
 
 impl RegisteredFormat {
@@ -70,6 +72,7 @@ impl RegisteredFormat {
         metastore: Metastore,
         stores: Arc<StoreRegistry>,
         store: Arc<dyn TableStore>,
+        locations: LocationPolicy,
     ) -> Self {
         Self {
             catalog: catalog.to_string(),
@@ -77,6 +80,7 @@ impl RegisteredFormat {
             metastore,
             stores,
             store,
+            locations,
         }
     }
 
@@ -102,6 +106,16 @@ impl RegisteredFormat {
             .map_err(metastore_error)?
             .ok_or_else(|| TableError::TableNotFound {
                 table: self.qualified(schema, name),
+            })
+    }
+
+    /// A location the user named, when the location policy allows it.
+    fn allowed(&self, location: &str, property: &str) -> Result<String> {
+        self.locations
+            .check(location)
+            .map_err(|message| TableError::InvalidProperty {
+                property: property.to_string(),
+                message,
             })
     }
 
@@ -156,7 +170,10 @@ impl TableFormat for RegisteredFormat {
     }
 
     async fn create_schema(&self, schema: &str, location: Option<String>) -> Result<()> {
-        let location = location.unwrap_or_else(|| join_location(&self.warehouse, schema));
+        let location = match location {
+            Some(location) => self.allowed(&location, "location")?,
+            None => join_location(&self.warehouse, schema),
+        };
         self.stores.resolve(&location).map_err(storage_error)?;
         let record = SchemaRecord {
             catalog: self.catalog.clone(),
@@ -254,8 +271,11 @@ impl TableFormat for RegisteredFormat {
         // A table at a location the user names is external, as in Trino: DROP TABLE
         // leaves its files.
         let external = match request.string_property("external_location")? {
-            Some(location) => Some(location),
-            None => request.string_property("location")?,
+            Some(location) => Some(self.allowed(&location, "external_location")?),
+            None => request
+                .string_property("location")?
+                .map(|location| self.allowed(&location, "location"))
+                .transpose()?,
         };
         let location = external
             .clone()
