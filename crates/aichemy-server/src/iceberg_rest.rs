@@ -27,7 +27,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use iceberg::spec::{Schema, SortOrder, TableMetadata, UnboundPartitionSpec};
 use iceberg::{
-    ErrorKind, NamespaceIdent, TableCreation, TableIdent, TableRequirement, TableUpdate,
+    Catalog, ErrorKind, NamespaceIdent, TableCreation, TableIdent, TableRequirement, TableUpdate,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -388,6 +388,19 @@ fn namespace_of(text: &str) -> RestResult<NamespaceIdent> {
     NamespaceIdent::from_vec(levels).map_err(|e| RestError::bad_request(e.message()))
 }
 
+/// Fails with 404 `NoSuchNamespaceException` unless the namespace exists.
+async fn require_namespace(catalog: &dyn Catalog, namespace: &NamespaceIdent) -> RestResult<()> {
+    if catalog
+        .namespace_exists(namespace)
+        .await
+        .map_err(catalog_error)?
+    {
+        Ok(())
+    } else {
+        Err(RestError::no_namespace(namespace))
+    }
+}
+
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> RestResult<T> {
     serde_json::from_slice(body)
         .map_err(|e| RestError::bad_request(format!("Malformed request: {e}")))
@@ -404,13 +417,7 @@ async fn list_namespaces(State(app): State<RestApp>, Query(params): Params) -> R
     let parent = params.get("parent").map(|p| namespace_of(p)).transpose()?;
     let catalog = app.format.catalog();
     if let Some(parent) = &parent {
-        if !catalog
-            .namespace_exists(parent)
-            .await
-            .map_err(catalog_error)?
-        {
-            return Err(RestError::no_namespace(parent));
-        }
+        require_namespace(catalog.as_ref(), parent).await?;
     }
     let mut namespaces: Vec<Vec<String>> = catalog
         .list_namespaces(parent.as_ref())
@@ -472,13 +479,7 @@ async fn create_namespace(State(app): State<RestApp>, body: Bytes) -> RestResult
 async fn load_namespace(State(app): State<RestApp>, Path(namespace): Path<String>) -> RestResult {
     let namespace = namespace_of(&namespace)?;
     let catalog = app.format.catalog();
-    if !catalog
-        .namespace_exists(&namespace)
-        .await
-        .map_err(catalog_error)?
-    {
-        return Err(RestError::no_namespace(&namespace));
-    }
+    require_namespace(catalog.as_ref(), &namespace).await?;
     let loaded = catalog
         .get_namespace(&namespace)
         .await
@@ -508,13 +509,7 @@ async fn namespace_exists(State(app): State<RestApp>, Path(namespace): Path<Stri
 async fn drop_namespace(State(app): State<RestApp>, Path(namespace): Path<String>) -> RestResult {
     let namespace = namespace_of(&namespace)?;
     let catalog = app.format.catalog();
-    if !catalog
-        .namespace_exists(&namespace)
-        .await
-        .map_err(catalog_error)?
-    {
-        return Err(RestError::no_namespace(&namespace));
-    }
+    require_namespace(catalog.as_ref(), &namespace).await?;
     let tables = catalog
         .list_tables(&namespace)
         .await
@@ -568,13 +563,7 @@ async fn update_namespace_properties(
         ));
     }
     let catalog = app.format.catalog();
-    if !catalog
-        .namespace_exists(&namespace)
-        .await
-        .map_err(catalog_error)?
-    {
-        return Err(RestError::no_namespace(&namespace));
-    }
+    require_namespace(catalog.as_ref(), &namespace).await?;
     let mut properties = catalog
         .get_namespace(&namespace)
         .await
@@ -605,13 +594,7 @@ async fn update_namespace_properties(
 async fn list_tables(State(app): State<RestApp>, Path(namespace): Path<String>) -> RestResult {
     let namespace = namespace_of(&namespace)?;
     let catalog = app.format.catalog();
-    if !catalog
-        .namespace_exists(&namespace)
-        .await
-        .map_err(catalog_error)?
-    {
-        return Err(RestError::no_namespace(&namespace));
-    }
+    require_namespace(catalog.as_ref(), &namespace).await?;
     let mut tables = catalog
         .list_tables(&namespace)
         .await
@@ -887,13 +870,7 @@ async fn rename_table(State(app): State<RestApp>, body: Bytes) -> RestResult {
     let destination = request.destination.ident()?;
     app.format.current(&source).await?;
     let catalog = app.format.catalog();
-    if !catalog
-        .namespace_exists(destination.namespace())
-        .await
-        .map_err(catalog_error)?
-    {
-        return Err(RestError::no_namespace(destination.namespace()));
-    }
+    require_namespace(catalog.as_ref(), destination.namespace()).await?;
     if app.format.current(&destination).await.is_ok() {
         return Err(RestError::new(
             StatusCode::CONFLICT,
