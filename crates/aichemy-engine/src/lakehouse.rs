@@ -278,7 +278,7 @@ impl Lakehouse {
         };
         let hive = registered("hive", Arc::new(HiveStore::new(stores.clone())));
         let delta = registered("delta", Arc::new(DeltaStore::new(stores.options().clone())));
-        let lance = registered("lance", Arc::new(LanceStore::new(stores.options().clone())));
+        let lance = registered("lance", Arc::new(LanceStore::new(stores.clone())));
         let mut catalogs = BTreeMap::new();
         for name in BUILTIN_CATALOGS {
             let entry = match name {

@@ -12,7 +12,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aichemy_metastore::TableRecord;
-use aichemy_storage::StorageOptions;
+use aichemy_storage::object_store::path::Path as ObjectPath;
+use aichemy_storage::object_store::{
+    self, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+};
+use aichemy_storage::{join_location, StorageOptions, StoreRegistry};
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatchIterator};
 use datafusion::arrow::compute::{cast_with_options, CastOptions};
@@ -81,15 +85,19 @@ fn write_params(mode: WriteMode, options: &StorageOptions) -> WriteParams {
 }
 
 /// Lance datasets. On `s3://` Lance commits each version with put-if-absent.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LanceStore {
     options: StorageOptions,
+    stores: Arc<StoreRegistry>,
 }
 
 impl LanceStore {
-    /// Lance datasets whose `s3://` locations use `options`.
-    pub fn new(options: StorageOptions) -> Self {
-        Self { options }
+    /// Lance datasets whose `s3://` locations use the options of `stores`.
+    pub fn new(stores: Arc<StoreRegistry>) -> Self {
+        Self {
+            options: stores.options().clone(),
+            stores,
+        }
     }
 }
 
@@ -153,6 +161,7 @@ impl TableStore for LanceStore {
             schema,
             dataset,
             options: self.options.clone(),
+            stores: self.stores.clone(),
         }))
     }
 
@@ -178,6 +187,7 @@ struct LanceTable {
     schema: SchemaRef,
     dataset: Option<Arc<Dataset>>,
     options: StorageOptions,
+    stores: Arc<StoreRegistry>,
 }
 
 #[async_trait]
@@ -276,6 +286,7 @@ impl TableProvider for LanceTable {
             location: self.location.clone(),
             schema: self.schema.clone(),
             options: self.options.clone(),
+            stores: self.stores.clone(),
         };
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }
@@ -287,6 +298,7 @@ struct LanceSink {
     location: String,
     schema: SchemaRef,
     options: StorageOptions,
+    stores: Arc<StoreRegistry>,
 }
 
 impl DisplayAs for LanceSink {
@@ -371,7 +383,67 @@ fn storage_schema(declared: &SchemaRef, batches: &[RecordBatch]) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
+/// The marker object whose put-if-absent decides which writer creates a dataset.
+const FIRST_WRITE_MARKER: &str = "_aichemy_first_write";
+
+/// How long a writer that lost the first write waits for the winner's dataset.
+const FIRST_WRITE_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
 impl LanceSink {
+    fn marker(&self) -> DFResult<(Arc<dyn ObjectStore>, ObjectPath)> {
+        let location = join_location(&self.location, FIRST_WRITE_MARKER);
+        self.stores
+            .resolve(&location)
+            .map_err(|e| DataFusionError::External(Box::new(e)))
+    }
+
+    /// Whether this writer won the right to create the dataset.
+    async fn claim_first_write(&self) -> DFResult<bool> {
+        let (store, path) = self.marker()?;
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match store
+            .put_opts(&path, PutPayload::from_static(b"1"), options)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(DataFusionError::External(Box::new(e))),
+        }
+    }
+
+    async fn release_first_write(&self) -> DFResult<()> {
+        let (store, path) = self.marker()?;
+        store
+            .delete(&path)
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))
+    }
+
+    /// The dataset another writer is creating, once it is there.
+    async fn wait_for_dataset(&self) -> DFResult<Dataset> {
+        let deadline = tokio::time::Instant::now() + FIRST_WRITE_WAIT;
+        loop {
+            if let Some(dataset) = open_dataset(&self.location, &self.options)
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))?
+            {
+                return Ok(dataset);
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(DataFusionError::Execution(format!(
+                    "another writer claimed the first write of the Lance table at {} but did \
+                     not create it within {} s",
+                    self.location,
+                    FIRST_WRITE_WAIT.as_secs()
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// Writes whole batches, cast to `schema`, in one commit. The outer error is a row
     /// that does not fit the schema, the inner one Lance's.
     async fn write_batches(
@@ -420,29 +492,25 @@ impl DataSink for LanceSink {
             if rows == 0 {
                 return Ok(0);
             }
-            let schema = storage_schema(&self.schema, &batches);
-            let created = self
-                .write_batches(&batches, schema, WriteMode::Create)
-                .await?;
-            match created {
-                Err(lance::Error::DatasetAlreadyExists { .. }) => {
-                    // Another writer (of this node or another) created it first: append
-                    // to theirs, in its storage types.
-                    let dataset = open_dataset(&self.location, &self.options)
-                        .await
-                        .map_err(|e| DataFusionError::External(Box::new(e)))?
-                        .ok_or_else(|| {
-                            DataFusionError::Execution(format!(
-                                "the Lance dataset at {} vanished while it was written",
-                                self.location
-                            ))
-                        })?;
-                    let schema = Arc::new(Schema::from(dataset.schema()));
-                    self.write_batches(&batches, schema, WriteMode::Append)
-                        .await?
-                        .map_err(df_error)?;
+            // Lance turns a create that loses a race into an overwrite of the winner's
+            // rows, so only the writer that claims the first write (put-if-absent of a
+            // marker object) creates the dataset; the others wait for it and append.
+            if self.claim_first_write().await? {
+                let schema = storage_schema(&self.schema, &batches);
+                let created = self
+                    .write_batches(&batches, schema, WriteMode::Create)
+                    .await;
+                if !matches!(created, Ok(Ok(()))) {
+                    // Let another writer try.
+                    let _ = self.release_first_write().await;
                 }
-                other => other.map_err(df_error)?,
+                created?.map_err(df_error)?;
+            } else {
+                let dataset = self.wait_for_dataset().await?;
+                let schema = Arc::new(Schema::from(dataset.schema()));
+                self.write_batches(&batches, schema, WriteMode::Append)
+                    .await?
+                    .map_err(df_error)?;
             }
             return Ok(rows as u64);
         };
