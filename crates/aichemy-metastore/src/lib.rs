@@ -190,7 +190,10 @@ impl Metastore {
         };
         let url = match backend {
             Backend::Sqlite => {
-                let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+                let path = url
+                    .strip_prefix("sqlite://")
+                    .or_else(|| url.strip_prefix("sqlite:"))
+                    .unwrap_or(url);
                 let path = path.split('?').next().unwrap_or(path);
                 prepare_sqlite(path).await.map_err(open_error)?;
                 format!("sqlite://{path}")
