@@ -183,29 +183,19 @@ async fn check_conditional_writes(
     warehouse: &str,
     allow_unsafe: bool,
 ) -> Result<()> {
-    use aichemy_storage::object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
     let probe = format!(
         "{warehouse}/_aichemy/commit-probe/{}",
         uuid::Uuid::new_v4().simple()
     );
     let external = |message: String| TrinoError::new(ErrorCode::GENERIC_EXTERNAL, message);
-    let (store, path) = stores
-        .resolve(&probe)
-        .map_err(|e| external(e.to_string()))?;
-    let create = || PutOptions {
-        mode: PutMode::Create,
-        ..PutOptions::default()
-    };
-    store
-        .put_opts(&path, PutPayload::from_static(b"1"), create())
+    stores
+        .put_if_absent(&probe, b"1")
         .await
         .map_err(|e| external(format!("cannot write to the warehouse at {warehouse}: {e}")))?;
-    let second = store
-        .put_opts(&path, PutPayload::from_static(b"2"), create())
-        .await;
-    let _ = store.delete(&path).await;
+    let second = stores.put_if_absent(&probe, b"2").await;
+    let _ = stores.delete(&probe).await;
     match second {
-        Err(aichemy_storage::object_store::Error::AlreadyExists { .. }) => Ok(()),
+        Ok(false) => Ok(()),
         _ if allow_unsafe => {
             tracing::warn!(
                 "the object store of {warehouse} does not enforce conditional writes: \

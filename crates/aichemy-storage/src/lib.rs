@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use url::Url;
 
 pub use object_store;
@@ -28,6 +28,8 @@ pub enum StorageError {
         location: String,
         source: object_store::Error,
     },
+    #[error("{source}")]
+    Io { source: object_store::Error },
 }
 
 /// Settings of `s3://` stores as object_store configuration keys (`aws_endpoint`,
@@ -133,6 +135,39 @@ impl StoreRegistry {
             })?,
         };
         Ok((store, path))
+    }
+}
+
+impl StoreRegistry {
+    /// Writes `bytes` at `location` unless an object is there already (put-if-absent, the
+    /// primitive every commit relies on); answers whether this call created it.
+    pub async fn put_if_absent(
+        &self,
+        location: &str,
+        bytes: &'static [u8],
+    ) -> Result<bool, StorageError> {
+        let (store, path) = self.resolve(location)?;
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match store
+            .put_opts(&path, PutPayload::from_static(bytes), options)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(source) => Err(StorageError::Io { source }),
+        }
+    }
+
+    /// Deletes the object at `location`.
+    pub async fn delete(&self, location: &str) -> Result<(), StorageError> {
+        let (store, path) = self.resolve(location)?;
+        store
+            .delete(&path)
+            .await
+            .map_err(|source| StorageError::Io { source })
     }
 }
 

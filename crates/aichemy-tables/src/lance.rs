@@ -12,10 +12,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aichemy_metastore::TableRecord;
-use aichemy_storage::object_store::path::Path as ObjectPath;
-use aichemy_storage::object_store::{
-    self, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
-};
 use aichemy_storage::{join_location, StorageOptions, StoreRegistry};
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatchIterator};
@@ -87,17 +83,13 @@ fn write_params(mode: WriteMode, options: &StorageOptions) -> WriteParams {
 /// Lance datasets. On `s3://` Lance commits each version with put-if-absent.
 #[derive(Debug)]
 pub struct LanceStore {
-    options: StorageOptions,
     stores: Arc<StoreRegistry>,
 }
 
 impl LanceStore {
     /// Lance datasets whose `s3://` locations use the options of `stores`.
     pub fn new(stores: Arc<StoreRegistry>) -> Self {
-        Self {
-            options: stores.options().clone(),
-            stores,
-        }
+        Self { stores }
     }
 }
 
@@ -118,7 +110,7 @@ impl TableStore for LanceStore {
         _request: &CreateTableRequest,
         external: bool,
     ) -> Result<Vec<(String, PropertyValue)>> {
-        if let Some(dataset) = open_dataset(location, &self.options).await? {
+        if let Some(dataset) = open_dataset(location, self.stores.options()).await? {
             if !external {
                 return Err(TableError::Storage {
                     message: format!("A Lance dataset already exists at {location}"),
@@ -153,20 +145,19 @@ impl TableStore for LanceStore {
         record: &TableRecord,
         schema: SchemaRef,
     ) -> Result<Arc<dyn TableProvider>> {
-        let dataset = open_dataset(&record.location, &self.options)
+        let dataset = open_dataset(&record.location, self.stores.options())
             .await?
             .map(Arc::new);
         Ok(Arc::new(LanceTable {
             location: record.location.clone(),
             schema,
             dataset,
-            options: self.options.clone(),
             stores: self.stores.clone(),
         }))
     }
 
     async fn add_column(&self, record: &TableRecord, schema: &SchemaRef) -> Result<()> {
-        let Some(mut dataset) = open_dataset(&record.location, &self.options).await? else {
+        let Some(mut dataset) = open_dataset(&record.location, self.stores.options()).await? else {
             return Ok(());
         };
         let Some(added) = schema.fields().last() else {
@@ -186,7 +177,6 @@ struct LanceTable {
     location: String,
     schema: SchemaRef,
     dataset: Option<Arc<Dataset>>,
-    options: StorageOptions,
     stores: Arc<StoreRegistry>,
 }
 
@@ -285,7 +275,6 @@ impl TableProvider for LanceTable {
         let sink = LanceSink {
             location: self.location.clone(),
             schema: self.schema.clone(),
-            options: self.options.clone(),
             stores: self.stores.clone(),
         };
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
@@ -297,7 +286,6 @@ impl TableProvider for LanceTable {
 struct LanceSink {
     location: String,
     schema: SchemaRef,
-    options: StorageOptions,
     stores: Arc<StoreRegistry>,
 }
 
@@ -390,34 +378,21 @@ const FIRST_WRITE_MARKER: &str = "_aichemy_first_write";
 const FIRST_WRITE_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 impl LanceSink {
-    fn marker(&self) -> DFResult<(Arc<dyn ObjectStore>, ObjectPath)> {
-        let location = join_location(&self.location, FIRST_WRITE_MARKER);
-        self.stores
-            .resolve(&location)
-            .map_err(|e| DataFusionError::External(Box::new(e)))
+    fn marker(&self) -> String {
+        join_location(&self.location, FIRST_WRITE_MARKER)
     }
 
     /// Whether this writer won the right to create the dataset.
     async fn claim_first_write(&self) -> DFResult<bool> {
-        let (store, path) = self.marker()?;
-        let options = PutOptions {
-            mode: PutMode::Create,
-            ..PutOptions::default()
-        };
-        match store
-            .put_opts(&path, PutPayload::from_static(b"1"), options)
+        self.stores
+            .put_if_absent(&self.marker(), b"1")
             .await
-        {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
-            Err(e) => Err(DataFusionError::External(Box::new(e))),
-        }
+            .map_err(|e| DataFusionError::External(Box::new(e)))
     }
 
     async fn release_first_write(&self) -> DFResult<()> {
-        let (store, path) = self.marker()?;
-        store
-            .delete(&path)
+        self.stores
+            .delete(&self.marker())
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))
     }
@@ -426,7 +401,7 @@ impl LanceSink {
     async fn wait_for_dataset(&self) -> DFResult<Dataset> {
         let deadline = tokio::time::Instant::now() + FIRST_WRITE_WAIT;
         loop {
-            if let Some(dataset) = open_dataset(&self.location, &self.options)
+            if let Some(dataset) = open_dataset(&self.location, self.stores.options())
                 .await
                 .map_err(|e| DataFusionError::External(Box::new(e)))?
             {
@@ -460,7 +435,7 @@ impl LanceSink {
         Ok(Dataset::write(
             reader,
             &self.location,
-            Some(write_params(mode, &self.options)),
+            Some(write_params(mode, self.stores.options())),
         )
         .await
         .map(drop))
@@ -482,7 +457,7 @@ impl DataSink for LanceSink {
         data: SendableRecordBatchStream,
         _context: &Arc<TaskContext>,
     ) -> DFResult<u64> {
-        let existing = open_dataset(&self.location, &self.options)
+        let existing = open_dataset(&self.location, self.stores.options())
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let Some(dataset) = existing else {
@@ -537,7 +512,7 @@ impl DataSink for LanceSink {
         });
         let stream: SendableRecordBatchStream =
             Box::pin(RecordBatchStreamAdapter::new(target, shaped));
-        let params = write_params(WriteMode::Append, &self.options);
+        let params = write_params(WriteMode::Append, self.stores.options());
         InsertBuilder::new(WriteDestination::Dataset(Arc::new(dataset)))
             .with_params(&params)
             .execute_stream(stream)

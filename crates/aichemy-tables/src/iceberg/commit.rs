@@ -67,27 +67,46 @@ fn failed(e: impl std::fmt::Display) -> CommitError {
 impl IcebergFormat {
     /// The current metadata file and metadata of a table.
     pub async fn current(&self, ident: &TableIdent) -> Result<Committed, CommitError> {
-        match self.pointer(ident).await? {
-            Some(location) => Ok(Committed {
-                ident: ident.clone(),
-                metadata: TableMetadata::read_from(&self.file_io, &location)
-                    .await
-                    .map_err(failed)?,
-                metadata_location: location,
-            }),
+        match self.load(ident).await? {
+            Some(current) => Ok(current),
             None => Err(self.missing(ident).await),
         }
     }
 
-    async fn pointer(&self, ident: &TableIdent) -> Result<Option<String>, CommitError> {
-        self.metastore
+    /// The table's current metadata file and metadata, `None` when it does not exist.
+    async fn load(&self, ident: &TableIdent) -> Result<Option<Committed>, CommitError> {
+        let pointer = self
+            .metastore
             .iceberg_pointer(
                 &self.catalog_name,
                 &namespace_key(ident.namespace()),
                 ident.name(),
             )
             .await
-            .map_err(failed)
+            .map_err(failed)?;
+        let Some(location) = pointer else {
+            return Ok(None);
+        };
+        Ok(Some(Committed {
+            ident: ident.clone(),
+            metadata: TableMetadata::read_from(&self.file_io, &location)
+                .await
+                .map_err(failed)?,
+            metadata_location: location,
+        }))
+    }
+
+    async fn require_namespace(&self, namespace: &NamespaceIdent) -> Result<(), CommitError> {
+        if self
+            .catalog
+            .namespace_exists(namespace)
+            .await
+            .map_err(failed)?
+        {
+            Ok(())
+        } else {
+            Err(CommitError::NoSuchNamespace(namespace_key(namespace)))
+        }
     }
 
     /// The error for a table that is not there: its namespace or itself.
@@ -109,14 +128,7 @@ impl IcebergFormat {
         namespace: &NamespaceIdent,
         mut creation: TableCreation,
     ) -> Result<TableMetadata, CommitError> {
-        if !self
-            .catalog
-            .namespace_exists(namespace)
-            .await
-            .map_err(failed)?
-        {
-            return Err(CommitError::NoSuchNamespace(namespace_key(namespace)));
-        }
+        self.require_namespace(namespace).await?;
         let location = match creation.location.take() {
             Some(location) => location,
             None => self.default_location(namespace, &creation.name).await?,
@@ -171,22 +183,18 @@ impl IcebergFormat {
     ) -> Result<Vec<Committed>, CommitError> {
         let mut staged = Vec::with_capacity(changes.len());
         for change in changes {
-            let current = match self.pointer(&change.ident).await? {
-                Some(location) => Some((
-                    TableMetadata::read_from(&self.file_io, &location)
-                        .await
-                        .map_err(failed)?,
-                    location,
-                )),
-                None => None,
-            };
+            let current = self.load(&change.ident).await?;
             for requirement in &change.requirements {
                 requirement
-                    .check(current.as_ref().map(|(metadata, _)| metadata))
+                    .check(current.as_ref().map(|c| &c.metadata))
                     .map_err(|e| CommitError::Conflict(e.message().to_string()))?;
             }
             let (metadata, expected) = match current {
-                Some((metadata, location)) => {
+                Some(Committed {
+                    metadata,
+                    metadata_location: location,
+                    ..
+                }) => {
                     let mut builder =
                         TableMetadataBuilder::new_from_metadata(metadata, Some(location.clone()));
                     for update in change.updates {
@@ -207,16 +215,7 @@ impl IcebergFormat {
                     {
                         return Err(self.missing(&change.ident).await);
                     }
-                    if !self
-                        .catalog
-                        .namespace_exists(change.ident.namespace())
-                        .await
-                        .map_err(failed)?
-                    {
-                        return Err(CommitError::NoSuchNamespace(namespace_key(
-                            change.ident.namespace(),
-                        )));
-                    }
+                    self.require_namespace(change.ident.namespace()).await?;
                     (self.created_from_updates(change.updates)?, None)
                 }
             };
