@@ -224,6 +224,15 @@ where
         })
 }
 
+/// The non-empty, trimmed items of a comma-separated environment value.
+fn comma_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(|item| item.trim().to_string())
+        .filter(|item| !item.is_empty())
+        .collect()
+}
+
 /// Environment variable prefix; `AICHEMY_METASTORE__URL` sets `metastore.url`.
 pub const ENV_PREFIX: &str = "AICHEMY_";
 
@@ -289,22 +298,10 @@ impl Config {
             "server.shutdown_grace_seconds" => {
                 self.server.shutdown_grace_seconds = parse(key, value)?
             }
-            "server.admin_users" => {
-                self.server.admin_users = value
-                    .split(',')
-                    .map(|u| u.trim().to_string())
-                    .filter(|u| !u.is_empty())
-                    .collect()
-            }
+            "server.admin_users" => self.server.admin_users = comma_list(value),
             "catalog_dir" => self.catalog_dir = Some(value.into()),
             "commit.retries" => self.commit.retries = parse(key, value)?,
-            "storage.allowed_locations" => {
-                self.storage.allowed_locations = value
-                    .split(',')
-                    .map(|l| l.trim().to_string())
-                    .filter(|l| !l.is_empty())
-                    .collect()
-            }
+            "storage.allowed_locations" => self.storage.allowed_locations = comma_list(value),
             "storage.allow_unsafe_commits" => {
                 self.storage.allow_unsafe_commits = parse(key, value)?
             }

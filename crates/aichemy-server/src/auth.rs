@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
@@ -204,6 +204,15 @@ impl PasswordFile {
         hasher.update([0]);
         hasher.update(password.as_bytes());
         hasher.finalize().into()
+    }
+
+    /// [`PasswordFile::verify`] on a blocking thread, so that the hash's cost does not
+    /// stall the server's other requests.
+    pub async fn verify_off_thread(self: &Arc<Self>, user: &str, password: &str) -> bool {
+        let (passwords, user, password) = (self.clone(), user.to_string(), password.to_string());
+        tokio::task::spawn_blocking(move || passwords.verify(&user, &password))
+            .await
+            .unwrap_or(false)
     }
 
     /// Whether `password` is `user`'s. Slow (the hash's cost) unless already verified.

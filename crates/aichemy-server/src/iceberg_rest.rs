@@ -271,7 +271,7 @@ async fn user_of(app: &RestApp, headers: &HeaderMap) -> RestResult<String> {
     }
     match basic_credentials(headers) {
         Ok(Some((user, Some(password)))) => {
-            if verify(passwords, &user, &password).await {
+            if passwords.verify_off_thread(&user, &password).await {
                 Ok(user)
             } else {
                 tracing::info!(user = %user, "Iceberg REST authentication failed");
@@ -285,13 +285,6 @@ async fn user_of(app: &RestApp, headers: &HeaderMap) -> RestResult<String> {
         )),
         Err(message) => Err(RestError::unauthorized(message)),
     }
-}
-
-async fn verify(passwords: &Arc<crate::auth::PasswordFile>, user: &str, password: &str) -> bool {
-    let (passwords, user, password) = (passwords.clone(), user.to_string(), password.to_string());
-    tokio::task::spawn_blocking(move || passwords.verify(&user, &password))
-        .await
-        .unwrap_or(false)
 }
 
 /// An OAuth2 error response (RFC 6749 section 5.2), as the token endpoint answers.
@@ -330,7 +323,7 @@ async fn issue_token(State(app): State<RestApp>, body: Bytes) -> Response {
             );
         }
         let secret = form.get("client_secret").cloned().unwrap_or_default();
-        if !verify(passwords, client_id, &secret).await {
+        if !passwords.verify_off_thread(client_id, &secret).await {
             tracing::info!(user = %client_id, "Iceberg REST token refused");
             return oauth_error(
                 StatusCode::UNAUTHORIZED,

@@ -355,13 +355,7 @@ async fn authenticate(
             let Some((user, Some(password))) = credentials else {
                 return Err(unauthorized("Unauthorized"));
             };
-            let verified = {
-                let (passwords, user) = (passwords.clone(), user.clone());
-                tokio::task::spawn_blocking(move || passwords.verify(&user, &password))
-                    .await
-                    .unwrap_or(false)
-            };
-            if !verified {
+            if !passwords.verify_off_thread(&user, &password).await {
                 tracing::info!(user = %user, "authentication failed");
                 return Err(unauthorized("Authentication failed: Invalid credentials"));
             }
