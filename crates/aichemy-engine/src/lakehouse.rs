@@ -242,14 +242,15 @@ impl Lakehouse {
             std::iter::once(&warehouse).chain(&config.storage.allowed_locations),
         )
         .map_err(|e| TrinoError::new(ErrorCode::GENERIC_USER_ERROR, e))?;
+        let retry = CommitRetry {
+            retries: config.commit.retries,
+        };
         let iceberg = IcebergFormat::open(
             "iceberg",
             &metastore,
             &format!("{warehouse}/iceberg"),
             stores.clone(),
-            CommitRetry {
-                retries: config.commit.retries,
-            },
+            retry,
             locations.clone(),
         )
         .await?;
@@ -267,8 +268,11 @@ impl Lakehouse {
             ))
         };
         let hive = registered("hive", Arc::new(HiveStore::new(stores.clone())));
-        let delta = registered("delta", Arc::new(DeltaStore::new(stores.options().clone())));
-        let lance = registered("lance", Arc::new(LanceStore::new(stores.clone())));
+        let delta = registered(
+            "delta",
+            Arc::new(DeltaStore::new(stores.options().clone(), retry)),
+        );
+        let lance = registered("lance", Arc::new(LanceStore::new(stores.clone(), retry)));
         let mut catalogs = BTreeMap::new();
         for name in BUILTIN_CATALOGS {
             let entry = match name {

@@ -1,25 +1,43 @@
 //! The `delta` catalog: Delta Lake tables through `deltalake`. The table's log is the truth
 //! for its files and versions; the metastore records where each table lives.
 //!
-//! Inserts go through deltalake's own sink: data files first, then one commit to the log,
-//! so a statement that fails part-way adds nothing.
+//! Inserts write data files first, then one commit to the log, so a statement that fails
+//! part-way adds nothing. A commit that loses a race with another writer is retried by
+//! deltalake's conflict checker as often as `commit.retries` allows; that is why INSERTs go
+//! through [`DeltaSink`] here rather than deltalake's own sink, which always retries 15
+//! times.
 
+use std::any::Any;
+use std::fmt;
 use std::sync::Arc;
 
 use aichemy_metastore::TableRecord;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
-use datafusion::catalog::TableProvider;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::{DataFusionError, Result as DFResult, Statistics};
+use datafusion::datasource::sink::{DataSink, DataSinkExec};
+use datafusion::datasource::TableType;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan};
+use deltalake::delta_datafusion::DataFusionMixins;
 use deltalake::kernel::engine::arrow_conversion::TryFromArrow;
-use deltalake::kernel::{StructField, StructType};
-use deltalake::protocol::SaveMode;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Action, EagerSnapshot, StructField, StructType};
+use deltalake::logstore::LogStoreRef;
+use deltalake::operations::write::writer::{DeltaWriter, WriterConfig};
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::table::config::TablePropertiesExt;
 use deltalake::DeltaTable;
+use futures::StreamExt;
 use url::Url;
 
 use crate::registered::TableStore;
 use aichemy_storage::StorageOptions;
 
-use crate::{CreateTableRequest, PropertyValue, Result, TableError};
+use crate::{CommitRetry, CreateTableRequest, PropertyValue, Result, TableError};
 
 const FORMAT: &str = "Delta Lake";
 
@@ -60,15 +78,17 @@ async fn load(location: &str, options: &StorageOptions) -> Result<DeltaTable> {
 #[derive(Debug, Default)]
 pub struct DeltaStore {
     options: StorageOptions,
+    retry: CommitRetry,
 }
 
 impl DeltaStore {
-    /// Delta tables whose `s3://` locations use `options`.
-    pub fn new(options: StorageOptions) -> Self {
+    /// Delta tables whose `s3://` locations use `options`; a commit that loses a race is
+    /// retried `retry.retries` times.
+    pub fn new(options: StorageOptions, retry: CommitRetry) -> Self {
         // s3:// locations are served by deltalake's AWS log store, which commits with
         // put-if-absent (If-None-Match).
         deltalake::aws::register_handlers(None);
-        Self { options }
+        Self { options, retry }
     }
 }
 
@@ -197,13 +217,18 @@ impl TableStore for DeltaStore {
                 message: format!("No Delta table at {}", record.location),
             });
         }
-        table
+        let scan = table
             .table_provider()
             .await
             .map_err(|e| TableError::Format {
                 format: FORMAT,
                 source: Box::new(e),
-            })
+            })?;
+        Ok(Arc::new(DeltaProvider {
+            scan,
+            table,
+            retries: self.retry.retries as usize,
+        }))
     }
 
     async fn add_column(&self, record: &TableRecord, schema: &SchemaRef) -> Result<()> {
@@ -222,5 +247,214 @@ impl TableStore for DeltaStore {
             .await
             .map_err(delta_error)?;
         Ok(())
+    }
+}
+
+/// deltalake's table provider for reading, with INSERTs committed by [`DeltaSink`].
+#[derive(Debug)]
+struct DeltaProvider {
+    scan: Arc<dyn TableProvider>,
+    table: DeltaTable,
+    retries: usize,
+}
+
+#[async_trait]
+impl TableProvider for DeltaProvider {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.scan.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        self.scan.table_type()
+    }
+
+    fn statistics(&self) -> Option<Statistics> {
+        self.scan.statistics()
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        self.scan.scan(state, projection, filters, limit).await
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DFResult<Vec<TableProviderFilterPushDown>> {
+        self.scan.supports_filters_pushdown(filters)
+    }
+
+    async fn insert_into(
+        &self,
+        _state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        insert_op: InsertOp,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        if insert_op != InsertOp::Append {
+            return Err(DataFusionError::NotImplemented(format!(
+                "{insert_op} is not supported for Delta Lake tables"
+            )));
+        }
+        let snapshot = self
+            .table
+            .snapshot()
+            .map_err(|e| DataFusionError::External(Box::new(e)))?
+            .snapshot()
+            .clone();
+        let sink = DeltaSink {
+            log_store: self.table.log_store(),
+            schema: snapshot.read_schema(),
+            snapshot,
+            retries: self.retries,
+        };
+        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+    }
+}
+
+/// Appends an INSERT's rows: Parquet files as they stream in, then one commit to the log,
+/// retried on conflict up to `retries` times.
+struct DeltaSink {
+    log_store: LogStoreRef,
+    snapshot: EagerSnapshot,
+    schema: SchemaRef,
+    retries: usize,
+}
+
+impl fmt::Debug for DeltaSink {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "DeltaSink({})", self.log_store.root_url())
+    }
+}
+
+impl DisplayAs for DeltaSink {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "DeltaSink: location={}", self.log_store.root_url())
+    }
+}
+
+#[async_trait]
+impl DataSink for DeltaSink {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    async fn write_all(
+        &self,
+        mut data: SendableRecordBatchStream,
+        _context: &Arc<TaskContext>,
+    ) -> DFResult<u64> {
+        let external = |e: deltalake::DeltaTableError| DataFusionError::External(Box::new(e));
+        let target = self.snapshot.input_schema();
+        let properties = self.snapshot.table_configuration().table_properties();
+        let partition_columns = self.snapshot.metadata().partition_columns().to_vec();
+        let config = WriterConfig::new(
+            self.snapshot.read_schema(),
+            partition_columns.clone(),
+            None,
+            Some(properties.target_file_size()),
+            None,
+            properties.num_indexed_cols(),
+            properties
+                .data_skipping_stats_columns
+                .as_ref()
+                .map(|columns| columns.iter().map(ToString::to_string).collect()),
+        );
+        let operation_id = uuid::Uuid::new_v4();
+        let mut writer = DeltaWriter::new(self.log_store.object_store(Some(operation_id)), config);
+        let mut rows = 0u64;
+        while let Some(batch) = data.next().await {
+            let batch =
+                deltalake::kernel::schema::cast_record_batch(&batch?, target.clone(), false, true)
+                    .map_err(external)?;
+            rows += batch.num_rows() as u64;
+            writer.write(&batch).await.map_err(external)?;
+        }
+        let actions = writer
+            .close()
+            .await
+            .map_err(external)?
+            .into_iter()
+            .map(Action::Add)
+            .collect();
+        let operation = DeltaOperation::Write {
+            mode: SaveMode::Append,
+            partition_by: (!partition_columns.is_empty()).then_some(partition_columns),
+            predicate: None,
+        };
+        CommitBuilder::from(CommitProperties::default().with_max_retries(self.retries))
+            .with_actions(actions)
+            .with_operation_id(operation_id)
+            .build(Some(&self.snapshot), self.log_store.clone(), operation)
+            .await
+            .map_err(external)?;
+        Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::datatypes::Schema;
+    use datafusion::prelude::SessionContext;
+
+    use super::*;
+
+    async fn insert(provider: Arc<dyn TableProvider>, value: i32) -> DFResult<()> {
+        let ctx = SessionContext::new();
+        ctx.register_table("t", provider)?;
+        ctx.sql(&format!("INSERT INTO t VALUES ({value})"))
+            .await?
+            .collect()
+            .await
+            .map(drop)
+    }
+
+    #[tokio::test]
+    async fn a_commit_on_a_stale_version_is_retried_as_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = Url::from_directory_path(dir.path()).unwrap().to_string();
+        let schema: SchemaRef = Arc::new(Schema::new(vec![Field::new("x", DataType::Int32, true)]));
+        let columns = StructType::try_from_arrow(schema.as_ref()).unwrap();
+        load(&location, &StorageOptions::default())
+            .await
+            .unwrap()
+            .create()
+            .with_columns(columns.fields().cloned())
+            .await
+            .unwrap();
+        let record = TableRecord {
+            catalog: "delta".into(),
+            schema: "s".into(),
+            name: "t".into(),
+            location,
+            external: false,
+            schema_ipc: String::new(),
+            properties: vec![],
+            comment: None,
+        };
+        // Another writer commits between this writer's read and its commit.
+        for (retries, lands) in [(0, false), (1, true)] {
+            let store = DeltaStore::new(StorageOptions::default(), CommitRetry { retries });
+            let stale = store.open(&record, schema.clone()).await.unwrap();
+            let current = store.open(&record, schema.clone()).await.unwrap();
+            insert(current, 1).await.unwrap();
+            assert_eq!(insert(stale, 2).await.is_ok(), lands, "retries = {retries}");
+        }
+        let table = load(&record.location, &StorageOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(table.version(), Some(3), "the create, one insert, then two");
     }
 }

@@ -33,12 +33,14 @@ use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan};
 use futures::{StreamExt, TryStreamExt};
 use lance::datafusion::LanceTableProvider;
 use lance::dataset::builder::DatasetBuilder;
-use lance::dataset::{InsertBuilder, NewColumnTransform, WriteDestination, WriteMode, WriteParams};
+use lance::dataset::{
+    CommitBuilder, InsertBuilder, NewColumnTransform, WriteDestination, WriteMode, WriteParams,
+};
 use lance::io::{ObjectStoreParams, StorageOptionsAccessor};
 use lance::Dataset;
 
 use crate::registered::TableStore;
-use crate::{CreateTableRequest, PropertyValue, Result, TableError};
+use crate::{CommitRetry, CreateTableRequest, PropertyValue, Result, TableError};
 
 const FORMAT: &str = "Lance";
 
@@ -84,12 +86,14 @@ fn write_params(mode: WriteMode, options: &StorageOptions) -> WriteParams {
 #[derive(Debug)]
 pub struct LanceStore {
     stores: Arc<StoreRegistry>,
+    retry: CommitRetry,
 }
 
 impl LanceStore {
-    /// Lance datasets whose `s3://` locations use the options of `stores`.
-    pub fn new(stores: Arc<StoreRegistry>) -> Self {
-        Self { stores }
+    /// Lance datasets whose `s3://` locations use the options of `stores`; an append that
+    /// loses a race is retried `retry.retries` times (Lance waits between attempts itself).
+    pub fn new(stores: Arc<StoreRegistry>, retry: CommitRetry) -> Self {
+        Self { stores, retry }
     }
 }
 
@@ -153,6 +157,7 @@ impl TableStore for LanceStore {
             schema,
             dataset,
             stores: self.stores.clone(),
+            retry: self.retry,
         }))
     }
 
@@ -178,6 +183,7 @@ struct LanceTable {
     schema: SchemaRef,
     dataset: Option<Arc<Dataset>>,
     stores: Arc<StoreRegistry>,
+    retry: CommitRetry,
 }
 
 #[async_trait]
@@ -276,6 +282,7 @@ impl TableProvider for LanceTable {
             location: self.location.clone(),
             schema: self.schema.clone(),
             stores: self.stores.clone(),
+            retry: self.retry,
         };
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }
@@ -287,6 +294,7 @@ struct LanceSink {
     location: String,
     schema: SchemaRef,
     stores: Arc<StoreRegistry>,
+    retry: CommitRetry,
 }
 
 impl DisplayAs for LanceSink {
@@ -419,6 +427,28 @@ impl LanceSink {
         }
     }
 
+    /// Appends `source` to `dataset` in one commit, retried on the newest version as
+    /// `commit.retries` allows when another writer committed first.
+    async fn append(
+        &self,
+        dataset: Dataset,
+        source: SendableRecordBatchStream,
+    ) -> lance::Result<()> {
+        let dataset = Arc::new(dataset);
+        let params = write_params(WriteMode::Append, self.stores.options());
+        let transaction = InsertBuilder::new(WriteDestination::Dataset(dataset.clone()))
+            .with_params(&params)
+            .execute_uncommitted_stream(source)
+            .await?;
+        // Lance counts attempts, the first one included.
+        let mut commit = CommitBuilder::new(WriteDestination::Dataset(dataset))
+            .with_max_retries(self.retry.retries.saturating_add(1));
+        if let Some(store_params) = params.store_params {
+            commit = commit.with_store_params(store_params);
+        }
+        commit.execute(transaction).await.map(drop)
+    }
+
     /// Writes whole batches, cast to `schema`, in one commit. The outer error is a row
     /// that does not fit the schema, the inner one Lance's.
     async fn write_batches(
@@ -482,10 +512,14 @@ impl DataSink for LanceSink {
                 created?.map_err(df_error)?;
             } else {
                 let dataset = self.wait_for_dataset().await?;
-                let schema = Arc::new(Schema::from(dataset.schema()));
-                self.write_batches(&batches, schema, WriteMode::Append)
-                    .await?
-                    .map_err(df_error)?;
+                let schema: SchemaRef = Arc::new(Schema::from(dataset.schema()));
+                let conformed = batches
+                    .iter()
+                    .map(|b| conform(b, &schema))
+                    .collect::<DFResult<Vec<_>>>()?;
+                let stream = futures::stream::iter(conformed.into_iter().map(Ok));
+                let stream = Box::pin(RecordBatchStreamAdapter::new(schema, stream));
+                self.append(dataset, stream).await.map_err(df_error)?;
             }
             return Ok(rows as u64);
         };
@@ -512,18 +546,13 @@ impl DataSink for LanceSink {
         });
         let stream: SendableRecordBatchStream =
             Box::pin(RecordBatchStreamAdapter::new(target, shaped));
-        let params = write_params(WriteMode::Append, self.stores.options());
-        InsertBuilder::new(WriteDestination::Dataset(Arc::new(dataset)))
-            .with_params(&params)
-            .execute_stream(stream)
-            .await
-            .map_err(|e| {
-                failure
-                    .lock()
-                    .expect("not poisoned")
-                    .take()
-                    .unwrap_or_else(|| df_error(e))
-            })?;
+        self.append(dataset, stream).await.map_err(|e| {
+            failure
+                .lock()
+                .expect("not poisoned")
+                .take()
+                .unwrap_or_else(|| df_error(e))
+        })?;
         Ok(counted.load(Ordering::Relaxed))
     }
 }
