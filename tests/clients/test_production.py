@@ -1,14 +1,22 @@
-"""Production mode through the python Trino client: the metastore in a real PostgreSQL,
-several `aichemy serve` nodes sharing it and one warehouse, `aichemy migrate` and
-`aichemy metastore export|import`."""
+"""Production mode through the python Trino client and PyIceberg: the metastore in a real
+PostgreSQL, several `aichemy serve` nodes sharing it and one warehouse, users and REST
+tokens shared through it, `aichemy migrate` and `aichemy metastore export|import`."""
 
+import hashlib
 import json
 import os
+import ssl
 import subprocess
 import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 
 import pytest
 import trino
+from pyiceberg.catalog import load_catalog
+from trino.auth import BasicAuthentication
 
 from lakehouse import BIN, Server
 from postgres import PASSWORD, USER, Postgres
@@ -54,7 +62,7 @@ def test_two_nodes_on_one_postgres_metastore_act_as_one_lakehouse(postgres, tmp_
     env = new_database(postgres, "meta_nodes")
     migrated = run(tmp_path, env, "migrate")
     assert migrated.returncode == 0, migrated.stderr
-    assert "applied migration 4; schema version 4" in migrated.stderr
+    assert "applied migrations 4, 5; schema version 5" in migrated.stderr
     assert PASSWORD not in migrated.stderr
     a = Server(tmp_path, env=env)
     b = Server(tmp_path, env=env)
@@ -127,6 +135,95 @@ def test_concurrent_inserts_through_two_nodes_on_s3_all_land(postgres, s3, fmt):
             node.stop()
 
 
+def https_query(server, user, password, sql):
+    conn = trino.dbapi.connect(
+        host="localhost", port=server.https_port, user=user, http_scheme="https",
+        auth=BasicAuthentication(user, password), verify=str(server.certificate))
+    cur = conn.cursor()
+    cur.execute(sql)
+    return cur.fetchall()
+
+
+def rest_token(server, user, password):
+    form = urllib.parse.urlencode({"grant_type": "client_credentials", "client_id": user,
+                                   "client_secret": password}).encode()
+    context = ssl.create_default_context(cafile=str(server.certificate))
+    url = f"https://localhost:{server.https_port}/iceberg/v1/oauth/tokens"
+    with urllib.request.urlopen(url, data=form, context=context) as response:
+        return json.loads(response.read())["access_token"]
+
+
+def rest_catalog(server, token):
+    return load_catalog("shared", **{
+        "type": "rest", "uri": f"https://localhost:{server.https_port}/iceberg",
+        "token": token, "ssl": {"cabundle": str(server.certificate)}})
+
+
+def test_users_and_tokens_live_in_the_metastore_for_every_node(
+        postgres, tmp_path, monkeypatch):
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    env = {**new_database(postgres, "meta_users"),
+           "AICHEMY_SERVER__PASSWORD_AUTHENTICATION": "true"}
+    secret = "correct horse battery"
+
+    def user(*args, password=None):
+        done = subprocess.run([BIN, "--warehouse", str(tmp_path), "user", *args],
+                              input=password, capture_output=True, text=True,
+                              env={**os.environ, **env})
+        assert secret not in done.stdout + done.stderr
+        return done
+
+    done = user("add", "alice", password=secret + "\n")
+    assert done.returncode == 0, done.stderr
+    assert "added to the metastore at postgresql://" in done.stderr
+    assert user("add", "alice", password="x\n").returncode != 0
+    assert user("list").stdout == "alice\n"
+    a = Server(tmp_path, env=env)
+    b = Server(tmp_path, env=env)
+    a.certificate = b.certificate = tmp_path / "tls" / "aichemy.crt"
+    try:
+        for node in (a, b):
+            assert https_query(node, "alice", secret, "SELECT current_user") == [["alice"]]
+        with pytest.raises(trino.exceptions.HttpError, match="401"):
+            https_query(b, "alice", "wrong", "SELECT 1")
+        # A user added while both nodes run signs in on both.
+        assert user("add", "bob", password="second secret\n").returncode == 0
+        assert https_query(b, "bob", "second secret", "SELECT 1") == [[1]]
+        # A token node a issued works on node b: the signing key is in the metastore.
+        token = rest_token(a, "alice", secret)
+        rest_catalog(a, token).create_namespace("shared_ns")
+        assert ("shared_ns",) in rest_catalog(b, token).list_namespaces()
+        # Removing a user ends their password and their tokens on every node, within
+        # the servers' five-second memory of users.
+        assert user("remove", "alice").returncode == 0
+        time.sleep(6)
+        with pytest.raises(trino.exceptions.HttpError, match="401"):
+            https_query(a, "alice", secret, "SELECT 1")
+        request = urllib.request.Request(
+            f"https://localhost:{b.https_port}/iceberg/v1/namespaces",
+            headers={"Authorization": f"Bearer {token}"})
+        context = ssl.create_default_context(cafile=str(b.certificate))
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(request, context=context)
+        assert e.value.code == 401
+        # Trino's password file moves in as it is (here a PBKDF2 entry), all or none.
+        salt = bytes(range(16))
+        digest = hashlib.pbkdf2_hmac("sha256", b"from-trino", salt, 1000, 32)
+        password_db = tmp_path / "password.db"
+        password_db.write_text(f"legacy:1000:{salt.hex()}:{digest.hex()}\nbob:{'x' * 3}\n")
+        done = user("import", str(password_db))
+        assert done.returncode != 0 and "line 2" in done.stderr, done.stderr
+        password_db.write_text(f"legacy:1000:{salt.hex()}:{digest.hex()}\n")
+        done = user("import", str(password_db))
+        assert done.returncode == 0 and "imported 1 user" in done.stderr, done.stderr
+        assert https_query(a, "legacy", "from-trino", "SELECT 1") == [[1]]
+        assert user("list").stdout == "bob\nlegacy\n"
+    finally:
+        logs = a.stop() + b.stop()
+    assert secret not in logs
+
+
 def test_export_from_sqlite_and_import_into_postgres(postgres, tmp_path):
     local = tmp_path / "local"
     created = run(local, {}, "sql", "-e",
@@ -169,4 +266,4 @@ def test_a_bad_metastore_stops_the_server_with_a_clear_error(postgres, tmp_path)
                   "execution_time) VALUES (99, 'future', true, '\\x00', 0)")
     done = run(tmp_path, newer, "sql", "-e", "SELECT 1")
     assert done.returncode != 0
-    assert "schema version 99, newer than this binary knows (up to 4)" in done.stderr
+    assert "schema version 99, newer than this binary knows (up to 5)" in done.stderr

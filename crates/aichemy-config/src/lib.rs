@@ -135,11 +135,15 @@ pub struct ServerConfig {
     pub bind: String,
     /// Port of the plain HTTP listener (clients that send no password). Default: 8080.
     pub http_port: u16,
-    /// Port of the HTTPS listener, which runs once a password file or a certificate is
+    /// Port of the HTTPS listener, which runs once passwords or a certificate are
     /// configured. Default: 8443.
     pub https_port: u16,
-    /// Trino's password file (`user:bcrypt-or-PBKDF2-hash` lines), managed by
-    /// `aichemy user`. Setting it turns on HTTPS with password authentication.
+    /// Turns on HTTPS with password authentication against the metastore's users, which
+    /// `aichemy user` manages and every server on the metastore shares. Default: false.
+    pub password_authentication: bool,
+    /// Trino's password file (`user:bcrypt-or-PBKDF2-hash` lines), as an alternative to
+    /// the metastore's users; `aichemy user --password-file` manages it. Setting it turns
+    /// on HTTPS with password authentication against the file.
     pub password_file: Option<PathBuf>,
     /// The HTTPS certificate (chain) as PEM. Without it a self-signed certificate is
     /// generated once into the warehouse's `tls/` folder.
@@ -170,6 +174,7 @@ impl Default for ServerConfig {
             bind: "0.0.0.0".to_string(),
             http_port: 8080,
             https_port: 8443,
+            password_authentication: false,
             password_file: None,
             tls_certificate: None,
             tls_key: None,
@@ -183,9 +188,15 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
-    /// Whether the HTTPS listener runs: a password file or a certificate is configured.
+    /// Whether passwords are checked (on HTTPS): against the metastore's users or a
+    /// password file.
+    pub fn passwords_enabled(&self) -> bool {
+        self.password_authentication || self.password_file.is_some()
+    }
+
+    /// Whether the HTTPS listener runs: passwords or a certificate are configured.
     pub fn https_enabled(&self) -> bool {
-        self.password_file.is_some() || self.tls_certificate.is_some()
+        self.passwords_enabled() || self.tls_certificate.is_some()
     }
 }
 
@@ -285,6 +296,9 @@ impl Config {
             "server.bind" => self.server.bind = value.to_string(),
             "server.http_port" => self.server.http_port = parse(key, value)?,
             "server.https_port" => self.server.https_port = parse(key, value)?,
+            "server.password_authentication" => {
+                self.server.password_authentication = parse(key, value)?
+            }
             "server.password_file" => self.server.password_file = Some(value.into()),
             "server.tls_certificate" => self.server.tls_certificate = Some(value.into()),
             "server.tls_key" => self.server.tls_key = Some(value.into()),

@@ -1,4 +1,4 @@
-//! The metastore: the durable record of schemas, tables, views and catalogs.
+//! The metastore: the durable record of schemas, tables, views, catalogs and users.
 //!
 //! It is one SQL database: an SQLite file by default, or PostgreSQL
 //! (`metastore.url = "postgresql://…"`) when several servers share one lakehouse. Both are
@@ -63,6 +63,8 @@ pub enum MetastoreError {
         schema: String,
         name: String,
     },
+    #[error("user '{user}' already exists")]
+    UserAlreadyExists { user: String },
     #[error("cannot import: {message}")]
     Import { message: String },
 }
@@ -787,6 +789,99 @@ impl Metastore {
     }
 }
 
+impl Metastore {
+    /// Adds a user with a password hash; `UserAlreadyExists` when the name is taken.
+    pub async fn add_user(&self, name: &str, password_hash: &str) -> Result<(), MetastoreError> {
+        self.add_users(&[(name.to_string(), password_hash.to_string())])
+            .await
+    }
+
+    /// Adds users with their password hashes, all or none: `UserAlreadyExists` names the
+    /// first one taken.
+    pub async fn add_users(&self, users: &[(String, String)]) -> Result<(), MetastoreError> {
+        let mut tx = self.pool.begin().await?;
+        for (name, password_hash) in users {
+            let result =
+                sqlx::query("INSERT INTO aichemy_users (user_name, password_hash) VALUES ($1, $2)")
+                    .bind(name)
+                    .bind(password_hash)
+                    .execute(&mut *tx)
+                    .await;
+            match result {
+                Ok(_) => {}
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                    return Err(MetastoreError::UserAlreadyExists { user: name.clone() })
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Replaces a user's password hash; answers whether the user exists.
+    pub async fn set_user_password(
+        &self,
+        name: &str,
+        password_hash: &str,
+    ) -> Result<bool, MetastoreError> {
+        let done = sqlx::query("UPDATE aichemy_users SET password_hash = $1 WHERE user_name = $2")
+            .bind(password_hash)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Removes a user; answers whether the user existed.
+    pub async fn remove_user(&self, name: &str) -> Result<bool, MetastoreError> {
+        let done = sqlx::query("DELETE FROM aichemy_users WHERE user_name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// A user's password hash, or `None` when there is no such user.
+    pub async fn user_password_hash(&self, name: &str) -> Result<Option<String>, MetastoreError> {
+        let row = sqlx::query("SELECT password_hash FROM aichemy_users WHERE user_name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|row| row.get(0)))
+    }
+
+    /// The users' names, sorted.
+    pub async fn list_users(&self) -> Result<Vec<String>, MetastoreError> {
+        let rows = sqlx::query("SELECT user_name FROM aichemy_users ORDER BY user_name")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|row| row.get(0)).collect())
+    }
+
+    /// The shared secret `name`. The first caller stores the value `make` gives; callers
+    /// racing it, on this server or another, all get the one value stored.
+    pub async fn shared_secret(
+        &self,
+        name: &str,
+        make: impl FnOnce() -> String,
+    ) -> Result<String, MetastoreError> {
+        sqlx::query(
+            "INSERT INTO aichemy_secrets (secret_name, secret_value) VALUES ($1, $2)
+             ON CONFLICT (secret_name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(make())
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query("SELECT secret_value FROM aichemy_secrets WHERE secret_name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.get(0))
+    }
+}
+
 fn properties_json(properties: &[(String, String)]) -> Result<String, MetastoreError> {
     let map: serde_json::Map<String, serde_json::Value> = properties
         .iter()
@@ -948,8 +1043,8 @@ mod tests {
         let store = Metastore::connect(&url).await.unwrap();
         assert_eq!(store.schema_version().await.unwrap(), 0);
         let report = store.migrate().await.unwrap();
-        assert_eq!(report.applied, vec![1, 2, 3, 4]);
-        assert_eq!(report.version, 4);
+        assert_eq!(report.applied, vec![1, 2, 3, 4, 5]);
+        assert_eq!(report.version, 5);
         let again = store.migrate().await.unwrap();
         assert!(again.applied.is_empty());
     }
@@ -995,7 +1090,10 @@ mod tests {
             })
             .await
             .unwrap();
+        source.add_user("alice", "$2y$10$hash").await.unwrap();
+        source.shared_secret("key", || "k1".into()).await.unwrap();
         let export = source.export().await.unwrap();
+        assert!(!export.tables.contains_key("aichemy_secrets"));
         let text = serde_json::to_string(&export).unwrap();
         let export: Export = serde_json::from_str(&text).unwrap();
 
@@ -1018,6 +1116,10 @@ mod tests {
             "SELECT 'it''s' x"
         );
         assert_eq!(target.list_catalogs().await.unwrap().len(), 1);
+        assert_eq!(
+            target.user_password_hash("alice").await.unwrap().as_deref(),
+            Some("$2y$10$hash")
+        );
         assert_eq!(target.export().await.unwrap(), export);
 
         let err = target.import(&export).await.unwrap_err().to_string();
@@ -1034,6 +1136,47 @@ mod tests {
         broken.tables.get_mut("aichemy_tables").unwrap()[0].insert("location".into(), None);
         assert!(fresh.import(&broken).await.is_err());
         assert_eq!(fresh.list_catalogs().await.unwrap(), vec![]);
+    }
+
+    #[tokio::test]
+    async fn users_and_shared_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Metastore::open(&format!("sqlite://{}/m.db", dir.path().display()))
+            .await
+            .unwrap();
+        store.add_user("bob", "h1").await.unwrap();
+        store.add_user("alice", "h2").await.unwrap();
+        assert!(matches!(
+            store.add_user("bob", "h3").await,
+            Err(MetastoreError::UserAlreadyExists { .. })
+        ));
+        assert_eq!(store.list_users().await.unwrap(), vec!["alice", "bob"]);
+        let batch = [
+            ("carol".to_string(), "h".to_string()),
+            ("bob".into(), "h".into()),
+        ];
+        assert!(matches!(
+            store.add_users(&batch).await,
+            Err(MetastoreError::UserAlreadyExists { user }) if user == "bob"
+        ));
+        assert_eq!(
+            store.list_users().await.unwrap(),
+            vec!["alice", "bob"],
+            "all or none"
+        );
+        assert!(store.set_user_password("bob", "h4").await.unwrap());
+        assert!(!store.set_user_password("carol", "h4").await.unwrap());
+        assert_eq!(
+            store.user_password_hash("bob").await.unwrap().as_deref(),
+            Some("h4")
+        );
+        assert!(store.remove_user("bob").await.unwrap());
+        assert!(!store.remove_user("bob").await.unwrap());
+        assert_eq!(store.user_password_hash("bob").await.unwrap(), None);
+
+        let first = store.shared_secret("k", || "one".into()).await.unwrap();
+        let second = store.shared_secret("k", || "two".into()).await.unwrap();
+        assert_eq!((first.as_str(), second.as_str()), ("one", "one"));
     }
 
     #[tokio::test]

@@ -31,7 +31,8 @@ struct Table {
 
 use Kind::{Integer, Text};
 
-/// Every table of the metastore, in an order that satisfies the foreign keys.
+/// Every table of the metastore, in an order that satisfies the foreign keys. Shared keys
+/// (`aichemy_secrets`) stay behind: a new metastore makes its own.
 const TABLES: &[Table] = &[
     Table {
         name: "aichemy_catalogs",
@@ -102,6 +103,15 @@ const TABLES: &[Table] = &[
             ("metadata_location", Text),
             ("previous_metadata_location", Text),
             ("iceberg_type", Text),
+        ],
+    },
+    Table {
+        name: "aichemy_users",
+        key: 1,
+        columns: &[
+            ("user_name", Text),
+            ("password_hash", Text),
+            ("created_at", Text),
         ],
     },
 ];

@@ -1,18 +1,25 @@
-//! Password authentication with Trino's password file, so an existing `password.db` works
-//! as-is: one `user:hash` per line, the hash either bcrypt (`$2y$`, `$2a$`, `$2b$`, cost at
-//! least 8) or PBKDF2-HMAC-SHA256 as `iterations:salt-hex:hash-hex` (at least 1000
-//! iterations). Empty lines and lines starting with `#` are skipped.
+//! Password authentication. The server's users come from one of two places:
 //!
-//! The file is read again when it changes, so `aichemy user add` takes effect without a
-//! restart. Hashes are slow on purpose; a successful check is remembered (as a keyed
-//! digest, never the password) until the file changes, so a client's every request does
-//! not pay for it again.
+//! - the metastore (`aichemy user add`, `server.password_authentication = true`), which
+//!   every server of a lakehouse shares, so a user added through one node signs in on all;
+//! - Trino's password file (`server.password_file`), so an existing `password.db` works
+//!   as-is: one `user:hash` per line.
+//!
+//! Hashes are bcrypt (`$2y$`, `$2a$`, `$2b$`, cost at least 8) or PBKDF2-HMAC-SHA256 as
+//! `iterations:salt-hex:hash-hex` (at least 1000 iterations), in both places. Empty lines
+//! and lines starting with `#` in the file are skipped.
+//!
+//! Changes take effect without a restart: the file is read again when it changes, a
+//! metastore user's hash is looked up again after [`USER_CACHE_TTL`]. Hashes are slow on
+//! purpose; a successful check is remembered (as a keyed digest, never the password) until
+//! the hash changes, so a client's every request does not pay for it again.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
+use aichemy_metastore::Metastore;
 use sha2::{Digest, Sha256};
 
 /// Lowest bcrypt cost accepted, as Trino's `BCRYPT_MIN_COST`.
@@ -23,6 +30,11 @@ const PBKDF2_MIN_ITERATIONS: u32 = 1000;
 pub const BCRYPT_COST: u32 = 10;
 /// bcrypt looks at the first 72 bytes only; longer passwords are refused, not cut.
 pub const MAX_PASSWORD_BYTES: usize = 72;
+/// How long a metastore user's hash (or absence) is trusted before it is looked up again:
+/// the longest a password change or removal on another server takes to reach this one.
+pub const USER_CACHE_TTL: Duration = Duration::from_secs(5);
+/// Most user names a server remembers; past it the memory starts afresh.
+const USER_CACHE_MAX: usize = 10_000;
 
 /// Why a password file cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -119,7 +131,26 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// The lines of a password file, as users and hashes.
 fn parse_entries(path: &Path, text: &str) -> Result<HashMap<String, Hash>, PasswordFileError> {
-    let mut entries = HashMap::new();
+    Ok(parse_lines(path, text)?
+        .into_iter()
+        .map(|(user, _, hash)| (user, hash))
+        .collect())
+}
+
+/// The entries of the password file at `path` as users and hash texts, in file order, each
+/// hash checked (for `aichemy user import`).
+pub fn read_entries(path: &Path) -> Result<Vec<(String, String)>, PasswordFileError> {
+    Ok(parse_lines(path, &read(path)?)?
+        .into_iter()
+        .map(|(user, text, _)| (user, text))
+        .collect())
+}
+
+/// The lines of a password file as users, hash texts and hashes; a user listed twice is an
+/// error.
+fn parse_lines(path: &Path, text: &str) -> Result<Vec<(String, String, Hash)>, PasswordFileError> {
+    let mut entries = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for (index, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -136,10 +167,11 @@ fn parse_entries(path: &Path, text: &str) -> Result<HashMap<String, Hash>, Passw
         if user.is_empty() {
             return Err(invalid("user name is empty".into()));
         }
-        let hash = Hash::parse(hash).map_err(invalid)?;
-        if entries.insert(user.to_string(), hash).is_some() {
+        let parsed = Hash::parse(hash).map_err(invalid)?;
+        if !seen.insert(user.to_string()) {
             return Err(invalid(format!("user '{user}' is listed twice")));
         }
+        entries.push((user.to_string(), hash.to_string(), parsed));
     }
     Ok(entries)
 }
@@ -184,7 +216,7 @@ impl PasswordFile {
         let entries = parse_entries(path, &read(path)?)?;
         Ok(PasswordFile {
             path: path.to_path_buf(),
-            key: *uuid::Uuid::new_v4().as_bytes(),
+            key: process_key(),
             state: Mutex::new(Loaded {
                 stamp: stamp(path),
                 entries,
@@ -195,15 +227,6 @@ impl PasswordFile {
 
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    fn digest(&self, user: &str, password: &str) -> [u8; 32] {
-        let mut hasher = Sha256::new();
-        hasher.update(self.key);
-        hasher.update(user.as_bytes());
-        hasher.update([0]);
-        hasher.update(password.as_bytes());
-        hasher.finalize().into()
     }
 
     /// [`PasswordFile::verify`] on a blocking thread, so that the hash's cost does not
@@ -217,22 +240,10 @@ impl PasswordFile {
 
     /// Whether `password` is `user`'s. Slow (the hash's cost) unless already verified.
     pub fn verify(&self, user: &str, password: &str) -> bool {
-        let digest = self.digest(user, password);
+        let digest = digest(&self.key, user, password);
         let hash = {
             let mut state = self.state.lock().expect("not poisoned");
-            let now = stamp(&self.path);
-            if now != state.stamp {
-                // A file being rewritten may be caught half-way; keep the old entries
-                // until it parses again.
-                match read(&self.path).and_then(|text| parse_entries(&self.path, &text)) {
-                    Ok(entries) => {
-                        state.entries = entries;
-                        state.verified.clear();
-                        state.stamp = now;
-                    }
-                    Err(e) => tracing::warn!("password file not reloaded: {e}"),
-                }
-            }
+            self.reload(&mut state);
             if state.verified.get(user) == Some(&digest) {
                 return true;
             }
@@ -248,12 +259,186 @@ impl PasswordFile {
         state.verified.insert(user.to_string(), digest);
         true
     }
+
+    /// Reads the file again if it changed since last seen.
+    fn reload(&self, state: &mut Loaded) {
+        let now = stamp(&self.path);
+        if now == state.stamp {
+            return;
+        }
+        // A file being rewritten may be caught half-way; keep the old entries until it
+        // parses again.
+        match read(&self.path).and_then(|text| parse_entries(&self.path, &text)) {
+            Ok(entries) => {
+                state.entries = entries;
+                state.verified.clear();
+                state.stamp = now;
+            }
+            Err(e) => tracing::warn!("password file not reloaded: {e}"),
+        }
+    }
+
+    /// Whether the file lists `user` (read again if it changed).
+    pub fn has(&self, user: &str) -> bool {
+        let mut state = self.state.lock().expect("not poisoned");
+        self.reload(&mut state);
+        state.entries.contains_key(user)
+    }
 }
 
-/// Sets `user`'s password in the file at `path` (created with owner-only permissions when
-/// missing), keeping every other line as it was. The file is replaced atomically.
-pub fn set_password(path: &Path, user: &str, password: &str) -> Result<(), PasswordFileError> {
-    check_user_name(user)?;
+/// A keyed digest of a user's password, what a successful check leaves behind.
+fn digest(key: &[u8; 16], user: &str, password: &str) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(key);
+    hasher.update(user.as_bytes());
+    hasher.update([0]);
+    hasher.update(password.as_bytes());
+    hasher.finalize().into()
+}
+
+/// A random key for [`digest`], so remembered digests are useless outside this process.
+fn process_key() -> [u8; 16] {
+    *uuid::Uuid::new_v4().as_bytes()
+}
+
+/// The users of the metastore, looked up as they sign in.
+pub struct MetastoreUsers {
+    metastore: Metastore,
+    key: [u8; 16],
+    known: Mutex<HashMap<String, KnownUser>>,
+}
+
+/// What a server last read of one user.
+struct KnownUser {
+    /// The hash, or `None` for no such user.
+    hash: Option<String>,
+    read_at: Instant,
+    /// The digest of the password last checked good against `hash`.
+    verified: Option<[u8; 32]>,
+}
+
+impl MetastoreUsers {
+    pub fn new(metastore: Metastore) -> Self {
+        Self {
+            metastore,
+            key: process_key(),
+            known: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `user`'s hash and the digest last verified against it, read again from the
+    /// metastore when older than [`USER_CACHE_TTL`]. A metastore that cannot be read
+    /// signs nobody in.
+    async fn current(&self, user: &str) -> Option<(String, Option<[u8; 32]>)> {
+        {
+            let known = self.known.lock().expect("not poisoned");
+            if let Some(entry) = known.get(user) {
+                if entry.read_at.elapsed() < USER_CACHE_TTL {
+                    return entry.hash.clone().map(|hash| (hash, entry.verified));
+                }
+            }
+        }
+        let hash = match self.metastore.user_password_hash(user).await {
+            Ok(hash) => hash,
+            Err(e) => {
+                tracing::warn!("cannot read users from the metastore: {e}");
+                return None;
+            }
+        };
+        let mut known = self.known.lock().expect("not poisoned");
+        if known.len() >= USER_CACHE_MAX {
+            known.clear();
+        }
+        let entry = known.entry(user.to_string()).or_insert(KnownUser {
+            hash: None,
+            read_at: Instant::now(),
+            verified: None,
+        });
+        if entry.hash != hash {
+            entry.verified = None;
+        }
+        entry.hash = hash;
+        entry.read_at = Instant::now();
+        entry.hash.clone().map(|hash| (hash, entry.verified))
+    }
+
+    /// Whether `password` is `user`'s; a new check pays the hash's cost on a blocking
+    /// thread.
+    pub async fn verify(&self, user: &str, password: &str) -> bool {
+        let digest = digest(&self.key, user, password);
+        let Some((text, verified)) = self.current(user).await else {
+            return false;
+        };
+        if verified == Some(digest) {
+            return true;
+        }
+        let hash = match Hash::parse(&text) {
+            Ok(hash) => hash,
+            Err(message) => {
+                tracing::warn!(user = %user, "the metastore holds an unusable hash: {message}");
+                return false;
+            }
+        };
+        let password = password.to_string();
+        let good = tokio::task::spawn_blocking(move || hash.matches(&password))
+            .await
+            .unwrap_or(false);
+        if good {
+            let mut known = self.known.lock().expect("not poisoned");
+            if let Some(entry) = known.get_mut(user) {
+                if entry.hash.as_deref() == Some(text.as_str()) {
+                    entry.verified = Some(digest);
+                }
+            }
+        }
+        good
+    }
+
+    /// Whether the metastore has `user` (as of at most [`USER_CACHE_TTL`] ago).
+    pub async fn has(&self, user: &str) -> bool {
+        self.current(user).await.is_some()
+    }
+}
+
+/// Where a server checks passwords.
+#[derive(Clone)]
+pub enum Users {
+    /// Trino's password file.
+    File(Arc<PasswordFile>),
+    /// The metastore's users.
+    Metastore(Arc<MetastoreUsers>),
+}
+
+impl std::fmt::Debug for Users {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Users::File(file) => file.fmt(f),
+            Users::Metastore(_) => f.write_str("MetastoreUsers"),
+        }
+    }
+}
+
+impl Users {
+    /// Whether `password` is `user`'s, without stalling the server's other requests.
+    pub async fn verify(&self, user: &str, password: &str) -> bool {
+        match self {
+            Users::File(file) => file.verify_off_thread(user, password).await,
+            Users::Metastore(users) => users.verify(user, password).await,
+        }
+    }
+
+    /// Whether `user` still exists (a bearer token of a removed user is refused).
+    pub async fn has(&self, user: &str) -> bool {
+        match self {
+            Users::File(file) => file.has(user),
+            Users::Metastore(users) => users.has(user).await,
+        }
+    }
+}
+
+/// A bcrypt hash of `password` for a new entry, in the notation Trino's password file
+/// uses. Empty passwords and those bcrypt would cut are refused.
+pub fn hash_password(password: &str) -> Result<String, PasswordFileError> {
     if password.is_empty() {
         return Err(PasswordFileError::Refused("the password is empty".into()));
     }
@@ -262,9 +447,16 @@ pub fn set_password(path: &Path, user: &str, password: &str) -> Result<(), Passw
             "the password is longer than {MAX_PASSWORD_BYTES} bytes, which bcrypt cannot use"
         )));
     }
-    let hash = bcrypt::hash_with_result(password, BCRYPT_COST)
+    Ok(bcrypt::hash_with_result(password, BCRYPT_COST)
         .map_err(|e| PasswordFileError::Refused(format!("cannot hash the password: {e}")))?
-        .format_for_version(bcrypt::Version::TwoY);
+        .format_for_version(bcrypt::Version::TwoY))
+}
+
+/// Sets `user`'s password in the file at `path` (created with owner-only permissions when
+/// missing), keeping every other line as it was. The file is replaced atomically.
+pub fn set_password(path: &Path, user: &str, password: &str) -> Result<(), PasswordFileError> {
+    check_user_name(user)?;
+    let hash = hash_password(password)?;
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -331,7 +523,9 @@ fn entry_user(line: &str) -> Option<&str> {
     line.split_once(':').map(|(user, _)| user)
 }
 
-fn check_user_name(user: &str) -> Result<(), PasswordFileError> {
+/// Refuses names Trino's password file could not hold: empty, with `:`, spaces or control
+/// characters.
+pub fn check_user_name(user: &str) -> Result<(), PasswordFileError> {
     if user.is_empty()
         || user.contains(':')
         || user.chars().any(|c| c.is_control() || c.is_whitespace())

@@ -8,14 +8,16 @@
 //! `CommitFailedException`, which clients retry. Errors follow the spec's error model
 //! (`{"error": {"message", "type", "code"}}`).
 //!
-//! Authentication uses the server's users: with a password file, requests need HTTPS and
-//! either Basic credentials or a bearer token from the OAuth2 client-credentials endpoint
-//! `POST /v1/oauth/tokens` (client id and secret are a user and password); without one,
-//! as with Trino's plain HTTP, requests are taken as they come.
+//! Authentication uses the server's users: with passwords configured, requests need HTTPS
+//! and either Basic credentials or a bearer token from the OAuth2 client-credentials
+//! endpoint `POST /v1/oauth/tokens` (client id and secret are a user and password); without
+//! them, as with Trino's plain HTTP, requests are taken as they come. Tokens are signed
+//! with a key the servers of a lakehouse share through the metastore, so any node accepts
+//! a token another issued, until it expires or its user is removed.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use aichemy_tables::iceberg::{namespace_key, CommitError, Committed, IcebergFormat, TableChange};
 use axum::body::Bytes;
@@ -25,12 +27,16 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
 use iceberg::spec::{Schema, SortOrder, TableMetadata, UnboundPartitionSpec};
 use iceberg::{
     Catalog, ErrorKind, NamespaceIdent, TableCreation, TableIdent, TableRequirement, TableUpdate,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
+use sha2::Sha256;
 
 use crate::{basic_credentials, Security};
 
@@ -40,34 +46,71 @@ const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 /// Largest request body: a commit with many updates, never data.
 const MAX_BODY_BYTES: usize = 16 << 20;
 
-/// Bearer tokens issued by this server, by token.
-#[derive(Debug, Default)]
+/// The metastore's name for the key that signs bearer tokens.
+pub const TOKEN_KEY_NAME: &str = "iceberg_rest_token_key";
+
+/// Issues and checks bearer tokens: `user.expiry.signature`, the user in base64url, the
+/// expiry in Unix seconds and an HMAC-SHA256 of both under the shared key. Nothing is
+/// stored, so every server holding the key accepts every server's tokens.
 pub struct Tokens {
-    issued: Mutex<HashMap<String, (String, Instant)>>,
+    key: Vec<u8>,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tokens")
+    }
 }
 
 impl Tokens {
-    fn issue(&self, user: &str) -> String {
-        // Two random (v4) UUIDs: 244 bits from the operating system's generator.
-        let token = format!(
+    /// Tokens signed with `key` (see [`Tokens::new_key`]).
+    pub fn new(key: &[u8]) -> Self {
+        Self { key: key.to_vec() }
+    }
+
+    /// A new random key, as hexadecimal text for the metastore: 244 bits from the
+    /// operating system's generator (two v4 UUIDs).
+    pub fn new_key() -> String {
+        format!(
             "{}{}",
             uuid::Uuid::new_v4().simple(),
             uuid::Uuid::new_v4().simple()
-        );
-        let now = Instant::now();
-        let mut issued = self.issued.lock().expect("not poisoned");
-        issued.retain(|_, (_, expires)| *expires > now);
-        issued.insert(token.clone(), (user.to_string(), now + TOKEN_LIFETIME));
-        token
+        )
     }
 
-    fn user(&self, token: &str) -> Option<String> {
-        let issued = self.issued.lock().expect("not poisoned");
-        issued
-            .get(token)
-            .filter(|(_, expires)| *expires > Instant::now())
-            .map(|(user, _)| user.clone())
+    fn signature(&self, payload: &str) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key");
+        mac.update(payload.as_bytes());
+        mac
     }
+
+    fn issue(&self, user: &str) -> String {
+        self.issue_until(user, unix_now() + TOKEN_LIFETIME.as_secs())
+    }
+
+    fn issue_until(&self, user: &str, expiry: u64) -> String {
+        let payload = format!("{}.{expiry}", URL_SAFE_NO_PAD.encode(user));
+        let signature = self.signature(&payload).finalize().into_bytes();
+        format!("{payload}.{}", URL_SAFE_NO_PAD.encode(signature))
+    }
+
+    /// The user of a genuine, unexpired token.
+    fn user(&self, token: &str) -> Option<String> {
+        let (payload, signature) = token.rsplit_once('.')?;
+        let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+        self.signature(payload).verify_slice(&signature).ok()?;
+        let (user, expiry) = payload.split_once('.')?;
+        if expiry.parse::<u64>().ok()? <= unix_now() {
+            return None;
+        }
+        String::from_utf8(URL_SAFE_NO_PAD.decode(user).ok()?).ok()
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 #[derive(Clone)]
@@ -264,14 +307,16 @@ async fn user_of(app: &RestApp, headers: &HeaderMap) -> RestResult<String> {
         .strip_prefix("Bearer ")
         .or_else(|| authorization.strip_prefix("bearer "))
     {
-        return app
-            .tokens
-            .user(token.trim())
-            .ok_or_else(|| RestError::unauthorized("The bearer token is invalid or expired"));
+        return match app.tokens.user(token.trim()) {
+            Some(user) if passwords.has(&user).await => Ok(user),
+            _ => Err(RestError::unauthorized(
+                "The bearer token is invalid or expired",
+            )),
+        };
     }
     match basic_credentials(headers) {
         Ok(Some((user, Some(password)))) => {
-            if passwords.verify_off_thread(&user, &password).await {
+            if passwords.verify(&user, &password).await {
                 Ok(user)
             } else {
                 tracing::info!(user = %user, "Iceberg REST authentication failed");
@@ -297,7 +342,7 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 }
 
 /// `POST /v1/oauth/tokens`: the client-credentials grant; client id and secret are a
-/// user of the password file and their password.
+/// user and their password.
 async fn issue_token(State(app): State<RestApp>, body: Bytes) -> Response {
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
@@ -323,7 +368,7 @@ async fn issue_token(State(app): State<RestApp>, body: Bytes) -> Response {
             );
         }
         let secret = form.get("client_secret").cloned().unwrap_or_default();
-        if !passwords.verify_off_thread(client_id, &secret).await {
+        if !passwords.verify(client_id, &secret).await {
             tracing::info!(user = %client_id, "Iceberg REST token refused");
             return oauth_error(
                 StatusCode::UNAUTHORIZED,
@@ -908,12 +953,28 @@ mod tests {
 
     #[test]
     fn tokens_name_their_user_until_they_expire() {
-        let tokens = Tokens::default();
+        let key = Tokens::new_key();
+        let tokens = Tokens::new(key.as_bytes());
         let token = tokens.issue("alice");
-        assert_eq!(token.len(), 64);
         assert_eq!(tokens.user(&token).as_deref(), Some("alice"));
+        // Another server with the same key accepts it; one with another key does not.
+        assert_eq!(
+            Tokens::new(key.as_bytes()).user(&token).as_deref(),
+            Some("alice")
+        );
+        assert_eq!(Tokens::new(b"other").user(&token), None);
         assert_eq!(tokens.user("forged"), None);
-        tokens.issued.lock().unwrap().get_mut(&token).unwrap().1 = Instant::now();
-        assert_eq!(tokens.user(&token), None);
+        assert_eq!(
+            tokens.user(&tokens.issue_until("alice", unix_now() - 1)),
+            None
+        );
+        // Changing the user or the expiry breaks the signature.
+        let (_, rest) = token.split_once('.').unwrap();
+        let forged = format!("{}.{rest}", URL_SAFE_NO_PAD.encode("root"));
+        assert_eq!(tokens.user(&forged), None);
+        let (payload, signature) = token.rsplit_once('.').unwrap();
+        let (user, _) = payload.split_once('.').unwrap();
+        let later = format!("{user}.{}.{signature}", unix_now() + 1_000_000);
+        assert_eq!(tokens.user(&later), None);
     }
 }

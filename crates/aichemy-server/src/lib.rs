@@ -34,7 +34,7 @@ use axum::Router;
 use base64::Engine;
 use serde_json::{json, Value};
 
-pub use auth::PasswordFile;
+pub use auth::{MetastoreUsers, PasswordFile, Users};
 pub use query::{ClientSession, Queries, State as QueryState};
 
 /// The version `GET /v1/info` and `SELECT version()` report.
@@ -53,8 +53,9 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How clients prove who they are.
 #[derive(Clone, Debug, Default)]
 pub struct Security {
-    /// Trino's password file; when set, HTTPS requests must carry valid Basic credentials.
-    pub passwords: Option<Arc<PasswordFile>>,
+    /// Where passwords are checked; when set, HTTPS requests must carry valid Basic
+    /// credentials.
+    pub passwords: Option<Users>,
     /// Whether plain HTTP still takes a user name without a password once passwords are
     /// configured (Trino's `http-server.authentication.allow-insecure-over-http`).
     pub allow_insecure_over_http: bool,
@@ -119,7 +120,12 @@ pub async fn serve(
     lakehouse.set_query_log(Arc::new(queries.clone()));
     let handle = axum_server::Handle::new();
     let mut servers = tokio::task::JoinSet::new();
-    let tokens = Arc::new(iceberg_rest::Tokens::default());
+    let key = lakehouse
+        .metastore()
+        .shared_secret(iceberg_rest::TOKEN_KEY_NAME, iceberg_rest::Tokens::new_key)
+        .await
+        .map_err(std::io::Error::other)?;
+    let tokens = Arc::new(iceberg_rest::Tokens::new(key.as_bytes()));
     if let Some(addr) = options.http {
         let listener = bind(addr)?;
         tracing::info!(address = %listener.local_addr()?, "Trino protocol listening (http)");
@@ -338,7 +344,7 @@ fn pairs(
 }
 
 /// The user a request acts as, as Trino's authentication filter decides it: on HTTPS with
-/// a password file, Basic credentials checked against it; otherwise the user the client
+/// passwords configured, Basic credentials checked against them; otherwise the user the client
 /// names, with passwords refused (they would travel in clear or go unchecked).
 async fn authenticate(
     app: &App,
@@ -355,7 +361,7 @@ async fn authenticate(
             let Some((user, Some(password))) = credentials else {
                 return Err(unauthorized("Unauthorized"));
             };
-            if !passwords.verify_off_thread(&user, &password).await {
+            if !passwords.verify(&user, &password).await {
                 tracing::info!(user = %user, "authentication failed");
                 return Err(unauthorized("Authentication failed: Invalid credentials"));
             }

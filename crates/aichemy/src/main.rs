@@ -38,7 +38,7 @@ enum Command {
     Sql(shell::SqlArgs),
     /// The Trino-protocol server for the Trino CLI, the python client, JDBC tools and dbt.
     Serve(serve::ServeArgs),
-    /// Users of the server's password file: add, passwd, remove.
+    /// Users who sign in with a password: add, passwd, remove, list, import.
     User(user::UserArgs),
     /// Applies the metastore's schema migrations (serve and sql also apply them on start).
     Migrate,
@@ -76,9 +76,6 @@ fn main() -> ExitCode {
     if let Some(dir) = cli.catalog_dir {
         config.catalog_dir = Some(dir);
     }
-    if let Command::User(args) = cli.command {
-        return user::run(&config, args);
-    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -91,6 +88,6 @@ fn main() -> ExitCode {
         Command::Serve(args) => runtime.block_on(serve::run(config, args)),
         Command::Migrate => runtime.block_on(metastore::migrate(config)),
         Command::Metastore(args) => runtime.block_on(metastore::run(config, args)),
-        Command::User(_) => unreachable!("handled before the runtime starts"),
+        Command::User(args) => user::run(&config, args, &runtime),
     }
 }

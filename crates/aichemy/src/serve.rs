@@ -9,7 +9,7 @@ use std::time::Duration;
 use aichemy_config::Config;
 use aichemy_engine::Lakehouse;
 use aichemy_server::tls::CertificateSource;
-use aichemy_server::{PasswordFile, Security, ServeOptions};
+use aichemy_server::{MetastoreUsers, PasswordFile, Security, ServeOptions, Users};
 use clap::Args;
 
 #[derive(Args)]
@@ -45,7 +45,7 @@ pub async fn run(mut config: Config, args: ServeArgs) -> ExitCode {
     server.password_file = args.password_file.or(server.password_file.take());
     server.tls_certificate = args.tls_certificate.or(server.tls_certificate.take());
     server.tls_key = args.tls_key.or(server.tls_key.take());
-    let options = match options(&config) {
+    let mut options = match options(&config) {
         Ok(options) => options,
         Err(message) => {
             eprintln!("{message}");
@@ -59,6 +59,23 @@ pub async fn run(mut config: Config, args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if config.server.password_authentication {
+        let metastore = lakehouse.metastore();
+        match metastore.list_users().await {
+            Ok(users) if users.is_empty() => tracing::warn!(
+                "password authentication is on but the metastore has no users yet: add one \
+                 with `aichemy user add NAME`"
+            ),
+            Ok(users) => tracing::info!(users = users.len(), "password authentication on HTTPS"),
+            Err(e) => {
+                eprintln!("cannot read the users of the metastore: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        options.security.passwords = Some(Users::Metastore(Arc::new(MetastoreUsers::new(
+            metastore.clone(),
+        ))));
+    }
     match aichemy_server::serve(lakehouse, options, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -76,11 +93,19 @@ fn options(config: &Config) -> Result<ServeOptions, String> {
         .parse()
         .map_err(|e| format!("invalid server.bind '{}': {e}", server.bind))?;
     let passwords = match &server.password_file {
+        Some(_) if server.password_authentication => {
+            return Err(
+                "server.password_authentication (the metastore's users) and \
+                 server.password_file are alternatives: set one"
+                    .into(),
+            )
+        }
         Some(path) => {
             let file = PasswordFile::open(path).map_err(|e| e.to_string())?;
             tracing::info!(file = %path.display(), "password authentication on HTTPS");
-            Some(Arc::new(file))
+            Some(Users::File(Arc::new(file)))
         }
+        // The metastore's users are set up once the lakehouse is open.
         None => None,
     };
     let https = if server.https_enabled() {
