@@ -14,14 +14,11 @@ use std::sync::Arc;
 use aichemy_metastore::TableRecord;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
-use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::{DataFusionError, Result as DFResult, Statistics};
-use datafusion::datasource::sink::{DataSink, DataSinkExec};
-use datafusion::datasource::TableType;
+use datafusion::catalog::TableProvider;
+use datafusion::common::{DataFusionError, Result as DFResult};
+use datafusion::datasource::sink::DataSink;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::logical_expr::dml::InsertOp;
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
-use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan};
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
 use deltalake::delta_datafusion::DataFusionMixins;
 use deltalake::kernel::engine::arrow_conversion::TryFromArrow;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
@@ -37,6 +34,7 @@ use url::Url;
 use crate::registered::TableStore;
 use aichemy_storage::StorageOptions;
 
+use crate::append::{AppendableTable, Appender};
 use crate::{CommitRetry, CreateTableRequest, PropertyValue, Result, TableError};
 
 const FORMAT: &str = "Delta Lake";
@@ -224,11 +222,15 @@ impl TableStore for DeltaStore {
                 format: FORMAT,
                 source: Box::new(e),
             })?;
-        Ok(Arc::new(DeltaProvider {
+        let schema = scan.schema();
+        Ok(Arc::new(AppendableTable::new(
             scan,
-            table,
-            retries: self.retry.retries as usize,
-        }))
+            schema,
+            DeltaAppender {
+                table,
+                retries: self.retry.retries as usize,
+            },
+        )))
     }
 
     async fn add_column(&self, record: &TableRecord, schema: &SchemaRef) -> Result<()> {
@@ -250,73 +252,32 @@ impl TableStore for DeltaStore {
     }
 }
 
-/// deltalake's table provider for reading, with INSERTs committed by [`DeltaSink`].
+/// Makes a [`DeltaSink`] per INSERT, on the snapshot the statement was planned with (a
+/// commit made since is found and reconciled by the commit's conflict checker).
 #[derive(Debug)]
-struct DeltaProvider {
-    scan: Arc<dyn TableProvider>,
+struct DeltaAppender {
     table: DeltaTable,
     retries: usize,
 }
 
-#[async_trait]
-impl TableProvider for DeltaProvider {
-    fn as_any(&self) -> &dyn Any {
-        self
+impl Appender for DeltaAppender {
+    fn format(&self) -> &'static str {
+        FORMAT
     }
 
-    fn schema(&self) -> SchemaRef {
-        self.scan.schema()
-    }
-
-    fn table_type(&self) -> TableType {
-        self.scan.table_type()
-    }
-
-    fn statistics(&self) -> Option<Statistics> {
-        self.scan.statistics()
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> DFResult<Arc<dyn ExecutionPlan>> {
-        self.scan.scan(state, projection, filters, limit).await
-    }
-
-    fn supports_filters_pushdown(
-        &self,
-        filters: &[&Expr],
-    ) -> DFResult<Vec<TableProviderFilterPushDown>> {
-        self.scan.supports_filters_pushdown(filters)
-    }
-
-    async fn insert_into(
-        &self,
-        _state: &dyn Session,
-        input: Arc<dyn ExecutionPlan>,
-        insert_op: InsertOp,
-    ) -> DFResult<Arc<dyn ExecutionPlan>> {
-        if insert_op != InsertOp::Append {
-            return Err(DataFusionError::NotImplemented(format!(
-                "{insert_op} is not supported for Delta Lake tables"
-            )));
-        }
+    fn sink(&self, schema: SchemaRef) -> DFResult<Arc<dyn DataSink>> {
         let snapshot = self
             .table
             .snapshot()
             .map_err(|e| DataFusionError::External(Box::new(e)))?
             .snapshot()
             .clone();
-        let sink = DeltaSink {
+        Ok(Arc::new(DeltaSink {
             log_store: self.table.log_store(),
-            schema: snapshot.read_schema(),
             snapshot,
+            schema,
             retries: self.retries,
-        };
-        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+        }))
     }
 }
 

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::TableProvider;
 
+mod append;
 pub mod delta;
 pub mod hive;
 pub mod iceberg;

@@ -28,7 +28,6 @@ use crate::{
     ColumnSpec, CommitRetry, CreateTableRequest, LocationPolicy, PropertyValue, Result, TableError,
     TableFormat, TableHandle,
 };
-use write::IcebergTable;
 
 const FORMAT: &str = "Iceberg";
 
@@ -298,7 +297,7 @@ impl TableFormat for IcebergFormat {
         let comment = metadata.properties().get("comment").cloned();
 
         let provider = Arc::new(
-            IcebergTable::try_new(self.catalog.clone(), self.retry, table)
+            write::table_provider(self.catalog.clone(), self.retry, table)
                 .await
                 .map_err(format_error)?,
         );

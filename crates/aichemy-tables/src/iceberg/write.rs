@@ -14,14 +14,11 @@ use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
-use datafusion::catalog::{Session, TableProvider};
+use datafusion::catalog::TableProvider;
 use datafusion::common::{DataFusionError, Result as DFResult};
-use datafusion::datasource::sink::{DataSink, DataSinkExec};
-use datafusion::datasource::TableType;
+use datafusion::datasource::sink::DataSink;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::logical_expr::dml::InsertOp;
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
-use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan};
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
 use futures::StreamExt;
 use iceberg::arrow::{schema_to_arrow_schema, RecordBatchPartitionSplitter};
 use iceberg::spec::{DataFile, DataFileFormat};
@@ -39,6 +36,7 @@ use iceberg::writer::partitioning::PartitioningWriter;
 use iceberg::{Catalog, ErrorKind, TableIdent};
 use iceberg_datafusion::IcebergStaticTableProvider;
 
+use crate::append::{AppendableTable, Appender};
 use crate::{CommitRetry, TableError};
 
 fn df_error(e: iceberg::Error) -> DataFusionError {
@@ -46,99 +44,60 @@ fn df_error(e: iceberg::Error) -> DataFusionError {
 }
 
 /// One Iceberg table as DataFusion sees it: scans of the snapshot loaded at planning time,
-/// appends committed to the catalog.
-#[derive(Debug)]
-pub(crate) struct IcebergTable {
+/// appends committed to the catalog. The engine plans with the table's columns without the
+/// field ids of nested fields (see [`plain_type`]), and nullable, so that the sink checks
+/// NOT NULL columns and names the column in its error.
+pub(crate) async fn table_provider(
     catalog: Arc<dyn Catalog>,
     retry: CommitRetry,
-    ident: TableIdent,
-    scan: IcebergStaticTableProvider,
-    /// The table's columns as the engine plans with them: without the field ids of nested
-    /// fields (see [`plain_type`]), and nullable, so that the sink checks NOT NULL columns
-    /// and names the column in its error.
-    schema: SchemaRef,
-}
-
-impl IcebergTable {
-    pub(crate) async fn try_new(
-        catalog: Arc<dyn Catalog>,
-        retry: CommitRetry,
-        table: Table,
-    ) -> iceberg::Result<Self> {
-        let ident = table.identifier().clone();
-        let scan = IcebergStaticTableProvider::try_new_from_table(table).await?;
-        let schema = Arc::new(Schema::new_with_metadata(
-            scan.schema()
-                .fields()
-                .iter()
-                .map(|f| {
-                    f.as_ref()
-                        .clone()
-                        .with_data_type(plain_type(f.data_type()))
-                        .with_nullable(true)
-                })
-                .collect::<Vec<_>>(),
-            scan.schema().metadata().clone(),
-        ));
-        Ok(Self {
+    table: Table,
+) -> iceberg::Result<AppendableTable<IcebergAppender>> {
+    let ident = table.identifier().clone();
+    let scan = IcebergStaticTableProvider::try_new_from_table(table).await?;
+    let schema = Arc::new(Schema::new_with_metadata(
+        scan.schema()
+            .fields()
+            .iter()
+            .map(|f| {
+                f.as_ref()
+                    .clone()
+                    .with_data_type(plain_type(f.data_type()))
+                    .with_nullable(true)
+            })
+            .collect::<Vec<_>>(),
+        scan.schema().metadata().clone(),
+    ));
+    Ok(AppendableTable::new(
+        Arc::new(scan),
+        schema,
+        IcebergAppender {
             catalog,
             retry,
             ident,
-            scan,
-            schema,
-        })
-    }
+        },
+    ))
 }
 
-#[async_trait]
-impl TableProvider for IcebergTable {
-    fn as_any(&self) -> &dyn Any {
-        self
+/// Makes an [`IcebergSink`] per INSERT.
+#[derive(Debug)]
+pub(crate) struct IcebergAppender {
+    catalog: Arc<dyn Catalog>,
+    retry: CommitRetry,
+    ident: TableIdent,
+}
+
+impl Appender for IcebergAppender {
+    fn format(&self) -> &'static str {
+        "Iceberg"
     }
 
-    fn schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::Base
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> DFResult<Arc<dyn ExecutionPlan>> {
-        self.scan.scan(state, projection, filters, limit).await
-    }
-
-    fn supports_filters_pushdown(
-        &self,
-        filters: &[&Expr],
-    ) -> DFResult<Vec<TableProviderFilterPushDown>> {
-        self.scan.supports_filters_pushdown(filters)
-    }
-
-    async fn insert_into(
-        &self,
-        _state: &dyn Session,
-        input: Arc<dyn ExecutionPlan>,
-        insert_op: InsertOp,
-    ) -> DFResult<Arc<dyn ExecutionPlan>> {
-        if insert_op != InsertOp::Append {
-            return Err(DataFusionError::NotImplemented(format!(
-                "{insert_op} is not supported for Iceberg tables"
-            )));
-        }
-        let sink = IcebergSink {
+    fn sink(&self, schema: SchemaRef) -> DFResult<Arc<dyn DataSink>> {
+        Ok(Arc::new(IcebergSink {
             catalog: self.catalog.clone(),
             retry: self.retry,
             ident: self.ident.clone(),
-            schema: self.schema(),
-        };
-        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+            schema,
+        }))
     }
 }
 
