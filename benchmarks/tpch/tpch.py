@@ -10,10 +10,10 @@ through DuckDB on the same files, one warm-up round and `--rounds` measured ones
 interleaved query by query with their order rotating each round, every engine limited to
 `--threads` threads. Checks that every engine returns the same rows (numbers rounded to
 two places) and prints per query the median and minimum time of each engine and its ratio
-to DuckDB, and the geometric mean of the ratios.
+to DuckDB, the geometric mean of the ratios and each process's peak memory; a measured run
+also writes that table to benchmarks/results/.
 
-Not yet here (see the issue): Polars, AIchemy in-process, peak memory, the 2 GiB
-memory-limited mode and results written to benchmarks/results/.
+Not yet here (see the issue): Polars, AIchemy in-process and the 2 GiB memory-limited mode.
 """
 
 import argparse
@@ -21,6 +21,7 @@ import datetime
 import decimal
 import math
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -95,6 +96,14 @@ class Aichemy:
         self.cursor.execute(sql)
         return self.cursor.fetchall()
 
+    def peak_memory(self):
+        """The server process's peak resident memory in bytes (Linux's VmHWM)."""
+        with open(f"/proc/{self.server.process.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+        return None
+
     def close(self):
         self.server.stop()
 
@@ -111,6 +120,10 @@ class DuckDB:
 
     def run(self, sql):
         return self.con.execute(sql).fetchall()
+
+    def peak_memory(self):
+        """Peak resident memory of this (the harness's) process, which DuckDB runs in."""
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
     def close(self):
         self.con.close()
@@ -149,6 +162,7 @@ def main():
     times = {(e.name, q): [] for e in engines for q in texts}
     failures = []
     rounds = 1 if args.check_only else 1 + args.rounds
+    peaks = {}
     try:
         for round_no in range(rounds):
             order = engines[round_no % len(engines):] + engines[:round_no % len(engines)]
@@ -170,14 +184,22 @@ def main():
                         if rows != expected:
                             failures.append((q, engine.name, "rows differ from "
                                              f"{order[0].name}: {rows[:2]} vs {expected[:2]}"))
+        for engine in engines:
+            peaks[engine.name] = engine.peak_memory()
     finally:
         for engine in engines:
             engine.close()
         work.cleanup()
     names = [e.name for e in engines]
-    print(f"TPC-H SF{args.scale}, {args.threads} threads, "
-          f"{'one round' if args.check_only else f'{args.rounds} measured rounds'}")
-    print("query " + " ".join(f"{n + ' median/min s':>28}" for n in names) + "   ratio to duckdb")
+    lines = []
+
+    def say(line):
+        print(line)
+        lines.append(line)
+
+    say(f"TPC-H SF{args.scale}, {args.threads} threads, "
+        f"{'one round' if args.check_only else f'{args.rounds} measured rounds'}")
+    say("query " + " ".join(f"{n + ' median/min s':>28}" for n in names) + "   ratio to duckdb")
     ratios = {n: [] for n in names}
     for q in texts:
         cells, base = [], times[("duckdb", q)]
@@ -186,15 +208,25 @@ def main():
             cells.append(f"{statistics.median(t):13.3f}/{min(t):<13.3f}" if t else f"{'failed':>28}")
             if t and base:
                 ratios[n].append(min(t) / min(base))
-        print(f"q{q:<4} " + " ".join(cells) + "   " + " ".join(
+        say(f"q{q:<4} " + " ".join(cells) + "   " + " ".join(
             f"{min(times[(n, q)]) / min(base):5.2f}" if times[(n, q)] and base else "  -  "
             for n in names[1:]))
     for n in names[1:]:
         if ratios[n]:
             geo = math.exp(sum(math.log(r) for r in ratios[n]) / len(ratios[n]))
-            print(f"geometric mean of {n} / duckdb over {len(ratios[n])} queries: {geo:.2f}")
+            say(f"geometric mean of {n} / duckdb over {len(ratios[n])} queries: {geo:.2f}")
+    for name, peak in peaks.items():
+        if peak:
+            say(f"peak memory of {name}: {peak / 2**20:.0f} MiB")
     for failure in failures:
-        print("FAILED q{} on {}: {}".format(*failure))
+        say("FAILED q{} on {}: {}".format(*failure))
+    if not args.check_only:
+        results = HERE.parent / "results"
+        results.mkdir(exist_ok=True)
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        path = results / f"tpch-sf{args.scale:g}-{stamp}.txt"
+        path.write_text("\n".join(lines) + "\n")
+        print(f"written to {path}")
     sys.exit(1 if failures else 0)
 
 
