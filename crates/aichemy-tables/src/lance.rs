@@ -303,6 +303,11 @@ impl DisplayAs for LanceSink {
     }
 }
 
+/// [`conform`] for each of `batches`.
+fn conform_all(batches: &[RecordBatch], schema: &SchemaRef) -> DFResult<Vec<RecordBatch>> {
+    batches.iter().map(|b| conform(b, schema)).collect()
+}
+
 /// Casts every column of a batch to a schema's types.
 fn conform(batch: &RecordBatch, schema: &SchemaRef) -> DFResult<RecordBatch> {
     let columns = batch
@@ -449,23 +454,19 @@ impl LanceSink {
         commit.execute(transaction).await.map(drop)
     }
 
-    /// Writes whole batches, cast to `schema`, in one commit. The outer error is a row
-    /// that does not fit the schema, the inner one Lance's.
-    async fn write_batches(
+    /// Creates the dataset from whole batches, cast to `schema`, in one commit. The outer
+    /// error is a row that does not fit the schema, the inner one Lance's.
+    async fn create(
         &self,
         batches: &[RecordBatch],
         schema: SchemaRef,
-        mode: WriteMode,
     ) -> DFResult<lance::Result<()>> {
-        let conformed = batches
-            .iter()
-            .map(|b| conform(b, &schema))
-            .collect::<DFResult<Vec<_>>>()?;
+        let conformed = conform_all(batches, &schema)?;
         let reader = RecordBatchIterator::new(conformed.into_iter().map(Ok), schema);
         Ok(Dataset::write(
             reader,
             &self.location,
-            Some(write_params(mode, self.stores.options())),
+            Some(write_params(WriteMode::Create, self.stores.options())),
         )
         .await
         .map(drop))
@@ -502,9 +503,7 @@ impl DataSink for LanceSink {
             // marker object) creates the dataset; the others wait for it and append.
             if self.claim_first_write().await? {
                 let schema = storage_schema(&self.schema, &batches);
-                let created = self
-                    .write_batches(&batches, schema, WriteMode::Create)
-                    .await;
+                let created = self.create(&batches, schema).await;
                 if !matches!(created, Ok(Ok(()))) {
                     // Let another writer try.
                     let _ = self.release_first_write().await;
@@ -513,10 +512,7 @@ impl DataSink for LanceSink {
             } else {
                 let dataset = self.wait_for_dataset().await?;
                 let schema: SchemaRef = Arc::new(Schema::from(dataset.schema()));
-                let conformed = batches
-                    .iter()
-                    .map(|b| conform(b, &schema))
-                    .collect::<DFResult<Vec<_>>>()?;
+                let conformed = conform_all(&batches, &schema)?;
                 let stream = futures::stream::iter(conformed.into_iter().map(Ok));
                 let stream = Box::pin(RecordBatchStreamAdapter::new(schema, stream));
                 self.append(dataset, stream).await.map_err(df_error)?;
