@@ -1,41 +1,50 @@
-"""TPC-H on AIchemy and DuckDB over the same Parquet files (issue #7, first part):
+"""TPC-H on AIchemy, DuckDB and Polars over the same Parquet files (issue #7):
 
-    AICHEMY_BIN=…/aichemy python benchmarks/tpch/tpch.py --scale 0.01 [--rounds 3]
+    AICHEMY_BIN=…/aichemy python benchmarks/tpch/tpch.py --scale 10 [--rounds 3]
+        [--threads 2] [--memory-limit 2GB] [--engines duckdb,sql-hive,…] [--data DIR]
 
-Generates TPC-H Parquet with tpchgen-cli into a temporary folder, registers the files as
-`hive` external tables of a fresh warehouse and copies them into `iceberg` tables with
-CREATE TABLE … AS SELECT, then runs the 22 queries of `queries/` (Trino dialect) through
-`aichemy serve` with the python `trino` client (on the hive and on the iceberg tables) and
-through DuckDB on the same files, one warm-up round and `--rounds` measured ones, engines
-interleaved query by query with their order rotating each round, every engine limited to
-`--threads` threads. Checks that every engine returns the same rows (numbers rounded to
-two places) and prints per query the median and minimum time of each engine and its ratio
-to DuckDB, the geometric mean of the ratios and each process's peak memory; a measured run
-also writes that table to benchmarks/results/.
+Generates TPC-H Parquet with tpchgen-cli (into `--data`, reused when it is already
+there), registers the files as `hive` external tables of a fresh warehouse and copies them
+into `iceberg` tables with CREATE TABLE … AS SELECT, then runs the 22 queries of
+`queries/` (Trino dialect) through these engines, each in its own process:
 
-Not yet here (see the issue): Polars, AIchemy in-process and the 2 GiB memory-limited mode.
+  sql-hive, sql-iceberg      AIchemy in-process: `aichemy sql` reading statements on stdin
+  serve-hive, serve-iceberg  `aichemy serve` with the python `trino` client
+  duckdb, polars             the same files (Polars through its SQL context)
+
+One warm-up round and `--rounds` measured ones, engines interleaved query by query with
+their order rotating each round, every engine limited to `--threads` threads (and AIchemy
+and DuckDB to `--memory-limit`). Checks that every engine returns DuckDB's rows (numbers
+rounded to two places) and prints per query the median and minimum time of each engine
+and its ratio to DuckDB, the geometric mean of the ratios and each process's peak
+memory; a measured run also writes that table to benchmarks/results/.
 """
 
 import argparse
 import datetime
 import decimal
+import json
 import math
+import multiprocessing
 import os
+import queue
 import resource
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
-import duckdb
 import trino
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent / "tests" / "clients"))
 
 from lakehouse import BIN, Server  # noqa: E402
+
+ENGINES = ["duckdb", "polars", "sql-hive", "sql-iceberg", "serve-hive", "serve-iceberg"]
 
 # Trino types of the columns tpchgen-cli writes.
 TABLES = {
@@ -69,6 +78,8 @@ def queries():
 
 
 def generate(scale, folder):
+    if (folder / "lineitem").is_dir():
+        return
     subprocess.run(["tpchgen-cli", "parquet", "-s", str(scale), "--parts=1",
                     f"--output-dir={folder}"], check=True)
 
@@ -84,10 +95,21 @@ def normalise(rows):
     return [tuple(value(v) for v in row) for row in rows]
 
 
-class Aichemy:
-    def __init__(self, warehouse, catalog):
-        self.name = f"aichemy-{catalog}"
-        self.server = Server(warehouse, env={"AICHEMY_LOG": "warn"})
+def vm_hwm(pid):
+    """A process's peak resident memory in bytes (Linux's VmHWM)."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return None
+
+
+class AichemyServe:
+    """`aichemy serve`, queried with the python trino client."""
+
+    def __init__(self, warehouse, catalog, env):
+        self.name = f"serve-{catalog}"
+        self.server = Server(warehouse, env=env)
         self.cursor = trino.dbapi.connect(host="127.0.0.1", port=self.server.http_port,
                                           user="bench", catalog=catalog,
                                           schema="tpch").cursor()
@@ -97,49 +119,147 @@ class Aichemy:
         return self.cursor.fetchall()
 
     def peak_memory(self):
-        """The server process's peak resident memory in bytes (Linux's VmHWM)."""
-        with open(f"/proc/{self.server.process.pid}/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-        return None
+        return vm_hwm(self.server.process.pid)
 
     def close(self):
         self.server.stop()
 
 
-class DuckDB:
-    name = "duckdb"
+END = "aichemy_bench_end"
 
-    def __init__(self, data, threads):
-        self.con = duckdb.connect()
-        self.con.execute(f"SET threads = {threads}")
-        for table in TABLES:
-            self.con.execute(f"CREATE VIEW {table} AS SELECT * FROM "
-                             f"read_parquet('{data}/{table}/*.parquet')")
+
+class AichemySql:
+    """AIchemy in-process: one `aichemy sql` process running the statements written to its
+    standard input; a marker statement after each query tells where its rows end."""
+
+    def __init__(self, warehouse, catalog, env):
+        self.name = f"sql-{catalog}"
+        self.process = subprocess.Popen(
+            [BIN, "--warehouse", str(warehouse), "sql", "--format", "json", "--ignore-errors",
+             "--catalog", catalog, "--schema", "tpch"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, **env})
+        self.errors = queue.Queue()
+        threading.Thread(target=self._read_errors, daemon=True).start()
+
+    def _read_errors(self):
+        for line in self.process.stderr:
+            if line.startswith("Query failed:"):
+                self.errors.put(line.strip())
 
     def run(self, sql):
-        return self.con.execute(sql).fetchall()
+        self.process.stdin.write(f"{sql.strip().rstrip(';')};\nSELECT 1 AS {END};\n")
+        self.process.stdin.flush()
+        rows = []
+        for line in self.process.stdout:
+            row = json.loads(line, parse_float=decimal.Decimal)
+            if list(row) == [END]:
+                break
+            rows.append(tuple(row.values()))
+        else:
+            raise RuntimeError(f"aichemy sql ended (exit {self.process.wait()})")
+        try:
+            raise RuntimeError(self.errors.get(timeout=0.05))
+        except queue.Empty:
+            return rows
 
     def peak_memory(self):
-        """Peak resident memory of this (the harness's) process, which DuckDB runs in."""
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        return vm_hwm(self.process.pid)
 
     def close(self):
-        self.con.close()
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
 
 
-def register(warehouse, data):
+def serve_worker(connection, engine, data, threads, memory_limit):
+    """The body of an engine's own process: answers SQL texts with rows or an error."""
+    if engine == "polars":
+        os.environ["POLARS_MAX_THREADS"] = str(threads)
+        import polars
+        context = polars.SQLContext()
+        for table in TABLES:
+            context.register(table, polars.scan_parquet(f"{data}/{table}/*.parquet"))
+
+        def run(sql):
+            return context.execute(sql, eager=True).rows()
+    else:
+        import duckdb
+        con = duckdb.connect()
+        con.execute(f"SET threads = {threads}")
+        if memory_limit:
+            con.execute(f"SET memory_limit = '{memory_limit}'")
+        for table in TABLES:
+            con.execute(f"CREATE VIEW {table} AS SELECT * FROM "
+                        f"read_parquet('{data}/{table}/*.parquet')")
+
+        def run(sql):
+            return con.execute(sql).fetchall()
+    while True:
+        sql = connection.recv()
+        if sql is None:
+            connection.send(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+            return
+        try:
+            connection.send(("rows", run(sql)))
+        except Exception as e:  # noqa: BLE001 - reported with the query
+            connection.send(("error", f"{type(e).__name__}: {e}"))
+
+
+class Worker:
+    """DuckDB or Polars in a process of its own, so that its memory is its own."""
+
+    def __init__(self, engine, data, threads, memory_limit):
+        self.name = engine
+        context = multiprocessing.get_context("spawn")
+        self.connection, theirs = context.Pipe()
+        self.process = context.Process(
+            target=serve_worker, args=(theirs, engine, data, threads, memory_limit))
+        self.process.start()
+        self.peak = None
+
+    def run(self, sql):
+        self.connection.send(sql)
+        kind, value = self.connection.recv()
+        if kind == "error":
+            raise RuntimeError(value)
+        return value
+
+    def peak_memory(self):
+        if self.peak is None and self.process.is_alive():
+            self.connection.send(None)
+            self.peak = self.connection.recv()
+            self.process.join()
+        return self.peak
+
+    def close(self):
+        self.peak_memory()
+
+
+def register(warehouse, data, iceberg):
     """Hive external tables on the generated files, and iceberg copies of them."""
-    statements = ["CREATE SCHEMA hive.tpch", "CREATE SCHEMA iceberg.tpch"]
+    statements = ["CREATE SCHEMA hive.tpch"] + (["CREATE SCHEMA iceberg.tpch"] if iceberg else [])
     for table, columns in TABLES.items():
         statements.append(f"CREATE TABLE hive.tpch.{table} ({columns}) WITH "
                           f"(external_location = 'file://{data}/{table}', format = 'PARQUET')")
-        statements.append(f"CREATE TABLE iceberg.tpch.{table} AS SELECT * FROM hive.tpch.{table}")
+        if iceberg:
+            statements.append(
+                f"CREATE TABLE iceberg.tpch.{table} AS SELECT * FROM hive.tpch.{table}")
     done = subprocess.run([BIN, "--warehouse", str(warehouse), "sql", "-e",
                            ";\n".join(statements) + ";"], capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"registering the tables failed: {done.stderr}")
+
+
+def start(name, data, warehouse, args):
+    env = {"AICHEMY_LOG": "warn", "AICHEMY_EXECUTION__THREADS": str(args.threads)}
+    if args.memory_limit:
+        env["AICHEMY_EXECUTION__MEMORY_LIMIT"] = args.memory_limit
+    kind, _, catalog = name.partition("-")
+    if kind == "sql":
+        return AichemySql(warehouse, catalog, env)
+    if kind == "serve":
+        return AichemyServe(warehouse, catalog, env)
+    return Worker(name, data, args.threads, args.memory_limit)
 
 
 def main():
@@ -147,74 +267,103 @@ def main():
     parser.add_argument("--scale", type=float, default=0.01)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--memory-limit", help="for AIchemy and DuckDB, as 2GB")
+    parser.add_argument("--engines", default=",".join(ENGINES),
+                        help=f"comma-separated, from {','.join(ENGINES)}; duckdb always runs")
+    parser.add_argument("--queries", help="comma-separated query numbers (default all 22)")
+    parser.add_argument("--data", type=Path,
+                        help="folder for the generated files, kept and reused")
     parser.add_argument("--check-only", action="store_true",
                         help="run each query once per engine and compare, no timings")
     args = parser.parse_args()
+    names = ["duckdb"] + [n for n in args.engines.split(",") if n and n != "duckdb"]
+    unknown = set(names) - set(ENGINES)
+    if unknown:
+        sys.exit(f"unknown engines: {', '.join(sorted(unknown))}")
     work = tempfile.TemporaryDirectory(prefix="aichemy-tpch-")
-    data, warehouse = Path(work.name) / "data", Path(work.name) / "warehouse"
+    data = (args.data or Path(work.name) / "data").resolve()
+    warehouse = Path(work.name) / "warehouse"
     generate(args.scale, data)
     # The generated files stay where they are, outside the warehouse.
     os.environ["AICHEMY_STORAGE__ALLOWED_LOCATIONS"] = f"file://{data}"
-    register(warehouse, data)
-    engines = [DuckDB(data, args.threads), Aichemy(warehouse, "hive"),
-               Aichemy(warehouse, "iceberg")]
+    register(warehouse, data, any(n.endswith("iceberg") for n in names))
     texts = queries()
-    times = {(e.name, q): [] for e in engines for q in texts}
+    if args.queries:
+        texts = {q: texts[q] for q in map(int, args.queries.split(","))}
+    engines = []
+    times = {(n, q): [] for n in names for q in texts}
     failures = []
     rounds = 1 if args.check_only else 1 + args.rounds
     peaks = {}
     try:
+        engines = [start(name, data, warehouse, args) for name in names]
         for round_no in range(rounds):
             order = engines[round_no % len(engines):] + engines[:round_no % len(engines)]
             for q, sql in texts.items():
-                expected = None
+                results = {}
                 for engine in order:
-                    start = time.perf_counter()
+                    started = time.perf_counter()
                     try:
-                        rows = normalise(engine.run(sql))
+                        rows = engine.run(sql)
                     except Exception as e:  # noqa: BLE001 - reported with the query
-                        failures.append((q, engine.name, str(e).splitlines()[0][:200]))
+                        failures.append((q, engine.name, str(e).splitlines()[0][:300]))
                         continue
-                    elapsed = time.perf_counter() - start
+                    elapsed = time.perf_counter() - started
                     if round_no > 0 or args.check_only:
                         times[(engine.name, q)].append(elapsed)
                     if round_no == 0:
-                        if engine.name == "duckdb" or expected is None:
-                            expected = expected or rows
-                        if rows != expected:
-                            failures.append((q, engine.name, "rows differ from "
-                                             f"{order[0].name}: {rows[:2]} vs {expected[:2]}"))
+                        results[engine.name] = normalise(rows)
+                expected = results.get("duckdb")
+                for name, rows in results.items():
+                    if expected is not None and rows != expected:
+                        failures.append((q, name, f"rows differ from duckdb: {rows[:2]} vs "
+                                                  f"{expected[:2]}"))
         for engine in engines:
             peaks[engine.name] = engine.peak_memory()
     finally:
         for engine in engines:
             engine.close()
         work.cleanup()
-    names = [e.name for e in engines]
+    report(args, names, texts, times, peaks, failures)
+
+
+def report(args, names, texts, times, peaks, failures):
     lines = []
 
     def say(line):
         print(line)
         lines.append(line)
 
-    say(f"TPC-H SF{args.scale}, {args.threads} threads, "
-        f"{'one round' if args.check_only else f'{args.rounds} measured rounds'}")
-    say("query " + " ".join(f"{n + ' median/min s':>28}" for n in names) + "   ratio to duckdb")
+    say(f"TPC-H SF{args.scale:g}, {args.threads} threads"
+        f"{f', memory limit {args.memory_limit}' if args.memory_limit else ''}, "
+        f"{'one round' if args.check_only else f'{args.rounds} measured rounds'}; "
+        "seconds as median/min; ratio: min over duckdb's min")
+    say("query " + "".join(f"{n:>21}" for n in names) + "   ratio " +
+        "".join(f"{n:>14}" for n in names[1:]))
     ratios = {n: [] for n in names}
+    totals = {n: 0.0 for n in names}
     for q in texts:
-        cells, base = [], times[("duckdb", q)]
+        base = times[("duckdb", q)]
+        cells, shares = [], []
         for n in names:
             t = times[(n, q)]
-            cells.append(f"{statistics.median(t):13.3f}/{min(t):<13.3f}" if t else f"{'failed':>28}")
-            if t and base:
-                ratios[n].append(min(t) / min(base))
-        say(f"q{q:<4} " + " ".join(cells) + "   " + " ".join(
-            f"{min(times[(n, q)]) / min(base):5.2f}" if times[(n, q)] and base else "  -  "
-            for n in names[1:]))
+            cells.append(f"{statistics.median(t):>11.3f}/{min(t):<9.3f}" if t
+                         else f"{'failed':>21}")
+            if t:
+                totals[n] += min(t)
+            if n != "duckdb":
+                if t and base:
+                    ratios[n].append(min(t) / min(base))
+                    shares.append(f"{min(t) / min(base):>14.2f}")
+                else:
+                    shares.append(f"{'-':>14}")
+        say(f"q{q:<4} " + "".join(cells) + "         " + "".join(shares))
+    say("sum of minimums " + "  ".join(f"{n} {totals[n]:.2f}" for n in names))
     for n in names[1:]:
         if ratios[n]:
             geo = math.exp(sum(math.log(r) for r in ratios[n]) / len(ratios[n]))
-            say(f"geometric mean of {n} / duckdb over {len(ratios[n])} queries: {geo:.2f}")
+            say(f"geometric mean of {n} / duckdb over {len(ratios[n])} queries: {geo:.2f}"
+                f" (worst {max(ratios[n]):.2f})")
     for name, peak in peaks.items():
         if peak:
             say(f"peak memory of {name}: {peak / 2**20:.0f} MiB")

@@ -47,6 +47,114 @@ pub struct Config {
     pub commit: CommitConfig,
     /// Object storage: where tables may live, S3 settings, commit safety.
     pub storage: StorageConfig,
+    /// How queries run: threads, the memory limit and where operators spill.
+    pub execution: ExecutionConfig,
+}
+
+/// Query execution in this process.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExecutionConfig {
+    /// Threads that run queries (and the partitions a query is split into). Default: the
+    /// machine's cores.
+    pub threads: Option<std::num::NonZeroUsize>,
+    /// The memory all running queries of this process may hold together, as Trino's data
+    /// sizes (`2GB`, `512MB`; units are powers of 1024). Sorts, joins and aggregations
+    /// spill to `spill_path` as they reach it; a query that cannot fails with
+    /// `EXCEEDED_LOCAL_MEMORY_LIMIT`. Default: no limit.
+    pub memory_limit: Option<DataSize>,
+    /// The folder of spill files. Default: the system's temporary folder.
+    pub spill_path: Option<PathBuf>,
+    /// DataFusion settings by their names without the `datafusion.` prefix, for tuning:
+    /// `"execution.parquet.pushdown_filters" = "true"`.
+    pub datafusion: BTreeMap<String, ScalarText>,
+}
+
+impl ExecutionConfig {
+    /// The threads queries run on: the configured number or the machine's cores.
+    pub fn threads(&self) -> usize {
+        self.threads
+            .or_else(|| std::thread::available_parallelism().ok())
+            .map_or(1, |n| n.get())
+    }
+}
+
+/// A number of bytes written as Trino writes data sizes: `2GB`, `512MB`, `64kB`, `100B`
+/// (the units are powers of 1024; `GiB`-style spellings are accepted too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataSize(pub u64);
+
+impl std::str::FromStr for DataSize {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let number: f64 = number
+            .parse()
+            .map_err(|_| format!("'{text}' is not a data size such as 2GB or 512MB"))?;
+        let power = match unit.trim().to_ascii_uppercase().as_str() {
+            "" | "B" => 0,
+            "KB" | "KIB" => 1,
+            "MB" | "MIB" => 2,
+            "GB" | "GIB" => 3,
+            "TB" | "TIB" => 4,
+            _ => return Err(format!("unknown unit in data size '{text}'")),
+        };
+        Ok(DataSize((number * 1024f64.powi(power)) as u64))
+    }
+}
+
+impl std::fmt::Display for DataSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let units = ["B", "kB", "MB", "GB", "TB"];
+        let mut value = self.0 as f64;
+        let mut unit = 0;
+        while value >= 1024.0 && unit + 1 < units.len() {
+            value /= 1024.0;
+            unit += 1;
+        }
+        if value.fract() == 0.0 {
+            write!(f, "{value}{}", units[unit])
+        } else {
+            write!(f, "{value:.2}{}", units[unit])
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for DataSize {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match ScalarText::deserialize(deserializer)?.0.parse() {
+            Ok(size) => Ok(size),
+            Err(message) => Err(serde::de::Error::custom(message)),
+        }
+    }
+}
+
+/// A TOML string, number or boolean, kept as its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScalarText(pub String);
+
+impl<'de> Deserialize<'de> for ScalarText {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Scalar {
+            Text(String),
+            Integer(i64),
+            Float(f64),
+            Bool(bool),
+        }
+        Ok(ScalarText(match Scalar::deserialize(deserializer)? {
+            Scalar::Text(text) => text,
+            Scalar::Integer(n) => n.to_string(),
+            Scalar::Float(n) => n.to_string(),
+            Scalar::Bool(b) => b.to_string(),
+        }))
+    }
 }
 
 /// Object storage settings.
@@ -219,6 +327,7 @@ impl Default for Config {
             catalog_dir: None,
             commit: CommitConfig::default(),
             storage: StorageConfig::default(),
+            execution: ExecutionConfig::default(),
         }
     }
 }
@@ -326,6 +435,15 @@ impl Config {
                 self.storage.s3.secret_access_key = Some(value.to_string())
             }
             "storage.s3.path_style" => self.storage.s3.path_style = Some(parse(key, value)?),
+            "execution.threads" => self.execution.threads = Some(parse(key, value)?),
+            "execution.memory_limit" => self.execution.memory_limit = Some(parse(key, value)?),
+            "execution.spill_path" => self.execution.spill_path = Some(value.into()),
+            _ if key.starts_with("execution.datafusion.") => {
+                self.execution.datafusion.insert(
+                    key["execution.datafusion.".len()..].to_string(),
+                    ScalarText(value.to_string()),
+                );
+            }
             _ if key.starts_with("catalogs.") => {
                 let rest = &key["catalogs.".len()..];
                 let Some((name, field)) = rest.rsplit_once('.') else {
@@ -631,6 +749,55 @@ mod tests {
         let url = location_to_url("a/../b").unwrap();
         assert!(url.as_str().starts_with("file:///"));
         assert!(url.as_str().ends_with("/b"));
+    }
+
+    #[test]
+    fn data_sizes_read_as_trino_writes_them() {
+        let size = |text: &str| text.parse::<DataSize>().map(|s| s.0);
+        assert_eq!(size("2GB"), Ok(2 << 30));
+        assert_eq!(size("512MB"), Ok(512 << 20));
+        assert_eq!(size("1.5GiB"), Ok(3 << 29));
+        assert_eq!(size("64kB"), Ok(64 << 10));
+        assert_eq!(size("100"), Ok(100));
+        assert!(size("2 parsecs").is_err());
+        assert!(size("GB").is_err());
+        assert_eq!(DataSize(2 << 30).to_string(), "2GB");
+        assert_eq!(DataSize(3 << 29).to_string(), "1.50GB");
+    }
+
+    #[test]
+    fn execution_settings_come_from_file_and_environment() {
+        let mut config: Config = toml::from_str(
+            "[execution]\nthreads = 2\nmemory_limit = \"2GB\"\n\
+             [execution.datafusion]\n\"execution.batch_size\" = 4096\n",
+        )
+        .unwrap();
+        assert_eq!(config.execution.threads(), 2);
+        assert_eq!(config.execution.memory_limit, Some(DataSize(2 << 30)));
+        config
+            .apply_env([
+                (
+                    "AICHEMY_EXECUTION__DATAFUSION__EXECUTION__PARQUET__PUSHDOWN_FILTERS".into(),
+                    "true".into(),
+                ),
+                ("AICHEMY_EXECUTION__SPILL_PATH".into(), "/tmp/spill".into()),
+            ])
+            .unwrap();
+        let settings: Vec<_> = config
+            .execution
+            .datafusion
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.0))
+            .collect();
+        assert_eq!(
+            settings,
+            [
+                "execution.batch_size=4096",
+                "execution.parquet.pushdown_filters=true"
+            ]
+        );
+        assert!(config.set("execution.threads", "0").is_err());
+        assert!(config.set("execution.memory_limit", "lots").is_err());
     }
 
     #[test]

@@ -245,6 +245,10 @@ fn from_foreign(error: &(dyn std::error::Error + 'static)) -> TrinoError {
 /// Maps an engine error to Trino's name and wording, keeping user mistakes apart from bugs.
 fn from_datafusion(e: DataFusionError) -> TrinoError {
     use datafusion::arrow::error::ArrowError;
+    // However deep an operator wrapped it, running out of memory is the memory limit.
+    if let DataFusionError::ResourcesExhausted(message) = e.find_root() {
+        return exceeded_memory_limit(message);
+    }
     match e {
         DataFusionError::Context(_, inner) => from_datafusion(*inner),
         DataFusionError::Diagnostic(diagnostic, inner) => {
@@ -313,11 +317,17 @@ fn from_datafusion(e: DataFusionError) -> TrinoError {
         }
         DataFusionError::NotImplemented(message) => TrinoError::not_supported(message),
         DataFusionError::Execution(message) => execution_error(message),
-        DataFusionError::ResourcesExhausted(message) => {
-            TrinoError::new(ErrorCode::EXCEEDED_LOCAL_MEMORY_LIMIT, message)
-        }
+        DataFusionError::ResourcesExhausted(message) => exceeded_memory_limit(&message),
         other => TrinoError::internal(other.to_string()),
     }
+}
+
+/// Trino's wording, with the consumers DataFusion names after it.
+fn exceeded_memory_limit(detail: &str) -> TrinoError {
+    TrinoError::new(
+        ErrorCode::EXCEEDED_LOCAL_MEMORY_LIMIT,
+        format!("Query exceeded per-node memory limit (execution.memory_limit) [{detail}]"),
+    )
 }
 
 fn plan_error(message: String) -> TrinoError {

@@ -26,10 +26,11 @@ use datafusion::catalog::{
 use datafusion::datasource::ViewTable;
 use datafusion::execution::context::SessionState;
 use datafusion::execution::SessionStateBuilder;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::SessionContext;
 use datafusion::sql::TableReference;
 
 use crate::error::{ErrorCode, Result, TrinoError};
+use crate::execution::Execution;
 use crate::metadata;
 
 /// Names of the catalogs every lakehouse has, in the order SHOW CATALOGS lists them.
@@ -128,6 +129,8 @@ pub struct Lakehouse {
     iceberg: Arc<IcebergFormat>,
     /// The queries of the server this lakehouse serves, for `system.runtime.queries`.
     query_log: std::sync::RwLock<Option<Arc<dyn QueryLog>>>,
+    /// The runtime (memory pool, spill folder, caches) and base settings of its queries.
+    execution: Execution,
 }
 
 /// One query as `system.runtime.queries` shows it.
@@ -231,6 +234,7 @@ impl Lakehouse {
         let metastore_url = config
             .metastore_url()
             .map_err(|e| TrinoError::new(ErrorCode::GENERIC_USER_ERROR, e.to_string()))?;
+        let execution = Execution::new(&config.execution)?;
         let metastore = Metastore::open(&metastore_url).await?;
         let stores = Arc::new(StoreRegistry::with_options(storage_options(config)?));
         let warehouse = warehouse.to_string().trim_end_matches('/').to_string();
@@ -325,6 +329,7 @@ impl Lakehouse {
             warehouse,
             iceberg: iceberg_format,
             query_log: std::sync::RwLock::new(None),
+            execution,
         }))
     }
 
@@ -518,7 +523,9 @@ impl Lakehouse {
         schema: &str,
         time_zone: Option<&str>,
     ) -> SessionContext {
-        let mut config = SessionConfig::new()
+        let mut config = self
+            .execution
+            .session_config()
             .with_information_schema(false)
             .with_default_catalog_and_schema(catalog, schema)
             .with_create_default_catalog_and_schema(false);
@@ -530,6 +537,7 @@ impl Lakehouse {
         options.execution.time_zone = time_zone.map(str::to_string);
         let state = SessionStateBuilder::new()
             .with_config(config)
+            .with_runtime_env(self.execution.runtime())
             .with_default_features()
             .build();
         let ctx = SessionContext::new_with_state(state);

@@ -15,6 +15,7 @@ pub mod catalogs;
 mod ddl;
 pub mod dialect;
 pub mod error;
+pub mod execution;
 pub mod format;
 mod functions;
 mod lakehouse;

@@ -76,7 +76,12 @@ fn main() -> ExitCode {
     if let Some(dir) = cli.catalog_dir {
         config.catalog_dir = Some(dir);
     }
-    let runtime = match tokio::runtime::Runtime::new() {
+    // Queries run on this runtime's threads; DataFusion splits each into as many partitions.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.execution.threads())
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("cannot start: {e}");
@@ -84,7 +89,12 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Sql(args) => runtime.block_on(shell::run(config, args)),
+        // On a worker thread, so that its queries use exactly the configured threads.
+        Command::Sql(args) => runtime.block_on(async {
+            tokio::spawn(shell::run(config, args))
+                .await
+                .unwrap_or(ExitCode::FAILURE)
+        }),
         Command::Serve(args) => runtime.block_on(serve::run(config, args)),
         Command::Migrate => runtime.block_on(metastore::migrate(config)),
         Command::Metastore(args) => runtime.block_on(metastore::run(config, args)),

@@ -94,7 +94,10 @@ pub fn print_rows(
         Format::Json => {
             let mut line = Vec::new();
             for batch in batches {
-                let mut writer = datafusion::arrow::json::LineDelimitedWriter::new(&mut line);
+                // Like the Trino CLI, a NULL is written as `null`, not left out.
+                let mut writer = datafusion::arrow::json::WriterBuilder::new()
+                    .with_explicit_nulls(true)
+                    .build::<_, datafusion::arrow::json::writer::LineDelimited>(&mut line);
                 writer
                     .write(batch)
                     .map_err(|e| TrinoError::internal(e.to_string()))?;

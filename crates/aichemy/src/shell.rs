@@ -1,7 +1,8 @@
 //! `aichemy sql`: an interactive shell (multi-line statements ending in `;`, history),
-//! or non-interactive runs of `-e` text and `-f` files that stop at the first error.
+//! or non-interactive runs of `-e` text, `-f` files and statements piped to standard input
+//! that stop at the first error unless `--ignore-errors` is given.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -30,6 +31,9 @@ pub struct SqlArgs {
     /// Schema of the session.
     #[arg(long)]
     schema: Option<String>,
+    /// Continue with the next statement when one fails (non-interactive runs).
+    #[arg(long)]
+    ignore_errors: bool,
 }
 
 pub async fn run(config: Config, args: SqlArgs) -> ExitCode {
@@ -61,15 +65,70 @@ pub async fn run(config: Config, args: SqlArgs) -> ExitCode {
     };
     match script {
         Some(script) => {
+            let mut failed = false;
             for statement in split_statements(&script) {
-                if let Err(e) = run_statement(&mut session, &statement, args.format, false).await {
-                    eprintln!("Query failed: {e}");
-                    return ExitCode::FAILURE;
+                if !run_batch_statement(&mut session, &statement, &args).await {
+                    if !args.ignore_errors {
+                        return ExitCode::FAILURE;
+                    }
+                    failed = true;
                 }
             }
-            ExitCode::SUCCESS
+            exit_code(failed)
         }
+        None if !std::io::stdin().is_terminal() => piped(session, &args).await,
         None => interactive(session, args.format).await,
+    }
+}
+
+fn exit_code(failed: bool) -> ExitCode {
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Runs one statement of a non-interactive run; answers whether it succeeded.
+async fn run_batch_statement(session: &mut Session, statement: &str, args: &SqlArgs) -> bool {
+    if is_blank(statement) {
+        return true;
+    }
+    match run_statement(session, statement, args.format, false).await {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("Query failed: {e}");
+            false
+        }
+    }
+}
+
+/// Statements piped to standard input, each run (and its output flushed) as soon as the
+/// line that ends it arrives, so that a program can converse with the engine in-process.
+async fn piped(mut session: Session, args: &SqlArgs) -> ExitCode {
+    let stdin = std::io::stdin();
+    let mut buffer = String::new();
+    let mut failed = false;
+    loop {
+        let mut line = String::new();
+        // No query runs while this thread waits for the next line.
+        let read = tokio::task::block_in_place(|| stdin.read_line(&mut line));
+        let ended = matches!(read, Ok(0) | Err(_));
+        buffer.push_str(&line);
+        if !(ended || line.trim_end().ends_with(';')) {
+            continue;
+        }
+        for statement in split_statements(&std::mem::take(&mut buffer)) {
+            if !run_batch_statement(&mut session, &statement, args).await {
+                if !args.ignore_errors {
+                    return ExitCode::FAILURE;
+                }
+                failed = true;
+            }
+        }
+        if ended {
+            return exit_code(failed);
+        }
     }
 }
 
@@ -81,8 +140,8 @@ async fn run_statement(
 ) -> Result<(), TrinoError> {
     let started = Instant::now();
     let output = session.execute(sql).await?;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    // Printed whole once the statement is done; the output of a failed one is dropped.
+    let mut out = Vec::new();
     match output {
         Output::Rows { schema, stream } => {
             let batches: Vec<_> = stream.try_collect().await?;
@@ -109,7 +168,11 @@ async fn run_statement(
             started.elapsed().as_secs_f64()
         );
     }
-    Ok(())
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(&out)
+        .and_then(|()| stdout.flush())
+        .map_err(|e| TrinoError::internal(format!("cannot write output: {e}")))
 }
 
 fn history_path() -> Option<PathBuf> {
@@ -146,7 +209,7 @@ async fn interactive(mut session: Session, format: Format) -> ExitCode {
         } else {
             "      -> ".to_string()
         };
-        let line = match editor.readline(&prompt) {
+        let line = match tokio::task::block_in_place(|| editor.readline(&prompt)) {
             Ok(line) => line,
             Err(rustyline::error::ReadlineError::Interrupted) => {
                 buffer.clear();

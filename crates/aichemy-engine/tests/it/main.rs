@@ -2,6 +2,7 @@
 //! One test binary for the crate (see DESIGN.md build facts).
 
 mod atomicity;
+mod execution;
 mod hive;
 mod slt;
 
