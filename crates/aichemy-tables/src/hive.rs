@@ -72,9 +72,16 @@ impl HiveFileFormat {
         }
     }
 
-    fn listing_options(self) -> ListingOptions {
+    /// How the session reads files of this format; Parquet follows the session's
+    /// `datafusion.execution.parquet.*` settings (filter pushdown, page index, …).
+    fn listing_options(self, session: &dyn Session) -> ListingOptions {
         let (format, extension): (Arc<dyn FileFormat>, &str) = match self {
-            Self::Parquet => (Arc::new(ParquetFormat::default()), ".parquet"),
+            Self::Parquet => (
+                Arc::new(
+                    ParquetFormat::default().with_options(session.table_options().parquet.clone()),
+                ),
+                ".parquet",
+            ),
             // Hive's CSV tables have no header line.
             // Rows of files written before ADD COLUMN are short: the new column reads NULL.
             Self::Csv => (
@@ -307,7 +314,7 @@ impl HiveTable {
             .collect::<DFResult<Vec<_>>>()?;
         let options = self
             .format
-            .listing_options()
+            .listing_options(session)
             .with_table_partition_cols(partition_cols)
             .with_session_config_options(session.config());
         let config = ListingTableConfig::new(url)

@@ -125,3 +125,30 @@ async fn an_unknown_datafusion_setting_stops_the_lakehouse_opening() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parquet_settings_reach_hive_scans() {
+    let (lakehouse, _dir) = lakehouse_with(|config| {
+        config.execution.datafusion.insert(
+            "execution.parquet.pushdown_filters".into(),
+            ScalarText("true".into()),
+        );
+    })
+    .await;
+    let mut session = Session::new(lakehouse, "test");
+    for statement in [
+        "CREATE SCHEMA hive.s",
+        "CREATE TABLE hive.s.t (x bigint) WITH (format = 'PARQUET')",
+        "INSERT INTO hive.s.t SELECT value FROM generate_series(1, 1000)",
+    ] {
+        text(&mut session, statement).await.unwrap();
+    }
+    let plan = text(
+        &mut session,
+        "EXPLAIN ANALYZE SELECT count(*) FROM hive.s.t WHERE x <= 10",
+    )
+    .await
+    .unwrap();
+    // The rows the filter rejects never leave the Parquet reader.
+    assert!(plan.contains("pushdown_rows_pruned=990"), "{plan}");
+}
