@@ -1,7 +1,7 @@
 """TPC-H on AIchemy, DuckDB and Polars over the same Parquet files (issue #7):
 
     AICHEMY_BIN=…/aichemy python benchmarks/tpch/tpch.py --scale 10 [--rounds 3]
-        [--threads 2] [--memory-limit 2GB] [--engines duckdb,sql-hive,…] [--data DIR]
+        [--threads 2] [--memory-gib 2] [--engines duckdb,sql-hive,…] [--data DIR]
 
 Generates TPC-H Parquet with tpchgen-cli (into `--data`, reused when it is already
 there), registers the files as `hive` external tables of a fresh warehouse and copies them
@@ -14,7 +14,7 @@ into `iceberg` tables with CREATE TABLE … AS SELECT, then runs the 22 queries 
 
 One warm-up round and `--rounds` measured ones, engines interleaved query by query with
 their order rotating each round, every engine limited to `--threads` threads (and AIchemy
-and DuckDB to `--memory-limit`). Checks that every engine returns DuckDB's rows (numbers
+and DuckDB to `--memory-gib` GiB). Checks that every engine returns DuckDB's rows (numbers
 rounded to two places) and prints per query the median and minimum time of each engine
 and its ratio to DuckDB, the geometric mean of the ratios and each process's peak
 memory; a measured run also writes that table to benchmarks/results/.
@@ -187,7 +187,7 @@ def serve_worker(connection, engine, data, threads, memory_limit):
         con = duckdb.connect()
         con.execute(f"SET threads = {threads}")
         if memory_limit:
-            con.execute(f"SET memory_limit = '{memory_limit}'")
+            con.execute(f"SET memory_limit = '{memory_limit}GiB'")
         for table in TABLES:
             con.execute(f"CREATE VIEW {table} AS SELECT * FROM "
                         f"read_parquet('{data}/{table}/*.parquet')")
@@ -252,14 +252,15 @@ def register(warehouse, data, iceberg):
 
 def start(name, data, warehouse, args):
     env = {"AICHEMY_LOG": "warn", "AICHEMY_EXECUTION__THREADS": str(args.threads)}
-    if args.memory_limit:
-        env["AICHEMY_EXECUTION__MEMORY_LIMIT"] = args.memory_limit
+    if args.memory_gib:
+        # Trino data sizes, as AIchemy reads them, count in powers of 1024.
+        env["AICHEMY_EXECUTION__MEMORY_LIMIT"] = f"{args.memory_gib:g}GB"
     kind, _, catalog = name.partition("-")
     if kind == "sql":
         return AichemySql(warehouse, catalog, env)
     if kind == "serve":
         return AichemyServe(warehouse, catalog, env)
-    return Worker(name, data, args.threads, args.memory_limit)
+    return Worker(name, data, args.threads, args.memory_gib)
 
 
 def main():
@@ -267,7 +268,8 @@ def main():
     parser.add_argument("--scale", type=float, default=0.01)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--memory-limit", help="for AIchemy and DuckDB, as 2GB")
+    parser.add_argument("--memory-gib", type=float,
+                        help="memory limit of AIchemy and DuckDB in GiB")
     parser.add_argument("--engines", default=",".join(ENGINES),
                         help=f"comma-separated, from {','.join(ENGINES)}; duckdb always runs")
     parser.add_argument("--queries", help="comma-separated query numbers (default all 22)")
@@ -335,7 +337,7 @@ def report(args, names, texts, times, peaks, failures):
         lines.append(line)
 
     say(f"TPC-H SF{args.scale:g}, {args.threads} threads"
-        f"{f', memory limit {args.memory_limit}' if args.memory_limit else ''}, "
+        f"{f', memory limit {args.memory_gib:g} GiB' if args.memory_gib else ''}, "
         f"{'one round' if args.check_only else f'{args.rounds} measured rounds'}; "
         "seconds as median/min; ratio: min over duckdb's min")
     say("query " + "".join(f"{n:>21}" for n in names) + "   ratio " +
