@@ -74,7 +74,7 @@ def test_aichemy_registers_reads_and_appends_to_a_deltalake_table(warehouse, tmp
     rows = aichemy(warehouse, "SELECT id, name, score, day FROM delta.py.people ORDER BY id")
     assert rows == [
         {"id": 1, "name": "ada", "score": 1.5, "day": "2025-03-01"},
-        {"id": 2, "name": "grace", "day": "2025-03-02"},
+        {"id": 2, "name": "grace", "score": None, "day": "2025-03-02"},
     ]
     create = aichemy(warehouse, "SHOW CREATE TABLE delta.py.people")[0]["Create Table"]
     assert "partitioned_by = ARRAY['day']" in create

@@ -180,7 +180,8 @@ def test_aichemy_reads_and_appends_to_what_pyiceberg_wrote(warehouse):
             "tags": ["x"],
             "n": 7,
         },
-        {"id": 2, "name": "grace", "day": "2025-03-02"},
+        {"id": 2, "name": "grace", "score": None, "day": "2025-03-02", "seen": None,
+         "tags": None, "n": None},
     ]
     described = aichemy(warehouse, "DESCRIBE iceberg.py.people")
     assert [(r["Column"], r["Type"]) for r in described] == [
