@@ -317,7 +317,6 @@ fn from_datafusion(e: DataFusionError) -> TrinoError {
         }
         DataFusionError::NotImplemented(message) => TrinoError::not_supported(message),
         DataFusionError::Execution(message) => execution_error(message),
-        DataFusionError::ResourcesExhausted(message) => exceeded_memory_limit(&message),
         other => TrinoError::internal(other.to_string()),
     }
 }

@@ -66,13 +66,8 @@ pub async fn run(config: Config, args: SqlArgs) -> ExitCode {
     match script {
         Some(script) => {
             let mut failed = false;
-            for statement in split_statements(&script) {
-                if !run_batch_statement(&mut session, &statement, &args).await {
-                    if !args.ignore_errors {
-                        return ExitCode::FAILURE;
-                    }
-                    failed = true;
-                }
+            if !run_batch(&mut session, &script, &args, &mut failed).await {
+                return ExitCode::FAILURE;
             }
             exit_code(failed)
         }
@@ -89,18 +84,22 @@ fn exit_code(failed: bool) -> ExitCode {
     }
 }
 
-/// Runs one statement of a non-interactive run; answers whether it succeeded.
-async fn run_batch_statement(session: &mut Session, statement: &str, args: &SqlArgs) -> bool {
-    if is_blank(statement) {
-        return true;
-    }
-    match run_statement(session, statement, args.format, false).await {
-        Ok(()) => true,
-        Err(e) => {
+/// Runs the statements of a non-interactive text, noting failures in `failed`; answers
+/// whether the run goes on (false after a failure without `--ignore-errors`).
+async fn run_batch(session: &mut Session, text: &str, args: &SqlArgs, failed: &mut bool) -> bool {
+    for statement in split_statements(text) {
+        if is_blank(&statement) {
+            continue;
+        }
+        if let Err(e) = run_statement(session, &statement, args.format, false).await {
             eprintln!("Query failed: {e}");
-            false
+            *failed = true;
+            if !args.ignore_errors {
+                return false;
+            }
         }
     }
+    true
 }
 
 /// Statements piped to standard input, each run (and its output flushed) as soon as the
@@ -118,13 +117,15 @@ async fn piped(mut session: Session, args: &SqlArgs) -> ExitCode {
         if !(ended || line.trim_end().ends_with(';')) {
             continue;
         }
-        for statement in split_statements(&std::mem::take(&mut buffer)) {
-            if !run_batch_statement(&mut session, &statement, args).await {
-                if !args.ignore_errors {
-                    return ExitCode::FAILURE;
-                }
-                failed = true;
-            }
+        if !run_batch(
+            &mut session,
+            &std::mem::take(&mut buffer),
+            args,
+            &mut failed,
+        )
+        .await
+        {
+            return ExitCode::FAILURE;
         }
         if ended {
             return exit_code(failed);

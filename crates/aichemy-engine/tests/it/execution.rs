@@ -1,21 +1,10 @@
 //! The `[execution]` settings: threads, the memory limit with spilling, DataFusion options.
 
-use std::num::NonZeroUsize;
-use std::sync::Arc;
-
 use aichemy_config::{Config, DataSize, ScalarText};
 use aichemy_engine::{collect, format::batch_cells, ErrorCode, Lakehouse, Session};
+use std::num::NonZeroUsize;
 
-async fn lakehouse_with(change: impl FnOnce(&mut Config)) -> (Arc<Lakehouse>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = Config {
-        warehouse: dir.path().join("warehouse").display().to_string(),
-        ..Config::default()
-    };
-    change(&mut config);
-    let lakehouse = Lakehouse::open(&config).await.expect("open lakehouse");
-    (lakehouse, dir)
-}
+use super::lakehouse_with;
 
 /// The text of all cells of a query's result, one line per row.
 async fn text(session: &mut Session, sql: &str) -> Result<String, aichemy_engine::TrinoError> {

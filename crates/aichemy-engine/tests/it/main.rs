@@ -13,11 +13,19 @@ use aichemy_engine::{Lakehouse, Session};
 
 /// A fresh lakehouse in a temporary folder, removed when the returned guard drops.
 pub async fn fresh_lakehouse() -> (Arc<Lakehouse>, tempfile::TempDir) {
+    lakehouse_with(|_| {}).await
+}
+
+/// A fresh lakehouse whose configuration `change` adjusted first.
+pub async fn lakehouse_with(
+    change: impl FnOnce(&mut Config),
+) -> (Arc<Lakehouse>, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = Config {
+    let mut config = Config {
         warehouse: dir.path().join("warehouse").display().to_string(),
         ..Config::default()
     };
+    change(&mut config);
     let lakehouse = Lakehouse::open(&config).await.expect("open lakehouse");
     (lakehouse, dir)
 }
