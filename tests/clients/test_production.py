@@ -127,9 +127,17 @@ def test_concurrent_inserts_through_two_nodes_on_s3_all_land(postgres, s3, fmt):
         for t in threads:
             t.join()
         assert failures == []
-        for node in nodes:
-            rows = query(node, f"SELECT writer, seq FROM {fmt}.w.log ORDER BY writer, seq")
-            assert rows == [[w, s] for w in range(writers) for s in range(inserts)]
+        expected = [[w, s] for w in range(writers) for s in range(inserts)]
+        select = f"SELECT writer, seq FROM {fmt}.w.log ORDER BY writer, seq"
+        for i, node in enumerate(nodes):
+            rows = query(node, select)
+            if rows != expected:
+                # Enough to tell a lost commit from a stale read when this ever fails.
+                pytest.fail(
+                    f"node {i}: missing {[r for r in expected if r not in rows]}, "
+                    f"extra {[r for r in rows if rows.count(r) > 1 or r not in expected]}; "
+                    f"read again: {len(query(node, select))} rows; table files: "
+                    f"{sorted(k for k in s3.keys(f'writers-{fmt}/') if '.parquet' not in k)}")
     finally:
         for node in nodes:
             node.stop()
