@@ -94,3 +94,55 @@ async fn a_failed_insert_leaves_no_files_behind() {
         vec![vec![Some("1".to_string())]]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parquet_strings_are_filtered_as_views_and_read_and_written_as_declared() {
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    let (lakehouse, dir) = fresh_lakehouse().await;
+    let mut s = session(&lakehouse);
+    for sql in [
+        "CREATE SCHEMA hive.v",
+        "CREATE TABLE hive.v.t (id INTEGER, name VARCHAR, k VARCHAR) WITH (partitioned_by = ARRAY['k'])",
+        "INSERT INTO hive.v.t VALUES (1, 'one', 'a'), (2, 'two', 'b'), (3, 'three', 'b')",
+    ] {
+        s.execute(sql).await.unwrap();
+    }
+    let query = "SELECT name, k FROM hive.v.t WHERE name <> 'three' AND id > 0 ORDER BY id";
+    let plan = cells(&mut s, &format!("EXPLAIN {query}"))
+        .await
+        .into_iter()
+        .flatten()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("\n");
+    // The filter compares the reader's string views; only its survivors become Utf8.
+    let cast = plan.find("ProjectionExec: expr=[CAST(name@").expect(&plan);
+    let filter = plan.find("FilterExec: name@").expect(&plan);
+    assert!(cast < filter, "{plan}");
+    assert!(plan[filter..].contains("AS Utf8View) AND id@"), "{plan}");
+    assert_eq!(plan.matches("FilterExec").count(), 1, "{plan}");
+    let batches = collect(s.execute(query).await.unwrap()).await.unwrap();
+    let schema = batches[0].schema();
+    assert_eq!(schema.field(0).data_type(), &DataType::Utf8);
+    assert_eq!(schema.field(1).data_type(), &DataType::Utf8);
+    let rows: Vec<_> = batches
+        .iter()
+        .flat_map(|b| batch_cells(b).unwrap())
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            vec![Some("one".to_string()), Some("a".to_string())],
+            vec![Some("two".to_string()), Some("b".to_string())],
+        ]
+    );
+    // Other readers (pyarrow, Spark, Trino) find the plain string type in the files.
+    for file in files_under(&dir.path().join("warehouse/hive/v/t")) {
+        let reader = std::fs::File::open(&file).unwrap();
+        let builder = ParquetRecordBatchReaderBuilder::try_new(reader).unwrap();
+        let name = builder.schema().field_with_name("name").unwrap().clone();
+        assert_eq!(name.data_type(), &DataType::Utf8, "{file}");
+    }
+}
