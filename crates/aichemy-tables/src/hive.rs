@@ -7,6 +7,7 @@
 //! part-way leaves the table as it was.
 
 use std::any::Any;
+use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 
@@ -266,15 +267,10 @@ impl TableStore for HiveStore {
             .map_err(storage_error)?;
         let format = format_of(&record.properties);
         let partition_columns = partition_columns_of(&record.properties);
-        let read_schema = match format {
-            HiveFileFormat::Parquet => string_views(&schema, &partition_columns),
-            HiveFileFormat::Csv | HiveFileFormat::Json => schema.clone(),
-        };
         Ok(Arc::new(HiveTable {
             location: format!("{}/", record.location.trim_end_matches('/')),
             format,
             partition_columns,
-            read_schema,
             schema,
             store,
         }))
@@ -292,15 +288,22 @@ impl TableStore for HiveStore {
     }
 }
 
-/// The schema with its varchar file columns as `Utf8View`, the type DataFusion's Parquet
-/// reader produces without copying the strings. Partition columns come from folder names
-/// and keep their type.
-fn string_views(schema: &SchemaRef, partition_columns: &[String]) -> SchemaRef {
+/// The schema with the varchar file columns named in `filtered` as `Utf8View`, the type
+/// DataFusion's Parquet reader produces without copying the strings. Partition columns
+/// come from folder names and keep their type.
+fn string_views(
+    schema: &SchemaRef,
+    partition_columns: &[String],
+    filtered: &BTreeSet<&str>,
+) -> SchemaRef {
     let fields: Vec<_> = schema
         .fields()
         .iter()
         .map(|field| match field.data_type() {
-            DataType::Utf8 | DataType::LargeUtf8 if !partition_columns.contains(field.name()) => {
+            DataType::Utf8 | DataType::LargeUtf8
+                if filtered.contains(field.name().as_str())
+                    && !partition_columns.contains(field.name()) =>
+            {
                 Arc::new(field.as_ref().clone().with_data_type(DataType::Utf8View))
             }
             _ => field.clone(),
@@ -316,8 +319,6 @@ struct HiveTable {
     location: String,
     format: HiveFileFormat,
     partition_columns: Vec<String>,
-    /// The schema Parquet files are read with (see [`string_views`]).
-    read_schema: SchemaRef,
     /// The declared schema: what scans produce and inserts write.
     schema: SchemaRef,
     store: Arc<dyn ObjectStore>,
@@ -375,11 +376,13 @@ impl TableProvider for HiveTable {
         TableType::Base
     }
 
-    /// Parquet files are read with string views and filtered before their strings are
-    /// copied into the declared `Utf8`: a selective filter on a string column compares
-    /// views instead of first copying every value. Views are not kept past the filter:
-    /// hash joins concatenate and take from them batch by batch, and every output batch
-    /// then references all the input's string buffers (TPC-H q18 ran 3 times slower).
+    /// The string columns that Parquet filters read are read as views and filtered
+    /// before their strings are copied into the declared `Utf8`: a selective filter on a
+    /// string column compares views instead of first copying every value. Views are not
+    /// kept past the filter: hash joins concatenate and take from them batch by batch,
+    /// and every output batch then references all the input's string buffers (TPC-H q18
+    /// ran 3 times slower). Columns no filter reads are decoded straight into `Utf8`,
+    /// which is faster than views and a cast when every row is kept (q1).
     async fn scan(
         &self,
         state: &dyn Session,
@@ -397,16 +400,20 @@ impl TableProvider for HiveTable {
             Some(columns) => columns.clone(),
             None => (0..self.schema.fields().len()).collect(),
         };
+        let filtered: BTreeSet<&str> = filters
+            .iter()
+            .flat_map(Expr::column_refs)
+            .map(|column| column.name.as_str())
+            .collect();
         let mut read = wanted.clone();
-        for filter in filters {
-            for column in filter.column_refs() {
-                let index = self.read_schema.index_of(&column.name)?;
-                if !read.contains(&index) {
-                    read.push(index);
-                }
+        for name in &filtered {
+            let index = self.schema.index_of(name)?;
+            if !read.contains(&index) {
+                read.push(index);
             }
         }
-        let listing = self.listing(state, &self.location, &self.read_schema)?;
+        let read_schema = string_views(&self.schema, &self.partition_columns, &filtered);
+        let listing = self.listing(state, &self.location, &read_schema)?;
         let mut plan = listing
             .scan(
                 state,
