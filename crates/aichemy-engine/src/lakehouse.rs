@@ -543,6 +543,7 @@ impl Lakehouse {
         let ctx = SessionContext::new_with_state(state);
         // Joins and aggregates over one PostgreSQL catalog run in that database.
         ctx.add_optimizer_rule(Arc::new(aichemy_federation::PushdownToPostgres));
+        ctx.add_optimizer_rule(Arc::new(crate::semi_join::PushSemiJoins));
         crate::functions::register_all(&ctx);
         ctx
     }

@@ -22,6 +22,7 @@ mod lakehouse;
 mod lambda;
 mod metadata;
 mod planner;
+mod semi_join;
 mod session;
 mod show;
 pub mod statements;

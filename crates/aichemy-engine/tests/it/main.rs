@@ -4,6 +4,7 @@
 mod atomicity;
 mod execution;
 mod hive;
+mod plans;
 mod slt;
 
 use std::sync::Arc;
