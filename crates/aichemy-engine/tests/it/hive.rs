@@ -2,15 +2,7 @@
 
 use aichemy_engine::{collect, format::batch_cells};
 
-use super::{fresh_lakehouse, session};
-
-async fn cells(session: &mut aichemy_engine::Session, sql: &str) -> Vec<Vec<Option<String>>> {
-    let batches = collect(session.execute(sql).await.unwrap()).await.unwrap();
-    batches
-        .iter()
-        .flat_map(|b| batch_cells(b).unwrap())
-        .collect()
-}
+use super::{cells, explain, fresh_lakehouse, run, session};
 
 fn files_under(dir: &std::path::Path) -> Vec<String> {
     let mut found = Vec::new();
@@ -29,23 +21,20 @@ fn files_under(dir: &std::path::Path) -> Vec<String> {
 async fn a_filter_on_the_partition_column_reads_only_that_partition() {
     let (lakehouse, _dir) = fresh_lakehouse().await;
     let mut s = session(&lakehouse);
-    for sql in [
-        "CREATE SCHEMA hive.p",
-        "CREATE TABLE hive.p.t (id INTEGER, dt DATE) WITH (partitioned_by = ARRAY['dt'])",
-        "INSERT INTO hive.p.t VALUES (1, DATE '2025-01-15'), (2, DATE '2025-01-16'), (3, DATE '2025-01-17')",
-    ] {
-        s.execute(sql).await.unwrap();
-    }
-    let plan = cells(
+    run(
         &mut s,
-        "EXPLAIN SELECT id FROM hive.p.t WHERE dt = DATE '2025-01-16'",
+        &[
+            "CREATE SCHEMA hive.p",
+            "CREATE TABLE hive.p.t (id INTEGER, dt DATE) WITH (partitioned_by = ARRAY['dt'])",
+            "INSERT INTO hive.p.t VALUES (1, DATE '2025-01-15'), (2, DATE '2025-01-16'), (3, DATE '2025-01-17')",
+        ],
     )
-    .await
-    .into_iter()
-    .flatten()
-    .flatten()
-    .collect::<Vec<_>>()
-    .join("\n");
+    .await;
+    let plan = explain(
+        &mut s,
+        "SELECT id FROM hive.p.t WHERE dt = DATE '2025-01-16'",
+    )
+    .await;
     let scan = plan
         .lines()
         .find(|l| l.contains("DataSourceExec"))
@@ -67,13 +56,15 @@ async fn a_filter_on_the_partition_column_reads_only_that_partition() {
 async fn a_failed_insert_leaves_no_files_behind() {
     let (lakehouse, dir) = fresh_lakehouse().await;
     let mut s = session(&lakehouse);
-    for sql in [
-        "CREATE SCHEMA hive.f",
-        "CREATE TABLE hive.f.t (id INTEGER, k VARCHAR) WITH (partitioned_by = ARRAY['k'])",
-        "INSERT INTO hive.f.t VALUES (1, 'a')",
-    ] {
-        s.execute(sql).await.unwrap();
-    }
+    run(
+        &mut s,
+        &[
+            "CREATE SCHEMA hive.f",
+            "CREATE TABLE hive.f.t (id INTEGER, k VARCHAR) WITH (partitioned_by = ARRAY['k'])",
+            "INSERT INTO hive.f.t VALUES (1, 'a')",
+        ],
+    )
+    .await;
     let table_dir = dir.path().join("warehouse/hive/f/t");
     let before = files_under(&table_dir);
     let err = s
@@ -102,21 +93,17 @@ async fn parquet_strings_are_filtered_as_views_and_read_and_written_as_declared(
 
     let (lakehouse, dir) = fresh_lakehouse().await;
     let mut s = session(&lakehouse);
-    for sql in [
-        "CREATE SCHEMA hive.v",
-        "CREATE TABLE hive.v.t (id INTEGER, name VARCHAR, k VARCHAR) WITH (partitioned_by = ARRAY['k'])",
-        "INSERT INTO hive.v.t VALUES (1, 'one', 'a'), (2, 'two', 'b'), (3, 'three', 'b')",
-    ] {
-        s.execute(sql).await.unwrap();
-    }
+    run(
+        &mut s,
+        &[
+            "CREATE SCHEMA hive.v",
+            "CREATE TABLE hive.v.t (id INTEGER, name VARCHAR, k VARCHAR) WITH (partitioned_by = ARRAY['k'])",
+            "INSERT INTO hive.v.t VALUES (1, 'one', 'a'), (2, 'two', 'b'), (3, 'three', 'b')",
+        ],
+    )
+    .await;
     let query = "SELECT name, k FROM hive.v.t WHERE name <> 'three' AND id > 0 ORDER BY id";
-    let plan = cells(&mut s, &format!("EXPLAIN {query}"))
-        .await
-        .into_iter()
-        .flatten()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join("\n");
+    let plan = explain(&mut s, query).await;
     // The filter compares the reader's string views; only its survivors become Utf8.
     let cast = plan.find("ProjectionExec: expr=[CAST(name@").expect(&plan);
     let filter = plan.find("FilterExec: name@").expect(&plan);

@@ -34,3 +34,32 @@ pub async fn lakehouse_with(
 pub fn session(lakehouse: &Arc<Lakehouse>) -> Session {
     Session::new(lakehouse.clone(), "test")
 }
+
+/// Runs statements in order; any failure fails the test.
+pub async fn run(session: &mut Session, statements: &[&str]) {
+    for sql in statements {
+        session.execute(sql).await.unwrap();
+    }
+}
+
+/// The rows of a query, each as its cells' text.
+pub async fn cells(session: &mut Session, sql: &str) -> Vec<Vec<Option<String>>> {
+    let batches = aichemy_engine::collect(session.execute(sql).await.unwrap())
+        .await
+        .unwrap();
+    batches
+        .iter()
+        .flat_map(|b| aichemy_engine::format::batch_cells(b).unwrap())
+        .collect()
+}
+
+/// The text of `EXPLAIN sql`: the logical and the physical plan.
+pub async fn explain(session: &mut Session, sql: &str) -> String {
+    cells(session, &format!("EXPLAIN {sql}"))
+        .await
+        .into_iter()
+        .flatten()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("\n")
+}
