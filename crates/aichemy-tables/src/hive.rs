@@ -422,7 +422,11 @@ impl TableProvider for HiveTable {
                 limit.filter(|_| filters.is_empty()),
             )
             .await?;
-        if let Some(predicate) = conjunction(filters.iter().map(unqualified)) {
+        let own_columns = filters
+            .iter()
+            .map(unqualified)
+            .collect::<DFResult<Vec<_>>>()?;
+        if let Some(predicate) = conjunction(own_columns) {
             let predicate = state.create_physical_expr(predicate, &plan.schema().try_into()?)?;
             let options = state.config_options();
             plan = Arc::new(
@@ -506,7 +510,7 @@ impl TableProvider for HiveTable {
 }
 
 /// A filter over the table's own columns, without their table qualifier.
-fn unqualified(filter: &Expr) -> Expr {
+fn unqualified(filter: &Expr) -> DFResult<Expr> {
     filter
         .clone()
         .transform(|expr| {
@@ -518,7 +522,6 @@ fn unqualified(filter: &Expr) -> Expr {
             })
         })
         .data()
-        .expect("the rewrite cannot fail")
 }
 
 /// The object path of a location URL.
