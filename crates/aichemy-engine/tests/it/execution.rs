@@ -1,8 +1,9 @@
 //! The `[execution]` settings: threads, the memory limit with spilling, DataFusion options.
 
+use std::num::NonZeroUsize;
+
 use aichemy_config::{Config, DataSize, ScalarText};
 use aichemy_engine::{collect, format::batch_cells, ErrorCode, Lakehouse, Session};
-use std::num::NonZeroUsize;
 
 use super::lakehouse_with;
 
