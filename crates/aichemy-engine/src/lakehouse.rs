@@ -539,6 +539,7 @@ impl Lakehouse {
             .with_config(config)
             .with_runtime_env(self.execution.runtime())
             .with_default_features()
+            .with_optimizer_rules(crate::join_order::optimizer_rules())
             .build();
         let ctx = SessionContext::new_with_state(state);
         // Joins and aggregates over one PostgreSQL catalog run in that database.

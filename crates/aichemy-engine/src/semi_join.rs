@@ -64,7 +64,7 @@ impl OptimizerRule for PushSemiJoins {
 }
 
 /// Whether a plan filters rows of its tables.
-fn filtered(plan: &LogicalPlan) -> Result<bool> {
+pub(crate) fn filtered(plan: &LogicalPlan) -> Result<bool> {
     plan.exists(|node| {
         Ok(match node {
             LogicalPlan::Filter(_) => true,

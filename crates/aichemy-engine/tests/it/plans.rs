@@ -64,3 +64,60 @@ async fn a_filtered_in_subquery_joins_the_table_it_filters_before_the_other_join
     );
     assert_eq!(values(&mut s, filtered).await, ["bob", "12"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filtered_tables_join_their_one_neighbour_before_the_other_joins() {
+    let (lakehouse, _dir) = fresh_lakehouse().await;
+    let mut s = session(&lakehouse);
+    run(
+        &mut s,
+        &[
+            "CREATE SCHEMA hive.k",
+            "CREATE TABLE hive.k.r (rk INTEGER, rname VARCHAR)",
+            "CREATE TABLE hive.k.n (nk INTEGER, rk INTEGER, nname VARCHAR)",
+            "CREATE TABLE hive.k.s (sk INTEGER, nk INTEGER)",
+            "CREATE TABLE hive.k.l (sk INTEGER, v INTEGER)",
+            "INSERT INTO hive.k.r VALUES (1, 'asia'), (2, 'europe')",
+            "INSERT INTO hive.k.n VALUES (10, 1, 'japan'), (11, 2, 'france'), (12, 1, 'china')",
+            "INSERT INTO hive.k.s VALUES (100, 10), (101, 11), (102, 12)",
+            "INSERT INTO hive.k.l VALUES (100, 1), (101, 2), (102, 4), (100, 8)",
+        ],
+    )
+    .await;
+    // TPC-H q5's chain: region is filtered and meets only nation, which then meets only
+    // supplier; all three are joined before the lines.
+    let q5 = "SELECT nname, sum(v) FROM hive.k.l, hive.k.s, hive.k.n, hive.k.r \
+              WHERE l.sk = s.sk AND s.nk = n.nk AND n.rk = r.rk AND rname = 'asia' \
+              GROUP BY nname ORDER BY nname";
+    let plan = explain(&mut s, q5).await;
+    let lines = depth(&plan, "Inner Join: hive.k.l.sk = hive.k.s.sk");
+    let nations = depth(&plan, "Inner Join: hive.k.s.nk = hive.k.n.nk");
+    let regions = depth(&plan, "Inner Join: hive.k.n.rk = hive.k.r.rk");
+    assert!(lines < nations && nations < regions, "{plan}");
+    assert_eq!(values(&mut s, q5).await, ["china", "4", "japan", "9"]);
+
+    // q7's pair of filtered nations, their condition on both: each joins its own table
+    // first, the condition is checked where both are there.
+    let q7 = "SELECT a.nname, b.nname, sum(v) \
+              FROM hive.k.s s1, hive.k.l, hive.k.s s2, hive.k.n a, hive.k.n b \
+              WHERE s1.sk = l.sk AND l.v = s2.sk - 100 AND s1.nk = a.nk AND s2.nk = b.nk \
+              AND ((a.nname = 'japan' AND b.nname = 'france') \
+                OR (a.nname = 'france' AND b.nname = 'japan')) \
+              GROUP BY a.nname, b.nname ORDER BY a.nname";
+    let plan = explain(&mut s, q7).await;
+    let top = depth(&plan, "Inner Join: CAST(hive.k.l.v AS Int64) = ");
+    assert!(top < depth(&plan, "Inner Join: s1.nk = a.nk"), "{plan}");
+    assert!(top < depth(&plan, "Inner Join: s2.nk = b.nk"), "{plan}");
+    assert_eq!(values(&mut s, q7).await, ["japan", "france", "1"]);
+
+    // Nothing filtered, nothing moved: the joins stay in the written order.
+    let plain = "SELECT count(*) FROM hive.k.l, hive.k.s, hive.k.n \
+                 WHERE l.sk = s.sk AND s.nk = n.nk";
+    let plan = explain(&mut s, plain).await;
+    assert!(
+        depth(&plan, "Inner Join: hive.k.s.nk = hive.k.n.nk")
+            < depth(&plan, "Inner Join: hive.k.l.sk = hive.k.s.sk"),
+        "{plan}"
+    );
+    assert_eq!(values(&mut s, plain).await, ["4"]);
+}
