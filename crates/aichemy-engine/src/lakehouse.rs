@@ -545,6 +545,7 @@ impl Lakehouse {
         // Joins and aggregates over one PostgreSQL catalog run in that database.
         ctx.add_optimizer_rule(Arc::new(aichemy_federation::PushdownToPostgres));
         ctx.add_optimizer_rule(Arc::new(crate::semi_join::PushSemiJoins));
+        ctx.add_optimizer_rule(Arc::new(crate::group_filter::FilterGroupsByJoinKeys));
         crate::functions::register_all(&ctx);
         ctx
     }

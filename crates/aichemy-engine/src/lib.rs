@@ -18,6 +18,7 @@ pub mod error;
 pub mod execution;
 pub mod format;
 mod functions;
+mod group_filter;
 mod join_order;
 mod lakehouse;
 mod lambda;

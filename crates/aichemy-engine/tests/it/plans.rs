@@ -121,3 +121,32 @@ async fn filtered_tables_join_their_one_neighbour_before_the_other_joins() {
     );
     assert_eq!(values(&mut s, plain).await, ["4"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_correlated_aggregate_groups_only_the_keys_a_filtered_join_lets_through() {
+    let (lakehouse, _dir) = fresh_lakehouse().await;
+    let mut s = session(&lakehouse);
+    run(
+        &mut s,
+        &[
+            "CREATE SCHEMA hive.g",
+            "CREATE TABLE hive.g.p (pk INTEGER, brand VARCHAR)",
+            "CREATE TABLE hive.g.li (pk INTEGER, q INTEGER, price INTEGER)",
+            "INSERT INTO hive.g.p VALUES (1, 'a'), (2, 'b'), (3, 'b')",
+            "INSERT INTO hive.g.li VALUES (1, 1, 100), (1, 9, 200), (2, 2, 10), (2, 6, 20), \
+             (3, 3, 1), (3, 5, 2), (3, 10, 4)",
+        ],
+    )
+    .await;
+    // TPC-H q17's shape: the lines of brand b parts below their part's average quantity.
+    let q17 = "SELECT sum(price) FROM hive.g.li, hive.g.p \
+               WHERE p.pk = li.pk AND brand = 'b' \
+               AND q < (SELECT avg(q) FROM hive.g.li l2 WHERE l2.pk = p.pk)";
+    let plan = explain(&mut s, q17).await;
+    assert!(
+        depth(&plan, "LeftSemi Join: l2.pk = __aichemy_group_key0")
+            > depth(&plan, "Aggregate: groupBy=[[l2.pk]]"),
+        "{plan}"
+    );
+    assert_eq!(values(&mut s, q17).await, ["13"]);
+}
