@@ -134,7 +134,7 @@ fn filtered_keys(
         return Ok(None);
     };
     let table = &tables.tables[source];
-    if !filtered(table)? {
+    if !cheap(table)? || !filtered(table)? {
         return Ok(None);
     }
     let keys = Projection::try_new(keys, Arc::new(table.clone()))?;
@@ -229,6 +229,21 @@ fn keep_groups(
         }
         _ => None,
     })
+}
+
+/// Whether a plan only reads tables, filters them and picks columns, so that reading it
+/// a second time for its keys costs little next to an aggregate.
+fn cheap(plan: &LogicalPlan) -> Result<bool> {
+    plan.exists(|node| {
+        Ok(!matches!(
+            node,
+            LogicalPlan::TableScan(_)
+                | LogicalPlan::Filter(_)
+                | LogicalPlan::Projection(_)
+                | LogicalPlan::SubqueryAlias(_)
+        ) && !matches!(node, LogicalPlan::Join(join) if join.join_type == JoinType::LeftSemi))
+    })
+    .map(|costly| !costly)
 }
 
 /// Whether an aggregate's input has a semi join this rule added.

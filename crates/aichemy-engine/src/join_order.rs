@@ -217,6 +217,14 @@ impl Joins {
     /// keys of one table each.
     fn reordered(&self, written: &Tree) -> Result<Option<Tree>> {
         let owners = self.owners();
+        // A condition that reads none of the tables would have no join to go to.
+        if self
+            .conditions
+            .iter()
+            .any(|condition| Self::tables_of(&owners, condition).is_none())
+        {
+            return Ok(None);
+        }
         let mut edges = Vec::with_capacity(self.keys.len());
         for (left, right) in &self.keys {
             let (Some(left), Some(right)) = (
