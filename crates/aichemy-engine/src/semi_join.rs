@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{Column, Result};
+use datafusion::common::{Column, Result, ScalarValue};
 use datafusion::logical_expr::{Expr, Join, JoinType, LogicalPlan, Projection};
 use datafusion::optimizer::optimizer::ApplyOrder;
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
@@ -63,12 +63,19 @@ impl OptimizerRule for PushSemiJoins {
     }
 }
 
-/// Whether a plan filters rows of its tables.
+/// Whether a plan filters rows of its tables. A filter of `true`, which decorrelated
+/// subqueries leave on scans (TPC-H q15's supplier), keeps every row.
 pub(crate) fn filtered(plan: &LogicalPlan) -> Result<bool> {
+    let keeps_all = |predicate: &Expr| {
+        matches!(
+            predicate,
+            Expr::Literal(ScalarValue::Boolean(Some(true)), _)
+        )
+    };
     plan.exists(|node| {
         Ok(match node {
-            LogicalPlan::Filter(_) => true,
-            LogicalPlan::TableScan(scan) => !scan.filters.is_empty(),
+            LogicalPlan::Filter(filter) => !keeps_all(&filter.predicate),
+            LogicalPlan::TableScan(scan) => !scan.filters.iter().all(keeps_all),
             _ => false,
         })
     })

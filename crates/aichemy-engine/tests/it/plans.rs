@@ -157,4 +157,13 @@ async fn a_correlated_aggregate_groups_only_the_keys_a_filtered_join_lets_throug
     let plan = explain(&mut s, unfiltered).await;
     assert!(!plan.contains("__aichemy_group_key"), "{plan}");
     assert_eq!(values(&mut s, unfiltered).await, ["113"]);
+
+    // q15's shape: decorrelating the maximum leaves a filter of `true` on p, which keeps
+    // every row, so it is no reason to filter the groups either.
+    let q15 = "WITH rev AS (SELECT pk, sum(price) AS total FROM hive.g.li GROUP BY pk) \
+               SELECT p.pk FROM hive.g.p, rev \
+               WHERE p.pk = rev.pk AND total = (SELECT max(total) FROM rev)";
+    let plan = explain(&mut s, q15).await;
+    assert!(!plan.contains("__aichemy_group_key"), "{plan}");
+    assert_eq!(values(&mut s, q15).await, ["1"]);
 }
