@@ -23,7 +23,7 @@ use datafusion::logical_expr::utils::{conjunction, split_conjunction};
 use datafusion::logical_expr::{Expr, Join, JoinConstraint, JoinType, LogicalPlan, Projection};
 use datafusion::optimizer::{Optimizer, OptimizerConfig, OptimizerRule};
 
-use crate::semi_join::filtered;
+use crate::semi_join::{filtered, plain};
 
 /// DataFusion's optimizer rules with [`JoinFilteredTablesFirst`] right after
 /// `eliminate_cross_join`. That rule rebuilds directly nested inner joins in the written
@@ -74,7 +74,8 @@ fn reorder(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
         tables_changed |= reordered.transformed;
         *table = reordered.data;
     }
-    let order = match joins.reordered(&written)? {
+    let owners = joins.owners();
+    let order = match joins.reordered(&written, &owners)? {
         Some(order) => order,
         None if tables_changed => written,
         None => return Ok(Transformed::no(plan)),
@@ -87,7 +88,7 @@ fn reorder(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
                 .into_iter()
                 .map(Expr::Column)
                 .collect(),
-            Arc::new(joins.build(&order, &needed)?),
+            Arc::new(joins.build(&order, &needed, &owners)?),
             Arc::clone(plan.schema()),
         )?,
     )))
@@ -107,14 +108,6 @@ fn inner_below(plan: &LogicalPlan) -> bool {
         LogicalPlan::Projection(projection) => plain(projection) && inner_below(&projection.input),
         _ => false,
     }
-}
-
-/// Whether a projection only picks columns.
-fn plain(projection: &Projection) -> bool {
-    projection
-        .expr
-        .iter()
-        .all(|expr| matches!(expr, Expr::Column(_)))
 }
 
 /// The order of a set of joins: which tables are joined to which.
@@ -215,21 +208,20 @@ impl Joins {
 
     /// The new order, or `None` when it is the written one or the joins are not all on
     /// keys of one table each.
-    fn reordered(&self, written: &Tree) -> Result<Option<Tree>> {
-        let owners = self.owners();
+    fn reordered(&self, written: &Tree, owners: &HashMap<Column, usize>) -> Result<Option<Tree>> {
         // A condition that reads none of the tables would have no join to go to.
         if self
             .conditions
             .iter()
-            .any(|condition| Self::tables_of(&owners, condition).is_none())
+            .any(|condition| Self::tables_of(owners, condition).is_none())
         {
             return Ok(None);
         }
         let mut edges = Vec::with_capacity(self.keys.len());
         for (left, right) in &self.keys {
             let (Some(left), Some(right)) = (
-                Self::tables_of(&owners, left),
-                Self::tables_of(&owners, right),
+                Self::tables_of(owners, left),
+                Self::tables_of(owners, right),
             ) else {
                 return Ok(None);
             };
@@ -298,21 +290,25 @@ impl Joins {
 
     /// The joins in `order`, each giving only the `needed` columns and those the joins
     /// above it use.
-    fn build(&self, order: &Tree, needed: &HashSet<Column>) -> Result<LogicalPlan> {
+    fn build(
+        &self,
+        order: &Tree,
+        needed: &HashSet<Column>,
+        owners: &HashMap<Column, usize>,
+    ) -> Result<LogicalPlan> {
         let Tree::Join(left, right) = order else {
             let Tree::Table(table) = order else {
                 unreachable!()
             };
             return Ok(self.tables[*table].clone());
         };
-        let owners = self.owners();
         let (left_tables, right_tables) = (left.table_set(), right.table_set());
         let on: Vec<(Expr, Expr)> = self
             .keys
             .iter()
             .filter_map(|(a, b)| {
-                let a_tables = Self::tables_of(&owners, a)?;
-                let b_tables = Self::tables_of(&owners, b)?;
+                let a_tables = Self::tables_of(owners, a)?;
+                let b_tables = Self::tables_of(owners, b)?;
                 if a_tables.is_subset(&left_tables) && b_tables.is_subset(&right_tables) {
                     Some((a.clone(), b.clone()))
                 } else if b_tables.is_subset(&left_tables) && a_tables.is_subset(&right_tables) {
@@ -327,7 +323,7 @@ impl Joins {
             .conditions
             .iter()
             .filter(|condition| {
-                Self::tables_of(&owners, condition).is_some_and(|tables| {
+                Self::tables_of(owners, condition).is_some_and(|tables| {
                     tables.is_subset(&both)
                         && !(matches!(**left, Tree::Join(..)) && tables.is_subset(&left_tables))
                         && !(matches!(**right, Tree::Join(..)) && tables.is_subset(&right_tables))
@@ -340,8 +336,8 @@ impl Joins {
             used.extend(expr.column_refs().into_iter().cloned());
         }
         let join = LogicalPlan::Join(Join::try_new(
-            Arc::new(self.build(left, &used)?),
-            Arc::new(self.build(right, &used)?),
+            Arc::new(self.build(left, &used, owners)?),
+            Arc::new(self.build(right, &used, owners)?),
             on,
             conjunction(conditions),
             JoinType::Inner,

@@ -81,6 +81,14 @@ pub(crate) fn filtered(plan: &LogicalPlan) -> Result<bool> {
     })
 }
 
+/// Whether a projection only picks columns.
+pub(crate) fn plain(projection: &Projection) -> bool {
+    projection
+        .expr
+        .iter()
+        .all(|expr| matches!(expr, Expr::Column(_)))
+}
+
 /// `plan` with the semi join applied below an inner join inside it, or `None` when the
 /// semi join cannot go below one.
 fn below(
@@ -89,12 +97,7 @@ fn below(
     semi: &Join,
 ) -> Result<Option<LogicalPlan>> {
     match plan {
-        LogicalPlan::Projection(projection)
-            if projection
-                .expr
-                .iter()
-                .all(|expr| matches!(expr, Expr::Column(_))) =>
-        {
+        LogicalPlan::Projection(projection) if plain(projection) => {
             let Some(input) = below(&projection.input, columns, semi)? else {
                 return Ok(None);
             };
