@@ -26,6 +26,8 @@ use datafusion::catalog::{
 use datafusion::datasource::ViewTable;
 use datafusion::execution::context::SessionState;
 use datafusion::execution::SessionStateBuilder;
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::TableReference;
 
@@ -540,6 +542,7 @@ impl Lakehouse {
             .with_runtime_env(self.execution.runtime())
             .with_default_features()
             .with_optimizer_rules(crate::join_order::optimizer_rules())
+            .with_physical_optimizer_rules(physical_optimizer_rules())
             .build();
         let ctx = SessionContext::new_with_state(state);
         // Joins and aggregates over one PostgreSQL catalog run in that database.
@@ -691,4 +694,21 @@ impl Lakehouse {
         self.require_schema(&name.catalog, &name.schema).await?;
         Err(TrinoError::table_not_found(&name.to_string()))
     }
+}
+
+/// DataFusion's physical rules with ours after all that rebuild plans, but before dynamic
+/// filters are pushed into scans: a filter one reader's join fills in must stay above the
+/// plan the readers share, and a rebuilt filter would lose the references those filters
+/// keep.
+fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
+    let mut rules = PhysicalOptimizer::new().rules;
+    let at = rules
+        .iter()
+        .position(|rule| rule.name() == "FilterPushdown(Post)")
+        .unwrap_or(rules.len());
+    // Sharing comes last: a rule rewriting the plan below a shared one would split it.
+    let ours: [Arc<dyn PhysicalOptimizerRule + Send + Sync>; 1] =
+        [Arc::new(crate::shared_plan::ShareRepeatedAggregates)];
+    rules.splice(at..at, ours);
+    rules
 }

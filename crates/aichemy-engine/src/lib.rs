@@ -26,6 +26,7 @@ mod metadata;
 mod planner;
 mod semi_join;
 mod session;
+mod shared_plan;
 mod show;
 pub mod statements;
 pub mod types;

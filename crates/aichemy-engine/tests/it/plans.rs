@@ -167,3 +167,54 @@ async fn a_correlated_aggregate_groups_only_the_keys_a_filtered_join_lets_throug
     assert!(!plan.contains("__aichemy_group_key"), "{plan}");
     assert_eq!(values(&mut s, q15).await, ["1"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aggregate_the_query_repeats_is_computed_once() {
+    let (lakehouse, _dir) = fresh_lakehouse().await;
+    let mut s = session(&lakehouse);
+    run(
+        &mut s,
+        &[
+            "CREATE SCHEMA hive.r",
+            "CREATE TABLE hive.r.s (sk INTEGER, name VARCHAR)",
+            "CREATE TABLE hive.r.l (sk INTEGER, v INTEGER)",
+            "INSERT INTO hive.r.s VALUES (1, 'a'), (2, 'b'), (3, 'c')",
+            "INSERT INTO hive.r.l VALUES (1, 5), (1, 7), (2, 20), (3, 1), (3, 11)",
+        ],
+    )
+    .await;
+    // TPC-H q15's shape: the CTE is read for its rows and for their largest total.
+    let q15 = "WITH rev AS (SELECT sk, sum(v) AS total FROM hive.r.l WHERE v > 0 GROUP BY sk) \
+               SELECT name, total FROM hive.r.s, rev \
+               WHERE s.sk = rev.sk AND total = (SELECT max(total) FROM rev)";
+    let plan = explain(&mut s, q15).await;
+    assert_eq!(plan.matches("SharedExec: readers=2").count(), 2, "{plan}");
+    assert_eq!(values(&mut s, q15).await, ["b", "20"]);
+
+    // Different filters, different rows: nothing is shared.
+    let two = "WITH a AS (SELECT sk, sum(v) AS total FROM hive.r.l WHERE v > 1 GROUP BY sk), \
+               b AS (SELECT sk, sum(v) AS total FROM hive.r.l WHERE v > 5 GROUP BY sk) \
+               SELECT a.sk, a.total, b.total FROM a JOIN b ON a.sk = b.sk ORDER BY a.sk";
+    let plan = explain(&mut s, two).await;
+    assert!(!plan.contains("SharedExec"), "{plan}");
+    assert_eq!(
+        values(&mut s, two).await,
+        ["1", "12", "7", "2", "20", "20", "3", "11", "11"]
+    );
+
+    // A volatile function gives each reference its own values: shared, every pair would
+    // match.
+    let volatile = "WITH r AS (SELECT sk, sum(v * random()) AS x FROM hive.r.l GROUP BY sk) \
+                    SELECT count(*) FROM r r1 JOIN r r2 ON r1.sk = r2.sk AND r1.x = r2.x";
+    let plan = explain(&mut s, volatile).await;
+    assert!(!plan.contains("SharedExec"), "{plan}");
+    assert_eq!(values(&mut s, volatile).await, ["0"]);
+
+    // Each reference filtered by its own join at run time (a dynamic filter on the group
+    // key) keeps its own rows.
+    let joined = "WITH rev AS (SELECT sk, sum(v) AS total FROM hive.r.l GROUP BY sk) \
+                  SELECT x.total, y.total \
+                  FROM (SELECT total FROM hive.r.s s JOIN rev ON s.sk = rev.sk WHERE s.name = 'a') x, \
+                       (SELECT total FROM hive.r.s s JOIN rev ON s.sk = rev.sk WHERE s.name = 'b') y";
+    assert_eq!(values(&mut s, joined).await, ["12", "20"]);
+}
