@@ -707,8 +707,10 @@ fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync
         .position(|rule| rule.name() == "FilterPushdown(Post)")
         .unwrap_or(rules.len());
     // Sharing comes last: a rule rewriting the plan below a shared one would split it.
-    let ours: [Arc<dyn PhysicalOptimizerRule + Send + Sync>; 1] =
-        [Arc::new(crate::shared_plan::ShareRepeatedAggregates)];
+    let ours: [Arc<dyn PhysicalOptimizerRule + Send + Sync>; 2] = [
+        Arc::new(crate::conjunct_order::CheapConditionsFirst),
+        Arc::new(crate::shared_plan::ShareRepeatedAggregates),
+    ];
     rules.splice(at..at, ours);
     rules
 }

@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod catalogs;
+mod conjunct_order;
 mod ddl;
 pub mod dialect;
 pub mod error;

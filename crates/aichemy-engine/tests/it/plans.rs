@@ -218,3 +218,55 @@ async fn an_aggregate_the_query_repeats_is_computed_once() {
                        (SELECT total FROM hive.r.s s JOIN rev ON s.sk = rev.sk WHERE s.name = 'b') y";
     assert_eq!(values(&mut s, joined).await, ["12", "20"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filter_evaluates_its_cheap_conditions_first() {
+    let (lakehouse, _dir) = fresh_lakehouse().await;
+    let mut s = session(&lakehouse);
+    run(
+        &mut s,
+        &[
+            "CREATE SCHEMA hive.f",
+            "CREATE TABLE hive.f.l (mode VARCHAR, shipped DATE, received DATE, n INTEGER)",
+            "INSERT INTO hive.f.l VALUES ('MAIL', DATE '1994-01-02', DATE '1994-01-05', 2), \
+             ('SHIP', DATE '1993-01-02', DATE '1994-01-05', 3), \
+             ('AIR', DATE '1994-03-02', DATE '1994-03-05', 5), \
+             ('MAIL', DATE '1994-02-02', DATE '1994-02-01', 1)",
+        ],
+    )
+    .await;
+    // TPC-H q12's shape: the strings are compared last, on the rows the dates kept.
+    let q12 = "SELECT mode FROM hive.f.l WHERE mode IN ('MAIL', 'SHIP') \
+               AND shipped < received AND received >= DATE '1994-01-01' ORDER BY mode";
+    let plan = explain(&mut s, q12).await;
+    let filter = plan
+        .lines()
+        .find(|l| l.contains("FilterExec"))
+        .unwrap_or_else(|| panic!("{plan}"));
+    let at = |needle: &str| {
+        filter
+            .find(needle)
+            .unwrap_or_else(|| panic!("no {needle} in {filter}"))
+    };
+    assert!(at("shipped") < at("mode"), "{filter}");
+    assert!(at("received@") < at("mode"), "{filter}");
+    assert_eq!(values(&mut s, q12).await, ["MAIL", "SHIP"]);
+
+    // A condition that can fail stays behind the ones written before it.
+    let guarded = "SELECT mode FROM hive.f.l WHERE mode = 'MAIL' AND n <> 0 AND 10 / n > 1 \
+                   AND shipped < received";
+    let plan = explain(&mut s, guarded).await;
+    let filter = plan
+        .lines()
+        .find(|l| l.contains("FilterExec"))
+        .unwrap_or_else(|| panic!("{plan}"));
+    let at = |needle: &str| {
+        filter
+            .find(needle)
+            .unwrap_or_else(|| panic!("no {needle} in {filter}"))
+    };
+    assert!(at("!= 0") < at("10 /"), "{filter}");
+    assert!(at("mode") < at("10 /"), "{filter}");
+    assert!(at("shipped") < at("mode"), "{filter}");
+    assert_eq!(values(&mut s, guarded).await, ["MAIL"]);
+}
