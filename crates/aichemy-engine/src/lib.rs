@@ -14,6 +14,7 @@
 pub mod catalogs;
 mod conjunct_order;
 mod ddl;
+mod decimal_arithmetic;
 pub mod dialect;
 pub mod error;
 pub mod execution;
