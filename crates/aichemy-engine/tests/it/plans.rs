@@ -11,6 +11,19 @@ fn depth(plan: &str, needle: &str) -> usize {
     line.len() - line.trim_start().len()
 }
 
+/// The plan's line with its FilterExec.
+fn filter_line(plan: &str) -> &str {
+    plan.lines()
+        .find(|l| l.contains("FilterExec"))
+        .unwrap_or_else(|| panic!("{plan}"))
+}
+
+/// Where `needle` stands in `line`.
+fn position(line: &str, needle: &str) -> usize {
+    line.find(needle)
+        .unwrap_or_else(|| panic!("no {needle} in {line}"))
+}
+
 /// A query's rows, their cells in one list.
 async fn values(session: &mut aichemy_engine::Session, sql: &str) -> Vec<String> {
     cells(session, sql)
@@ -239,15 +252,8 @@ async fn a_filter_evaluates_its_cheap_conditions_first() {
     let q12 = "SELECT mode FROM hive.f.l WHERE mode IN ('MAIL', 'SHIP') \
                AND shipped < received AND received >= DATE '1994-01-01' ORDER BY mode";
     let plan = explain(&mut s, q12).await;
-    let filter = plan
-        .lines()
-        .find(|l| l.contains("FilterExec"))
-        .unwrap_or_else(|| panic!("{plan}"));
-    let at = |needle: &str| {
-        filter
-            .find(needle)
-            .unwrap_or_else(|| panic!("no {needle} in {filter}"))
-    };
+    let filter = filter_line(&plan);
+    let at = |needle: &str| position(filter, needle);
     assert!(at("shipped") < at("mode"), "{filter}");
     assert!(at("received@") < at("mode"), "{filter}");
     assert_eq!(values(&mut s, q12).await, ["MAIL", "SHIP"]);
@@ -256,15 +262,8 @@ async fn a_filter_evaluates_its_cheap_conditions_first() {
     let guarded = "SELECT mode FROM hive.f.l WHERE mode = 'MAIL' AND n <> 0 AND 10 / n > 1 \
                    AND shipped < received";
     let plan = explain(&mut s, guarded).await;
-    let filter = plan
-        .lines()
-        .find(|l| l.contains("FilterExec"))
-        .unwrap_or_else(|| panic!("{plan}"));
-    let at = |needle: &str| {
-        filter
-            .find(needle)
-            .unwrap_or_else(|| panic!("no {needle} in {filter}"))
-    };
+    let filter = filter_line(&plan);
+    let at = |needle: &str| position(filter, needle);
     assert!(at("!= 0") < at("10 /"), "{filter}");
     assert!(at("mode") < at("10 /"), "{filter}");
     assert!(at("shipped") < at("mode"), "{filter}");
