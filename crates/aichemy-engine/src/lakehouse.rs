@@ -696,7 +696,8 @@ impl Lakehouse {
     }
 }
 
-/// DataFusion's physical rules with ours after all that rebuild plans, but before dynamic
+/// DataFusion's physical rules with ours: the choice of collected build sides right after
+/// DataFusion's join selection; the others after all rules that rebuild plans, but before dynamic
 /// filters are pushed into scans: a filter one reader's join fills in must stay above the
 /// plan the readers share, and a rebuilt filter would lose the references those filters
 /// keep.
@@ -713,5 +714,14 @@ fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync
         Arc::new(crate::shared_plan::ShareRepeatedAggregates),
     ];
     rules.splice(at..at, ours);
+    // Before the rules that add repartitions: a collected build side needs none.
+    let after_selection = rules
+        .iter()
+        .position(|rule| rule.name() == "join_selection")
+        .map_or(0, |at| at + 1);
+    rules.insert(
+        after_selection,
+        Arc::new(crate::build_side::CollectSmallBuildSides),
+    );
     rules
 }

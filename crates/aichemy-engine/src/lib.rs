@@ -11,6 +11,7 @@
 //! Every error leaves as a [`TrinoError`] with Trino's name, code and wording.
 #![forbid(unsafe_code)]
 
+mod build_side;
 pub mod catalogs;
 mod conjunct_order;
 mod ddl;
