@@ -14,12 +14,13 @@
 
 use std::sync::Arc;
 
-use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::Result;
 use datafusion::config::ConfigOptions;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
 use datafusion::physical_plan::ExecutionPlan;
+
+use crate::node_rewrite::replace_each;
 
 /// How many times more rows the probe side must have. Measured on TPC-H SF10 with two
 /// threads: q5, q8, q9, q17 and q20 gain at ratios of 20 and more; q18's customer join
@@ -38,20 +39,16 @@ impl PhysicalOptimizerRule for CollectSmallBuildSides {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(|node| {
-            let Some(join) = node.as_any().downcast_ref::<HashJoinExec>() else {
-                return Ok(Transformed::no(node));
-            };
+        replace_each(plan, |join: &HashJoinExec| {
             if *join.partition_mode() != PartitionMode::Partitioned || !small_build_side(join)? {
-                return Ok(Transformed::no(node));
+                return Ok(None);
             }
             let join = join
                 .builder()
                 .with_partition_mode(PartitionMode::CollectLeft)
                 .build()?;
-            Ok(Transformed::yes(Arc::new(join) as Arc<dyn ExecutionPlan>))
+            Ok(Some(Arc::new(join) as Arc<dyn ExecutionPlan>))
         })
-        .map(|transformed| transformed.data)
     }
 
     fn name(&self) -> &str {

@@ -15,7 +15,6 @@
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Schema};
-use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::Result;
 use datafusion::config::ConfigOptions;
 use datafusion::logical_expr::Operator;
@@ -27,6 +26,8 @@ use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
 use datafusion::physical_plan::ExecutionPlan;
 
+use crate::node_rewrite::replace_each;
+
 #[derive(Debug, Default)]
 pub(crate) struct CheapConditionsFirst;
 
@@ -36,19 +37,15 @@ impl PhysicalOptimizerRule for CheapConditionsFirst {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(|node| {
-            let Some(filter) = node.as_any().downcast_ref::<FilterExec>() else {
-                return Ok(Transformed::no(node));
-            };
+        replace_each(plan, |filter: &FilterExec| {
             let Some(predicate) = reordered(filter.predicate(), &filter.input().schema()) else {
-                return Ok(Transformed::no(node));
+                return Ok(None);
             };
             let filter = FilterExecBuilder::from(filter)
                 .with_predicate(predicate)
                 .build()?;
-            Ok(Transformed::yes(Arc::new(filter) as Arc<dyn ExecutionPlan>))
+            Ok(Some(Arc::new(filter) as Arc<dyn ExecutionPlan>))
         })
-        .map(|transformed| transformed.data)
     }
 
     fn name(&self) -> &str {

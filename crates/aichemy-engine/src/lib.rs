@@ -26,6 +26,7 @@ mod join_order;
 mod lakehouse;
 mod lambda;
 mod metadata;
+mod node_rewrite;
 mod planner;
 mod semi_join;
 mod session;
