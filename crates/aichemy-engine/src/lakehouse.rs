@@ -708,9 +708,10 @@ fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync
         .position(|rule| rule.name() == "FilterPushdown(Post)")
         .unwrap_or(rules.len());
     // Sharing comes last: a rule rewriting the plan below a shared one would split it.
-    let ours: [Arc<dyn PhysicalOptimizerRule + Send + Sync>; 3] = [
+    let ours: [Arc<dyn PhysicalOptimizerRule + Send + Sync>; 4] = [
         Arc::new(crate::conjunct_order::CheapConditionsFirst),
         Arc::new(crate::decimal_arithmetic::WordSizedDecimalArithmetic),
+        Arc::new(crate::view_group_keys::GroupOnStringViews),
         Arc::new(crate::shared_plan::ShareRepeatedAggregates),
     ];
     rules.splice(at..at, ours);

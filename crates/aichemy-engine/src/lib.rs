@@ -34,6 +34,7 @@ mod shared_plan;
 mod show;
 pub mod statements;
 pub mod types;
+mod view_group_keys;
 
 /// The version `SELECT version()` and the server's `/v1/info` report.
 pub const VERSION: &str = concat!("aichemy-", env!("CARGO_PKG_VERSION"));

@@ -269,3 +269,65 @@ async fn a_filter_evaluates_its_cheap_conditions_first() {
     assert!(at("shipped") < at("mode"), "{filter}");
     assert_eq!(values(&mut s, guarded).await, ["MAIL"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aggregate_groups_on_string_views_and_copies_only_its_keys() {
+    let (lakehouse, _dir) = fresh_lakehouse().await;
+    let mut s = session(&lakehouse);
+    run(
+        &mut s,
+        &[
+            "CREATE SCHEMA hive.g",
+            "CREATE TABLE hive.g.l (flag VARCHAR, status VARCHAR, q INTEGER, shipped DATE)",
+            "INSERT INTO hive.g.l VALUES ('R', 'F', 1, DATE '1994-01-01'), \
+             ('A', 'F', 2, DATE '1994-01-01'), ('R', 'F', 3, DATE '1999-01-01'), \
+             ('N', 'O', 4, DATE '1994-01-01'), ('R', 'F', 5, DATE '1994-01-01'), \
+             ('N', 'a key longer than twelve bytes', 6, DATE '1994-01-01')",
+        ],
+    )
+    .await;
+    // TPC-H q1's shape: the grouping reads views, the copy into strings is above it.
+    let q1 = "SELECT flag, status, sum(q), count(*) FROM hive.g.l \
+              WHERE shipped <= DATE '1998-09-02' GROUP BY flag, status ORDER BY flag, status";
+    let plan = explain(&mut s, q1).await;
+    assert!(
+        depth(&plan, "CAST(flag") < depth(&plan, "AggregateExec"),
+        "{plan}"
+    );
+    assert_eq!(
+        values(&mut s, q1).await,
+        [
+            "A",
+            "F",
+            "2",
+            "1",
+            "N",
+            "O",
+            "4",
+            "1",
+            "N",
+            "a key longer than twelve bytes",
+            "6",
+            "1",
+            "R",
+            "F",
+            "6",
+            "2"
+        ]
+    );
+    let typed = "SELECT typeof(flag), flag || status FROM hive.g.l \
+                 WHERE q = 1 GROUP BY flag, status";
+    assert_eq!(values(&mut s, typed).await, ["varchar", "RF"]);
+
+    // An aggregate that reads the column's values keeps it a string below.
+    let counted = "SELECT status, max(flag) FROM hive.g.l GROUP BY status ORDER BY status";
+    let plan = explain(&mut s, counted).await;
+    assert!(
+        depth(&plan, "CAST(flag") > depth(&plan, "AggregateExec"),
+        "{plan}"
+    );
+    assert_eq!(
+        values(&mut s, counted).await,
+        ["F", "R", "O", "N", "a key longer than twelve bytes", "N"]
+    );
+}
