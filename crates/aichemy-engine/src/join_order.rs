@@ -11,14 +11,20 @@
 //! The rule sees the inner joins under one another (through projections of plain
 //! columns) as one set of tables and join keys, joins the filtered tables to their one
 //! neighbour, and joins what is left in the order written, each next table sharing a key
-//! with the ones before. Which side of a join is built is left to the physical planner,
-//! which knows the tables' sizes.
+//! with the ones before. When several filtered tables could move, the smallest moves
+//! first: by the bytes it keeps when every table reports its size (hive tables do), the
+//! largest table's size times the default filter selectivity once per filtered table;
+//! else the one of fewest tables. TPC-H q21's lines meet the 'F' orders, half of them, and
+//! the suppliers of one nation in 25; joined to the suppliers first, 1.5 M lines of 38 M
+//! are left to join the orders. Which side of a join is built is left to the physical
+//! planner.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, NullEquality, Result};
+use datafusion::datasource::source_as_provider;
 use datafusion::logical_expr::utils::{conjunction, split_conjunction};
 use datafusion::logical_expr::{Expr, Join, JoinConstraint, JoinType, LogicalPlan, Projection};
 use datafusion::optimizer::{Optimizer, OptimizerConfig, OptimizerRule};
@@ -54,28 +60,29 @@ impl OptimizerRule for JoinFilteredTablesFirst {
     fn rewrite(
         &self,
         plan: LogicalPlan,
-        _config: &dyn OptimizerConfig,
+        config: &dyn OptimizerConfig,
     ) -> Result<Transformed<LogicalPlan>> {
-        reorder(plan)
+        let selectivity = f64::from(config.options().optimizer.default_filter_selectivity) / 100.0;
+        reorder(plan, selectivity)
     }
 }
 
 /// `plan` with the joins of each set of inner joins in it reordered. A set is reordered
 /// once, as a whole: the joins inside it are not taken for sets of their own.
-fn reorder(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
+fn reorder(plan: LogicalPlan, selectivity: f64) -> Result<Transformed<LogicalPlan>> {
     if !matches!(&plan, LogicalPlan::Join(join) if inner(join)) {
-        return plan.map_children(reorder);
+        return plan.map_children(|child| reorder(child, selectivity));
     }
     let mut joins = Joins::default();
     let written = joins.flatten(&plan);
     let mut tables_changed = false;
     for table in &mut joins.tables {
-        let reordered = reorder(table.clone())?;
+        let reordered = reorder(table.clone(), selectivity)?;
         tables_changed |= reordered.transformed;
         *table = reordered.data;
     }
     let owners = joins.owners();
-    let order = match joins.reordered(&written, &owners)? {
+    let order = match joins.reordered(&written, &owners, selectivity)? {
         Some(order) => order,
         None if tables_changed => written,
         None => return Ok(Transformed::no(plan)),
@@ -208,7 +215,12 @@ impl Joins {
 
     /// The new order, or `None` when it is the written one or the joins are not all on
     /// keys of one table each.
-    fn reordered(&self, written: &Tree, owners: &HashMap<Column, usize>) -> Result<Option<Tree>> {
+    fn reordered(
+        &self,
+        written: &Tree,
+        owners: &HashMap<Column, usize>,
+        selectivity: f64,
+    ) -> Result<Option<Tree>> {
         // A condition that reads none of the tables would have no join to go to.
         if self
             .conditions
@@ -234,10 +246,13 @@ impl Joins {
         }
         let mut groups = Vec::with_capacity(self.tables.len());
         for (table, plan) in self.tables.iter().enumerate() {
+            let filtered = filtered(plan)?;
             groups.push(Group {
                 tree: Tree::Table(table),
                 tables: BTreeSet::from([table]),
-                filtered: filtered(plan)?,
+                filtered,
+                bytes: scanned_bytes(plan)?,
+                filters: i32::from(filtered),
             });
         }
         let neighbours = |groups: &[Group], group: usize| -> BTreeSet<usize> {
@@ -252,18 +267,37 @@ impl Joins {
                 .collect()
         };
         let mut moved = false;
-        // The smallest first, so that a table's own filtered neighbours join it before
-        // it joins its last neighbour.
-        while let Some((group, neighbour)) = (0..groups.len())
-            .filter_map(|group| {
-                let mut next = neighbours(&groups, group).into_iter();
-                match (groups[group].filtered, next.next(), next.next()) {
-                    (true, Some(only), None) => Some((group, only)),
-                    _ => None,
-                }
-            })
-            .min_by_key(|&(group, _)| groups[group].tables.len())
-        {
+        loop {
+            let candidates: Vec<(usize, usize)> = (0..groups.len())
+                .filter_map(|group| {
+                    let mut next = neighbours(&groups, group).into_iter();
+                    match (groups[group].filtered, next.next(), next.next()) {
+                        (true, Some(only), None) => Some((group, only)),
+                        _ => None,
+                    }
+                })
+                .collect();
+            let estimates: Option<Vec<f64>> = candidates
+                .iter()
+                .map(|&(group, _)| groups[group].estimate(selectivity))
+                .collect();
+            // The smallest first: the group estimated to keep the fewest bytes when every
+            // candidate's tables report their size, else the one of fewest tables, so that
+            // a table's own filtered neighbours join it before it joins its last neighbour.
+            let next = match estimates {
+                Some(estimates) => candidates
+                    .iter()
+                    .zip(estimates)
+                    .min_by(|(_, a), (_, b)| a.total_cmp(b))
+                    .map(|(&candidate, _)| candidate),
+                None => candidates
+                    .iter()
+                    .min_by_key(|&&(group, _)| groups[group].tables.len())
+                    .copied(),
+            };
+            let Some((group, neighbour)) = next else {
+                break;
+            };
             let moving = groups.remove(group);
             let neighbour = &mut groups[neighbour - usize::from(neighbour > group)];
             neighbour.join(moving);
@@ -365,6 +399,10 @@ struct Group {
     tree: Tree,
     tables: BTreeSet<usize>,
     filtered: bool,
+    /// The size of the largest table, when every table's size is known.
+    bytes: Option<u64>,
+    /// How many of the tables are filtered.
+    filters: i32,
 }
 
 impl Group {
@@ -372,5 +410,44 @@ impl Group {
         let tree = std::mem::replace(&mut self.tree, Tree::Table(0));
         self.tree = Tree::Join(Box::new(tree), Box::new(other.tree));
         self.tables.extend(other.tables);
+        self.bytes = self.bytes.zip(other.bytes).map(|(a, b)| a.max(b));
+        self.filters += other.filters;
     }
+
+    /// The bytes the joined tables keep: joined on keys of the smaller tables, rows of
+    /// the largest one, of which each table's filter keeps `selectivity`.
+    fn estimate(&self, selectivity: f64) -> Option<f64> {
+        Some(self.bytes? as f64 * selectivity.powi(self.filters))
+    }
+}
+
+/// The size of the largest table a plan scans, when the plan is its tables' rows,
+/// filtered or joined, and every table reports its size: not when it aggregates, limits
+/// or unions them, or scans no table.
+fn scanned_bytes(plan: &LogicalPlan) -> Result<Option<u64>> {
+    let mut largest: Option<u64> = None;
+    let mut known = true;
+    plan.apply(|node| {
+        let bytes = match node {
+            LogicalPlan::TableScan(scan) => source_as_provider(&scan.source)
+                .ok()
+                .and_then(|provider| provider.statistics())
+                .and_then(|statistics| statistics.total_byte_size.get_value().copied()),
+            LogicalPlan::Filter(_)
+            | LogicalPlan::Projection(_)
+            | LogicalPlan::SubqueryAlias(_)
+            | LogicalPlan::Join(_) => return Ok(TreeNodeRecursion::Continue),
+            _ => None,
+        };
+        match bytes {
+            Some(bytes) => largest = Some(largest.unwrap_or(0).max(bytes as u64)),
+            None => known = false,
+        }
+        Ok(if known {
+            TreeNodeRecursion::Continue
+        } else {
+            TreeNodeRecursion::Stop
+        })
+    })?;
+    Ok(largest.filter(|_| known))
 }

@@ -9,7 +9,7 @@
 use std::any::Any;
 use std::collections::BTreeSet;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use aichemy_metastore::TableRecord;
 use aichemy_storage::StoreRegistry;
@@ -18,8 +18,9 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
-use datafusion::common::{Column as DFColumn, DataFusionError, Result as DFResult};
+use datafusion::common::{Column as DFColumn, DataFusionError, Result as DFResult, Statistics};
 use datafusion::datasource::file_format::csv::CsvFormat;
 use datafusion::datasource::file_format::json::JsonFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
@@ -261,7 +262,7 @@ impl TableStore for HiveStore {
         record: &TableRecord,
         schema: SchemaRef,
     ) -> Result<Arc<dyn TableProvider>> {
-        let (store, _) = self
+        let (store, folder) = self
             .stores
             .resolve(&record.location)
             .map_err(storage_error)?;
@@ -269,10 +270,12 @@ impl TableStore for HiveStore {
         let partition_columns = partition_columns_of(&record.properties);
         Ok(Arc::new(HiveTable {
             location: format!("{}/", record.location.trim_end_matches('/')),
+            folder,
             format,
             partition_columns,
             schema,
             store,
+            bytes: OnceLock::new(),
         }))
     }
 
@@ -312,9 +315,34 @@ struct HiveTable {
     location: String,
     format: HiveFileFormat,
     partition_columns: Vec<String>,
+    /// The table folder in its store.
+    folder: Path,
     /// The declared schema: what scans produce and inserts write.
     schema: SchemaRef,
     store: Arc<dyn ObjectStore>,
+    /// The size of the table's files, once [`measure`] has listed them.
+    bytes: OnceLock<u64>,
+}
+
+/// Lists the files of a hive table a query reads, so that its statistics tell the
+/// optimizer how large it is (the join order takes small filtered tables first). Other
+/// tables are left as they are, and so is a hive table whose files cannot be listed: its
+/// scan reports that error.
+pub async fn measure(provider: &dyn TableProvider) {
+    let Some(table) = provider.as_any().downcast_ref::<HiveTable>() else {
+        return;
+    };
+    if table.bytes.get().is_some() {
+        return;
+    }
+    let bytes = table
+        .store
+        .list(Some(&table.folder))
+        .try_fold(0u64, |total, meta| async move { Ok(total + meta.size) })
+        .await;
+    if let Ok(bytes) = bytes {
+        let _ = table.bytes.set(bytes);
+    }
 }
 
 impl HiveTable {
@@ -367,6 +395,12 @@ impl TableProvider for HiveTable {
 
     fn table_type(&self) -> TableType {
         TableType::Base
+    }
+
+    /// The size of the table's files once [`measure`] has listed them; no row counts.
+    fn statistics(&self) -> Option<Statistics> {
+        let bytes = usize::try_from(*self.bytes.get()?).ok()?;
+        Some(Statistics::new_unknown(&self.schema).with_total_byte_size(Precision::Inexact(bytes)))
     }
 
     /// Parquet string columns are read as views, filtered, and only then copied into
