@@ -11,6 +11,10 @@
 //! `LIKE`. Only conditions that cannot fail move forward; any other (arithmetic, casts of
 //! columns, function calls) keeps its order behind them, so it never meets a row that a
 //! condition before it in the query would have removed.
+//!
+//! The ordered conditions become one [`AllOf`] predicate, which runs the comparisons of
+//! fixed-width values on every row and the others on the rows still in (see
+//! [`crate::conjunction`]).
 
 use std::sync::Arc;
 
@@ -21,11 +25,12 @@ use datafusion::logical_expr::Operator;
 use datafusion::physical_expr::expressions::{
     BinaryExpr, CastExpr, Column, InListExpr, IsNotNullExpr, IsNullExpr, LikeExpr, Literal, NotExpr,
 };
-use datafusion::physical_expr::{conjunction, split_conjunction, PhysicalExpr};
+use datafusion::physical_expr::{split_conjunction, PhysicalExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
 use datafusion::physical_plan::ExecutionPlan;
 
+use crate::conjunction::{AllOf, Runs};
 use crate::node_rewrite::replace_each;
 
 #[derive(Debug, Default)]
@@ -38,7 +43,7 @@ impl PhysicalOptimizerRule for CheapConditionsFirst {
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         replace_each(plan, |filter: &FilterExec| {
-            let Some(predicate) = reordered(filter.predicate(), &filter.input().schema()) else {
+            let Some(predicate) = all_of(filter.predicate(), &filter.input().schema())? else {
                 return Ok(None);
             };
             let filter = FilterExecBuilder::from(filter)
@@ -57,32 +62,47 @@ impl PhysicalOptimizerRule for CheapConditionsFirst {
     }
 }
 
-/// `predicate` with the conditions that cannot fail first, cheapest first, then the
-/// others as written; `None` if that is the order they are in.
-fn reordered(predicate: &Arc<dyn PhysicalExpr>, schema: &Schema) -> Option<Arc<dyn PhysicalExpr>> {
+/// The conditions of `predicate` as one [`AllOf`]: those that cannot fail first,
+/// cheapest first, then the others as written; `None` if it has only one condition.
+fn all_of(
+    predicate: &Arc<dyn PhysicalExpr>,
+    schema: &Schema,
+) -> Result<Option<Arc<dyn PhysicalExpr>>> {
     let conditions = split_conjunction(predicate);
     if conditions.len() < 2 {
-        return None;
+        return Ok(None);
     }
     let mut safe = Vec::new();
     let mut others = Vec::new();
     for (at, condition) in conditions.iter().enumerate() {
         match cost(condition, schema) {
-            Some(cost) => safe.push((cost, at, Arc::clone(condition))),
-            None => others.push(Arc::clone(condition)),
+            Some(cost) => {
+                let runs = if cost <= EVERY_ROW_COST && !has_list(condition) {
+                    Runs::Everywhere
+                } else {
+                    Runs::WhereKeptIfFew
+                };
+                safe.push((cost, at, Arc::clone(condition), runs));
+            }
+            None => others.push((Arc::clone(condition), Runs::WhereKept)),
         }
     }
-    safe.sort_by_key(|(cost, at, _)| (*cost, *at));
-    let order: Vec<Arc<dyn PhysicalExpr>> = safe
+    safe.sort_by_key(|(cost, at, _, _)| (*cost, *at));
+    let order = safe
         .into_iter()
-        .map(|(_, _, condition)| condition)
+        .map(|(_, _, condition, runs)| (condition, runs))
         .chain(others)
         .collect();
-    let unchanged = order
-        .iter()
-        .zip(&conditions)
-        .all(|(new, old)| Arc::ptr_eq(new, old));
-    (!unchanged).then(|| conjunction(order))
+    Ok(Some(Arc::new(AllOf::try_new(order)?)))
+}
+
+/// The most a condition may cost to run on every row, whatever the conditions before it
+/// kept: a few comparisons of fixed-width values.
+const EVERY_ROW_COST: u32 = 3;
+
+/// Whether `expr` probes an `IN` list somewhere: a hash lookup a row.
+fn has_list(expr: &Arc<dyn PhysicalExpr>) -> bool {
+    expr.as_any().is::<InListExpr>() || expr.children().into_iter().any(has_list)
 }
 
 /// A rough cost per row of evaluating `expr`, or `None` if it may fail (or is not one

@@ -14,6 +14,7 @@
 mod build_side;
 pub mod catalogs;
 mod conjunct_order;
+mod conjunction;
 mod ddl;
 mod decimal_arithmetic;
 pub mod dialect;
