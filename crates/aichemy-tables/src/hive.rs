@@ -453,12 +453,24 @@ impl TableProvider for HiveTable {
             .iter()
             .map(unqualified)
             .collect::<DFResult<Vec<_>>>()?;
-        if let Some(predicate) = conjunction(own_columns) {
+        if let Some(predicate) = conjunction(own_columns.clone()) {
             let predicate = state.create_physical_expr(predicate, &plan.schema().try_into()?)?;
             let options = state.config_options();
+            // DataFusion's own estimate, where it has one, comes before this share:
+            // the share stands in for its fixed default.
+            let default = options.optimizer.default_filter_selectivity;
+            let share = crate::selectivity::estimate(
+                &own_columns,
+                &plan.schema(),
+                &plan.partition_statistics(None)?,
+                f64::from(default) / 100.0,
+            );
+            let percent = share.map_or(default, |share| {
+                (share * 100.0).round().clamp(1.0, 100.0) as u8
+            });
             plan = Arc::new(
                 FilterExecBuilder::new(predicate, plan)
-                    .with_default_selectivity(options.optimizer.default_filter_selectivity)
+                    .with_default_selectivity(percent)
                     .with_batch_size(options.execution.batch_size)
                     .with_fetch(limit)
                     .build()?,

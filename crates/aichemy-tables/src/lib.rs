@@ -19,6 +19,7 @@ pub mod hive;
 pub mod iceberg;
 pub mod lance;
 pub mod registered;
+mod selectivity;
 
 /// Errors of a table format, in terms the engine maps to Trino's error names.
 #[derive(Debug, thiserror::Error)]
