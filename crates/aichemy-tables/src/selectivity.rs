@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 
 use datafusion::arrow::datatypes::Schema;
 use datafusion::common::{ScalarValue, Statistics};
+use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator};
 
 /// The estimated share of rows all of `filters` (over columns of `schema`) keep, or
@@ -28,7 +29,7 @@ pub fn estimate(
 ) -> Option<f64> {
     let mut ranges: BTreeMap<usize, Range> = BTreeMap::new();
     let mut others = false;
-    for filter in filters.iter().flat_map(conjuncts) {
+    for filter in filters.iter().flat_map(split_conjunction) {
         match bound(filter, schema) {
             Some((column, range)) => {
                 let current = ranges.entry(column).or_default();
@@ -58,22 +59,6 @@ pub fn estimate(
         return None;
     }
     Some(if others { share * default } else { share })
-}
-
-/// The conditions `expr` is a conjunction of.
-fn conjuncts(expr: &Expr) -> Vec<&Expr> {
-    match expr {
-        Expr::BinaryExpr(BinaryExpr {
-            left,
-            op: Operator::And,
-            right,
-        }) => {
-            let mut all = conjuncts(left);
-            all.extend(conjuncts(right));
-            all
-        }
-        other => vec![other],
-    }
 }
 
 /// Values kept on one column.
