@@ -708,12 +708,15 @@ fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync
         .iter()
         .position(|rule| rule.name() == "FilterPushdown(Post)")
         .unwrap_or(rules.len());
-    // Sharing comes last: a rule rewriting the plan below a shared one would split it.
-    let ours: [Arc<dyn PhysicalOptimizerRule + Send + Sync>; 4] = [
+    // Sharing comes after the rules that rewrite plans: a rule rewriting the plan below a
+    // shared one would split it. Bounding partial aggregates comes after it and leaves
+    // shared plans alone (its node is not one sharing compares).
+    let ours: [Arc<dyn PhysicalOptimizerRule + Send + Sync>; 5] = [
         Arc::new(crate::conjunct_order::CheapConditionsFirst),
         Arc::new(crate::decimal_arithmetic::WordSizedDecimalArithmetic),
         Arc::new(crate::view_group_keys::GroupOnStringViews),
         Arc::new(crate::shared_plan::ShareRepeatedAggregates),
+        Arc::new(crate::partial_aggregate::BoundedPartialAggregates),
     ];
     rules.splice(at..at, ours);
     // Before the rules that add repartitions: a collected build side needs none.

@@ -452,3 +452,63 @@ async fn a_range_of_dates_is_estimated_from_the_files_and_its_few_rows_build_one
     );
     assert_eq!(cells(&mut s, q4).await, [[Some("30".to_string())]]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_aggregate_sends_its_groups_on_when_they_fill_a_cache() {
+    let (lakehouse, _dir) = fresh_lakehouse().await;
+    let mut s = session(&lakehouse);
+    // 300 000 rows: keys in order, two rows each (as lines of one order follow each other),
+    // and keys that come back every 100 000 rows.
+    run(
+        &mut s,
+        &[
+            "CREATE SCHEMA hive.p",
+            "CREATE TABLE hive.p.l (k BIGINT, spread BIGINT, v BIGINT)",
+            "INSERT INTO hive.p.l SELECT value / 2, value % 100000, value \
+             FROM generate_series(1, 300000)",
+        ],
+    )
+    .await;
+    let ordered = "SELECT count(*), sum(n), sum(s), max(n) FROM \
+                   (SELECT k, count(*) AS n, sum(v) AS s FROM hive.p.l GROUP BY k)";
+    let plan = explain(&mut s, ordered).await;
+    assert!(plan.contains("BoundedPartialAggregateExec"), "{plan}");
+    assert_eq!(
+        values(&mut s, ordered).await,
+        ["150001", "300000", "45000150000", "2"]
+    );
+    // The first stage sent its groups on several times (150 001 keys do not fit in a
+    // cache), each key once: pairs of rows became one group.
+    let analyzed = values(&mut s, &format!("EXPLAIN ANALYZE {ordered}"))
+        .await
+        .join("\n");
+    let stage = line_of(&analyzed, "BoundedPartialAggregateExec");
+    let flushes: f64 = stage
+        .split("flushes=")
+        .nth(1)
+        .and_then(|rest| rest.split([',', ']']).next())
+        .and_then(|count| count.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{stage}"));
+    assert!(flushes > 1.0, "{stage}");
+    assert!(stage.contains("output_rows=150"), "{stage}");
+
+    // The same with two keys, which group in another kind of table.
+    let two_keys = "SELECT count(*), sum(n), sum(s), max(n) FROM \
+                    (SELECT k, k % 3, count(*) AS n, sum(v) AS s FROM hive.p.l GROUP BY k, k % 3)";
+    assert_eq!(
+        values(&mut s, two_keys).await,
+        ["150001", "300000", "45000150000", "2"]
+    );
+
+    // Keys far apart (each pair comes back every 100 000 rows) meet only in the final
+    // stage: the first stage finds grouping does not pay and sends rows on as they come.
+    let spread = "SELECT count(*), min(n), max(n), sum(s) FROM \
+                  (SELECT spread, k % 2 AS r, count(*) AS n, sum(v) AS s \
+                   FROM hive.p.l GROUP BY spread, k % 2)";
+    let plan = explain(&mut s, spread).await;
+    assert!(plan.contains("BoundedPartialAggregateExec"), "{plan}");
+    assert_eq!(
+        values(&mut s, spread).await,
+        ["100000", "3", "3", "45000150000"]
+    );
+}
