@@ -233,7 +233,7 @@ impl ExecutionPlan for BoundedPartialAggregateExec {
             accumulators,
             group_ids: Vec::new(),
             reservation,
-            batch_size: context.session_config().batch_size(),
+            batch_size: context.session_config().batch_size().max(1),
             rows_since_flush: 0,
             grouping: true,
             ready: VecDeque::new(),
@@ -306,7 +306,16 @@ impl Stage {
             let elapsed = self.baseline.elapsed_compute().clone();
             let _timer = elapsed.timer();
             let step = match next {
-                Some(Ok(batch)) => self.consume(&batch),
+                // A batch larger than the session's (a join's unmatched rows come out as
+                // one) is grouped a slice at a time, so that flushes, and the decision to
+                // stop grouping, come as early as for batches of the usual size.
+                Some(Ok(batch)) => {
+                    let size = self.batch_size;
+                    (0..batch.num_rows()).step_by(size).try_for_each(|offset| {
+                        let length = size.min(batch.num_rows() - offset);
+                        self.consume(&batch.slice(offset, length))
+                    })
+                }
                 Some(Err(error)) => Err(error),
                 None => {
                     self.ended = true;
@@ -398,4 +407,110 @@ fn evaluate(exprs: &[Arc<dyn PhysicalExpr>], batch: &RecordBatch) -> Result<Vec<
         .iter()
         .map(|expr| expr.evaluate(batch)?.into_array(batch.num_rows()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Int64Array, RecordBatch};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::functions_aggregate::count::count_udaf;
+    use datafusion::physical_expr::aggregate::AggregateExprBuilder;
+    use datafusion::physical_expr::expressions::col;
+    use datafusion::physical_plan::aggregates::PhysicalGroupBy;
+    use datafusion::physical_plan::collect;
+    use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+
+    /// A stream of one batch, as it is (a data source would split it).
+    #[derive(Debug)]
+    struct OneBatch(RecordBatch);
+
+    impl PartitionStream for OneBatch {
+        fn schema(&self) -> &SchemaRef {
+            self.0.schema_ref()
+        }
+
+        fn execute(&self, _context: Arc<TaskContext>) -> SendableRecordBatchStream {
+            let batch = self.0.clone();
+            Box::pin(RecordBatchStreamAdapter::new(
+                batch.schema(),
+                futures::stream::once(async move { Ok(batch) }),
+            ))
+        }
+    }
+
+    /// A partial `count(*)` grouping on `k` over one batch of `rows` rows whose keys come
+    /// in pairs, `k = row / 2`, bounded.
+    fn bounded_over_one_batch(rows: i64) -> Arc<dyn ExecutionPlan> {
+        let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![Arc::new(Int64Array::from_iter_values(
+                (0..rows).map(|row| row / 2),
+            ))],
+        )
+        .unwrap();
+        let input = Arc::new(
+            StreamingTableExec::try_new(
+                Arc::clone(&schema),
+                vec![Arc::new(OneBatch(batch))],
+                None,
+                [],
+                false,
+                None,
+            )
+            .unwrap(),
+        );
+        let count = AggregateExprBuilder::new(count_udaf(), vec![col("k", &schema).unwrap()])
+            .schema(Arc::clone(&schema))
+            .alias("n")
+            .build()
+            .unwrap();
+        let partial = AggregateExec::try_new(
+            AggregateMode::Partial,
+            PhysicalGroupBy::new_single(vec![(col("k", &schema).unwrap(), "k".to_string())]),
+            vec![Arc::new(count)],
+            vec![None],
+            input,
+            schema,
+        )
+        .unwrap();
+        BoundedPartialAggregates
+            .optimize(Arc::new(partial), &ConfigOptions::new())
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn one_large_batch_is_grouped_a_slice_at_a_time() {
+        let plan = bounded_over_one_batch(400_000);
+        assert_eq!(plan.name(), "BoundedPartialAggregateExec");
+        let batches = collect(Arc::clone(&plan), Arc::new(TaskContext::default()))
+            .await
+            .unwrap();
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let counted: i64 = batches
+            .iter()
+            .map(|batch| {
+                batch
+                    .column(1)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .unwrap()
+                    .values()
+                    .iter()
+                    .sum::<i64>()
+            })
+            .sum();
+        assert_eq!(counted, 400_000);
+        // 200 000 keys do not fit in one flush's cache: the batch was grouped in slices,
+        // flushed several times, each pair of rows still one group.
+        let flushes = plan
+            .metrics()
+            .and_then(|metrics| metrics.sum_by_name("flushes"))
+            .map(|value| value.as_usize())
+            .unwrap();
+        assert!(flushes > 1, "{flushes} flushes");
+        assert_eq!(rows, 200_000);
+        assert!(batches.iter().all(|batch| batch.num_rows() <= 8192));
+    }
 }
