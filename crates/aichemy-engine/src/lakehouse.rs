@@ -711,7 +711,8 @@ fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync
     // Sharing comes after the rules that rewrite plans: a rule rewriting the plan below a
     // shared one would split it. Bounding partial aggregates comes after it and leaves
     // shared plans alone (its node is not one sharing compares).
-    let ours: [Arc<dyn PhysicalOptimizerRule + Send + Sync>; 5] = [
+    let ours: [Arc<dyn PhysicalOptimizerRule + Send + Sync>; 6] = [
+        Arc::new(crate::not_in::NotInAsFilter),
         Arc::new(crate::conjunct_order::CheapConditionsFirst),
         Arc::new(crate::decimal_arithmetic::WordSizedDecimalArithmetic),
         Arc::new(crate::view_group_keys::GroupOnStringViews),

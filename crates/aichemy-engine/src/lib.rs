@@ -28,6 +28,7 @@ mod lakehouse;
 mod lambda;
 mod metadata;
 mod node_rewrite;
+mod not_in;
 mod partial_aggregate;
 mod planner;
 mod semi_join;

@@ -512,3 +512,45 @@ async fn a_partial_aggregate_sends_its_groups_on_when_they_fill_a_cache() {
         ["100000", "3", "3", "45000150000"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_in_streams_the_outer_rows_past_the_collected_list() {
+    let (lakehouse, _dir) = fresh_lakehouse().await;
+    let mut s = session(&lakehouse);
+    run(
+        &mut s,
+        &[
+            "CREATE SCHEMA hive.n",
+            "CREATE TABLE hive.n.outer_rows (k BIGINT, v BIGINT)",
+            "INSERT INTO hive.n.outer_rows SELECT value % 1000, value FROM generate_series(1, 50000)",
+            "INSERT INTO hive.n.outer_rows SELECT value % 1000, value FROM generate_series(50001, 100000)",
+            "CREATE TABLE hive.n.list (k BIGINT)",
+            "INSERT INTO hive.n.list SELECT value * 10 FROM generate_series(0, 99)",
+        ],
+    )
+    .await;
+    let query = "SELECT count(*), count(DISTINCT k), sum(v) FROM hive.n.outer_rows \
+                 WHERE k NOT IN (SELECT k FROM hive.n.list)";
+    let plan = explain(&mut s, query).await;
+    // No anti join collects the outer rows: they pass the list's keys partition by partition.
+    assert!(plan.contains("NotInExec"), "{plan}");
+    assert!(!plan.contains("HashJoinExec"), "{plan}");
+    let below = plan
+        .lines()
+        .skip_while(|line| !line.contains("NotInExec"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("{plan}"));
+    assert!(
+        below.contains("outer_rows") && below.contains("2 groups"),
+        "{plan}"
+    );
+    // 100 of the 1000 keys are listed: 90 000 rows keep 900 keys.
+    assert_eq!(
+        values(&mut s, query).await,
+        [
+            "90000",
+            "900",
+            &(5_000_050_000u64 - 500_050_000).to_string()
+        ]
+    );
+}
