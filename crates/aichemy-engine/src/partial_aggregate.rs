@@ -30,7 +30,7 @@ use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{internal_err, Result};
+use datafusion::common::{internal_err, Result, Statistics};
 use datafusion::config::ConfigOptions;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -264,6 +264,11 @@ impl ExecutionPlan for BoundedPartialAggregateExec {
 
     fn metrics(&self) -> Option<MetricsSet> {
         Some(self.metrics.clone_inner())
+    }
+
+    /// The partial stage's estimates: the joins above choose their sides by them.
+    fn partition_statistics(&self, partition: Option<usize>) -> Result<Statistics> {
+        self.partial.partition_statistics(partition)
     }
 }
 

@@ -554,3 +554,50 @@ async fn not_in_streams_the_outer_rows_past_the_collected_list() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_on_two_keys_is_estimated_on_both_and_its_smaller_result_builds() {
+    let (lakehouse, _dir) = lakehouse_with(|config| {
+        // Every join is partitioned first, as joins of large tables are.
+        for setting in [
+            "optimizer.hash_join_single_partition_threshold",
+            "optimizer.hash_join_single_partition_threshold_rows",
+        ] {
+            let zero = ScalarText("0".into());
+            config.execution.datafusion.insert(setting.into(), zero);
+        }
+    })
+    .await;
+    let mut s = session(&lakehouse);
+    run(
+        &mut s,
+        &[
+            "CREATE SCHEMA hive.k",
+            "CREATE TABLE hive.k.ps (pk BIGINT, sk BIGINT)",
+            "CREATE TABLE hive.k.l (ok BIGINT, pk BIGINT, sk BIGINT)",
+            "CREATE TABLE hive.k.o (ok BIGINT)",
+            // 8000 part-suppliers: 2000 parts of 4 suppliers each.
+            "INSERT INTO hive.k.ps SELECT value / 4, value % 4 FROM generate_series(0, 7999)",
+            // 12 000 lines, each of one part-supplier and one order.
+            "INSERT INTO hive.k.l SELECT value, value % 2000, (value / 2000) % 4 \
+             FROM generate_series(0, 11999)",
+            "INSERT INTO hive.k.o SELECT value FROM generate_series(0, 14999)",
+        ],
+    )
+    .await;
+    // TPC-H q9's shape. On its last key alone (4 suppliers) the lines meeting their
+    // part-suppliers would be 24 M rows and the 15 000 orders would build the table;
+    // on both keys they are 12 000, and they build it.
+    let query = "SELECT count(*) FROM hive.k.ps, hive.k.l, hive.k.o \
+                 WHERE ps.pk = l.pk AND ps.sk = l.sk AND o.ok = l.ok";
+    let plan = explain(&mut s, query).await;
+    let physical = &plan[plan
+        .find("physical_plan")
+        .unwrap_or_else(|| panic!("{plan}"))..];
+    let two_keys = physical.find("pk@").unwrap_or_else(|| panic!("{physical}"));
+    let orders = physical
+        .find("/k/o/")
+        .unwrap_or_else(|| panic!("{physical}"));
+    assert!(two_keys < orders, "{physical}");
+    assert_eq!(values(&mut s, query).await, ["12000"]);
+}
