@@ -30,6 +30,20 @@ fn position(line: &str, needle: &str) -> usize {
         .unwrap_or_else(|| panic!("no {needle} in {line}"))
 }
 
+/// A lakehouse whose joins are all partitioned first, as joins of large tables are.
+async fn partitioned_lakehouse() -> (std::sync::Arc<aichemy_engine::Lakehouse>, tempfile::TempDir) {
+    lakehouse_with(|config| {
+        for setting in [
+            "optimizer.hash_join_single_partition_threshold",
+            "optimizer.hash_join_single_partition_threshold_rows",
+        ] {
+            let zero = ScalarText("0".into());
+            config.execution.datafusion.insert(setting.into(), zero);
+        }
+    })
+    .await
+}
+
 /// A query's rows, their cells in one list.
 async fn values(session: &mut aichemy_engine::Session, sql: &str) -> Vec<String> {
     cells(session, sql)
@@ -417,17 +431,7 @@ async fn an_aggregate_groups_on_string_views_and_copies_only_its_keys() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_range_of_dates_is_estimated_from_the_files_and_its_few_rows_build_one_table() {
-    let (lakehouse, _dir) = lakehouse_with(|config| {
-        // Every join is partitioned first, as joins of large tables are.
-        for setting in [
-            "optimizer.hash_join_single_partition_threshold",
-            "optimizer.hash_join_single_partition_threshold_rows",
-        ] {
-            let zero = ScalarText("0".into());
-            config.execution.datafusion.insert(setting.into(), zero);
-        }
-    })
-    .await;
+    let (lakehouse, _dir) = partitioned_lakehouse().await;
     let mut s = session(&lakehouse);
     run(
         &mut s,
@@ -557,17 +561,7 @@ async fn not_in_streams_the_outer_rows_past_the_collected_list() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_join_on_two_keys_is_estimated_on_both_and_its_smaller_result_builds() {
-    let (lakehouse, _dir) = lakehouse_with(|config| {
-        // Every join is partitioned first, as joins of large tables are.
-        for setting in [
-            "optimizer.hash_join_single_partition_threshold",
-            "optimizer.hash_join_single_partition_threshold_rows",
-        ] {
-            let zero = ScalarText("0".into());
-            config.execution.datafusion.insert(setting.into(), zero);
-        }
-    })
-    .await;
+    let (lakehouse, _dir) = partitioned_lakehouse().await;
     let mut s = session(&lakehouse);
     run(
         &mut s,
