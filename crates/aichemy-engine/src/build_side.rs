@@ -52,24 +52,27 @@ impl PhysicalOptimizerRule for CollectSmallBuildSides {
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         replace_each(plan, |join: &HashJoinExec| {
-            let Some(swapped) = smaller_side_builds(join)? else {
-                return collected(join);
-            };
-            // The swapped join, under the projection restoring the order of its columns.
-            if let Some(join) = swapped.as_any().downcast_ref::<HashJoinExec>() {
-                return Ok(Some(collected(join)?.unwrap_or(swapped)));
-            }
-            let Some(below) = swapped
-                .children()
-                .first()
-                .and_then(|child| child.as_any().downcast_ref::<HashJoinExec>())
-                .map(collected)
-                .transpose()?
-                .flatten()
+            let (Some(build), Some(probe)) = (estimate(join.left())?, estimate(join.right())?)
             else {
-                return Ok(Some(swapped));
+                return Ok(None);
             };
-            swapped.with_new_children(vec![below]).map(Some)
+            let swap = swaps(join, build, probe);
+            let (build, probe) = if swap { (probe, build) } else { (build, probe) };
+            let mode = match join.partition_mode() {
+                PartitionMode::Partitioned if small_build_side(build, probe) => {
+                    PartitionMode::CollectLeft
+                }
+                mode => *mode,
+            };
+            if swap {
+                // A projection above the swapped join keeps the order of its columns.
+                return join.swap_inputs(mode).map(Some);
+            }
+            if mode == *join.partition_mode() {
+                return Ok(None);
+            }
+            let join = join.builder().with_partition_mode(mode).build()?;
+            Ok(Some(Arc::new(join) as Arc<dyn ExecutionPlan>))
         })
     }
 
@@ -82,41 +85,20 @@ impl PhysicalOptimizerRule for CollectSmallBuildSides {
     }
 }
 
-/// `join` collecting its build side, when it is partitioned and its build side small.
-fn collected(join: &HashJoinExec) -> Result<Option<Arc<dyn ExecutionPlan>>> {
-    if *join.partition_mode() != PartitionMode::Partitioned || !small_build_side(join)? {
-        return Ok(None);
-    }
-    let join = join
-        .builder()
-        .with_partition_mode(PartitionMode::CollectLeft)
-        .build()?;
-    Ok(Some(Arc::new(join)))
-}
-
-/// Whether `join`'s estimated build rows are few enough, absolutely and next to its
+/// Whether a join's estimated build rows are few enough, absolutely and next to its
 /// estimated probe rows.
-fn small_build_side(join: &HashJoinExec) -> Result<bool> {
-    let (Some(build), Some(probe)) = (estimate(join.left())?, estimate(join.right())?) else {
-        return Ok(false);
-    };
+fn small_build_side(build: Rows, probe: Rows) -> bool {
     let (build, probe) = (build.ours, probe.ours);
-    Ok(build >= 1.0 && build <= MAX_BUILD_ROWS as f64 && build * PROBE_TO_BUILD as f64 <= probe)
+    build >= 1.0 && build <= MAX_BUILD_ROWS as f64 && build * PROBE_TO_BUILD as f64 <= probe
 }
 
-/// `join` with its sides swapped when one of them is estimated anew (see the module's
-/// text) and the probe side is then the smaller.
-fn smaller_side_builds(join: &HashJoinExec) -> Result<Option<Arc<dyn ExecutionPlan>>> {
-    if *join.join_type() != JoinType::Inner || join.null_aware {
-        return Ok(None);
-    }
-    let (Some(build), Some(probe)) = (estimate(join.left())?, estimate(join.right())?) else {
-        return Ok(None);
-    };
-    if !(build.anew() || probe.anew()) || probe.ours >= build.ours {
-        return Ok(None);
-    }
-    join.swap_inputs(*join.partition_mode()).map(Some)
+/// Whether `join`'s sides are to be swapped: when one of them is estimated anew (see the
+/// module's text) and the probe side is then the smaller.
+fn swaps(join: &HashJoinExec, build: Rows, probe: Rows) -> bool {
+    *join.join_type() == JoinType::Inner
+        && !join.null_aware
+        && (build.anew() || probe.anew())
+        && probe.ours < build.ours
 }
 
 /// The rows DataFusion estimates for a plan, and ours.
