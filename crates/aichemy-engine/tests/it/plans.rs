@@ -595,3 +595,43 @@ async fn a_join_on_two_keys_is_estimated_on_both_and_its_smaller_result_builds()
     assert!(two_keys < orders, "{physical}");
     assert_eq!(values(&mut s, query).await, ["12000"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_with_an_aggregate_is_estimated_by_its_groups() {
+    let (lakehouse, _dir) = partitioned_lakehouse().await;
+    let mut s = session(&lakehouse);
+    run(
+        &mut s,
+        &[
+            "CREATE SCHEMA hive.g",
+            "CREATE TABLE hive.g.p (pk BIGINT, brand VARCHAR)",
+            "CREATE TABLE hive.g.l (pk BIGINT, q BIGINT)",
+            // 2000 parts of 10 brands; 32 lines a part, of quantities 0 to 31.
+            "INSERT INTO hive.g.p SELECT value, 'b' || CAST(value % 10 AS VARCHAR) \
+             FROM generate_series(0, 1999)",
+            "INSERT INTO hive.g.l SELECT value % 2000, value / 2000 FROM generate_series(0, 63999)",
+        ],
+    )
+    .await;
+    // TPC-H q17's shape: the average quantity of each part of one brand, joined to the
+    // parts and then to every line. The averages are one per part (2000 at most), not one
+    // per line (64 000), so the joined parts build one table the lines probe unmoved.
+    let query = "SELECT count(*), sum(q) FROM hive.g.l, hive.g.p \
+                 WHERE p.pk = l.pk AND p.brand = 'b1' \
+                 AND l.q < (SELECT 0.2 * avg(q) FROM hive.g.l WHERE l.pk = p.pk)";
+    let plan = explain(&mut s, query).await;
+    let physical = &plan[plan
+        .find("physical_plan")
+        .unwrap_or_else(|| panic!("{plan}"))..];
+    let top_join = physical
+        .find("HashJoinExec")
+        .map(|at| &physical[at..])
+        .unwrap_or_else(|| panic!("{physical}"));
+    assert!(
+        top_join.starts_with("HashJoinExec: mode=CollectLeft"),
+        "{physical}"
+    );
+    assert!(physical.contains("AggregateExec"), "{physical}");
+    // Each of the 200 parts of brand b1 averages 15.5: its lines of quantity 0 to 3 stay.
+    assert_eq!(values(&mut s, query).await, ["800", "1200"]);
+}
