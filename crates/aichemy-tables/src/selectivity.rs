@@ -10,7 +10,8 @@
 //! [`estimate`] reads the range conditions of a filter (`column < literal`, `BETWEEN`,
 //! `=` on dates, decimals, integers, floats and timestamps), intersects them per column
 //! and compares each range with the column's min and max, supposing values spread evenly
-//! and columns independent. Any other condition counts as the default share, once.
+//! and columns independent. A comparison of two columns by order (`a < b`) keeps a third
+//! of the rows. Any other condition counts as the default share, once.
 
 use std::collections::BTreeMap;
 
@@ -29,7 +30,14 @@ pub fn estimate(
 ) -> Option<f64> {
     let mut ranges: BTreeMap<usize, Range> = BTreeMap::new();
     let mut others = false;
+    let mut share = 1.0;
+    let mut known = false;
     for filter in filters.iter().flat_map(split_conjunction) {
+        if orders_two_columns(filter) {
+            share *= COLUMN_ORDER_SHARE;
+            known = true;
+            continue;
+        }
         match bound(filter, schema) {
             Some((column, range)) => {
                 let current = ranges.entry(column).or_default();
@@ -38,8 +46,6 @@ pub fn estimate(
             None => others = true,
         }
     }
-    let mut share = 1.0;
-    let mut known = false;
     for (column, range) in ranges {
         let stats = statistics.column_statistics.get(column)?;
         let (Some(min), Some(max)) = (stats.min_value.get_value(), stats.max_value.get_value())
@@ -59,6 +65,22 @@ pub fn estimate(
         return None;
     }
     Some(if others { share * default } else { share })
+}
+
+/// The share of rows a comparison of two columns by order keeps (`a < b`): a third, as
+/// PostgreSQL supposes. TPC-H q12 keeps lines shipped before they were due and received
+/// after, in one year: 0.5 % of the lines, not the 2.8 % of one default share.
+const COLUMN_ORDER_SHARE: f64 = 1.0 / 3.0;
+
+/// Whether `expr` compares two columns by order.
+fn orders_two_columns(expr: &Expr) -> bool {
+    matches!(
+        expr,
+        Expr::BinaryExpr(BinaryExpr { left, op, right })
+            if matches!(op, Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq)
+                && matches!(left.as_ref(), Expr::Column(_))
+                && matches!(right.as_ref(), Expr::Column(_))
+    )
 }
 
 /// Values kept on one column.
@@ -301,5 +323,20 @@ mod tests {
         ];
         assert_eq!(share(&with_others), Some(0.1));
         assert_eq!(share(&[col("name").eq(lit("x"))]), None);
+    }
+
+    #[test]
+    fn comparing_two_columns_by_order_keeps_a_third() {
+        // TPC-H q12's lines: shipped before due, received after, in a range of days.
+        let late = [
+            col("day").lt(lit(date(500))),
+            col("price").lt(col("day")),
+            col("day").gt_eq(col("price")),
+        ];
+        assert_eq!(share(&late), Some(0.056));
+        assert_eq!(share(&[col("price").lt(col("day"))]), Some(0.333));
+        // Equal columns are not ordered: a default share, once.
+        let equal = [col("day").lt(lit(date(500))), col("price").eq(col("day"))];
+        assert_eq!(share(&equal), Some(0.1));
     }
 }
