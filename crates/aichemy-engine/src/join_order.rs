@@ -18,6 +18,14 @@
 //! the suppliers of one nation in 25; joined to the suppliers first, 1.5 M lines of 38 M
 //! are left to join the orders. Which side of a join is built is left to the physical
 //! planner.
+//!
+//! Join keys make columns equal in classes: in q5 `c_nationkey = s_nationkey AND
+//! s_nationkey = n_nationkey` makes customer's nation equal to nation's key too. A
+//! filtered group met by the other tables through one such class only can join any of
+//! them, its filter reaching the rest through the class; it joins the largest, by the
+//! size its table reports. q5's nations of one region so join the 1.5 M customers before
+//! they meet the orders, where they used to join the 100 K suppliers at the top. Each join
+//! gets one equality of each class with columns on both its sides.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -82,7 +90,8 @@ fn reorder(plan: LogicalPlan, selectivity: f64) -> Result<Transformed<LogicalPla
         *table = reordered.data;
     }
     let owners = joins.owners();
-    let order = match joins.reordered(&written, &owners, selectivity)? {
+    let classes = joins.classes(&owners);
+    let order = match joins.reordered(&written, &owners, &classes, selectivity)? {
         Some(order) => order,
         None if tables_changed => written,
         None => return Ok(Transformed::no(plan)),
@@ -95,7 +104,7 @@ fn reorder(plan: LogicalPlan, selectivity: f64) -> Result<Transformed<LogicalPla
                 .into_iter()
                 .map(Expr::Column)
                 .collect(),
-            Arc::new(joins.build(&order, &needed, &owners)?),
+            Arc::new(joins.build(&order, &needed, &owners, &classes)?),
             Arc::clone(plan.schema()),
         )?,
     )))
@@ -204,6 +213,26 @@ impl Joins {
             .collect()
     }
 
+    /// The columns the join keys make equal, in classes: `a = b AND b = c` makes `a`, `b`
+    /// and `c` one. None when two columns of one table would be in one class: a join of
+    /// two tables could not say all their equalities then.
+    fn classes(&self, owners: &HashMap<Column, usize>) -> Classes {
+        let mut classes = Classes::default();
+        for (left, right) in &self.keys {
+            if let (Expr::Column(left), Expr::Column(right)) = (left, right) {
+                classes.equate(left, right);
+            }
+        }
+        let shares_a_table = classes.members.iter().any(|members| {
+            let tables: HashSet<_> = members.iter().map(|column| owners.get(column)).collect();
+            tables.len() < members.len()
+        });
+        if shares_a_table {
+            return Classes::default();
+        }
+        classes
+    }
+
     /// The tables an expression reads, or `None` when it reads none of them.
     fn tables_of(owners: &HashMap<Column, usize>, expr: &Expr) -> Option<BTreeSet<usize>> {
         expr.column_refs()
@@ -219,6 +248,7 @@ impl Joins {
         &self,
         written: &Tree,
         owners: &HashMap<Column, usize>,
+        classes: &Classes,
         selectivity: f64,
     ) -> Result<Option<Tree>> {
         // A condition that reads none of the tables would have no join to go to.
@@ -242,6 +272,17 @@ impl Joins {
                     edges.push((a, b))
                 }
                 _ => return Ok(None),
+            }
+        }
+        // Tables whose columns are equal through others' join too: in TPC-H q5 customer
+        // and nation, both equal to the supplier's nation.
+        for members in &classes.members {
+            for (at, a) in members.iter().enumerate() {
+                for b in &members[at + 1..] {
+                    if let (Some(&a), Some(&b)) = (owners.get(a), owners.get(b)) {
+                        edges.push((a, b));
+                    }
+                }
             }
         }
         let mut groups = Vec::with_capacity(self.tables.len());
@@ -269,12 +310,23 @@ impl Joins {
         let mut moved = false;
         loop {
             let candidates: Vec<(usize, usize)> = (0..groups.len())
+                .filter(|&group| groups[group].filtered)
                 .filter_map(|group| {
-                    let mut next = neighbours(&groups, group).into_iter();
-                    match (groups[group].filtered, next.next(), next.next()) {
-                        (true, Some(only), None) => Some((group, only)),
-                        _ => None,
+                    let next = neighbours(&groups, group);
+                    if next.len() == 1 {
+                        return next.first().map(|&only| (group, only));
                     }
+                    // Met through one class of equal columns only, the filtered group can
+                    // join any of its neighbours and its filter reaches them all; joined to
+                    // the largest, it removes the most rows first.
+                    if !self.through_one_class(&groups[group].tables, owners, classes) {
+                        return None;
+                    }
+                    let sizes = next
+                        .into_iter()
+                        .map(|neighbour| Some((groups[neighbour].bytes?, neighbour)))
+                        .collect::<Option<Vec<_>>>()?;
+                    sizes.into_iter().max().map(|(_, largest)| (group, largest))
                 })
                 .collect();
             let estimates: Option<Vec<f64>> = candidates
@@ -322,6 +374,30 @@ impl Joins {
         Ok((joined.tree.unordered() != written.unordered()).then_some(joined.tree))
     }
 
+    /// Whether every key joining `tables` to the other tables equates columns of one
+    /// class.
+    fn through_one_class(
+        &self,
+        tables: &BTreeSet<usize>,
+        owners: &HashMap<Column, usize>,
+        classes: &Classes,
+    ) -> bool {
+        let mut crossing = HashSet::new();
+        for (left, right) in &self.keys {
+            let inside = |expr: &Expr| {
+                Self::tables_of(owners, expr).is_some_and(|read| read.is_subset(tables))
+            };
+            if inside(left) == inside(right) {
+                continue;
+            }
+            match classes.of(left, right) {
+                Some(class) => crossing.insert(class),
+                None => return false,
+            };
+        }
+        crossing.len() == 1
+    }
+
     /// The joins in `order`, each giving only the `needed` columns and those the joins
     /// above it use.
     fn build(
@@ -329,6 +405,7 @@ impl Joins {
         order: &Tree,
         needed: &HashSet<Column>,
         owners: &HashMap<Column, usize>,
+        classes: &Classes,
     ) -> Result<LogicalPlan> {
         let Tree::Join(left, right) = order else {
             let Tree::Table(table) = order else {
@@ -337,21 +414,44 @@ impl Joins {
             return Ok(self.tables[*table].clone());
         };
         let (left_tables, right_tables) = (left.table_set(), right.table_set());
-        let on: Vec<(Expr, Expr)> = self
+        // Each class of equal columns on both sides is joined on one pair of them, a
+        // written one where there is one: the joins below made the rest of each side's
+        // columns of the class equal.
+        let mut joined = HashSet::new();
+        let mut on: Vec<(Expr, Expr)> = self
             .keys
             .iter()
             .filter_map(|(a, b)| {
                 let a_tables = Self::tables_of(owners, a)?;
                 let b_tables = Self::tables_of(owners, b)?;
-                if a_tables.is_subset(&left_tables) && b_tables.is_subset(&right_tables) {
-                    Some((a.clone(), b.clone()))
+                let pair = if a_tables.is_subset(&left_tables) && b_tables.is_subset(&right_tables)
+                {
+                    (a.clone(), b.clone())
                 } else if b_tables.is_subset(&left_tables) && a_tables.is_subset(&right_tables) {
-                    Some((b.clone(), a.clone()))
+                    (b.clone(), a.clone())
                 } else {
-                    None
+                    return None;
+                };
+                match classes.of(a, b) {
+                    Some(class) => joined.insert(class).then_some(pair),
+                    None => Some(pair),
                 }
             })
             .collect();
+        for (class, members) in classes.members.iter().enumerate() {
+            let on_side = |tables: &BTreeSet<usize>| {
+                members
+                    .iter()
+                    .find(|column| owners.get(*column).is_some_and(|t| tables.contains(t)))
+            };
+            if let (false, Some(a), Some(b)) = (
+                joined.contains(&class),
+                on_side(&left_tables),
+                on_side(&right_tables),
+            ) {
+                on.push((Expr::Column(a.clone()), Expr::Column(b.clone())));
+            }
+        }
         let both: BTreeSet<usize> = left_tables.union(&right_tables).copied().collect();
         let conditions: Vec<Expr> = self
             .conditions
@@ -370,8 +470,8 @@ impl Joins {
             used.extend(expr.column_refs().into_iter().cloned());
         }
         let join = LogicalPlan::Join(Join::try_new(
-            Arc::new(self.build(left, &used, owners)?),
-            Arc::new(self.build(right, &used, owners)?),
+            Arc::new(self.build(left, &used, owners, classes)?),
+            Arc::new(self.build(right, &used, owners, classes)?),
             on,
             conjunction(conditions),
             JoinType::Inner,
@@ -391,6 +491,44 @@ impl Joins {
                 .collect(),
             Arc::new(join),
         )?))
+    }
+}
+
+/// Columns the join keys make equal, in classes.
+#[derive(Debug, Default)]
+struct Classes {
+    /// Each class's columns, in the order the keys name them.
+    members: Vec<Vec<Column>>,
+}
+
+impl Classes {
+    fn find(&self, column: &Column) -> Option<usize> {
+        self.members
+            .iter()
+            .position(|members| members.contains(column))
+    }
+
+    /// Puts `a` and `b` in one class.
+    fn equate(&mut self, a: &Column, b: &Column) {
+        match (self.find(a), self.find(b)) {
+            (Some(x), Some(y)) if x == y => {}
+            (Some(x), Some(y)) => {
+                let (keep, gone) = (x.min(y), x.max(y));
+                let moved = self.members.remove(gone);
+                self.members[keep].extend(moved);
+            }
+            (Some(x), None) => self.members[x].push(b.clone()),
+            (None, Some(y)) => self.members[y].push(a.clone()),
+            (None, None) => self.members.push(vec![a.clone(), b.clone()]),
+        }
+    }
+
+    /// The class of a key `a = b` of two columns.
+    fn of(&self, a: &Expr, b: &Expr) -> Option<usize> {
+        match (a, b) {
+            (Expr::Column(a), Expr::Column(_)) => self.find(a),
+            _ => None,
+        }
     }
 }
 

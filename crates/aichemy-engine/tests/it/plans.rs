@@ -224,6 +224,51 @@ async fn of_two_filtered_tables_meeting_one_table_the_smaller_joins_it_first() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filtered_table_equal_to_several_through_one_key_joins_the_largest_first() {
+    let (lakehouse, _dir) = fresh_lakehouse().await;
+    let mut s = session(&lakehouse);
+    run(
+        &mut s,
+        &[
+            "CREATE SCHEMA hive.e",
+            "CREATE TABLE hive.e.r (rk INTEGER, rname VARCHAR)",
+            "CREATE TABLE hive.e.n (nk INTEGER, rk INTEGER, nname VARCHAR)",
+            "CREATE TABLE hive.e.c (ck INTEGER, nk INTEGER)",
+            "CREATE TABLE hive.e.s (sk INTEGER, nk INTEGER)",
+            "CREATE TABLE hive.e.o (ok INTEGER, ck INTEGER, day INTEGER)",
+            "CREATE TABLE hive.e.l (ok INTEGER, sk INTEGER)",
+            "INSERT INTO hive.e.r VALUES (1, 'asia'), (2, 'europe')",
+            "INSERT INTO hive.e.n VALUES (10, 1, 'japan'), (11, 2, 'france'), (12, 1, 'china')",
+            // Customers are the larger of the two tables of a nation, as in TPC-H.
+            "INSERT INTO hive.e.c SELECT value, value % 3 + 10 FROM generate_series(1, 3000)",
+            "INSERT INTO hive.e.s SELECT value, value % 3 + 10 FROM generate_series(1, 30)",
+            "INSERT INTO hive.e.o SELECT value, value % 3000 + 1, value % 365 \
+             FROM generate_series(1, 6000)",
+            "INSERT INTO hive.e.l SELECT value % 6000 + 1, value % 29 + 1 \
+             FROM generate_series(1, 12000)",
+        ],
+    )
+    .await;
+    // TPC-H q5's shape: the nations of one region meet suppliers, and customers through
+    // `c.nk = s.nk`. Nation is equal to both through one key, so it joins the customers,
+    // the larger, before they meet the orders.
+    let q5 = "SELECT nname, count(*) FROM hive.e.c, hive.e.o, hive.e.l, hive.e.s, hive.e.n, \
+              hive.e.r WHERE c.ck = o.ck AND l.ok = o.ok AND l.sk = s.sk AND c.nk = s.nk \
+              AND s.nk = n.nk AND n.rk = r.rk AND rname = 'asia' AND day >= 100 AND day < 200 \
+              GROUP BY nname ORDER BY nname";
+    let plan = explain(&mut s, q5).await;
+    let nations = join_depth(&plan, "hive.e.c.nk", "hive.e.n.nk");
+    let orders = join_depth(&plan, "hive.e.c.ck", "hive.e.o.ck");
+    let suppliers = join_depth(&plan, "hive.e.l.sk", "hive.e.s.sk");
+    assert!(suppliers < orders && orders < nations, "{plan}");
+    assert_eq!(values(&mut s, q5).await, ["china", "386", "japan", "348"]);
+    // Two columns of one table equal to one key: no supplier's key is its nation's.
+    let both = "SELECT count(*) FROM hive.e.s, hive.e.n, hive.e.r \
+                WHERE s.sk = n.nk AND s.nk = n.nk AND n.rk = r.rk AND rname = 'asia'";
+    assert_eq!(values(&mut s, both).await, ["0"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_correlated_aggregate_groups_only_the_keys_a_filtered_join_lets_through() {
     let (lakehouse, _dir) = fresh_lakehouse().await;
     let mut s = session(&lakehouse);
