@@ -14,7 +14,8 @@
 //!
 //! The ordered conditions become one [`AllOf`] predicate, which runs the comparisons of
 //! fixed-width values on every row and the others on the rows still in (see
-//! [`crate::conjunction`]).
+//! [`crate::conjunction`]). Equalities of string views and texts, in any filter, become
+//! [`crate::view_equals::ViewEquals`].
 
 use std::sync::Arc;
 
@@ -32,6 +33,7 @@ use datafusion::physical_plan::ExecutionPlan;
 
 use crate::conjunction::{AllOf, Runs};
 use crate::node_rewrite::replace_each;
+use crate::view_equals::views_compared;
 
 #[derive(Debug, Default)]
 pub(crate) struct CheapConditionsFirst;
@@ -43,9 +45,14 @@ impl PhysicalOptimizerRule for CheapConditionsFirst {
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         replace_each(plan, |filter: &FilterExec| {
-            let Some(predicate) = all_of(filter.predicate(), &filter.input().schema())? else {
+            let schema = filter.input().schema();
+            let ordered = all_of(filter.predicate(), &schema)?;
+            let changed = ordered.is_some();
+            let predicate = ordered.unwrap_or_else(|| Arc::clone(filter.predicate()));
+            let predicate = views_compared(predicate, &schema)?;
+            if !changed && predicate.eq(filter.predicate()) {
                 return Ok(None);
-            };
+            }
             let filter = FilterExecBuilder::from(filter)
                 .with_predicate(predicate)
                 .build()?;

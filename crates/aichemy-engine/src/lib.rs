@@ -37,6 +37,7 @@ mod shared_plan;
 mod show;
 pub mod statements;
 pub mod types;
+mod view_equals;
 mod view_group_keys;
 
 /// The version `SELECT version()` and the server's `/v1/info` report.
