@@ -47,14 +47,14 @@ impl PhysicalOptimizerRule for CheapConditionsFirst {
         replace_each(plan, |filter: &FilterExec| {
             let schema = filter.input().schema();
             let ordered = all_of(filter.predicate(), &schema)?;
-            let changed = ordered.is_some();
+            let reordered = ordered.is_some();
             let predicate = ordered.unwrap_or_else(|| Arc::clone(filter.predicate()));
-            let predicate = views_compared(predicate, &schema)?;
-            if !changed && predicate.eq(filter.predicate()) {
+            let compared = views_compared(predicate, &schema)?;
+            if !reordered && !compared.transformed {
                 return Ok(None);
             }
             let filter = FilterExecBuilder::from(filter)
-                .with_predicate(predicate)
+                .with_predicate(compared.data)
                 .build()?;
             Ok(Some(Arc::new(filter) as Arc<dyn ExecutionPlan>))
         })

@@ -22,7 +22,7 @@ use datafusion::arrow::array::{Array, AsArray, BooleanArray, StringViewArray};
 use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{internal_err, Result, ScalarValue};
 use datafusion::logical_expr::{ColumnarValue, Operator};
 use datafusion::physical_expr::expressions::{BinaryExpr, CastExpr, Column, Literal};
@@ -62,7 +62,7 @@ impl Hash for ViewEquals {
 pub(crate) fn views_compared(
     expr: Arc<dyn PhysicalExpr>,
     schema: &Schema,
-) -> Result<Arc<dyn PhysicalExpr>> {
+) -> Result<Transformed<Arc<dyn PhysicalExpr>>> {
     expr.transform_up(|node| {
         let Some(binary) = node.as_any().downcast_ref::<BinaryExpr>() else {
             return Ok(Transformed::no(node));
@@ -91,7 +91,6 @@ pub(crate) fn views_compared(
             negated,
         }) as Arc<dyn PhysicalExpr>))
     })
-    .data()
 }
 
 /// The text of a literal string, or of one cast to another string type.
@@ -236,7 +235,7 @@ mod tests {
         let column = Arc::new(Column::new("s", 0));
         let expr = binary(column, op, cast, &schema).unwrap();
         let expected = expr.evaluate(&batch).unwrap().into_array(8).unwrap();
-        let ours = views_compared(expr, &schema).unwrap();
+        let ours = views_compared(expr, &schema).unwrap().data;
         assert!(ours.as_any().is::<ViewEquals>(), "{ours}");
         let got = ours.evaluate(&batch).unwrap().into_array(8).unwrap();
         assert_eq!(got.as_boolean(), expected.as_boolean(), "{op} {text}");
