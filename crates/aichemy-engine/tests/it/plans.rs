@@ -44,6 +44,14 @@ async fn partitioned_lakehouse() -> (std::sync::Arc<aichemy_engine::Lakehouse>, 
     .await
 }
 
+/// The physical plan of an EXPLAIN's text.
+fn physical_part(plan: &str) -> &str {
+    let at = plan
+        .find("physical_plan")
+        .unwrap_or_else(|| panic!("{plan}"));
+    &plan[at..]
+}
+
 /// A query's rows, their cells in one list.
 async fn values(session: &mut aichemy_engine::Session, sql: &str) -> Vec<String> {
     cells(session, sql)
@@ -630,9 +638,7 @@ async fn a_join_on_two_keys_is_estimated_on_both_and_its_smaller_result_builds()
     let query = "SELECT count(*) FROM hive.k.ps, hive.k.l, hive.k.o \
                  WHERE ps.pk = l.pk AND ps.sk = l.sk AND o.ok = l.ok";
     let plan = explain(&mut s, query).await;
-    let physical = &plan[plan
-        .find("physical_plan")
-        .unwrap_or_else(|| panic!("{plan}"))..];
+    let physical = physical_part(&plan);
     let two_keys = physical.find("pk@").unwrap_or_else(|| panic!("{physical}"));
     let orders = physical
         .find("/k/o/")
@@ -665,9 +671,7 @@ async fn a_join_with_an_aggregate_is_estimated_by_its_groups() {
                  WHERE p.pk = l.pk AND p.brand = 'b1' \
                  AND l.q < (SELECT 0.2 * avg(q) FROM hive.g.l WHERE l.pk = p.pk)";
     let plan = explain(&mut s, query).await;
-    let physical = &plan[plan
-        .find("physical_plan")
-        .unwrap_or_else(|| panic!("{plan}"))..];
+    let physical = physical_part(&plan);
     let top_join = physical
         .find("HashJoinExec")
         .map(|at| &physical[at..])
