@@ -41,7 +41,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 
 use crate::registered::TableStore;
 use crate::{CreateTableRequest, PropertyValue, Result, TableError};
@@ -275,7 +275,7 @@ impl TableStore for HiveStore {
             partition_columns,
             schema,
             store,
-            bytes: OnceLock::new(),
+            files: OnceLock::new(),
         }))
     }
 
@@ -320,28 +320,36 @@ struct HiveTable {
     /// The declared schema: what scans produce and inserts write.
     schema: SchemaRef,
     store: Arc<dyn ObjectStore>,
-    /// The size of the table's files, once [`measure`] has listed them.
-    bytes: OnceLock<u64>,
+    /// The table's files, once [`measure`] has listed them.
+    files: OnceLock<Vec<ObjectMeta>>,
 }
 
 /// Lists the files of a hive table a query reads, so that its statistics tell the
-/// optimizer how large it is (the join order takes small filtered tables first). Other
-/// tables are left as they are, and so is a hive table whose files cannot be listed: its
-/// scan reports that error.
+/// optimizer how large it is (the join order takes small filtered tables first) and its
+/// scan can count the distinct values of the text columns it filters. Other tables are
+/// left as they are, and so is a hive table whose files cannot be listed: its scan
+/// reports that error.
 pub async fn measure(provider: &dyn TableProvider) {
     let Some(table) = provider.as_any().downcast_ref::<HiveTable>() else {
         return;
     };
-    if table.bytes.get().is_some() {
+    if table.files.get().is_some() {
         return;
     }
-    let bytes = table
+    let files = table
         .store
         .list(Some(&table.folder))
-        .try_fold(0u64, |total, meta| async move { Ok(total + meta.size) })
+        .try_filter(|meta| {
+            let hidden = meta
+                .location
+                .prefix_match(&table.folder)
+                .is_some_and(|mut parts| parts.any(|part| part.as_ref().starts_with(['_', '.'])));
+            futures::future::ready(!hidden)
+        })
+        .try_collect()
         .await;
-    if let Ok(bytes) = bytes {
-        let _ = table.bytes.set(bytes);
+    if let Ok(files) = files {
+        let _ = table.files.set(files);
     }
 }
 
@@ -381,6 +389,42 @@ impl HiveTable {
             .with_schema(Arc::new(Schema::new(file_fields)));
         ListingTable::try_new(config)
     }
+
+    /// The statistics of `scan`, with the distinct values of the text columns `filters`
+    /// compare with texts counted from the files' dictionaries.
+    async fn with_distinct_values(
+        &self,
+        state: &dyn Session,
+        filters: &[Expr],
+        schema: &Schema,
+        scan: &Arc<dyn ExecutionPlan>,
+    ) -> DFResult<Statistics> {
+        let mut statistics = scan.partition_statistics(None)?;
+        let Some(files) = self.files.get() else {
+            return Ok(statistics);
+        };
+        let cache = state.runtime_env().cache_manager.get_file_metadata_cache();
+        for column in crate::selectivity::text_columns(filters, schema) {
+            if self.partition_columns.iter().any(|p| p == column) {
+                continue;
+            }
+            let Ok(index) = schema.index_of(column) else {
+                continue;
+            };
+            let counted = crate::distinct::distinct_values(
+                self.store.as_ref(),
+                files,
+                column,
+                Some(cache.clone()),
+            )
+            .await;
+            if let Some(distinct) = counted {
+                statistics.column_statistics[index].distinct_count =
+                    Precision::Inexact(distinct.round() as usize);
+            }
+        }
+        Ok(statistics)
+    }
 }
 
 #[async_trait]
@@ -399,7 +443,8 @@ impl TableProvider for HiveTable {
 
     /// The size of the table's files once [`measure`] has listed them; no row counts.
     fn statistics(&self) -> Option<Statistics> {
-        let bytes = usize::try_from(*self.bytes.get()?).ok()?;
+        let bytes = self.files.get()?.iter().map(|file| file.size).sum::<u64>();
+        let bytes = usize::try_from(bytes).ok()?;
         Some(Statistics::new_unknown(&self.schema).with_total_byte_size(Precision::Inexact(bytes)))
     }
 
@@ -459,10 +504,13 @@ impl TableProvider for HiveTable {
             // DataFusion's own estimate, where it has one, comes before this share:
             // the share stands in for its fixed default.
             let default = options.optimizer.default_filter_selectivity;
+            let statistics = self
+                .with_distinct_values(state, &own_columns, &plan.schema(), &plan)
+                .await?;
             let share = crate::selectivity::estimate(
                 &own_columns,
                 &plan.schema(),
-                &plan.partition_statistics(None)?,
+                &statistics,
                 f64::from(default) / 100.0,
             );
             let percent = share.map_or(default, |share| {

@@ -15,6 +15,7 @@ use datafusion::catalog::TableProvider;
 
 mod append;
 pub mod delta;
+mod distinct;
 pub mod hive;
 pub mod iceberg;
 pub mod lance;

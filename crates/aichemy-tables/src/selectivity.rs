@@ -11,12 +11,15 @@
 //! `=` on dates, decimals, integers, floats and timestamps), intersects them per column
 //! and compares each range with the column's min and max, supposing values spread evenly
 //! and columns independent. A comparison of two columns by order (`a < b`) keeps a third
-//! of the rows. Any other condition counts as the default share, once.
+//! of the rows. A column compared with texts (`=`, `<>`, `IN`) keeps its share of the
+//! column's distinct values, where the statistics hold their count ([`text_columns`] names
+//! the columns worth counting). Any other condition counts as the default share, once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use datafusion::arrow::datatypes::Schema;
+use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::common::{ScalarValue, Statistics};
+use datafusion::logical_expr::expr::InList;
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator};
 
@@ -35,6 +38,11 @@ pub fn estimate(
     for filter in filters.iter().flat_map(split_conjunction) {
         if orders_two_columns(filter) {
             share *= COLUMN_ORDER_SHARE;
+            known = true;
+            continue;
+        }
+        if let Some(part) = text_share(filter, schema, statistics) {
+            share *= part;
             known = true;
             continue;
         }
@@ -81,6 +89,82 @@ fn orders_two_columns(expr: &Expr) -> bool {
                 && matches!(left.as_ref(), Expr::Column(_))
                 && matches!(right.as_ref(), Expr::Column(_))
     )
+}
+
+/// The names of the text columns `filters` compare with texts (`=`, `<>`, `IN`): those
+/// whose distinct values [`estimate`] would use.
+pub fn text_columns<'a>(filters: &'a [Expr], schema: &Schema) -> BTreeSet<&'a str> {
+    filters
+        .iter()
+        .flat_map(split_conjunction)
+        .filter_map(compared_texts)
+        .map(|(column, _, _)| column)
+        .filter(|column| {
+            schema.field_with_name(column).is_ok_and(|field| {
+                matches!(
+                    field.data_type(),
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                )
+            })
+        })
+        .collect()
+}
+
+/// A column compared with texts: its name, how many texts, and whether rows equal to one
+/// of them are kept (`=`, `IN`) or dropped (`<>`, `NOT IN`).
+fn compared_texts(expr: &Expr) -> Option<(&str, usize, bool)> {
+    let is_text = |expr: &Expr| {
+        matches!(
+            expr,
+            Expr::Literal(
+                ScalarValue::Utf8(Some(_))
+                    | ScalarValue::LargeUtf8(Some(_))
+                    | ScalarValue::Utf8View(Some(_)),
+                _
+            )
+        )
+    };
+    match expr {
+        Expr::BinaryExpr(BinaryExpr { left, op, right })
+            if matches!(op, Operator::Eq | Operator::NotEq) =>
+        {
+            let column = match (left.as_ref(), right.as_ref()) {
+                (Expr::Column(column), text) | (text, Expr::Column(column)) if is_text(text) => {
+                    column
+                }
+                _ => return None,
+            };
+            Some((column.name.as_str(), 1, *op == Operator::Eq))
+        }
+        Expr::InList(InList {
+            expr,
+            list,
+            negated,
+        }) => match expr.as_ref() {
+            Expr::Column(column) if list.iter().all(is_text) => {
+                Some((column.name.as_str(), list.len(), !negated))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The share of rows a comparison of a column with texts keeps, when `statistics` count
+/// the column's distinct values: each text is one of them.
+fn text_share(expr: &Expr, schema: &Schema, statistics: &Statistics) -> Option<f64> {
+    let (column, texts, kept) = compared_texts(expr)?;
+    let index = schema.index_of(column).ok()?;
+    let distinct = *statistics
+        .column_statistics
+        .get(index)?
+        .distinct_count
+        .get_value()?;
+    if distinct == 0 {
+        return None;
+    }
+    let equal = (texts as f64 / distinct as f64).min(1.0);
+    Some(if kept { equal } else { 1.0 - equal })
 }
 
 /// Values kept on one column.

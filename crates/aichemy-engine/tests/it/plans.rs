@@ -511,6 +511,41 @@ async fn a_range_of_dates_is_estimated_from_the_files_and_its_few_rows_build_one
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_text_is_estimated_as_one_of_the_columns_distinct_values_and_its_rows_build_one_table() {
+    let (lakehouse, _dir) = partitioned_lakehouse().await;
+    let mut s = session(&lakehouse);
+    run(
+        &mut s,
+        &[
+            "CREATE SCHEMA hive.d",
+            "CREATE TABLE hive.d.p (pk INTEGER, kind VARCHAR)",
+            "CREATE TABLE hive.d.l (pk INTEGER)",
+            "INSERT INTO hive.d.p SELECT CAST(value AS INTEGER), 'kind ' || CAST(value % 50 AS VARCHAR) \
+             FROM generate_series(0, 999)",
+            "INSERT INTO hive.d.l SELECT CAST(value % 1000 AS INTEGER) FROM generate_series(1, 2000)",
+        ],
+    )
+    .await;
+    // TPC-H q8's shape: one of 50 kinds (2 %, not the default 20 %) meets 2000 lines,
+    // more than 16 times as many, so the parts of that kind build one table.
+    let q8 = "SELECT count(*) FROM hive.d.p JOIN hive.d.l ON p.pk = l.pk WHERE p.kind = 'kind 7'";
+    let plan = explain(&mut s, q8).await;
+    assert!(
+        line_of(&plan, "HashJoinExec").contains("mode=CollectLeft"),
+        "{plan}"
+    );
+    assert_eq!(cells(&mut s, q8).await, [[Some("40".to_string())]]);
+    // Rows other than one text are most of them: the join stays partitioned.
+    let most = q8.replace("p.kind = ", "p.kind <> ");
+    let plan = explain(&mut s, &most).await;
+    assert!(
+        line_of(&plan, "HashJoinExec").contains("mode=Partitioned"),
+        "{plan}"
+    );
+    assert_eq!(cells(&mut s, &most).await, [[Some("1960".to_string())]]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partial_aggregate_sends_its_groups_on_when_they_fill_a_cache() {
     let (lakehouse, _dir) = fresh_lakehouse().await;
     let mut s = session(&lakehouse);
