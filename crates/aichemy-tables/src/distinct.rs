@@ -104,7 +104,8 @@ pub async fn distinct_values(
 #[derive(Debug, Clone, PartialEq)]
 struct Sample {
     rows: u64,
-    /// Values in its dictionary; all its rows when it has no readable dictionary.
+    /// Values in its dictionary; all its rows when the dictionary overflowed into plain
+    /// pages or is too large to read.
     values: u64,
     /// Its rows' smallest and largest values, when its statistics hold them.
     range: Option<(Bytes, Bytes)>,
@@ -123,18 +124,17 @@ async fn sample(
             Bytes::copy_from_slice(s.max_bytes_opt()?),
         ))
     });
-    let all_rows = Sample {
-        rows,
-        values: rows,
-        range: range.clone(),
-    };
     let start = u64::try_from(chunk.dictionary_page_offset()?).ok()?;
     let end = u64::try_from(chunk.data_page_offset()).ok()?;
     let overflowed = chunk.page_encoding_stats_mask().is_some_and(|mask| {
         !(mask.is_only(Encoding::RLE_DICTIONARY) || mask.is_only(Encoding::PLAIN_DICTIONARY))
     });
     if overflowed || end <= start || end - start > LARGEST_DICTIONARY {
-        return Some(all_rows);
+        return Some(Sample {
+            rows,
+            values: rows,
+            range,
+        });
     }
     let bytes = store.get_range(&file.location, start..end).await.ok()?;
     let window = Arc::new(Window { start, bytes });

@@ -391,23 +391,21 @@ impl HiveTable {
     }
 
     /// The statistics of `scan`, with the distinct values of the text columns `filters`
-    /// compare with texts counted from the files' dictionaries.
+    /// compare with texts counted from the files' dictionaries (partition columns, not in
+    /// the files, stay uncounted).
     async fn with_distinct_values(
         &self,
         state: &dyn Session,
         filters: &[Expr],
-        schema: &Schema,
         scan: &Arc<dyn ExecutionPlan>,
     ) -> DFResult<Statistics> {
         let mut statistics = scan.partition_statistics(None)?;
         let Some(files) = self.files.get() else {
             return Ok(statistics);
         };
+        let schema = scan.schema();
         let cache = state.runtime_env().cache_manager.get_file_metadata_cache();
-        for column in crate::selectivity::text_columns(filters, schema) {
-            if self.partition_columns.iter().any(|p| p == column) {
-                continue;
-            }
+        for column in crate::selectivity::text_columns(filters, &schema) {
             let Ok(index) = schema.index_of(column) else {
                 continue;
             };
@@ -505,7 +503,7 @@ impl TableProvider for HiveTable {
             // the share stands in for its fixed default.
             let default = options.optimizer.default_filter_selectivity;
             let statistics = self
-                .with_distinct_values(state, &own_columns, &plan.schema(), &plan)
+                .with_distinct_values(state, &own_columns, &plan)
                 .await?;
             let share = crate::selectivity::estimate(
                 &own_columns,
