@@ -658,7 +658,7 @@ impl Lakehouse {
             return metadata::system_table(self, name).await;
         }
         if let Some(table) = self.load_table(name).await? {
-            aichemy_tables::hive::measure(table.provider.as_ref()).await;
+            aichemy_tables::hive::measure(table.provider.as_ref(), state).await;
             return Ok(table.provider);
         }
         if let Some(view) = self

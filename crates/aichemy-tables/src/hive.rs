@@ -20,7 +20,9 @@ use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
-use datafusion::common::{Column as DFColumn, DataFusionError, Result as DFResult, Statistics};
+use datafusion::common::{
+    Column as DFColumn, ColumnStatistics, DataFusionError, Result as DFResult, Statistics,
+};
 use datafusion::datasource::file_format::csv::CsvFormat;
 use datafusion::datasource::file_format::json::JsonFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
@@ -28,6 +30,7 @@ use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
 use datafusion::datasource::TableType;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::dml::InsertOp;
@@ -276,6 +279,7 @@ impl TableStore for HiveStore {
             schema,
             store,
             files: OnceLock::new(),
+            footers: OnceLock::new(),
         }))
     }
 
@@ -322,14 +326,26 @@ struct HiveTable {
     store: Arc<dyn ObjectStore>,
     /// The table's files, once [`measure`] has listed them.
     files: OnceLock<Vec<ObjectMeta>>,
+    /// The rows, min and max of each column (in the declared schema's order) that the
+    /// footers of a Parquet table's files hold, once [`measure`] has read them.
+    footers: OnceLock<Statistics>,
 }
+
+/// The most files whose footers [`measure`] reads: a table of more is estimated without
+/// them rather than read at every statement that names it.
+const MEASURED_FOOTERS: usize = 64;
+
+/// Footers read at once (each one request to an object store).
+const FOOTERS_AT_ONCE: usize = 8;
 
 /// Lists the files of a hive table a query reads, so that its statistics tell the
 /// optimizer how large it is (the join order takes small filtered tables first) and its
-/// scan can count the distinct values of the text columns it filters. Other tables are
+/// scan can count the distinct values of the text columns it filters, and reads the
+/// footers of a Parquet table of at most [`MEASURED_FOOTERS`] files, so that
+/// [`kept_share`] can estimate its filters before the plan is made. Other tables are
 /// left as they are, and so is a hive table whose files cannot be listed: its scan
 /// reports that error.
-pub async fn measure(provider: &dyn TableProvider) {
+pub async fn measure(provider: &dyn TableProvider, session: &dyn Session) {
     let Some(table) = provider.as_any().downcast_ref::<HiveTable>() else {
         return;
     };
@@ -348,12 +364,85 @@ pub async fn measure(provider: &dyn TableProvider) {
         })
         .try_collect()
         .await;
-    if let Ok(files) = files {
-        let _ = table.files.set(files);
+    let Ok(files) = files else {
+        return;
+    };
+    let files = table.files.get_or_init(|| files);
+    if table.format == HiveFileFormat::Parquet && files.len() <= MEASURED_FOOTERS {
+        if let Some(statistics) = table.read_footers(session, files).await {
+            let _ = table.footers.set(statistics);
+        }
     }
 }
 
+/// The share of `provider`'s rows that `filters` keep, estimated from the min and max
+/// of its files' footers (see [`crate::selectivity::estimate`]) when it is a hive table
+/// [`measure`] has read them of; `default` stands for each condition they cannot bound.
+pub fn kept_share(provider: &dyn TableProvider, filters: &[Expr], default: f64) -> Option<f64> {
+    let table = provider.as_any().downcast_ref::<HiveTable>()?;
+    let statistics = table.footers.get()?;
+    let filters = filters
+        .iter()
+        .map(unqualified)
+        .collect::<DFResult<Vec<_>>>()
+        .ok()?;
+    crate::selectivity::estimate(&filters, &table.schema, statistics, default)
+}
+
 impl HiveTable {
+    /// The statistics of `files`' footers, merged, with a column of the declared schema
+    /// that no file holds (a partition column) unknown; `None` when a footer cannot be
+    /// read.
+    async fn read_footers(
+        &self,
+        session: &dyn Session,
+        files: &[ObjectMeta],
+    ) -> Option<Statistics> {
+        let cache = session
+            .runtime_env()
+            .cache_manager
+            .get_file_metadata_cache();
+        let in_files: Vec<_> = self
+            .schema
+            .fields()
+            .iter()
+            .filter(|field| !self.partition_columns.contains(field.name()))
+            .cloned()
+            .collect();
+        let file_schema = Arc::new(Schema::new(in_files));
+        // Each read owns what it reads: a stream of futures borrowing them is not `Send`
+        // for every lifetime, as the server's query tasks need.
+        let each = futures::stream::iter(files.to_vec())
+            .map(|file| {
+                let (store, cache) = (self.store.clone(), cache.clone());
+                let file_schema = file_schema.clone();
+                async move {
+                    DFParquetMetadata::new(store.as_ref(), &file)
+                        .with_file_metadata_cache(Some(cache))
+                        .fetch_statistics(&file_schema)
+                        .await
+                }
+            })
+            .buffered(FOOTERS_AT_ONCE)
+            .try_collect::<Vec<_>>()
+            .await
+            .ok()?;
+        let merged = Statistics::try_merge_iter(&each, &file_schema).ok()?;
+        let columns = self
+            .schema
+            .fields()
+            .iter()
+            .map(|field| match file_schema.index_of(field.name()) {
+                Ok(index) => merged.column_statistics[index].clone(),
+                Err(_) => ColumnStatistics::new_unknown(),
+            })
+            .collect();
+        Some(Statistics {
+            column_statistics: columns,
+            ..merged
+        })
+    }
+
     /// A listing table over `folder` whose rows have `schema`.
     fn listing(
         &self,
