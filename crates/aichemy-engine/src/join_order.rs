@@ -295,7 +295,7 @@ impl Joins {
                 filtered,
                 bytes: scanned_bytes(plan)?,
                 kept: if filtered {
-                    kept_share(plan, selectivity)
+                    kept_share(plan, selectivity)?
                 } else {
                     1.0
                 },
@@ -571,10 +571,10 @@ impl Group {
 /// TPC-H q2's parts of one size in 50 and a type ending in BRASS keep 0.4 %: joined to
 /// their supplies first, they leave 32 K of 8 M rows to meet the suppliers of one region,
 /// which keep a fifth.
-fn kept_share(plan: &LogicalPlan, selectivity: f64) -> f64 {
+fn kept_share(plan: &LogicalPlan, selectivity: f64) -> Result<f64> {
     let mut shares: Vec<f64> = Vec::new();
     let mut others = false;
-    let _ = plan.apply(|node| {
+    plan.apply(|node| {
         match node {
             LogicalPlan::TableScan(scan) if !scan.filters.is_empty() => {
                 match source_as_provider(&scan.source).ok().and_then(|provider| {
@@ -588,13 +588,13 @@ fn kept_share(plan: &LogicalPlan, selectivity: f64) -> f64 {
             _ => {}
         }
         Ok(TreeNodeRecursion::Continue)
-    });
+    })?;
     let share: f64 = shares.iter().product();
-    if others || shares.is_empty() {
+    Ok(if others || shares.is_empty() {
         share * selectivity
     } else {
         share
-    }
+    })
 }
 
 /// The size of the largest table a plan scans, when the plan is its tables' rows,
