@@ -402,14 +402,7 @@ impl HiveTable {
             .runtime_env()
             .cache_manager
             .get_file_metadata_cache();
-        let in_files: Vec<_> = self
-            .schema
-            .fields()
-            .iter()
-            .filter(|field| !self.partition_columns.contains(field.name()))
-            .cloned()
-            .collect();
-        let file_schema = Arc::new(Schema::new(in_files));
+        let file_schema = self.in_files(&self.schema);
         // Each read owns what it reads: a stream of futures borrowing them is not `Send`
         // for every lifetime, as the server's query tasks need.
         let each = futures::stream::iter(files.to_vec())
@@ -443,6 +436,17 @@ impl HiveTable {
         })
     }
 
+    /// The columns of `schema` that the files hold: all but the partition columns.
+    fn in_files(&self, schema: &Schema) -> SchemaRef {
+        let fields: Vec<_> = schema
+            .fields()
+            .iter()
+            .filter(|field| !self.partition_columns.contains(field.name()))
+            .cloned()
+            .collect();
+        Arc::new(Schema::new(fields))
+    }
+
     /// A listing table over `folder` whose rows have `schema`.
     fn listing(
         &self,
@@ -454,12 +458,6 @@ impl HiveTable {
         session
             .runtime_env()
             .register_object_store(url.as_ref(), self.store.clone());
-        let file_fields: Vec<_> = schema
-            .fields()
-            .iter()
-            .filter(|f| !self.partition_columns.contains(f.name()))
-            .cloned()
-            .collect();
         let partition_cols = self
             .partition_columns
             .iter()
@@ -475,7 +473,7 @@ impl HiveTable {
             .with_session_config_options(session.config());
         let config = ListingTableConfig::new(url)
             .with_listing_options(options)
-            .with_schema(Arc::new(Schema::new(file_fields)));
+            .with_schema(self.in_files(schema));
         ListingTable::try_new(config)
     }
 
