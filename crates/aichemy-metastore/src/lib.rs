@@ -10,6 +10,7 @@
 //! [`Metastore::import`] move the whole content between the two.
 #![forbid(unsafe_code)]
 
+mod locations;
 mod transfer;
 
 use std::path::Path;
@@ -22,6 +23,7 @@ use sqlx::migrate::{Migrate, MigrateError, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use sqlx::{AnyPool, Connection, Executor, Row};
 
+pub use locations::RecordedLocation;
 pub use transfer::{Export, ImportSummary};
 
 /// Errors of the metastore.
