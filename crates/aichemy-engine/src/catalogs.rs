@@ -64,6 +64,11 @@ pub fn parse(sql: &str) -> Result<Option<CatalogStatement>> {
             loop {
                 let key = name(&mut parser)?;
                 parser.expect_token(&Token::Eq).map_err(syntax_error)?;
+                // A bound parameter arrives in parentheses: `(?)` becomes `('value')`.
+                let mut parentheses = 0;
+                while parser.consume_token(&Token::LParen) {
+                    parentheses += 1;
+                }
                 let value = match parser.next_token().token {
                     Token::SingleQuotedString(s) => s,
                     Token::Number(n, _) => n,
@@ -77,6 +82,9 @@ pub fn parse(sql: &str) -> Result<Option<CatalogStatement>> {
                         ))
                     }
                 };
+                for _ in 0..parentheses {
+                    parser.expect_token(&Token::RParen).map_err(syntax_error)?;
+                }
                 if properties.insert(key.clone(), value).is_some() {
                     return Err(TrinoError::new(
                         ErrorCode::GENERIC_USER_ERROR,
@@ -169,47 +177,174 @@ pub async fn execute(session: &Session, statement: CatalogStatement) -> Result<O
     }
 }
 
-/// The statement text with the value of every property whose name mentions a password
-/// or secret replaced by `'***'`, for query lists and logs.
+/// What a query list shows of a statement that does not even tokenize but may hold a
+/// secret.
+const HIDDEN_STATEMENT: &str = "<statement hidden: it may hold a password>";
+
+/// The statement text as query lists and logs may show it: the value of every property
+/// whose name mentions a password or secret replaced by `'***'`, as is the password of a
+/// URL in a string (`postgresql://user:***@host/db`, `?password=***`); the statement of
+/// `EXECUTE IMMEDIATE '…'` redacted alike, and the values of `USING` shown as `?` (Trino
+/// shows the statement text only), since any of them may be a password.
 pub fn redact(sql: &str) -> Cow<'_, str> {
     let lower = sql.to_ascii_lowercase();
-    if !lower.contains("password") && !lower.contains("secret") {
+    if !["password", "secret", "execute", "://"]
+        .iter()
+        .any(|word| lower.contains(word))
+    {
         return Cow::Borrowed(sql);
     }
     let dialect = dialect();
     let Ok(tokens) = Tokenizer::new(&dialect, sql).tokenize() else {
         // Text that does not tokenize is not shown at all.
-        return Cow::Owned("<statement hidden: it may hold a password>".into());
+        return Cow::Owned(HIDDEN_STATEMENT.into());
     };
-    let mut out = String::with_capacity(sql.len());
+    Cow::Owned(redact_tokens(&tokens))
+}
+
+fn redact_tokens(tokens: &[Token]) -> String {
+    let mut out = String::new();
+    // The last word names a password or secret; then `=` followed it.
     let mut sensitive = false;
     let mut after_eq = false;
-    for token in &tokens {
+    // Inside EXECUTE: its USING values are hidden. Right after EXECUTE IMMEDIATE: the
+    // statement text comes next.
+    let mut executing = false;
+    let mut immediate = false;
+    for (at, token) in tokens.iter().enumerate() {
+        let word = match token {
+            Token::Word(w) if w.quote_style.is_none() => Some(w.value.to_ascii_uppercase()),
+            _ => None,
+        };
         match token {
+            Token::Whitespace(_) => out.push_str(&token.to_string()),
+            _ if executing && word.as_deref() == Some("USING") => {
+                out.push_str(&token.to_string());
+                out.push_str(&hidden_parameters(&tokens[at + 1..]));
+                return out;
+            }
+            _ if word.as_deref() == Some("EXECUTE") => {
+                executing = true;
+                (sensitive, after_eq) = (false, false);
+                out.push_str(&token.to_string());
+            }
+            _ if executing && word.as_deref() == Some("IMMEDIATE") => {
+                immediate = true;
+                out.push_str(&token.to_string());
+            }
+            Token::SingleQuotedString(text) if immediate => {
+                immediate = false;
+                out.push_str(&Token::SingleQuotedString(redact(text).into_owned()).to_string());
+            }
             Token::Word(w) => {
                 let value = w.value.to_ascii_lowercase();
                 sensitive = value.contains("password") || value.contains("secret");
-                after_eq = false;
+                (after_eq, immediate) = (false, false);
                 out.push_str(&token.to_string());
             }
             Token::Eq => {
                 after_eq = sensitive;
                 out.push_str(&token.to_string());
             }
-            Token::Whitespace(_) => out.push_str(&token.to_string()),
-            Token::SingleQuotedString(_) if after_eq => {
+            // `"connection-password" = ?` shows no value.
+            Token::Placeholder(_) => {
+                (sensitive, after_eq, immediate) = (false, false, false);
+                out.push_str(&token.to_string());
+            }
+            // A sensitive value of any kind: string, number, a string of another quoting.
+            _ if after_eq || immediate => {
+                (sensitive, after_eq, immediate) = (false, false, false);
                 out.push_str("'***'");
+            }
+            Token::SingleQuotedString(text) => {
                 sensitive = false;
-                after_eq = false;
+                out.push_str(
+                    &Token::SingleQuotedString(hide_url_password(text).into_owned()).to_string(),
+                );
             }
             other => {
                 sensitive = false;
-                after_eq = false;
                 out.push_str(&other.to_string());
             }
         }
     }
-    Cow::Owned(out)
+    out
+}
+
+/// The values after `USING` as `?, ?, …` (one per top-level comma-separated value), and
+/// whatever follows a `;`.
+fn hidden_parameters(tokens: &[Token]) -> String {
+    let (mut depth, mut values, mut in_value) = (0usize, 0usize, false);
+    let mut end = tokens.len();
+    for (at, token) in tokens.iter().enumerate() {
+        match token {
+            Token::Whitespace(_) => {}
+            Token::LParen | Token::LBracket | Token::LBrace => {
+                depth += 1;
+                in_value = true;
+            }
+            Token::RParen | Token::RBracket | Token::RBrace => depth = depth.saturating_sub(1),
+            Token::Comma if depth == 0 => {
+                values += usize::from(in_value);
+                in_value = false;
+            }
+            Token::SemiColon if depth == 0 => {
+                end = at;
+                break;
+            }
+            _ => in_value = true,
+        }
+    }
+    values += usize::from(in_value);
+    let mut out = format!(" {}", vec!["?"; values].join(", "));
+    if end < tokens.len() {
+        out.push_str(&redact_tokens(&tokens[end..]));
+    }
+    out
+}
+
+/// A text with the password of a URL in it hidden: `scheme://user:***@host`, and the
+/// value of a `password=` query parameter.
+fn hide_url_password(text: &str) -> Cow<'_, str> {
+    let Some(scheme_end) = text.find("://") else {
+        return Cow::Borrowed(text);
+    };
+    let start = scheme_end + 3;
+    let end = text[start..]
+        .find(['/', '?', '#'])
+        .map_or(text.len(), |at| start + at);
+    let authority = &text[start..end];
+    let mut out = text[..start].to_string();
+    match authority.rfind('@') {
+        Some(at) => {
+            let user_info = &authority[..at];
+            match user_info.find(':') {
+                Some(colon) => {
+                    out.push_str(&user_info[..=colon]);
+                    out.push_str("***");
+                }
+                None => out.push_str(user_info),
+            }
+            out.push_str(&authority[at..]);
+        }
+        None => out.push_str(authority),
+    }
+    let mut rest = &text[end..];
+    while let Some(at) = rest.to_ascii_lowercase().find("password=") {
+        let value_start = at + "password=".len();
+        out.push_str(&rest[..value_start]);
+        out.push_str("***");
+        let value_end = rest[value_start..]
+            .find(['&', '#', ' '])
+            .map_or(rest.len(), |e| value_start + e);
+        rest = &rest[value_end..];
+    }
+    out.push_str(rest);
+    if out == text {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(out)
+    }
 }
 
 #[cfg(test)]
@@ -236,6 +371,13 @@ mod tests {
         assert_eq!(connector, "postgresql");
         assert!(if_not_exists);
         assert_eq!(properties["connection-user"], "u");
+        // As EXECUTE binds parameters: in parentheses.
+        let Some(CatalogStatement::Create { properties, .. }) =
+            parse("CREATE CATALOG s USING postgresql WITH (\"connection-url\" = ('jdbc:postgresql://h/db'))").unwrap()
+        else {
+            panic!("not a create");
+        };
+        assert_eq!(properties["connection-url"], "jdbc:postgresql://h/db");
         assert_eq!(
             parse("DROP CATALOG IF EXISTS sales").unwrap(),
             Some(CatalogStatement::Drop {
@@ -254,5 +396,38 @@ mod tests {
         assert!(shown.contains("'***'"), "{shown}");
         assert!(shown.contains("'app'"), "{shown}");
         assert_eq!(redact("SELECT 1"), "SELECT 1");
+    }
+
+    #[test]
+    fn redaction_reaches_into_execute_immediate_and_hides_parameters() {
+        let inner = "CREATE CATALOG c USING postgresql WITH (\"connection-url\" = \
+                     ''postgresql://u:urlpw@h/db?password=querypw'', \"connection-password\" = ''innerpw'')";
+        let statement = format!("EXECUTE IMMEDIATE '{inner}'");
+        let shown = redact(&statement);
+        for secret in ["urlpw", "querypw", "innerpw"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(
+            shown.starts_with("EXECUTE IMMEDIATE 'CREATE CATALOG c"),
+            "{shown}"
+        );
+        assert!(shown.contains("postgresql://u:***@h/db"), "{shown}");
+        assert_eq!(
+            redact("EXECUTE IMMEDIATE 'SELECT ?, ?' USING 'param-pw', f(1, 'x') ;"),
+            "EXECUTE IMMEDIATE 'SELECT ?, ?' USING ?, ?;"
+        );
+        assert_eq!(redact("execute p using 'param-pw'"), "execute p using ?");
+        // A prepared CREATE CATALOG: its literal masked, its placeholder kept.
+        let shown = redact(
+            "PREPARE p FROM CREATE CATALOG c USING postgresql WITH (\"connection-password\" = 'prepw', \"connection-user\" = ?)",
+        );
+        assert!(!shown.contains("prepw") && shown.contains("= ?"), "{shown}");
+        // Any kind of value after a sensitive name: a number, an escaped string.
+        let shown =
+            redact("CREATE CATALOG c USING postgresql WITH (\"connection-password\" = 12345)");
+        assert!(!shown.contains("12345"), "{shown}");
+        // A JOIN … USING outside EXECUTE is left alone.
+        let join = "SELECT * FROM a JOIN b USING (id) WHERE secret_count = 1";
+        assert!(redact(join).contains("USING (id)"));
     }
 }
