@@ -13,8 +13,14 @@
 //! metastore user's hash is looked up again after [`USER_CACHE_TTL`]. Hashes are slow on
 //! purpose; a successful check is remembered (as a keyed digest, never the password) until
 //! the hash changes, so a client's every request does not pay for it again.
+//!
+//! Nothing tells a user who exists: a name with no hash is checked against a dummy hash of
+//! the same kind and cost, so a wrong password takes as long either way, and
+//! [`FailedLogins`] slows down repeated failures per user name and per client address,
+//! known names or not.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -125,6 +131,61 @@ impl Hash {
     }
 }
 
+/// What a check against a hash costs: its kind and work factor.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum HashCost {
+    Bcrypt { cost: u32 },
+    Pbkdf2 { iterations: u32, length: usize },
+}
+
+impl Hash {
+    fn cost(&self) -> HashCost {
+        match self {
+            Hash::Bcrypt(text) => HashCost::Bcrypt {
+                cost: text.get(4..6).and_then(|c| c.parse().ok()).unwrap_or(0),
+            },
+            Hash::Pbkdf2 {
+                iterations, hash, ..
+            } => HashCost::Pbkdf2 {
+                iterations: *iterations,
+                length: hash.len(),
+            },
+        }
+    }
+
+    /// A hash of a random password costing what `cost` does, to check passwords of users
+    /// that do not exist against: no password matches it.
+    fn dummy(cost: HashCost) -> Hash {
+        let password = uuid::Uuid::new_v4().simple().to_string();
+        match cost {
+            HashCost::Bcrypt { cost } => bcrypt::hash_with_result(&password, cost)
+                .map(|hash| Hash::Bcrypt(hash.format_for_version(bcrypt::Version::TwoY)))
+                .unwrap_or_else(|_| Hash::dummy(HashCost::Bcrypt { cost: BCRYPT_COST })),
+            HashCost::Pbkdf2 { iterations, length } => Hash::Pbkdf2 {
+                iterations,
+                salt: uuid::Uuid::new_v4().as_bytes().to_vec(),
+                hash: std::iter::repeat_with(|| *uuid::Uuid::new_v4().as_bytes())
+                    .flatten()
+                    .take(length)
+                    .collect(),
+            },
+        }
+    }
+}
+
+/// What most of `hashes` cost (bcrypt at [`BCRYPT_COST`], what `aichemy user` writes, when
+/// there are none): the cost of the dummy hash unknown users are checked against.
+fn usual_cost<'a>(hashes: impl IntoIterator<Item = &'a Hash>) -> HashCost {
+    let mut counts: HashMap<HashCost, usize> = HashMap::new();
+    for hash in hashes {
+        *counts.entry(hash.cost()).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .max_by_key(|(cost, count)| (*count, std::cmp::Reverse(format!("{cost:?}"))))
+        .map_or(HashCost::Bcrypt { cost: BCRYPT_COST }, |(cost, _)| cost)
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -200,6 +261,8 @@ pub struct PasswordFile {
 struct Loaded {
     stamp: Option<(SystemTime, u64)>,
     entries: HashMap<String, Hash>,
+    /// Checked for names the file does not list, costing what its entries mostly cost.
+    dummy: Hash,
     /// Users whose password was checked, with a keyed digest of it.
     verified: HashMap<String, [u8; 32]>,
 }
@@ -219,6 +282,7 @@ impl PasswordFile {
             key: process_key(),
             state: Mutex::new(Loaded {
                 stamp: stamp(path),
+                dummy: Hash::dummy(usual_cost(entries.values())),
                 entries,
                 verified: HashMap::new(),
             }),
@@ -247,10 +311,15 @@ impl PasswordFile {
             if state.verified.get(user) == Some(&digest) {
                 return true;
             }
-            state.entries.get(user).cloned()
+            state.entries.get(user).cloned().ok_or(state.dummy.clone())
         };
-        let Some(hash) = hash else {
-            return false;
+        let hash = match hash {
+            Ok(hash) => hash,
+            Err(dummy) => {
+                // As long as a wrong password of a listed user takes.
+                dummy.matches(password);
+                return false;
+            }
         };
         if !hash.matches(password) {
             return false;
@@ -270,6 +339,10 @@ impl PasswordFile {
         // parses again.
         match read(&self.path).and_then(|text| parse_entries(&self.path, &text)) {
             Ok(entries) => {
+                let cost = usual_cost(entries.values());
+                if cost != state.dummy.cost() {
+                    state.dummy = Hash::dummy(cost);
+                }
                 state.entries = entries;
                 state.verified.clear();
                 state.stamp = now;
@@ -306,6 +379,9 @@ pub struct MetastoreUsers {
     metastore: Metastore,
     key: [u8; 16],
     known: Mutex<HashMap<String, KnownUser>>,
+    /// Checked for names the metastore does not have: bcrypt at the cost `aichemy user`
+    /// writes.
+    dummy: Hash,
 }
 
 /// What a server last read of one user.
@@ -323,6 +399,7 @@ impl MetastoreUsers {
             metastore,
             key: process_key(),
             known: Mutex::new(HashMap::new()),
+            dummy: Hash::dummy(HashCost::Bcrypt { cost: BCRYPT_COST }),
         }
     }
 
@@ -366,32 +443,32 @@ impl MetastoreUsers {
     /// thread.
     pub async fn verify(&self, user: &str, password: &str) -> bool {
         let digest = digest(&self.key, user, password);
-        let Some((text, verified)) = self.current(user).await else {
-            return false;
-        };
-        if verified == Some(digest) {
-            return true;
-        }
-        let hash = match Hash::parse(&text) {
-            Ok(hash) => hash,
-            Err(message) => {
-                tracing::warn!(user = %user, "the metastore holds an unusable hash: {message}");
-                return false;
-            }
+        let (hash, text) = match self.current(user).await {
+            Some((_, verified)) if verified == Some(digest) => return true,
+            Some((text, _)) => match Hash::parse(&text) {
+                Ok(hash) => (hash, Some(text)),
+                Err(message) => {
+                    tracing::warn!(user = %user, "the metastore holds an unusable hash: {message}");
+                    (self.dummy.clone(), None)
+                }
+            },
+            // As long as a wrong password of an existing user takes.
+            None => (self.dummy.clone(), None),
         };
         let password = password.to_string();
-        let good = tokio::task::spawn_blocking(move || hash.matches(&password))
+        let matched = tokio::task::spawn_blocking(move || hash.matches(&password))
             .await
             .unwrap_or(false);
-        if good {
-            let mut known = self.known.lock().expect("not poisoned");
-            if let Some(entry) = known.get_mut(user) {
-                if entry.hash.as_deref() == Some(text.as_str()) {
-                    entry.verified = Some(digest);
-                }
+        let Some(text) = text.filter(|_| matched) else {
+            return false;
+        };
+        let mut known = self.known.lock().expect("not poisoned");
+        if let Some(entry) = known.get_mut(user) {
+            if entry.hash.as_deref() == Some(text.as_str()) {
+                entry.verified = Some(digest);
             }
         }
-        good
+        true
     }
 
     /// Whether the metastore has `user` (as of at most [`USER_CACHE_TTL`] ago).
@@ -432,6 +509,178 @@ impl Users {
         match self {
             Users::File(file) => file.has(user),
             Users::Metastore(users) => users.has(user).await,
+        }
+    }
+}
+
+/// The first wait once a user name or address has had its free failures.
+const FIRST_FAILURE_DELAY: Duration = Duration::from_secs(1);
+/// The longest wait between two attempts; one that would have to wait longer is refused
+/// without a check (a burst of concurrent guesses ends there).
+const MAX_FAILURE_DELAY: Duration = Duration::from_secs(30);
+/// Failures are forgotten after this long without one.
+const FORGET_FAILURES_AFTER: Duration = Duration::from_secs(15 * 60);
+/// Most user names and addresses remembered; past it the stale ones are dropped first.
+const FAILURE_RECORDS_MAX: usize = 100_000;
+
+/// Slows down guessing: once a user name, or a client address, has had
+/// `failed_logins_before_delay` failed password checks, each further attempt of it waits
+/// [`FIRST_FAILURE_DELAY`], doubled with every further failure up to [`MAX_FAILURE_DELAY`].
+/// Attempts are spaced out even when they come at once, and one that would wait longer
+/// than the longest delay is refused unchecked. Every refusal is the same 401, and names
+/// that do not exist count like names that do, so the delays tell nothing about who
+/// exists. A good password clears its user's failures (not its address's).
+#[derive(Debug)]
+pub struct FailedLogins {
+    /// Failures before delays start; 0 turns them off.
+    free: u32,
+    records: Mutex<HashMap<LoginKey, FailureRecord>>,
+}
+
+/// Whose failures a record counts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum LoginKey {
+    User(String),
+    /// An IPv4 address, or the /64 network of an IPv6 one (what one client holds).
+    Address(IpAddr),
+}
+
+#[derive(Debug)]
+struct FailureRecord {
+    failures: u32,
+    last_failure: Instant,
+    /// The earliest time the next attempt is checked.
+    next_attempt: Instant,
+}
+
+/// When a password check may run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginAttempt {
+    /// After this wait (zero for no failures).
+    After(Duration),
+    /// Not at all: the attempt fails unchecked.
+    Refused,
+}
+
+impl Default for FailedLogins {
+    fn default() -> Self {
+        Self::new(5)
+    }
+}
+
+impl FailedLogins {
+    /// Delays after `free` failures; none when `free` is 0.
+    pub fn new(free: u32) -> Self {
+        Self {
+            free,
+            records: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Checks `password` for `user`, whose request came from `address`, waiting first as
+    /// their failures require; a refused attempt is a failed check.
+    pub async fn check(
+        &self,
+        users: &Users,
+        user: &str,
+        password: &str,
+        address: Option<IpAddr>,
+    ) -> bool {
+        match self.admit(user, address, Instant::now()) {
+            LoginAttempt::Refused => return false,
+            LoginAttempt::After(wait) if !wait.is_zero() => tokio::time::sleep(wait).await,
+            LoginAttempt::After(_) => {}
+        }
+        let good = users.verify(user, password).await;
+        self.record(user, address, good, Instant::now());
+        good
+    }
+
+    /// The wait before `n` failures' next attempt.
+    fn delay(&self, failures: u32) -> Duration {
+        if self.free == 0 || failures < self.free {
+            return Duration::ZERO;
+        }
+        let doublings = (failures - self.free).min(16);
+        (FIRST_FAILURE_DELAY * 2u32.pow(doublings)).min(MAX_FAILURE_DELAY)
+    }
+
+    fn keys(user: &str, address: Option<IpAddr>) -> Vec<LoginKey> {
+        let mut keys = vec![LoginKey::User(user.to_string())];
+        if let Some(address) = address {
+            let address = match address.to_canonical() {
+                IpAddr::V6(v6) => {
+                    let network = u128::from(v6) & !((1u128 << 64) - 1);
+                    IpAddr::V6(network.into())
+                }
+                v4 => v4,
+            };
+            keys.push(LoginKey::Address(address));
+        }
+        keys
+    }
+
+    /// When an attempt arriving `now` may be checked; the attempt takes its slot, so the
+    /// next one of the same name or address comes a delay later.
+    pub fn admit(&self, user: &str, address: Option<IpAddr>, now: Instant) -> LoginAttempt {
+        if self.free == 0 {
+            return LoginAttempt::After(Duration::ZERO);
+        }
+        let keys = Self::keys(user, address);
+        let mut records = self.records.lock().expect("not poisoned");
+        let fresh = |record: &FailureRecord| {
+            now.saturating_duration_since(record.last_failure) < FORGET_FAILURES_AFTER
+        };
+        let slot = keys
+            .iter()
+            .filter_map(|key| records.get(key).filter(|r| fresh(r)))
+            .map(|record| record.next_attempt)
+            .fold(now, Instant::max);
+        if slot > now + MAX_FAILURE_DELAY {
+            return LoginAttempt::Refused;
+        }
+        for key in &keys {
+            if let Some(record) = records.get_mut(key).filter(|r| fresh(r)) {
+                let delay = self.delay(record.failures);
+                if !delay.is_zero() {
+                    record.next_attempt = slot + delay;
+                }
+            }
+        }
+        LoginAttempt::After(slot - now)
+    }
+
+    /// Counts the outcome of a check that ran at `now`.
+    pub fn record(&self, user: &str, address: Option<IpAddr>, good: bool, now: Instant) {
+        if self.free == 0 {
+            return;
+        }
+        let mut records = self.records.lock().expect("not poisoned");
+        if good {
+            records.remove(&LoginKey::User(user.to_string()));
+            return;
+        }
+        if records.len() >= FAILURE_RECORDS_MAX {
+            records.retain(|_, r| {
+                now.saturating_duration_since(r.last_failure) < FORGET_FAILURES_AFTER
+            });
+            if records.len() >= FAILURE_RECORDS_MAX {
+                records.clear();
+            }
+        }
+        for key in Self::keys(user, address) {
+            let record = records.entry(key).or_insert(FailureRecord {
+                failures: 0,
+                last_failure: now,
+                next_attempt: now,
+            });
+            if now.saturating_duration_since(record.last_failure) >= FORGET_FAILURES_AFTER {
+                record.failures = 0;
+                record.next_attempt = now;
+            }
+            record.failures = record.failures.saturating_add(1);
+            record.last_failure = now;
+            record.next_attempt = record.next_attempt.max(now + self.delay(record.failures));
         }
     }
 }
@@ -614,6 +863,117 @@ mod tests {
             assert!(error.contains(message), "{error}");
             assert!(error.contains("line 1"), "{error}");
         }
+    }
+
+    #[test]
+    fn unknown_users_cost_a_hash_like_known_ones() {
+        let bcrypt10 = bcrypt::hash_with_result("x", 10)
+            .unwrap()
+            .format_for_version(bcrypt::Version::TwoY);
+        let bcrypt8 = bcrypt::hash_with_result("y", 8)
+            .unwrap()
+            .format_for_version(bcrypt::Version::TwoY);
+        let (_dir, path) = file(&format!("a:{bcrypt10}\nb:{bcrypt10}\nc:{bcrypt8}\n"));
+        let passwords = PasswordFile::open(&path).unwrap();
+        let dummy = passwords.state.lock().unwrap().dummy.clone();
+        assert_eq!(dummy.cost(), HashCost::Bcrypt { cost: 10 });
+        assert!(!passwords.verify("nobody", "x"));
+        let pbkdf2 = Hash::dummy(HashCost::Pbkdf2 {
+            iterations: 1000,
+            length: 32,
+        });
+        assert_eq!(
+            pbkdf2.cost(),
+            HashCost::Pbkdf2 {
+                iterations: 1000,
+                length: 32
+            }
+        );
+        assert_eq!(
+            usual_cost(std::iter::empty()),
+            HashCost::Bcrypt { cost: BCRYPT_COST }
+        );
+        // An unknown user's check does the work of a known one's (skipping it would be a
+        // thousand times faster): timed in turns, so that the machine's load hits both.
+        let (mut known, mut unknown) = (Vec::new(), Vec::new());
+        for _ in 0..7 {
+            for (user, runs) in [("a", &mut known), ("nobody", &mut unknown)] {
+                let start = Instant::now();
+                assert!(!passwords.verify(user, "wrong"));
+                runs.push(start.elapsed());
+            }
+        }
+        known.sort();
+        unknown.sort();
+        let ratio = unknown[3].as_secs_f64() / known[3].as_secs_f64();
+        assert!((0.5..2.0).contains(&ratio), "{known:?} vs {unknown:?}");
+    }
+
+    #[test]
+    fn failures_slow_down_their_user_and_address_alike() {
+        let logins = FailedLogins::new(3);
+        let start = Instant::now();
+        let one: IpAddr = "10.0.0.1".parse().unwrap();
+        let other: IpAddr = "10.0.0.2".parse().unwrap();
+        let at = |seconds: u64| start + Duration::from_secs(seconds);
+        let no_wait = LoginAttempt::After(Duration::ZERO);
+        // Three failures are free; the fourth attempt of the name waits a second, whatever
+        // the address, and the address waits too, whatever the name.
+        for _ in 0..3 {
+            assert_eq!(logins.admit("ghost", Some(one), start), no_wait);
+            logins.record("ghost", Some(one), false, start);
+        }
+        assert_eq!(
+            logins.admit("ghost", Some(other), start),
+            LoginAttempt::After(Duration::from_secs(1))
+        );
+        assert_eq!(
+            logins.admit("alice", Some(one), start),
+            LoginAttempt::After(Duration::from_secs(1))
+        );
+        assert_eq!(
+            logins.admit("ghost", Some(one), start),
+            LoginAttempt::After(Duration::from_secs(2)),
+            "after the two attempts above took their slots"
+        );
+        assert_eq!(logins.admit("alice", Some(other), start), no_wait);
+        // Each failure doubles the wait, up to the longest delay; attempts that come at
+        // once queue up, and those past the longest delay are refused unchecked.
+        let logins = FailedLogins::new(3);
+        for failure in 0..6u64 {
+            logins.record("bob", None, false, at(failure));
+        }
+        assert_eq!(
+            logins.admit("bob", None, at(5)),
+            LoginAttempt::After(Duration::from_secs(8))
+        );
+        let mut refused = false;
+        for _ in 0..10 {
+            refused |= logins.admit("bob", None, at(5)) == LoginAttempt::Refused;
+        }
+        assert!(refused);
+        // A good password clears the name; failures are forgotten after a quiet while.
+        logins.record("bob", None, true, at(40));
+        assert_eq!(logins.admit("bob", None, at(40)), no_wait);
+        for _ in 0..5 {
+            logins.record("carol", None, false, start);
+        }
+        assert_eq!(
+            logins.admit("carol", None, start + FORGET_FAILURES_AFTER),
+            no_wait
+        );
+        // IPv6 clients are counted by their /64 network; 0 turns the delays off.
+        let logins = FailedLogins::new(1);
+        logins.record("d", Some("2001:db8::1".parse().unwrap()), false, start);
+        assert_ne!(
+            logins.admit("e", Some("2001:db8::2".parse().unwrap()), start),
+            no_wait
+        );
+        let off = FailedLogins::new(0);
+        for _ in 0..100 {
+            off.record("f", Some(one), false, start);
+        }
+        assert_eq!(off.admit("f", Some(one), start), no_wait);
     }
 
     #[test]
