@@ -247,7 +247,8 @@ impl Lakehouse {
         let locations = LocationPolicy::new(
             std::iter::once(&warehouse).chain(&config.storage.allowed_locations),
         )
-        .map_err(|e| TrinoError::new(ErrorCode::GENERIC_USER_ERROR, e))?;
+        .map_err(|e| TrinoError::new(ErrorCode::GENERIC_USER_ERROR, e))?
+        .with_warehouse(&warehouse, &["iceberg", "hive", "delta", "lance"]);
         let retry = CommitRetry {
             retries: config.commit.retries,
         };
@@ -255,6 +256,8 @@ impl Lakehouse {
             "iceberg",
             &metastore,
             &format!("{warehouse}/iceberg"),
+        // No table may be placed over the warehouse root, a format catalog's folder, the
+        // metastore file or the TLS folder.
             stores.clone(),
             retry,
             locations.clone(),
@@ -276,7 +279,13 @@ impl Lakehouse {
         let hive = registered("hive", Arc::new(HiveStore::new(stores.clone())));
         let delta = registered(
             "delta",
-            Arc::new(DeltaStore::new(stores.options().clone(), retry)),
+            Arc::new(
+                DeltaStore::new(stores.options().clone(), retry).guarded_by(locations.clone()),
+            ),
+        );
+        let lance = registered(
+            "lance",
+            Arc::new(LanceStore::new(stores.clone(), retry).guarded_by(locations.clone())),
         );
         let lance = registered("lance", Arc::new(LanceStore::new(stores.clone(), retry)));
         let mut catalogs = BTreeMap::new();

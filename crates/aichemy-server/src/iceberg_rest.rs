@@ -495,13 +495,12 @@ async fn create_namespace(State(app): State<RestApp>, body: Bytes) -> RestResult
         ));
     }
     let mut properties = request.properties;
-    let location = match properties.get("location") {
-        Some(location) => app
-            .format
-            .check_location(location)
-            .map_err(RestError::bad_request)?,
-        None => format!("{}/{}", app.format.warehouse(), namespace.join("/")),
-    };
+    // Inside the warehouse or an allowed place, over no table, schema or reserved folder.
+    let location = app
+        .format
+        .namespace_location(&namespace, properties.get("location").map(String::as_str))
+        .await
+        .map_err(RestError::bad_request)?;
     properties.insert("location".to_string(), location);
     let created = catalog
         .create_namespace(&namespace, properties)
@@ -885,12 +884,10 @@ async fn drop_table(
         .await
         .map_err(catalog_error)?;
     if purge {
-        let location = current.metadata.location();
-        // Only files inside the warehouse or an allowed prefix are ever deleted.
-        if app.format.check_location(location).is_ok() {
-            if let Err(e) = app.format.file_io().delete_prefix(location).await {
-                tracing::warn!(table = %ident, "purging the files of a dropped table failed: {e}");
-            }
+        // Only the files the table owns: never another table's, a schema's or the
+        // warehouse's own, never outside the allowed places or through a symbolic link.
+        if let Err(e) = app.format.purge(current.metadata.location()).await {
+            tracing::warn!(table = %ident, "purging the files of a dropped table: {e}");
         }
     }
     Ok(no_content())

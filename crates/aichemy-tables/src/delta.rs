@@ -35,7 +35,7 @@ use crate::registered::TableStore;
 use aichemy_storage::StorageOptions;
 
 use crate::append::{AppendableTable, Appender};
-use crate::{CommitRetry, CreateTableRequest, PropertyValue, Result, TableError};
+use crate::{CommitRetry, CreateTableRequest, LocationPolicy, PropertyValue, Result, TableError};
 
 const FORMAT: &str = "Delta Lake";
 
@@ -77,6 +77,7 @@ async fn load(location: &str, options: &StorageOptions) -> Result<DeltaTable> {
 pub struct DeltaStore {
     options: StorageOptions,
     retry: CommitRetry,
+    guard: Option<LocationPolicy>,
 }
 
 impl DeltaStore {
@@ -86,7 +87,28 @@ impl DeltaStore {
         // s3:// locations are served by deltalake's AWS log store, which commits with
         // put-if-absent (If-None-Match).
         deltalake::aws::register_handlers(None);
-        Self { options, retry }
+        Self {
+            options,
+            retry,
+            guard: None,
+        }
+    }
+
+    /// Checks a table's folder against `policy` (no symbolic link in it, still an allowed
+    /// place) right before an INSERT writes into it and again before it commits.
+    pub fn guarded_by(mut self, policy: LocationPolicy) -> Self {
+        self.guard = Some(policy);
+        self
+    }
+}
+
+/// Checks a table's folder again right before files are written or committed.
+fn recheck(guard: Option<&LocationPolicy>, location: &str) -> DFResult<()> {
+    match guard {
+        Some(policy) => policy
+            .check_tree(location)
+            .map_err(DataFusionError::Execution),
+        None => Ok(()),
     }
 }
 
@@ -229,6 +251,8 @@ impl TableStore for DeltaStore {
             DeltaAppender {
                 table,
                 retries: self.retry.retries as usize,
+                location: record.location.clone(),
+                guard: self.guard.clone(),
             },
         )))
     }
@@ -258,6 +282,8 @@ impl TableStore for DeltaStore {
 struct DeltaAppender {
     table: DeltaTable,
     retries: usize,
+    location: String,
+    guard: Option<LocationPolicy>,
 }
 
 impl Appender for DeltaAppender {
@@ -277,6 +303,8 @@ impl Appender for DeltaAppender {
             snapshot,
             schema,
             retries: self.retries,
+            location: self.location.clone(),
+            guard: self.guard.clone(),
         }))
     }
 }
@@ -288,6 +316,8 @@ struct DeltaSink {
     snapshot: EagerSnapshot,
     schema: SchemaRef,
     retries: usize,
+    location: String,
+    guard: Option<LocationPolicy>,
 }
 
 impl fmt::Debug for DeltaSink {
@@ -318,6 +348,7 @@ impl DataSink for DeltaSink {
         _context: &Arc<TaskContext>,
     ) -> DFResult<u64> {
         let external = |e: deltalake::DeltaTableError| DataFusionError::External(Box::new(e));
+        recheck(self.guard.as_ref(), &self.location)?;
         let target = self.snapshot.input_schema();
         let properties = self.snapshot.table_configuration().table_properties();
         let partition_columns = self.snapshot.metadata().partition_columns().to_vec();
@@ -355,6 +386,7 @@ impl DataSink for DeltaSink {
             partition_by: (!partition_columns.is_empty()).then_some(partition_columns),
             predicate: None,
         };
+        recheck(self.guard.as_ref(), &self.location)?;
         CommitBuilder::from(CommitProperties::default().with_max_retries(self.retries))
             .with_actions(actions)
             .with_operation_id(operation_id)

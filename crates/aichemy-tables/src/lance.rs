@@ -40,7 +40,7 @@ use lance::io::{ObjectStoreParams, StorageOptionsAccessor};
 use lance::Dataset;
 
 use crate::registered::TableStore;
-use crate::{CommitRetry, CreateTableRequest, PropertyValue, Result, TableError};
+use crate::{CommitRetry, CreateTableRequest, LocationPolicy, PropertyValue, Result, TableError};
 
 const FORMAT: &str = "Lance";
 
@@ -87,13 +87,25 @@ fn write_params(mode: WriteMode, options: &StorageOptions) -> WriteParams {
 pub struct LanceStore {
     stores: Arc<StoreRegistry>,
     retry: CommitRetry,
+    guard: Option<LocationPolicy>,
 }
 
 impl LanceStore {
     /// Lance datasets whose `s3://` locations use the options of `stores`; an append that
     /// loses a race is retried `retry.retries` times (Lance waits between attempts itself).
     pub fn new(stores: Arc<StoreRegistry>, retry: CommitRetry) -> Self {
-        Self { stores, retry }
+        Self {
+            stores,
+            retry,
+            guard: None,
+        }
+    }
+
+    /// Checks a table's folder against `policy` (no symbolic link in it, still an allowed
+    /// place) right before an INSERT writes into it.
+    pub fn guarded_by(mut self, policy: LocationPolicy) -> Self {
+        self.guard = Some(policy);
+        self
     }
 }
 
@@ -158,6 +170,7 @@ impl TableStore for LanceStore {
             dataset,
             stores: self.stores.clone(),
             retry: self.retry,
+            guard: self.guard.clone(),
         }))
     }
 
@@ -184,6 +197,7 @@ struct LanceTable {
     dataset: Option<Arc<Dataset>>,
     stores: Arc<StoreRegistry>,
     retry: CommitRetry,
+    guard: Option<LocationPolicy>,
 }
 
 #[async_trait]
@@ -283,6 +297,7 @@ impl TableProvider for LanceTable {
             schema: self.schema.clone(),
             stores: self.stores.clone(),
             retry: self.retry,
+            guard: self.guard.clone(),
         };
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }
@@ -295,6 +310,7 @@ struct LanceSink {
     schema: SchemaRef,
     stores: Arc<StoreRegistry>,
     retry: CommitRetry,
+    guard: Option<LocationPolicy>,
 }
 
 impl DisplayAs for LanceSink {
@@ -488,6 +504,11 @@ impl DataSink for LanceSink {
         data: SendableRecordBatchStream,
         _context: &Arc<TaskContext>,
     ) -> DFResult<u64> {
+        if let Some(guard) = &self.guard {
+            guard
+                .check_tree(&self.location)
+                .map_err(DataFusionError::Execution)?;
+        }
         let existing = open_dataset(&self.location, self.stores.options())
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?;

@@ -14,13 +14,17 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::TableProvider;
 
 mod append;
+mod claims;
 pub mod delta;
 mod distinct;
 pub mod hive;
 pub mod iceberg;
 pub mod lance;
+mod locations;
 pub mod registered;
 mod selectivity;
+
+pub use locations::LocationPolicy;
 
 /// Errors of a table format, in terms the engine maps to Trino's error names.
 #[derive(Debug, thiserror::Error)]
@@ -60,95 +64,6 @@ pub enum TableError {
 }
 
 pub type Result<T, E = TableError> = std::result::Result<T, E>;
-
-#[cfg(test)]
-mod location_tests {
-    use super::LocationPolicy;
-
-    #[test]
-    fn locations_stay_inside_the_warehouse_and_allowed_prefixes() {
-        let policy = LocationPolicy::new(["s3://lake/wh/", "file:///data/shared"]).unwrap();
-        assert_eq!(
-            policy.check("s3://lake/wh/iceberg/s/t/").unwrap(),
-            "s3://lake/wh/iceberg/s/t"
-        );
-        assert!(policy.check("file:///data/shared/t").is_ok());
-        for bad in [
-            "s3://lake/wh/../other/t",
-            "s3://lake/wh/%2e%2e/other",
-            "s3://lake/wh/./t",
-            "s3://lake/whx/t",
-            "s3://other-bucket/wh/t",
-            "file:///data/sharedx/t",
-            "http://169.254.169.254/latest/meta-data",
-            "https://lake/wh/t",
-            "gs://lake/wh/t",
-            "/data/shared/t",
-        ] {
-            assert!(policy.check(bad).is_err(), "{bad} was allowed");
-        }
-    }
-}
-
-/// Where tables may live: under the warehouse or an explicitly allowed prefix, never
-/// through `..` or `.` path segments (plain or percent-encoded), in another bucket, or on
-/// an `http(s)://` address (a metadata service, for example).
-#[derive(Debug, Clone, PartialEq)]
-pub struct LocationPolicy {
-    roots: Vec<url::Url>,
-}
-
-impl LocationPolicy {
-    /// Allows locations under each of `roots` (URLs).
-    pub fn new<S: AsRef<str>>(roots: impl IntoIterator<Item = S>) -> Result<Self, String> {
-        let roots = roots
-            .into_iter()
-            .map(|root| {
-                let root = root.as_ref().trim_end_matches('/');
-                url::Url::parse(root).map_err(|e| format!("invalid location prefix '{root}': {e}"))
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Self { roots })
-    }
-
-    /// The location without a trailing slash, when it is allowed.
-    pub fn check(&self, location: &str) -> Result<String, String> {
-        let refuse = |why: &str| Err(format!("Invalid location '{location}': {why}"));
-        let trimmed = location.trim_end_matches('/');
-        let Ok(url) = url::Url::parse(trimmed) else {
-            return refuse("not a URL");
-        };
-        if matches!(url.scheme(), "http" | "https") {
-            return refuse("tables cannot live on http(s) addresses");
-        }
-        let after_scheme = trimmed.split_once("://").map_or(trimmed, |(_, rest)| rest);
-        let dotted = after_scheme.split(['/', '\\']).any(|segment| {
-            let decoded = segment.replace("%2e", ".").replace("%2E", ".");
-            decoded == "." || decoded == ".."
-        });
-        if dotted {
-            return refuse("'.' and '..' path segments are not allowed");
-        }
-        let inside = self.roots.iter().any(|root| {
-            root.scheme() == url.scheme()
-                && root.host_str() == url.host_str()
-                && root.port() == url.port()
-                && (url.path() == root.path()
-                    || url
-                        .path()
-                        .strip_prefix(root.path().trim_end_matches('/'))
-                        .is_some_and(|rest| rest.starts_with('/')))
-        });
-        if !inside {
-            let roots: Vec<&str> = self.roots.iter().map(url::Url::as_str).collect();
-            return refuse(&format!(
-                "outside the warehouse and the allowed locations ({})",
-                roots.join(", ")
-            ));
-        }
-        Ok(trimmed.to_string())
-    }
-}
 
 /// How often a commit that lost a race with another writer (through this or another node)
 /// is tried again on the newest table state: bounded, with random growing waits so that

@@ -14,8 +14,8 @@ use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::catalog::TableProvider;
-use futures::{StreamExt, TryStreamExt};
 
+use crate::claims::{delete_owned, Claims, Placing};
 use crate::{
     ColumnSpec, CreateTableRequest, LocationPolicy, PropertyValue, Result, TableError, TableFormat,
     TableHandle,
@@ -119,19 +119,45 @@ impl RegisteredFormat {
             })
     }
 
-    /// Deletes every object under a location.
-    async fn delete_location(&self, location: &str) -> Result<()> {
-        let (store, prefix) = self.stores.resolve(location).map_err(storage_error)?;
-        let paths = store
-            .list(Some(&prefix))
-            .map_ok(|meta| meta.location)
-            .boxed();
-        store
-            .delete_stream(paths)
-            .try_collect::<Vec<_>>()
+    /// Checks that a new table or schema at `location` stays inside the allowed places
+    /// (through no symbolic link) and takes over no other table's, schema's or reserved
+    /// location.
+    async fn place(&self, location: &str, placing: Placing) -> Result<()> {
+        let invalid = |message| TableError::InvalidProperty {
+            property: "location".into(),
+            message,
+        };
+        self.locations.check(location).map_err(invalid)?;
+        Claims::gather(&self.metastore, &self.locations)
             .await
-            .map_err(storage_error)?;
-        Ok(())
+            .map_err(storage_error)?
+            .check(location, placing, None)
+            .map_err(invalid)
+    }
+
+    /// Where a new managed table goes: `<schema location>/<name>`, or, when that is taken
+    /// (by a renamed table that kept its folder, say), the same with a unique suffix, as
+    /// Trino's unique table locations.
+    async fn managed_location(&self, schema_location: &str, name: &str) -> Result<String> {
+        let location = join_location(schema_location, name);
+        self.stores.resolve(&location).map_err(storage_error)?;
+        match self.place(&location, Placing::Table).await {
+            Ok(()) => Ok(location),
+            Err(taken) => {
+                let unique = format!("{location}-{}", uuid::Uuid::new_v4().simple());
+                match self.place(&unique, Placing::Table).await {
+                    Ok(()) => Ok(unique),
+                    Err(_) => Err(taken),
+                }
+            }
+        }
+    }
+
+    /// Deletes the files a dropped (or never recorded) table owns: never another table's,
+    /// a schema's or the warehouse's own, never through a symbolic link. Best effort: the
+    /// table is gone either way.
+    async fn delete_location(&self, location: &str) {
+        let _ = delete_owned(&self.stores, &self.locations, &self.metastore, location).await;
     }
 }
 
@@ -175,6 +201,13 @@ impl TableFormat for RegisteredFormat {
             None => join_location(&self.warehouse, schema),
         };
         self.stores.resolve(&location).map_err(storage_error)?;
+        // An existing schema is reported as such, before its location is compared.
+        if self.schema_exists(schema).await? {
+            return Err(TableError::SchemaAlreadyExists {
+                schema: schema.to_string(),
+            });
+        }
+        self.place(&location, Placing::Schema).await?;
         let record = SchemaRecord {
             catalog: self.catalog.clone(),
             schema: schema.to_string(),
@@ -277,10 +310,17 @@ impl TableFormat for RegisteredFormat {
                 .map(|location| self.allowed(&location, "location"))
                 .transpose()?,
         };
-        let location = external
-            .clone()
-            .unwrap_or_else(|| join_location(&schema_record.location, &request.name));
-        self.stores.resolve(&location).map_err(storage_error)?;
+        let location = match &external {
+            Some(location) => {
+                self.stores.resolve(location).map_err(storage_error)?;
+                self.place(location, Placing::Table).await?;
+                location.clone()
+            }
+            None => {
+                self.managed_location(&schema_record.location, &request.name)
+                    .await?
+            }
+        };
         let schema = arrow_schema_of(&request.columns);
         let properties = self
             .store
@@ -303,7 +343,7 @@ impl TableFormat for RegisteredFormat {
             Ok(()) => Ok(()),
             Err(e) => {
                 if !record.external {
-                    let _ = self.delete_location(&location).await;
+                    self.delete_location(&location).await;
                 }
                 Err(match e {
                     MetastoreError::TableAlreadyExists { .. } => {
@@ -323,7 +363,7 @@ impl TableFormat for RegisteredFormat {
             .map_err(metastore_error)?;
         if !record.external {
             // The record is gone first: a failure here leaves files, never a broken table.
-            let _ = self.delete_location(&record.location).await;
+            self.delete_location(&record.location).await;
         }
         Ok(())
     }

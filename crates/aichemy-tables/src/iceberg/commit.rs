@@ -16,6 +16,40 @@ use aichemy_metastore::PointerSwap;
 use iceberg::MetadataLocation;
 
 use super::IcebergFormat;
+use crate::claims::within;
+use crate::LocationPolicy;
+
+/// Table properties that send an Iceberg table's files elsewhere than under its location
+/// (read by iceberg-rust, PyIceberg, Spark or Trino when they write).
+const WRITE_PATH_PROPERTIES: &[&str] = &[
+    "write.data.path",
+    "write.metadata.path",
+    "write.folder-storage.path",
+    "write.object-storage.path",
+];
+
+/// Checks that the write-path properties of a table lie inside its location, so that
+/// every file written for it is its own (and inside the warehouse).
+pub(crate) fn check_write_paths(
+    metadata: &TableMetadata,
+    policy: Option<&LocationPolicy>,
+) -> Result<(), String> {
+    let location = metadata.location();
+    for property in WRITE_PATH_PROPERTIES {
+        if let Some(path) = metadata.properties().get(*property) {
+            if let Some(policy) = policy {
+                policy.check(path)?;
+            }
+            if !within(path, location) {
+                return Err(format!(
+                    "Table property '{property}' ('{path}') must lie inside the table's \
+                     location '{location}'"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
 
 /// The changes of one table in a commit.
 #[derive(Debug, Clone)]
@@ -129,22 +163,48 @@ impl IcebergFormat {
         mut creation: TableCreation,
     ) -> Result<TableMetadata, CommitError> {
         self.require_namespace(namespace).await?;
-        let location = match creation.location.take() {
-            Some(location) => location,
-            None => self.default_location(namespace, &creation.name).await?,
-        };
         let location = self
-            .locations
-            .check(&location)
-            .map_err(CommitError::Invalid)?;
+            .place_new_table(namespace, &creation.name, creation.location.take())
+            .await?;
         creation.location = Some(location);
-        Ok(TableMetadataBuilder::from_table_creation(creation)
+        let metadata = TableMetadataBuilder::from_table_creation(creation)
             .map_err(invalid)?
             .build()
             .map_err(invalid)?
-            .metadata)
+            .metadata;
+        check_write_paths(&metadata, Some(&self.locations)).map_err(CommitError::Invalid)?;
+        Ok(metadata)
     }
 
+    /// Where a new table goes: the location asked for, when [`IcebergFormat::place_table`]
+    /// allows it; else under its namespace's location, with a unique suffix when that
+    /// folder is taken (by a renamed table that kept it, say), as Trino's unique table
+    /// locations.
+    pub(crate) async fn place_new_table(
+        &self,
+        namespace: &NamespaceIdent,
+        name: &str,
+        requested: Option<String>,
+    ) -> Result<String, CommitError> {
+        if let Some(location) = requested {
+            return self
+                .place_table(&location, None)
+                .await
+                .map_err(CommitError::Invalid);
+        }
+        let location = self.default_location(namespace, name).await?;
+        match self.place_table(&location, None).await {
+            Ok(location) => Ok(location),
+            Err(taken) => {
+                let unique = format!("{location}-{}", uuid::Uuid::new_v4().simple());
+                self.place_table(&unique, None)
+                    .await
+                    .map_err(|_| CommitError::Invalid(taken))
+            }
+        }
+    }
+
+    /// Where a new table of `namespace` goes by default: under the namespace's location.
     async fn default_location(
         &self,
         namespace: &NamespaceIdent,
@@ -195,17 +255,21 @@ impl IcebergFormat {
                     metadata_location: location,
                     ..
                 }) => {
+                    let before = metadata.location().to_string();
                     let mut builder =
                         TableMetadataBuilder::new_from_metadata(metadata, Some(location.clone()));
                     for update in change.updates {
-                        if let TableUpdate::SetLocation { location } = &update {
-                            self.locations
-                                .check(location)
-                                .map_err(CommitError::Invalid)?;
-                        }
                         builder = update.apply(builder).map_err(invalid)?;
                     }
-                    (builder.build().map_err(invalid)?.metadata, Some(location))
+                    let metadata = builder.build().map_err(invalid)?.metadata;
+                    if metadata.location() != before {
+                        self.place_table(metadata.location(), Some(&change.ident))
+                            .await
+                            .map_err(CommitError::Invalid)?;
+                    }
+                    check_write_paths(&metadata, Some(&self.locations))
+                        .map_err(CommitError::Invalid)?;
+                    (metadata, Some(location))
                 }
                 None => {
                     if !change
@@ -216,7 +280,13 @@ impl IcebergFormat {
                         return Err(self.missing(&change.ident).await);
                     }
                     self.require_namespace(change.ident.namespace()).await?;
-                    (self.created_from_updates(change.updates)?, None)
+                    let metadata = self.created_from_updates(change.updates)?;
+                    self.place_table(metadata.location(), None)
+                        .await
+                        .map_err(CommitError::Invalid)?;
+                    check_write_paths(&metadata, Some(&self.locations))
+                        .map_err(CommitError::Invalid)?;
+                    (metadata, None)
                 }
             };
             staged.push((change.ident, expected, metadata));

@@ -24,6 +24,7 @@ use iceberg_catalog_sql::{SqlBindStyle, SqlCatalog, SqlCatalogBuilder};
 pub use commit::{namespace_key, CommitError, Committed, TableChange};
 pub use storage::{ObjectStoreStorage, ObjectStoreStorageFactory};
 
+use crate::claims::{delete_owned, Claims, Placing};
 use crate::{
     ColumnSpec, CommitRetry, CreateTableRequest, LocationPolicy, PropertyValue, Result, TableError,
     TableFormat, TableHandle,
@@ -54,6 +55,8 @@ pub struct IcebergFormat {
     storage_options: StorageOptions,
     catalog_name: String,
     warehouse: String,
+    /// The stores behind the file I/O, for deleting what a dropped table owns.
+    stores: Arc<StoreRegistry>,
 }
 
 impl IcebergFormat {
@@ -68,7 +71,9 @@ impl IcebergFormat {
         locations: LocationPolicy,
     ) -> Result<Self> {
         let storage_options = stores.options().clone();
-        let factory: Arc<dyn StorageFactory> = Arc::new(ObjectStoreStorageFactory::new(stores));
+        // Every file the catalog writes or deletes is checked against the policy first.
+        let factory: Arc<dyn StorageFactory> =
+            Arc::new(ObjectStoreStorageFactory::new(stores.clone()).guarded_by(locations.clone()));
         let bind_style = match metastore.backend() {
             Backend::Sqlite => SqlBindStyle::QMark,
             Backend::Postgres => SqlBindStyle::DollarNumeric,
@@ -93,6 +98,7 @@ impl IcebergFormat {
             storage_options,
             catalog_name: catalog_name.to_string(),
             warehouse: warehouse.trim_end_matches('/').to_string(),
+            stores,
         })
     }
 
@@ -119,6 +125,47 @@ impl IcebergFormat {
     /// Checks a location a client asked for; answers it normalized.
     pub fn check_location(&self, location: &str) -> std::result::Result<String, String> {
         self.locations.check(location)
+    }
+
+    /// Checks where a new table goes (or an existing one, `itself`, moves): inside the
+    /// allowed places through no symbolic link, and over no other table's, schema's or
+    /// reserved location. Answers the location normalized.
+    pub async fn place_table(
+        &self,
+        location: &str,
+        itself: Option<&TableIdent>,
+    ) -> std::result::Result<String, String> {
+        let location = self.locations.check(location)?;
+        let itself =
+            itself.map(|ident| self.qualified(&namespace_key(ident.namespace()), ident.name()));
+        Claims::gather(&self.metastore, &self.locations)
+            .await?
+            .check(&location, Placing::Table, itself.as_deref())?;
+        Ok(location)
+    }
+
+    /// The location of a new namespace: the one asked for or `<warehouse>/<levels>`, when
+    /// it is allowed and sits on no other schema, table or reserved place.
+    pub async fn namespace_location(
+        &self,
+        namespace: &NamespaceIdent,
+        requested: Option<&str>,
+    ) -> std::result::Result<String, String> {
+        let location = match requested {
+            Some(location) => location.to_string(),
+            None => format!("{}/{}", self.warehouse, namespace.join("/")),
+        };
+        let location = self.locations.check(&location)?;
+        Claims::gather(&self.metastore, &self.locations)
+            .await?
+            .check(&location, Placing::Schema, None)?;
+        Ok(location)
+    }
+
+    /// Deletes the files of a dropped table that it alone owns (see `claims.rs`); answers
+    /// why nothing was deleted, when nothing was.
+    pub async fn purge(&self, location: &str) -> std::result::Result<(), String> {
+        delete_owned(&self.stores, &self.locations, &self.metastore, location).await
     }
 
     fn namespace(schema: &str) -> NamespaceIdent {
@@ -211,16 +258,13 @@ impl TableFormat for IcebergFormat {
                 schema: schema.to_string(),
             });
         }
-        let location =
-            match location {
-                Some(location) => self.locations.check(&location).map_err(|message| {
-                    TableError::InvalidProperty {
-                        property: "location".into(),
-                        message,
-                    }
-                })?,
-                None => format!("{}/{schema}", self.warehouse),
-            };
+        let location = self
+            .namespace_location(&Self::namespace(schema), location.as_deref())
+            .await
+            .map_err(|message| TableError::InvalidProperty {
+                property: "location".into(),
+                message,
+            })?;
         let props = HashMap::from([("location".to_string(), location)]);
         self.catalog
             .create_namespace(&Self::namespace(schema), props)
@@ -370,20 +414,28 @@ impl TableFormat for IcebergFormat {
         if let Some(comment) = &request.comment {
             properties.insert("comment".to_string(), comment.clone());
         }
+        let namespace = Self::namespace(&request.schema);
+        let location = self
+            .place_new_table(
+                &namespace,
+                &request.name,
+                request.string_property("location")?,
+            )
+            .await
+            .map_err(|e| match e {
+                CommitError::Invalid(message) => TableError::InvalidProperty {
+                    property: "location".into(),
+                    message,
+                },
+                other => TableError::Storage {
+                    message: other.to_string(),
+                },
+            })?;
         let creation = TableCreation::builder()
             .name(request.name.clone())
             .schema(schema)
             .partition_spec(spec)
-            .location_opt(
-                request
-                    .string_property("location")?
-                    .map(|location| self.locations.check(&location))
-                    .transpose()
-                    .map_err(|message| TableError::InvalidProperty {
-                        property: "location".into(),
-                        message,
-                    })?,
-            )
+            .location(location)
             .properties(properties)
             .build();
         self.catalog
@@ -399,11 +451,9 @@ impl TableFormat for IcebergFormat {
             .drop_table(table.identifier())
             .await
             .map_err(format_error)?;
-        // The pointer is gone, so the table is dropped; deleting its files is best effort.
-        let location = table.metadata().location().to_string();
-        if location.starts_with(&self.warehouse) {
-            let _ = table.file_io().delete_prefix(&location).await;
-        }
+        // The pointer is gone, so the table is dropped; deleting the files it owns is best
+        // effort.
+        let _ = self.purge(table.metadata().location()).await;
         Ok(())
     }
 

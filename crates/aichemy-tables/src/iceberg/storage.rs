@@ -19,16 +19,30 @@ use iceberg::{Error, ErrorKind};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
+use crate::LocationPolicy;
+
 /// Builds [`ObjectStoreStorage`] for iceberg's `FileIO`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ObjectStoreStorageFactory {
     #[serde(skip)]
     registry: Arc<StoreRegistry>,
+    #[serde(skip)]
+    guard: Option<LocationPolicy>,
 }
 
 impl ObjectStoreStorageFactory {
     pub fn new(registry: Arc<StoreRegistry>) -> Self {
-        Self { registry }
+        Self {
+            registry,
+            guard: None,
+        }
+    }
+
+    /// Refuses to write or delete any file outside `policy`'s places, or reached through
+    /// a symbolic link, right before doing so.
+    pub fn guarded_by(mut self, policy: LocationPolicy) -> Self {
+        self.guard = Some(policy);
+        self
     }
 }
 
@@ -37,6 +51,7 @@ impl StorageFactory for ObjectStoreStorageFactory {
     fn build(&self, _config: &StorageConfig) -> iceberg::Result<Arc<dyn Storage>> {
         Ok(Arc::new(ObjectStoreStorage {
             registry: self.registry.clone(),
+            guard: self.guard.clone(),
         }))
     }
 }
@@ -46,6 +61,8 @@ impl StorageFactory for ObjectStoreStorageFactory {
 pub struct ObjectStoreStorage {
     #[serde(skip)]
     registry: Arc<StoreRegistry>,
+    #[serde(skip)]
+    guard: Option<LocationPolicy>,
 }
 
 fn io_error(path: &str, e: impl std::fmt::Display) -> Error {
@@ -63,6 +80,19 @@ impl ObjectStoreStorage {
         self.registry
             .resolve(path)
             .map_err(|e| Error::new(ErrorKind::DataInvalid, e.to_string()))
+    }
+
+    /// The store and path of a file about to be written or deleted, when the guard allows.
+    fn resolve_for_change(
+        &self,
+        path: &str,
+    ) -> iceberg::Result<(Arc<dyn ObjectStore>, object_store::path::Path)> {
+        if let Some(guard) = &self.guard {
+            guard
+                .check(path)
+                .map_err(|message| Error::new(ErrorKind::DataInvalid, message))?;
+        }
+        self.resolve(path)
     }
 }
 
@@ -100,7 +130,7 @@ impl Storage for ObjectStoreStorage {
     }
 
     async fn write(&self, path: &str, bs: Bytes) -> iceberg::Result<()> {
-        let (store, location) = self.resolve(path)?;
+        let (store, location) = self.resolve_for_change(path)?;
         store
             .put(&location, PutPayload::from_bytes(bs))
             .await
@@ -109,7 +139,7 @@ impl Storage for ObjectStoreStorage {
     }
 
     async fn writer(&self, path: &str) -> iceberg::Result<Box<dyn FileWrite>> {
-        let (store, location) = self.resolve(path)?;
+        let (store, location) = self.resolve_for_change(path)?;
         Ok(Box::new(ObjectWriter {
             writer: BufWriter::new(store, location),
             path: path.to_string(),
@@ -117,7 +147,7 @@ impl Storage for ObjectStoreStorage {
     }
 
     async fn delete(&self, path: &str) -> iceberg::Result<()> {
-        let (store, location) = self.resolve(path)?;
+        let (store, location) = self.resolve_for_change(path)?;
         match store.delete(&location).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(io_error(path, e)),
@@ -125,7 +155,7 @@ impl Storage for ObjectStoreStorage {
     }
 
     async fn delete_prefix(&self, path: &str) -> iceberg::Result<()> {
-        let (store, location) = self.resolve(path)?;
+        let (store, location) = self.resolve_for_change(path)?;
         let listed = store
             .list(Some(&location))
             .map_ok(|meta| meta.location)

@@ -137,6 +137,10 @@ impl DataSink for IcebergSink {
             .load_table(&self.ident)
             .await
             .map_err(df_error)?;
+        // Data files go under the table's own location only (each file is checked against
+        // the location policy by the storage as it is written).
+        super::commit::check_write_paths(table.metadata(), None)
+            .map_err(|message| df_error(iceberg::Error::new(ErrorKind::DataInvalid, message)))?;
         let mut writer = TableWriter::try_new(&table).map_err(df_error)?;
         let mut rows = 0u64;
         while let Some(batch) = data.next().await {
