@@ -110,13 +110,13 @@ def test_refusals_name_the_reason(secured):
     assert (status, body) == (403, b"Access Denied: User admin cannot impersonate user root")
     # A malformed header is refused, not a crash.
     assert request(https, {"Authorization": "Basic %%%"}) == (401, b"Malformed credentials")
-    # Passwords never travel over plain HTTP.
+    # Plain HTTP takes neither passwords nor claimed users once passwords are on, as Trino
+    # once authentication is configured.
     http = f"http://127.0.0.1:{secured.http_port}/v1/statement"
     status, body = request(http, {"X-Trino-User": "admin", "Authorization": basic})
-    assert (status, body) == (401, b"Password not allowed for insecure authentication")
-    # Without a password, plain HTTP still takes the user's name, as Trino's default.
+    assert (status, body) == (403, b"Authentication over HTTP is not enabled")
     status, body = request(http, {"X-Trino-User": "admin"})
-    assert status == 200 and b'"nextUri"' in body
+    assert (status, body) == (403, b"Authentication over HTTP is not enabled")
 
 
 def test_users_are_managed_without_a_restart(secured):

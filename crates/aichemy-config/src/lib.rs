@@ -43,6 +43,14 @@ pub struct Config {
     pub catalogs: BTreeMap<String, CatalogConfig>,
     /// A folder of Trino catalog files (`sales.properties`), as `--catalog-dir`.
     pub catalog_dir: Option<PathBuf>,
+    /// The secrets catalogs made with SQL `CREATE CATALOG` may read, written `ENV:NAME`
+    /// (an environment variable) or `FILE:/path` (a file): only these `${ENV:…}` and
+    /// `${FILE:…}` references resolve in such a catalog's properties, since their text
+    /// comes from whoever may run `CREATE CATALOG`, who could otherwise send the server's
+    /// variables and files to a database of their choosing. Any such user can still send a
+    /// listed secret to any database, so list only secrets meant for that. Catalogs of the
+    /// configuration file and the catalog folder resolve every reference. Default: none.
+    pub create_catalog_secrets: Vec<SecretReference>,
     /// How table commits that lose a race with another writer are retried.
     pub commit: CommitConfig,
     /// Object storage: where tables may live, S3 settings, commit safety.
@@ -258,10 +266,20 @@ pub struct ServerConfig {
     pub tls_certificate: Option<PathBuf>,
     /// The certificate's private key as PEM.
     pub tls_key: Option<PathBuf>,
-    /// Whether plain HTTP keeps accepting a user name without a password once a password
-    /// file is configured, as Trino's `http-server.authentication.allow-insecure-over-http`
-    /// (default true). Set false to make HTTPS with a password the only way in.
+    /// Whether plain HTTP keeps accepting a claimed user name without a password once
+    /// passwords are on (Trino's `http-server.authentication.allow-insecure-over-http`).
+    /// Default false: with passwords on, HTTP refuses statements (403) and HTTPS with a
+    /// password is the only way in, as Trino once authentication is configured. Setting it
+    /// lets anyone who reaches the HTTP port act as any user, administrators included; the
+    /// server logs a warning. Only for a trusted internal network.
     pub allow_insecure_over_http: bool,
+    /// Failed password checks one user name, or one client address, may have before each
+    /// further attempt of it waits: 1 s after this many, doubling with every failure up to
+    /// 30 s, attempts beyond that wait refused outright (still the same 401). Failures are
+    /// forgotten after 15 minutes without one; a good password clears its user's. Unknown
+    /// users count alike, so the delays tell nothing about who exists. 0 turns the delays
+    /// off. Default 5.
+    pub failed_logins_before_delay: u32,
     /// Seconds a kept-alive connection may sit without a request before it is closed.
     /// Default: 60.
     pub idle_timeout_seconds: u64,
@@ -286,7 +304,8 @@ impl Default for ServerConfig {
             password_file: None,
             tls_certificate: None,
             tls_key: None,
-            allow_insecure_over_http: true,
+            allow_insecure_over_http: false,
+            failed_logins_before_delay: 5,
             idle_timeout_seconds: 60,
             shutdown_grace_seconds: 30,
             query_client_timeout_seconds: 300,
@@ -325,6 +344,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             catalogs: BTreeMap::new(),
             catalog_dir: None,
+            create_catalog_secrets: Vec::new(),
             commit: CommitConfig::default(),
             storage: StorageConfig::default(),
             execution: ExecutionConfig::default(),
@@ -414,6 +434,9 @@ impl Config {
             "server.allow_insecure_over_http" => {
                 self.server.allow_insecure_over_http = parse(key, value)?
             }
+            "server.failed_logins_before_delay" => {
+                self.server.failed_logins_before_delay = parse(key, value)?
+            }
             "server.query_client_timeout_seconds" => {
                 self.server.query_client_timeout_seconds = parse(key, value)?
             }
@@ -423,6 +446,12 @@ impl Config {
             }
             "server.admin_users" => self.server.admin_users = comma_list(value),
             "catalog_dir" => self.catalog_dir = Some(value.into()),
+            "create_catalog_secrets" => {
+                self.create_catalog_secrets = comma_list(value)
+                    .iter()
+                    .map(|item| parse(key, item))
+                    .collect::<Result<_, _>>()?
+            }
             "commit.retries" => self.commit.retries = parse(key, value)?,
             "storage.allowed_locations" => self.storage.allowed_locations = comma_list(value),
             "storage.allow_unsafe_commits" => {
@@ -636,36 +665,174 @@ pub fn parse_properties(text: &str) -> BTreeMap<String, String> {
     out
 }
 
-/// Replaces `${ENV:NAME}` and `${FILE:path}` in a property value with the variable's
-/// value or the file's content (without its trailing newline), as Trino does. The
-/// messages name the variable or file, never a value.
+/// One secret a value may reference: `${ENV:NAME}` or `${FILE:path}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretReference {
+    /// An environment variable of the server's process.
+    Env(String),
+    /// A file the server can read; its content without the trailing newline.
+    File(PathBuf),
+}
+
+impl std::fmt::Display for SecretReference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretReference::Env(name) => write!(f, "${{ENV:{name}}}"),
+            SecretReference::File(path) => write!(f, "${{FILE:{}}}", path.display()),
+        }
+    }
+}
+
+impl std::str::FromStr for SecretReference {
+    type Err = String;
+
+    /// `ENV:NAME` or `FILE:/path`, also written as the reference itself (`${ENV:NAME}`).
+    fn from_str(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let inner = text
+            .strip_prefix("${")
+            .and_then(|t| t.strip_suffix('}'))
+            .unwrap_or(text);
+        match inner.split_once(':') {
+            Some(("ENV", name)) if !name.is_empty() => Ok(SecretReference::Env(name.into())),
+            Some(("FILE", path)) if Path::new(path).is_absolute() => {
+                Ok(SecretReference::File(path.into()))
+            }
+            _ => Err(format!(
+                "'{text}' is not a secret reference: write ENV:NAME or FILE:/absolute/path"
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretReference {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Which `${ENV:…}` and `${FILE:…}` references a value may resolve.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum SecretScope {
+    /// Every reference: text an administrator wrote (the configuration file, a catalog
+    /// folder, the environment).
+    #[default]
+    Any,
+    /// Only these: text from SQL (`CREATE CATALOG`), which any user allowed to run it
+    /// chooses ([`Config::create_catalog_secrets`]).
+    Listed(Vec<SecretReference>),
+}
+
+impl SecretScope {
+    fn allows(&self, reference: &SecretReference) -> bool {
+        match self {
+            SecretScope::Any => true,
+            SecretScope::Listed(allowed) => allowed.contains(reference),
+        }
+    }
+}
+
+/// Why a value's secret references cannot be resolved. The messages name the variable or
+/// file, never a value.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("an unterminated ${{…}} reference")]
+    Unterminated,
+    #[error("unknown reference ${{{reference}}}: use ${{ENV:NAME}} or ${{FILE:path}}")]
+    Unknown { reference: String },
+    #[error(
+        "{reference} may not be read by a catalog made with CREATE CATALOG; an administrator \
+         can list it in create_catalog_secrets, or declare the catalog in the configuration"
+    )]
+    NotAllowed { reference: SecretReference },
+    #[error("the environment variable {name} is not set")]
+    EnvNotSet { name: String },
+    #[error("cannot read the file {path}: {source}")]
+    FileUnreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl Config {
+    /// The secrets catalogs made with `CREATE CATALOG` may read.
+    pub fn create_catalog_secret_scope(&self) -> SecretScope {
+        SecretScope::Listed(self.create_catalog_secrets.clone())
+    }
+}
+
+/// Whether a value holds a `${…}` reference (so its resolved text may hold a secret).
+pub fn has_secret_reference(value: &str) -> bool {
+    value.contains("${")
+}
+
+/// Replaces `${ENV:NAME}` and `${FILE:path}` in a value with the variable's value or the
+/// file's content (without its trailing newline), as Trino does, for an administrator's
+/// text. The messages name the variable or file, never a value.
 pub fn resolve_secret(value: &str) -> Result<String, String> {
+    resolve_secrets(value, &SecretScope::Any)
+        .map(|resolved| resolved.text)
+        .map_err(|e| e.to_string())
+}
+
+/// A value with its references resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedValue {
+    pub text: String,
+    /// What each reference stood for, so that messages can hide it wherever it shows up.
+    pub secrets: Vec<String>,
+}
+
+/// [`resolve_secret`] limited to the references `scope` allows; a reference outside it is
+/// refused before anything is read, so not even whether it exists is told.
+pub fn resolve_secrets(value: &str, scope: &SecretScope) -> Result<ResolvedValue, SecretError> {
+    let mut secrets = Vec::new();
     let mut out = String::new();
     let mut rest = value;
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
         let Some(end) = after.find('}') else {
-            return Err("an unterminated ${…} reference".into());
+            return Err(SecretError::Unterminated);
         };
-        let reference = &after[..end];
-        if let Some(name) = reference.strip_prefix("ENV:") {
-            let value = std::env::var(name)
-                .map_err(|_| format!("the environment variable {name} is not set"))?;
-            out.push_str(&value);
-        } else if let Some(path) = reference.strip_prefix("FILE:") {
-            let value = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read the file {path}: {e}"))?;
-            out.push_str(value.trim_end_matches(['\n', '\r']));
+        let text = &after[..end];
+        let reference = if let Some(name) = text.strip_prefix("ENV:") {
+            SecretReference::Env(name.to_string())
+        } else if let Some(path) = text.strip_prefix("FILE:") {
+            SecretReference::File(path.into())
         } else {
-            return Err(format!(
-                "unknown reference ${{{reference}}}: use ${{ENV:NAME}} or ${{FILE:path}}"
-            ));
+            return Err(SecretError::Unknown {
+                reference: text.to_string(),
+            });
+        };
+        if !scope.allows(&reference) {
+            return Err(SecretError::NotAllowed { reference });
+        }
+        match &reference {
+            SecretReference::Env(name) => {
+                let value = std::env::var(name)
+                    .map_err(|_| SecretError::EnvNotSet { name: name.clone() })?;
+                out.push_str(&value);
+                secrets.push(value);
+            }
+            SecretReference::File(path) => {
+                let value = std::fs::read_to_string(path).map_err(|source| {
+                    SecretError::FileUnreadable {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
+                let value = value.trim_end_matches(['\n', '\r']);
+                out.push_str(value);
+                secrets.push(value.to_string());
+            }
         }
         rest = &after[end + 1..];
     }
     out.push_str(rest);
-    Ok(out)
+    Ok(ResolvedValue { text: out, secrets })
 }
 
 /// Turns a user-given location (a URL or a local path, relative or absolute) into a URL
@@ -849,6 +1016,99 @@ mod tests {
         let err = resolve_secret("${ENV:AICHEMY_TEST_UNSET_Y}").unwrap_err();
         assert!(err.contains("AICHEMY_TEST_UNSET_Y"));
         assert_eq!(resolve_secret("plain").unwrap(), "plain");
+    }
+
+    #[test]
+    fn sql_catalogs_resolve_only_listed_secrets() {
+        std::env::set_var("AICHEMY_TEST_LISTED_SECRET", "listed-value");
+        std::env::set_var("AICHEMY_TEST_CANARY_SECRET", "canary-value");
+        let dir = tempfile_dir("listed");
+        let listed_file = dir.join("listed.pw");
+        let other_file = dir.join("other.pw");
+        std::fs::write(&listed_file, "from-file\n").unwrap();
+        std::fs::write(&other_file, "canary-file\n").unwrap();
+        let mut config = Config::default();
+        config
+            .apply_env([(
+                "AICHEMY_CREATE_CATALOG_SECRETS".to_string(),
+                format!(
+                    "ENV:AICHEMY_TEST_LISTED_SECRET, ${{FILE:{}}}",
+                    listed_file.display()
+                ),
+            )])
+            .unwrap();
+        let scope = config.create_catalog_secret_scope();
+        assert_eq!(
+            resolve_secrets("u-${ENV:AICHEMY_TEST_LISTED_SECRET}", &scope).unwrap(),
+            ResolvedValue {
+                text: "u-listed-value".into(),
+                secrets: vec!["listed-value".into()]
+            }
+        );
+        let file = format!("${{FILE:{}}}", listed_file.display());
+        assert_eq!(resolve_secrets(&file, &scope).unwrap().text, "from-file");
+        // Anything else is refused before it is read: no value, no sign of its existence.
+        for refused in [
+            "${ENV:AICHEMY_TEST_CANARY_SECRET}".to_string(),
+            "${ENV:AICHEMY_TEST_NOT_SET_AT_ALL}".to_string(),
+            format!("${{FILE:{}}}", other_file.display()),
+            format!("${{FILE:{}/../other.pw}}", dir.display()),
+            "${FILE:/nonexistent/file}".to_string(),
+        ] {
+            let error = resolve_secrets(&refused, &scope).unwrap_err();
+            assert!(matches!(error, SecretError::NotAllowed { .. }), "{refused}");
+            let message = error.to_string();
+            assert!(message.contains("create_catalog_secrets"), "{message}");
+            assert!(!message.contains("canary-"), "{message}");
+        }
+        // An administrator's text resolves every reference.
+        assert_eq!(
+            resolve_secret("${ENV:AICHEMY_TEST_CANARY_SECRET}").unwrap(),
+            "canary-value"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(config.set("create_catalog_secrets", "PATH").is_err());
+        assert!(config
+            .set("create_catalog_secrets", "FILE:relative")
+            .is_err());
+        let from_file: Config =
+            toml::from_str("create_catalog_secrets = [\"ENV:PG_PW\", \"FILE:/run/pw\"]").unwrap();
+        assert_eq!(
+            from_file.create_catalog_secrets,
+            [
+                SecretReference::Env("PG_PW".into()),
+                SecretReference::File("/run/pw".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn http_takes_no_claimed_user_once_passwords_are_on() {
+        let server = ServerConfig::default();
+        assert!(!server.allow_insecure_over_http);
+        assert_eq!(server.failed_logins_before_delay, 5);
+        let mut config = Config::default();
+        config
+            .apply_env([
+                (
+                    "AICHEMY_SERVER__ALLOW_INSECURE_OVER_HTTP".to_string(),
+                    "true".to_string(),
+                ),
+                (
+                    "AICHEMY_SERVER__FAILED_LOGINS_BEFORE_DELAY".to_string(),
+                    "0".to_string(),
+                ),
+            ])
+            .unwrap();
+        assert!(config.server.allow_insecure_over_http);
+        assert_eq!(config.server.failed_logins_before_delay, 0);
+    }
+
+    fn tempfile_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("aichemy-config-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
     }
 
     #[test]

@@ -494,6 +494,7 @@ pub async fn create_view(session: &Session, create: CreateView) -> Result<Output
             catalog: plan_catalog.as_deref(),
             schema: plan_schema.as_deref(),
             time_zone: session.time_zone.as_deref(),
+            user: Some(&session.user),
         },
         0,
     )

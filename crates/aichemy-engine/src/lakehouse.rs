@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use aichemy_config::Config;
+use aichemy_config::{Config, SecretScope};
 use aichemy_federation::PostgresCatalog;
 use aichemy_metastore::Metastore;
 use aichemy_storage::{S3Settings, StorageOptions, StoreRegistry};
@@ -80,17 +80,19 @@ pub struct ExternalCatalog {
 }
 
 impl ExternalCatalog {
-    /// Opens a catalog definition; a bad one is kept with its error.
+    /// Opens a catalog definition; a bad one is kept with its error. `secrets` are the
+    /// `${ENV:…}`/`${FILE:…}` references its properties may use: every one for an
+    /// administrator's definition, the listed ones for a stored (SQL) one.
     pub fn open(
         name: &str,
         connector: &str,
         properties: &BTreeMap<String, String>,
         stored: bool,
+        secrets: &SecretScope,
     ) -> Self {
         let state = match connector {
-            "postgresql" => {
-                PostgresCatalog::new(name, properties).map(|c| Arc::new(c) as Arc<dyn TableFormat>)
-            }
+            "postgresql" => PostgresCatalog::new(name, properties, secrets)
+                .map(|c| Arc::new(c) as Arc<dyn TableFormat>),
             other => Err(format!(
                 "Catalog '{name}': connector '{other}' is not available; this build serves {}",
                 aichemy_federation::CONNECTORS.join(", ")
@@ -125,6 +127,9 @@ pub struct Lakehouse {
     /// Users who may CREATE and DROP catalogs; empty means everyone (Trino's default
     /// allow-all access control).
     admin_users: Vec<String>,
+    /// The `${ENV:…}`/`${FILE:…}` secrets catalogs made with CREATE CATALOG may read
+    /// (`create_catalog_secrets`); their text is any such user's.
+    sql_catalog_secrets: SecretScope,
     metastore: Metastore,
     warehouse: String,
     /// The `iceberg` catalog's format, which the Iceberg REST Catalog API serves too.
@@ -154,6 +159,12 @@ pub struct QueryRecord {
 pub trait QueryLog: std::fmt::Debug + Send + Sync {
     fn queries(&self) -> Vec<QueryRecord>;
 }
+
+/// The user a statement is planned for, kept in its session's configuration so that
+/// metadata tables answer for them (`system.runtime.queries` lists only a user's own
+/// queries unless they are an administrator).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryUser(pub String);
 
 /// The storage options of `s3://` stores: the configuration's S3 settings, the secret key
 /// read from `${ENV:…}`/`${FILE:…}` when it is a reference.
@@ -327,7 +338,12 @@ impl Lakehouse {
                 );
                 continue;
             }
-            let external = ExternalCatalog::open(name, connector, properties, is_stored);
+            let secrets = if is_stored {
+                config.create_catalog_secret_scope()
+            } else {
+                SecretScope::Any
+            };
+            let external = ExternalCatalog::open(name, connector, properties, is_stored, &secrets);
             if let Err(message) = &external.state {
                 tracing::error!("{message}");
             }
@@ -336,6 +352,7 @@ impl Lakehouse {
         Ok(Arc::new(Self {
             catalogs: std::sync::RwLock::new(catalogs),
             admin_users: config.server.admin_users.clone(),
+            sql_catalog_secrets: config.create_catalog_secret_scope(),
             metastore,
             warehouse,
             iceberg: iceberg_format,
@@ -349,14 +366,24 @@ impl Lakehouse {
         *self.query_log.write().expect("not poisoned") = Some(log);
     }
 
-    /// The queries the server knows; none outside a server.
-    pub fn queries(&self) -> Vec<QueryRecord> {
-        self.query_log
+    /// The queries the server knows that `user` may see: every one for an administrator,
+    /// their own for anyone else (the text of another user's statement may hold what they
+    /// typed as a password); none outside a server, none for no user.
+    pub fn queries(&self, user: Option<&str>) -> Vec<QueryRecord> {
+        let Some(user) = user else {
+            return Vec::new();
+        };
+        let mut queries = self
+            .query_log
             .read()
             .expect("not poisoned")
             .as_ref()
             .map(|log| log.queries())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        if !self.is_admin(user) {
+            queries.retain(|query| query.user == user);
+        }
+        queries
     }
 
     pub fn metastore(&self) -> &Metastore {
@@ -426,8 +453,13 @@ impl Lakehouse {
                 format!("Catalog '{}' already exists", record.name),
             ));
         }
-        let external =
-            ExternalCatalog::open(&record.name, &record.connector, &record.properties, true);
+        let external = ExternalCatalog::open(
+            &record.name,
+            &record.connector,
+            &record.properties,
+            true,
+            &self.sql_catalog_secrets,
+        );
         if let Err(message) = external.state {
             return Err(TrinoError::new(ErrorCode::GENERIC_USER_ERROR, message));
         }
@@ -527,12 +559,14 @@ impl Lakehouse {
         }
     }
 
-    /// A base session state with Trino-compatible settings and functions.
+    /// A base session state with Trino-compatible settings and functions, for `user`'s
+    /// statement (kept as its [`QueryUser`]).
     pub fn session_context(
         &self,
         catalog: &str,
         schema: &str,
         time_zone: Option<&str>,
+        user: Option<&str>,
     ) -> SessionContext {
         let mut config = self
             .execution
@@ -540,6 +574,9 @@ impl Lakehouse {
             .with_information_schema(false)
             .with_default_catalog_and_schema(catalog, schema)
             .with_create_default_catalog_and_schema(false);
+        if let Some(user) = user {
+            config = config.with_extension(Arc::new(QueryUser(user.to_string())));
+        }
         let options = config.options_mut();
         // Trino reads 1.5 as DECIMAL(2,1), not DOUBLE.
         options.sql_parser.parse_float_as_decimal = true;
@@ -664,7 +701,8 @@ impl Lakehouse {
             return metadata::information_schema_table(self, name).await;
         }
         if matches!(entry, CatalogEntry::System) {
-            return metadata::system_table(self, name).await;
+            let user = state.config().get_extension::<QueryUser>();
+            return metadata::system_table(self, name, user.as_ref().map(|u| u.0.as_str())).await;
         }
         if let Some(table) = self.load_table(name).await? {
             aichemy_tables::hive::measure(table.provider.as_ref(), state).await;

@@ -326,6 +326,7 @@ pub async fn information_schema_table(
 pub async fn system_table(
     lakehouse: &Lakehouse,
     name: &QualifiedName,
+    user: Option<&str>,
 ) -> Result<Arc<dyn TableProvider>> {
     match (name.schema.as_str(), name.name.as_str()) {
         ("jdbc", "catalogs") => mem_table(
@@ -363,7 +364,7 @@ pub async fn system_table(
         ("runtime", "queries") => mem_table(
             QUERIES,
             lakehouse
-                .queries()
+                .queries(user)
                 .into_iter()
                 .map(|q| {
                     vec![

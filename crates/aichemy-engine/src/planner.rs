@@ -11,12 +11,14 @@ use crate::dialect;
 use crate::error::{ErrorCode, Result, TrinoError};
 use crate::lakehouse::Lakehouse;
 
-/// Where a statement's unqualified names resolve, and the time zone it runs in.
+/// Where a statement's unqualified names resolve, the time zone it runs in, and who runs
+/// it (what `system.runtime.queries` shows them).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Scope<'a> {
     pub catalog: Option<&'a str>,
     pub schema: Option<&'a str>,
     pub time_zone: Option<&'a str>,
+    pub user: Option<&'a str>,
 }
 
 /// Plans a statement DataFusion understands (queries, INSERT, EXPLAIN), resolving the
@@ -34,6 +36,7 @@ pub async fn plan_statement(
         catalog.unwrap_or("system"),
         schema.unwrap_or("information_schema"),
         scope.time_zone,
+        scope.user,
     );
     let state = ctx.state();
     let statement = DFStatement::Statement(Box::new(statement));
@@ -67,10 +70,14 @@ pub async fn plan_query_text(
         ));
     }
     let statement = statements.remove(0);
+    let user = outer
+        .config()
+        .get_extension::<crate::lakehouse::QueryUser>();
     let scope = Scope {
         catalog,
         schema,
         time_zone: outer.config().options().execution.time_zone.as_deref(),
+        user: user.as_ref().map(|user| user.0.as_str()),
     };
     let (plan, _) = Box::pin(plan_statement(lakehouse, statement, scope, depth)).await?;
     Ok(plan)

@@ -142,6 +142,7 @@ impl Session {
             catalog: self.catalog.as_deref(),
             schema: self.schema.as_deref(),
             time_zone: self.time_zone.as_deref(),
+            user: Some(&self.user),
         }
     }
 

@@ -21,6 +21,8 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 use sqlx::{ConnectOptions, Postgres, Row};
 
+use aichemy_config::{has_secret_reference, resolve_secrets, SecretScope};
+
 mod decode;
 mod pushdown;
 mod scan;
@@ -95,8 +97,12 @@ pub struct Remote {
     /// and `aggregation-pushdown.enabled`, both true by default here).
     pub(crate) join_pushdown: bool,
     pub(crate) aggregation_pushdown: bool,
-    /// `host:port/database`, for messages (never the password).
+    /// `host:port/database`, for messages (never the password); as written when the URL
+    /// holds `${…}` references.
     address: String,
+    /// The password and what `${…}` references stood for: replaced by `***` in every
+    /// message, whoever wrote it (the driver, the remote server).
+    hidden: Vec<String>,
 }
 
 impl std::fmt::Debug for Remote {
@@ -111,7 +117,13 @@ impl std::fmt::Debug for Remote {
 impl Remote {
     /// A message about this catalog.
     pub(crate) fn message(&self, text: &str) -> String {
-        format!("Catalog '{}': {text}", self.catalog)
+        let mut message = format!("Catalog '{}': {text}", self.catalog);
+        for secret in &self.hidden {
+            if message.contains(secret.as_str()) {
+                message = message.replace(secret.as_str(), "***");
+            }
+        }
+        message
     }
 
     /// A driver error as a message naming the catalog and the database.
@@ -156,9 +168,15 @@ pub struct PostgresCatalog {
 
 impl PostgresCatalog {
     /// A catalog from Trino-style properties (`connection-url`, `connection-user`,
-    /// `connection-password`, optionally `connection-timeout` in seconds). Values may be
-    /// `${ENV:NAME}` or `${FILE:path}`. Nothing connects until a statement needs it.
-    pub fn new(catalog: &str, properties: &BTreeMap<String, String>) -> Result<Self, String> {
+    /// `connection-password`, optionally `connection-timeout` in seconds). Values may hold
+    /// the `${ENV:NAME}` and `${FILE:path}` references `secrets` allows (a catalog made
+    /// with SQL only those an administrator listed). No message shows a resolved value.
+    /// Nothing connects until a statement needs it.
+    pub fn new(
+        catalog: &str,
+        properties: &BTreeMap<String, String>,
+        secrets: &SecretScope,
+    ) -> Result<Self, String> {
         let fail = |text: String| format!("Catalog '{catalog}': {text}");
         for key in properties.keys() {
             if TRINO_ONLY_PROPERTIES.contains(&key.as_str()) {
@@ -178,21 +196,59 @@ impl PostgresCatalog {
                 Some(v) => Err(fail(format!("{key} must be true or false, not '{v}'"))),
             }
         };
+        // What references stood for, and the password: hidden wherever a message (of the
+        // driver, of the remote server) would show them.
+        let hidden = std::cell::RefCell::new(Vec::new());
         let resolve = |key: &str| -> Result<Option<String>, String> {
-            properties
-                .get(key)
-                .map(|v| aichemy_config::resolve_secret(v).map_err(|e| fail(format!("{key}: {e}"))))
-                .transpose()
+            let Some(written) = properties.get(key) else {
+                return Ok(None);
+            };
+            let resolved =
+                resolve_secrets(written, secrets).map_err(|e| fail(format!("{key}: {e}")))?;
+            hidden.borrow_mut().extend(resolved.secrets);
+            Ok(Some(resolved.text))
         };
-        let url = resolve("connection-url")?
+        let written_url = properties
+            .get("connection-url")
             .ok_or_else(|| fail("the property 'connection-url' is required".into()))?;
-        let (mut options, address) = connect_options(&url).map_err(&fail)?;
+        let url = resolve("connection-url")?.unwrap_or_default();
+        let (mut options, address) = if has_secret_reference(written_url) {
+            // Messages describe the URL as written: what a reference stands for is a
+            // secret, and an error quoting part of it would give it away.
+            let options = connect_options(&url)
+                .map(|(options, _)| options)
+                .map_err(|_| {
+                    fail(
+                        "connection-url is not a valid postgresql:// URL once its ${…} \
+                     references are resolved"
+                            .into(),
+                    )
+                })?;
+            (options, address_as_written(written_url))
+        } else {
+            connect_options(&url).map_err(&fail)?
+        };
         if let Some(user) = resolve("connection-user")? {
             options = options.username(&user);
         }
         if let Some(password) = resolve("connection-password")? {
             options = options.password(&password);
+            hidden.borrow_mut().push(password);
         }
+        if let Ok(parsed) = url::Url::parse(url.strip_prefix("jdbc:").unwrap_or(&url)) {
+            let mut hidden = hidden.borrow_mut();
+            hidden.extend(parsed.password().map(str::to_string));
+            hidden.extend(
+                parsed
+                    .query_pairs()
+                    .filter(|(key, _)| key == "password")
+                    .map(|(_, value)| value.into_owned()),
+            );
+        }
+        let mut hidden = hidden.into_inner();
+        hidden.retain(|secret| !secret.is_empty());
+        // The longest first, so that a secret holding another is hidden whole.
+        hidden.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
         let timeout = match properties.get("connection-timeout") {
             None => DEFAULT_CONNECT_TIMEOUT,
             Some(v) => v
@@ -214,6 +270,7 @@ impl PostgresCatalog {
                 join_pushdown: switch("join-pushdown.enabled")?,
                 aggregation_pushdown: switch("aggregation-pushdown.enabled")?,
                 address,
+                hidden,
             }),
         })
     }
@@ -322,6 +379,19 @@ fn connect_options(url: &str) -> Result<(PgConnectOptions, String), String> {
         }
     }
     Ok((options, format!("{host}:{port}/{database}")))
+}
+
+/// `host:port/database` of a URL as written, its `${…}` references left as they are:
+/// the part after the scheme, without credentials or query.
+fn address_as_written(url: &str) -> String {
+    let text = url.strip_prefix("jdbc:").unwrap_or(url);
+    let text = text.split_once("://").map_or(text, |(_, rest)| rest);
+    let text = text.split(['?', '#']).next().unwrap_or_default();
+    let (authority, path) = text.split_once('/').unwrap_or((text, ""));
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    format!("{host}/{path}")
 }
 
 #[async_trait]
@@ -574,9 +644,58 @@ mod tests {
             ),
             ("join-pushdown.enabled".to_string(), "false".to_string()),
         ]);
-        let catalog = PostgresCatalog::new("sales", &properties).unwrap();
+        let catalog = PostgresCatalog::new("sales", &properties, &SecretScope::Any).unwrap();
         assert!(!catalog.remote.join_pushdown);
         assert!(catalog.remote.aggregation_pushdown);
+    }
+
+    #[tokio::test]
+    async fn secrets_stay_out_of_messages() {
+        std::env::set_var("AICHEMY_FEDERATION_TEST_HOST", "canary-host.invalid");
+        std::env::set_var("AICHEMY_FEDERATION_TEST_PW", "canary-password");
+        let properties = BTreeMap::from([
+            (
+                "connection-url".to_string(),
+                "postgresql://${ENV:AICHEMY_FEDERATION_TEST_HOST}:5/db".to_string(),
+            ),
+            (
+                "connection-password".to_string(),
+                "${ENV:AICHEMY_FEDERATION_TEST_PW}".to_string(),
+            ),
+        ]);
+        // A catalog made with SQL may not read them at all.
+        let err = PostgresCatalog::new("evil", &properties, &SecretScope::Listed(Vec::new()))
+            .unwrap_err();
+        assert!(err.contains("${ENV:AICHEMY_FEDERATION_TEST_HOST}"), "{err}");
+        assert!(!err.contains("canary"), "{err}");
+        // An administrator's catalog reads them, and its messages show the URL as written
+        // and hide whatever a reference stood for, wherever it turns up.
+        let catalog = PostgresCatalog::new("sales", &properties, &SecretScope::Any).unwrap();
+        assert_eq!(
+            catalog.remote.address,
+            "${ENV:AICHEMY_FEDERATION_TEST_HOST}:5/db"
+        );
+        let message = catalog
+            .remote
+            .message("server said: no user canary-host.invalid with canary-password");
+        assert_eq!(
+            message,
+            "Catalog 'sales': server said: no user *** with ***"
+        );
+        let err = catalog.list_schemas().await.unwrap_err().to_string();
+        assert!(!err.contains("canary"), "{err}");
+        // A reference that turns the URL into something else is not quoted back.
+        std::env::set_var("AICHEMY_FEDERATION_TEST_SCHEME", "canary-scheme");
+        let properties = BTreeMap::from([(
+            "connection-url".to_string(),
+            "${ENV:AICHEMY_FEDERATION_TEST_SCHEME}://h/db".to_string(),
+        )]);
+        let err = PostgresCatalog::new("sales", &properties, &SecretScope::Any).unwrap_err();
+        assert!(!err.contains("canary"), "{err}");
+        assert_eq!(
+            address_as_written("jdbc:postgresql://u:${ENV:X}@${ENV:H}:5432/db?password=p"),
+            "${ENV:H}:5432/db"
+        );
     }
 
     #[test]
@@ -588,7 +707,7 @@ mod tests {
             ),
             ("connection-pasword".to_string(), "x".to_string()),
         ]);
-        let err = PostgresCatalog::new("sales", &properties).unwrap_err();
+        let err = PostgresCatalog::new("sales", &properties, &SecretScope::Any).unwrap_err();
         assert!(
             err.starts_with("Catalog 'sales': unknown catalog property 'connection-pasword'"),
             "{err}"

@@ -277,7 +277,11 @@ pub fn router(
 
 /// Lets a request through when its credentials are good (see the module comment).
 async fn authenticate(State(app): State<RestApp>, request: Request, next: Next) -> Response {
-    match user_of(&app, request.headers()).await {
+    let client = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip());
+    match user_of(&app, request.headers(), client).await {
         Ok(_) => next.run(request).await,
         Err(e) => {
             let mut response = e.into_response();
@@ -290,7 +294,11 @@ async fn authenticate(State(app): State<RestApp>, request: Request, next: Next) 
     }
 }
 
-async fn user_of(app: &RestApp, headers: &HeaderMap) -> RestResult<String> {
+async fn user_of(
+    app: &RestApp,
+    headers: &HeaderMap,
+    client: Option<std::net::IpAddr>,
+) -> RestResult<String> {
     let Some(passwords) = &app.security.passwords else {
         return Ok("anonymous".to_string());
     };
@@ -316,7 +324,11 @@ async fn user_of(app: &RestApp, headers: &HeaderMap) -> RestResult<String> {
     }
     match basic_credentials(headers) {
         Ok(Some((user, Some(password)))) => {
-            if passwords.verify(&user, &password).await {
+            let failed_logins = &app.security.failed_logins;
+            if failed_logins
+                .check(passwords, &user, &password, client)
+                .await
+            {
                 Ok(user)
             } else {
                 tracing::info!(user = %user, "Iceberg REST authentication failed");
@@ -343,7 +355,11 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 
 /// `POST /v1/oauth/tokens`: the client-credentials grant; client id and secret are a
 /// user and their password.
-async fn issue_token(State(app): State<RestApp>, body: Bytes) -> Response {
+async fn issue_token(
+    State(app): State<RestApp>,
+    client: crate::ClientAddress,
+    body: Bytes,
+) -> Response {
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
         return oauth_error(
@@ -368,7 +384,11 @@ async fn issue_token(State(app): State<RestApp>, body: Bytes) -> Response {
             );
         }
         let secret = form.get("client_secret").cloned().unwrap_or_default();
-        if !passwords.verify(client_id, &secret).await {
+        let failed_logins = &app.security.failed_logins;
+        if !failed_logins
+            .check(passwords, client_id, &secret, client.0)
+            .await
+        {
             tracing::info!(user = %client_id, "Iceberg REST token refused");
             return oauth_error(
                 StatusCode::UNAUTHORIZED,

@@ -59,6 +59,29 @@ pub struct Security {
     /// Whether plain HTTP still takes a user name without a password once passwords are
     /// configured (Trino's `http-server.authentication.allow-insecure-over-http`).
     pub allow_insecure_over_http: bool,
+    /// Repeated failed password checks, which slow down further attempts.
+    pub failed_logins: Arc<auth::FailedLogins>,
+}
+
+/// The address a request came from, as the listener saw it (`None` where a router runs
+/// without a listener, as in tests). Never a header: those are the client's to forge.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientAddress(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddress(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<SocketAddr>>()
+                .map(|info| info.0.ip()),
+        ))
+    }
 }
 
 /// Where and how the server listens.
@@ -143,7 +166,7 @@ pub async fn serve(
                 tokens.clone(),
             ),
         );
-        servers.spawn(server.serve(app.into_make_service()));
+        servers.spawn(server.serve(app.into_make_service_with_connect_info::<SocketAddr>()));
     }
     if let Some((addr, config)) = options.https {
         let listener = bind(addr)?;
@@ -167,7 +190,7 @@ pub async fn serve(
                 tokens.clone(),
             ),
         );
-        servers.spawn(server.serve(app.into_make_service()));
+        servers.spawn(server.serve(app.into_make_service_with_connect_info::<SocketAddr>()));
     }
     let reaper = {
         let queries = queries.clone();
@@ -350,6 +373,7 @@ async fn authenticate(
     app: &App,
     headers: &HeaderMap,
     protocol: Protocol,
+    client: ClientAddress,
 ) -> Result<String, Response> {
     let named = protocol.get(headers, "user").map(str::to_string);
     let credentials = match basic_credentials(headers) {
@@ -361,7 +385,11 @@ async fn authenticate(
             let Some((user, Some(password))) = credentials else {
                 return Err(unauthorized("Unauthorized"));
             };
-            if !passwords.verify(&user, &password).await {
+            let failed_logins = &app.security.failed_logins;
+            if !failed_logins
+                .check(passwords, &user, &password, client.0)
+                .await
+            {
                 tracing::info!(user = %user, "authentication failed");
                 return Err(unauthorized("Authentication failed: Invalid credentials"));
             }
@@ -432,7 +460,12 @@ fn unauthorized(message: &str) -> Response {
     response
 }
 
-async fn submit(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+async fn submit(
+    State(app): State<App>,
+    client: ClientAddress,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let protocol = Protocol::detect(&headers);
     if headers.keys().any(|k| k.as_str().starts_with("x-presto-"))
         && headers.keys().any(|k| k.as_str().starts_with("x-trino-"))
@@ -442,7 +475,7 @@ async fn submit(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Resp
             "Both X-Trino and X-Presto headers are present",
         );
     }
-    let user = match authenticate(&app, &headers, protocol).await {
+    let user = match authenticate(&app, &headers, protocol, client).await {
         Ok(user) => user,
         Err(response) => return response,
     };
@@ -515,9 +548,10 @@ async fn cancel_statement(
 async fn owned_query(
     app: &App,
     headers: &HeaderMap,
+    client: ClientAddress,
     id: &str,
 ) -> Result<Arc<query::Query>, Response> {
-    let user = authenticate(app, headers, Protocol::detect(headers)).await?;
+    let user = authenticate(app, headers, Protocol::detect(headers), client).await?;
     match app.queries.get(id) {
         Some(query) if query.session.user == user => Ok(query),
         Some(_) => Err(refuse(
@@ -531,9 +565,10 @@ async fn owned_query(
 async fn query_info(
     State(app): State<App>,
     Path(id): Path<String>,
+    client: ClientAddress,
     headers: HeaderMap,
 ) -> Response {
-    let query = match owned_query(&app, &headers, &id).await {
+    let query = match owned_query(&app, &headers, client, &id).await {
         Ok(query) => query,
         Err(response) => return response,
     };
@@ -564,9 +599,10 @@ async fn query_info(
 async fn cancel_query(
     State(app): State<App>,
     Path(id): Path<String>,
+    client: ClientAddress,
     headers: HeaderMap,
 ) -> Response {
-    match owned_query(&app, &headers, &id).await {
+    match owned_query(&app, &headers, client, &id).await {
         Ok(query) => {
             query.cancel("Query was canceled");
             StatusCode::NO_CONTENT.into_response()

@@ -108,6 +108,12 @@ fn options(config: &Config) -> Result<ServeOptions, String> {
         // The metastore's users are set up once the lakehouse is open.
         None => None,
     };
+    if server.passwords_enabled() && server.allow_insecure_over_http {
+        tracing::warn!(
+            "server.allow_insecure_over_http is on: plain HTTP takes any user a client claims, \
+             administrators included, without a password; allow it only on a trusted network"
+        );
+    }
     let https = if server.https_enabled() {
         let source = certificate_source(config)?;
         let certificate = aichemy_server::tls::load(&source).map_err(|e| e.to_string())?;
@@ -127,6 +133,9 @@ fn options(config: &Config) -> Result<ServeOptions, String> {
         security: Security {
             passwords,
             allow_insecure_over_http: server.allow_insecure_over_http,
+            failed_logins: Arc::new(aichemy_server::auth::FailedLogins::new(
+                server.failed_logins_before_delay,
+            )),
         },
         idle_timeout: Duration::from_secs(server.idle_timeout_seconds.max(1)),
         grace: Duration::from_secs(server.shutdown_grace_seconds),
