@@ -255,6 +255,8 @@ impl Lakehouse {
             check_conditional_writes(&stores, &warehouse, config.storage.allow_unsafe_commits)
                 .await?;
         }
+        // No table may be placed over the warehouse root, a format catalog's folder, the
+        // metastore file or the TLS folder.
         let locations = LocationPolicy::new(
             std::iter::once(&warehouse).chain(&config.storage.allowed_locations),
         )
@@ -267,8 +269,6 @@ impl Lakehouse {
             "iceberg",
             &metastore,
             &format!("{warehouse}/iceberg"),
-        // No table may be placed over the warehouse root, a format catalog's folder, the
-        // metastore file or the TLS folder.
             stores.clone(),
             retry,
             locations.clone(),
@@ -298,7 +298,6 @@ impl Lakehouse {
             "lance",
             Arc::new(LanceStore::new(stores.clone(), retry).guarded_by(locations.clone())),
         );
-        let lance = registered("lance", Arc::new(LanceStore::new(stores.clone(), retry)));
         let mut catalogs = BTreeMap::new();
         for name in BUILTIN_CATALOGS {
             let entry = match name {
