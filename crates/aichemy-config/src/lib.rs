@@ -73,6 +73,10 @@ pub struct ExecutionConfig {
     pub memory_limit: Option<DataSize>,
     /// The folder of spill files. Default: the system's temporary folder.
     pub spill_path: Option<PathBuf>,
+    /// Seconds a statement may run, reading its results included, before it fails with
+    /// `EXCEEDED_TIME_LIMIT` (Trino's `query.max-run-time`); a session's
+    /// `query_max_run_time` can only shorten it. Default: no limit.
+    pub query_max_run_time_seconds: Option<u64>,
     /// DataFusion settings by their names without the `datafusion.` prefix, for tuning:
     /// `"execution.parquet.pushdown_filters" = "true"`.
     pub datafusion: BTreeMap<String, ScalarText>,
@@ -289,6 +293,12 @@ pub struct ServerConfig {
     /// Seconds after which a query whose client stopped fetching results is cancelled
     /// (Trino's `query.client.timeout`). Default: 300.
     pub query_client_timeout_seconds: u64,
+    /// Queries that run at once; later ones wait, QUEUED, for one to end (Trino's
+    /// resource group `hardConcurrencyLimit`). Default: 4 per execution thread.
+    pub max_concurrent_queries: Option<usize>,
+    /// Queries that may wait at once; one more fails at once with `QUERY_QUEUE_FULL`
+    /// (Trino's resource group `maxQueued`). Default: 1000.
+    pub max_queued_queries: usize,
     /// Users who may run CREATE CATALOG and DROP CATALOG. Empty (the default) lets every
     /// user, as Trino's default allow-all access control does.
     pub admin_users: Vec<String>,
@@ -309,6 +319,8 @@ impl Default for ServerConfig {
             idle_timeout_seconds: 60,
             shutdown_grace_seconds: 30,
             query_client_timeout_seconds: 300,
+            max_concurrent_queries: None,
+            max_queued_queries: 1000,
             admin_users: Vec::new(),
         }
     }
@@ -444,6 +456,10 @@ impl Config {
             "server.shutdown_grace_seconds" => {
                 self.server.shutdown_grace_seconds = parse(key, value)?
             }
+            "server.max_concurrent_queries" => {
+                self.server.max_concurrent_queries = Some(parse(key, value)?)
+            }
+            "server.max_queued_queries" => self.server.max_queued_queries = parse(key, value)?,
             "server.admin_users" => self.server.admin_users = comma_list(value),
             "catalog_dir" => self.catalog_dir = Some(value.into()),
             "create_catalog_secrets" => {
@@ -466,6 +482,9 @@ impl Config {
             "storage.s3.path_style" => self.storage.s3.path_style = Some(parse(key, value)?),
             "execution.threads" => self.execution.threads = Some(parse(key, value)?),
             "execution.memory_limit" => self.execution.memory_limit = Some(parse(key, value)?),
+            "execution.query_max_run_time_seconds" => {
+                self.execution.query_max_run_time_seconds = Some(parse(key, value)?)
+            }
             "execution.spill_path" => self.execution.spill_path = Some(value.into()),
             _ if key.starts_with("execution.datafusion.") => {
                 self.execution.datafusion.insert(

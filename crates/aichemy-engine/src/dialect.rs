@@ -14,18 +14,18 @@ use std::ops::ControlFlow;
 use datafusion::sql::sqlparser::ast::{
     visit_expressions_mut, CastKind, DataType, ExactNumberInfo, Expr, Function, FunctionArg,
     FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident, ObjectName, Query, SelectItem,
-    SetExpr, Statement, Value,
+    SetExpr, Statement, Value, Visit, Visitor,
 };
-use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
 
 use crate::error::{ErrorCode, ErrorLocation, Result, TrinoError};
 use crate::lambda::{capture_name, param_name, LambdaKind};
+use crate::trino_dialect::TrinoDialect;
 
 /// The dialect statements are parsed with.
-pub fn dialect() -> GenericDialect {
-    GenericDialect {}
+pub fn dialect() -> TrinoDialect {
+    TrinoDialect::default()
 }
 
 /// The property that carries a table comment written Trino's way.
@@ -47,6 +47,7 @@ pub fn rewrite_type_syntax(sql: &str) -> String {
     let significant = |i: usize| -> Option<usize> {
         (i..tokens.len()).find(|j| !matches!(tokens[*j], Token::Whitespace(_)))
     };
+    let closing = closing_parens(&tokens);
     let mut out: Vec<Token> = tokens.clone();
     let mut closers: HashMap<usize, Token> = HashMap::new();
     for i in 0..tokens.len() {
@@ -79,7 +80,7 @@ pub fn rewrite_type_syntax(sql: &str) -> String {
         if !is_type {
             continue;
         }
-        let Some(close) = matching_paren(&tokens, open) else {
+        let Some(close) = closing[open] else {
             continue;
         };
         if keyword == "ROW" {
@@ -169,31 +170,51 @@ fn move_table_comment(mut tokens: Vec<Token>) -> Vec<Token> {
     tokens
 }
 
-fn matching_paren(tokens: &[Token], open: usize) -> Option<usize> {
-    let mut depth = 0usize;
-    for (i, token) in tokens.iter().enumerate().skip(open) {
+/// For each `(`, the position of the `)` that closes it, found in one pass (a search per
+/// parenthesis would take time quadratic in their nesting).
+fn closing_parens(tokens: &[Token]) -> Vec<Option<usize>> {
+    let mut closing = vec![None; tokens.len()];
+    let mut open = Vec::new();
+    for (i, token) in tokens.iter().enumerate() {
         match token {
-            Token::LParen => depth += 1,
+            Token::LParen => open.push(i),
             Token::RParen => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(i);
+                if let Some(at) = open.pop() {
+                    closing[at] = Some(i);
                 }
             }
             _ => {}
         }
     }
-    None
+    closing
 }
+
+/// How deeply expressions and queries may nest in one statement: the parser's recursion
+/// limit, and the depth of the parsed tree (a 300-term sum is 300 deep though it parses
+/// without recursion). Every later step — lambda lowering, planning, optimizing,
+/// evaluating — recurses along that depth, so a bound here keeps each within the stack of
+/// the query threads ([`crate::execution::QUERY_THREAD_STACK_BYTES`]). Deeper statements
+/// fail with Trino's `STACK_OVERFLOW`, as Trino's own analyzer does on its stack's limit.
+pub const MAX_NESTING: usize = 1000;
 
 /// Parses Trino SQL text into statements, with lambdas lowered.
 pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
     let rewritten = rewrite_type_syntax(sql);
     let dialect = dialect();
-    let mut statements = Parser::new(&dialect)
+    let parsed = Parser::new(&dialect)
+        .with_recursion_limit(MAX_NESTING + PARSER_LEVELS_ABOVE_EXPRESSIONS)
         .try_with_sql(&rewritten)
-        .and_then(|mut p| p.parse_statements())
-        .map_err(syntax_error)?;
+        .and_then(|mut p| p.parse_statements());
+    let mut statements = match parsed {
+        Ok(statements) => statements,
+        Err(_) if dialect.exhausted() => return Err(too_complex()),
+        // Past its recursion limit the parser may report what it met next instead.
+        Err(_) if token_nesting(&rewritten) > MAX_NESTING => return Err(too_deeply_nested()),
+        Err(e) => return Err(syntax_error(e)),
+    };
+    for statement in &statements {
+        check_nesting(statement)?;
+    }
     for statement in &mut statements {
         lower_lambdas(statement)?;
         let _ = visit_expressions_mut(statement, |expr| {
@@ -354,7 +375,7 @@ pub fn is_blank(sql: &str) -> bool {
 pub fn syntax_error(e: ParserError) -> TrinoError {
     let text = match e {
         ParserError::ParserError(s) | ParserError::TokenizerError(s) => s,
-        ParserError::RecursionLimitExceeded => "Statement is too deeply nested".to_string(),
+        ParserError::RecursionLimitExceeded => return too_deeply_nested(),
     };
     let (message, location) = match text.rfind(" at Line: ") {
         Some(at) => {
@@ -373,6 +394,126 @@ pub fn syntax_error(e: ParserError) -> TrinoError {
     let message = message.replace("sql parser error: ", "");
     TrinoError::new(ErrorCode::SYNTAX_ERROR, message)
         .at(location.or(Some(ErrorLocation { line: 1, column: 1 })))
+}
+
+/// Parser levels a statement spends before its first expression (statement, query,
+/// select item, …): the parser's recursion limit leaves room for them, so that exactly
+/// [`MAX_NESTING`] levels of expressions parse and the tree's check has the last word.
+const PARSER_LEVELS_ABOVE_EXPRESSIONS: usize = 100;
+
+/// How deeply a statement's text nests, from its tokens alone: brackets and parentheses
+/// open at once, plus the longest run of prefix operators (`NOT NOT …`, `- - …`).
+fn token_nesting(sql: &str) -> usize {
+    let dialect = dialect();
+    let Ok(tokens) = Tokenizer::new(&dialect, sql).tokenize() else {
+        return 0;
+    };
+    let (mut open, mut run, mut deepest) = (0usize, 0usize, 0usize);
+    for token in tokens {
+        match token {
+            Token::LParen | Token::LBracket => open += 1,
+            Token::RParen | Token::RBracket => open = open.saturating_sub(1),
+            Token::Whitespace(_) => continue,
+            Token::Minus | Token::Plus => run += 1,
+            Token::Word(w) if w.value.eq_ignore_ascii_case("NOT") => run += 1,
+            _ => run = 0,
+        }
+        deepest = deepest.max(open + run);
+    }
+    deepest
+}
+
+/// The error of a statement that ran the parser out of [`crate::trino_dialect::PARSE_STEPS`].
+fn too_complex() -> TrinoError {
+    TrinoError::new(
+        ErrorCode::STACK_OVERFLOW,
+        format!(
+            "statement is too large (parsing it took more than {} steps: a syntax error \
+             inside deeply nested expressions makes the parser retry every level)",
+            crate::trino_dialect::PARSE_STEPS
+        ),
+    )
+}
+
+/// Trino's error for a statement nested deeper than [`MAX_NESTING`].
+fn too_deeply_nested() -> TrinoError {
+    TrinoError::new(
+        ErrorCode::STACK_OVERFLOW,
+        format!(
+            "statement is too large (expressions and subqueries nest more than {MAX_NESTING} \
+             levels deep)"
+        ),
+    )
+}
+
+/// Counts how deeply a statement's expressions and queries nest, and stops one level
+/// past [`MAX_NESTING`]: the walk itself never goes deeper than that.
+struct Nesting {
+    depth: usize,
+}
+
+impl Nesting {
+    fn enter(&mut self) -> ControlFlow<()> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+
+    fn leave(&mut self) -> ControlFlow<()> {
+        self.depth -= 1;
+        ControlFlow::Continue(())
+    }
+}
+
+impl Visitor for Nesting {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, _: &Expr) -> ControlFlow<()> {
+        self.enter()
+    }
+
+    fn post_visit_expr(&mut self, _: &Expr) -> ControlFlow<()> {
+        self.leave()
+    }
+
+    fn pre_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+        self.enter()
+    }
+
+    fn post_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+        self.leave()
+    }
+}
+
+/// Refuses a statement whose expressions or queries nest deeper than [`MAX_NESTING`].
+pub fn check_nesting(statement: &Statement) -> Result<()> {
+    match statement.visit(&mut Nesting { depth: 0 }) {
+        ControlFlow::Continue(()) => Ok(()),
+        ControlFlow::Break(()) => Err(too_deeply_nested()),
+    }
+}
+
+/// Refuses a statement that cannot be prepared or executed by `EXECUTE`: another
+/// `PREPARE`, `EXECUTE` or `DEALLOCATE` (one that executed itself would never end).
+pub fn check_preparable(sql: &str) -> Result<()> {
+    let dialect = dialect();
+    let tokens = Tokenizer::new(&dialect, sql).tokenize().unwrap_or_default();
+    let first = tokens
+        .iter()
+        .find(|t| !matches!(t, Token::Whitespace(_) | Token::SemiColon));
+    if let Some(Token::Word(word)) = first {
+        let keyword = word.value.to_ascii_uppercase();
+        if matches!(keyword.as_str(), "PREPARE" | "EXECUTE" | "DEALLOCATE") {
+            return Err(TrinoError::new(
+                ErrorCode::NOT_SUPPORTED,
+                format!("Invalid statement type for prepared statement: {keyword}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Rewrites every lambda function call in a statement into its internal function.

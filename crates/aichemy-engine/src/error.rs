@@ -86,11 +86,15 @@ error_codes! {
     INVALID_LITERAL = 59, UserError;
     AMBIGUOUS_NAME = 62, UserError;
     INVALID_PARAMETER_USAGE = 80, UserError;
+    STACK_OVERFLOW = 108, UserError;
     GENERIC_INTERNAL_ERROR = 65536, InternalError;
     SERVER_SHUTTING_DOWN = 65545, InternalError;
+    QUERY_QUEUE_FULL = 131074, InsufficientResources;
     EXCEEDED_TIME_LIMIT = 131075, InsufficientResources;
     EXCEEDED_LOCAL_MEMORY_LIMIT = 131079, InsufficientResources;
     GENERIC_EXTERNAL = 133000, External;
+    // HIVE_METASTORE_ERROR: Trino's hive connector, the metastore could not be reached.
+    HIVE_METASTORE_ERROR = 16777216, External;
     // JDBC_ERROR: Trino's JDBC-based connectors (PostgreSQL), an error of the remote database.
     JDBC_ERROR = 67108864, External;
 }
@@ -203,9 +207,19 @@ impl From<aichemy_metastore::MetastoreError> for TrinoError {
                 ErrorCode::TABLE_ALREADY_EXISTS,
                 format!("View {}", e.to_string().trim_start_matches("view ")),
             ),
+            _ if e.is_unavailable() => metastore_unavailable(&e),
             _ => TrinoError::internal(e.to_string()),
         }
     }
+}
+
+/// Trino's error when the metastore cannot be reached (its hive connector's
+/// `HIVE_METASTORE_ERROR`).
+fn metastore_unavailable(e: &aichemy_metastore::MetastoreError) -> TrinoError {
+    TrinoError::new(
+        ErrorCode::HIVE_METASTORE_ERROR,
+        format!("Metastore is unavailable: {e}"),
+    )
 }
 
 impl From<DataFusionError> for TrinoError {
@@ -229,6 +243,11 @@ fn from_foreign(error: &(dyn std::error::Error + 'static)) -> TrinoError {
                     return TrinoError::new(ErrorCode::DIVISION_BY_ZERO, "Division by zero")
                 }
                 _ => {}
+            }
+        }
+        if let Some(metastore) = current.downcast_ref::<aichemy_metastore::MetastoreError>() {
+            if metastore.is_unavailable() {
+                return metastore_unavailable(metastore);
             }
         }
         if let Some(df) = current.downcast_ref::<DataFusionError>() {

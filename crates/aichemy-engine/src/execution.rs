@@ -21,6 +21,7 @@ const CONSUMERS_IN_ERRORS: usize = 5;
 pub struct Execution {
     runtime: Arc<RuntimeEnv>,
     config: SessionConfig,
+    max_run_time: Option<std::time::Duration>,
 }
 
 impl Execution {
@@ -60,7 +61,14 @@ impl Execution {
         let runtime = runtime
             .build_arc()
             .map_err(|e| invalid("spill_path", e.to_string()))?;
-        Ok(Self { runtime, config })
+        let max_run_time = settings
+            .query_max_run_time_seconds
+            .map(std::time::Duration::from_secs);
+        Ok(Self {
+            runtime,
+            config,
+            max_run_time,
+        })
     }
 
     /// The runtime every session of the lakehouse shares.
@@ -68,8 +76,35 @@ impl Execution {
         self.runtime.clone()
     }
 
+    /// How long any statement may run (`execution.query_max_run_time_seconds`).
+    pub fn max_run_time(&self) -> Option<std::time::Duration> {
+        self.max_run_time
+    }
+
     /// The settings a new session starts from.
     pub fn session_config(&self) -> SessionConfig {
         self.config.clone()
     }
+}
+
+/// Stack of every thread that parses, plans and runs queries. Parsing, planning and
+/// evaluating an expression recurse once per level of nesting, and an unoptimised build
+/// spends tens of kilobytes of stack on each; an overflow would abort the whole process,
+/// not the one query. Only the pages a thread touches take memory, so a large reserve
+/// costs nothing until a deep statement uses it. With [`crate::dialect::MAX_NESTING`]
+/// bounding the depth, this leaves a wide margin.
+pub const QUERY_THREAD_STACK_BYTES: usize = 256 << 20;
+
+/// A tokio runtime for queries: `threads` workers named `name` with
+/// [`QUERY_THREAD_STACK_BYTES`] of stack each. The server runs its queries on one apart
+/// from the runtime that answers HTTP, so that a CPU-bound query never delays the
+/// protocol, the REST catalog or health checks (as Trino keeps its coordinator's HTTP
+/// threads apart from its task executors).
+pub fn query_runtime(threads: usize, name: &str) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .thread_name(name)
+        .thread_stack_size(QUERY_THREAD_STACK_BYTES)
+        .enable_all()
+        .build()
 }

@@ -9,7 +9,7 @@ use datafusion::common::plan_err;
 use datafusion::common::{Result, ScalarValue};
 use datafusion::functions_nested::extract::array_element_udf;
 use datafusion::functions_nested::map_extract::map_extract_udf;
-use datafusion::functions_nested::range::gen_series_udf;
+use datafusion::functions_nested::range::{gen_series_udf, range_udf};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
@@ -19,8 +19,12 @@ use crate::types::trino_type_name;
 
 /// Registers every AIchemy function into a context.
 pub fn register_all(ctx: &SessionContext) {
-    // Trino's SEQUENCE(start, stop [, step]) includes `stop`, like generate_series.
-    ctx.register_udf(gen_series_udf().as_ref().clone().with_aliases(["sequence"]));
+    // Trino's SEQUENCE(start, stop [, step]) includes `stop`, like generate_series; both
+    // and `range` hold Trino's bound on the entries of one array.
+    ctx.register_udf(
+        ScalarUDF::new_from_impl(BoundedSeries::new(gen_series_udf())).with_aliases(["sequence"]),
+    );
+    ctx.register_udf(ScalarUDF::new_from_impl(BoundedSeries::new(range_udf())));
     ctx.register_udf(ScalarUDF::new_from_impl(TypeOf::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(ElementAt::new()));
     for (name, value) in [
@@ -203,5 +207,123 @@ impl ScalarUDFImpl for Constant {
 
     fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         Ok(ColumnarValue::Scalar(self.value.clone()))
+    }
+}
+
+/// Entries one `sequence` may return, as Trino bounds it: an array is built whole in
+/// memory, out of the memory pool's sight, so `sequence(1, 9223372036854775807)` would
+/// otherwise take the process down.
+const MAX_SEQUENCE_ENTRIES: i128 = 10_000;
+
+/// `generate_series`/`sequence` and `range` with [`MAX_SEQUENCE_ENTRIES`] checked on every
+/// row before any array is built.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct BoundedSeries {
+    inner: Arc<ScalarUDF>,
+    /// `generate_series` includes its stop; `range` does not.
+    includes_stop: bool,
+}
+
+impl BoundedSeries {
+    fn new(inner: Arc<ScalarUDF>) -> Self {
+        let includes_stop = inner.name() != "range";
+        Self {
+            inner,
+            includes_stop,
+        }
+    }
+
+    /// The entries of one row's series, from its arguments as nanoseconds or integers.
+    fn entries(&self, start: i128, stop: i128, step: i128) -> i128 {
+        if step == 0 || (step > 0 && stop < start) || (step < 0 && stop > start) {
+            return 0;
+        }
+        let span = (stop - start).abs();
+        let whole = span / step.abs();
+        if self.includes_stop || span % step.abs() != 0 {
+            whole + 1
+        } else {
+            whole
+        }
+    }
+}
+
+/// A value of a series argument as a number: integers as they are, dates and timestamps
+/// in nanoseconds, an interval step in nanoseconds with a month as 30 days.
+fn series_number(value: &ScalarValue) -> Option<i128> {
+    const DAY: i128 = 86_400_000_000_000;
+    Some(match value {
+        ScalarValue::Int64(v) => (*v)? as i128,
+        ScalarValue::Date32(v) => (*v)? as i128 * DAY,
+        ScalarValue::Date64(v) => (*v)? as i128 * 1_000_000,
+        ScalarValue::TimestampSecond(v, _) => (*v)? as i128 * 1_000_000_000,
+        ScalarValue::TimestampMillisecond(v, _) => (*v)? as i128 * 1_000_000,
+        ScalarValue::TimestampMicrosecond(v, _) => (*v)? as i128 * 1_000,
+        ScalarValue::TimestampNanosecond(v, _) => (*v)? as i128,
+        ScalarValue::IntervalMonthDayNano(v) => {
+            let v = (*v)?;
+            (v.months as i128 * 30 + v.days as i128) * DAY + v.nanoseconds as i128
+        }
+        _ => return None,
+    })
+}
+
+impl ScalarUDFImpl for BoundedSeries {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn signature(&self) -> &Signature {
+        self.inner.signature()
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        self.inner.return_type(arg_types)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        for row in 0..rows {
+            let values = args
+                .args
+                .iter()
+                .map(|arg| match arg {
+                    ColumnarValue::Scalar(value) => Ok(value.clone()),
+                    ColumnarValue::Array(array) => ScalarValue::try_from_array(array, row),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let numbers: Option<Vec<i128>> = values.iter().map(series_number).collect();
+            let Some(numbers) = numbers else { continue };
+            let (start, stop, step) = match numbers.as_slice() {
+                [stop] => (0, *stop, 1),
+                [start, stop] => (*start, *stop, 1),
+                [start, stop, step] => (*start, *stop, *step),
+                _ => continue,
+            };
+            if self.entries(start, stop, step) > MAX_SEQUENCE_ENTRIES {
+                return Err(datafusion::error::DataFusionError::External(Box::new(
+                    crate::TrinoError::new(
+                        crate::ErrorCode::INVALID_FUNCTION_ARGUMENT,
+                        format!(
+                            "result of sequence function must not have more than \
+                             {MAX_SEQUENCE_ENTRIES} entries"
+                        ),
+                    ),
+                )));
+            }
+            // A scalar call has one row whatever the batch holds.
+            if args
+                .args
+                .iter()
+                .all(|a| matches!(a, ColumnarValue::Scalar(_)))
+            {
+                break;
+            }
+        }
+        self.inner.invoke_with_args(args)
     }
 }

@@ -432,6 +432,11 @@ impl Lakehouse {
             .ok_or_else(|| TrinoError::catalog_not_found(name))
     }
 
+    /// How long any statement may run, whatever its session says.
+    pub fn max_run_time(&self) -> Option<std::time::Duration> {
+        self.execution.max_run_time()
+    }
+
     /// Whether a user may create and drop catalogs.
     pub fn is_admin(&self, user: &str) -> bool {
         self.admin_users.is_empty() || self.admin_users.iter().any(|u| u == user)

@@ -36,6 +36,8 @@ mod session;
 mod shared_plan;
 mod show;
 pub mod statements;
+pub mod stop;
+mod trino_dialect;
 pub mod types;
 mod view_equals;
 mod view_group_keys;
@@ -50,3 +52,4 @@ pub use lakehouse::{
     BUILTIN_CATALOGS,
 };
 pub use session::{collect, Output, Session};
+pub use stop::StopSignal;

@@ -21,6 +21,7 @@ use crate::dialect::{self, named_struct, row_constructor_args};
 use crate::error::{ErrorCode, Result, TrinoError};
 use crate::lakehouse::{Lakehouse, QualifiedName};
 use crate::planner::{plan_statement, Scope};
+use crate::stop::{stoppable, StopSignal};
 use crate::{ddl, show, statements};
 
 /// What a statement produced.
@@ -117,6 +118,9 @@ pub struct Session {
     pub properties: BTreeMap<String, String>,
     /// Prepared statements by name (`PREPARE`, `X-Trino-Prepared-Statement`).
     pub prepared: BTreeMap<String, String>,
+    /// Stops the statement running in this session from another thread (a cancel); its
+    /// time limit reaches the running plan through it too.
+    pub stop: StopSignal,
 }
 
 impl Session {
@@ -129,6 +133,7 @@ impl Session {
             time_zone: None,
             properties: BTreeMap::new(),
             prepared: BTreeMap::new(),
+            stop: StopSignal::new(),
         }
     }
 
@@ -163,10 +168,29 @@ impl Session {
         for (name, value) in &self.properties {
             statements::check_session_property(name, value)?;
         }
-        let Some((limit, text)) = statements::time_limit(&self.properties) else {
+        let configured = self
+            .lakehouse
+            .max_run_time()
+            .map(|limit| (limit, format!("{:.2}s", limit.as_secs_f64())));
+        let limit = match (statements::time_limit(&self.properties), configured) {
+            (Some(session), Some(configured)) => Some(if session.0 <= configured.0 {
+                session
+            } else {
+                configured
+            }),
+            (session, configured) => session.or(configured),
+        };
+        let Some((limit, text)) = limit else {
+            self.stop.set_deadline(None);
             return self.execute_unbounded(sql).await;
         };
         let deadline = tokio::time::Instant::now() + limit;
+        // The plan checks it as it runs: a thread busy inside one operator never waits
+        // for the timer below.
+        self.stop.set_deadline(Some((
+            deadline.into_std(),
+            statements::time_limit_exceeded(&text),
+        )));
         match tokio::time::timeout_at(deadline, self.execute_unbounded(sql)).await {
             Ok(output) => Ok(output?.with_deadline(deadline, text)),
             Err(_) => Err(statements::time_limit_exceeded(&text)),
@@ -231,6 +255,7 @@ impl Session {
                         "EXECUTE IMMEDIATE takes one string literal",
                     ));
                 };
+                dialect::check_preparable(&sql)?;
                 let values: Vec<String> = using.iter().map(|v| v.expr.to_string()).collect();
                 let bound = dialect::bind_parameters(&sql, &values)?;
                 Box::pin(self.execute_unbounded(&bound)).await
@@ -255,7 +280,10 @@ impl Session {
                     .map(ToString::to_string)
                     .chain(using.iter().map(|v| v.expr.to_string()))
                     .collect();
-                let bound = dialect::bind_parameters(statements::prepared(self, &name)?, &values)?;
+                // A prepared statement may also arrive in a client's header, unchecked.
+                let text = statements::prepared(self, &name)?;
+                dialect::check_preparable(text)?;
+                let bound = dialect::bind_parameters(text, &values)?;
                 Box::pin(self.execute_unbounded(&bound)).await
             }
             Statement::Query(_) | Statement::Explain { .. } => self.query(statement).await,
@@ -303,7 +331,9 @@ impl Session {
         let (plan, state) = plan_statement(&self.lakehouse, statement, self.scope(), 0).await?;
         let frame = DataFrame::new(state, plan);
         let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-        let stream = frame.execute_stream().await?;
+        let task = Arc::new(frame.task_ctx());
+        let physical = stoppable(frame.create_physical_plan().await?, &self.stop)?;
+        let stream = datafusion::physical_plan::execute_stream(physical, task)?;
         Ok(Output::Rows { schema, stream })
     }
 
@@ -410,8 +440,10 @@ impl Session {
         let (plan, state) = plan_statement(&self.lakehouse, statement, self.scope(), 0)
             .await
             .map_err(named)?;
-        let batches = DataFrame::new(state, plan)
-            .collect()
+        let frame = DataFrame::new(state, plan);
+        let task = Arc::new(frame.task_ctx());
+        let physical = stoppable(frame.create_physical_plan().await?, &self.stop)?;
+        let batches = datafusion::physical_plan::collect(physical, task)
             .await
             .map_err(|e| named(e.into()))?;
         Ok(batches

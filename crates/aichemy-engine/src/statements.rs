@@ -269,6 +269,7 @@ pub async fn execute(session: &mut Session, statement: SessionStatement) -> Resu
     match statement {
         SessionStatement::Prepare { name, body } => {
             // Refuse what does not parse now rather than at EXECUTE.
+            dialect::check_preparable(&body)?;
             let statements = dialect::parse_statements(&body)?;
             if statements.len() != 1 {
                 return Err(TrinoError::new(

@@ -71,6 +71,23 @@ pub enum MetastoreError {
     Import { message: String },
 }
 
+impl MetastoreError {
+    /// Whether the database could not be reached at all (no connection in time, the
+    /// connection lost), as opposed to a statement it refused.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            MetastoreError::Query { source } | MetastoreError::Open { source, .. } => matches!(
+                source,
+                sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Io(_)
+                    | sqlx::Error::Tls(_)
+            ),
+            _ => false,
+        }
+    }
+}
+
 /// The database kind behind a metastore URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -162,6 +179,11 @@ type Relations = (&'static str, &'static str);
 const VIEWS: Relations = ("aichemy_views", "view_name");
 const TABLES: Relations = ("aichemy_tables", "table_name");
 
+/// How long a statement waits for a connection to a PostgreSQL metastore before it fails
+/// (an error [`MetastoreError::is_unavailable`] recognises): while the database is down, every statement fails
+/// this soon rather than hanging (the pool reconnects by itself once it is back).
+pub const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How long an SQLite statement waits for another connection's write lock.
 const SQLITE_BUSY_TIMEOUT_MS: u64 = 30_000;
 
@@ -206,18 +228,21 @@ impl Metastore {
         };
         let mut options = AnyPoolOptions::new()
             .max_connections(8)
-            .acquire_timeout(Duration::from_secs(30));
+            .acquire_timeout(POSTGRES_ACQUIRE_TIMEOUT);
         if backend == Backend::Sqlite {
-            options = options.max_connections(4).after_connect(|conn, _| {
-                Box::pin(async move {
-                    conn.execute(
-                        format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}").as_str(),
-                    )
-                    .await?;
-                    conn.execute("PRAGMA foreign_keys = ON").await?;
-                    Ok(())
-                })
-            });
+            options = options
+                .max_connections(4)
+                .acquire_timeout(Duration::from_secs(30))
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute(
+                            format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}").as_str(),
+                        )
+                        .await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                        Ok(())
+                    })
+                });
         }
         let pool = options.connect(&url).await.map_err(open_error)?;
         Ok(Self { pool, url, backend })

@@ -16,6 +16,8 @@ mod encode;
 pub mod iceberg_rest;
 mod idle;
 pub mod private_file;
+#[cfg(test)]
+mod protocol_fuzz;
 mod query;
 pub mod tls;
 
@@ -35,7 +37,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 pub use auth::{MetastoreUsers, PasswordFile, Users};
-pub use query::{ClientSession, Queries, State as QueryState};
+pub use query::{Admission, ClientSession, Queries, State as QueryState};
 
 /// The version `GET /v1/info` and `SELECT version()` report.
 pub const VERSION: &str = aichemy_engine::VERSION;
@@ -46,6 +48,12 @@ const MAX_STATEMENT_BYTES: usize = 1 << 20;
 
 /// How long one fetch waits for the engine before answering an empty page.
 const FETCH_WAIT: Duration = Duration::from_secs(1);
+
+/// What the end of shutdown keeps of the grace period: half for open connections to
+/// finish their responses, half to spare. At most 2 s, at most a quarter of the period.
+fn shutdown_margin(grace: Duration) -> Duration {
+    (grace / 4).min(Duration::from_secs(2))
+}
 
 /// How long a client gets to finish its TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -93,11 +101,16 @@ pub struct ServeOptions {
     pub security: Security,
     /// A kept-alive connection with no request for this long is closed.
     pub idle_timeout: Duration,
-    /// Running queries get this long to finish on shutdown before they are cancelled.
+    /// Shutdown takes at most this long: running queries get most of it to finish, then
+    /// they are cancelled and their clients told.
     pub grace: Duration,
     /// A query whose client stopped fetching its results for this long is cancelled, as
     /// Trino's `query.client.timeout`.
     pub client_timeout: Duration,
+    /// Where statements run: a runtime apart from the one serving these listeners.
+    pub query_runtime: tokio::runtime::Handle,
+    /// How many queries run at once and how many may wait.
+    pub admission: Admission,
 }
 
 #[derive(Clone)]
@@ -139,7 +152,11 @@ pub async fn serve(
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let queries = Queries::new(lakehouse.clone());
+    let queries = Queries::new(
+        lakehouse.clone(),
+        options.query_runtime.clone(),
+        options.admission,
+    );
     lakehouse.set_query_log(Arc::new(queries.clone()));
     let handle = axum_server::Handle::new();
     let mut servers = tokio::task::JoinSet::new();
@@ -214,25 +231,29 @@ pub async fn serve(
         Some(_) => Ok(()),
         None => {
             // Clients keep fetching the pages of running queries during the grace period;
-            // only new queries are refused.
+            // only new queries are refused. The whole shutdown fits in the grace period:
+            // the last part of it is for telling clients their queries were cancelled.
             tracing::info!("shutting down: no new queries");
             queries.shut_down();
-            let deadline = tokio::time::Instant::now() + options.grace;
-            while queries.running() > 0 && tokio::time::Instant::now() < deadline {
+            // The listeners' last second and a margin come off the grace period, which
+            // the binary enforces by ending the process once it has passed.
+            let margin = shutdown_margin(options.grace);
+            let deadline = tokio::time::Instant::now() + options.grace.saturating_sub(margin);
+            let notice = (options.grace / 4).min(Duration::from_secs(3));
+            while queries.running() > 0 && tokio::time::Instant::now() + notice < deadline {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             queries.cancel_all("Server is shutting down");
             // Their clients learn of the cancellation on their next poll; the listeners
             // stay open until they have (closing them first loses the outcome).
-            let window = Duration::from_secs(3);
-            let deadline = tokio::time::Instant::now() + window;
-            while queries.endings_unseen(window) > 0 && tokio::time::Instant::now() < deadline {
+            while queries.endings_unseen(notice) > 0 && tokio::time::Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Ok(())
         }
     };
-    handle.graceful_shutdown(Some(Duration::from_secs(5)));
+    // Connections still open get a moment to finish their responses.
+    handle.graceful_shutdown(Some(shutdown_margin(options.grace) / 2));
     while servers.join_next().await.is_some() {}
     reaper.abort();
     result

@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use aichemy_engine::{Lakehouse, Output, QueryLog, QueryRecord, Session, TrinoError};
+use aichemy_engine::{Lakehouse, Output, QueryLog, QueryRecord, Session, StopSignal, TrinoError};
 use datafusion::arrow::datatypes::SchemaRef;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -187,6 +187,8 @@ pub struct Query {
     pub created: SystemTime,
     pub started: Instant,
     inner: Mutex<QueryInner>,
+    /// Stops the engine's work when the query ends early, even inside one long operator.
+    stop: StopSignal,
     events: tokio::sync::Mutex<mpsc::Receiver<Event>>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -269,6 +271,12 @@ impl Query {
                 inner.state = State::Failed;
                 inner.error = Some(error);
                 inner.ended = Some(Instant::now());
+            }
+        }
+        {
+            let inner = self.inner.lock().expect("not poisoned");
+            if let Some(error) = &inner.error {
+                self.stop.stop(error.clone());
             }
         }
         if let Some(task) = self.task.lock().expect("not poisoned").take() {
@@ -405,6 +413,49 @@ impl Query {
     }
 }
 
+/// A query's place in the queue: counted as queued from submission until it holds one of
+/// the running permits (or its task is dropped, cancelled while waiting).
+struct Turn {
+    running: Arc<tokio::sync::Semaphore>,
+    queued: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Turn {
+    fn take(
+        running: Arc<tokio::sync::Semaphore>,
+        queued: Arc<std::sync::atomic::AtomicUsize>,
+    ) -> Self {
+        queued.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self { running, queued }
+    }
+
+    /// Waits for a running permit; the query leaves the queue with it.
+    async fn wait(self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.running.clone().acquire_owned().await.ok()
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.queued
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The error of a query whose execution panicked, with the panic's message.
+fn panicked(panic: &(dyn std::any::Any + Send)) -> TrinoError {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown cause".to_string());
+    tracing::error!(%message, "a query panicked");
+    TrinoError::new(
+        aichemy_engine::ErrorCode::GENERIC_INTERNAL_ERROR,
+        format!("Query failed with an internal error: {message}"),
+    )
+}
+
 /// Trino's `error` object.
 pub fn error_json(error: &TrinoError) -> Value {
     let mut value = json!({
@@ -451,6 +502,16 @@ pub fn stats(state: State, rows: u64, started: Instant) -> Value {
     })
 }
 
+/// How many queries run at once, and how many may wait for their turn (Trino's resource
+/// group `hardConcurrencyLimit` and `maxQueued`).
+#[derive(Debug, Clone, Copy)]
+pub struct Admission {
+    /// Queries running at once; later ones wait in the queue, QUEUED.
+    pub max_running: usize,
+    /// Queries waiting at once; one more fails with QUERY_QUEUE_FULL.
+    pub max_queued: usize,
+}
+
 /// The queries of one server.
 #[derive(Clone)]
 pub struct Queries {
@@ -459,15 +520,32 @@ pub struct Queries {
     /// Set on shutdown: queries submitted after it fail with SERVER_SHUTTING_DOWN.
     shutting_down: Arc<std::sync::atomic::AtomicBool>,
     started: Instant,
+    /// Where queries run: a runtime apart from the one that answers HTTP.
+    runtime: tokio::runtime::Handle,
+    /// One permit per query that may run now.
+    running: Arc<tokio::sync::Semaphore>,
+    /// Queries waiting for a permit.
+    queued: Arc<std::sync::atomic::AtomicUsize>,
+    max_queued: usize,
 }
 
 impl Queries {
-    pub fn new(lakehouse: Arc<Lakehouse>) -> Self {
+    /// The queries of a server whose statements run on `runtime`, admitted as `admission`
+    /// says.
+    pub fn new(
+        lakehouse: Arc<Lakehouse>,
+        runtime: tokio::runtime::Handle,
+        admission: Admission,
+    ) -> Self {
         Self {
             lakehouse,
             queries: Arc::default(),
             shutting_down: Arc::default(),
             started: Instant::now(),
+            runtime,
+            running: Arc::new(tokio::sync::Semaphore::new(admission.max_running.max(1))),
+            queued: Arc::default(),
+            max_queued: admission.max_queued,
         }
     }
 
@@ -523,25 +601,45 @@ impl Queries {
                 last_fetch: Instant::now(),
                 ended: None,
             }),
+            stop: StopSignal::new(),
             events: tokio::sync::Mutex::new(receiver),
             task: Mutex::new(None),
         });
+        let stop = query.stop.clone();
         let lakehouse = self.lakehouse.clone();
         let started = Arc::downgrade(&query);
-        let refused = self.shutting_down.load(std::sync::atomic::Ordering::SeqCst);
-        let task = tokio::spawn(async move {
-            if refused {
-                let error = TrinoError::new(
-                    aichemy_engine::ErrorCode::SERVER_SHUTTING_DOWN,
-                    "Server is shutting down",
-                );
+        let refusal = if self.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
+            Some(TrinoError::new(
+                aichemy_engine::ErrorCode::SERVER_SHUTTING_DOWN,
+                "Server is shutting down",
+            ))
+        } else if self.queued.load(std::sync::atomic::Ordering::SeqCst) >= self.max_queued {
+            Some(TrinoError::new(
+                aichemy_engine::ErrorCode::QUERY_QUEUE_FULL,
+                "Too many queued queries for \"global\"",
+            ))
+        } else {
+            None
+        };
+        let turn = Turn::take(self.running.clone(), self.queued.clone());
+        let task = self.runtime.spawn(async move {
+            if let Some(error) = refusal {
                 let _ = sender.send(Event::Failed(error)).await;
                 return;
             }
+            let _permit = turn.wait().await;
             if let Some(query) = started.upgrade() {
                 query.mark_running();
             }
-            run(lakehouse, sql, session, sender).await
+            // A panic anywhere in the statement is this query's error, never the
+            // server's: the task ends, the others go on.
+            let outcome =
+                std::panic::AssertUnwindSafe(run(lakehouse, sql, session, stop, sender.clone()))
+                    .catch_unwind()
+                    .await;
+            if let Err(panic) = outcome {
+                let _ = sender.send(Event::Failed(panicked(panic.as_ref()))).await;
+            }
         });
         *query.task.lock().expect("not poisoned") = Some(task);
         let mut queries = self.queries.lock().expect("not poisoned");
@@ -709,9 +807,11 @@ async fn run(
     lakehouse: Arc<Lakehouse>,
     sql: String,
     client: ClientSession,
+    stop: StopSignal,
     events: mpsc::Sender<Event>,
 ) {
     let mut session = Session::new(lakehouse, client.user.clone());
+    session.stop = stop;
     session.catalog = client.catalog.clone();
     session.schema = client.schema.clone();
     session.time_zone = client.time_zone.clone();

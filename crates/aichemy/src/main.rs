@@ -76,12 +76,15 @@ fn main() -> ExitCode {
     if let Some(dir) = cli.catalog_dir {
         config.catalog_dir = Some(dir);
     }
-    // Queries run on this runtime's threads; DataFusion splits each into as many partitions.
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.execution.threads())
-        .enable_all()
-        .build()
-    {
+    // Queries run on this runtime's threads (with stacks deep enough for any statement the
+    // engine accepts); DataFusion splits each into as many partitions.
+    // The server runs twice as many: a query splits into `execution.threads` partitions,
+    // so one busy query leaves workers free for the short queries beside it.
+    let workers = match cli.command {
+        Command::Serve(_) => 2 * config.execution.threads(),
+        _ => config.execution.threads(),
+    };
+    let runtime = match aichemy_engine::execution::query_runtime(workers, "aichemy-query") {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("cannot start: {e}");
@@ -95,7 +98,29 @@ fn main() -> ExitCode {
                 .await
                 .unwrap_or(ExitCode::FAILURE)
         }),
-        Command::Serve(args) => runtime.block_on(serve::run(config, args)),
+        // The protocol is served by a runtime of its own; the queries run on `runtime`.
+        Command::Serve(args) => {
+            // Deep stacks here too: a result nested hundreds of levels deep is encoded
+            // as JSON, recursively, where it is served.
+            let http = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(serve::HTTP_THREADS)
+                .thread_name("aichemy-http")
+                .thread_stack_size(aichemy_engine::execution::QUERY_THREAD_STACK_BYTES)
+                .enable_all()
+                .build()
+            {
+                Ok(http) => http,
+                Err(e) => {
+                    eprintln!("cannot start: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let code = http.block_on(serve::run(config, args, runtime.handle().clone()));
+            // A query still computing after the grace period must not hold the exit.
+            runtime.shutdown_background();
+            http.shutdown_background();
+            code
+        }
         Command::Migrate => runtime.block_on(metastore::migrate(config)),
         Command::Metastore(args) => runtime.block_on(metastore::run(config, args)),
         Command::User(args) => user::run(&config, args, &runtime),

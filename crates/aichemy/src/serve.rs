@@ -9,7 +9,7 @@ use std::time::Duration;
 use aichemy_config::Config;
 use aichemy_engine::Lakehouse;
 use aichemy_server::tls::CertificateSource;
-use aichemy_server::{MetastoreUsers, PasswordFile, Security, ServeOptions, Users};
+use aichemy_server::{Admission, MetastoreUsers, PasswordFile, Security, ServeOptions, Users};
 use clap::Args;
 
 #[derive(Args)]
@@ -35,7 +35,16 @@ pub struct ServeArgs {
     tls_key: Option<PathBuf>,
 }
 
-pub async fn run(mut config: Config, args: ServeArgs) -> ExitCode {
+/// Worker threads of the runtime that answers HTTP (the protocol, the REST catalog and
+/// health checks). Queries run on a runtime of their own, so these stay free.
+pub const HTTP_THREADS: usize = 2;
+
+/// Serves until SIGTERM or Ctrl-C, with queries on `query_runtime`.
+pub async fn run(
+    mut config: Config,
+    args: ServeArgs,
+    query_runtime: tokio::runtime::Handle,
+) -> ExitCode {
     let server = &mut config.server;
     if let Some(bind) = args.bind {
         server.bind = bind;
@@ -45,7 +54,7 @@ pub async fn run(mut config: Config, args: ServeArgs) -> ExitCode {
     server.password_file = args.password_file.or(server.password_file.take());
     server.tls_certificate = args.tls_certificate.or(server.tls_certificate.take());
     server.tls_key = args.tls_key.or(server.tls_key.take());
-    let mut options = match options(&config) {
+    let mut options = match options(&config, query_runtime) {
         Ok(options) => options,
         Err(message) => {
             eprintln!("{message}");
@@ -76,7 +85,8 @@ pub async fn run(mut config: Config, args: ServeArgs) -> ExitCode {
             metastore.clone(),
         ))));
     }
-    match aichemy_server::serve(lakehouse, options, shutdown_signal()).await {
+    let grace = options.grace;
+    match aichemy_server::serve(lakehouse, options, shutdown_signal(grace)).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("server failed: {e}");
@@ -86,7 +96,7 @@ pub async fn run(mut config: Config, args: ServeArgs) -> ExitCode {
 }
 
 /// The listeners and security the configuration asks for.
-fn options(config: &Config) -> Result<ServeOptions, String> {
+fn options(config: &Config, query_runtime: tokio::runtime::Handle) -> Result<ServeOptions, String> {
     let server = &config.server;
     let ip: IpAddr = server
         .bind
@@ -140,6 +150,13 @@ fn options(config: &Config) -> Result<ServeOptions, String> {
         idle_timeout: Duration::from_secs(server.idle_timeout_seconds.max(1)),
         grace: Duration::from_secs(server.shutdown_grace_seconds),
         client_timeout: Duration::from_secs(server.query_client_timeout_seconds.max(1)),
+        query_runtime,
+        admission: Admission {
+            max_running: server
+                .max_concurrent_queries
+                .unwrap_or(4 * config.execution.threads()),
+            max_queued: server.max_queued_queries,
+        },
     })
 }
 
@@ -169,8 +186,9 @@ fn certificate_source(config: &Config) -> Result<CertificateSource, String> {
     }
 }
 
-/// SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
+/// SIGTERM or Ctrl-C. From then on the process ends within `grace` whatever is still
+/// running: a query computing without pause cannot hold it.
+async fn shutdown_signal(grace: Duration) {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {
@@ -182,5 +200,15 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate => {}
+    }
+    let watchdog = std::thread::Builder::new()
+        .name("aichemy-shutdown".into())
+        .spawn(move || {
+            std::thread::sleep(grace);
+            tracing::warn!("the shutdown grace period is over: exiting with work still running");
+            std::process::exit(1);
+        });
+    if let Err(e) = watchdog {
+        tracing::warn!("cannot bound the shutdown by its grace period: {e}");
     }
 }
