@@ -3,6 +3,7 @@
 
 mod atomicity;
 mod execution;
+mod fuzz;
 mod hive;
 mod plans;
 mod slt;
