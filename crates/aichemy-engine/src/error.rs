@@ -190,6 +190,7 @@ impl From<TableError> for TrinoError {
             TableError::NullInNotNullColumn { .. } => ErrorCode::CONSTRAINT_VIOLATION,
             TableError::Storage { .. } => ErrorCode::GENERIC_EXTERNAL,
             TableError::Remote { .. } => ErrorCode::JDBC_ERROR,
+            TableError::MetastoreUnavailable { .. } => ErrorCode::HIVE_METASTORE_ERROR,
             TableError::Format { .. } => ErrorCode::GENERIC_INTERNAL_ERROR,
         };
         let message = match e {

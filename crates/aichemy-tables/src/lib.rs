@@ -53,6 +53,9 @@ pub enum TableError {
     InvalidProperty { property: String, message: String },
     #[error("{message}")]
     Storage { message: String },
+    /// The metastore's database could not be reached (down, or no connection in time).
+    #[error("Metastore is unavailable: {message}")]
+    MetastoreUnavailable { message: String },
     /// An error of a remote database, its message naming the catalog.
     #[error("{message}")]
     Remote { message: String },

@@ -162,6 +162,11 @@ impl RegisteredFormat {
 }
 
 fn metastore_error(e: MetastoreError) -> TableError {
+    if e.is_unavailable() {
+        return TableError::MetastoreUnavailable {
+            message: e.to_string(),
+        };
+    }
     TableError::Storage {
         message: e.to_string(),
     }
