@@ -442,10 +442,12 @@ impl Session {
             .map_err(named)?;
         let frame = DataFrame::new(state, plan);
         let task = Arc::new(frame.task_ctx());
-        let physical = stoppable(frame.create_physical_plan().await?, &self.stop)?;
-        let batches = datafusion::physical_plan::collect(physical, task)
-            .await
-            .map_err(|e| named(e.into()))?;
+        let batches = async {
+            let physical = stoppable(frame.create_physical_plan().await?, &self.stop)?;
+            datafusion::physical_plan::collect(physical, task).await
+        }
+        .await
+        .map_err(|e| named(e.into()))?;
         Ok(batches
             .iter()
             .filter(|b| b.num_columns() > 0)
