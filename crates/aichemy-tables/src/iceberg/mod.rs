@@ -3,6 +3,7 @@
 //! PyIceberg's `SqlCatalog` and Java's JDBC catalog share the same tables.
 
 mod commit;
+mod guard;
 mod partitioning;
 mod storage;
 mod types;
@@ -19,11 +20,12 @@ use iceberg::io::{FileIO, FileIOBuilder, StorageFactory};
 use iceberg::spec::Schema;
 use iceberg::transaction::{AddColumn, ApplyTransactionAction, Transaction};
 use iceberg::{Catalog, CatalogBuilder, ErrorKind, NamespaceIdent, TableCreation, TableIdent};
-use iceberg_catalog_sql::{SqlBindStyle, SqlCatalog, SqlCatalogBuilder};
+use iceberg_catalog_sql::{SqlBindStyle, SqlCatalogBuilder};
 
 pub use commit::{namespace_key, CommitError, Committed, TableChange};
 pub use storage::{ObjectStoreStorage, ObjectStoreStorageFactory};
 
+use self::guard::{FailFastCatalog, MetastoreReachability, Reachability};
 use crate::claims::{delete_owned, Claims, Placing};
 use crate::{
     ColumnSpec, CommitRetry, CreateTableRequest, LocationPolicy, PropertyValue, Result, TableError,
@@ -36,6 +38,9 @@ const FORMAT: &str = "Iceberg";
 const TABLE_PROPERTIES: &[&str] = &["partitioning", "location", "format", "format_version"];
 
 fn format_error(source: iceberg::Error) -> TableError {
+    if let Some(message) = guard::unreachable_message(&source) {
+        return TableError::MetastoreUnavailable { message };
+    }
     TableError::Format {
         format: FORMAT,
         source: Box::new(source),
@@ -45,7 +50,8 @@ fn format_error(source: iceberg::Error) -> TableError {
 /// The Iceberg format over an SQL catalog in the metastore database.
 #[derive(Debug)]
 pub struct IcebergFormat {
-    catalog: Arc<SqlCatalog>,
+    /// The `iceberg-catalog-sql` catalog, failing fast while a PostgreSQL metastore is down.
+    catalog: Arc<FailFastCatalog>,
     retry: CommitRetry,
     /// The same database, for the pointer swaps of REST commits.
     metastore: Metastore,
@@ -89,8 +95,15 @@ impl IcebergFormat {
             .load(catalog_name, props)
             .await
             .map_err(format_error)?;
+        let reachability: Option<Arc<dyn Reachability>> = match metastore.backend() {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(Arc::new(MetastoreReachability::new(
+                metastore.clone(),
+                catalog_name,
+            ))),
+        };
         Ok(Self {
-            catalog: Arc::new(catalog),
+            catalog: Arc::new(FailFastCatalog::new(Arc::new(catalog), reachability)),
             retry,
             metastore: metastore.clone(),
             file_io,

@@ -40,7 +40,12 @@ use crate::append::{AppendableTable, Appender};
 use crate::{CommitRetry, TableError};
 
 fn df_error(e: iceberg::Error) -> DataFusionError {
-    DataFusionError::External(Box::new(e))
+    match super::guard::unreachable_message(&e) {
+        Some(message) => {
+            DataFusionError::External(Box::new(TableError::MetastoreUnavailable { message }))
+        }
+        None => DataFusionError::External(Box::new(e)),
+    }
 }
 
 /// One Iceberg table as DataFusion sees it: scans of the snapshot loaded at planning time,
