@@ -7,6 +7,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::datatypes::{Field, FieldRef};
 use datafusion::common::plan_err;
 use datafusion::common::{Result, ScalarValue};
+use datafusion::functions::core;
 use datafusion::functions_nested::extract::array_element_udf;
 use datafusion::functions_nested::map_extract::map_extract_udf;
 use datafusion::functions_nested::range::{gen_series_udf, range_udf};
@@ -15,6 +16,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 
+use crate::coalesce::Coalesce;
 use crate::types::trino_type_name;
 
 /// Registers every AIchemy function into a context.
@@ -26,6 +28,9 @@ pub fn register_all(ctx: &SessionContext) {
     );
     ctx.register_udf(ScalarUDF::new_from_impl(BoundedSeries::new(range_udf())));
     ctx.register_udf(ScalarUDF::new_from_impl(TypeOf::new()));
+    for spelling in [core::coalesce(), core::nvl()] {
+        ctx.register_udf(ScalarUDF::new_from_impl(Coalesce::new(spelling)));
+    }
     ctx.register_udf(ScalarUDF::new_from_impl(ElementAt::new()));
     for (name, value) in [
         ("nan", ScalarValue::Float64(Some(f64::NAN))),

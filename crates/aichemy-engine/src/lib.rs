@@ -13,6 +13,7 @@
 
 mod build_side;
 pub mod catalogs;
+mod coalesce;
 mod conjunct_order;
 mod conjunction;
 mod ddl;

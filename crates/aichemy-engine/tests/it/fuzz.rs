@@ -274,3 +274,41 @@ fn the_sql_front_end_answers_every_statement_with_rows_or_an_error() {
         ),
     }
 }
+
+/// Coalesces nested in each other's first argument once doubled the plan at every level
+/// (the fuzz target's one finding): 60 levels plan and run in a moment and keep Trino's
+/// answer.
+#[test]
+fn nested_coalesces_plan_in_time_linear_in_their_depth() {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = aichemy_engine::execution::query_runtime(2, "coalesce").unwrap();
+        // On the runtime's deep-stacked workers, as the server plans queries.
+        let answers = runtime.block_on(runtime.spawn(async {
+            let (lakehouse, _dir) = fresh_lakehouse().await;
+            let mut session = Session::new(lakehouse, "fuzz");
+            let mut answers = Vec::new();
+            for (open, inner, expected) in [
+                ("coalesce(", "NULL", ["7", "7"]),
+                ("coalesce(", "x", ["1", "2"]),
+                // Negation between the levels: nothing to flatten.
+                ("coalesce(-", "NULL", ["-7", "-7"]),
+                ("coalesce(-", "x", ["1", "2"]),
+            ] {
+                let nested = format!("{}{inner}{}", open.repeat(60), ", 7)".repeat(60));
+                let sql = format!("SELECT {nested} FROM (VALUES (1), (2)) t(x)");
+                let rows = super::cells(&mut session, &sql).await;
+                answers.push((rows, expected));
+            }
+            answers
+        }));
+        let _ = done.send(answers.expect("the statements panicked"));
+    });
+    let answers = finished
+        .recv_timeout(Duration::from_secs(120))
+        .expect("60 nested coalesces still planning after 120 s");
+    for (rows, expected) in answers {
+        let expected: Vec<_> = expected.iter().map(|e| vec![Some(e.to_string())]).collect();
+        assert_eq!(rows, expected);
+    }
+}
