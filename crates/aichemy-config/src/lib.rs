@@ -77,6 +77,10 @@ pub struct ExecutionConfig {
     /// `EXCEEDED_TIME_LIMIT` (Trino's `query.max-run-time`); a session's
     /// `query_max_run_time` can only shorten it. Default: no limit.
     pub query_max_run_time_seconds: Option<u64>,
+    /// Seconds of CPU time a statement's operators may spend before it fails with
+    /// `EXCEEDED_CPU_LIMIT` (Trino's `query.max-cpu-time`); a session's
+    /// `query_max_cpu_time` can only lower it. Default: no limit.
+    pub query_max_cpu_time_seconds: Option<u64>,
     /// DataFusion settings by their names without the `datafusion.` prefix, for tuning:
     /// `"execution.parquet.pushdown_filters" = "true"`.
     pub datafusion: BTreeMap<String, ScalarText>,
@@ -484,6 +488,9 @@ impl Config {
             "execution.memory_limit" => self.execution.memory_limit = Some(parse(key, value)?),
             "execution.query_max_run_time_seconds" => {
                 self.execution.query_max_run_time_seconds = Some(parse(key, value)?)
+            }
+            "execution.query_max_cpu_time_seconds" => {
+                self.execution.query_max_cpu_time_seconds = Some(parse(key, value)?)
             }
             "execution.spill_path" => self.execution.spill_path = Some(value.into()),
             _ if key.starts_with("execution.datafusion.") => {

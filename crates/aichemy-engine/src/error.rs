@@ -91,6 +91,7 @@ error_codes! {
     SERVER_SHUTTING_DOWN = 65545, InternalError;
     QUERY_QUEUE_FULL = 131074, InsufficientResources;
     EXCEEDED_TIME_LIMIT = 131075, InsufficientResources;
+    EXCEEDED_CPU_LIMIT = 131077, InsufficientResources;
     EXCEEDED_LOCAL_MEMORY_LIMIT = 131079, InsufficientResources;
     GENERIC_EXTERNAL = 133000, External;
     // HIVE_METASTORE_ERROR: Trino's hive connector, the metastore could not be reached.

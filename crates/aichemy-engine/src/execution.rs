@@ -22,6 +22,7 @@ pub struct Execution {
     runtime: Arc<RuntimeEnv>,
     config: SessionConfig,
     max_run_time: Option<std::time::Duration>,
+    max_cpu_time: Option<std::time::Duration>,
 }
 
 impl Execution {
@@ -64,10 +65,14 @@ impl Execution {
         let max_run_time = settings
             .query_max_run_time_seconds
             .map(std::time::Duration::from_secs);
+        let max_cpu_time = settings
+            .query_max_cpu_time_seconds
+            .map(std::time::Duration::from_secs);
         Ok(Self {
             runtime,
             config,
             max_run_time,
+            max_cpu_time,
         })
     }
 
@@ -79,6 +84,12 @@ impl Execution {
     /// How long any statement may run (`execution.query_max_run_time_seconds`).
     pub fn max_run_time(&self) -> Option<std::time::Duration> {
         self.max_run_time
+    }
+
+    /// How much CPU time any statement's operators may spend
+    /// (`execution.query_max_cpu_time_seconds`).
+    pub fn max_cpu_time(&self) -> Option<std::time::Duration> {
+        self.max_cpu_time
     }
 
     /// The settings a new session starts from.

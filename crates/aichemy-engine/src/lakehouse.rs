@@ -437,6 +437,11 @@ impl Lakehouse {
         self.execution.max_run_time()
     }
 
+    /// How much CPU time any statement's operators may spend, whatever its session says.
+    pub fn max_cpu_time(&self) -> Option<std::time::Duration> {
+        self.execution.max_cpu_time()
+    }
+
     /// Whether a user may create and drop catalogs.
     pub fn is_admin(&self, user: &str) -> bool {
         self.admin_users.is_empty() || self.admin_users.iter().any(|u| u == user)

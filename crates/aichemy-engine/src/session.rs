@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 
@@ -168,18 +169,17 @@ impl Session {
         for (name, value) in &self.properties {
             statements::check_session_property(name, value)?;
         }
-        let configured = self
-            .lakehouse
-            .max_run_time()
-            .map(|limit| (limit, format!("{:.2}s", limit.as_secs_f64())));
-        let limit = match (statements::time_limit(&self.properties), configured) {
-            (Some(session), Some(configured)) => Some(if session.0 <= configured.0 {
-                session
-            } else {
-                configured
-            }),
-            (session, configured) => session.or(configured),
-        };
+        let cpu_limit = smaller(
+            statements::cpu_limit(&self.properties),
+            self.lakehouse.max_cpu_time().map(seconds_text),
+        );
+        self.stop.set_cpu_limit(
+            cpu_limit.map(|(limit, text)| (limit, statements::cpu_limit_exceeded(&text))),
+        );
+        let limit = smaller(
+            statements::time_limit(&self.properties),
+            self.lakehouse.max_run_time().map(seconds_text),
+        );
         let Some((limit, text)) = limit else {
             self.stop.set_deadline(None);
             return self.execute_unbounded(sql).await;
@@ -464,6 +464,26 @@ impl Session {
 /// DataFusion's own NOT NULL checks name a position, not a column: `Column 'column2'` of
 /// the VALUES rows (1-based, in insert-column order) or `batch column at '1'` of the table.
 /// Answers Trino's CONSTRAINT_VIOLATION naming the column instead.
+/// The smaller of a session's limit and the configured one, each with its text.
+fn smaller(
+    session: Option<(Duration, String)>,
+    configured: Option<(Duration, String)>,
+) -> Option<(Duration, String)> {
+    match (session, configured) {
+        (Some(session), Some(configured)) => Some(if session.0 <= configured.0 {
+            session
+        } else {
+            configured
+        }),
+        (session, configured) => session.or(configured),
+    }
+}
+
+/// A configured limit with Trino's text for it (`90.00s`).
+fn seconds_text(limit: Duration) -> (Duration, String) {
+    (limit, format!("{:.2}s", limit.as_secs_f64()))
+}
+
 fn name_null_violation(error: TrinoError, table: &[&str], targets: &[String]) -> TrinoError {
     let message = &error.message;
     let quoted = || message.split('\'').nth(1);

@@ -56,6 +56,11 @@ pub const SESSION_PROPERTIES: &[SessionProperty] = &[
         default: "100.00d",
         description: "Maximum execution time of a query",
     },
+    SessionProperty {
+        name: "query_max_cpu_time",
+        default: "1000000000.00d",
+        description: "Maximum CPU time of a query",
+    },
 ];
 
 /// The known property `name`; Trino's error for an unknown one.
@@ -94,6 +99,20 @@ pub fn time_limit(properties: &BTreeMap<String, String>) -> Option<(Duration, St
         .filter_map(|name| properties.get(*name))
         .filter_map(|value| parse_duration(value).map(|d| (d, value.clone())))
         .min_by_key(|(d, _)| *d)
+}
+
+/// The CPU time limit a session's `query_max_cpu_time` sets, with its text for the error.
+pub fn cpu_limit(properties: &BTreeMap<String, String>) -> Option<(Duration, String)> {
+    let value = properties.get("query_max_cpu_time")?;
+    parse_duration(value).map(|d| (d, value.clone()))
+}
+
+/// Trino's error for a query whose operators spent more CPU time than its limit.
+pub fn cpu_limit_exceeded(limit: &str) -> TrinoError {
+    TrinoError::new(
+        ErrorCode::EXCEEDED_CPU_LIMIT,
+        format!("Query exceeded the maximum CPU time limit of {limit}"),
+    )
 }
 
 /// Trino's error for a query that ran past its time limit.

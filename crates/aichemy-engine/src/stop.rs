@@ -12,16 +12,23 @@
 //! nested-loop join, which loops over the build side for each probe batch, checks it too.
 //! The signal carries the query's deadline, so a time limit ends a query even while its
 //! thread never yields to a timer.
+//!
+//! The same checks count the query's CPU time, for Trino's `query_max_cpu_time`: the
+//! outermost [`StoppableExec`] on a thread's stack reads the thread's CPU clock around
+//! each poll of its input, so the work of every operator below it (on the thread that
+//! reads the results and on the tasks a repartition spawns) is counted once. Planning and
+//! the reads a scan hands to blocking threads are not counted.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -49,7 +56,16 @@ pub struct StopSignal(Arc<Signal>);
 struct Signal {
     stopped: AtomicBool,
     reason: Mutex<Option<TrinoError>>,
-    deadline: Mutex<Option<(Instant, TrinoError)>>,
+    limits: Mutex<Limits>,
+    /// CPU time the statement's operators have spent, in nanoseconds.
+    cpu_nanos: AtomicU64,
+}
+
+/// The limits of the running statement, each with the error that ends it.
+#[derive(Debug, Default)]
+struct Limits {
+    deadline: Option<(Instant, TrinoError)>,
+    cpu: Option<(Duration, TrinoError)>,
 }
 
 impl StopSignal {
@@ -69,16 +85,35 @@ impl StopSignal {
     /// Stops the statement with `error` once `deadline` passes; `None` lifts the deadline
     /// (a session sets one per statement).
     pub fn set_deadline(&self, deadline: Option<(Instant, TrinoError)>) {
-        *self.0.deadline.lock().expect("not poisoned") = deadline;
+        self.0.limits.lock().expect("not poisoned").deadline = deadline;
     }
 
-    /// `Err` with the query's error once it was told to stop or its deadline passed.
+    /// Stops the statement with `error` once its operators have spent `limit` of CPU time;
+    /// `None` lifts the limit. Either way the statement's CPU time counts from zero again.
+    pub fn set_cpu_limit(&self, limit: Option<(Duration, TrinoError)>) {
+        self.0.limits.lock().expect("not poisoned").cpu = limit;
+        self.0.cpu_nanos.store(0, Ordering::Relaxed);
+    }
+
+    /// The CPU time the statement's operators have spent so far.
+    pub fn cpu_time(&self) -> Duration {
+        Duration::from_nanos(self.0.cpu_nanos.load(Ordering::Relaxed))
+    }
+
+    fn add_cpu_time(&self, spent: Duration) {
+        let nanos = u64::try_from(spent.as_nanos()).unwrap_or(u64::MAX);
+        self.0.cpu_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// `Err` with the query's error once it was told to stop or a limit passed.
     pub fn check(&self) -> Result<()> {
         let error = if self.0.stopped.load(Ordering::Relaxed) {
             self.0.reason.lock().expect("not poisoned").clone()
         } else {
-            match &*self.0.deadline.lock().expect("not poisoned") {
-                Some((at, error)) if Instant::now() >= *at => Some(error.clone()),
+            let limits = self.0.limits.lock().expect("not poisoned");
+            match (&limits.deadline, &limits.cpu) {
+                (Some((at, error)), _) if Instant::now() >= *at => Some(error.clone()),
+                (_, Some((limit, error))) if self.cpu_time() > *limit => Some(error.clone()),
                 _ => return Ok(()),
             }
         };
@@ -236,8 +271,46 @@ impl Stream for StoppableStream {
         if let Err(e) = self.signal.check() {
             return Poll::Ready(Some(Err(e)));
         }
-        self.input.poll_next_unpin(cx)
+        let Some(_outermost) = Measuring::start() else {
+            return self.input.poll_next_unpin(cx);
+        };
+        let before = thread_cpu_time();
+        let poll = self.input.poll_next_unpin(cx);
+        if let (Some(before), Some(after)) = (before, thread_cpu_time()) {
+            self.signal.add_cpu_time(after.saturating_sub(before));
+        }
+        poll
     }
+}
+
+thread_local! {
+    /// Whether a [`StoppableStream`] further up this thread's stack is counting CPU time.
+    static MEASURING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks this thread as counting CPU time while it lives (also when the poll panics).
+struct Measuring;
+
+impl Measuring {
+    /// `None` when an outer stream on this thread already counts.
+    fn start() -> Option<Self> {
+        (!MEASURING.replace(true)).then_some(Measuring)
+    }
+}
+
+impl Drop for Measuring {
+    fn drop(&mut self) {
+        MEASURING.set(false);
+    }
+}
+
+/// The CPU time this thread has used.
+fn thread_cpu_time() -> Option<Duration> {
+    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID).ok()?;
+    Some(Duration::new(
+        u64::try_from(now.tv_sec()).ok()?,
+        u32::try_from(now.tv_nsec()).ok()?,
+    ))
 }
 
 impl RecordBatchStream for StoppableStream {
