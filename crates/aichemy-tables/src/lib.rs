@@ -16,13 +16,11 @@ use datafusion::catalog::TableProvider;
 mod append;
 mod claims;
 pub mod delta;
-mod distinct;
 pub mod hive;
 pub mod iceberg;
 pub mod lance;
 mod locations;
 pub mod registered;
-mod selectivity;
 
 pub use locations::LocationPolicy;
 

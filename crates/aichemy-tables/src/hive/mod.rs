@@ -49,6 +49,9 @@ use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use crate::registered::TableStore;
 use crate::{CreateTableRequest, PropertyValue, Result, TableError};
 
+mod distinct;
+mod selectivity;
+
 const FORMAT: &str = "Hive";
 
 /// File formats of hive tables.
@@ -376,7 +379,7 @@ pub async fn measure(provider: &dyn TableProvider, session: &dyn Session) {
 }
 
 /// The share of `provider`'s rows that `filters` keep, estimated from the min and max
-/// of its files' footers (see [`crate::selectivity::estimate`]) when it is a hive table
+/// of its files' footers (see [`selectivity::estimate`]) when it is a hive table
 /// [`measure`] has read them of; `default` stands for each condition they cannot bound.
 pub fn kept_share(provider: &dyn TableProvider, filters: &[Expr], default: f64) -> Option<f64> {
     let table = provider.as_any().downcast_ref::<HiveTable>()?;
@@ -386,7 +389,7 @@ pub fn kept_share(provider: &dyn TableProvider, filters: &[Expr], default: f64) 
         .map(unqualified)
         .collect::<DFResult<Vec<_>>>()
         .ok()?;
-    crate::selectivity::estimate(&filters, &table.schema, statistics, default)
+    selectivity::estimate(&filters, &table.schema, statistics, default)
 }
 
 impl HiveTable {
@@ -492,17 +495,13 @@ impl HiveTable {
         };
         let schema = scan.schema();
         let cache = state.runtime_env().cache_manager.get_file_metadata_cache();
-        for column in crate::selectivity::text_columns(filters, &schema) {
+        for column in selectivity::text_columns(filters, &schema) {
             let Ok(index) = schema.index_of(column) else {
                 continue;
             };
-            let counted = crate::distinct::distinct_values(
-                self.store.as_ref(),
-                files,
-                column,
-                Some(cache.clone()),
-            )
-            .await;
+            let counted =
+                distinct::distinct_values(self.store.as_ref(), files, column, Some(cache.clone()))
+                    .await;
             if let Some(distinct) = counted {
                 statistics.column_statistics[index].distinct_count =
                     Precision::Inexact(distinct.round() as usize);
@@ -592,7 +591,7 @@ impl TableProvider for HiveTable {
             let statistics = self
                 .with_distinct_values(state, &own_columns, &plan)
                 .await?;
-            let share = crate::selectivity::estimate(
+            let share = selectivity::estimate(
                 &own_columns,
                 &plan.schema(),
                 &statistics,
