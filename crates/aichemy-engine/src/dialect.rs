@@ -4,7 +4,7 @@
 //! - type syntax: Trino writes `ARRAY(T)` and `ROW(name T, …)`; the token stream is
 //!   rewritten to the generic dialect's `ARRAY<T>` and `STRUCT<name T, …>`;
 //! - parse errors are reported as Trino does: `SYNTAX_ERROR` with `line L:C: …`;
-//! - lambdas (`x -> x * 2`) are lowered to the functions in [`crate::lambda`];
+//! - lambdas (`x -> x * 2`) are lowered to the functions in [`crate::functions::lambda`];
 //! - `CAST(ROW(…) AS ROW(…))` matches fields by position, as Trino does, where DataFusion
 //!   would match them by name.
 
@@ -20,7 +20,7 @@ use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
 
 use crate::error::{ErrorCode, ErrorLocation, Result, TrinoError};
-use crate::lambda::{capture_name, param_name, LambdaKind};
+use crate::functions::lambda::{capture_name, param_name, LambdaKind};
 use crate::trino_dialect::TrinoDialect;
 
 /// The dialect statements are parsed with.

@@ -11,46 +11,29 @@
 //! Every error leaves as a [`TrinoError`] with Trino's name, code and wording.
 #![forbid(unsafe_code)]
 
-mod build_side;
-pub mod catalogs;
-mod coalesce;
-mod conjunct_order;
-mod conjunction;
-mod ddl;
-mod decimal_arithmetic;
+mod catalog;
 pub mod dialect;
 pub mod error;
 pub mod execution;
 pub mod format;
 mod functions;
-mod group_filter;
-mod join_order;
-mod lakehouse;
-mod lambda;
-mod metadata;
-mod node_rewrite;
-mod not_in;
-mod partial_aggregate;
+mod optimizer;
 mod planner;
-mod semi_join;
 mod session;
-mod shared_plan;
-mod show;
-pub mod statements;
+mod statement;
 pub mod stop;
 mod trino_dialect;
 pub mod types;
-mod view_equals;
-mod view_group_keys;
 
 /// The version `SELECT version()` and the server's `/v1/info` report.
 pub const VERSION: &str = concat!("aichemy-", env!("CARGO_PKG_VERSION"));
 
 pub use aichemy_federation::TRINO_TYPE_KEY;
-pub use error::{ErrorCode, ErrorLocation, ErrorType, TrinoError};
-pub use lakehouse::{
+pub use catalog::lakehouse::{
     CatalogEntry, ExternalCatalog, Lakehouse, QualifiedName, QueryLog, QueryRecord,
     BUILTIN_CATALOGS,
 };
+pub use error::{ErrorCode, ErrorLocation, ErrorType, TrinoError};
 pub use session::{collect, Output, Session};
+pub use statement::catalogs;
 pub use stop::StopSignal;

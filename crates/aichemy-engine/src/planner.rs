@@ -7,9 +7,9 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::Statement;
 
+use crate::catalog::lakehouse::Lakehouse;
 use crate::dialect;
 use crate::error::{ErrorCode, Result, TrinoError};
-use crate::lakehouse::Lakehouse;
 
 /// Where a statement's unqualified names resolve, the time zone it runs in, and who runs
 /// it (what `system.runtime.queries` shows them).
@@ -72,7 +72,7 @@ pub async fn plan_query_text(
     let statement = statements.remove(0);
     let user = outer
         .config()
-        .get_extension::<crate::lakehouse::QueryUser>();
+        .get_extension::<crate::catalog::lakehouse::QueryUser>();
     let scope = Scope {
         catalog,
         schema,

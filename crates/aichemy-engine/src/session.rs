@@ -18,12 +18,12 @@ use datafusion::sql::sqlparser::ast::{
 
 use aichemy_tables::TableError;
 
+use crate::catalog::lakehouse::{Lakehouse, QualifiedName};
 use crate::dialect::{self, named_struct, row_constructor_args};
 use crate::error::{ErrorCode, Result, TrinoError};
-use crate::lakehouse::{Lakehouse, QualifiedName};
 use crate::planner::{plan_statement, Scope};
+use crate::statement::{ddl, session_state, show};
 use crate::stop::{stoppable, StopSignal};
-use crate::{ddl, show, statements};
 
 /// What a statement produced.
 pub enum Output {
@@ -73,7 +73,7 @@ impl Output {
                             tokio::select! {
                                 biased;
                                 () = &mut sleep => {
-                                    let error = statements::time_limit_exceeded(&limit);
+                                    let error = session_state::time_limit_exceeded(&limit);
                                     Some((
                                         Err(DataFusionError::External(Box::new(error))),
                                         (stream, sleep, true),
@@ -167,17 +167,17 @@ impl Session {
     /// included.
     pub async fn execute(&mut self, sql: &str) -> Result<Output> {
         for (name, value) in &self.properties {
-            statements::check_session_property(name, value)?;
+            session_state::check_session_property(name, value)?;
         }
         let cpu_limit = smaller(
-            statements::cpu_limit(&self.properties),
+            session_state::cpu_limit(&self.properties),
             self.lakehouse.max_cpu_time().map(seconds_text),
         );
         self.stop.set_cpu_limit(
-            cpu_limit.map(|(limit, text)| (limit, statements::cpu_limit_exceeded(&text))),
+            cpu_limit.map(|(limit, text)| (limit, session_state::cpu_limit_exceeded(&text))),
         );
         let limit = smaller(
-            statements::time_limit(&self.properties),
+            session_state::time_limit(&self.properties),
             self.lakehouse.max_run_time().map(seconds_text),
         );
         let Some((limit, text)) = limit else {
@@ -189,22 +189,22 @@ impl Session {
         // for the timer below.
         self.stop.set_deadline(Some((
             deadline.into_std(),
-            statements::time_limit_exceeded(&text),
+            session_state::time_limit_exceeded(&text),
         )));
         match tokio::time::timeout_at(deadline, self.execute_unbounded(sql)).await {
             Ok(output) => Ok(output?.with_deadline(deadline, text)),
-            Err(_) => Err(statements::time_limit_exceeded(&text)),
+            Err(_) => Err(session_state::time_limit_exceeded(&text)),
         }
     }
 
     /// Executes without checking the session again: the statement that runs another
     /// (`EXECUTE`) is already within the session's checks and time limit.
     async fn execute_unbounded(&mut self, sql: &str) -> Result<Output> {
-        if let Some(statement) = crate::catalogs::parse(sql)? {
-            return crate::catalogs::execute(self, statement).await;
+        if let Some(statement) = crate::statement::catalogs::parse(sql)? {
+            return crate::statement::catalogs::execute(self, statement).await;
         }
-        if let Some(statement) = statements::parse(sql)? {
-            return statements::execute(self, statement).await;
+        if let Some(statement) = session_state::parse(sql)? {
+            return session_state::execute(self, statement).await;
         }
         if let Some(statement) = show::parse(sql)? {
             return show::execute(self, statement).await;
@@ -281,7 +281,7 @@ impl Session {
                     .chain(using.iter().map(|v| v.expr.to_string()))
                     .collect();
                 // A prepared statement may also arrive in a client's header, unchecked.
-                let text = statements::prepared(self, &name)?;
+                let text = session_state::prepared(self, &name)?;
                 dialect::check_preparable(text)?;
                 let bound = dialect::bind_parameters(text, &values)?;
                 Box::pin(self.execute_unbounded(&bound)).await

@@ -9,10 +9,10 @@ use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::Token;
 
+use crate::catalog::lakehouse::QualifiedName;
+use crate::catalog::metadata::{batch_of, Cell};
 use crate::dialect::{dialect, syntax_error};
 use crate::error::{ErrorCode, Result, TrinoError};
-use crate::lakehouse::QualifiedName;
-use crate::metadata::{batch_of, Cell};
 use crate::session::{name_parts, Output, Session};
 use crate::types::trino_type_name;
 

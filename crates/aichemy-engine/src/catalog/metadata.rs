@@ -8,8 +8,8 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
 
+use crate::catalog::lakehouse::{CatalogEntry, Lakehouse, QualifiedName};
 use crate::error::{Result, TrinoError};
-use crate::lakehouse::{CatalogEntry, Lakehouse, QualifiedName};
 use crate::types::{column_type_names, trino_type_name};
 
 /// Schemas of the `system` catalog besides `information_schema`.

@@ -50,7 +50,7 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
-use crate::shared_plan::SharedExec;
+use crate::optimizer::physical::shared_plan::SharedExec;
 
 /// The bytes of groups and states a partial stage keeps before sending them on: one
 /// core's second-level cache on these machines. Measured on SF10 (`GROUP BY l_orderkey`,

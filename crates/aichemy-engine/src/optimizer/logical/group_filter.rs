@@ -18,8 +18,8 @@ use datafusion::logical_expr::{
 use datafusion::optimizer::optimizer::ApplyOrder;
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 
-use crate::join_order::Joins;
-use crate::semi_join::filtered;
+use crate::optimizer::logical::join_order::Joins;
+use crate::optimizer::logical::semi_join::filtered;
 
 /// The name of the key columns the semi joins this rule adds read; seeing it, the rule
 /// knows an aggregate is already filtered.

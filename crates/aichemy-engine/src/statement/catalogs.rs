@@ -28,7 +28,7 @@ pub enum CatalogStatement {
     },
 }
 
-use crate::statements::{is_word, statement_name as name};
+use crate::statement::session_state::{is_word, statement_name as name};
 
 /// Recognises CREATE CATALOG and DROP CATALOG; `None` for every other statement.
 pub fn parse(sql: &str) -> Result<Option<CatalogStatement>> {

@@ -38,7 +38,7 @@ use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
 use datafusion::physical_plan::ExecutionPlan;
 
-use crate::node_rewrite::replace_each;
+use crate::optimizer::physical::node_rewrite::replace_each;
 
 /// How many times more rows the probe side must have. Measured on TPC-H SF10 with two
 /// threads: q5, q8, q9, q17 and q20 gain at ratios of 20 and more; q18's customer join

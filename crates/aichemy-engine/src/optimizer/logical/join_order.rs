@@ -38,7 +38,7 @@ use datafusion::logical_expr::utils::{conjunction, split_conjunction};
 use datafusion::logical_expr::{Expr, Join, JoinConstraint, JoinType, LogicalPlan, Projection};
 use datafusion::optimizer::{Optimizer, OptimizerConfig, OptimizerRule};
 
-use crate::semi_join::{filtered, plain};
+use crate::optimizer::logical::semi_join::{filtered, plain};
 
 /// DataFusion's optimizer rules with [`JoinFilteredTablesFirst`] right after
 /// `eliminate_cross_join`. That rule rebuilds directly nested inner joins in the written

@@ -14,8 +14,8 @@
 //!
 //! The ordered conditions become one [`AllOf`] predicate, which runs the comparisons of
 //! fixed-width values on every row and the others on the rows still in (see
-//! [`crate::conjunction`]). Equalities of string views and texts, in any filter, become
-//! [`crate::view_equals::ViewEquals`].
+//! [`crate::optimizer::physical::conjunction`]). Equalities of string views and texts, in any filter, become
+//! [`crate::optimizer::physical::view_equals::ViewEquals`].
 
 use std::sync::Arc;
 
@@ -31,9 +31,9 @@ use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
 use datafusion::physical_plan::ExecutionPlan;
 
-use crate::conjunction::{AllOf, Runs};
-use crate::node_rewrite::replace_each;
-use crate::view_equals::views_compared;
+use crate::optimizer::physical::conjunction::{AllOf, Runs};
+use crate::optimizer::physical::node_rewrite::replace_each;
+use crate::optimizer::physical::view_equals::views_compared;
 
 #[derive(Debug, Default)]
 pub(crate) struct CheapConditionsFirst;

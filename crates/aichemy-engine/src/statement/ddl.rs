@@ -9,8 +9,8 @@ use datafusion::sql::sqlparser::ast::{
     Statement, UnaryOperator, Value,
 };
 
+use crate::catalog::lakehouse::QualifiedName;
 use crate::error::{ErrorCode, Result, TrinoError};
-use crate::lakehouse::QualifiedName;
 use crate::planner::plan_statement;
 use crate::session::{name_parts, Output, Session};
 use crate::types::{declared_type, trino_type_name};

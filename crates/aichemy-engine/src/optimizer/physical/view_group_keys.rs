@@ -27,7 +27,7 @@ use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::{ExecutionPlan, InputOrderMode};
 
-use crate::node_rewrite::replace_each;
+use crate::optimizer::physical::node_rewrite::replace_each;
 
 #[derive(Debug, Default)]
 pub(crate) struct GroupOnStringViews;

@@ -1,5 +1,8 @@
 //! Trino functions DataFusion lacks or names differently.
 
+mod coalesce;
+pub(crate) mod lambda;
+
 use std::any::Any;
 use std::sync::Arc;
 
@@ -16,7 +19,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 
-use crate::coalesce::Coalesce;
+use crate::functions::coalesce::Coalesce;
 use crate::types::trino_type_name;
 
 /// Registers every AIchemy function into a context.
@@ -42,7 +45,7 @@ pub fn register_all(ctx: &SessionContext) {
     ] {
         ctx.register_udf(ScalarUDF::new_from_impl(Constant::new(name, value)));
     }
-    crate::lambda::register(ctx, register_all);
+    crate::functions::lambda::register(ctx, register_all);
 }
 
 /// `typeof(x)`: the Trino name of the argument's type (`decimal(4,2)`).

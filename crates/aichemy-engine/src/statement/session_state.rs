@@ -17,9 +17,9 @@ use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::{Location, Token};
 
+use crate::catalog::metadata::{batch_of, Cell};
 use crate::dialect::{self, dialect, syntax_error};
 use crate::error::{ErrorCode, Result, TrinoError};
-use crate::metadata::{batch_of, Cell};
 use crate::planner::plan_statement;
 use crate::session::{Output, Session};
 use crate::types::trino_type_name;

@@ -31,9 +31,9 @@ use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::TableReference;
 
+use crate::catalog::metadata;
 use crate::error::{ErrorCode, Result, TrinoError};
 use crate::execution::Execution;
-use crate::metadata;
 
 /// Names of the catalogs every lakehouse has, in the order SHOW CATALOGS lists them.
 pub const BUILTIN_CATALOGS: [&str; 5] = ["delta", "hive", "iceberg", "lance", "system"];
@@ -596,14 +596,18 @@ impl Lakehouse {
             .with_config(config)
             .with_runtime_env(self.execution.runtime())
             .with_default_features()
-            .with_optimizer_rules(crate::join_order::optimizer_rules())
+            .with_optimizer_rules(crate::optimizer::logical::join_order::optimizer_rules())
             .with_physical_optimizer_rules(physical_optimizer_rules())
             .build();
         let ctx = SessionContext::new_with_state(state);
         // Joins and aggregates over one PostgreSQL catalog run in that database.
         ctx.add_optimizer_rule(Arc::new(aichemy_federation::PushdownToPostgres));
-        ctx.add_optimizer_rule(Arc::new(crate::semi_join::PushSemiJoins));
-        ctx.add_optimizer_rule(Arc::new(crate::group_filter::FilterGroupsByJoinKeys));
+        ctx.add_optimizer_rule(Arc::new(
+            crate::optimizer::logical::semi_join::PushSemiJoins,
+        ));
+        ctx.add_optimizer_rule(Arc::new(
+            crate::optimizer::logical::group_filter::FilterGroupsByJoinKeys,
+        ));
         crate::functions::register_all(&ctx);
         ctx
     }
@@ -768,12 +772,12 @@ fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync
     // shared one would split it. Bounding partial aggregates comes after it and leaves
     // shared plans alone (its node is not one sharing compares).
     let ours: [Arc<dyn PhysicalOptimizerRule + Send + Sync>; 6] = [
-        Arc::new(crate::not_in::NotInAsFilter),
-        Arc::new(crate::conjunct_order::CheapConditionsFirst),
-        Arc::new(crate::decimal_arithmetic::WordSizedDecimalArithmetic),
-        Arc::new(crate::view_group_keys::GroupOnStringViews),
-        Arc::new(crate::shared_plan::ShareRepeatedAggregates),
-        Arc::new(crate::partial_aggregate::BoundedPartialAggregates),
+        Arc::new(crate::optimizer::physical::not_in::NotInAsFilter),
+        Arc::new(crate::optimizer::physical::conjunct_order::CheapConditionsFirst),
+        Arc::new(crate::optimizer::physical::decimal_arithmetic::WordSizedDecimalArithmetic),
+        Arc::new(crate::optimizer::physical::view_group_keys::GroupOnStringViews),
+        Arc::new(crate::optimizer::physical::shared_plan::ShareRepeatedAggregates),
+        Arc::new(crate::optimizer::physical::partial_aggregate::BoundedPartialAggregates),
     ];
     rules.splice(at..at, ours);
     // Before the rules that add repartitions: a collected build side needs none.
@@ -783,7 +787,7 @@ fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync
         .map_or(0, |at| at + 1);
     rules.insert(
         after_selection,
-        Arc::new(crate::build_side::CollectSmallBuildSides),
+        Arc::new(crate::optimizer::physical::build_side::CollectSmallBuildSides),
     );
     rules
 }
