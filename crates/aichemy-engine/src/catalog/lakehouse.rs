@@ -26,8 +26,6 @@ use datafusion::catalog::{
 use datafusion::datasource::ViewTable;
 use datafusion::execution::context::SessionState;
 use datafusion::execution::SessionStateBuilder;
-use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
-use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::TableReference;
 
@@ -595,19 +593,9 @@ impl Lakehouse {
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(self.execution.runtime())
-            .with_default_features()
-            .with_optimizer_rules(crate::optimizer::logical::join_order::optimizer_rules())
-            .with_physical_optimizer_rules(physical_optimizer_rules())
-            .build();
+            .with_default_features();
+        let state = crate::optimizer::install(state).build();
         let ctx = SessionContext::new_with_state(state);
-        // Joins and aggregates over one PostgreSQL catalog run in that database.
-        ctx.add_optimizer_rule(Arc::new(aichemy_federation::PushdownToPostgres));
-        ctx.add_optimizer_rule(Arc::new(
-            crate::optimizer::logical::semi_join::PushSemiJoins,
-        ));
-        ctx.add_optimizer_rule(Arc::new(
-            crate::optimizer::logical::group_filter::FilterGroupsByJoinKeys,
-        ));
         crate::functions::register_all(&ctx);
         ctx
     }
@@ -755,39 +743,4 @@ impl Lakehouse {
         self.require_schema(&name.catalog, &name.schema).await?;
         Err(TrinoError::table_not_found(&name.to_string()))
     }
-}
-
-/// DataFusion's physical rules with ours: the choice of collected build sides right after
-/// DataFusion's join selection; the others after all rules that rebuild plans, but before dynamic
-/// filters are pushed into scans: a filter one reader's join fills in must stay above the
-/// plan the readers share, and a rebuilt filter would lose the references those filters
-/// keep.
-fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
-    let mut rules = PhysicalOptimizer::new().rules;
-    let at = rules
-        .iter()
-        .position(|rule| rule.name() == "FilterPushdown(Post)")
-        .unwrap_or(rules.len());
-    // Sharing comes after the rules that rewrite plans: a rule rewriting the plan below a
-    // shared one would split it. Bounding partial aggregates comes after it and leaves
-    // shared plans alone (its node is not one sharing compares).
-    let ours: [Arc<dyn PhysicalOptimizerRule + Send + Sync>; 6] = [
-        Arc::new(crate::optimizer::physical::not_in::NotInAsFilter),
-        Arc::new(crate::optimizer::physical::conjunct_order::CheapConditionsFirst),
-        Arc::new(crate::optimizer::physical::decimal_arithmetic::WordSizedDecimalArithmetic),
-        Arc::new(crate::optimizer::physical::view_group_keys::GroupOnStringViews),
-        Arc::new(crate::optimizer::physical::shared_plan::ShareRepeatedAggregates),
-        Arc::new(crate::optimizer::physical::partial_aggregate::BoundedPartialAggregates),
-    ];
-    rules.splice(at..at, ours);
-    // Before the rules that add repartitions: a collected build side needs none.
-    let after_selection = rules
-        .iter()
-        .position(|rule| rule.name() == "join_selection")
-        .map_or(0, |at| at + 1);
-    rules.insert(
-        after_selection,
-        Arc::new(crate::optimizer::physical::build_side::CollectSmallBuildSides),
-    );
-    rules
 }

@@ -1,4 +1,89 @@
-//! AIchemy's own optimizer rules, on DataFusion's logical plans and on its physical plans.
+//! AIchemy's own optimizer rules, on DataFusion's logical plans and on its physical plans,
+//! and the one place that lists them and orders them among DataFusion's.
+//!
+//! | rule | file | plans | placed |
+//! |---|---|---|---|
+//! | `JoinFilteredTablesFirst` | `logical/join_order.rs` | logical | after `eliminate_cross_join` |
+//! | `PushdownToPostgres` | `aichemy-federation` | logical | after all of DataFusion's |
+//! | `PushSemiJoins` | `logical/semi_join.rs` | logical | after `PushdownToPostgres` |
+//! | `FilterGroupsByJoinKeys` | `logical/group_filter.rs` | logical | after `PushSemiJoins` |
+//! | `CollectSmallBuildSides` | `physical/build_side.rs` | physical | after `join_selection` |
+//! | `NotInAsFilter` | `physical/not_in.rs` | physical | before `FilterPushdown(Post)` |
+//! | `CheapConditionsFirst` | `physical/conjunct_order.rs` | physical | after `NotInAsFilter` |
+//! | `WordSizedDecimalArithmetic` | `physical/decimal_arithmetic.rs` | physical | after `CheapConditionsFirst` |
+//! | `GroupOnStringViews` | `physical/view_group_keys.rs` | physical | after `WordSizedDecimalArithmetic` |
+//! | `ShareRepeatedAggregates` | `physical/shared_plan.rs` | physical | after `GroupOnStringViews` |
+//! | `BoundedPartialAggregates` | `physical/partial_aggregate.rs` | physical | after `ShareRepeatedAggregates` |
+
+use std::sync::Arc;
+
+use datafusion::execution::SessionStateBuilder;
+use datafusion::optimizer::{Optimizer, OptimizerRule};
+use datafusion::physical_optimizer::optimizer::{PhysicalOptimizer, PhysicalOptimizerRule};
 
 pub(crate) mod logical;
 pub(crate) mod physical;
+
+/// `state` with the logical and physical rules below in place of DataFusion's own lists.
+pub(crate) fn install(state: SessionStateBuilder) -> SessionStateBuilder {
+    state
+        .with_optimizer_rules(logical_rules())
+        .with_physical_optimizer_rules(physical_rules())
+}
+
+/// DataFusion's logical rules with ours.
+///
+/// [`JoinFilteredTablesFirst`](logical::join_order::JoinFilteredTablesFirst) comes right
+/// after `eliminate_cross_join`: that rule rebuilds directly nested inner joins in the
+/// written order, in every pass; running after it, ours has the last word, and the rules
+/// after both push filters into the new joins and prune their columns. The others run
+/// last, on plans DataFusion's rules have finished: joins and aggregates over one
+/// PostgreSQL catalog move into that database first, then semi-joins and group filters
+/// are pushed below the joins that remain.
+fn logical_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
+    let mut rules = Optimizer::new().rules;
+    let at = rules
+        .iter()
+        .position(|rule| rule.name() == "eliminate_cross_join")
+        .map_or(rules.len(), |at| at + 1);
+    rules.insert(at, Arc::new(logical::join_order::JoinFilteredTablesFirst));
+    rules.push(Arc::new(aichemy_federation::PushdownToPostgres));
+    rules.push(Arc::new(logical::semi_join::PushSemiJoins));
+    rules.push(Arc::new(logical::group_filter::FilterGroupsByJoinKeys));
+    rules
+}
+
+/// DataFusion's physical rules with ours: the choice of collected build sides right after
+/// DataFusion's join selection; the others after all rules that rebuild plans, but before
+/// dynamic filters are pushed into scans: a filter one reader's join fills in must stay
+/// above the plan the readers share, and a rebuilt filter would lose the references those
+/// filters keep.
+fn physical_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
+    let mut rules = PhysicalOptimizer::new().rules;
+    let at = rules
+        .iter()
+        .position(|rule| rule.name() == "FilterPushdown(Post)")
+        .unwrap_or(rules.len());
+    // Sharing comes after the rules that rewrite plans: a rule rewriting the plan below a
+    // shared one would split it. Bounding partial aggregates comes after it and leaves
+    // shared plans alone (its node is not one sharing compares).
+    let ours: [Arc<dyn PhysicalOptimizerRule + Send + Sync>; 6] = [
+        Arc::new(physical::not_in::NotInAsFilter),
+        Arc::new(physical::conjunct_order::CheapConditionsFirst),
+        Arc::new(physical::decimal_arithmetic::WordSizedDecimalArithmetic),
+        Arc::new(physical::view_group_keys::GroupOnStringViews),
+        Arc::new(physical::shared_plan::ShareRepeatedAggregates),
+        Arc::new(physical::partial_aggregate::BoundedPartialAggregates),
+    ];
+    rules.splice(at..at, ours);
+    // Before the rules that add repartitions: a collected build side needs none.
+    let after_selection = rules
+        .iter()
+        .position(|rule| rule.name() == "join_selection")
+        .map_or(0, |at| at + 1);
+    rules.insert(
+        after_selection,
+        Arc::new(physical::build_side::CollectSmallBuildSides),
+    );
+    rules
+}

@@ -36,23 +36,9 @@ use datafusion::common::{Column, NullEquality, Result};
 use datafusion::datasource::source_as_provider;
 use datafusion::logical_expr::utils::{conjunction, split_conjunction};
 use datafusion::logical_expr::{Expr, Join, JoinConstraint, JoinType, LogicalPlan, Projection};
-use datafusion::optimizer::{Optimizer, OptimizerConfig, OptimizerRule};
+use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 
 use crate::optimizer::logical::semi_join::{filtered, plain};
-
-/// DataFusion's optimizer rules with [`JoinFilteredTablesFirst`] right after
-/// `eliminate_cross_join`. That rule rebuilds directly nested inner joins in the written
-/// order, in every pass; running after it, ours has the last word, and the rules after
-/// both push filters into the new joins and prune their columns.
-pub(crate) fn optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
-    let mut rules = Optimizer::new().rules;
-    let at = rules
-        .iter()
-        .position(|rule| rule.name() == "eliminate_cross_join")
-        .map_or(rules.len(), |at| at + 1);
-    rules.insert(at, Arc::new(JoinFilteredTablesFirst));
-    rules
-}
 
 #[derive(Debug, Default)]
 pub(crate) struct JoinFilteredTablesFirst;
