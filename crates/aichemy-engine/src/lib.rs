@@ -2,11 +2,12 @@
 //!
 //! ```text
 //! SQL text ──dialect──▶ sqlparser AST (Trino types, lambdas lowered)
-//!    ├─ PREPARE / EXECUTE / SET SESSION ──statements──▶ the session's own state
-//!    ├─ USE / SHOW / DESCRIBE ──show──▶ metadata answers
-//!    ├─ CREATE / DROP / ALTER ──ddl───▶ aichemy-tables formats, metastore views
-//!    └─ SELECT / INSERT ──planner──▶ relations resolved by the lakehouse
-//!                                     ──▶ DataFusion plan ──▶ Arrow batches
+//!    ├─ CREATE / DROP CATALOG ──statement::catalogs──▶ the lakehouse's catalogs
+//!    ├─ PREPARE / EXECUTE / SET SESSION ──statement::session_state──▶ the session's state
+//!    ├─ USE / SHOW / DESCRIBE ──statement::show──▶ metadata answers (catalog::metadata)
+//!    ├─ CREATE / DROP / ALTER ──statement::ddl───▶ aichemy-tables formats, metastore views
+//!    └─ SELECT / INSERT ──planner──▶ relations resolved by catalog::lakehouse
+//!                          ──▶ DataFusion plan ──optimizer──▶ stop ──▶ Arrow batches
 //! ```
 //! Every error leaves as a [`TrinoError`] with Trino's name, code and wording.
 #![forbid(unsafe_code)]

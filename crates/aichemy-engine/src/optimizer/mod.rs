@@ -1,19 +1,7 @@
 //! AIchemy's own optimizer rules, on DataFusion's logical plans and on its physical plans,
 //! and the one place that lists them and orders them among DataFusion's.
 //!
-//! | rule | file | plans | placed |
-//! |---|---|---|---|
-//! | `JoinFilteredTablesFirst` | `logical/join_order.rs` | logical | after `eliminate_cross_join` |
-//! | `PushdownToPostgres` | `aichemy-federation` | logical | after all of DataFusion's |
-//! | `PushSemiJoins` | `logical/semi_join.rs` | logical | after `PushdownToPostgres` |
-//! | `FilterGroupsByJoinKeys` | `logical/group_filter.rs` | logical | after `PushSemiJoins` |
-//! | `CollectSmallBuildSides` | `physical/build_side.rs` | physical | after `join_selection` |
-//! | `NotInAsFilter` | `physical/not_in.rs` | physical | before `FilterPushdown(Post)` |
-//! | `CheapConditionsFirst` | `physical/conjunct_order.rs` | physical | after `NotInAsFilter` |
-//! | `WordSizedDecimalArithmetic` | `physical/decimal_arithmetic.rs` | physical | after `CheapConditionsFirst` |
-//! | `GroupOnStringViews` | `physical/view_group_keys.rs` | physical | after `WordSizedDecimalArithmetic` |
-//! | `ShareRepeatedAggregates` | `physical/shared_plan.rs` | physical | after `GroupOnStringViews` |
-//! | `BoundedPartialAggregates` | `physical/partial_aggregate.rs` | physical | after `ShareRepeatedAggregates` |
+//! ARCHITECTURE.md lists every rule with its file and place in a table.
 
 use std::sync::Arc;
 

@@ -1,5 +1,5 @@
 //! Integration tests of the engine: the SQL behaviour files and failure cases.
-//! One test binary for the crate (see DESIGN.md build facts).
+//! One test binary for the crate: each extra binary links the whole engine again.
 
 mod atomicity;
 mod execution;
