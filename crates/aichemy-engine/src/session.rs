@@ -22,7 +22,7 @@ use crate::catalog::lakehouse::{Lakehouse, QualifiedName};
 use crate::dialect::{self, named_struct, row_constructor_args};
 use crate::error::{ErrorCode, Result, TrinoError};
 use crate::planner::{plan_statement, Scope};
-use crate::statement::{ddl, session_state, show};
+use crate::statement::{catalogs, ddl, session_state, show, Family};
 use crate::stop::{stoppable, StopSignal};
 
 /// What a statement produced.
@@ -200,14 +200,24 @@ impl Session {
     /// Executes without checking the session again: the statement that runs another
     /// (`EXECUTE`) is already within the session's checks and time limit.
     async fn execute_unbounded(&mut self, sql: &str) -> Result<Output> {
-        if let Some(statement) = crate::statement::catalogs::parse(sql)? {
-            return crate::statement::catalogs::execute(self, statement).await;
-        }
-        if let Some(statement) = session_state::parse(sql)? {
-            return session_state::execute(self, statement).await;
-        }
-        if let Some(statement) = show::parse(sql)? {
-            return show::execute(self, statement).await;
+        // Each statement is read by the one parser of its family.
+        match crate::statement::family(sql) {
+            Family::Catalog => {
+                if let Some(statement) = catalogs::parse(sql)? {
+                    return catalogs::execute(self, statement).await;
+                }
+            }
+            Family::SessionState => {
+                if let Some(statement) = session_state::parse(sql)? {
+                    return session_state::execute(self, statement).await;
+                }
+            }
+            Family::Show => {
+                if let Some(statement) = show::parse(sql)? {
+                    return show::execute(self, statement).await;
+                }
+            }
+            Family::Sql => {}
         }
         let mut statements = dialect::parse_statements(sql)?;
         match statements.len() {

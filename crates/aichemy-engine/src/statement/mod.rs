@@ -5,3 +5,91 @@ pub mod catalogs;
 pub(crate) mod ddl;
 pub mod session_state;
 pub(crate) mod show;
+
+/// The family of statements a text belongs to, from its first two words: the one parser
+/// that reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Family {
+    /// `CREATE CATALOG`, `DROP CATALOG`: [`catalogs`].
+    Catalog,
+    /// `PREPARE`, `DEALLOCATE PREPARE`, `DESCRIBE INPUT|OUTPUT`, `SET|RESET|SHOW SESSION`:
+    /// [`session_state`].
+    SessionState,
+    /// `USE`, `SHOW`, `DESCRIBE`: [`show`].
+    Show,
+    /// Everything else (queries, INSERT, EXPLAIN, DDL, `EXECUTE`): the dialect's parser.
+    Sql,
+}
+
+/// The family of `sql`, read from its first two words (unquoted, any case, after
+/// whitespace and comments).
+pub(crate) fn family(sql: &str) -> Family {
+    let mut rest = sql;
+    let mut words: [String; 2] = Default::default();
+    for word in &mut words {
+        rest = skip_blanks(rest);
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        *word = rest[..end].to_ascii_uppercase();
+        rest = &rest[end..];
+        if end == 0 {
+            break;
+        }
+    }
+    match (words[0].as_str(), words[1].as_str()) {
+        ("CREATE" | "DROP", "CATALOG") => Family::Catalog,
+        ("PREPARE", _)
+        | ("DEALLOCATE", "PREPARE")
+        | ("DESCRIBE" | "DESC", "INPUT" | "OUTPUT")
+        | ("SET" | "RESET" | "SHOW", "SESSION") => Family::SessionState,
+        ("USE" | "SHOW" | "DESCRIBE" | "DESC", _) => Family::Show,
+        _ => Family::Sql,
+    }
+}
+
+/// `text` after its leading whitespace and comments (`-- …` to the line's end, `/* … */`).
+fn skip_blanks(mut text: &str) -> &str {
+    loop {
+        text = text.trim_start();
+        if let Some(comment) = text.strip_prefix("--") {
+            text = comment.find('\n').map_or("", |end| &comment[end..]);
+        } else if let Some(comment) = text.strip_prefix("/*") {
+            text = comment.find("*/").map_or("", |end| &comment[end + 2..]);
+        } else {
+            return text;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{family, Family};
+
+    #[test]
+    fn the_first_two_words_choose_the_family() {
+        for (sql, expected) in [
+            ("create catalog pg using postgresql", Family::Catalog),
+            ("DROP CATALOG IF EXISTS pg", Family::Catalog),
+            ("PREPARE q FROM SELECT 1", Family::SessionState),
+            ("deallocate prepare q", Family::SessionState),
+            ("DESCRIBE OUTPUT q", Family::SessionState),
+            (
+                "-- a comment\n  SET SESSION query_max_run_time = '1s'",
+                Family::SessionState,
+            ),
+            ("/* x */ SHOW SESSION", Family::SessionState),
+            ("SHOW TABLES FROM iceberg.s", Family::Show),
+            ("USE iceberg.s", Family::Show),
+            ("DESC iceberg.s.t", Family::Show),
+            ("SELECT 1", Family::Sql),
+            ("CREATE TABLE catalog (x int)", Family::Sql),
+            ("CREATE \"CATALOG\" x", Family::Sql),
+            ("EXECUTE q USING 1", Family::Sql),
+            ("", Family::Sql),
+            ("(SELECT 1)", Family::Sql),
+        ] {
+            assert_eq!(family(sql), expected, "{sql}");
+        }
+    }
+}
