@@ -278,13 +278,16 @@ pub fn encode_column(array: &ArrayRef) -> Result<Vec<Value>, String> {
         }
         DataType::Map(_, _) => {
             let map = array.as_map();
-            let keys = encode_column(map.keys())?;
-            let values = encode_column(map.values())?;
             let offsets = map.value_offsets();
+            // Only the entries of these rows: a slice's offsets index into all of them.
+            let first = offsets[0] as usize;
+            let entries = offsets[n] as usize - first;
+            let keys = encode_column(&map.keys().slice(first, entries))?;
+            let values = encode_column(&map.values().slice(first, entries))?;
             (0..n)
                 .map(|i| {
                     let mut object = Map::new();
-                    for j in offsets[i] as usize..offsets[i + 1] as usize {
+                    for j in offsets[i] as usize - first..offsets[i + 1] as usize - first {
                         let key = match &keys[j] {
                             Value::String(s) => s.clone(),
                             other => other.to_string(),
@@ -330,12 +333,16 @@ pub fn encode_column(array: &ArrayRef) -> Result<Vec<Value>, String> {
     Ok(values)
 }
 
+/// The lists of `list`, encoding only the elements its rows hold: the offsets of a slice
+/// index into every element of the array it was cut from.
 fn list_values<O: OffsetSizeTrait>(list: &GenericListArray<O>) -> Result<Vec<Value>, String> {
-    let children = encode_column(list.values())?;
-    Ok(list
-        .value_offsets()
+    let offsets = list.value_offsets();
+    let first = offsets[0].as_usize();
+    let last = offsets[offsets.len() - 1].as_usize();
+    let children = encode_column(&list.values().slice(first, last - first))?;
+    Ok(offsets
         .windows(2)
-        .map(|w| Value::Array(children[w[0].as_usize()..w[1].as_usize()].to_vec()))
+        .map(|w| Value::Array(children[w[0].as_usize() - first..w[1].as_usize() - first].to_vec()))
         .collect())
 }
 
@@ -365,7 +372,8 @@ mod tests {
     use std::sync::Arc;
 
     use datafusion::arrow::array::{
-        Decimal128Array, Float64Array, Int32Array, ListArray, StringArray, StructArray,
+        Decimal128Array, Float64Array, Int32Array, Int32Builder, ListArray, MapBuilder,
+        StringArray, StringBuilder, StructArray,
     };
     use datafusion::arrow::datatypes::{Field, Fields, Int32Type};
 
@@ -427,5 +435,38 @@ mod tests {
             ),
         ]));
         assert_eq!(encode_column(&rows).unwrap(), vec![json!([1, "x"])]);
+    }
+
+    #[test]
+    fn a_slice_encodes_its_own_rows() {
+        let lists: ArrayRef = Arc::new(ListArray::from_iter_primitive::<Int32Type, _, _>(vec![
+            Some(vec![Some(1), Some(2)]),
+            None,
+            Some(vec![Some(3)]),
+            Some(vec![Some(4), Some(5), Some(6)]),
+        ]));
+        assert_eq!(
+            encode_column(&lists.slice(1, 2)).unwrap(),
+            vec![Value::Null, json!([3])]
+        );
+        assert_eq!(
+            encode_column(&lists.slice(3, 1)).unwrap(),
+            vec![json!([4, 5, 6])]
+        );
+        assert_eq!(
+            encode_column(&lists.slice(0, 0)).unwrap(),
+            Vec::<Value>::new()
+        );
+        let mut maps = MapBuilder::new(None, StringBuilder::new(), Int32Builder::new());
+        for (key, value) in [("a", 1), ("b", 2), ("c", 3)] {
+            maps.keys().append_value(key);
+            maps.values().append_value(value);
+            maps.append(true).unwrap();
+        }
+        let maps: ArrayRef = Arc::new(maps.finish());
+        assert_eq!(
+            encode_column(&maps.slice(1, 2)).unwrap(),
+            vec![json!({"b": 2}), json!({"c": 3})]
+        );
     }
 }
