@@ -293,7 +293,11 @@ impl Protocol {
     }
 }
 
-fn json_response(status: StatusCode, body: Value, extra: Vec<(HeaderName, String)>) -> Response {
+fn json_response(
+    status: StatusCode,
+    body: impl serde::Serialize,
+    extra: Vec<(HeaderName, String)>,
+) -> Response {
     let mut response = (status, axum::Json(body)).into_response();
     for (name, value) in extra {
         if let Ok(value) = HeaderValue::from_str(&value) {
@@ -534,22 +538,42 @@ async fn fetch(
         return refuse(StatusCode::GONE, "Page is gone");
     };
     let base = base_url(&app, &headers);
-    let mut body = page.body.clone();
-    body["infoUri"] = Value::from(format!("{base}/ui/query.html?{}", query.id));
+    let mut uris = serde_json::Map::new();
+    uris.insert(
+        "infoUri".into(),
+        Value::from(format!("{base}/ui/query.html?{}", query.id)),
+    );
     if !page.last {
-        body["nextUri"] = Value::from(format!(
-            "{base}/v1/statement/executing/{}/{}/{}",
-            query.id,
-            query.slug,
-            token + 1
-        ));
+        uris.insert(
+            "nextUri".into(),
+            Value::from(format!(
+                "{base}/v1/statement/executing/{}/{}/{}",
+                query.id,
+                query.slug,
+                token + 1
+            )),
+        );
     }
     let extra = page
         .headers
         .iter()
         .map(|(name, value)| (protocol.header(name), value.clone()))
         .collect();
+    // The page as kept, with its URIs beside it: its rows are written out, not copied.
+    let body = PageBody {
+        page: &page.body,
+        uris: &uris,
+    };
     json_response(StatusCode::OK, body, extra)
+}
+
+/// A page's JSON with the fields that depend on the request.
+#[derive(serde::Serialize)]
+struct PageBody<'a> {
+    #[serde(flatten)]
+    page: &'a Value,
+    #[serde(flatten)]
+    uris: &'a serde_json::Map<String, Value>,
 }
 
 async fn cancel_statement(

@@ -1,7 +1,10 @@
 //! Queries in flight: each runs in its own task and hands its results over page by page
 //! through a small channel, so a large result is never held whole — the task waits until
-//! the client fetched the page before. The last page served is kept, so a client that
-//! fetches the same page again (a retry) gets the same answer.
+//! the client fetched the page before (as Trino's output buffer blocks its producer). A
+//! page is cut at [`PAGE_ROWS`] rows or [`PAGE_BYTES`] of values, whichever comes first,
+//! so what a query holds for a client that reads slowly or not at all is bounded however
+//! wide its rows. The last page served is kept, so a client that fetches the same page
+//! again (a retry) gets the same answer; a cancelled or abandoned query frees its rows.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -18,6 +21,13 @@ use crate::encode::{encode_column, field_type};
 
 /// Rows per page; a page is also cut at the end of each engine batch past half of this.
 const PAGE_ROWS: usize = 4096;
+/// Bytes of values per page, about (Trino's target result size is 1 MB by default): a page
+/// of wide rows is cut before [`PAGE_ROWS`], so that what a query holds for its client — the
+/// page served last, the one waiting in the channel and the one being filled — stays a
+/// few MiB however wide its rows.
+const PAGE_BYTES: usize = 1 << 20;
+/// Rows of an engine batch encoded as JSON at once.
+const ENCODE_ROWS: usize = 512;
 /// How many finished queries `system.runtime.queries` keeps.
 const KEEP_FINISHED: usize = 100;
 
@@ -197,7 +207,7 @@ struct QueryInner {
     state: State,
     columns: Option<Value>,
     columns_sent: bool,
-    last_page: Option<Page>,
+    last_page: Option<Arc<Page>>,
     rows: u64,
     error: Option<TrinoError>,
     update: Option<(String, Option<u64>)>,
@@ -282,11 +292,40 @@ impl Query {
         if let Some(task) = self.task.lock().expect("not poisoned").take() {
             task.abort();
         }
+        self.release_results();
+    }
+
+    /// Frees the rows a failed query holds for its client (the page waiting in the
+    /// channel, the rows of the page served last): the query list keeps an ended query
+    /// for a while, and its rows are of no use once it failed. A fetch under way frees
+    /// what it receives itself.
+    fn release_results(&self) {
+        if let Ok(mut events) = self.events.try_lock() {
+            events.close();
+            while events.try_recv().is_ok() {}
+        }
+        let mut inner = self.inner.lock().expect("not poisoned");
+        let Some(last) = &inner.last_page else {
+            return;
+        };
+        if let Some(fields) = last.body.as_object().filter(|f| f.contains_key("data")) {
+            let body = fields
+                .iter()
+                .filter(|(name, _)| name.as_str() != "data")
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect();
+            inner.last_page = Some(Arc::new(Page {
+                token: last.token,
+                last: last.last,
+                body: Value::Object(body),
+                headers: last.headers.clone(),
+            }));
+        }
     }
 
     /// The page after `token - 1`: the same page again when `token` was served last.
     /// Waits up to `wait` for the engine; answers an empty page to poll again otherwise.
-    pub async fn page(&self, token: u64, wait: Duration) -> Option<Page> {
+    pub async fn page(&self, token: u64, wait: Duration) -> Option<Arc<Page>> {
         {
             let mut inner = self.inner.lock().expect("not poisoned");
             inner.last_fetch = Instant::now();
@@ -408,6 +447,7 @@ impl Query {
             body,
             headers,
         };
+        let page = Arc::new(page);
         inner.last_page = Some(page.clone());
         Some(page)
     }
@@ -802,6 +842,43 @@ fn columns_json(schema: &SchemaRef) -> Value {
     )
 }
 
+/// The rows of the next page and the bytes their values hold.
+#[derive(Default)]
+struct PageBuilder {
+    rows: Vec<Value>,
+    bytes: usize,
+}
+
+impl PageBuilder {
+    /// Adds a row; `true` when the page is full.
+    fn push(&mut self, row: Vec<Value>) -> bool {
+        let row = Value::Array(row);
+        self.bytes += value_bytes(&row);
+        self.rows.push(row);
+        self.rows.len() >= PAGE_ROWS || self.bytes >= PAGE_BYTES
+    }
+
+    fn half_full(&self) -> bool {
+        self.rows.len() >= PAGE_ROWS / 2 || self.bytes >= PAGE_BYTES / 2
+    }
+
+    fn take(&mut self) -> Event {
+        self.bytes = 0;
+        Event::Rows(std::mem::take(&mut self.rows))
+    }
+}
+
+/// About the bytes `value` holds in memory: the value itself and what it points to.
+fn value_bytes(value: &Value) -> usize {
+    std::mem::size_of::<Value>()
+        + match value {
+            Value::String(s) => s.len(),
+            Value::Array(items) => items.iter().map(value_bytes).sum(),
+            Value::Object(map) => map.iter().map(|(k, v)| k.len() + value_bytes(v)).sum(),
+            Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+        }
+}
+
 /// Executes one statement and streams its events; stops when the receiver is gone.
 async fn run(
     lakehouse: Arc<Lakehouse>,
@@ -836,7 +913,7 @@ async fn run(
             {
                 return;
             }
-            let mut pending: Vec<Value> = Vec::new();
+            let mut page = PageBuilder::default();
             while let Some(batch) = stream.next().await {
                 let batch = match batch {
                     Ok(batch) => batch,
@@ -845,41 +922,41 @@ async fn run(
                         return;
                     }
                 };
-                let columns = match batch
-                    .columns()
-                    .iter()
-                    .map(encode_column)
-                    .collect::<Result<Vec<_>, _>>()
-                {
-                    Ok(columns) => columns,
-                    Err(e) => {
-                        let _ = events.send(Event::Failed(TrinoError::internal(e))).await;
-                        return;
-                    }
-                };
-                for row in 0..batch.num_rows() {
-                    pending.push(Value::Array(
-                        columns.iter().map(|c| c[row].clone()).collect(),
-                    ));
-                    if pending.len() >= PAGE_ROWS
-                        && events
-                            .send(Event::Rows(std::mem::take(&mut pending)))
-                            .await
-                            .is_err()
+                // A slice at a time, so that what is encoded but not yet sent stays small
+                // whatever the engine's batch size and however wide its rows.
+                let mut offset = 0;
+                while offset < batch.num_rows() {
+                    let len = ENCODE_ROWS.min(batch.num_rows() - offset);
+                    let slice = batch.slice(offset, len);
+                    offset += len;
+                    let columns = match slice
+                        .columns()
+                        .iter()
+                        .map(encode_column)
+                        .collect::<Result<Vec<_>, _>>()
                     {
-                        return;
+                        Ok(columns) => columns,
+                        Err(e) => {
+                            let _ = events.send(Event::Failed(TrinoError::internal(e))).await;
+                            return;
+                        }
+                    };
+                    let mut columns: Vec<_> = columns.into_iter().map(Vec::into_iter).collect();
+                    for _ in 0..len {
+                        let row = columns
+                            .iter_mut()
+                            .map(|c| c.next().unwrap_or(Value::Null))
+                            .collect();
+                        if page.push(row) && events.send(page.take()).await.is_err() {
+                            return;
+                        }
                     }
                 }
-                if pending.len() >= PAGE_ROWS / 2
-                    && events
-                        .send(Event::Rows(std::mem::take(&mut pending)))
-                        .await
-                        .is_err()
-                {
+                if page.half_full() && events.send(page.take()).await.is_err() {
                     return;
                 }
             }
-            if !pending.is_empty() && events.send(Event::Rows(pending)).await.is_err() {
+            if !page.rows.is_empty() && events.send(page.take()).await.is_err() {
                 return;
             }
         }
@@ -917,5 +994,103 @@ mod tests {
         assert_eq!(parts.len(), 4, "{id}");
         assert_eq!(parts[0].len(), 8);
         assert_eq!(parts[3].len(), 5);
+    }
+
+    /// Runs `test` with the queries of a server on a fresh warehouse.
+    fn with_queries(test: impl FnOnce(Queries) -> futures::future::BoxFuture<'static, ()>) {
+        let runtime = aichemy_engine::execution::query_runtime(2, "query-test").unwrap();
+        let handle = runtime.handle().clone();
+        let dir = tempfile::tempdir().unwrap();
+        let config = aichemy_config::Config {
+            warehouse: dir.path().join("warehouse").display().to_string(),
+            ..aichemy_config::Config::default()
+        };
+        runtime.block_on(async move {
+            let lakehouse = Lakehouse::open(&config).await.unwrap();
+            let admission = Admission {
+                max_running: 4,
+                max_queued: 8,
+            };
+            tokio::spawn(test(Queries::new(lakehouse, handle, admission)))
+                .await
+                .unwrap();
+        });
+    }
+
+    fn session() -> ClientSession {
+        ClientSession {
+            user: "alice".into(),
+            ..ClientSession::default()
+        }
+    }
+
+    /// The first page of `query` that has rows.
+    async fn first_rows(query: &Query) -> Arc<Page> {
+        for token in 0..100 {
+            let page = query.page(token, Duration::from_secs(5)).await.unwrap();
+            if page.body.get("data").is_some() || page.last {
+                return page;
+            }
+        }
+        panic!("no rows in 100 pages");
+    }
+
+    #[test]
+    fn pages_are_cut_by_rows_or_by_bytes() {
+        with_queries(|queries| {
+            Box::pin(async move {
+                let narrow = queries.submit(
+                    "SELECT x FROM UNNEST(sequence(1, 10000)) t(x)".into(),
+                    session(),
+                );
+                let page = first_rows(&narrow).await;
+                assert_eq!(page.body["data"].as_array().unwrap().len(), PAGE_ROWS);
+                narrow.cancel("done");
+                // Rows of 20 KB: about 50 of them fill a page.
+                let wide = queries.submit(
+                    "SELECT x, lpad('', 20000, '-') FROM UNNEST(sequence(1, 10000)) t(x)".into(),
+                    session(),
+                );
+                let page = first_rows(&wide).await;
+                let rows = page.body["data"].as_array().unwrap().len();
+                assert!((40..=60).contains(&rows), "{rows} rows");
+                let bytes = serde_json::to_vec(&page.body).unwrap().len();
+                assert!(bytes < 2 * PAGE_BYTES, "{bytes} bytes");
+                wide.cancel("done");
+            })
+        });
+    }
+
+    #[test]
+    fn a_cancelled_query_keeps_none_of_its_rows() {
+        with_queries(|queries| {
+            Box::pin(async move {
+                let query = queries.submit(
+                    "SELECT x FROM UNNEST(sequence(1, 10000)) t(x)".into(),
+                    session(),
+                );
+                let page = first_rows(&query).await;
+                assert!(page.body.get("data").is_some());
+                // The task has the next page ready in the channel.
+                for _ in 0..100 {
+                    if !query.events.lock().await.is_empty() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                assert!(!query.events.lock().await.is_empty());
+                query.cancel("Query was canceled");
+                assert!(query.events.lock().await.is_empty());
+                // The page served last, fetched again, has the same place but no rows.
+                let again = query.page(page.token, Duration::ZERO).await.unwrap();
+                assert!(again.body.get("data").is_none(), "{}", again.body);
+                let last = query
+                    .page(page.token + 1, Duration::from_secs(5))
+                    .await
+                    .unwrap();
+                assert!(last.last);
+                assert_eq!(last.body["error"]["errorName"], "USER_CANCELED");
+            })
+        });
     }
 }
