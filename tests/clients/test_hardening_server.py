@@ -1,8 +1,9 @@
 """A hostile or careless user against `aichemy serve`, through the python `trino` client and
 raw HTTP: statements nested thousands deep, a prepared statement that executes itself, a
-CPU-bound query beside short ones, queries ended by their time limit or a cancel, SIGTERM
-during a cross join, a full queue and a metastore outage. Each must stay that user's
-problem: the server answers everyone else, and stops when told."""
+CPU-bound query beside short ones, queries ended by their time limit or a cancel, wide
+rows for clients that read slowly or cancel, SIGTERM during a cross join, a full queue and a
+metastore outage. Each must stay that user's problem: the server answers everyone else,
+holds bounded memory, and stops when told."""
 
 import contextlib
 import json
@@ -186,6 +187,62 @@ def test_queries_ended_by_time_limit_or_cancel_stop_computing(server):
     used = cpu_seconds(server.process.pid) - before
     assert used < 0.2, f"{used:.2f} CPU seconds in 2 s after both queries ended"
     info(port)
+
+
+# Rows of about 4 KB: a page of them is most of what a query holds for its client.
+WIDE_ROWS = ("SELECT a.x, b.y, lpad(CAST(a.x AS varchar), 4000, '-') AS pad "
+             "FROM UNNEST(sequence(1, 10000)) a(x) CROSS JOIN UNNEST(sequence(1, 1000)) b(y)")
+
+
+def rss_mib(pid):
+    """Resident memory of a process, in MiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def has_rows(page):
+    return bool(page.get("data"))
+
+
+def delete(uri):
+    urllib.request.urlopen(urllib.request.Request(uri, method="DELETE"))
+
+
+def test_results_held_for_clients_stay_bounded(tmp_path):
+    served = Server(tmp_path)
+    try:
+        port, pid = served.http_port, served.process.pid
+        # One query first, so that what any query needs once is counted before.
+        delete(follow(post(port, WIDE_ROWS)["nextUri"], until=has_rows)["nextUri"])
+        time.sleep(1)
+        before = peak = rss_mib(pid)
+        # A client that reads a page now and then: the query waits for it.
+        uri, rows = post(port, WIDE_ROWS)["nextUri"], 0
+        for _ in range(8):
+            with urllib.request.urlopen(uri, timeout=30) as response:
+                page = json.load(response)
+            rows += len(page.get("data", []))
+            uri = page["nextUri"]
+            time.sleep(0.5)
+            peak = max(peak, rss_mib(pid))
+        assert rows > 0
+        # Clients that read one page and cancel.
+        for _ in range(24):
+            page = follow(post(port, WIDE_ROWS)["nextUri"], until=has_rows)
+            assert page["rows"], page
+            delete(page["nextUri"])
+            peak = max(peak, rss_mib(pid))
+        delete(uri)
+        # A query holds a few of its engine's batches (4 MiB of these rows apiece) and,
+        # for its client, pages bounded in bytes; nothing once it ended. (Pages of
+        # thousands of rows, two of them kept by every cancelled query, passed 400 MiB.)
+        assert peak - before < 250, f"{before:.0f} MiB before, {peak:.0f} MiB at the peak"
+        info(port)
+    finally:
+        served.stop()
 
 
 def test_a_full_queue_refuses_queries_and_the_queue_drains(tmp_path):
