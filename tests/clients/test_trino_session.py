@@ -127,6 +127,17 @@ def test_session_properties(served):
     # From the connection's settings, as dbt sends its session_properties.
     cur = cursor(served, session_properties={"query_max_execution_time": "2h"})
     assert ["query_max_execution_time", "2h"] in [row[:2] for row in run(cur, "SHOW SESSION")]
+    # A CPU limit, as Trino's query_max_cpu_time: the work of the query's operators on
+    # every thread counts, and a query past it fails with Trino's error.
+    cur = cursor(served, session_properties={"query_max_cpu_time": "1s"})
+    started = time.monotonic()
+    with pytest.raises(trino.exceptions.TrinoQueryError) as error:
+        run(cur, "SELECT count(*) FROM generate_series(1, 3000000000) a "
+                 "CROSS JOIN (VALUES (1), (2)) b(y)")
+    assert error.value.error_name == "EXCEEDED_CPU_LIMIT"
+    assert error.value.message == "Query exceeded the maximum CPU time limit of 1s"
+    assert time.monotonic() - started < 30
+    assert run(cur, "SELECT count(*) FROM generate_series(1, 1000)") == [[1000]]
     cur = cursor(served, session_properties={"join_distribution_type": "BROADCAST"})
     with pytest.raises(trino.exceptions.TrinoUserError) as error:
         run(cur, "SELECT 1")
