@@ -1,9 +1,11 @@
 //! Table formats behind one trait.
 //!
-//! Each catalog of the lakehouse (`iceberg`, later `delta`, `lance`, `hive`) is served by a
+//! Each catalog of the lakehouse (`iceberg`, `delta`, `lance`, `hive`) is served by a
 //! [`TableFormat`]: it owns the schemas and tables of that catalog, creates and alters
-//! them, and hands the engine a DataFusion [`TableProvider`] for scans and inserts. The
-//! engine never branches on the format.
+//! them, and hands the engine a DataFusion [`TableProvider`] for scans and inserts. A
+//! format that can estimate its tables (rows, bytes, the share of rows a filter keeps)
+//! does so through [`TableStatistics`], which the engine finds with [`statistics_of`].
+//! The engine never branches on the format.
 #![forbid(unsafe_code)]
 
 use std::fmt::Debug;
@@ -16,12 +18,18 @@ use datafusion::catalog::TableProvider;
 mod append;
 mod claims;
 pub mod delta;
+mod estimates;
 pub mod hive;
 pub mod iceberg;
 pub mod lance;
 mod locations;
 pub mod registered;
 
+pub use delta::DeltaStore;
+pub use estimates::{statistics_of, TableEstimate, TableStatistics};
+pub use hive::HiveStore;
+pub use iceberg::IcebergFormat;
+pub use lance::LanceStore;
 pub use locations::LocationPolicy;
 
 /// Errors of a table format, in terms the engine maps to Trino's error names.

@@ -12,12 +12,11 @@ use aichemy_config::{Config, SecretScope};
 use aichemy_federation::PostgresCatalog;
 use aichemy_metastore::Metastore;
 use aichemy_storage::{S3Settings, StorageOptions, StoreRegistry};
-use aichemy_tables::delta::DeltaStore;
-use aichemy_tables::hive::HiveStore;
-use aichemy_tables::iceberg::IcebergFormat;
-use aichemy_tables::lance::LanceStore;
 use aichemy_tables::registered::{RegisteredFormat, TableStore};
-use aichemy_tables::{CommitRetry, LocationPolicy, TableFormat, TableHandle};
+use aichemy_tables::{
+    CommitRetry, DeltaStore, HiveStore, IcebergFormat, LanceStore, LocationPolicy, TableFormat,
+    TableHandle,
+};
 use datafusion::catalog::CatalogProviderList;
 use datafusion::catalog::{
     CatalogProvider, MemoryCatalogProvider, MemoryCatalogProviderList, MemorySchemaProvider,
@@ -706,7 +705,10 @@ impl Lakehouse {
             return metadata::system_table(self, name, user.as_ref().map(|u| u.0.as_str())).await;
         }
         if let Some(table) = self.load_table(name).await? {
-            aichemy_tables::hive::measure(table.provider.as_ref(), state).await;
+            // What a table estimates for the optimizer is gathered before it is planned.
+            if let Some(statistics) = aichemy_tables::statistics_of(table.provider.as_ref()) {
+                statistics.gather(state).await;
+            }
             return Ok(table.provider);
         }
         if let Some(view) = self

@@ -46,6 +46,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 
+use crate::estimates::{TableEstimate, TableStatistics};
 use crate::registered::TableStore;
 use crate::{CreateTableRequest, PropertyValue, Result, TableError};
 
@@ -327,72 +328,101 @@ struct HiveTable {
     /// The declared schema: what scans produce and inserts write.
     schema: SchemaRef,
     store: Arc<dyn ObjectStore>,
-    /// The table's files, once [`measure`] has listed them.
+    /// The table's files, once [`HiveTable::measure`] has listed them.
     files: OnceLock<Vec<ObjectMeta>>,
     /// The rows, min and max of each column (in the declared schema's order) that the
-    /// footers of a Parquet table's files hold, once [`measure`] has read them.
+    /// footers of a Parquet table's files hold, once [`HiveTable::measure`] has read them.
     footers: OnceLock<Statistics>,
 }
 
-/// The most files whose footers [`measure`] reads: a table of more is estimated without
-/// them rather than read at every statement that names it.
+/// The most files whose footers [`HiveTable::measure`] reads: a table of more is
+/// estimated without them rather than read at every statement that names it.
 const MEASURED_FOOTERS: usize = 64;
 
 /// Footers read at once (each one request to an object store).
 const FOOTERS_AT_ONCE: usize = 8;
 
-/// Lists the files of a hive table a query reads, so that its statistics tell the
-/// optimizer how large it is (the join order takes small filtered tables first) and its
-/// scan can count the distinct values of the text columns it filters, and reads the
-/// footers of a Parquet table of at most [`MEASURED_FOOTERS`] files, so that
-/// [`kept_share`] can estimate its filters before the plan is made. Other tables are
-/// left as they are, and so is a hive table whose files cannot be listed: its scan
-/// reports that error.
-pub async fn measure(provider: &dyn TableProvider, session: &dyn Session) {
-    let Some(table) = provider.as_any().downcast_ref::<HiveTable>() else {
-        return;
-    };
-    if table.files.get().is_some() {
-        return;
+/// The statistics hook of `provider` when it is a hive table.
+pub(crate) fn statistics_of(provider: &dyn TableProvider) -> Option<&dyn TableStatistics> {
+    let table = provider.as_any().downcast_ref::<HiveTable>()?;
+    Some(table)
+}
+
+/// A hive table's estimates: the size of its files once [`HiveTable::measure`] has listed
+/// them, and the rows and filter shares of a Parquet table whose footers it has read.
+#[async_trait]
+impl TableStatistics for HiveTable {
+    async fn gather(&self, session: &dyn Session) {
+        self.measure(session).await;
     }
-    let files = table
-        .store
-        .list(Some(&table.folder))
-        .try_filter(|meta| {
-            let hidden = meta
-                .location
-                .prefix_match(&table.folder)
-                .is_some_and(|mut parts| parts.any(|part| part.as_ref().starts_with(['_', '.'])));
-            futures::future::ready(!hidden)
-        })
-        .try_collect()
-        .await;
-    let Ok(files) = files else {
-        return;
-    };
-    let files = table.files.get_or_init(|| files);
-    if table.format == HiveFileFormat::Parquet && files.len() <= MEASURED_FOOTERS {
-        if let Some(statistics) = table.read_footers(session, files).await {
-            let _ = table.footers.set(statistics);
+
+    fn estimate(&self, filters: &[Expr], default: f64) -> TableEstimate {
+        let rows = self
+            .footers
+            .get()
+            .and_then(|footers| footers.num_rows.get_value().copied());
+        TableEstimate {
+            rows: rows.and_then(|rows| u64::try_from(rows).ok()),
+            bytes: self.file_bytes(),
+            kept_share: self.kept_share(filters, default),
         }
     }
 }
 
-/// The share of `provider`'s rows that `filters` keep, estimated from the min and max
-/// of its files' footers (see [`selectivity::estimate`]) when it is a hive table
-/// [`measure`] has read them of; `default` stands for each condition they cannot bound.
-pub fn kept_share(provider: &dyn TableProvider, filters: &[Expr], default: f64) -> Option<f64> {
-    let table = provider.as_any().downcast_ref::<HiveTable>()?;
-    let statistics = table.footers.get()?;
-    let filters = filters
-        .iter()
-        .map(unqualified)
-        .collect::<DFResult<Vec<_>>>()
-        .ok()?;
-    selectivity::estimate(&filters, &table.schema, statistics, default)
-}
-
 impl HiveTable {
+    /// Lists the table's files, so that its statistics tell the optimizer how large it is
+    /// (the join order takes small filtered tables first) and its scan can count the
+    /// distinct values of the text columns it filters, and reads the footers of a Parquet
+    /// table of at most [`MEASURED_FOOTERS`] files, so that [`HiveTable::kept_share`] can
+    /// estimate its filters before the plan is made. A table whose files cannot be listed
+    /// is left as it is: its scan reports that error.
+    async fn measure(&self, session: &dyn Session) {
+        if self.files.get().is_some() {
+            return;
+        }
+        let files = self
+            .store
+            .list(Some(&self.folder))
+            .try_filter(|meta| {
+                let hidden = meta
+                    .location
+                    .prefix_match(&self.folder)
+                    .is_some_and(|mut parts| {
+                        parts.any(|part| part.as_ref().starts_with(['_', '.']))
+                    });
+                futures::future::ready(!hidden)
+            })
+            .try_collect()
+            .await;
+        let Ok(files) = files else {
+            return;
+        };
+        let files = self.files.get_or_init(|| files);
+        if self.format == HiveFileFormat::Parquet && files.len() <= MEASURED_FOOTERS {
+            if let Some(statistics) = self.read_footers(session, files).await {
+                let _ = self.footers.set(statistics);
+            }
+        }
+    }
+
+    /// The share of the table's rows that `filters` keep, estimated from the min and max
+    /// of its files' footers (see [`selectivity::estimate`]) once [`HiveTable::measure`]
+    /// has read them; `default` stands for each condition they cannot bound.
+    fn kept_share(&self, filters: &[Expr], default: f64) -> Option<f64> {
+        let statistics = self.footers.get()?;
+        let filters = filters
+            .iter()
+            .map(unqualified)
+            .collect::<DFResult<Vec<_>>>()
+            .ok()?;
+        selectivity::estimate(&filters, &self.schema, statistics, default)
+    }
+
+    /// The size of the table's files once [`HiveTable::measure`] has listed them.
+    fn file_bytes(&self) -> Option<u64> {
+        Some(self.files.get()?.iter().map(|file| file.size).sum())
+    }
+
     /// The statistics of `files`' footers, merged, with a column of the declared schema
     /// that no file holds (a partition column) unknown; `None` when a footer cannot be
     /// read.
@@ -525,10 +555,10 @@ impl TableProvider for HiveTable {
         TableType::Base
     }
 
-    /// The size of the table's files once [`measure`] has listed them; no row counts.
+    /// The size of the table's files once [`HiveTable::measure`] has listed them; no row
+    /// counts.
     fn statistics(&self) -> Option<Statistics> {
-        let bytes = self.files.get()?.iter().map(|file| file.size).sum::<u64>();
-        let bytes = usize::try_from(bytes).ok()?;
+        let bytes = usize::try_from(self.file_bytes()?).ok()?;
         Some(Statistics::new_unknown(&self.schema).with_total_byte_size(Precision::Inexact(bytes)))
     }
 
@@ -808,5 +838,78 @@ impl ExecutionPlan for PublishExec {
             }
         });
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::datatypes::Field;
+    use datafusion::datasource::MemTable;
+    use datafusion::logical_expr::{col, lit};
+    use datafusion::parquet::arrow::ArrowWriter;
+    use datafusion::prelude::SessionContext;
+    use object_store::memory::InMemory;
+
+    use crate::estimates::statistics_of;
+
+    /// A Parquet hive table at `t/` of one file whose column `n` holds 0 to 999.
+    async fn table() -> HiveTable {
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int64Array::from_iter_values(0..1000))],
+        )
+        .unwrap();
+        let mut bytes = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut bytes, schema.clone(), None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let store = Arc::new(InMemory::new());
+        store
+            .put(&Path::from("t/part-0.parquet"), bytes.into())
+            .await
+            .unwrap();
+        HiveTable {
+            location: "memory:///t/".into(),
+            format: HiveFileFormat::Parquet,
+            partition_columns: Vec::new(),
+            folder: Path::from("t"),
+            schema,
+            store,
+            files: OnceLock::new(),
+            footers: OnceLock::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn hive_tables_estimate_their_rows_bytes_and_filters_once_gathered() {
+        let table = table().await;
+        let hook = statistics_of(&table).expect("hive tables have statistics");
+        let kept = [col("n").lt(lit(250i64))];
+        assert_eq!(hook.estimate(&kept, 0.2), TableEstimate::default());
+
+        let session = SessionContext::new().state();
+        hook.gather(&session).await;
+        let estimate = hook.estimate(&kept, 0.2);
+        let size = table.store.head(&Path::from("t/part-0.parquet")).await;
+        assert_eq!(estimate.rows, Some(1000));
+        assert_eq!(estimate.bytes, Some(size.unwrap().size));
+        let share = estimate.kept_share.unwrap();
+        assert!((0.2..0.3).contains(&share), "{share}");
+        // The scan's filters name the table; the share is the same.
+        let qualified = [Expr::Column(DFColumn::new(Some("t"), "n")).lt(lit(250i64))];
+        assert_eq!(hook.estimate(&qualified, 0.2).kept_share, Some(share));
+        // A condition the footers cannot bound gives no share.
+        let unbounded = [(col("n") % lit(2i64)).eq(lit(0i64))];
+        assert_eq!(hook.estimate(&unbounded, 0.2).kept_share, None);
+    }
+
+    #[test]
+    fn other_providers_have_no_statistics() {
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        let memory = MemTable::try_new(schema, vec![Vec::new()]).unwrap();
+        assert!(statistics_of(&memory).is_none());
     }
 }

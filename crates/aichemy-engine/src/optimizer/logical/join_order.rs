@@ -552,8 +552,8 @@ impl Group {
 }
 
 /// The share of its rows a filtered table keeps: what its scan's filters are estimated
-/// to keep from the min and max of its files where the table can tell (hive Parquet
-/// tables, see `aichemy_tables::hive::kept_share`), else the default `selectivity`.
+/// to keep where the table can tell (its format's `aichemy_tables::TableStatistics`: hive
+/// Parquet tables, from the min and max of their files), else the default `selectivity`.
 /// TPC-H q2's parts of one size in 50 and a type ending in BRASS keep 0.4 %: joined to
 /// their supplies first, they leave 32 K of 8 M rows to meet the suppliers of one region,
 /// which keep a fifth.
@@ -563,8 +563,10 @@ fn kept_share(plan: &LogicalPlan, selectivity: f64) -> Result<f64> {
     plan.apply(|node| {
         match node {
             LogicalPlan::TableScan(scan) if !scan.filters.is_empty() => {
-                match source_as_provider(&scan.source).ok().and_then(|provider| {
-                    aichemy_tables::hive::kept_share(provider.as_ref(), &scan.filters, selectivity)
+                let provider = source_as_provider(&scan.source).ok();
+                let estimate = provider.as_deref().and_then(aichemy_tables::statistics_of);
+                match estimate.and_then(|statistics| {
+                    statistics.estimate(&scan.filters, selectivity).kept_share
                 }) {
                     Some(share) => shares.push(share),
                     None => others = true,
