@@ -3,6 +3,7 @@
 //! infinities as strings, varbinary as base64, arrays as arrays, maps as objects with
 //! string keys, rows as arrays in field order).
 
+use aichemy_engine::types::precision_of;
 use base64::Engine;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BinaryArray, BinaryViewArray, BooleanArray, GenericListArray,
@@ -19,49 +20,45 @@ use serde_json::{json, Map, Value};
 /// Unbounded `varchar`'s length, as Trino reports it.
 const UNBOUNDED_VARCHAR: i64 = 2_147_483_647;
 
-fn precision_of(unit: &TimeUnit) -> i64 {
-    match unit {
-        TimeUnit::Second => 0,
-        TimeUnit::Millisecond => 3,
-        TimeUnit::Microsecond => 6,
-        TimeUnit::Nanosecond => 9,
-    }
-}
-
 fn long(value: i64) -> Value {
     json!({"kind": "LONG", "value": value})
 }
 
-/// A column's Trino type, with the name its field metadata carries when the Arrow type
-/// alone does not tell it (`json`, `uuid`, `varchar(255)` of an external catalog).
+/// A column's Trino type: the name `DESCRIBE` and `information_schema` show too (one
+/// function, [`aichemy_engine::types::field_type_name`], names types for all of them) and
+/// its `typeSignature`.
 pub fn field_type(field: &Field) -> (String, Value) {
-    let Some(name) = field.metadata().get(aichemy_engine::TRINO_TYPE_KEY) else {
-        return column_type(field.data_type());
+    let name = aichemy_engine::types::field_type_name(field);
+    let signature = match field.metadata().get(aichemy_engine::TRINO_TYPE_KEY) {
+        Some(_) => named_signature(&name).unwrap_or_else(|| signature(field.data_type())),
+        None => signature(field.data_type()),
     };
-    let bounded = |raw: &str| {
-        let length = name
-            .strip_prefix(raw)
-            .and_then(|rest| rest.strip_prefix('('))
-            .and_then(|rest| rest.strip_suffix(')'))
-            .and_then(|n| n.parse::<i64>().ok())?;
-        Some((
-            name.clone(),
-            json!({"rawType": raw, "arguments": [long(length)]}),
-        ))
-    };
-    match name.as_str() {
-        "json" | "uuid" => (name.clone(), json!({"rawType": name, "arguments": []})),
-        _ => bounded("varchar")
-            .or_else(|| bounded("char"))
-            .unwrap_or_else(|| column_type(field.data_type())),
-    }
+    (name, signature)
 }
 
-/// A column's Trino type: its name (`decimal(10,2)`) and its `typeSignature`.
-pub fn column_type(data_type: &DataType) -> (String, Value) {
-    let simple = |name: &str| (name.to_string(), json!({"rawType": name, "arguments": []}));
+/// The signature of a name a field's metadata carries where its Arrow type alone does
+/// not tell it (`json`, `uuid`, `varchar(255)`, `char(3)` of an external catalog).
+fn named_signature(name: &str) -> Option<Value> {
+    if name == "json" || name == "uuid" {
+        return Some(json!({"rawType": name, "arguments": []}));
+    }
+    ["varchar", "char"].into_iter().find_map(|raw| {
+        let length = name
+            .strip_prefix(raw)?
+            .strip_prefix('(')?
+            .strip_suffix(')')?
+            .parse::<i64>()
+            .ok()?;
+        Some(json!({"rawType": raw, "arguments": [long(length)]}))
+    })
+}
+
+/// The `typeSignature` of the type [`aichemy_engine::types::trino_type_name`] names.
+fn signature(data_type: &DataType) -> Value {
+    let simple = |name: &str| json!({"rawType": name, "arguments": []});
+    let of_type = |data_type: &DataType| json!({"kind": "TYPE", "value": signature(data_type)});
     match data_type {
-        DataType::Null => simple("unknown"),
+        DataType::Null | DataType::Union(_, _) => simple("unknown"),
         DataType::Boolean => simple("boolean"),
         DataType::Int8 | DataType::UInt8 => simple("tinyint"),
         DataType::Int16 | DataType::UInt16 => simple("smallint"),
@@ -72,36 +69,24 @@ pub fn column_type(data_type: &DataType) -> (String, Value) {
         DataType::Decimal32(p, s)
         | DataType::Decimal64(p, s)
         | DataType::Decimal128(p, s)
-        | DataType::Decimal256(p, s) => (
-            format!("decimal({p},{s})"),
-            json!({"rawType": "decimal", "arguments": [long(*p as i64), long(*s as i64)]}),
-        ),
+        | DataType::Decimal256(p, s) => {
+            json!({"rawType": "decimal", "arguments": [long(*p as i64), long(*s as i64)]})
+        }
         DataType::Binary
         | DataType::LargeBinary
         | DataType::BinaryView
         | DataType::FixedSizeBinary(_) => simple("varbinary"),
         DataType::Date32 | DataType::Date64 => simple("date"),
         DataType::Time32(unit) | DataType::Time64(unit) => {
-            let p = precision_of(unit);
-            (
-                format!("time({p})"),
-                json!({"rawType": "time", "arguments": [long(p)]}),
-            )
+            json!({"rawType": "time", "arguments": [long(precision_of(unit).into())]})
         }
         DataType::Timestamp(unit, None) => {
-            let p = precision_of(unit);
-            (
-                format!("timestamp({p})"),
-                json!({"rawType": "timestamp", "arguments": [long(p)]}),
-            )
+            json!({"rawType": "timestamp", "arguments": [long(precision_of(unit).into())]})
         }
-        DataType::Timestamp(unit, Some(_)) => {
-            let p = precision_of(unit);
-            (
-                format!("timestamp({p}) with time zone"),
-                json!({"rawType": "timestamp with time zone", "arguments": [long(p)]}),
-            )
-        }
+        DataType::Timestamp(unit, Some(_)) => json!({
+            "rawType": "timestamp with time zone",
+            "arguments": [long(precision_of(unit).into())],
+        }),
         DataType::Interval(datafusion::arrow::datatypes::IntervalUnit::YearMonth) => {
             simple("interval year to month")
         }
@@ -111,62 +96,38 @@ pub fn column_type(data_type: &DataType) -> (String, Value) {
         | DataType::ListView(field)
         | DataType::LargeListView(field)
         | DataType::FixedSizeList(field, _) => {
-            let (name, signature) = column_type(field.data_type());
-            (
-                format!("array({name})"),
-                json!({"rawType": "array", "arguments": [{"kind": "TYPE", "value": signature}]}),
-            )
+            json!({"rawType": "array", "arguments": [of_type(field.data_type())]})
         }
         DataType::Map(entries, _) => {
-            let (key, value) = match entries.data_type() {
-                DataType::Struct(fields) if fields.len() == 2 => (
-                    column_type(fields[0].data_type()),
-                    column_type(fields[1].data_type()),
-                ),
-                _ => (column_type(&DataType::Utf8), column_type(&DataType::Utf8)),
+            let arguments = match entries.data_type() {
+                DataType::Struct(fields) if fields.len() == 2 => {
+                    vec![
+                        of_type(fields[0].data_type()),
+                        of_type(fields[1].data_type()),
+                    ]
+                }
+                _ => vec![of_type(&DataType::Null), of_type(&DataType::Null)],
             };
-            (
-                format!("map({}, {})", key.0, value.0),
-                json!({"rawType": "map", "arguments": [
-                    {"kind": "TYPE", "value": key.1},
-                    {"kind": "TYPE", "value": value.1},
-                ]}),
-            )
+            json!({"rawType": "map", "arguments": arguments})
         }
         DataType::Struct(fields) => {
-            let parts: Vec<(String, String, Value)> = fields
+            let arguments: Vec<Value> = fields
                 .iter()
                 .map(|f| {
-                    let (name, signature) = column_type(f.data_type());
-                    (f.name().clone(), name, signature)
-                })
-                .collect();
-            let name = parts
-                .iter()
-                .map(|(field, type_name, _)| format!("{field} {type_name}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let arguments: Vec<Value> = parts
-                .into_iter()
-                .map(|(field, _, signature)| {
                     json!({"kind": "NAMED_TYPE", "value": {
-                        "fieldName": {"name": field},
-                        "typeSignature": signature,
+                        "fieldName": {"name": f.name()},
+                        "typeSignature": signature(f.data_type()),
                     }})
                 })
                 .collect();
-            (
-                format!("row({name})"),
-                json!({"rawType": "row", "arguments": arguments}),
-            )
+            json!({"rawType": "row", "arguments": arguments})
         }
-        DataType::Dictionary(_, value) => column_type(value),
-        // varchar (every one carries a length: clients index it unguarded) and whatever
-        // else is sent as text.
-        _ => (
-            "varchar".to_string(),
-            json!({"rawType": "varchar", "arguments": [long(UNBOUNDED_VARCHAR)]}),
-        ),
+        DataType::Dictionary(_, value) => signature(value),
+        DataType::RunEndEncoded(_, value) => signature(value.data_type()),
+        // varchar: every one carries a length, which clients index unguarded.
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+            json!({"rawType": "varchar", "arguments": [long(UNBOUNDED_VARCHAR)]})
+        }
     }
 }
 
@@ -381,6 +342,8 @@ mod tests {
 
     #[test]
     fn type_signatures_carry_the_arguments_clients_index() {
+        let column_type =
+            |data_type: &DataType| field_type(&Field::new("c", data_type.clone(), true));
         let (name, signature) = column_type(&DataType::Decimal128(10, 2));
         assert_eq!(name, "decimal(10,2)");
         assert_eq!(signature["arguments"][1]["value"], 2);
@@ -393,6 +356,19 @@ mod tests {
         assert_eq!(signature["arguments"][0]["value"]["fieldName"]["name"], "x");
         let (name, _) = column_type(&DataType::Timestamp(TimeUnit::Microsecond, None));
         assert_eq!(name, "timestamp(6)");
+        // Names as DESCRIBE gives them: a field name that is not a plain identifier quoted.
+        let row = DataType::Struct(Fields::from(vec![Field::new(
+            "Mixed",
+            DataType::Int32,
+            true,
+        )]));
+        let (name, signature) = column_type(&row);
+        assert_eq!(name, aichemy_engine::types::trino_type_name(&row));
+        assert_eq!(name, "row(\"Mixed\" integer)");
+        assert_eq!(
+            signature["arguments"][0]["value"]["fieldName"]["name"],
+            "Mixed"
+        );
     }
 
     #[test]
