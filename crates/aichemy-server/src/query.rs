@@ -16,6 +16,7 @@ use futures::{FutureExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::encode::{encode_column, field_type};
 
@@ -662,7 +663,16 @@ impl Queries {
             None
         };
         let turn = Turn::take(self.running.clone(), self.queued.clone());
-        let task = self.runtime.spawn(async move {
+        // Listed before it starts, so that the statement finds itself in
+        // `system.runtime.queries`.
+        {
+            let mut queries = self.queries.lock().expect("not poisoned");
+            queries.insert(id.clone(), query.clone());
+            forget_old(&mut queries);
+        }
+        // Every log line of the statement, on whichever thread, names its query and user.
+        let span = tracing::info_span!("query", query_id = %id, user = %session.user);
+        let work = async move {
             if let Some(error) = refusal {
                 let _ = sender.send(Event::Failed(error)).await;
                 return;
@@ -680,11 +690,9 @@ impl Queries {
             if let Err(panic) = outcome {
                 let _ = sender.send(Event::Failed(panicked(panic.as_ref()))).await;
             }
-        });
+        };
+        let task = self.runtime.spawn(work.instrument(span));
         *query.task.lock().expect("not poisoned") = Some(task);
-        let mut queries = self.queries.lock().expect("not poisoned");
-        queries.insert(id, query.clone());
-        forget_old(&mut queries);
         query
     }
 
@@ -1033,6 +1041,28 @@ mod tests {
             }
         }
         panic!("no rows in 100 pages");
+    }
+
+    #[test]
+    fn a_statement_finds_itself_among_the_queries() {
+        with_queries(|queries| {
+            Box::pin(async move {
+                let lakehouse = queries.lakehouse.clone();
+                lakehouse.set_query_log(Arc::new(queries.clone()));
+                // The task may start before `submit` returns: it must be listed by then.
+                for i in 0..20 {
+                    let query = queries.submit(
+                        format!(
+                            "SELECT count(*) FROM system.runtime.queries \
+                             WHERE query LIKE '%finds itself <{i}>%'"
+                        ),
+                        session(),
+                    );
+                    let page = first_rows(&query).await;
+                    assert_eq!(page.body["data"], json!([[1]]), "{}", page.body);
+                }
+            })
+        });
     }
 
     #[test]
