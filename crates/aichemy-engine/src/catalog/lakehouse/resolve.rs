@@ -1,0 +1,203 @@
+//! Name resolution: a statement's session state, the relations it references resolved
+//! fresh into a catalog snapshot, and views planned from their text.
+
+use std::sync::Arc;
+
+use datafusion::catalog::CatalogProviderList;
+use datafusion::catalog::{
+    CatalogProvider, MemoryCatalogProvider, MemoryCatalogProviderList, MemorySchemaProvider,
+    SchemaProvider, TableProvider,
+};
+use datafusion::datasource::ViewTable;
+use datafusion::execution::context::SessionState;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::TableReference;
+
+use crate::catalog::metadata;
+use crate::error::{ErrorCode, Result, TrinoError};
+
+use super::{CatalogEntry, Lakehouse, QualifiedName, QueryUser};
+
+impl Lakehouse {
+    /// A base session state with Trino-compatible settings and functions, for `user`'s
+    /// statement (kept as its [`QueryUser`]).
+    pub fn session_context(
+        &self,
+        catalog: &str,
+        schema: &str,
+        time_zone: Option<&str>,
+        user: Option<&str>,
+    ) -> SessionContext {
+        let mut config = self
+            .execution
+            .session_config()
+            .with_information_schema(false)
+            .with_default_catalog_and_schema(catalog, schema)
+            .with_create_default_catalog_and_schema(false);
+        if let Some(user) = user {
+            config = config.with_extension(Arc::new(QueryUser(user.to_string())));
+        }
+        let options = config.options_mut();
+        // Trino reads 1.5 as DECIMAL(2,1), not DOUBLE.
+        options.sql_parser.parse_float_as_decimal = true;
+        options.sql_parser.map_string_types_to_utf8view = false;
+        // The client's zone: `current_timestamp` and casts to TIMESTAMP WITH TIME ZONE.
+        options.execution.time_zone = time_zone.map(str::to_string);
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(self.execution.runtime())
+            .with_default_features();
+        let state = crate::optimizer::install(state).build();
+        let ctx = SessionContext::new_with_state(state);
+        crate::functions::register_all(&ctx);
+        ctx
+    }
+
+    /// Resolves the relations a statement references into a catalog snapshot for planning.
+    pub async fn resolve_references(
+        self: &Arc<Self>,
+        references: &[TableReference],
+        default_catalog: Option<&str>,
+        default_schema: Option<&str>,
+        state: &SessionState,
+        depth: usize,
+    ) -> Result<Arc<dyn CatalogProviderList>> {
+        let list = Arc::new(MemoryCatalogProviderList::new());
+        for reference in references {
+            // Table functions (generate_series, unnest, …) are not relations.
+            if let TableReference::Bare { table } = reference {
+                if state.table_functions().contains_key(table.as_ref()) {
+                    continue;
+                }
+            }
+            let name = self.qualify(reference, default_catalog, default_schema)?;
+            let provider = self.relation(&name, state, depth).await?;
+            let catalog = match list.catalog(&name.catalog) {
+                Some(c) => c,
+                None => {
+                    let c: Arc<dyn CatalogProvider> = Arc::new(MemoryCatalogProvider::new());
+                    list.register_catalog(name.catalog.clone(), c.clone());
+                    c
+                }
+            };
+            let schema = match catalog.schema(&name.schema) {
+                Some(s) => s,
+                None => {
+                    let s: Arc<dyn SchemaProvider> = Arc::new(MemorySchemaProvider::new());
+                    catalog
+                        .register_schema(&name.schema, s.clone())
+                        .map_err(TrinoError::from)?;
+                    s
+                }
+            };
+            if !schema.table_exist(&name.name) {
+                schema
+                    .register_table(name.name.clone(), provider)
+                    .map_err(TrinoError::from)?;
+            }
+        }
+        Ok(list)
+    }
+
+    /// Completes a possibly partial name with the session's catalog and schema.
+    pub fn qualify(
+        &self,
+        reference: &TableReference,
+        default_catalog: Option<&str>,
+        default_schema: Option<&str>,
+    ) -> Result<QualifiedName> {
+        let missing_schema = || {
+            TrinoError::new(
+                ErrorCode::MISSING_SCHEMA_NAME,
+                "Schema must be specified when session schema is not set",
+            )
+        };
+        let (catalog, schema, name) = match reference {
+            TableReference::Bare { table } => (
+                default_catalog.ok_or_else(missing_schema)?.to_string(),
+                default_schema.ok_or_else(missing_schema)?.to_string(),
+                table.to_string(),
+            ),
+            TableReference::Partial { schema, table } => (
+                default_catalog
+                    .ok_or_else(|| {
+                        TrinoError::new(
+                            ErrorCode::GENERIC_USER_ERROR,
+                            "Catalog must be specified when session catalog is not set",
+                        )
+                    })?
+                    .to_string(),
+                schema.to_string(),
+                table.to_string(),
+            ),
+            TableReference::Full {
+                catalog,
+                schema,
+                table,
+            } => (catalog.to_string(), schema.to_string(), table.to_string()),
+        };
+        Ok(QualifiedName {
+            catalog,
+            schema,
+            name,
+        })
+    }
+
+    /// The provider for one relation: a metadata table, a table or a view.
+    async fn relation(
+        self: &Arc<Self>,
+        name: &QualifiedName,
+        state: &SessionState,
+        depth: usize,
+    ) -> Result<Arc<dyn TableProvider>> {
+        let entry = self.catalog(&name.catalog)?;
+        if name.schema == "information_schema" {
+            return metadata::information_schema_table(self, name).await;
+        }
+        if matches!(entry, CatalogEntry::System) {
+            let user = state.config().get_extension::<QueryUser>();
+            return metadata::system_table(self, name, user.as_ref().map(|u| u.0.as_str())).await;
+        }
+        if let Some(table) = self.load_table(name).await? {
+            // What a table estimates for the optimizer is gathered before it is planned.
+            if let Some(statistics) = aichemy_tables::statistics_of(table.provider.as_ref()) {
+                statistics.gather(state).await;
+            }
+            return Ok(table.provider);
+        }
+        if let Some(view) = self
+            .metastore
+            .get_view(&name.catalog, &name.schema, &name.name)
+            .await?
+        {
+            if depth > 16 {
+                return Err(TrinoError::new(
+                    ErrorCode::INVALID_VIEW,
+                    format!("View '{name}' is recursive or nested too deeply"),
+                ));
+            }
+            let plan = crate::planner::plan_query_text(
+                self,
+                &view.sql,
+                Some(&name.catalog),
+                Some(&name.schema),
+                state,
+                depth + 1,
+            )
+            .await
+            .map_err(|e| {
+                TrinoError::new(
+                    ErrorCode::INVALID_VIEW,
+                    format!(
+                        "Failed analyzing stored view '{name}': {}",
+                        e.full_message()
+                    ),
+                )
+            })?;
+            return Ok(Arc::new(ViewTable::new(plan, Some(view.sql.clone()))));
+        }
+        self.require_schema(&name.catalog, &name.schema).await?;
+        Err(TrinoError::table_not_found(&name.to_string()))
+    }
+}
