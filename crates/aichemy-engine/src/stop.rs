@@ -57,6 +57,8 @@ struct Signal {
     stopped: AtomicBool,
     reason: Mutex<Option<TrinoError>>,
     limits: Mutex<Limits>,
+    /// Whether the statement has a CPU limit: only then are thread clocks read.
+    counts_cpu: AtomicBool,
     /// CPU time the statement's operators have spent, in nanoseconds.
     cpu_nanos: AtomicU64,
 }
@@ -91,12 +93,14 @@ impl StopSignal {
     /// Stops the statement with `error` once its operators have spent `limit` of CPU time;
     /// `None` lifts the limit. Either way the statement's CPU time counts from zero again.
     pub fn set_cpu_limit(&self, limit: Option<(Duration, TrinoError)>) {
-        self.0.limits.lock().expect("not poisoned").cpu = limit;
+        let mut limits = self.0.limits.lock().expect("not poisoned");
+        self.0.counts_cpu.store(limit.is_some(), Ordering::Relaxed);
         self.0.cpu_nanos.store(0, Ordering::Relaxed);
+        limits.cpu = limit;
     }
 
     /// The CPU time the statement's operators have spent so far.
-    pub fn cpu_time(&self) -> Duration {
+    fn cpu_time(&self) -> Duration {
         Duration::from_nanos(self.0.cpu_nanos.load(Ordering::Relaxed))
     }
 
@@ -270,6 +274,10 @@ impl Stream for StoppableStream {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if let Err(e) = self.signal.check() {
             return Poll::Ready(Some(Err(e)));
+        }
+        // Without a CPU limit no clock is read: two system calls per batch saved.
+        if !self.signal.0.counts_cpu.load(Ordering::Relaxed) {
+            return self.input.poll_next_unpin(cx);
         }
         let Some(_outermost) = Measuring::start() else {
             return self.input.poll_next_unpin(cx);
