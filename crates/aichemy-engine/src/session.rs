@@ -6,24 +6,19 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
-use datafusion::arrow::array::{AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, SchemaRef, UInt64Type};
-use datafusion::dataframe::DataFrame;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::sql::sqlparser::ast::{
-    Expr, ObjectName, ObjectType, Query, SetExpr, Statement, TableObject,
-};
-
-use aichemy_tables::TableError;
+use datafusion::sql::sqlparser::ast::{Expr, ObjectName, ObjectType, Statement, TableObject};
 
 use crate::catalog::lakehouse::{Lakehouse, QualifiedName};
-use crate::dialect::{self, named_struct, row_constructor_args};
+use crate::dialect;
 use crate::error::{ErrorCode, Result, TrinoError};
-use crate::planner::{plan_statement, Scope};
-use crate::statement::{catalogs, ddl, session_state, show, Family};
-use crate::stop::{stoppable, StopSignal};
+use crate::planner::Scope;
+use crate::statement::{catalogs, ddl, query, session_state, show, Family};
+use crate::stop::StopSignal;
 
 /// What a statement produced.
 pub enum Output {
@@ -296,7 +291,7 @@ impl Session {
                 let bound = dialect::bind_parameters(text, &values)?;
                 Box::pin(self.execute_unbounded(&bound)).await
             }
-            Statement::Query(_) | Statement::Explain { .. } => self.query(statement).await,
+            Statement::Query(_) | Statement::Explain { .. } => query::run(self, statement).await,
             Statement::Insert(ref insert) => {
                 let target = match &insert.table {
                     TableObject::TableName(name) => name.clone(),
@@ -304,7 +299,7 @@ impl Session {
                         return Err(TrinoError::not_supported("INSERT into a table function"))
                     }
                 };
-                let count = self.insert(statement.clone(), &target).await?;
+                let count = query::insert(self, statement.clone(), &target).await?;
                 Ok(Output::Update {
                     update_type: "INSERT".into(),
                     count: Some(count),
@@ -337,16 +332,6 @@ impl Session {
         }
     }
 
-    async fn query(&self, statement: Statement) -> Result<Output> {
-        let (plan, state) = plan_statement(&self.lakehouse, statement, self.scope(), 0).await?;
-        let frame = DataFrame::new(state, plan);
-        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-        let task = Arc::new(frame.task_ctx());
-        let physical = stoppable(frame.create_physical_plan().await?, &self.stop)?;
-        let stream = datafusion::physical_plan::execute_stream(physical, task)?;
-        Ok(Output::Rows { schema, stream })
-    }
-
     /// Completes an object name with the session's catalog and schema.
     pub fn qualify(&self, name: &ObjectName) -> Result<QualifiedName> {
         let parts = name_parts(name)?;
@@ -364,116 +349,8 @@ impl Session {
         self.lakehouse
             .qualify(&reference, self.catalog.as_deref(), self.schema.as_deref())
     }
-
-    /// Runs an INSERT after checking that its columns fit the table as Trino would;
-    /// answers the number of rows written. Nothing is committed when any row fails.
-    async fn insert(&self, statement: Statement, target: &ObjectName) -> Result<u64> {
-        let name = self.qualify(target)?;
-        let Some(table) = self.lakehouse.load_table(&name).await? else {
-            self.lakehouse.catalog(&name.catalog)?;
-            if self
-                .lakehouse
-                .metastore()
-                .get_view(&name.catalog, &name.schema, &name.name)
-                .await?
-                .is_some()
-            {
-                return Err(TrinoError::not_supported(format!(
-                    "Inserting into views is not supported: '{name}'"
-                )));
-            }
-            self.lakehouse
-                .require_schema(&name.catalog, &name.schema)
-                .await?;
-            return Err(TrinoError::table_not_found(&name.to_string()));
-        };
-        let mut statement = statement;
-        let mut target_names: Vec<String> = Vec::new();
-        if let Statement::Insert(insert) = &mut statement {
-            let targets: Vec<(&str, &DataType)> = if insert.columns.is_empty() {
-                table
-                    .columns
-                    .iter()
-                    .map(|c| (c.name.as_str(), &c.data_type))
-                    .collect()
-            } else {
-                let mut targets = Vec::new();
-                for column in &insert.columns {
-                    let wanted = column.value.to_ascii_lowercase();
-                    let found =
-                        table
-                            .columns
-                            .iter()
-                            .find(|c| c.name == wanted)
-                            .ok_or_else(|| {
-                                TrinoError::new(
-                                    ErrorCode::COLUMN_NOT_FOUND,
-                                    format!("Insert column name does not exist: {wanted}"),
-                                )
-                            })?;
-                    targets.push((found.name.as_str(), &found.data_type));
-                }
-                targets
-            };
-            target_names = targets.iter().map(|(name, _)| name.to_string()).collect();
-            // An omitted column is NULL.
-            if let Some(column) = table
-                .columns
-                .iter()
-                .find(|c| !c.nullable && !target_names.contains(&c.name))
-            {
-                return Err(TableError::NullInNotNullColumn {
-                    column: column.name.clone(),
-                }
-                .into());
-            }
-            if let Some(source) = &mut insert.source {
-                name_row_values(source, &targets);
-                let (source_plan, _) = plan_statement(
-                    &self.lakehouse,
-                    Statement::Query(source.clone()),
-                    self.scope(),
-                    0,
-                )
-                .await?;
-                let sources: Vec<DataType> = source_plan
-                    .schema()
-                    .fields()
-                    .iter()
-                    .map(|f| f.data_type().clone())
-                    .collect();
-                check_insert_types(&targets, &sources)?;
-            }
-        }
-        let table_names: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
-        let named = |e: TrinoError| name_null_violation(e, &table_names, &target_names);
-        let (plan, state) = plan_statement(&self.lakehouse, statement, self.scope(), 0)
-            .await
-            .map_err(named)?;
-        let frame = DataFrame::new(state, plan);
-        let task = Arc::new(frame.task_ctx());
-        let batches = async {
-            let physical = stoppable(frame.create_physical_plan().await?, &self.stop)?;
-            datafusion::physical_plan::collect(physical, task).await
-        }
-        .await
-        .map_err(|e| named(e.into()))?;
-        Ok(batches
-            .iter()
-            .filter(|b| b.num_columns() > 0)
-            .map(|b| {
-                b.column(0)
-                    .as_primitive_opt::<UInt64Type>()
-                    .map(|c| c.iter().flatten().sum::<u64>())
-                    .unwrap_or(0)
-            })
-            .sum())
-    }
 }
 
-/// DataFusion's own NOT NULL checks name a position, not a column: `Column 'column2'` of
-/// the VALUES rows (1-based, in insert-column order) or `batch column at '1'` of the table.
-/// Answers Trino's CONSTRAINT_VIOLATION naming the column instead.
 /// The smaller of a session's limit and the configured one, each with its text.
 fn smaller(
     session: Option<(Duration, String)>,
@@ -492,61 +369,6 @@ fn smaller(
 /// A configured limit with Trino's text for it (`90.00s`).
 fn seconds_text(limit: Duration) -> (Duration, String) {
     (limit, format!("{:.2}s", limit.as_secs_f64()))
-}
-
-fn name_null_violation(error: TrinoError, table: &[&str], targets: &[String]) -> TrinoError {
-    let message = &error.message;
-    let quoted = || message.split('\'').nth(1);
-    let column = if message.contains("is declared as non-nullable but contains null values") {
-        quoted()
-            .and_then(|c| c.strip_prefix("column"))
-            .and_then(|n| n.parse::<usize>().ok())
-            .and_then(|n| targets.get(n.checked_sub(1)?).cloned())
-    } else if message.contains("has null but schema specifies non-nullable") {
-        quoted()
-            .and_then(|n| n.parse::<usize>().ok())
-            .and_then(|n| table.get(n).map(|c| c.to_string()))
-    } else {
-        None
-    };
-    match column {
-        Some(column) => TableError::NullInNotNullColumn { column }.into(),
-        None => error,
-    }
-}
-
-/// Gives the `ROW(…)` values of an `INSERT … VALUES` the field names of the ROW columns
-/// they go to: Trino pairs row fields by position, DataFusion by name.
-fn name_row_values(source: &mut Query, targets: &[(&str, &DataType)]) {
-    let SetExpr::Values(values) = source.body.as_mut() else {
-        return;
-    };
-    for row in &mut values.rows {
-        for (value, (_, data_type)) in row.iter_mut().zip(targets) {
-            name_row_value(value, data_type);
-        }
-    }
-}
-
-fn name_row_value(value: &mut Expr, data_type: &DataType) {
-    let DataType::Struct(fields) = data_type else {
-        return;
-    };
-    let Some(args) = row_constructor_args(value) else {
-        return;
-    };
-    if args.len() != fields.len() {
-        return;
-    }
-    let named = fields
-        .iter()
-        .zip(args)
-        .map(|(field, mut arg)| {
-            name_row_value(&mut arg, field.data_type());
-            (field.name().clone(), arg)
-        })
-        .collect();
-    *value = named_struct(named);
 }
 
 /// The parts of an object name, lower-cased unless quoted (Trino names are case-insensitive).
@@ -568,60 +390,6 @@ pub fn name_parts(name: &ObjectName) -> Result<Vec<String>> {
 
 fn first_words(sql: &str) -> String {
     sql.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
-}
-
-/// Trino's implicit coercions for INSERT: numbers to numbers, text to text, dates and
-/// timestamps to each other; anything else is a type mismatch.
-fn check_insert_types(targets: &[(&str, &DataType)], sources: &[DataType]) -> Result<()> {
-    let fits = targets.len() == sources.len()
-        && targets
-            .iter()
-            .zip(sources)
-            .all(|((_, target), source)| coercible(source, target));
-    if fits {
-        return Ok(());
-    }
-    let names = |types: Vec<&DataType>| {
-        types
-            .into_iter()
-            .map(crate::types::trino_type_name)
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    Err(TrinoError::new(
-        ErrorCode::TYPE_MISMATCH,
-        format!(
-            "Insert query has mismatched column types: Table: [{}], Query: [{}]",
-            names(targets.iter().map(|(_, t)| *t).collect()),
-            names(sources.iter().collect())
-        ),
-    ))
-}
-
-fn coercible(source: &DataType, target: &DataType) -> bool {
-    use DataType::*;
-    if source == target || *source == Null {
-        return true;
-    }
-    match (source, target) {
-        (s, t) if s.is_numeric() && t.is_numeric() => true,
-        (Utf8 | LargeUtf8 | Utf8View, Utf8 | LargeUtf8 | Utf8View) => true,
-        (Binary | LargeBinary | BinaryView, Binary | LargeBinary | BinaryView) => true,
-        (Date32 | Date64 | Timestamp(_, _), Date32 | Date64 | Timestamp(_, _)) => true,
-        (Time32(_) | Time64(_), Time32(_) | Time64(_)) => true,
-        (
-            List(s) | LargeList(s) | FixedSizeList(s, _),
-            List(t) | LargeList(t) | FixedSizeList(t, _),
-        ) => coercible(s.data_type(), t.data_type()),
-        (Map(s, _), Map(t, _)) => coercible(s.data_type(), t.data_type()),
-        (Struct(s), Struct(t)) => {
-            s.len() == t.len()
-                && s.iter()
-                    .zip(t.iter())
-                    .all(|(a, b)| coercible(a.data_type(), b.data_type()))
-        }
-        _ => false,
-    }
 }
 
 /// Collects the rows of an output, for callers that want them all (tests, scripts).

@@ -1,8 +1,10 @@
-//! Statements that are not planned by DataFusion, one file per family: catalog
-//! definitions, DDL, SHOW/DESCRIBE/USE, prepared statements and session properties.
+//! Every statement kind, one file per family: queries, `EXPLAIN` and `INSERT` (planned by
+//! DataFusion), catalog definitions, DDL, SHOW/DESCRIBE/USE, prepared statements and
+//! session properties.
 
 pub mod catalogs;
 pub(crate) mod ddl;
+pub(crate) mod query;
 pub mod session_state;
 pub(crate) mod show;
 
@@ -17,7 +19,8 @@ pub(crate) enum Family {
     SessionState,
     /// `USE`, `SHOW`, `DESCRIBE`: [`show`].
     Show,
-    /// Everything else (queries, INSERT, EXPLAIN, DDL, `EXECUTE`): the dialect's parser.
+    /// Everything else: the dialect's parser, then [`query`] (queries, `EXPLAIN`, `INSERT`),
+    /// [`ddl`] or `EXECUTE`.
     Sql,
 }
 
