@@ -28,7 +28,8 @@ pub enum CatalogStatement {
     },
 }
 
-use crate::statement::session_state::{is_word, statement_name as name};
+use crate::statement::is_word;
+use crate::statement::session_state::statement_name as name;
 
 /// Recognises CREATE CATALOG and DROP CATALOG; `None` for every other statement.
 pub fn parse(sql: &str) -> Result<Option<CatalogStatement>> {

@@ -8,6 +8,8 @@ pub(crate) mod query;
 pub mod session_state;
 pub(crate) mod show;
 
+use datafusion::sql::sqlparser::tokenizer::Token;
+
 /// The family of statements a text belongs to, from its first two words: the one parser
 /// that reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +51,11 @@ pub(crate) fn family(sql: &str) -> Family {
         ("USE" | "SHOW" | "DESCRIBE" | "DESC", _) => Family::Show,
         _ => Family::Sql,
     }
+}
+
+/// Whether `token` is the unquoted keyword `word` (any case).
+pub(crate) fn is_word(token: &Token, word: &str) -> bool {
+    matches!(token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word))
 }
 
 /// `text` after its leading whitespace and comments (`-- …` to the line's end, `/* … */`).

@@ -22,6 +22,7 @@ use crate::dialect::{self, dialect, syntax_error};
 use crate::error::{ErrorCode, Result, TrinoError};
 use crate::planner::plan_statement;
 use crate::session::{Output, Session};
+use crate::statement::is_word;
 use crate::types::trino_type_name;
 
 /// A statement this module runs.
@@ -158,10 +159,6 @@ fn offset_of(sql: &str, at: Location) -> usize {
         }
     }
     sql.len()
-}
-
-pub(crate) fn is_word(token: &Token, word: &str) -> bool {
-    matches!(token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word))
 }
 
 /// A statement name as Trino folds it: unquoted names are lower case.

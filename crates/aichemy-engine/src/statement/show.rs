@@ -14,6 +14,7 @@ use crate::catalog::metadata::{batch_of, Cell};
 use crate::dialect::{dialect, syntax_error};
 use crate::error::{ErrorCode, Result, TrinoError};
 use crate::session::{name_parts, Output, Session};
+use crate::statement::is_word;
 use crate::types::trino_type_name;
 
 /// A session or catalog statement.
@@ -40,10 +41,6 @@ pub enum ShowStatement {
     CreateSchema(ObjectName),
 }
 
-fn word_is(token: &Token, word: &str) -> bool {
-    matches!(token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word))
-}
-
 /// Parses `sql` when it is a USE, SHOW or DESCRIBE statement; `None` for anything else.
 pub fn parse(sql: &str) -> Result<Option<ShowStatement>> {
     let dialect = dialect();
@@ -51,8 +48,8 @@ pub fn parse(sql: &str) -> Result<Option<ShowStatement>> {
         .try_with_sql(sql)
         .map_err(syntax_error)?;
     let first = parser.peek_token().token;
-    let is_describe = word_is(&first, "DESCRIBE") || word_is(&first, "DESC");
-    if !(word_is(&first, "USE") || word_is(&first, "SHOW") || is_describe) {
+    let is_describe = is_word(&first, "DESCRIBE") || is_word(&first, "DESC");
+    if !(is_word(&first, "USE") || is_word(&first, "SHOW") || is_describe) {
         return Ok(None);
     }
     parser.next_token();
@@ -70,7 +67,7 @@ pub fn parse(sql: &str) -> Result<Option<ShowStatement>> {
             Ok(None)
         }
     };
-    let statement = if word_is(&first, "USE") {
+    let statement = if is_word(&first, "USE") {
         ShowStatement::Use(parser.parse_object_name(false).map_err(syntax_error)?)
     } else if is_describe {
         ShowStatement::Columns {
@@ -79,23 +76,23 @@ pub fn parse(sql: &str) -> Result<Option<ShowStatement>> {
         }
     } else {
         let what = parser.next_token().token;
-        if word_is(&what, "CATALOGS") {
+        if is_word(&what, "CATALOGS") {
             ShowStatement::Catalogs {
                 like: like(&mut parser)?,
             }
-        } else if word_is(&what, "SCHEMAS") {
+        } else if is_word(&what, "SCHEMAS") {
             let catalog = from(&mut parser)?;
             ShowStatement::Schemas {
                 catalog,
                 like: like(&mut parser)?,
             }
-        } else if word_is(&what, "TABLES") {
+        } else if is_word(&what, "TABLES") {
             let schema = from(&mut parser)?;
             ShowStatement::Tables {
                 schema,
                 like: like(&mut parser)?,
             }
-        } else if word_is(&what, "COLUMNS") {
+        } else if is_word(&what, "COLUMNS") {
             let table = from(&mut parser)?.ok_or_else(|| {
                 TrinoError::new(
                     ErrorCode::SYNTAX_ERROR,
@@ -106,14 +103,14 @@ pub fn parse(sql: &str) -> Result<Option<ShowStatement>> {
                 table,
                 like: like(&mut parser)?,
             }
-        } else if word_is(&what, "CREATE") {
+        } else if is_word(&what, "CREATE") {
             let kind = parser.next_token().token;
             let name = parser.parse_object_name(false).map_err(syntax_error)?;
-            if word_is(&kind, "TABLE") {
+            if is_word(&kind, "TABLE") {
                 ShowStatement::CreateTable(name)
-            } else if word_is(&kind, "VIEW") {
+            } else if is_word(&kind, "VIEW") {
                 ShowStatement::CreateView(name)
-            } else if word_is(&kind, "SCHEMA") {
+            } else if is_word(&kind, "SCHEMA") {
                 ShowStatement::CreateSchema(name)
             } else {
                 return Err(TrinoError::not_supported(format!(
