@@ -13,6 +13,7 @@ use crate::catalog::lakehouse::QualifiedName;
 use crate::error::{ErrorCode, Result, TrinoError};
 use crate::planner::plan_statement;
 use crate::session::{name_parts, Output, Session};
+use crate::statement::query;
 use crate::types::{declared_type, trino_type_name};
 
 /// `catalog.schema` from a schema name, completing it with the session's catalog.
@@ -391,13 +392,9 @@ pub async fn create_table(session: &Session, create: CreateTable) -> Result<Outp
             "Column definitions with AS SELECT are not supported",
         ));
     }
-    let (plan, _) = plan_statement(
-        lakehouse,
-        Statement::Query(query.clone()),
-        session.scope(),
-        0,
-    )
-    .await?;
+    // The query is planned once: its columns make the table, its plan writes the rows.
+    let (plan, state) =
+        plan_statement(lakehouse, Statement::Query(query), session.scope(), 0).await?;
     let mut columns = Vec::new();
     for (i, field) in plan.schema().fields().iter().enumerate() {
         let column_name = field.name().to_ascii_lowercase();
@@ -432,29 +429,24 @@ pub async fn create_table(session: &Session, create: CreateTable) -> Result<Outp
             properties,
         })
         .await?;
-    let insert = format!("INSERT INTO {} {}", quoted(&name), query);
-    let mut writer = session.clone();
     let result = async {
-        let statement = crate::dialect::parse_statements(&insert)?.remove(0);
-        Box::pin(writer.execute_statement(statement)).await
+        let table = lakehouse
+            .load_table(&name)
+            .await?
+            .ok_or_else(|| TrinoError::table_not_found(&name.to_string()))?;
+        query::append(session, &name, table.provider, plan, state).await
     }
     .await;
     match result {
-        Ok(Output::Update { count, .. }) => Ok(Output::Update {
+        Ok(count) => Ok(Output::Update {
             update_type: "CREATE TABLE".into(),
-            count,
+            count: Some(count),
         }),
-        Ok(_) => unreachable!("INSERT answers an update"),
         Err(e) => {
             let _ = format.drop_table(&name.schema, &name.name).await;
             Err(e)
         }
     }
-}
-
-fn quoted(name: &QualifiedName) -> String {
-    let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-    format!("{}.{}.{}", q(&name.catalog), q(&name.schema), q(&name.name))
 }
 
 pub async fn create_view(session: &Session, create: CreateView) -> Result<Output> {

@@ -5,11 +5,20 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::{DataType, SchemaRef, UInt64Type};
+use datafusion::catalog::TableProvider;
+use datafusion::common::Column;
 use datafusion::dataframe::DataFrame;
+use datafusion::datasource::provider_as_source;
+use datafusion::execution::context::SessionState;
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{ExprSchemable, LogicalPlan, LogicalPlanBuilder};
+use datafusion::prelude::Expr as PlanExpr;
 use datafusion::sql::sqlparser::ast::{Expr, ObjectName, Query, SetExpr, Statement};
+use datafusion::sql::TableReference;
 
 use aichemy_tables::TableError;
 
+use crate::catalog::lakehouse::QualifiedName;
 use crate::dialect::{named_struct, row_constructor_args};
 use crate::error::{ErrorCode, Result, TrinoError};
 use crate::planner::plan_statement;
@@ -116,14 +125,60 @@ pub(crate) async fn insert(
     let (plan, state) = plan_statement(session.lakehouse(), statement, session.scope(), 0)
         .await
         .map_err(named)?;
+    write(session, plan, state).await.map_err(named)
+}
+
+/// Appends the rows of a planned query to a table whose columns match the query's by
+/// position (`CREATE TABLE … AS`): each column is cast to the table's type and named as
+/// the table's column. Answers the number of rows written.
+pub(crate) async fn append(
+    session: &Session,
+    name: &QualifiedName,
+    table: Arc<dyn TableProvider>,
+    plan: LogicalPlan,
+    state: SessionState,
+) -> Result<u64> {
+    let target = table.schema();
+    let source = plan.schema().clone();
+    if target.fields().len() != source.fields().len() {
+        return Err(TrinoError::internal(format!(
+            "Table '{name}' has {} columns, its query {}",
+            target.fields().len(),
+            source.fields().len()
+        )));
+    }
+    let columns = target
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, field)| {
+            Ok(PlanExpr::Column(Column::from(source.qualified_field(i)))
+                .cast_to(field.data_type(), &source)?
+                .alias(field.name()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let reference = TableReference::full(
+        name.catalog.as_str(),
+        name.schema.as_str(),
+        name.name.as_str(),
+    );
+    let plan = LogicalPlanBuilder::from(plan).project(columns)?.build()?;
+    let plan = LogicalPlanBuilder::insert_into(
+        plan,
+        reference,
+        provider_as_source(table),
+        InsertOp::Append,
+    )?
+    .build()?;
+    write(session, plan, state).await
+}
+
+/// Runs a planned write to its end; answers the number of rows written.
+async fn write(session: &Session, plan: LogicalPlan, state: SessionState) -> Result<u64> {
     let frame = DataFrame::new(state, plan);
     let task = Arc::new(frame.task_ctx());
-    let batches = async {
-        let physical = stoppable(frame.create_physical_plan().await?, &session.stop)?;
-        datafusion::physical_plan::collect(physical, task).await
-    }
-    .await
-    .map_err(|e| named(e.into()))?;
+    let physical = stoppable(frame.create_physical_plan().await?, &session.stop)?;
+    let batches = datafusion::physical_plan::collect(physical, task).await?;
     Ok(batches
         .iter()
         .filter(|b| b.num_columns() > 0)
