@@ -12,9 +12,9 @@ use std::collections::HashMap;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, CastKind, DataType, ExactNumberInfo, Expr, Function, FunctionArg,
-    FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident, ObjectName, Query, SelectItem,
-    SetExpr, Statement, Value, Visit, Visitor,
+    visit_expressions, visit_expressions_mut, CastKind, DataType, ExactNumberInfo, Expr, Function,
+    FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident, ObjectName,
+    Query, SelectItem, SetExpr, Statement, Value, Visit, Visitor,
 };
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
@@ -278,50 +278,63 @@ pub fn bind_session_functions(statement: &mut Statement, values: &SessionValues)
     });
 }
 
-/// Replaces the `?` parameters of a statement text, in order, by SQL expressions
-/// (`EXECUTE IMMEDIATE '…' USING …`).
-pub fn bind_parameters(sql: &str, values: &[String]) -> Result<String> {
-    let tokens = parameter_tokens(sql)?;
-    let expected = count_placeholders(&tokens);
-    if expected != values.len() {
-        return Err(TrinoError::new(
-            ErrorCode::INVALID_PARAMETER_USAGE,
-            format!(
-                "Incorrect number of parameters: expected {expected} but found {}",
-                values.len()
-            ),
-        ));
-    }
-    let mut values = values.iter();
-    Ok(tokens
-        .iter()
-        .map(|token| match token {
-            Token::Placeholder(p) if p == "?" => {
-                format!("({})", values.next().expect("counted"))
+/// Whether `expr` is a `?` parameter.
+fn is_parameter(expr: &Expr) -> bool {
+    matches!(expr, Expr::Value(v) if matches!(&v.value, Value::Placeholder(p) if p == "?"))
+}
+
+/// For each `?` parameter of a statement, in the order the tree is visited, its rank in the
+/// order the text writes them (where they start).
+fn parameter_ranks(statement: &Statement) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let _ = visit_expressions(statement, |expr| {
+        if let Expr::Value(value) = expr {
+            if is_parameter(expr) {
+                starts.push((value.span.start, starts.len()));
             }
-            other => other.to_string(),
-        })
-        .collect())
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    let mut by_start: Vec<usize> = (0..starts.len()).collect();
+    by_start.sort_by_key(|&i| starts[i]);
+    let mut ranks = vec![0; starts.len()];
+    for (rank, visited) in by_start.into_iter().enumerate() {
+        ranks[visited] = rank;
+    }
+    ranks
 }
 
-fn parameter_tokens(sql: &str) -> Result<Vec<Token>> {
-    let dialect = dialect();
-    Tokenizer::new(&dialect, sql)
-        .with_unescape(false)
-        .tokenize()
-        .map_err(|e| TrinoError::new(ErrorCode::SYNTAX_ERROR, e.message))
+/// How many `?` parameters a statement has.
+pub fn count_parameters(statement: &Statement) -> usize {
+    parameter_ranks(statement).len()
 }
 
-fn count_placeholders(tokens: &[Token]) -> usize {
-    tokens
-        .iter()
-        .filter(|t| matches!(t, Token::Placeholder(p) if p == "?"))
-        .count()
+/// Trino's error when a statement with `expected` parameters is given `found` values.
+pub fn check_parameter_count(expected: usize, found: usize) -> Result<()> {
+    if expected == found {
+        return Ok(());
+    }
+    Err(TrinoError::new(
+        ErrorCode::INVALID_PARAMETER_USAGE,
+        format!("Incorrect number of parameters: expected {expected} but found {found}"),
+    ))
 }
 
-/// How many `?` parameters a statement text has.
-pub fn count_parameters(sql: &str) -> Result<usize> {
-    Ok(count_placeholders(&parameter_tokens(sql)?))
+/// Replaces the `?` parameters of a parsed statement, in the order the text writes them,
+/// by `values` (`EXECUTE … USING …`); Trino's error when the counts differ.
+pub fn bind_parameters(statement: &mut Statement, values: &[Expr]) -> Result<()> {
+    let ranks = parameter_ranks(statement);
+    check_parameter_count(ranks.len(), values.len())?;
+    let mut ranks = ranks.into_iter();
+    let _ = visit_expressions_mut(statement, |expr| {
+        if is_parameter(expr) {
+            let rank = ranks.next().expect("counted");
+            *expr = Expr::Nested(Box::new(values[rank].clone()));
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    // The values nest inside the statement.
+    check_nesting(statement)
 }
 
 /// Splits a script into statement texts at top-level semicolons (outside quotes and comments).
@@ -874,12 +887,32 @@ mod tests {
     }
 
     #[test]
-    fn parameters_are_bound_in_order_outside_strings() {
+    fn parameters_are_bound_in_the_order_they_are_written() {
+        let statement = |sql: &str| parse_statements(sql).unwrap().remove(0);
+        let expr = |sql: &str| {
+            Parser::new(&dialect())
+                .try_with_sql(sql)
+                .unwrap()
+                .parse_expr()
+                .unwrap()
+        };
+        let values = [expr("1"), expr("'it''s'")];
+        let mut bound = statement("SELECT '?', ? + ? AS x");
+        assert_eq!(count_parameters(&bound), 2);
+        bind_parameters(&mut bound, &values).unwrap();
         assert_eq!(
-            bind_parameters("SELECT '?', ? + ?", &["1".into(), "'it''s'".into()]).unwrap(),
-            "SELECT '?', (1) + ('it''s')"
+            bound.to_string(),
+            "SELECT '?' AS _col0, (1) + ('it''s') AS x"
         );
-        let err = bind_parameters("SELECT ?", &[]).unwrap_err();
+        // OFFSET is written before LIMIT: the first value is the offset.
+        let mut bound = statement("SELECT 1 OFFSET ? LIMIT ?");
+        bind_parameters(&mut bound, &[expr("10"), expr("20")]).unwrap();
+        let printed = bound.to_string();
+        assert!(
+            printed.contains("LIMIT (20)") && printed.contains("OFFSET (10)"),
+            "{printed}"
+        );
+        let err = bind_parameters(&mut statement("SELECT ?"), &[]).unwrap_err();
         assert_eq!(err.code, ErrorCode::INVALID_PARAMETER_USAGE);
     }
 

@@ -17,6 +17,7 @@ use crate::catalog::lakehouse::{Lakehouse, QualifiedName};
 use crate::dialect;
 use crate::error::{ErrorCode, Result, TrinoError};
 use crate::planner::Scope;
+use crate::statement::session_state::Prepared;
 use crate::statement::{catalogs, ddl, query, session_state, show, Family};
 use crate::stop::StopSignal;
 
@@ -228,6 +229,26 @@ impl Session {
         }
     }
 
+    /// Executes a prepared statement's text with its `?` parameters bound to `values` in
+    /// its syntax tree.
+    async fn execute_prepared(&mut self, text: &str, values: &[Expr]) -> Result<Output> {
+        match session_state::prepared_statement(text)? {
+            Prepared::Sql(mut statement) => {
+                dialect::bind_parameters(&mut statement, values)?;
+                Box::pin(self.execute_statement(*statement)).await
+            }
+            Prepared::Catalog(mut statement) => {
+                statement.bind(values)?;
+                catalogs::execute(self, statement).await
+            }
+            // SHOW, USE, SET SESSION, … take no parameters.
+            Prepared::Other => {
+                dialect::check_parameter_count(0, values.len())?;
+                Box::pin(self.execute_unbounded(text)).await
+            }
+        }
+    }
+
     /// Executes one parsed statement.
     pub async fn execute_statement(&mut self, mut statement: Statement) -> Result<Output> {
         // A view keeps `current_user` to be evaluated when it is read.
@@ -260,10 +281,8 @@ impl Session {
                         "EXECUTE IMMEDIATE takes one string literal",
                     ));
                 };
-                dialect::check_preparable(&sql)?;
-                let values: Vec<String> = using.iter().map(|v| v.expr.to_string()).collect();
-                let bound = dialect::bind_parameters(&sql, &values)?;
-                Box::pin(self.execute_unbounded(&bound)).await
+                let values: Vec<Expr> = using.into_iter().map(|v| v.expr).collect();
+                self.execute_prepared(&sql, &values).await
             }
             // EXECUTE name [USING values]: a statement prepared earlier in the session.
             Statement::Execute {
@@ -280,16 +299,12 @@ impl Session {
                     },
                     _ => name.to_string(),
                 };
-                let values: Vec<String> = parameters
-                    .iter()
-                    .map(ToString::to_string)
-                    .chain(using.iter().map(|v| v.expr.to_string()))
+                let values: Vec<Expr> = parameters
+                    .into_iter()
+                    .chain(using.into_iter().map(|v| v.expr))
                     .collect();
-                // A prepared statement may also arrive in a client's header, unchecked.
-                let text = session_state::prepared(self, &name)?;
-                dialect::check_preparable(text)?;
-                let bound = dialect::bind_parameters(text, &values)?;
-                Box::pin(self.execute_unbounded(&bound)).await
+                let text = session_state::prepared(self, &name)?.to_string();
+                self.execute_prepared(&text, &values).await
             }
             Statement::Query(_) | Statement::Explain { .. } => query::run(self, statement).await,
             Statement::Insert(ref insert) => {

@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use datafusion::sql::sqlparser::ast::{Expr, Value};
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
@@ -20,6 +21,9 @@ pub enum CatalogStatement {
         name: String,
         connector: String,
         properties: BTreeMap<String, String>,
+        /// The properties whose value is a `?` parameter, in the order written; `EXECUTE`
+        /// binds them ([`CatalogStatement::bind`]).
+        parameters: Vec<String>,
         if_not_exists: bool,
     },
     Drop {
@@ -60,17 +64,17 @@ pub fn parse(sql: &str) -> Result<Option<CatalogStatement>> {
             ));
         }
         let mut properties = BTreeMap::new();
+        let mut parameters = Vec::new();
         if parser.parse_keyword(Keyword::WITH) {
             parser.expect_token(&Token::LParen).map_err(syntax_error)?;
             loop {
                 let key = name(&mut parser)?;
                 parser.expect_token(&Token::Eq).map_err(syntax_error)?;
-                // A bound parameter arrives in parentheses: `(?)` becomes `('value')`.
-                let mut parentheses = 0;
-                while parser.consume_token(&Token::LParen) {
-                    parentheses += 1;
-                }
                 let value = match parser.next_token().token {
+                    Token::Placeholder(p) if p == "?" => {
+                        parameters.push(key.clone());
+                        String::new()
+                    }
                     Token::SingleQuotedString(s) => s,
                     Token::Number(n, _) => n,
                     Token::Word(w) if w.keyword == Keyword::TRUE || w.keyword == Keyword::FALSE => {
@@ -83,9 +87,6 @@ pub fn parse(sql: &str) -> Result<Option<CatalogStatement>> {
                         ))
                     }
                 };
-                for _ in 0..parentheses {
-                    parser.expect_token(&Token::RParen).map_err(syntax_error)?;
-                }
                 if properties.insert(key.clone(), value).is_some() {
                     return Err(TrinoError::new(
                         ErrorCode::GENERIC_USER_ERROR,
@@ -102,6 +103,7 @@ pub fn parse(sql: &str) -> Result<Option<CatalogStatement>> {
             name: catalog,
             connector,
             properties,
+            parameters,
             if_not_exists,
         }
     } else if is_word(&first, "DROP") {
@@ -130,6 +132,52 @@ pub fn parse(sql: &str) -> Result<Option<CatalogStatement>> {
     Ok(Some(statement))
 }
 
+impl CatalogStatement {
+    /// How many `?` parameters the statement has.
+    pub fn parameter_count(&self) -> usize {
+        match self {
+            CatalogStatement::Create { parameters, .. } => parameters.len(),
+            CatalogStatement::Drop { .. } => 0,
+        }
+    }
+
+    /// Gives the `?` parameters their values (`EXECUTE … USING`), each a literal.
+    pub fn bind(&mut self, values: &[Expr]) -> Result<()> {
+        crate::dialect::check_parameter_count(self.parameter_count(), values.len())?;
+        let CatalogStatement::Create {
+            properties,
+            parameters,
+            ..
+        } = self
+        else {
+            return Ok(());
+        };
+        for (key, value) in parameters.drain(..).zip(values) {
+            let mut value = value;
+            while let Expr::Nested(inner) = value {
+                value = inner;
+            }
+            let text = match value {
+                Expr::Value(v) => match &v.value {
+                    Value::SingleQuotedString(s) => Some(s.clone()),
+                    Value::Number(n, _) => Some(n.clone()),
+                    Value::Boolean(b) => Some(b.to_string()),
+                    _ => None,
+                },
+                _ => None,
+            };
+            let text = text.ok_or_else(|| {
+                TrinoError::new(
+                    ErrorCode::GENERIC_USER_ERROR,
+                    format!("Catalog property '{key}' must be a string literal"),
+                )
+            })?;
+            properties.insert(key, text);
+        }
+        Ok(())
+    }
+}
+
 /// Runs a catalog statement for an administrator.
 pub async fn execute(session: &Session, statement: CatalogStatement) -> Result<Output> {
     let lakehouse = session.lakehouse();
@@ -148,8 +196,12 @@ pub async fn execute(session: &Session, statement: CatalogStatement) -> Result<O
             name,
             connector,
             mut properties,
+            parameters,
             if_not_exists,
         } => {
+            if !parameters.is_empty() {
+                crate::dialect::check_parameter_count(parameters.len(), 0)?;
+            }
             properties.remove("connector.name");
             lakehouse
                 .create_catalog(
@@ -364,6 +416,7 @@ mod tests {
             connector,
             properties,
             if_not_exists,
+            ..
         } = statement
         else {
             panic!("not a create");
@@ -372,10 +425,16 @@ mod tests {
         assert_eq!(connector, "postgresql");
         assert!(if_not_exists);
         assert_eq!(properties["connection-user"], "u");
-        // As EXECUTE binds parameters: in parentheses.
-        let Some(CatalogStatement::Create { properties, .. }) =
-            parse("CREATE CATALOG s USING postgresql WITH (\"connection-url\" = ('jdbc:postgresql://h/db'))").unwrap()
-        else {
+        // As EXECUTE binds parameters: on the parsed statement.
+        let mut statement =
+            parse("CREATE CATALOG s USING postgresql WITH (\"connection-url\" = ?)")
+                .unwrap()
+                .unwrap();
+        assert_eq!(statement.parameter_count(), 1);
+        assert!(statement.bind(&[]).is_err());
+        let url = Expr::Value(Value::SingleQuotedString("jdbc:postgresql://h/db".into()).into());
+        statement.bind(&[url]).unwrap();
+        let CatalogStatement::Create { properties, .. } = statement else {
             panic!("not a create");
         };
         assert_eq!(properties["connection-url"], "jdbc:postgresql://h/db");

@@ -22,7 +22,8 @@ use crate::dialect::{self, dialect, syntax_error};
 use crate::error::{ErrorCode, Result, TrinoError};
 use crate::planner::plan_statement;
 use crate::session::{Output, Session};
-use crate::statement::is_word;
+use crate::statement::catalogs::{self, CatalogStatement};
+use crate::statement::{family, is_word, show, Family};
 use crate::types::trino_type_name;
 
 /// A statement this module runs.
@@ -280,14 +281,57 @@ pub fn prepared<'a>(session: &'a Session, name: &str) -> Result<&'a str> {
         .ok_or_else(|| not_found(name))
 }
 
+/// A prepared statement's text, read by the parser of its family.
+pub enum Prepared {
+    /// A statement of the dialect's parser (queries, DML, DDL).
+    Sql(Box<Statement>),
+    /// `CREATE CATALOG`, whose properties may be parameters.
+    Catalog(CatalogStatement),
+    /// SHOW, USE, SET SESSION, …: no parameters; run from the text.
+    Other,
+}
+
+impl Prepared {
+    /// How many `?` parameters the statement has.
+    pub fn parameter_count(&self) -> usize {
+        match self {
+            Prepared::Sql(statement) => dialect::count_parameters(statement),
+            Prepared::Catalog(statement) => statement.parameter_count(),
+            Prepared::Other => 0,
+        }
+    }
+}
+
+/// A prepared statement's text parsed for `EXECUTE` and `DESCRIBE INPUT|OUTPUT` (a
+/// prepared statement may also arrive in a client's header, unchecked).
+pub fn prepared_statement(text: &str) -> Result<Prepared> {
+    dialect::check_preparable(text)?;
+    match family(text) {
+        Family::Sql => {}
+        Family::Catalog => {
+            return Ok(catalogs::parse(text)?.map_or(Prepared::Other, Prepared::Catalog))
+        }
+        Family::SessionState => return parse(text).map(|_| Prepared::Other),
+        Family::Show => return show::parse(text).map(|_| Prepared::Other),
+    }
+    let mut statements = dialect::parse_statements(text)?;
+    if statements.len() != 1 {
+        return Err(TrinoError::new(
+            ErrorCode::SYNTAX_ERROR,
+            "PREPARE takes exactly one statement",
+        ));
+    }
+    Ok(Prepared::Sql(Box::new(statements.remove(0))))
+}
+
 /// Runs one statement of this module.
 pub async fn execute(session: &mut Session, statement: SessionStatement) -> Result<Output> {
     match statement {
         SessionStatement::Prepare { name, body } => {
-            // Refuse what does not parse now rather than at EXECUTE.
+            // Refuse what does not parse now rather than at EXECUTE: queries, DML and DDL
+            // are prepared.
             dialect::check_preparable(&body)?;
-            let statements = dialect::parse_statements(&body)?;
-            if statements.len() != 1 {
+            if dialect::parse_statements(&body)?.len() != 1 {
                 return Err(TrinoError::new(
                     ErrorCode::SYNTAX_ERROR,
                     "PREPARE takes exactly one statement",
@@ -304,7 +348,7 @@ pub async fn execute(session: &mut Session, statement: SessionStatement) -> Resu
             Ok(Output::update("DEALLOCATE"))
         }
         SessionStatement::DescribeInput { name } => {
-            let count = dialect::count_parameters(prepared(session, &name)?)?;
+            let count = prepared_statement(prepared(session, &name)?)?.parameter_count();
             let schema = Arc::new(Schema::new(vec![
                 Field::new("Position", DataType::Int64, false),
                 Field::new("Type", DataType::Utf8, false),
@@ -376,12 +420,16 @@ struct OutputColumn {
 /// The output columns of a prepared query: name, source table, type, size, whether
 /// aliased. Statements without output (DDL) describe no columns.
 async fn describe_output(session: &Session, name: &str) -> Result<Output> {
-    let body = prepared(session, name)?;
-    let nulls = vec!["NULL".to_string(); dialect::count_parameters(body)?];
-    let bound = dialect::bind_parameters(body, &nulls)?;
-    let mut statements = dialect::parse_statements(&bound)?;
-    let statement = statements.remove(0);
-    let fields: Vec<OutputColumn> = if matches!(statement, Statement::Query(_)) {
+    let statement = match prepared_statement(prepared(session, name)?)? {
+        Prepared::Sql(mut statement) => {
+            let nulls =
+                vec![Expr::Value(Value::Null.into()); dialect::count_parameters(&statement)];
+            dialect::bind_parameters(&mut statement, &nulls)?;
+            Some(*statement)
+        }
+        _ => None,
+    };
+    let fields: Vec<OutputColumn> = if let Some(statement @ Statement::Query(_)) = statement {
         let (plan, _) = plan_statement(session.lakehouse(), statement, session.scope(), 0).await?;
         let schema = plan.schema();
         (0..schema.fields().len())
