@@ -1,6 +1,7 @@
 //! Trino SQL on top of sqlparser's generic dialect.
 //!
-//! Three adaptations happen before DataFusion sees a statement:
+//! Before DataFusion sees a statement (its text tokenized once, the parser reading the
+//! rewritten tokens):
 //! - type syntax: Trino writes `ARRAY(T)` and `ROW(name T, …)`; the token stream is
 //!   rewritten to the generic dialect's `ARRAY<T>` and `STRUCT<name T, …>`;
 //! - parse errors are reported as Trino does: `SYNTAX_ERROR` with `line L:C: …`;
@@ -8,7 +9,6 @@
 //! - `CAST(ROW(…) AS ROW(…))` matches fields by position, as Trino does, where DataFusion
 //!   would match them by name.
 
-use std::collections::HashMap;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
@@ -17,7 +17,7 @@ use datafusion::sql::sqlparser::ast::{
     Query, SelectItem, SetExpr, Statement, Value, Visit, Visitor,
 };
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
-use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
+use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer, Whitespace};
 
 use crate::error::{ErrorCode, ErrorLocation, Result, TrinoError};
 use crate::functions::lambda::{capture_name, param_name, LambdaKind};
@@ -31,49 +31,50 @@ pub fn dialect() -> TrinoDialect {
 /// The property that carries a table comment written Trino's way.
 pub const TABLE_COMMENT_PROPERTY: &str = "$comment";
 
-/// Rewrites Trino type syntax (`ARRAY(T)`, `ROW(a T)`) to the generic dialect's, and
-/// `CREATE TABLE … COMMENT 'c' [WITH (…)]` (an order sqlparser does not accept) into a
-/// `WITH` property. Text that does not tokenize is returned unchanged, for the parser.
-pub fn rewrite_type_syntax(sql: &str) -> String {
-    let dialect = dialect();
-    // Tokens keep their text as written (`'it''s'`), so that printing them back is exact.
-    let Ok(tokens) = Tokenizer::new(&dialect, sql)
-        .with_unescape(false)
-        .tokenize()
-    else {
-        return sql.to_string();
-    };
-    let tokens = move_table_comment(tokens);
-    let significant = |i: usize| -> Option<usize> {
-        (i..tokens.len()).find(|j| !matches!(tokens[*j], Token::Whitespace(_)))
+/// The tokens of `sql` as the parser reads them: tokenized once, with Trino's type syntax
+/// (`ARRAY(T)`, `ROW(a T)`) rewritten to the generic dialect's (`ARRAY<T>`,
+/// `STRUCT<a T>`) and `CREATE TABLE … COMMENT 'c' [WITH (…)]` (an order sqlparser does not
+/// accept) turned into a `WITH` property. Every token keeps its place in `sql`, so that
+/// errors point into the text as written.
+pub fn tokens(sql: &str) -> std::result::Result<Vec<TokenWithSpan>, ParserError> {
+    let tokens = Tokenizer::new(&dialect(), sql).tokenize_with_location()?;
+    let mut tokens = move_table_comment(tokens);
+    let significant = |tokens: &[TokenWithSpan], i: usize| -> Option<usize> {
+        (i..tokens.len()).find(|j| !matches!(tokens[*j].token, Token::Whitespace(_)))
     };
     let closing = closing_parens(&tokens);
-    let mut out: Vec<Token> = tokens.clone();
-    let mut closers: HashMap<usize, Token> = HashMap::new();
     for i in 0..tokens.len() {
-        let Token::Word(word) = &tokens[i] else {
+        let Token::Word(word) = &tokens[i].token else {
             continue;
         };
         if word.quote_style.is_some() {
             continue;
         }
         let keyword = word.value.to_ascii_uppercase();
-        let Some(open) = significant(i + 1) else {
+        let Some(open) = significant(&tokens, i + 1) else {
             continue;
         };
-        if tokens[open] != Token::LParen {
+        if tokens[open].token != Token::LParen {
             continue;
         }
         let is_type = match keyword.as_str() {
             "ARRAY" => true,
             // ROW(name type, …) is a type; ROW(1, 2) and ROW(a, b) are values.
             "ROW" => {
-                let first = significant(open + 1);
-                let second = first.and_then(|f| significant(f + 1));
+                let first = significant(&tokens, open + 1);
+                let second = first.and_then(|f| significant(&tokens, f + 1));
                 matches!(
-                    (first.map(|f| &tokens[f]), second.map(|s| &tokens[s])),
+                    (
+                        first.map(|f| &tokens[f].token),
+                        second.map(|s| &tokens[s].token)
+                    ),
                     (Some(Token::Word(_)), Some(Token::Word(_)))
-                ) && first.is_some_and(|f| matches!(tokens.get(f + 1), Some(Token::Whitespace(_))))
+                ) && first.is_some_and(|f| {
+                    matches!(
+                        tokens.get(f + 1).map(|t| &t.token),
+                        Some(Token::Whitespace(_))
+                    )
+                })
             }
             _ => false,
         };
@@ -84,31 +85,20 @@ pub fn rewrite_type_syntax(sql: &str) -> String {
             continue;
         };
         if keyword == "ROW" {
-            out[i] = Token::make_word("STRUCT", None);
+            tokens[i].token = Token::make_word("STRUCT", None);
         }
-        out[open] = Token::Lt;
-        closers.insert(close, Token::Gt);
+        tokens[open].token = Token::Lt;
+        tokens[close].token = Token::Gt;
     }
-    let mut text = String::with_capacity(sql.len());
-    for (i, token) in out.iter().enumerate() {
-        match closers.get(&i) {
-            // A space keeps `>>` from becoming one shift token.
-            Some(gt) => {
-                text.push_str(&gt.to_string());
-                text.push(' ');
-            }
-            None => text.push_str(&token.to_string()),
-        }
-    }
-    text
+    Ok(tokens)
 }
 
 /// Moves a top-level table `COMMENT '…'` of a CREATE TABLE into its `WITH (…)` list.
-fn move_table_comment(mut tokens: Vec<Token>) -> Vec<Token> {
+fn move_table_comment(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
     let significant: Vec<usize> = (0..tokens.len())
-        .filter(|i| !matches!(tokens[*i], Token::Whitespace(_)))
+        .filter(|i| !matches!(tokens[*i].token, Token::Whitespace(_)))
         .collect();
-    let word = |i: usize, w: &str| matches!(&tokens[i], Token::Word(x) if x.quote_style.is_none() && x.value.eq_ignore_ascii_case(w));
+    let word = |i: usize, w: &str| matches!(&tokens[i].token, Token::Word(x) if x.quote_style.is_none() && x.value.eq_ignore_ascii_case(w));
     let is_create_table = significant.len() > 2
         && word(significant[0], "CREATE")
         && significant[1..significant.len().min(4)]
@@ -119,13 +109,13 @@ fn move_table_comment(mut tokens: Vec<Token>) -> Vec<Token> {
     }
     let (mut depth, mut comment, mut with) = (0i32, None, None);
     for (n, &i) in significant.iter().enumerate() {
-        match &tokens[i] {
+        match &tokens[i].token {
             Token::LParen => depth += 1,
             Token::RParen => depth -= 1,
             _ if depth == 0 && word(i, "AS") => break,
             _ if depth == 0 && word(i, "COMMENT") => {
                 if let Some(&text) = significant.get(n + 1) {
-                    if matches!(tokens[text], Token::SingleQuotedString(_)) {
+                    if matches!(tokens[text].token, Token::SingleQuotedString(_)) {
                         comment = Some((i, text));
                     }
                 }
@@ -134,7 +124,7 @@ fn move_table_comment(mut tokens: Vec<Token>) -> Vec<Token> {
                 && word(i, "WITH")
                 && significant
                     .get(n + 1)
-                    .is_some_and(|o| tokens[*o] == Token::LParen) =>
+                    .is_some_and(|o| tokens[*o].token == Token::LParen) =>
             {
                 with = Some(significant[n + 1]);
             }
@@ -144,39 +134,43 @@ fn move_table_comment(mut tokens: Vec<Token>) -> Vec<Token> {
     let Some((keyword, text)) = comment else {
         return tokens;
     };
-    let Token::SingleQuotedString(value) = tokens[text].clone() else {
-        return tokens;
-    };
-    let property = format!(
-        "\"{TABLE_COMMENT_PROPERTY}\" = '{}'",
-        value.replace('\'', "''")
-    );
-    tokens[keyword] = Token::Whitespace(Whitespace::Space);
-    tokens[text] = Token::Whitespace(Whitespace::Space);
+    let span = tokens[keyword].span;
+    let at = |token: Token| TokenWithSpan::new(token, span);
+    let property = [
+        at(Token::make_word(TABLE_COMMENT_PROPERTY, Some('"'))),
+        at(Token::Eq),
+        tokens[text].clone(),
+    ];
+    let blank = at(Token::Whitespace(Whitespace::Space));
+    tokens[keyword] = blank.clone();
+    tokens[text] = blank;
     match with {
         Some(open) => {
             let closes_at_once = tokens[open + 1..]
                 .iter()
-                .find(|t| !matches!(t, Token::Whitespace(_)))
-                .is_some_and(|t| *t == Token::RParen);
-            let separator = if closes_at_once { "" } else { ", " };
-            tokens.insert(
-                open + 1,
-                Token::make_word(&format!("{property}{separator}"), None),
-            );
+                .find(|t| !matches!(t.token, Token::Whitespace(_)))
+                .is_some_and(|t| t.token == Token::RParen);
+            let separator = (!closes_at_once).then(|| at(Token::Comma));
+            tokens.splice(open + 1..open + 1, property.into_iter().chain(separator));
         }
-        None => tokens[keyword] = Token::make_word(&format!(" WITH ({property})"), None),
+        None => {
+            let clause = [at(Token::make_keyword("WITH")), at(Token::LParen)]
+                .into_iter()
+                .chain(property)
+                .chain([at(Token::RParen)]);
+            tokens.splice(keyword..keyword + 1, clause);
+        }
     }
     tokens
 }
 
 /// For each `(`, the position of the `)` that closes it, found in one pass (a search per
 /// parenthesis would take time quadratic in their nesting).
-fn closing_parens(tokens: &[Token]) -> Vec<Option<usize>> {
+fn closing_parens(tokens: &[TokenWithSpan]) -> Vec<Option<usize>> {
     let mut closing = vec![None; tokens.len()];
     let mut open = Vec::new();
     for (i, token) in tokens.iter().enumerate() {
-        match token {
+        match token.token {
             Token::LParen => open.push(i),
             Token::RParen => {
                 if let Some(at) = open.pop() {
@@ -199,17 +193,18 @@ pub const MAX_NESTING: usize = 1000;
 
 /// Parses Trino SQL text into statements, with lambdas lowered.
 pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
-    let rewritten = rewrite_type_syntax(sql);
+    let tokens = tokens(sql).map_err(syntax_error)?;
+    let nesting = token_nesting(&tokens);
     let dialect = dialect();
     let parsed = Parser::new(&dialect)
         .with_recursion_limit(MAX_NESTING + PARSER_LEVELS_ABOVE_EXPRESSIONS)
-        .try_with_sql(&rewritten)
-        .and_then(|mut p| p.parse_statements());
+        .with_tokens_with_locations(tokens)
+        .parse_statements();
     let mut statements = match parsed {
         Ok(statements) => statements,
         Err(_) if dialect.exhausted() => return Err(too_complex()),
         // Past its recursion limit the parser may report what it met next instead.
-        Err(_) if token_nesting(&rewritten) > MAX_NESTING => return Err(too_deeply_nested()),
+        Err(_) if nesting > MAX_NESTING => return Err(too_deeply_nested()),
         Err(e) => return Err(syntax_error(e)),
     };
     for statement in &statements {
@@ -416,14 +411,10 @@ const PARSER_LEVELS_ABOVE_EXPRESSIONS: usize = 100;
 
 /// How deeply a statement's text nests, from its tokens alone: brackets and parentheses
 /// open at once, plus the longest run of prefix operators (`NOT NOT …`, `- - …`).
-fn token_nesting(sql: &str) -> usize {
-    let dialect = dialect();
-    let Ok(tokens) = Tokenizer::new(&dialect, sql).tokenize() else {
-        return 0;
-    };
+fn token_nesting(tokens: &[TokenWithSpan]) -> usize {
     let (mut open, mut run, mut deepest) = (0usize, 0usize, 0usize);
     for token in tokens {
-        match token {
+        match &token.token {
             Token::LParen | Token::LBracket => open += 1,
             Token::RParen | Token::RBracket => open = open.saturating_sub(1),
             Token::Whitespace(_) => continue,
@@ -844,13 +835,31 @@ mod tests {
 
     #[test]
     fn trino_types_become_generic_types() {
+        let rewritten = |sql: &str| -> String {
+            tokens(sql)
+                .unwrap()
+                .iter()
+                .map(|t| t.token.to_string())
+                .collect()
+        };
         assert_eq!(
-            rewrite_type_syntax("CAST(x AS ARRAY(ROW(a INTEGER, b ARRAY(VARCHAR))))"),
-            "CAST(x AS ARRAY<STRUCT<a INTEGER, b ARRAY<VARCHAR> > > )"
+            rewritten("CAST(x AS ARRAY(ROW(a INTEGER, b ARRAY(VARCHAR))))"),
+            "CAST(x AS ARRAY<STRUCT<a INTEGER, b ARRAY<VARCHAR>>>)"
         );
         assert_eq!(
-            rewrite_type_syntax("SELECT ROW(1, 2), ARRAY[1]"),
+            rewritten("SELECT ROW(1, 2), ARRAY[1]"),
             "SELECT ROW(1, 2), ARRAY[1]"
+        );
+        // A rewritten statement's errors point into the text as written.
+        let err = parse_statements("SELECT CAST(x AS ROW(a INTEGER)), ) FROM t").unwrap_err();
+        assert_eq!(
+            err.location,
+            Some(ErrorLocation {
+                line: 1,
+                column: 35
+            }),
+            "{}",
+            err.message
         );
     }
 

@@ -310,9 +310,10 @@ mod tests {
             "map(varchar, bigint)",
             "row(a integer, b varchar)",
         ] {
-            let sql = crate::dialect::rewrite_type_syntax(text);
-            let declared = parse(&sql);
-            assert_eq!(trino_type_name(&declared.arrow), text, "{sql}");
+            let tokens = crate::dialect::tokens(text).unwrap();
+            let mut parser = Parser::new(&GenericDialect {}).with_tokens_with_locations(tokens);
+            let declared = declared_type(&parser.parse_data_type().unwrap()).unwrap();
+            assert_eq!(trino_type_name(&declared.arrow), text);
         }
     }
 
