@@ -246,7 +246,7 @@ impl ExecutionPlan for PostgresScanExec {
         let kinds = self.kinds.clone();
         // The copy runs in its own task, decoding the next batch while the engine works
         // on the last; it stops when the engine drops the stream.
-        tokio::spawn(async move {
+        aichemy_task::spawn("postgresql copy", async move {
             let fail = crate::remote_failure;
             let mut connection = match remote.acquire().await {
                 Ok(c) => c,

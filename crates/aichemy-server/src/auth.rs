@@ -297,9 +297,11 @@ impl PasswordFile {
     /// stall the server's other requests.
     pub async fn verify_off_thread(self: &Arc<Self>, user: &str, password: &str) -> bool {
         let (passwords, user, password) = (self.clone(), user.to_string(), password.to_string());
-        tokio::task::spawn_blocking(move || passwords.verify(&user, &password))
-            .await
-            .unwrap_or(false)
+        aichemy_task::spawn_blocking("verify password", move || {
+            passwords.verify(&user, &password)
+        })
+        .await
+        .unwrap_or(false)
     }
 
     /// Whether `password` is `user`'s. Slow (the hash's cost) unless already verified.
@@ -456,9 +458,10 @@ impl MetastoreUsers {
             None => (self.dummy.clone(), None),
         };
         let password = password.to_string();
-        let matched = tokio::task::spawn_blocking(move || hash.matches(&password))
-            .await
-            .unwrap_or(false);
+        let matched =
+            aichemy_task::spawn_blocking("match password", move || hash.matches(&password))
+                .await
+                .unwrap_or(false);
         let Some(text) = text.filter(|_| matched) else {
             return false;
         };

@@ -183,7 +183,11 @@ pub async fn serve(
                 tokens.clone(),
             ),
         );
-        servers.spawn(server.serve(app.into_make_service_with_connect_info::<SocketAddr>()));
+        aichemy_task::spawn_in(
+            &mut servers,
+            "http server",
+            server.serve(app.into_make_service_with_connect_info::<SocketAddr>()),
+        );
     }
     if let Some((addr, config)) = options.https {
         let listener = bind(addr)?;
@@ -207,14 +211,18 @@ pub async fn serve(
                 tokens.clone(),
             ),
         );
-        servers.spawn(server.serve(app.into_make_service_with_connect_info::<SocketAddr>()));
+        aichemy_task::spawn_in(
+            &mut servers,
+            "https server",
+            server.serve(app.into_make_service_with_connect_info::<SocketAddr>()),
+        );
     }
     let reaper = {
         let queries = queries.clone();
         let client_timeout = options.client_timeout;
         let reap_every =
             (client_timeout / 4).clamp(Duration::from_millis(200), Duration::from_secs(5));
-        tokio::spawn(async move {
+        aichemy_task::spawn("query reaper", async move {
             loop {
                 tokio::time::sleep(reap_every).await;
                 queries.reap(client_timeout);

@@ -138,7 +138,7 @@ fn every_request_gets_an_answer_of_the_protocol() {
     let runtime = aichemy_engine::execution::query_runtime(2, "fuzz").unwrap();
     let handle = runtime.handle().clone();
     let outcome = runtime.block_on(async move {
-        tokio::spawn(async move {
+        aichemy_task::spawn("protocol fuzz", async move {
             let dir = tempfile::tempdir().unwrap();
             let config = aichemy_config::Config {
                 warehouse: dir.path().join("warehouse").display().to_string(),

@@ -691,7 +691,7 @@ impl Queries {
                 let _ = sender.send(Event::Failed(panicked(panic.as_ref()))).await;
             }
         };
-        let task = self.runtime.spawn(work.instrument(span));
+        let task = aichemy_task::spawn_on(&self.runtime, "query", work.instrument(span));
         *query.task.lock().expect("not poisoned") = Some(task);
         query
     }
@@ -1019,7 +1019,7 @@ mod tests {
                 max_running: 4,
                 max_queued: 8,
             };
-            tokio::spawn(test(Queries::new(lakehouse, handle, admission)))
+            aichemy_task::spawn("test", test(Queries::new(lakehouse, handle, admission)))
                 .await
                 .unwrap();
         });

@@ -94,7 +94,7 @@ fn main() -> ExitCode {
     match cli.command {
         // On a worker thread, so that its queries use exactly the configured threads.
         Command::Sql(args) => runtime.block_on(async {
-            tokio::spawn(shell::run(config, args))
+            aichemy_task::spawn("sql shell", shell::run(config, args))
                 .await
                 .unwrap_or(ExitCode::FAILURE)
         }),

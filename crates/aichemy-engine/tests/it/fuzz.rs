@@ -217,7 +217,7 @@ fn the_sql_front_end_answers_every_statement_with_rows_or_an_error() {
     // so that the watchdog runs beside a statement that holds its threads.
     let runtime = aichemy_engine::execution::query_runtime(4, "fuzz").unwrap();
     let report = runtime.block_on(async move {
-        tokio::spawn(async move {
+        aichemy_task::spawn("fuzz", async move {
             let (lakehouse, _dir) = fresh_lakehouse().await;
             let mut setup = Session::new(lakehouse.clone(), "fuzz");
             for sql in SEEDS {
@@ -239,7 +239,9 @@ fn the_sql_front_end_answers_every_statement_with_rows_or_an_error() {
                 // (an operator that never checks the stop signal), not a reason to hang.
                 let stop = session.stop.clone();
                 let text = sql.clone();
-                let task = tokio::spawn(async move { run_one(&mut session, &text).await });
+                let task = aichemy_task::spawn("fuzz statement", async move {
+                    run_one(&mut session, &text).await
+                });
                 let outcome = match tokio::time::timeout(STATEMENT_WATCHDOG, task).await {
                     Ok(joined) => joined.map_err(|e| format!("{sql:?} panicked: {e}"))?,
                     Err(_) => {
@@ -284,24 +286,28 @@ fn nested_coalesces_plan_in_time_linear_in_their_depth() {
     std::thread::spawn(move || {
         let runtime = aichemy_engine::execution::query_runtime(2, "coalesce").unwrap();
         // On the runtime's deep-stacked workers, as the server plans queries.
-        let answers = runtime.block_on(runtime.spawn(async {
-            let (lakehouse, _dir) = fresh_lakehouse().await;
-            let mut session = Session::new(lakehouse, "fuzz");
-            let mut answers = Vec::new();
-            for (open, inner, expected) in [
-                ("coalesce(", "NULL", ["7", "7"]),
-                ("coalesce(", "x", ["1", "2"]),
-                // Negation between the levels: nothing to flatten.
-                ("coalesce(-", "NULL", ["-7", "-7"]),
-                ("coalesce(-", "x", ["1", "2"]),
-            ] {
-                let nested = format!("{}{inner}{}", open.repeat(60), ", 7)".repeat(60));
-                let sql = format!("SELECT {nested} FROM (VALUES (1), (2)) t(x)");
-                let rows = super::cells(&mut session, &sql).await;
-                answers.push((rows, expected));
-            }
-            answers
-        }));
+        let answers = runtime.block_on(aichemy_task::spawn_on(
+            runtime.handle(),
+            "coalesce",
+            async {
+                let (lakehouse, _dir) = fresh_lakehouse().await;
+                let mut session = Session::new(lakehouse, "fuzz");
+                let mut answers = Vec::new();
+                for (open, inner, expected) in [
+                    ("coalesce(", "NULL", ["7", "7"]),
+                    ("coalesce(", "x", ["1", "2"]),
+                    // Negation between the levels: nothing to flatten.
+                    ("coalesce(-", "NULL", ["-7", "-7"]),
+                    ("coalesce(-", "x", ["1", "2"]),
+                ] {
+                    let nested = format!("{}{inner}{}", open.repeat(60), ", 7)".repeat(60));
+                    let sql = format!("SELECT {nested} FROM (VALUES (1), (2)) t(x)");
+                    let rows = super::cells(&mut session, &sql).await;
+                    answers.push((rows, expected));
+                }
+                answers
+            },
+        ));
         let _ = done.send(answers.expect("the statements panicked"));
     });
     let answers = finished

@@ -564,13 +564,12 @@ impl Server {
                     max_queued: 100,
                 },
             };
-            let task = tokio::spawn(aichemy_server::serve(
-                lakehouse.clone(),
-                options,
-                async move {
+            let task = aichemy_task::spawn(
+                "server",
+                aichemy_server::serve(lakehouse.clone(), options, async move {
                     let _ = stopped.await;
-                },
-            ));
+                }),
+            );
             let base = format!("http://127.0.0.1:{port}");
             let deadline = Instant::now() + Duration::from_secs(30);
             while !task.is_finished() && Instant::now() < deadline {
