@@ -1,13 +1,14 @@
 //! The SQL engine of AIchemy: Trino SQL on Apache DataFusion over the lakehouse catalogs.
 //!
 //! ```text
-//! SQL text ──dialect──▶ sqlparser AST (Trino types, lambdas lowered)
+//! SQL text ──statement: family from the first words──▶ that family's one parser
 //!    ├─ CREATE / DROP CATALOG ──statement::catalogs──▶ the lakehouse's catalogs
 //!    ├─ PREPARE / EXECUTE / SET SESSION ──statement::session_state──▶ the session's state
 //!    ├─ USE / SHOW / DESCRIBE ──statement::show──▶ metadata answers (catalog::metadata)
 //!    ├─ CREATE / DROP / ALTER ──statement::ddl───▶ aichemy-tables formats, metastore views
-//!    └─ SELECT / INSERT ──planner──▶ relations resolved by catalog::lakehouse
-//!                          ──▶ DataFusion plan ──optimizer──▶ stop ──▶ Arrow batches
+//!    └─ SELECT / INSERT / EXPLAIN ──dialect──▶ sqlparser AST (Trino types, lambdas lowered)
+//!         ──statement::query──▶ planner: relations resolved by catalog::lakehouse
+//!         ──▶ DataFusion plan ──optimizer──▶ stop ──▶ Arrow batches
 //! ```
 //! Every error leaves as a [`TrinoError`] with Trino's name, code and wording.
 #![forbid(unsafe_code)]
