@@ -7,6 +7,7 @@ import json
 import signal
 from decimal import Decimal
 import socket
+import subprocess
 import threading
 import time
 import urllib.request
@@ -224,6 +225,28 @@ def test_malformed_requests_get_status_codes_not_crashes(served):
     assert status == 200 and ok in body
     for _, (_, body) in cases:
         assert b"/work" not in body and b"panicked" not in body and b".rs:" not in body
+
+
+PANICS = "SELECT array_repeat(1, n) FROM (SELECT BIGINT '4611686018427387904' AS n)"
+
+
+def test_a_panicking_statement_fails_alone(served):
+    """A statement that panics inside the engine (an array past any capacity) fails with
+    GENERIC_INTERNAL_ERROR, without a source location; the server and `aichemy sql` go on."""
+    cur = cursor(served)
+    with pytest.raises(trino.exceptions.TrinoQueryError) as failed:
+        run(cur, PANICS)
+    assert failed.value.error_name == "GENERIC_INTERNAL_ERROR"
+    assert "capacity overflow" in failed.value.message
+    assert ".rs:" not in failed.value.message
+    assert run(cur, "SELECT 42") == [[42]]
+    done = subprocess.run(
+        [BIN, "--warehouse", str(served.warehouse / "shell"), "sql", "--ignore-errors",
+         "-e", f"{PANICS}; SELECT 42 AS answer"],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert "Query failed: GENERIC_INTERNAL_ERROR" in done.stderr
+    assert "42" in done.stdout
 
 
 def test_idle_connections_are_closed(served):

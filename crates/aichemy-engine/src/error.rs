@@ -145,6 +145,18 @@ impl TrinoError {
         Self::new(ErrorCode::GENERIC_INTERNAL_ERROR, message)
     }
 
+    /// A panic's payload as the error of the statement that hit it: GENERIC_INTERNAL_ERROR
+    /// with the panic's message, never its backtrace or source location.
+    pub fn panicked(payload: &(dyn std::any::Any + Send)) -> Self {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown cause".to_string());
+        tracing::error!(%message, "a statement panicked");
+        Self::internal(format!("Query failed with an internal error: {message}"))
+    }
+
     pub fn table_not_found(name: &str) -> Self {
         Self::new(
             ErrorCode::TABLE_NOT_FOUND,

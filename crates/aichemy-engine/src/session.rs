@@ -1,10 +1,11 @@
 //! A session: the catalog and schema in use, and the execution of one statement.
 
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -91,6 +92,25 @@ impl Output {
         }
     }
 
+    /// Rows whose stream ends with GENERIC_INTERNAL_ERROR where computing them panics.
+    fn contain_panics(self) -> Self {
+        match self {
+            Output::Rows { schema, stream } => {
+                let contained = AssertUnwindSafe(stream).catch_unwind().map(|item| {
+                    item.unwrap_or_else(|panic| {
+                        let error = TrinoError::panicked(panic.as_ref());
+                        Err(DataFusionError::External(Box::new(error)))
+                    })
+                });
+                Output::Rows {
+                    schema: schema.clone(),
+                    stream: Box::pin(RecordBatchStreamAdapter::new(schema, contained)),
+                }
+            }
+            update => update,
+        }
+    }
+
     /// Rows already in memory.
     pub fn batch(batch: RecordBatch) -> Self {
         let schema = batch.schema();
@@ -160,8 +180,20 @@ impl Session {
 
     /// Executes the one statement in `sql` (a trailing `;` is allowed).
     /// A session's `query_max_run_time` bounds the whole statement, reading its rows
-    /// included.
+    /// included. A panic anywhere in the statement, planning or reading its rows, is this
+    /// statement's GENERIC_INTERNAL_ERROR: the session, and the server or shell around
+    /// it, go on.
     pub async fn execute(&mut self, sql: &str) -> Result<Output> {
+        match AssertUnwindSafe(self.execute_limited(sql))
+            .catch_unwind()
+            .await
+        {
+            Ok(output) => output.map(Output::contain_panics),
+            Err(panic) => Err(TrinoError::panicked(panic.as_ref())),
+        }
+    }
+
+    async fn execute_limited(&mut self, sql: &str) -> Result<Output> {
         for (name, value) in &self.properties {
             session_state::check_session_property(name, value)?;
         }

@@ -483,20 +483,6 @@ impl Drop for Turn {
     }
 }
 
-/// The error of a query whose execution panicked, with the panic's message.
-fn panicked(panic: &(dyn std::any::Any + Send)) -> TrinoError {
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown cause".to_string());
-    tracing::error!(%message, "a query panicked");
-    TrinoError::new(
-        aichemy_engine::ErrorCode::GENERIC_INTERNAL_ERROR,
-        format!("Query failed with an internal error: {message}"),
-    )
-}
-
 /// Trino's `error` object.
 pub fn error_json(error: &TrinoError) -> Value {
     let mut value = json!({
@@ -681,14 +667,17 @@ impl Queries {
             if let Some(query) = started.upgrade() {
                 query.mark_running();
             }
-            // A panic anywhere in the statement is this query's error, never the
+            // The engine makes a statement's panic its error; one in the server's own
+            // work around it (pages, encoding) is this query's error too, never the
             // server's: the task ends, the others go on.
             let outcome =
                 std::panic::AssertUnwindSafe(run(lakehouse, sql, session, stop, sender.clone()))
                     .catch_unwind()
                     .await;
             if let Err(panic) = outcome {
-                let _ = sender.send(Event::Failed(panicked(panic.as_ref()))).await;
+                let _ = sender
+                    .send(Event::Failed(TrinoError::panicked(panic.as_ref())))
+                    .await;
             }
         };
         let task = aichemy_task::spawn_on(&self.runtime, "query", work.instrument(span));

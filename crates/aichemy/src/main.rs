@@ -63,6 +63,18 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
+    // A panic is the error of the statement that hit it (the engine and the server catch
+    // it); here it is logged once, as one line, with a backtrace only when RUST_BACKTRACE
+    // asks for one, instead of the default report on standard error.
+    std::panic::set_hook(Box::new(|info| {
+        let backtrace = std::backtrace::Backtrace::capture();
+        match backtrace.status() {
+            std::backtrace::BacktraceStatus::Captured => {
+                tracing::error!(%info, %backtrace, "panic")
+            }
+            _ => tracing::error!(%info, "panic"),
+        }
+    }));
     let mut config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(e) => {

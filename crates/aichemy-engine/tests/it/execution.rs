@@ -142,3 +142,34 @@ async fn parquet_settings_reach_hive_scans() {
     // The rows the filter rejects never leave the Parquet reader.
     assert!(plan.contains("pushdown_rows_pruned=990"), "{plan}");
 }
+
+/// An array past any vector's capacity: building it panics inside DataFusion.
+const PANICS: &str = "array_repeat(1, n)";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_is_the_statements_error_and_the_session_goes_on() {
+    let (lakehouse, _dir) = lakehouse_with(|_| {}).await;
+    let mut session = Session::new(lakehouse, "test");
+    // Planning folds the constant (the panic comes while planning); over a table's rows it
+    // comes while they are read.
+    let planning = text(
+        &mut session,
+        &format!("SELECT {PANICS} FROM (SELECT BIGINT '4611686018427387904' AS n)"),
+    )
+    .await
+    .unwrap_err();
+    for sql in [
+        "CREATE SCHEMA iceberg.p",
+        "CREATE TABLE iceberg.p.t AS SELECT BIGINT '4611686018427387904' AS n",
+    ] {
+        text(&mut session, sql).await.unwrap();
+    }
+    let reading = text(&mut session, &format!("SELECT {PANICS} FROM iceberg.p.t"))
+        .await
+        .unwrap_err();
+    for error in [planning, reading] {
+        assert_eq!(error.code, ErrorCode::GENERIC_INTERNAL_ERROR, "{error}");
+        assert!(error.message.contains("capacity overflow"), "{error}");
+    }
+    assert_eq!(text(&mut session, "SELECT 42").await.unwrap(), "42");
+}
