@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
+use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::logical_expr::Volatility;
 use datafusion::sql::sqlparser::ast::ObjectName;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -21,6 +23,9 @@ use crate::types::trino_type_name;
 #[derive(Debug, Clone, PartialEq)]
 pub enum ShowStatement {
     Use(ObjectName),
+    Functions {
+        like: Option<String>,
+    },
     Catalogs {
         like: Option<String>,
     },
@@ -101,6 +106,10 @@ pub fn parse(sql: &str) -> Result<Option<ShowStatement>> {
             })?;
             ShowStatement::Columns {
                 table,
+                like: like(&mut parser)?,
+            }
+        } else if is_word(&what, "FUNCTIONS") {
+            ShowStatement::Functions {
                 like: like(&mut parser)?,
             }
         } else if is_word(&what, "CREATE") {
@@ -184,6 +193,71 @@ fn listing(column: &str, items: Vec<String>, like: &Option<String>) -> Result<Ou
     Ok(Output::batch(batch_of(text_schema(&[column]), &rows)?))
 }
 
+/// A row of `SHOW FUNCTIONS`: name, kind, whether deterministic, description.
+type FunctionRow = (String, &'static str, bool, String);
+
+/// `SHOW FUNCTIONS`: every function a statement can call, by name and kind, as Trino
+/// lists them. Argument and return types are left empty: most functions accept several
+/// types, which DataFusion's signatures do not spell out as Trino's do.
+fn functions(session: &Session, like: &Option<String>) -> Result<Output> {
+    let context = session
+        .lakehouse()
+        .session_context("system", "information_schema", None, None);
+    let state = context.state();
+    let mut rows: Vec<FunctionRow> = Vec::new();
+    let mut add = |name: &str, kind: &'static str, volatility: Volatility, doc: Option<&str>| {
+        // The dialect rewrites `transform(…)` and the other lambda functions to internal
+        // ones; those are listed by the names a statement uses.
+        let name = name.strip_prefix("$lambda_").unwrap_or(name);
+        if name.starts_with('$') || name.starts_with("__") {
+            return;
+        }
+        rows.push((
+            name.to_string(),
+            kind,
+            volatility != Volatility::Volatile,
+            doc.unwrap_or_default().to_string(),
+        ));
+    };
+    for (name, udf) in state.scalar_functions() {
+        let doc = udf.documentation().map(|d| d.description.as_str());
+        add(name, "scalar", udf.signature().volatility, doc);
+    }
+    for (name, udaf) in state.aggregate_functions() {
+        let doc = udaf.documentation().map(|d| d.description.as_str());
+        add(name, "aggregate", udaf.signature().volatility, doc);
+    }
+    for (name, udwf) in state.window_functions() {
+        let doc = udwf.documentation().map(|d| d.description.as_str());
+        add(name, "window", udwf.signature().volatility, doc);
+    }
+    rows.retain(|(name, ..)| like.as_ref().is_none_or(|p| like_matches(p, name)));
+    rows.sort();
+    rows.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+    let text = |pick: &dyn Fn(&FunctionRow) -> String| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(rows.iter().map(pick)))
+    };
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("Function", DataType::Utf8, false),
+        Field::new("Return Type", DataType::Utf8, false),
+        Field::new("Argument Types", DataType::Utf8, false),
+        Field::new("Function Type", DataType::Utf8, false),
+        Field::new("Deterministic", DataType::Boolean, false),
+        Field::new("Description", DataType::Utf8, false),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        text(&|r| r.0.clone()),
+        text(&|_| String::new()),
+        text(&|_| String::new()),
+        text(&|r| r.1.to_string()),
+        Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.2)))),
+        text(&|r| r.3.clone()),
+    ];
+    let batch =
+        RecordBatch::try_new(schema, columns).map_err(|e| TrinoError::internal(e.to_string()))?;
+    Ok(Output::batch(batch))
+}
+
 fn session_catalog(session: &Session) -> Result<String> {
     session.catalog.clone().ok_or_else(|| {
         TrinoError::new(
@@ -220,6 +294,7 @@ pub async fn execute(session: &mut Session, statement: ShowStatement) -> Result<
             Ok(Output::update("USE"))
         }
         ShowStatement::Catalogs { like } => listing("Catalog", lakehouse.catalog_names(), &like),
+        ShowStatement::Functions { like } => functions(session, &like),
         ShowStatement::Schemas { catalog, like } => {
             let catalog = match catalog {
                 Some(name) => match name_parts(&name)?.as_slice() {
