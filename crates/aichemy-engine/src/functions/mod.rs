@@ -1,11 +1,14 @@
 //! Trino functions DataFusion lacks or names differently.
 
+mod bitwise;
 mod coalesce;
 pub(crate) mod lambda;
+mod url;
 
 use std::any::Any;
 use std::sync::Arc;
 
+use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::datatypes::{Field, FieldRef};
 use datafusion::common::plan_err;
@@ -45,7 +48,20 @@ pub fn register_all(ctx: &SessionContext) {
     ] {
         ctx.register_udf(ScalarUDF::new_from_impl(Constant::new(name, value)));
     }
+    bitwise::register(ctx);
+    url::register(ctx);
     crate::functions::lambda::register(ctx, register_all);
+}
+
+/// A function's result: a scalar when every argument was one, the array otherwise.
+pub(crate) fn scalar_result(args: &[ColumnarValue], array: ArrayRef) -> Result<ColumnarValue> {
+    if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
+        Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
+            &array, 0,
+        )?))
+    } else {
+        Ok(ColumnarValue::Array(array))
+    }
 }
 
 /// `typeof(x)`: the Trino name of the argument's type (`decimal(4,2)`).
