@@ -2,6 +2,7 @@
 
 mod bitwise;
 mod coalesce;
+mod datetime;
 pub(crate) mod lambda;
 mod url;
 
@@ -49,6 +50,7 @@ pub fn register_all(ctx: &SessionContext) {
         ctx.register_udf(ScalarUDF::new_from_impl(Constant::new(name, value)));
     }
     bitwise::register(ctx);
+    datetime::register(ctx);
     url::register(ctx);
     crate::functions::lambda::register(ctx, register_all);
 }
