@@ -211,6 +211,7 @@ pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
         check_nesting(statement)?;
     }
     for statement in &mut statements {
+        crate::functions::rewrites::rewrite(statement)?;
         lower_lambdas(statement)?;
         let _ = visit_expressions_mut(statement, |expr| {
             name_row_cast(expr);

@@ -3,6 +3,7 @@
 mod bitwise;
 mod coalesce;
 mod datetime;
+pub(crate) mod rewrites;
 pub(crate) mod lambda;
 mod url;
 

@@ -1,0 +1,180 @@
+//! Trino functions that are other expressions, rewritten on the syntax tree before
+//! planning:
+//! - `if(c, a[, b])`: `CASE WHEN c THEN a [ELSE b] END`, so that only the chosen branch is
+//!   evaluated, as in Trino;
+//! - `count_if(x)`: `count(CASE WHEN x THEN 1 END)`;
+//! - `arbitrary(x)`, `any_value(x)`: `first_value(x) IGNORE NULLS`, a value of the group
+//!   that is not NULL;
+//! - `max_by(x, y)`, `min_by(x, y)`: `first_value(x ORDER BY y DESC|ASC)` over the rows
+//!   whose `y` is not NULL.
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
+use datafusion::sql::sqlparser::ast::{
+    visit_expressions_mut, CaseWhen, Expr, Function, FunctionArg, FunctionArgExpr,
+    FunctionArgumentClause, FunctionArgumentList, FunctionArguments, Ident, NullTreatment,
+    ObjectName, OrderByExpr, OrderByOptions, Statement, Value,
+};
+
+use crate::error::{ErrorCode, Result, TrinoError};
+
+/// Rewrites every call of this module's functions in `statement`.
+pub fn rewrite(statement: &mut Statement) -> Result<()> {
+    let mut failure = None;
+    let _ = visit_expressions_mut(statement, |expr| {
+        if let Err(e) = rewrite_call(expr) {
+            failure = Some(e);
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    });
+    failure.map_or(Ok(()), Err)
+}
+
+/// The name of an unqualified, unquoted function call, lower-cased.
+fn call_name(function: &Function) -> Option<String> {
+    let [part] = function.name.0.as_slice() else {
+        return None;
+    };
+    let ident = part.as_ident()?;
+    ident
+        .quote_style
+        .is_none()
+        .then(|| ident.value.to_ascii_lowercase())
+}
+
+/// The plain positional arguments of a call (no DISTINCT, ORDER BY or named argument).
+fn plain_args(function: &Function) -> Option<Vec<Expr>> {
+    let FunctionArguments::List(list) = &function.args else {
+        return None;
+    };
+    if list.duplicate_treatment.is_some() || !list.clauses.is_empty() {
+        return None;
+    }
+    list.args
+        .iter()
+        .map(|arg| match arg {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn wrong_arguments(name: &str, count: usize, expected: &str) -> TrinoError {
+    TrinoError::new(
+        ErrorCode::FUNCTION_NOT_FOUND,
+        format!(
+            "Unexpected parameters ({count} arguments) for function {name}. Expected: {expected}"
+        ),
+    )
+}
+
+fn case_when(condition: Expr, result: Expr, otherwise: Option<Expr>) -> Expr {
+    Expr::Case {
+        case_token: AttachedToken::empty(),
+        end_token: AttachedToken::empty(),
+        operand: None,
+        conditions: vec![CaseWhen { condition, result }],
+        else_result: otherwise.map(Box::new),
+    }
+}
+
+fn call(name: &str, args: Vec<Expr>, clauses: Vec<FunctionArgumentClause>) -> Function {
+    Function {
+        name: ObjectName::from(vec![Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args
+                .into_iter()
+                .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
+                .collect(),
+            clauses,
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: Vec::new(),
+    }
+}
+
+fn rewrite_call(expr: &mut Expr) -> Result<()> {
+    let Expr::Function(function) = expr else {
+        return Ok(());
+    };
+    let Some(name) = call_name(function) else {
+        return Ok(());
+    };
+    if !matches!(
+        name.as_str(),
+        "if" | "count_if" | "arbitrary" | "any_value" | "max_by" | "min_by"
+    ) {
+        return Ok(());
+    }
+    let Some(args) = plain_args(function) else {
+        return Ok(());
+    };
+    let (filter, over) = (function.filter.take(), function.over.take());
+    let mut aggregate = match (name.as_str(), args.as_slice()) {
+        ("if", [c, a]) => {
+            *expr = case_when(c.clone(), a.clone(), None);
+            return Ok(());
+        }
+        ("if", [c, a, b]) => {
+            *expr = case_when(c.clone(), a.clone(), Some(b.clone()));
+            return Ok(());
+        }
+        ("if", _) => {
+            return Err(wrong_arguments(
+                "if",
+                args.len(),
+                "if(boolean, T), if(boolean, T, T)",
+            ))
+        }
+        ("count_if", [x]) => {
+            let one = Expr::Value(Value::Number("1".into(), false).with_empty_span());
+            call("count", vec![case_when(x.clone(), one, None)], Vec::new())
+        }
+        ("arbitrary" | "any_value", [x]) => {
+            let mut first = call("first_value", vec![x.clone()], Vec::new());
+            first.null_treatment = Some(NullTreatment::IgnoreNulls);
+            first
+        }
+        ("max_by" | "min_by", [x, y]) => {
+            let order = FunctionArgumentClause::OrderBy(vec![OrderByExpr {
+                expr: y.clone(),
+                options: OrderByOptions {
+                    asc: Some(name == "min_by"),
+                    nulls_first: Some(false),
+                },
+                with_fill: None,
+            }]);
+            let mut first = call("first_value", vec![x.clone()], vec![order]);
+            let known = Expr::IsNotNull(Box::new(y.clone()));
+            first.filter = Some(Box::new(match &filter {
+                Some(f) => Expr::BinaryOp {
+                    left: Box::new(Expr::Nested(f.clone())),
+                    op: datafusion::sql::sqlparser::ast::BinaryOperator::And,
+                    right: Box::new(known),
+                },
+                None => known,
+            }));
+            first.over = over;
+            *expr = Expr::Function(first);
+            return Ok(());
+        }
+        (other, _) => {
+            let expected = match other {
+                "max_by" | "min_by" => format!("{other}(V, K)"),
+                _ => format!("{other}(T)"),
+            };
+            return Err(wrong_arguments(other, args.len(), &expected));
+        }
+    };
+    aggregate.filter = filter;
+    aggregate.over = over;
+    *expr = Expr::Function(aggregate);
+    Ok(())
+}
