@@ -3,8 +3,9 @@
 mod bitwise;
 mod coalesce;
 mod datetime;
-pub(crate) mod rewrites;
 pub(crate) mod lambda;
+mod regexp;
+pub(crate) mod rewrites;
 mod url;
 
 use std::any::Any;
@@ -53,6 +54,7 @@ pub fn register_all(ctx: &SessionContext) {
     bitwise::register(ctx);
     datetime::register(ctx);
     url::register(ctx);
+    regexp::register(ctx);
     crate::functions::lambda::register(ctx, register_all);
 }
 

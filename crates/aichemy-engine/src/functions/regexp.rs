@@ -1,0 +1,360 @@
+//! Trino's regular expression functions that DataFusion lacks or treats otherwise:
+//! `regexp_extract`, `regexp_extract_all`, `regexp_position`, `regexp_split`, and
+//! `regexp_replace`, which replaces every match (DataFusion's the first) and writes groups
+//! in the replacement as Java does (`$1`, `${name}`, `\$` for a dollar sign).
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, ListBuilder, StringBuilder};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type};
+use datafusion::common::{plan_err, DataFusionError, Result};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::prelude::SessionContext;
+use regex::Regex;
+
+use crate::error::{ErrorCode, TrinoError};
+use crate::functions::scalar_result;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    Extract,
+    ExtractAll,
+    Position,
+    Split,
+    Replace,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Extract => "regexp_extract",
+            Kind::ExtractAll => "regexp_extract_all",
+            Kind::Position => "regexp_position",
+            Kind::Split => "regexp_split",
+            Kind::Replace => "regexp_replace",
+        }
+    }
+
+    /// How many arguments the function takes: at least, at most.
+    fn arity(self) -> (usize, usize) {
+        match self {
+            Kind::Extract | Kind::ExtractAll | Kind::Replace => (2, 3),
+            Kind::Position => (2, 4),
+            Kind::Split => (2, 2),
+        }
+    }
+}
+
+/// Registers every function of this module (`regexp_replace` in place of DataFusion's).
+pub fn register(ctx: &SessionContext) {
+    for kind in [
+        Kind::Extract,
+        Kind::ExtractAll,
+        Kind::Position,
+        Kind::Split,
+        Kind::Replace,
+    ] {
+        ctx.register_udf(ScalarUDF::new_from_impl(RegexpFunction::new(kind)));
+    }
+}
+
+fn invalid(message: String) -> DataFusionError {
+    DataFusionError::External(Box::new(TrinoError::new(
+        ErrorCode::INVALID_FUNCTION_ARGUMENT,
+        message,
+    )))
+}
+
+/// Compiled patterns of one call, by their text.
+#[derive(Default)]
+struct Patterns(HashMap<String, Regex>);
+
+impl Patterns {
+    fn get(&mut self, pattern: &str) -> Result<&Regex> {
+        if !self.0.contains_key(pattern) {
+            let regex = Regex::new(pattern).map_err(|e| invalid(e.to_string()))?;
+            self.0.insert(pattern.to_string(), regex);
+        }
+        Ok(&self.0[pattern])
+    }
+}
+
+/// A Java replacement (`$1`, `${name}`, `\$`) in the `regex` crate's syntax.
+fn replacement(java: &str) -> Result<String> {
+    let mut out = String::with_capacity(java.len());
+    let mut chars = java.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some('$') => out.push_str("$$"),
+                Some(other) => out.push(other),
+                None => {
+                    return Err(invalid(
+                        "Illegal replacement sequence: character to be escaped is missing".into(),
+                    ))
+                }
+            },
+            '$' if chars.peek() == Some(&'{') => {
+                chars.next();
+                let name: String = chars.by_ref().take_while(|&c| c != '}').collect();
+                out.push_str(&format!("${{{name}}}"));
+            }
+            '$' if chars.peek().is_some_and(char::is_ascii_digit) => {
+                let mut digits = String::new();
+                while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                    digits.push(*d);
+                    chars.next();
+                }
+                out.push_str(&format!("${{{digits}}}"));
+            }
+            '$' => {
+                return Err(invalid(
+                    "Illegal replacement sequence: illegal group reference".into(),
+                ))
+            }
+            other => out.push(other),
+        }
+    }
+    Ok(out)
+}
+
+/// Group `group` of a match of `regex`, checked against the pattern's groups.
+fn check_group(regex: &Regex, group: i64) -> Result<usize> {
+    let groups = regex.captures_len() as i64 - 1;
+    if group < 0 || group > groups {
+        return Err(invalid(format!(
+            "Pattern has {groups} groups. Cannot access group {group}"
+        )));
+    }
+    Ok(group as usize)
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct RegexpFunction {
+    kind: Kind,
+    signature: Signature,
+}
+
+impl RegexpFunction {
+    fn new(kind: Kind) -> Self {
+        Self {
+            kind,
+            signature: Signature::variadic_any(Volatility::Immutable),
+        }
+    }
+}
+
+fn text_list() -> DataType {
+    DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
+}
+
+impl ScalarUDFImpl for RegexpFunction {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn name(&self) -> &str {
+        self.kind.name()
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        let (least, most) = self.kind.arity();
+        let text = |t: &DataType| {
+            matches!(
+                t,
+                DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 | DataType::Null
+            )
+        };
+        let integer = |t: &DataType| t.is_integer() || *t == DataType::Null;
+        let fits = (least..=most).contains(&arg_types.len())
+            && arg_types
+                .iter()
+                .enumerate()
+                .all(|(i, t)| match (self.kind, i) {
+                    (_, 0 | 1) | (Kind::Replace, 2) => text(t),
+                    _ => integer(t),
+                });
+        if !fits {
+            let given: Vec<String> = arg_types
+                .iter()
+                .map(crate::types::trino_type_name)
+                .collect();
+            return plan_err!(
+                "Unexpected parameters ({}) for function {}",
+                given.join(", "),
+                self.kind.name()
+            );
+        }
+        Ok(match self.kind {
+            Kind::Extract | Kind::Replace => DataType::Utf8,
+            Kind::Position => DataType::Int64,
+            Kind::ExtractAll | Kind::Split => text_list(),
+        })
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let texts: Vec<ArrayRef> = arrays
+            .iter()
+            .take(if self.kind == Kind::Replace { 3 } else { 2 })
+            .map(|a| cast(a, &DataType::Utf8))
+            .collect::<std::result::Result<_, _>>()?;
+        let numbers: Vec<Int64Array> = arrays
+            .iter()
+            .skip(2)
+            .filter(|_| self.kind != Kind::Replace)
+            .map(|a| {
+                Ok(cast(a, &DataType::Int64)?
+                    .as_primitive::<Int64Type>()
+                    .clone())
+            })
+            .collect::<Result<_>>()?;
+        let (subjects, patterns) = (texts[0].as_string::<i32>(), texts[1].as_string::<i32>());
+        let rows = subjects.len();
+        let mut compiled = Patterns::default();
+        let number = |n: usize, row: usize| -> Option<Option<i64>> {
+            numbers
+                .get(n)
+                .map(|a| (!a.is_null(row)).then(|| a.value(row)))
+        };
+        let result: ArrayRef = match self.kind {
+            Kind::Extract | Kind::Replace => {
+                let mut out = StringBuilder::new();
+                for row in 0..rows {
+                    if subjects.is_null(row) || patterns.is_null(row) {
+                        out.append_null();
+                        continue;
+                    }
+                    let regex = compiled.get(patterns.value(row))?;
+                    let subject = subjects.value(row);
+                    if self.kind == Kind::Replace {
+                        let with = match texts.get(2).map(|a| a.as_string::<i32>()) {
+                            Some(r) if r.is_null(row) => {
+                                out.append_null();
+                                continue;
+                            }
+                            Some(r) => replacement(r.value(row))?,
+                            None => String::new(),
+                        };
+                        out.append_value(regex.replace_all(subject, with.as_str()));
+                        continue;
+                    }
+                    let group = match number(0, row) {
+                        Some(None) => {
+                            out.append_null();
+                            continue;
+                        }
+                        Some(Some(g)) => check_group(regex, g)?,
+                        None => 0,
+                    };
+                    match regex
+                        .captures(subject)
+                        .and_then(|c| c.get(group).map(|m| m.as_str().to_string()))
+                    {
+                        Some(found) => out.append_value(found),
+                        None => out.append_null(),
+                    }
+                }
+                Arc::new(out.finish())
+            }
+            Kind::ExtractAll | Kind::Split => {
+                let mut out = ListBuilder::new(StringBuilder::new());
+                for row in 0..rows {
+                    if subjects.is_null(row) || patterns.is_null(row) {
+                        out.append_null();
+                        continue;
+                    }
+                    let regex = compiled.get(patterns.value(row))?;
+                    let subject = subjects.value(row);
+                    if self.kind == Kind::Split {
+                        for piece in regex.split(subject) {
+                            out.values().append_value(piece);
+                        }
+                        out.append(true);
+                        continue;
+                    }
+                    let group = match number(0, row) {
+                        Some(None) => {
+                            out.append_null();
+                            continue;
+                        }
+                        Some(Some(g)) => check_group(regex, g)?,
+                        None => 0,
+                    };
+                    for captures in regex.captures_iter(subject) {
+                        match captures.get(group) {
+                            Some(m) => out.values().append_value(m.as_str()),
+                            None => out.values().append_null(),
+                        }
+                    }
+                    out.append(true);
+                }
+                Arc::new(out.finish())
+            }
+            Kind::Position => {
+                let mut out = Vec::with_capacity(rows);
+                for row in 0..rows {
+                    let (start, occurrence) = (number(0, row), number(1, row));
+                    if subjects.is_null(row)
+                        || patterns.is_null(row)
+                        || matches!(start, Some(None))
+                        || matches!(occurrence, Some(None))
+                    {
+                        out.push(None);
+                        continue;
+                    }
+                    let start = start.flatten().unwrap_or(1);
+                    let occurrence = occurrence.flatten().unwrap_or(1);
+                    if start < 1 {
+                        return Err(invalid("start position cannot be smaller than 1".into()));
+                    }
+                    if occurrence < 1 {
+                        return Err(invalid("occurrence cannot be smaller than 1".into()));
+                    }
+                    let regex = compiled.get(patterns.value(row))?;
+                    let subject = subjects.value(row);
+                    // From the `start`th character; positions count characters from 1.
+                    let from = subject
+                        .char_indices()
+                        .nth((start - 1) as usize)
+                        .map(|(at, _)| at);
+                    let found = from.and_then(|from| {
+                        regex
+                            .find_iter(&subject[from..])
+                            .nth((occurrence - 1) as usize)
+                            .map(|m| subject[..from + m.start()].chars().count() as i64 + 1)
+                    });
+                    out.push(Some(found.unwrap_or(-1)));
+                }
+                Arc::new(Int64Array::from(out))
+            }
+        };
+        scalar_result(&args.args, result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_replacements_become_the_regex_crates() {
+        assert_eq!(replacement("3c$2 ").unwrap(), "3c${2} ");
+        assert_eq!(replacement("${word}!").unwrap(), "${word}!");
+        assert_eq!(replacement("\\$1").unwrap(), "$$1");
+        assert!(replacement("$x").is_err());
+        let regex = Regex::new(r"(\d+)([ab]) ").unwrap();
+        let with = replacement("3c$2 ").unwrap();
+        assert_eq!(regex.replace_all("1a 2b 14m", with.as_str()), "3ca 3cb 14m");
+        assert!(check_group(&regex, 3).is_err());
+    }
+}
