@@ -37,7 +37,14 @@ pub const TABLE_COMMENT_PROPERTY: &str = "$comment";
 /// accept) turned into a `WITH` property. Every token keeps its place in `sql`, so that
 /// errors point into the text as written.
 pub fn tokens(sql: &str) -> std::result::Result<Vec<TokenWithSpan>, ParserError> {
-    let tokens = Tokenizer::new(&dialect(), sql).tokenize_with_location()?;
+    let mut tokens = Tokenizer::new(&dialect(), sql).tokenize_with_location()?;
+    // Digit separators (`10_000`) are only for the eye.
+    for token in &mut tokens {
+        if let Token::Number(digits, _) = &mut token.token {
+            digits.retain(|c| c != '_');
+        }
+    }
+    let tokens = parenthesize_values(tokens);
     let mut tokens = move_table_comment(tokens);
     let significant = |tokens: &[TokenWithSpan], i: usize| -> Option<usize> {
         (i..tokens.len()).find(|j| !matches!(tokens[*j].token, Token::Whitespace(_)))
@@ -91,6 +98,74 @@ pub fn tokens(sql: &str) -> std::result::Result<Vec<TokenWithSpan>, ParserError>
         tokens[close].token = Token::Gt;
     }
     Ok(tokens)
+}
+
+/// Trino's `VALUES 1, 2` (each row one expression, without parentheses) as the generic
+/// dialect's `VALUES (1), (2)`.
+fn parenthesize_values(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let is_word = |t: &TokenWithSpan, w: &str| matches!(&t.token, Token::Word(x) if x.quote_style.is_none() && x.value.eq_ignore_ascii_case(w));
+    let blank = |t: &TokenWithSpan| matches!(t.token, Token::Whitespace(_));
+    let ends_list = |t: &TokenWithSpan| {
+        matches!(t.token, Token::SemiColon | Token::EOF)
+            || [
+                "ORDER",
+                "LIMIT",
+                "OFFSET",
+                "FETCH",
+                "UNION",
+                "EXCEPT",
+                "INTERSECT",
+                "WINDOW",
+            ]
+            .iter()
+            .any(|w| is_word(t, w))
+    };
+    let mut out = Vec::with_capacity(tokens.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        let token = &tokens[i];
+        out.push(token.clone());
+        i += 1;
+        if !is_word(token, "VALUES") {
+            continue;
+        }
+        let Some(first) = (i..tokens.len()).find(|&j| !blank(&tokens[j])) else {
+            continue;
+        };
+        if matches!(
+            tokens[first].token,
+            Token::LParen | Token::EOF | Token::SemiColon
+        ) {
+            continue;
+        }
+        // Each item at this depth up to the list's end becomes `(item)`.
+        out.extend(tokens[i..first].iter().cloned());
+        i = first;
+        let mut depth = 0usize;
+        out.push(TokenWithSpan::new(Token::LParen, tokens[i].span));
+        while i < tokens.len() {
+            let t = &tokens[i];
+            match t.token {
+                Token::LParen | Token::LBracket => depth += 1,
+                Token::RParen | Token::RBracket if depth == 0 => break,
+                Token::RParen | Token::RBracket => depth -= 1,
+                Token::Comma if depth == 0 => {
+                    out.push(TokenWithSpan::new(Token::RParen, t.span));
+                    out.push(t.clone());
+                    out.push(TokenWithSpan::new(Token::LParen, t.span));
+                    i += 1;
+                    continue;
+                }
+                _ if depth == 0 && ends_list(t) => break,
+                _ => {}
+            }
+            out.push(t.clone());
+            i += 1;
+        }
+        let span = tokens.get(i).map_or(tokens[i - 1].span, |t| t.span);
+        out.push(TokenWithSpan::new(Token::RParen, span));
+    }
+    out
 }
 
 /// Moves a top-level table `COMMENT '…'` of a CREATE TABLE into its `WITH (…)` list.

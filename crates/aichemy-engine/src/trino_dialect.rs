@@ -70,6 +70,11 @@ impl Dialect for TrinoDialect {
         GenericDialect.is_identifier_part(ch)
     }
 
+    /// Trino reads `10_000_000` as ten million.
+    fn supports_numeric_literal_underscores(&self) -> bool {
+        true
+    }
+
     as_generic!(
         supports_unicode_string_literal,
         supports_group_by_expr,
