@@ -19,6 +19,16 @@ use datafusion::sql::sqlparser::ast::{
 
 use crate::error::{ErrorCode, Result, TrinoError};
 
+/// The functions of this module and their kind, as `SHOW FUNCTIONS` lists them.
+pub const FUNCTIONS: &[(&str, &str)] = &[
+    ("if", "scalar"),
+    ("count_if", "aggregate"),
+    ("arbitrary", "aggregate"),
+    ("any_value", "aggregate"),
+    ("max_by", "aggregate"),
+    ("min_by", "aggregate"),
+];
+
 /// Rewrites every call of this module's functions in `statement`.
 pub fn rewrite(statement: &mut Statement) -> Result<()> {
     let mut failure = None;
@@ -107,10 +117,7 @@ fn rewrite_call(expr: &mut Expr) -> Result<()> {
     let Some(name) = call_name(function) else {
         return Ok(());
     };
-    if !matches!(
-        name.as_str(),
-        "if" | "count_if" | "arbitrary" | "any_value" | "max_by" | "min_by"
-    ) {
+    if !FUNCTIONS.iter().any(|(known, _)| *known == name) {
         return Ok(());
     }
     let Some(args) = plain_args(function) else {

@@ -231,6 +231,10 @@ fn functions(session: &Session, like: &Option<String>) -> Result<Output> {
         let doc = udwf.documentation().map(|d| d.description.as_str());
         add(name, "window", udwf.signature().volatility, doc);
     }
+    // The functions the dialect rewrites into other expressions (`if` into CASE, …).
+    for (name, kind) in crate::functions::rewrites::FUNCTIONS {
+        add(name, kind, Volatility::Immutable, None);
+    }
     rows.retain(|(name, ..)| like.as_ref().is_none_or(|p| like_matches(p, name)));
     rows.sort();
     rows.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
