@@ -792,10 +792,15 @@ fn name_row_cast(expr: &mut Expr) {
     *expr = named_struct(named);
 }
 
-fn plain_args(function: &Function) -> Option<Vec<Expr>> {
+/// The plain positional arguments of a call: `None` when it has other arguments (named
+/// ones, `DISTINCT`, `ORDER BY`, …).
+pub(crate) fn plain_args(function: &Function) -> Option<Vec<Expr>> {
     let FunctionArguments::List(list) = &function.args else {
         return None;
     };
+    if list.duplicate_treatment.is_some() || !list.clauses.is_empty() {
+        return None;
+    }
     list.args
         .iter()
         .map(|arg| match arg {

@@ -123,6 +123,16 @@ fn replacement(java: &str) -> Result<String> {
     Ok(out)
 }
 
+/// The group a call asks for (the whole match without a group argument); `None` for a
+/// NULL group.
+fn group(argument: Option<Option<i64>>, regex: &Regex) -> Result<Option<usize>> {
+    match argument {
+        None => Ok(Some(0)),
+        Some(None) => Ok(None),
+        Some(Some(group)) => check_group(regex, group).map(Some),
+    }
+}
+
 /// Group `group` of a match of `regex`, checked against the pattern's groups.
 fn check_group(regex: &Regex, group: i64) -> Result<usize> {
     let groups = regex.captures_len() as i64 - 1;
@@ -248,13 +258,9 @@ impl ScalarUDFImpl for RegexpFunction {
                         out.append_value(regex.replace_all(subject, with.as_str()));
                         continue;
                     }
-                    let group = match number(0, row) {
-                        Some(None) => {
-                            out.append_null();
-                            continue;
-                        }
-                        Some(Some(g)) => check_group(regex, g)?,
-                        None => 0,
+                    let Some(group) = group(number(0, row), regex)? else {
+                        out.append_null();
+                        continue;
                     };
                     match regex
                         .captures(subject)
@@ -282,13 +288,9 @@ impl ScalarUDFImpl for RegexpFunction {
                         out.append(true);
                         continue;
                     }
-                    let group = match number(0, row) {
-                        Some(None) => {
-                            out.append_null();
-                            continue;
-                        }
-                        Some(Some(g)) => check_group(regex, g)?,
-                        None => 0,
+                    let Some(group) = group(number(0, row), regex)? else {
+                        out.append_null();
+                        continue;
                     };
                     for captures in regex.captures_iter(subject) {
                         match captures.get(group) {

@@ -17,6 +17,7 @@ use datafusion::sql::sqlparser::ast::{
     ObjectName, OrderByExpr, OrderByOptions, Statement, Value,
 };
 
+use crate::dialect::plain_args;
 use crate::error::{ErrorCode, Result, TrinoError};
 
 /// The functions of this module and their kind, as `SHOW FUNCTIONS` lists them.
@@ -52,23 +53,6 @@ fn call_name(function: &Function) -> Option<String> {
         .quote_style
         .is_none()
         .then(|| ident.value.to_ascii_lowercase())
-}
-
-/// The plain positional arguments of a call (no DISTINCT, ORDER BY or named argument).
-fn plain_args(function: &Function) -> Option<Vec<Expr>> {
-    let FunctionArguments::List(list) = &function.args else {
-        return None;
-    };
-    if list.duplicate_treatment.is_some() || !list.clauses.is_empty() {
-        return None;
-    }
-    list.args
-        .iter()
-        .map(|arg| match arg {
-            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 fn wrong_arguments(name: &str, count: usize, expected: &str) -> TrinoError {
