@@ -263,13 +263,13 @@ fn months_between(a: NaiveDateTime, b: NaiveDateTime) -> i64 {
 }
 
 /// Timestamps of one Arrow type as instants (nanoseconds) and back, with their zone.
-struct Timestamps {
+pub(crate) struct Timestamps {
     unit: TimeUnit,
     zone: Option<Tz>,
 }
 
 impl Timestamps {
-    fn of(data_type: &DataType) -> Result<Option<Self>> {
+    pub(crate) fn of(data_type: &DataType) -> Result<Option<Self>> {
         let DataType::Timestamp(unit, zone) = data_type else {
             return Ok(None);
         };
@@ -287,7 +287,7 @@ impl Timestamps {
     }
 
     /// The value's date and time on the wall clock of its zone (UTC without one).
-    fn local(&self, value: i64) -> Result<NaiveDateTime> {
+    pub(crate) fn local(&self, value: i64) -> Result<NaiveDateTime> {
         let per = self.nanos_per_value();
         let seconds = value.div_euclid(1_000_000_000 / per);
         let nanos = value.rem_euclid(1_000_000_000 / per) * per;

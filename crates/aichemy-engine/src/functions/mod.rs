@@ -3,10 +3,12 @@
 mod bitwise;
 mod coalesce;
 mod datetime;
+mod format;
 pub(crate) mod lambda;
 mod regexp;
 pub(crate) mod rewrites;
 mod url;
+mod vector;
 
 use std::any::Any;
 use std::sync::Arc;
@@ -55,6 +57,8 @@ pub fn register_all(ctx: &SessionContext) {
     datetime::register(ctx);
     url::register(ctx);
     regexp::register(ctx);
+    format::register(ctx);
+    vector::register(ctx);
     crate::functions::lambda::register(ctx, register_all);
 }
 
