@@ -2,6 +2,8 @@
 //! planning:
 //! - `if(c, a[, b])`: `CASE WHEN c THEN a [ELSE b] END`, so that only the chosen branch is
 //!   evaluated, as in Trino;
+//! - `try(CAST(x AS t))`: `TRY_CAST(x AS t)`, NULL where the cast fails (`try` of other
+//!   expressions is not supported yet);
 //! - `count_if(x)`: `count(CASE WHEN x THEN 1 END)`;
 //! - `arbitrary(x)`, `any_value(x)`: `first_value(x) IGNORE NULLS`, a value of the group
 //!   that is not NULL;
@@ -12,7 +14,7 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, CaseWhen, Expr, Function, FunctionArg, FunctionArgExpr,
+    visit_expressions_mut, CaseWhen, CastKind, Expr, Function, FunctionArg, FunctionArgExpr,
     FunctionArgumentClause, FunctionArgumentList, FunctionArguments, Ident, NullTreatment,
     ObjectName, OrderByExpr, OrderByOptions, Statement, Value,
 };
@@ -23,6 +25,7 @@ use crate::error::{ErrorCode, Result, TrinoError};
 /// The functions of this module and their kind, as `SHOW FUNCTIONS` lists them.
 pub const FUNCTIONS: &[(&str, &str)] = &[
     ("if", "scalar"),
+    ("try", "scalar"),
     ("count_if", "aggregate"),
     ("arbitrary", "aggregate"),
     ("any_value", "aggregate"),
@@ -109,6 +112,30 @@ fn rewrite_call(expr: &mut Expr) -> Result<()> {
     };
     let (filter, over) = (function.filter.take(), function.over.take());
     let mut aggregate = match (name.as_str(), args.as_slice()) {
+        (
+            "try",
+            [Expr::Cast {
+                kind: CastKind::Cast | CastKind::DoubleColon,
+                expr: value,
+                data_type,
+                array,
+                format,
+            }],
+        ) => {
+            *expr = Expr::Cast {
+                kind: CastKind::TryCast,
+                expr: value.clone(),
+                data_type: data_type.clone(),
+                array: *array,
+                format: format.clone(),
+            };
+            return Ok(());
+        }
+        ("try", [_]) => {
+            return Err(TrinoError::not_supported(
+                "try() of an expression other than a CAST is not supported yet",
+            ))
+        }
         ("if", [c, a]) => {
             *expr = case_when(c.clone(), a.clone(), None);
             return Ok(());
