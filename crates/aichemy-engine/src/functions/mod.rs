@@ -1,5 +1,6 @@
 //! Trino functions DataFusion lacks or names differently.
 
+mod array;
 mod bitwise;
 mod coalesce;
 mod datetime;
@@ -53,6 +54,7 @@ pub fn register_all(ctx: &SessionContext) {
     ] {
         ctx.register_udf(ScalarUDF::new_from_impl(Constant::new(name, value)));
     }
+    array::register(ctx);
     bitwise::register(ctx);
     datetime::register(ctx);
     url::register(ctx);
