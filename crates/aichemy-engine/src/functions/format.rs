@@ -1,5 +1,6 @@
 //! Trino's date formatting and parsing with MySQL's format specifiers (`date_format`,
-//! `date_parse`), ISO 8601 dates (`from_iso8601_date`) and `human_readable_seconds`.
+//! `date_parse`), ISO 8601 dates (`from_iso8601_date`), `human_readable_seconds` and
+//! `parse_data_size`.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ enum Kind {
     DateParse,
     FromIso8601Date,
     HumanReadableSeconds,
+    ParseDataSize,
 }
 
 /// Registers every function of this module.
@@ -33,6 +35,7 @@ pub fn register(ctx: &SessionContext) {
         Kind::DateParse,
         Kind::FromIso8601Date,
         Kind::HumanReadableSeconds,
+        Kind::ParseDataSize,
     ] {
         let arity = match kind {
             Kind::DateFormat | Kind::DateParse => 2,
@@ -152,6 +155,29 @@ fn iso8601_date(text: &str) -> Option<NaiveDate> {
     }
 }
 
+/// `2.3MB` as bytes (units of 1024, the fraction truncated), as a DECIMAL(38,0) value.
+fn data_size(text: &str) -> Result<i128> {
+    let fail = || invalid(format!("Invalid data size: '{text}'"));
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(fail)?;
+    let (number, unit) = text.split_at(split);
+    let power = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
+        .iter()
+        .position(|u| *u == unit.trim())
+        .ok_or_else(fail)?;
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if whole.is_empty() || number.matches('.').count() > 1 {
+        return Err(fail());
+    }
+    let digits: i128 = format!("{whole}{fraction}").parse().map_err(|_| fail())?;
+    let scale = 10i128.checked_pow(fraction.len() as u32).ok_or_else(fail)?;
+    digits
+        .checked_mul(1i128 << (10 * power))
+        .map(|bytes| bytes / scale)
+        .ok_or_else(fail)
+}
+
 /// Seconds as weeks, days, hours, minutes and seconds (`1 minute, 36 seconds`).
 fn human_readable(seconds: f64) -> Result<String> {
     if !seconds.is_finite() {
@@ -197,6 +223,7 @@ impl ScalarUDFImpl for FormatFunction {
             Kind::DateParse => "date_parse",
             Kind::FromIso8601Date => "from_iso8601_date",
             Kind::HumanReadableSeconds => "human_readable_seconds",
+            Kind::ParseDataSize => "parse_data_size",
         }
     }
 
@@ -223,6 +250,7 @@ impl ScalarUDFImpl for FormatFunction {
             Kind::HumanReadableSeconds => {
                 arg_types[0].is_numeric() || arg_types[0] == DataType::Null
             }
+            Kind::ParseDataSize => text(&arg_types[0]),
         };
         if !fits {
             let given: Vec<String> = arg_types
@@ -239,6 +267,7 @@ impl ScalarUDFImpl for FormatFunction {
             Kind::DateFormat | Kind::HumanReadableSeconds => DataType::Utf8,
             Kind::DateParse => DataType::Timestamp(TimeUnit::Millisecond, None),
             Kind::FromIso8601Date => DataType::Date32,
+            Kind::ParseDataSize => DataType::Decimal128(38, 0),
         })
     }
 
@@ -309,6 +338,16 @@ impl ScalarUDFImpl for FormatFunction {
                     .collect::<Result<datafusion::arrow::array::Date32Array>>()?;
                 Arc::new(out)
             }
+            Kind::ParseDataSize => {
+                let texts = cast(&arrays[0], &DataType::Utf8)?;
+                let out = texts
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|t| t.map(data_size).transpose())
+                    .collect::<Result<datafusion::arrow::array::Decimal128Array>>()?
+                    .with_precision_and_scale(38, 0)?;
+                Arc::new(out)
+            }
             Kind::HumanReadableSeconds => {
                 let seconds = cast(&arrays[0], &DataType::Float64)?;
                 let out = seconds
@@ -354,5 +393,10 @@ mod tests {
             parse_local("05", "%H").map(|t| t.to_string()),
             Some("1970-01-01 05:00:00".to_string())
         );
+        assert_eq!(data_size("1B").unwrap(), 1);
+        assert_eq!(data_size("1kB").unwrap(), 1024);
+        assert_eq!(data_size("2.3MB").unwrap(), 2411724);
+        assert!(data_size("2.3 parsecs").is_err());
+        assert!(data_size("MB").is_err());
     }
 }
