@@ -596,20 +596,26 @@ pub fn check_preparable(sql: &str) -> Result<()> {
     Ok(())
 }
 
-/// Rewrites every lambda function call in a statement into its internal function.
-pub fn lower_lambdas(statement: &mut Statement) -> Result<()> {
+/// Applies `rewrite` to every expression of a statement, innermost first; the first error
+/// stops it.
+pub(crate) fn rewrite_expressions(
+    statement: &mut Statement,
+    mut rewrite: impl FnMut(&mut Expr) -> Result<()>,
+) -> Result<()> {
     let mut failure = None;
     let _ = visit_expressions_mut(statement, |expr| {
-        if let Err(e) = lower_call(expr) {
+        if let Err(e) = rewrite(expr) {
             failure = Some(e);
             return ControlFlow::Break(());
         }
         ControlFlow::Continue(())
     });
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    failure.map_or(Ok(()), Err)
+}
+
+/// Rewrites every lambda function call in a statement into its internal function.
+pub fn lower_lambdas(statement: &mut Statement) -> Result<()> {
+    rewrite_expressions(statement, lower_call)
 }
 
 /// Whether an expression is a `ROW(…)` constructor; answers its arguments.

@@ -8,14 +8,15 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, ListArray, UInt32Array}
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
 use datafusion::arrow::compute::{cast, take};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type};
-use datafusion::common::{plan_err, DataFusionError, Result};
+use datafusion::common::{plan_err, Result};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::prelude::SessionContext;
 
-use crate::error::{ErrorCode, TrinoError};
-use crate::functions::scalar_result;
+use crate::functions::{
+    invalid_argument as invalid, scalar_result, unexpected_parameters as unexpected,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Kind {
@@ -32,13 +33,6 @@ pub fn register(ctx: &SessionContext) {
             signature: Signature::any(2, Volatility::Immutable),
         }));
     }
-}
-
-fn invalid(message: &str) -> DataFusionError {
-    DataFusionError::External(Box::new(TrinoError::new(
-        ErrorCode::INVALID_FUNCTION_ARGUMENT,
-        message,
-    )))
 }
 
 /// The positions each `n`-gram of a list of `len` elements takes.
@@ -105,7 +99,7 @@ impl ArrayFunction {
                     return Err(invalid("size must not be negative"));
                 }
                 if n as usize > len {
-                    return Err(invalid(&format!(
+                    return Err(invalid(format!(
                         "size must not exceed array cardinality {len}: {n}"
                     )));
                 }
@@ -140,16 +134,8 @@ impl ScalarUDFImpl for ArrayFunction {
                 f.data_type().clone()
             }
             _ => {
-                let given: Vec<String> = arg_types
-                    .iter()
-                    .map(crate::types::trino_type_name)
-                    .collect();
-                return plan_err!(
-                    "Unexpected parameters ({}) for function {}. Expected: {}(array(T), bigint)",
-                    given.join(", "),
-                    self.name(),
-                    self.name()
-                );
+                let expected = format!("{}(array(T), bigint)", self.name());
+                return unexpected(self.name(), arg_types, &expected);
             }
         };
         let list = DataType::List(item_field(&element));

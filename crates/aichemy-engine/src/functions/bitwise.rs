@@ -8,15 +8,14 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
     ArrowPrimitiveType, DataType, Int16Type, Int32Type, Int64Type, Int8Type,
 };
-use datafusion::common::{DataFusionError, Result};
+use datafusion::common::Result;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
     Volatility,
 };
 use datafusion::prelude::SessionContext;
 
-use crate::error::{ErrorCode, TrinoError};
-use crate::functions::scalar_result;
+use crate::functions::{invalid_argument as invalid, scalar_result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Op {
@@ -93,13 +92,6 @@ impl Bitwise {
         };
         Self { op, signature }
     }
-}
-
-fn invalid(message: String) -> DataFusionError {
-    DataFusionError::External(Box::new(TrinoError::new(
-        ErrorCode::INVALID_FUNCTION_ARGUMENT,
-        message,
-    )))
 }
 
 /// `bit_count(x, bits)`: the 1 bits of `x` as a `bits`-wide two's complement number.

@@ -19,15 +19,16 @@ use datafusion::arrow::compute::{cast, unary};
 use datafusion::arrow::datatypes::{
     DataType, Date32Type, Float64Type, Int32Type, Int64Type, TimeUnit, TimestampMillisecondType,
 };
-use datafusion::common::{plan_err, DataFusionError, Result};
+use datafusion::common::{DataFusionError, Result};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::prelude::SessionContext;
 
 use crate::error::{ErrorCode, TrinoError};
-use crate::functions::scalar_result;
-use crate::types::trino_type_name;
+use crate::functions::{
+    invalid_argument as invalid, is_text, scalar_result, unexpected_parameters as unexpected,
+};
 
 /// The field functions: name, the field, what is added to it (Trino's day of the week is
 /// 1 for Monday).
@@ -65,21 +66,6 @@ pub fn register(ctx: &SessionContext) {
     ] {
         ctx.register_udf(ScalarUDF::new_from_impl(DateFunction::new(kind)));
     }
-}
-
-fn invalid(message: String) -> DataFusionError {
-    DataFusionError::External(Box::new(TrinoError::new(
-        ErrorCode::INVALID_FUNCTION_ARGUMENT,
-        message,
-    )))
-}
-
-fn unexpected(name: &str, types: &[DataType], expected: &str) -> Result<DataType> {
-    let given: Vec<String> = types.iter().map(trino_type_name).collect();
-    plan_err!(
-        "Unexpected parameters ({}) for function {name}. Expected: {expected}",
-        given.join(", ")
-    )
 }
 
 fn is_time(data_type: &DataType) -> bool {
@@ -527,12 +513,7 @@ impl ScalarUDFImpl for DateFunction {
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
         let name = self.name();
-        let text = |t: &DataType| {
-            matches!(
-                t,
-                DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 | DataType::Null
-            )
-        };
+        let text = is_text;
         let integer = |t: &DataType| t.is_integer() || *t == DataType::Null;
         let temporal = |t: &DataType| is_date_or_timestamp(t) || *t == DataType::Null;
         match self.kind {

@@ -9,15 +9,16 @@ use chrono::{NaiveDate, NaiveDateTime};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray, TimestampMillisecondArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Date32Type, Float64Type, Int64Type, TimeUnit};
-use datafusion::common::{plan_err, DataFusionError, Result};
+use datafusion::common::Result;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::prelude::SessionContext;
 
-use crate::error::{ErrorCode, TrinoError};
 use crate::functions::datetime::Timestamps;
-use crate::functions::scalar_result;
+use crate::functions::{
+    invalid_argument as invalid, is_text, scalar_result, unexpected_parameters as unexpected,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Kind {
@@ -46,13 +47,6 @@ pub fn register(ctx: &SessionContext) {
             signature: Signature::any(arity, Volatility::Immutable),
         }));
     }
-}
-
-fn invalid(message: String) -> DataFusionError {
-    DataFusionError::External(Box::new(TrinoError::new(
-        ErrorCode::INVALID_FUNCTION_ARGUMENT,
-        message,
-    )))
 }
 
 /// A MySQL format (`%Y-%m-%d %H:%i:%s`) in chrono's terms.
@@ -181,7 +175,7 @@ fn data_size(text: &str) -> Result<i128> {
 /// Seconds as weeks, days, hours, minutes and seconds (`1 minute, 36 seconds`).
 fn human_readable(seconds: f64) -> Result<String> {
     if !seconds.is_finite() {
-        return Err(invalid("Invalid argument found: NaN or Infinity".into()));
+        return Err(invalid("Invalid argument found: NaN or Infinity"));
     }
     let mut left = seconds.abs().round() as u64;
     let mut parts = Vec::new();
@@ -232,12 +226,7 @@ impl ScalarUDFImpl for FormatFunction {
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        let text = |t: &DataType| {
-            matches!(
-                t,
-                DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 | DataType::Null
-            )
-        };
+        let text = is_text;
         let fits = match self.kind {
             Kind::DateFormat => {
                 matches!(
@@ -253,15 +242,14 @@ impl ScalarUDFImpl for FormatFunction {
             Kind::ParseDataSize => text(&arg_types[0]),
         };
         if !fits {
-            let given: Vec<String> = arg_types
-                .iter()
-                .map(crate::types::trino_type_name)
-                .collect();
-            return plan_err!(
-                "Unexpected parameters ({}) for function {}",
-                given.join(", "),
-                self.name()
-            );
+            let expected = match self.kind {
+                Kind::DateFormat => "date_format(timestamp(p), varchar(x))",
+                Kind::DateParse => "date_parse(varchar(x), varchar(y))",
+                Kind::FromIso8601Date => "from_iso8601_date(varchar(x))",
+                Kind::HumanReadableSeconds => "human_readable_seconds(double)",
+                Kind::ParseDataSize => "parse_data_size(varchar(x))",
+            };
+            return unexpected(self.name(), arg_types, expected);
         }
         Ok(match self.kind {
             Kind::DateFormat | Kind::HumanReadableSeconds => DataType::Utf8,

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::datatypes::{Field, FieldRef};
-use datafusion::common::plan_err;
+use datafusion::common::{plan_err, DataFusionError};
 use datafusion::common::{Result, ScalarValue};
 use datafusion::functions::core;
 use datafusion::functions_nested::extract::array_element_udf;
@@ -28,6 +28,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 
+use crate::error::{ErrorCode, TrinoError};
 use crate::functions::coalesce::Coalesce;
 use crate::types::trino_type_name;
 
@@ -62,6 +63,35 @@ pub fn register_all(ctx: &SessionContext) {
     format::register(ctx);
     vector::register(ctx);
     crate::functions::lambda::register(ctx, register_all);
+}
+
+/// Trino's INVALID_FUNCTION_ARGUMENT, as the error of a function's evaluation.
+pub(crate) fn invalid_argument(message: impl Into<String>) -> DataFusionError {
+    DataFusionError::External(Box::new(TrinoError::new(
+        ErrorCode::INVALID_FUNCTION_ARGUMENT,
+        message,
+    )))
+}
+
+/// Trino's error for a call whose argument types no signature of `name` takes.
+pub(crate) fn unexpected_parameters<T>(
+    name: &str,
+    types: &[DataType],
+    expected: &str,
+) -> Result<T> {
+    let given: Vec<String> = types.iter().map(trino_type_name).collect();
+    plan_err!(
+        "Unexpected parameters ({}) for function {name}. Expected: {expected}",
+        given.join(", ")
+    )
+}
+
+/// Whether an argument of this type is text (NULL is any type's).
+pub(crate) fn is_text(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 | DataType::Null
+    )
 }
 
 /// A function's result: a scalar when every argument was one, the array otherwise.

@@ -10,15 +10,16 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, ListBuilder, StringBuilder};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type};
-use datafusion::common::{plan_err, DataFusionError, Result};
+use datafusion::common::Result;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::prelude::SessionContext;
 use regex::Regex;
 
-use crate::error::{ErrorCode, TrinoError};
-use crate::functions::scalar_result;
+use crate::functions::{
+    invalid_argument as invalid, is_text, scalar_result, unexpected_parameters as unexpected,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Kind {
@@ -63,13 +64,6 @@ pub fn register(ctx: &SessionContext) {
     }
 }
 
-fn invalid(message: String) -> DataFusionError {
-    DataFusionError::External(Box::new(TrinoError::new(
-        ErrorCode::INVALID_FUNCTION_ARGUMENT,
-        message,
-    )))
-}
-
 /// Compiled patterns of one call, by their text.
 #[derive(Default)]
 struct Patterns(HashMap<String, Regex>);
@@ -95,7 +89,7 @@ fn replacement(java: &str) -> Result<String> {
                 Some(other) => out.push(other),
                 None => {
                     return Err(invalid(
-                        "Illegal replacement sequence: character to be escaped is missing".into(),
+                        "Illegal replacement sequence: character to be escaped is missing",
                     ))
                 }
             },
@@ -114,7 +108,7 @@ fn replacement(java: &str) -> Result<String> {
             }
             '$' => {
                 return Err(invalid(
-                    "Illegal replacement sequence: illegal group reference".into(),
+                    "Illegal replacement sequence: illegal group reference",
                 ))
             }
             other => out.push(other),
@@ -178,12 +172,7 @@ impl ScalarUDFImpl for RegexpFunction {
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
         let (least, most) = self.kind.arity();
-        let text = |t: &DataType| {
-            matches!(
-                t,
-                DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 | DataType::Null
-            )
-        };
+        let text = is_text;
         let integer = |t: &DataType| t.is_integer() || *t == DataType::Null;
         let fits = (least..=most).contains(&arg_types.len())
             && arg_types
@@ -194,15 +183,14 @@ impl ScalarUDFImpl for RegexpFunction {
                     _ => integer(t),
                 });
         if !fits {
-            let given: Vec<String> = arg_types
-                .iter()
-                .map(crate::types::trino_type_name)
-                .collect();
-            return plan_err!(
-                "Unexpected parameters ({}) for function {}",
-                given.join(", "),
-                self.kind.name()
-            );
+            let expected = match self.kind {
+                Kind::Extract | Kind::ExtractAll => "{0}(varchar, varchar), {0}(varchar, varchar, bigint)",
+                Kind::Position => "{0}(varchar, varchar), {0}(varchar, varchar, bigint), {0}(varchar, varchar, bigint, bigint)",
+                Kind::Split => "{0}(varchar, varchar)",
+                Kind::Replace => "{0}(varchar, varchar), {0}(varchar, varchar, varchar)",
+            };
+            let name = self.kind.name();
+            return unexpected(name, arg_types, &expected.replace("{0}", name));
         }
         Ok(match self.kind {
             Kind::Extract | Kind::Replace => DataType::Utf8,
@@ -317,10 +305,10 @@ impl ScalarUDFImpl for RegexpFunction {
                     let start = start.flatten().unwrap_or(1);
                     let occurrence = occurrence.flatten().unwrap_or(1);
                     if start < 1 {
-                        return Err(invalid("start position cannot be smaller than 1".into()));
+                        return Err(invalid("start position cannot be smaller than 1"));
                     }
                     if occurrence < 1 {
-                        return Err(invalid("occurrence cannot be smaller than 1".into()));
+                        return Err(invalid("occurrence cannot be smaller than 1"));
                     }
                     let regex = compiled.get(patterns.value(row))?;
                     let subject = subjects.value(row);

@@ -10,13 +10,11 @@
 //! - `max_by(x, y)`, `min_by(x, y)`: `first_value(x ORDER BY y DESC|ASC)` over the rows
 //!   whose `y` is not NULL.
 
-use std::ops::ControlFlow;
-
 use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, CaseWhen, CastKind, Expr, Function, FunctionArg, FunctionArgExpr,
-    FunctionArgumentClause, FunctionArgumentList, FunctionArguments, Ident, NullTreatment,
-    ObjectName, OrderByExpr, OrderByOptions, Statement, Value,
+    CaseWhen, CastKind, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
+    FunctionArgumentList, FunctionArguments, Ident, NullTreatment, ObjectName, OrderByExpr,
+    OrderByOptions, Statement, Value,
 };
 
 use crate::dialect::plain_args;
@@ -35,15 +33,7 @@ pub const FUNCTIONS: &[(&str, &str)] = &[
 
 /// Rewrites every call of this module's functions in `statement`.
 pub fn rewrite(statement: &mut Statement) -> Result<()> {
-    let mut failure = None;
-    let _ = visit_expressions_mut(statement, |expr| {
-        if let Err(e) = rewrite_call(expr) {
-            failure = Some(e);
-            return ControlFlow::Break(());
-        }
-        ControlFlow::Continue(())
-    });
-    failure.map_or(Ok(()), Err)
+    crate::dialect::rewrite_expressions(statement, rewrite_call)
 }
 
 /// The name of an unqualified, unquoted function call, lower-cased.

@@ -8,14 +8,13 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::{DataFusionError, Result};
+use datafusion::common::Result;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::prelude::SessionContext;
 
-use crate::error::{ErrorCode, TrinoError};
-use crate::functions::scalar_result;
+use crate::functions::{invalid_argument, scalar_result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Part {
@@ -232,10 +231,9 @@ impl UrlFunction {
         Ok(match self.part {
             Part::Encode => Some(encode(url)),
             Part::Decode => Some(decode(url, true).ok_or_else(|| {
-                DataFusionError::External(Box::new(TrinoError::new(
-                    ErrorCode::INVALID_FUNCTION_ARGUMENT,
-                    format!("URLDecoder: Illegal hex characters in escape (%) pattern: {url}"),
-                )))
+                invalid_argument(format!(
+                    "URLDecoder: Illegal hex characters in escape (%) pattern: {url}"
+                ))
             })?),
             part => {
                 let Some(uri) = parse(url) else {

@@ -9,14 +9,15 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Float64Type};
-use datafusion::common::{plan_err, DataFusionError, Result};
+use datafusion::common::Result;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::prelude::SessionContext;
 
-use crate::error::{ErrorCode, TrinoError};
-use crate::functions::scalar_result;
+use crate::functions::{
+    invalid_argument as invalid, scalar_result, unexpected_parameters as unexpected,
+};
 
 /// Registers `cosine_similarity` and `cosine_distance`.
 pub fn register(ctx: &SessionContext) {
@@ -32,13 +33,6 @@ pub fn register(ctx: &SessionContext) {
 struct Cosine {
     distance: bool,
     signature: Signature,
-}
-
-fn invalid(message: &str) -> DataFusionError {
-    DataFusionError::External(Box::new(TrinoError::new(
-        ErrorCode::INVALID_FUNCTION_ARGUMENT,
-        message,
-    )))
 }
 
 /// The cosine of the angle between two vectors; `None` when either has no length.
@@ -86,16 +80,11 @@ impl ScalarUDFImpl for Cosine {
         let fits = (numeric_list(&arg_types[0]) && numeric_list(&arg_types[1]))
             || (map(&arg_types[0]) && map(&arg_types[1]));
         if !fits {
-            let given: Vec<String> = arg_types
-                .iter()
-                .map(crate::types::trino_type_name)
-                .collect();
-            return plan_err!(
-                "Unexpected parameters ({}) for function {}. Expected: {}(array(double), array(double)), {}(map(varchar, double), map(varchar, double))",
-                given.join(", "),
+            let expected = "{0}(array(double), array(double)), {0}(map(varchar, double), map(varchar, double))";
+            return unexpected(
                 self.name(),
-                self.name(),
-                self.name()
+                arg_types,
+                &expected.replace("{0}", self.name()),
             );
         }
         Ok(DataType::Float64)
