@@ -13,8 +13,8 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     visit_expressions, visit_expressions_mut, CastKind, DataType, ExactNumberInfo, Expr, Function,
-    FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident, ObjectName,
-    Query, SelectItem, SetExpr, Statement, Value, Visit, Visitor,
+    FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArgumentList, FunctionArguments,
+    Ident, ObjectName, Query, SelectItem, SetExpr, Statement, Value, Visit, Visitor,
 };
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer, Whitespace};
@@ -644,7 +644,16 @@ pub fn named_struct(fields: Vec<(String, Expr)>) -> Expr {
 
 /// A call of the function `name` with plain arguments.
 fn call(name: Ident, args: Vec<Expr>) -> Expr {
-    Expr::Function(Function {
+    Expr::Function(function(name, args, Vec::new()))
+}
+
+/// The function call `name(args …)` with `clauses` (`ORDER BY …`) after its arguments.
+pub(crate) fn function(
+    name: Ident,
+    args: Vec<Expr>,
+    clauses: Vec<FunctionArgumentClause>,
+) -> Function {
+    Function {
         name: ObjectName::from(vec![name]),
         uses_odbc_syntax: false,
         parameters: FunctionArguments::None,
@@ -654,13 +663,13 @@ fn call(name: Ident, args: Vec<Expr>) -> Expr {
                 .into_iter()
                 .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
                 .collect(),
-            clauses: Vec::new(),
+            clauses,
         }),
         filter: None,
         null_treatment: None,
         over: None,
         within_group: Vec::new(),
-    })
+    }
 }
 
 /// Names a query's result columns as Trino does: an expression without an alias is

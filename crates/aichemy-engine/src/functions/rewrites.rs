@@ -12,8 +12,7 @@
 
 use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 use datafusion::sql::sqlparser::ast::{
-    CaseWhen, CastKind, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
-    FunctionArgumentList, FunctionArguments, Ident, NullTreatment, ObjectName, OrderByExpr,
+    CaseWhen, CastKind, Expr, Function, FunctionArgumentClause, Ident, NullTreatment, OrderByExpr,
     OrderByOptions, Statement, Value,
 };
 
@@ -68,23 +67,7 @@ fn case_when(condition: Expr, result: Expr, otherwise: Option<Expr>) -> Expr {
 }
 
 fn call(name: &str, args: Vec<Expr>, clauses: Vec<FunctionArgumentClause>) -> Function {
-    Function {
-        name: ObjectName::from(vec![Ident::new(name)]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args: args
-                .into_iter()
-                .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
-                .collect(),
-            clauses,
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: Vec::new(),
-    }
+    crate::dialect::function(Ident::new(name), args, clauses)
 }
 
 fn rewrite_call(expr: &mut Expr) -> Result<()> {
