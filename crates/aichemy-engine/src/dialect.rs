@@ -12,10 +12,12 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions, visit_expressions_mut, CastKind, DataType, ExactNumberInfo, Expr, Function,
-    FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArgumentList, FunctionArguments,
-    Ident, ObjectName, Query, SelectItem, SetExpr, Statement, Value, Visit, Visitor,
+    visit_expressions, visit_expressions_mut, AccessExpr, ArrayElemTypeDef, CastKind, DataType,
+    ExactNumberInfo, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
+    FunctionArgumentList, FunctionArguments, Ident, ObjectName, ObjectNamePart, Query, SelectItem,
+    SetExpr, Statement, TableFactor, Value, Visit, VisitMut, Visitor, VisitorMut,
 };
+use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer, Whitespace};
 
@@ -44,6 +46,22 @@ pub fn tokens(sql: &str) -> std::result::Result<Vec<TokenWithSpan>, ParserError>
             digits.retain(|c| c != '_');
         }
     }
+    // A method named by a keyword (`'x'.trim()`, `.substring(2)`) is read as a name.
+    for i in 1..tokens.len().saturating_sub(1) {
+        let (before, rest) = tokens.split_at_mut(i);
+        let (word, after) = rest.split_at_mut(1);
+        if before[i - 1].token != Token::Period || after[0].token != Token::LParen {
+            continue;
+        }
+        if let Token::Word(w) = &mut word[0].token {
+            if w.quote_style.is_none() && w.keyword != Keyword::NoKeyword {
+                w.value = w.value.to_ascii_lowercase();
+                w.quote_style = Some('"');
+                w.keyword = Keyword::NoKeyword;
+            }
+        }
+    }
+    let tokens = crate::functions::json::clauses::lower(tokens)?;
     let tokens = parenthesize_values(tokens);
     let mut tokens = move_table_comment(tokens);
     let significant = |tokens: &[TokenWithSpan], i: usize| -> Option<usize> {
@@ -241,7 +259,7 @@ fn move_table_comment(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
 
 /// For each `(`, the position of the `)` that closes it, found in one pass (a search per
 /// parenthesis would take time quadratic in their nesting).
-fn closing_parens(tokens: &[TokenWithSpan]) -> Vec<Option<usize>> {
+pub(crate) fn closing_parens(tokens: &[TokenWithSpan]) -> Vec<Option<usize>> {
     let mut closing = vec![None; tokens.len()];
     let mut open = Vec::new();
     for (i, token) in tokens.iter().enumerate() {
@@ -286,14 +304,20 @@ pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
         check_nesting(statement)?;
     }
     for statement in &mut statements {
+        let _ = visit_expressions_mut(statement, |expr| {
+            method_calls(expr);
+            ControlFlow::<()>::Continue(())
+        });
         crate::functions::rewrites::rewrite(statement)?;
         lower_lambdas(statement)?;
         let _ = visit_expressions_mut(statement, |expr| {
             name_row_cast(expr);
+            json_literal_and_casts(expr);
             type_decimal_literal(expr);
             type_double_literal(expr);
             ControlFlow::<()>::Continue(())
         });
+        let _ = statement.visit(&mut Ordinality);
         match statement {
             Statement::Query(query) => name_output_columns(query),
             Statement::CreateView(view) => name_output_columns(&mut view.query),
@@ -311,6 +335,18 @@ pub struct SessionValues {
     pub schema: Option<String>,
     pub time_zone: String,
 }
+
+/// The functions written as syntax rather than calls (`CAST(x AS t)`) and the session
+/// functions [`bind_session_functions`] binds, as `SHOW FUNCTIONS` lists them.
+pub const SYNTAX_FUNCTIONS: &[(&str, &str)] = &[
+    ("cast", "scalar"),
+    ("try_cast", "scalar"),
+    ("extract", "scalar"),
+    ("current_user", "scalar"),
+    ("current_catalog", "scalar"),
+    ("current_schema", "scalar"),
+    ("current_timezone", "scalar"),
+];
 
 /// Replaces Trino's session functions by their values: `current_user`, `current_catalog`,
 /// `current_schema` (written without parentheses) and `current_timezone()`.
@@ -717,6 +753,157 @@ fn name_output_columns(query: &mut Query) {
                 alias,
             };
         }
+    }
+}
+
+/// `UNNEST(a, …) WITH ORDINALITY`: the positions as one more array unnested beside the
+/// others, `sequence(1, n)` for the longest array's length `n`.
+struct Ordinality;
+
+impl VisitorMut for Ordinality {
+    type Break = ();
+
+    fn post_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        let TableFactor::UNNEST {
+            array_exprs,
+            with_ordinality,
+            ..
+        } = factor
+        else {
+            return ControlFlow::Continue(());
+        };
+        if !*with_ordinality || array_exprs.is_empty() {
+            return ControlFlow::Continue(());
+        }
+        let lengths: Vec<Expr> = array_exprs
+            .iter()
+            .map(|array| {
+                let length = Expr::Cast {
+                    kind: CastKind::Cast,
+                    expr: Box::new(call(Ident::new("cardinality"), vec![array.clone()])),
+                    data_type: DataType::BigInt(None),
+                    format: None,
+                    array: false,
+                };
+                let zero = Expr::Value(Value::Number("0".into(), false).into());
+                call(Ident::new("coalesce"), vec![length, zero])
+            })
+            .collect();
+        let longest = if lengths.len() == 1 {
+            lengths
+                .into_iter()
+                .next()
+                .unwrap_or(Expr::Value(Value::Null.into()))
+        } else {
+            call(Ident::new("greatest"), lengths)
+        };
+        let one = Expr::Value(Value::Number("1".into(), false).into());
+        array_exprs.push(call(Ident::new("sequence"), vec![one, longest]));
+        *with_ordinality = false;
+        ControlFlow::Continue(())
+    }
+}
+
+/// Trino's method syntax, `'a,b'.split(',')`: the call with the value as its first
+/// argument, `split('a,b', ',')`; chains (`x.trim().upper()`) call in order.
+fn method_calls(expr: &mut Expr) {
+    let Expr::CompoundFieldAccess { root, access_chain } = expr else {
+        return;
+    };
+    let calls = access_chain
+        .iter()
+        .take_while(|a| matches!(a, AccessExpr::Dot(Expr::Function(_))))
+        .count();
+    if calls == 0 {
+        return;
+    }
+    let mut value = (**root).clone();
+    for access in access_chain.drain(..calls) {
+        let AccessExpr::Dot(Expr::Function(mut method)) = access else {
+            continue;
+        };
+        // `tokens` quoted a method named by a keyword so that it parses as a name.
+        for part in &mut method.name.0 {
+            if let Some(ident) = part.as_ident() {
+                let mut ident = ident.clone();
+                ident.quote_style = None;
+                *part = ObjectNamePart::Identifier(ident);
+            }
+        }
+        if let FunctionArguments::List(list) = &mut method.args {
+            list.args
+                .insert(0, FunctionArg::Unnamed(FunctionArgExpr::Expr(value)));
+        } else {
+            method.args = FunctionArguments::List(FunctionArgumentList {
+                duplicate_treatment: None,
+                args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(value))],
+                clauses: Vec::new(),
+            });
+        }
+        value = Expr::Function(method);
+    }
+    if access_chain.is_empty() {
+        *expr = value;
+    } else {
+        **root = value;
+    }
+}
+
+/// `JSON '…'` as `json_parse('…')`, `UUID '…'` and a CAST to a type DataFusion's planner
+/// does not know (`JSON`, `UUID`, a type holding JSON, `MAP(K, V)`) as the internal
+/// `"$cast"(x, 'type')`.
+fn json_literal_and_casts(expr: &mut Expr) {
+    fn needs_own_cast(data_type: &DataType) -> bool {
+        match data_type {
+            DataType::JSON | DataType::Uuid | DataType::Map(..) => true,
+            DataType::Array(
+                ArrayElemTypeDef::AngleBracket(inner)
+                | ArrayElemTypeDef::Parenthesis(inner)
+                | ArrayElemTypeDef::SquareBracket(inner, _),
+            ) => needs_own_cast(inner),
+            DataType::Struct(fields, _) => fields.iter().any(|f| needs_own_cast(&f.field_type)),
+            _ => false,
+        }
+    }
+    match expr {
+        Expr::TypedString(typed) if matches!(typed.data_type, DataType::Uuid) => {
+            let Some(text) = typed.value.value.clone().into_string() else {
+                return;
+            };
+            let target = Expr::Value(Value::SingleQuotedString("uuid".into()).into());
+            let value = Expr::Value(Value::SingleQuotedString(text).into());
+            *expr = call(
+                Ident::with_quote('"', crate::functions::json::cast::CAST),
+                vec![value, target],
+            );
+        }
+        Expr::TypedString(typed) if matches!(typed.data_type, DataType::JSON) => {
+            let Some(text) = typed.value.value.clone().into_string() else {
+                return;
+            };
+            *expr = call(
+                Ident::new("json_parse"),
+                vec![Expr::Value(Value::SingleQuotedString(text).into())],
+            );
+        }
+        Expr::Cast {
+            kind,
+            expr: inner,
+            data_type,
+            format: None,
+            array: false,
+        } if needs_own_cast(data_type) => {
+            let name = match kind {
+                CastKind::TryCast | CastKind::SafeCast => crate::functions::json::cast::TRY_CAST,
+                _ => crate::functions::json::cast::CAST,
+            };
+            let target = Expr::Value(Value::SingleQuotedString(data_type.to_string()).into());
+            *expr = call(
+                Ident::with_quote('"', name),
+                vec![(**inner).clone(), target],
+            );
+        }
+        _ => {}
     }
 }
 

@@ -77,6 +77,8 @@ pub fn declared_type(sql: &SqlType) -> Result<DeclaredType> {
             simple(DataType::Utf8, &format!("char({n})"))
         }
         SqlType::String(_) | SqlType::Text => simple(DataType::Utf8, "varchar"),
+        SqlType::JSON => simple(DataType::Utf8, "json"),
+        SqlType::Uuid => simple(DataType::Utf8, "uuid"),
         SqlType::Varbinary(_) | SqlType::Bytea | SqlType::Blob(_) => {
             simple(DataType::Binary, "varbinary")
         }
@@ -120,16 +122,17 @@ pub fn declared_type(sql: &SqlType) -> Result<DeclaredType> {
         ) => {
             let element = declared_type(inner)?;
             simple(
-                DataType::List(Arc::new(Field::new("element", element.arrow, true))),
+                DataType::List(Arc::new(element.field("element", true))),
                 &format!("array({})", element.trino),
             )
         }
         SqlType::Map(key, value) => {
             let key = declared_type(key)?;
             let value = declared_type(value)?;
+            let trino = format!("map({}, {})", key.trino, value.trino);
             simple(
-                map_type(key.arrow, value.arrow),
-                &format!("map({}, {})", key.trino, value.trino),
+                map_of(key.field("key", false), value.field("value", true)),
+                &trino,
             )
         }
         SqlType::Struct(fields, _) => {
@@ -143,7 +146,7 @@ pub fn declared_type(sql: &SqlType) -> Result<DeclaredType> {
                     .unwrap_or_else(|| format!("field{i}"));
                 let ty = declared_type(&field.field_type)?;
                 trino_fields.push(format!("{name} {}", ty.trino));
-                arrow_fields.push(Field::new(name, ty.arrow, true));
+                arrow_fields.push(ty.field(&name, true));
             }
             simple(
                 DataType::Struct(Fields::from(arrow_fields)),
@@ -163,19 +166,56 @@ pub fn declared_type(sql: &SqlType) -> Result<DeclaredType> {
     }
 }
 
-/// A map type laid out as Iceberg and Parquet readers expect.
-pub fn map_type(key: DataType, value: DataType) -> DataType {
+/// A map type of these key and value fields, laid out as Iceberg and Parquet readers
+/// expect.
+fn map_of(key: Field, value: Field) -> DataType {
     DataType::Map(
         Arc::new(Field::new(
             "key_value",
-            DataType::Struct(Fields::from(vec![
-                Field::new("key", key, false),
-                Field::new("value", value, true),
-            ])),
+            DataType::Struct(Fields::from(vec![key, value])),
             false,
         )),
         false,
     )
+}
+
+impl DeclaredType {
+    /// A field of this type; it carries the Trino name where the Arrow type alone does
+    /// not tell it (`json`, `uuid`, `char(n)`).
+    pub fn field(&self, name: &str, nullable: bool) -> Field {
+        let field = Field::new(name, self.arrow.clone(), nullable);
+        if self.trino == "json" || self.trino == "uuid" || self.trino.starts_with("char(") {
+            field.with_metadata(
+                [(
+                    aichemy_federation::TRINO_TYPE_KEY.to_string(),
+                    self.trino.clone(),
+                )]
+                .into(),
+            )
+        } else {
+            field
+        }
+    }
+}
+
+/// The type a Trino type name (`array(json)`, `char(12)`, `map(varchar, integer)`) names.
+pub fn parse_type_name(text: &str) -> Result<DeclaredType> {
+    let tokens = crate::dialect::tokens(text).map_err(crate::dialect::syntax_error)?;
+    let dialect = crate::dialect::dialect();
+    let mut parser = datafusion::sql::sqlparser::parser::Parser::new(&dialect)
+        .with_tokens_with_locations(tokens);
+    let sql = parser
+        .parse_data_type()
+        .map_err(crate::dialect::syntax_error)?;
+    declared_type(&sql)
+}
+
+/// Whether a field holds JSON text (Trino's `json` type).
+pub fn is_json(field: &Field) -> bool {
+    field
+        .metadata()
+        .get(aichemy_federation::TRINO_TYPE_KEY)
+        .is_some_and(|name| name == "json")
 }
 
 /// Trino's name for the type of a field: the name its metadata carries (`json`, `uuid`,
@@ -236,25 +276,23 @@ pub fn trino_type_name(data_type: &DataType) -> String {
         | DataType::ListView(f)
         | DataType::LargeListView(f)
         | DataType::FixedSizeList(f, _) => {
-            format!("array({})", trino_type_name(f.data_type()))
+            format!("array({})", field_type_name(f))
         }
         DataType::Map(entries, _) => match entries.data_type() {
-            DataType::Struct(kv) if kv.len() == 2 => format!(
-                "map({}, {})",
-                trino_type_name(kv[0].data_type()),
-                trino_type_name(kv[1].data_type())
-            ),
+            DataType::Struct(kv) if kv.len() == 2 => {
+                format!(
+                    "map({}, {})",
+                    field_type_name(&kv[0]),
+                    field_type_name(&kv[1])
+                )
+            }
             _ => "map(unknown, unknown)".into(),
         },
         DataType::Struct(fields) => format!(
             "row({})",
             fields
                 .iter()
-                .map(|f| format!(
-                    "{} {}",
-                    quote_field_name(f.name()),
-                    trino_type_name(f.data_type())
-                ))
+                .map(|f| format!("{} {}", quote_field_name(f.name()), field_type_name(f)))
                 .collect::<Vec<_>>()
                 .join(", ")
         ),

@@ -28,12 +28,18 @@ fn long(value: i64) -> Value {
 /// function, [`aichemy_engine::types::field_type_name`], names types for all of them) and
 /// its `typeSignature`.
 pub fn field_type(field: &Field) -> (String, Value) {
-    let name = aichemy_engine::types::field_type_name(field);
-    let signature = match field.metadata().get(aichemy_engine::TRINO_TYPE_KEY) {
-        Some(_) => named_signature(&name).unwrap_or_else(|| signature(field.data_type())),
+    (
+        aichemy_engine::types::field_type_name(field),
+        field_signature(field),
+    )
+}
+
+/// The `typeSignature` of a field: the name its metadata carries, else its Arrow type's.
+fn field_signature(field: &Field) -> Value {
+    match field.metadata().get(aichemy_engine::TRINO_TYPE_KEY) {
+        Some(name) => named_signature(name).unwrap_or_else(|| signature(field.data_type())),
         None => signature(field.data_type()),
-    };
-    (name, signature)
+    }
 }
 
 /// The signature of a name a field's metadata carries where its Arrow type alone does
@@ -56,7 +62,7 @@ fn named_signature(name: &str) -> Option<Value> {
 /// The `typeSignature` of the type [`aichemy_engine::types::trino_type_name`] names.
 fn signature(data_type: &DataType) -> Value {
     let simple = |name: &str| json!({"rawType": name, "arguments": []});
-    let of_type = |data_type: &DataType| json!({"kind": "TYPE", "value": signature(data_type)});
+    let of_type = |field: &Field| json!({"kind": "TYPE", "value": field_signature(field)});
     match data_type {
         DataType::Null | DataType::Union(_, _) => simple("unknown"),
         DataType::Boolean => simple("boolean"),
@@ -96,17 +102,17 @@ fn signature(data_type: &DataType) -> Value {
         | DataType::ListView(field)
         | DataType::LargeListView(field)
         | DataType::FixedSizeList(field, _) => {
-            json!({"rawType": "array", "arguments": [of_type(field.data_type())]})
+            json!({"rawType": "array", "arguments": [of_type(field)]})
         }
         DataType::Map(entries, _) => {
             let arguments = match entries.data_type() {
                 DataType::Struct(fields) if fields.len() == 2 => {
-                    vec![
-                        of_type(fields[0].data_type()),
-                        of_type(fields[1].data_type()),
-                    ]
+                    vec![of_type(&fields[0]), of_type(&fields[1])]
                 }
-                _ => vec![of_type(&DataType::Null), of_type(&DataType::Null)],
+                _ => {
+                    let unknown = Field::new("unknown", DataType::Null, true);
+                    vec![of_type(&unknown), of_type(&unknown)]
+                }
             };
             json!({"rawType": "map", "arguments": arguments})
         }
@@ -116,7 +122,7 @@ fn signature(data_type: &DataType) -> Value {
                 .map(|f| {
                     json!({"kind": "NAMED_TYPE", "value": {
                         "fieldName": {"name": f.name()},
-                        "typeSignature": signature(f.data_type()),
+                        "typeSignature": field_signature(f),
                     }})
                 })
                 .collect();

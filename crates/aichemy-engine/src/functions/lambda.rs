@@ -1,5 +1,6 @@
 //! Trino's lambda functions (`transform`, `filter`, `reduce`, `any_match`, `all_match`,
-//! `none_match`) for DataFusion 53, which has no higher-order functions.
+//! `none_match`, `zip_with`; on maps `transform_keys`, `transform_values`, `map_filter`,
+//! `map_zip_with`) for DataFusion 53, which has no higher-order functions.
 //!
 //! The dialect layer rewrites `transform(a, x -> body)` into
 //! `"$lambda_transform"(a, 'body', captured1, captured2, …)`: the body becomes SQL text
@@ -27,6 +28,8 @@ use datafusion::logical_expr::{
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::SessionContext;
 
+mod pairs;
+
 /// The lambda functions, by their Trino names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LambdaKind {
@@ -36,6 +39,11 @@ pub enum LambdaKind {
     AnyMatch,
     AllMatch,
     NoneMatch,
+    ZipWith,
+    TransformKeys,
+    TransformValues,
+    MapFilter,
+    MapZipWith,
 }
 
 impl LambdaKind {
@@ -47,6 +55,11 @@ impl LambdaKind {
             "any_match" => Self::AnyMatch,
             "all_match" => Self::AllMatch,
             "none_match" => Self::NoneMatch,
+            "zip_with" => Self::ZipWith,
+            "transform_keys" => Self::TransformKeys,
+            "transform_values" => Self::TransformValues,
+            "map_filter" => Self::MapFilter,
+            "map_zip_with" => Self::MapZipWith,
             _ => return None,
         })
     }
@@ -60,6 +73,11 @@ impl LambdaKind {
             Self::AnyMatch => "$lambda_any_match",
             Self::AllMatch => "$lambda_all_match",
             Self::NoneMatch => "$lambda_none_match",
+            Self::ZipWith => "$lambda_zip_with",
+            Self::TransformKeys => "$lambda_transform_keys",
+            Self::TransformValues => "$lambda_transform_values",
+            Self::MapFilter => "$lambda_map_filter",
+            Self::MapZipWith => "$lambda_map_zip_with",
         }
     }
 
@@ -74,19 +92,32 @@ impl LambdaKind {
     /// Leading value arguments before the lambda bodies.
     pub fn value_args(self) -> usize {
         match self {
-            Self::Reduce => 2,
+            Self::Reduce | Self::ZipWith | Self::MapZipWith => 2,
             _ => 1,
         }
     }
 
-    const ALL: [LambdaKind; 6] = [
+    const ALL: [LambdaKind; 11] = [
         Self::Transform,
         Self::Filter,
         Self::Reduce,
         Self::AnyMatch,
         Self::AllMatch,
         Self::NoneMatch,
+        Self::ZipWith,
+        Self::TransformKeys,
+        Self::TransformValues,
+        Self::MapFilter,
+        Self::MapZipWith,
     ];
+
+    /// Whether the function works on maps (its lambda takes a key and a value).
+    fn on_maps(self) -> bool {
+        matches!(
+            self,
+            Self::TransformKeys | Self::TransformValues | Self::MapFilter | Self::MapZipWith
+        )
+    }
 }
 
 /// Registers the lambda functions; `functions` registers everything a lambda body may call.
@@ -288,8 +319,21 @@ impl ScalarUDFImpl for LambdaUdf {
             return plan_err!("Wrong number of arguments for {}", self.name());
         }
         let captures = &types[lambdas.end..];
-        let element = element_type(&types[0])?;
         let body = literal_text(args.scalar_arguments[lambdas.start])?;
+        if self.kind.on_maps() || self.kind == LambdaKind::ZipWith {
+            let params = pair_params(self.kind, &types)?;
+            let result = self.body_type(&body, &params, captures)?;
+            let return_type = match self.kind {
+                LambdaKind::ZipWith => {
+                    DataType::List(Arc::new(Field::new("element", result, true)))
+                }
+                LambdaKind::TransformKeys => map_type_like(&types[0], result, params[1].clone()),
+                LambdaKind::MapFilter => types[0].clone(),
+                _ => map_type_like(&types[0], params[0].clone(), result),
+            };
+            return Ok(Arc::new(Field::new(self.name(), return_type, true)));
+        }
+        let element = element_type(&types[0])?;
         let return_type = match self.kind {
             LambdaKind::Transform => DataType::List(Arc::new(Field::new(
                 "element",
@@ -305,6 +349,7 @@ impl ScalarUDFImpl for LambdaUdf {
                 let state = self.reduce_state_type(&body, &types[1], &element, captures)?;
                 self.body_type(&output, &[state], captures)?
             }
+            _ => return plan_err!("{} is not a lambda over one array", self.name()),
         };
         Ok(Arc::new(Field::new(self.name(), return_type, true)))
     }
@@ -328,6 +373,28 @@ impl ScalarUDFImpl for LambdaUdf {
             .collect();
 
         let input = &arrays[0];
+        if self.kind.on_maps() || self.kind == LambdaKind::ZipWith {
+            let expr = self.compile(
+                &body,
+                &pair_params(
+                    self.kind,
+                    &arrays
+                        .iter()
+                        .map(|a| a.data_type().clone())
+                        .collect::<Vec<_>>(),
+                )?,
+                &capture_types,
+            )?;
+            let result = pairs::evaluate(
+                self.kind,
+                &expr,
+                &arrays,
+                capture_arrays,
+                &args.return_field,
+                rows,
+            )?;
+            return Ok(ColumnarValue::Array(result));
+        }
         if input.data_type() == &DataType::Null {
             return Ok(ColumnarValue::Array(new_null_array(
                 args.return_field.data_type(),
@@ -472,9 +539,70 @@ impl ScalarUDFImpl for LambdaUdf {
                 let empty = new_null_array(out.data_type(), rows);
                 datafusion::arrow::compute::kernels::zip::zip(&nulls, &empty, &out)?
             }
+            _ => return exec_err!("{} is not a lambda over one array", self.name()),
         };
         Ok(ColumnarValue::Array(result))
     }
+}
+
+/// The key and value types of a map type.
+fn map_entry_types(data_type: &DataType) -> Result<(DataType, DataType)> {
+    match data_type {
+        DataType::Map(entries, _) => match entries.data_type() {
+            DataType::Struct(kv) if kv.len() == 2 => {
+                Ok((kv[0].data_type().clone(), kv[1].data_type().clone()))
+            }
+            other => plan_err!("Expected map entries, got {other}"),
+        },
+        DataType::Null => Ok((DataType::Null, DataType::Null)),
+        other => plan_err!("Expected a map argument, got {other}"),
+    }
+}
+
+/// A map type laid out as `like` (a map type) with other key and value types.
+fn map_type_like(like: &DataType, key: DataType, value: DataType) -> DataType {
+    let (entries, key_name, value_name) = match like {
+        DataType::Map(entries, _) => match entries.data_type() {
+            DataType::Struct(kv) if kv.len() == 2 => (
+                entries.name().clone(),
+                kv[0].name().clone(),
+                kv[1].name().clone(),
+            ),
+            _ => ("entries".into(), "key".into(), "value".into()),
+        },
+        _ => ("entries".into(), "key".into(), "value".into()),
+    };
+    DataType::Map(
+        Arc::new(Field::new(
+            entries,
+            DataType::Struct(
+                vec![
+                    Field::new(key_name, key, false),
+                    Field::new(value_name, value, true),
+                ]
+                .into(),
+            ),
+            false,
+        )),
+        false,
+    )
+}
+
+/// The parameter types of the lambda of `zip_with` (two elements) and of the map
+/// functions (key and value; key and both values for `map_zip_with`).
+fn pair_params(kind: LambdaKind, types: &[DataType]) -> Result<Vec<DataType>> {
+    Ok(match kind {
+        LambdaKind::ZipWith => vec![element_type(&types[0])?, element_type(&types[1])?],
+        LambdaKind::MapZipWith => {
+            let (key, left) = map_entry_types(&types[0])?;
+            let (_, right) = map_entry_types(&types[1])?;
+            vec![key, left, right]
+        }
+        _ => {
+            let (key, value) = map_entry_types(&types[0])?;
+            vec![key, value]
+        }
+    })
 }
 
 fn rebased_offsets(offsets: &[i32]) -> OffsetBuffer<i32> {

@@ -5,9 +5,12 @@ mod bitwise;
 mod coalesce;
 mod datetime;
 mod format;
+pub(crate) mod json;
 pub(crate) mod lambda;
+mod printf;
 mod regexp;
 pub(crate) mod rewrites;
+mod string;
 mod url;
 mod vector;
 
@@ -62,6 +65,11 @@ pub fn register_all(ctx: &SessionContext) {
     regexp::register(ctx);
     format::register(ctx);
     vector::register(ctx);
+    json::register(ctx);
+    string::register(ctx);
+    printf::register(ctx);
+    // Geometry: geodatafusion's ST_ functions, on GeoArrow types.
+    geodatafusion::register(ctx);
     crate::functions::lambda::register(ctx, register_all);
 }
 
@@ -137,7 +145,7 @@ impl ScalarUDFImpl for TypeOf {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let name = trino_type_name(args.arg_fields[0].data_type());
+        let name = crate::types::field_type_name(&args.arg_fields[0]);
         Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(name))))
     }
 }

@@ -8,7 +8,10 @@
 //! - `arbitrary(x)`, `any_value(x)`: `first_value(x) IGNORE NULLS`, a value of the group
 //!   that is not NULL;
 //! - `max_by(x, y)`, `min_by(x, y)`: `first_value(x ORDER BY y DESC|ASC)` over the rows
-//!   whose `y` is not NULL.
+//!   whose `y` is not NULL;
+//! - `replace(s, search)`: `replace(s, search, '')`;
+//! - `date(x)`: `CAST(x AS DATE)`;
+//! - `listagg(x, separator) WITHIN GROUP (ORDER BY …)`: `string_agg(x, separator ORDER BY …)`.
 
 use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 use datafusion::sql::sqlparser::ast::{
@@ -28,6 +31,8 @@ pub const FUNCTIONS: &[(&str, &str)] = &[
     ("any_value", "aggregate"),
     ("max_by", "aggregate"),
     ("min_by", "aggregate"),
+    ("listagg", "aggregate"),
+    ("date", "scalar"),
 ];
 
 /// Rewrites every call of this module's functions in `statement`.
@@ -77,6 +82,18 @@ fn rewrite_call(expr: &mut Expr) -> Result<()> {
     let Some(name) = call_name(function) else {
         return Ok(());
     };
+    // `replace(s, search)` removes `search`: DataFusion's replace takes three arguments.
+    if name == "replace" {
+        if let Some([text, search]) = plain_args(function).as_deref() {
+            let empty = Expr::Value(Value::SingleQuotedString(String::new()).with_empty_span());
+            *function = call(
+                "replace",
+                vec![text.clone(), search.clone(), empty],
+                Vec::new(),
+            );
+        }
+        return Ok(());
+    }
     if !FUNCTIONS.iter().any(|(known, _)| *known == name) {
         return Ok(());
     }
@@ -109,6 +126,16 @@ fn rewrite_call(expr: &mut Expr) -> Result<()> {
                 "try() of an expression other than a CAST is not supported yet",
             ))
         }
+        ("date", [x]) => {
+            *expr = Expr::Cast {
+                kind: CastKind::Cast,
+                expr: Box::new(x.clone()),
+                data_type: datafusion::sql::sqlparser::ast::DataType::Date,
+                array: false,
+                format: None,
+            };
+            return Ok(());
+        }
         ("if", [c, a]) => {
             *expr = case_when(c.clone(), a.clone(), None);
             return Ok(());
@@ -123,6 +150,18 @@ fn rewrite_call(expr: &mut Expr) -> Result<()> {
                 args.len(),
                 "if(boolean, T), if(boolean, T, T)",
             ))
+        }
+        ("listagg", [x] | [x, _]) => {
+            let separator = args.get(1).cloned().unwrap_or_else(|| {
+                Expr::Value(Value::SingleQuotedString(String::new()).with_empty_span())
+            });
+            let order = std::mem::take(&mut function.within_group);
+            let clauses = if order.is_empty() {
+                Vec::new()
+            } else {
+                vec![FunctionArgumentClause::OrderBy(order)]
+            };
+            call("string_agg", vec![x.clone(), separator], clauses)
         }
         ("count_if", [x]) => {
             let one = Expr::Value(Value::Number("1".into(), false).with_empty_span());
@@ -159,6 +198,7 @@ fn rewrite_call(expr: &mut Expr) -> Result<()> {
         (other, _) => {
             let expected = match other {
                 "max_by" | "min_by" => format!("{other}(V, K)"),
+                "listagg" => "listagg(varchar, varchar)".to_string(),
                 _ => format!("{other}(T)"),
             };
             return Err(wrong_arguments(other, args.len(), &expected));

@@ -6,17 +6,31 @@
 use std::sync::Arc;
 
 use datafusion::execution::SessionStateBuilder;
-use datafusion::optimizer::{Optimizer, OptimizerRule};
+use datafusion::optimizer::{Analyzer, AnalyzerRule, Optimizer, OptimizerRule};
 use datafusion::physical_optimizer::optimizer::{PhysicalOptimizer, PhysicalOptimizerRule};
 
 pub(crate) mod logical;
 pub(crate) mod physical;
 
-/// `state` with the logical and physical rules below in place of DataFusion's own lists.
+/// `state` with the analyzer, logical and physical rules below in place of DataFusion's
+/// own lists.
 pub(crate) fn install(state: SessionStateBuilder) -> SessionStateBuilder {
     state
+        .with_analyzer_rules(analyzer_rules())
         .with_optimizer_rules(logical_rules())
         .with_physical_optimizer_rules(physical_rules())
+}
+
+/// DataFusion's analyzer rules after ours: casts of JSON and to integers are rewritten
+/// before anything coerces or folds them, and a lateral `UNNEST` becomes an unnest of the left side
+/// before type coercion sees its outer references.
+fn analyzer_rules() -> Vec<Arc<dyn AnalyzerRule + Send + Sync>> {
+    let mut rules: Vec<Arc<dyn AnalyzerRule + Send + Sync>> = vec![
+        Arc::new(logical::casts::TrinoCasts::new()),
+        Arc::new(logical::lateral_unnest::LateralUnnest),
+    ];
+    rules.extend(Analyzer::new().rules);
+    rules
 }
 
 /// DataFusion's logical rules with ours.

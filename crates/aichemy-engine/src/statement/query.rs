@@ -29,9 +29,11 @@ use crate::stop::stoppable;
 pub(crate) async fn run(session: &Session, statement: Statement) -> Result<Output> {
     let (plan, state) = plan_statement(session.lakehouse(), statement, session.scope(), 0).await?;
     let frame = DataFrame::new(state, plan);
-    let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
     let task = Arc::new(frame.task_ctx());
     let physical = stoppable(frame.create_physical_plan().await?, &session.stop)?;
+    // The types of the plan as analyzed (a CAST of JSON is a function, whose field does
+    // not carry the `json` name the written CAST's would).
+    let schema: SchemaRef = physical.schema();
     let stream = datafusion::physical_plan::execute_stream(physical, task)?;
     Ok(Output::Rows { schema, stream })
 }

@@ -232,7 +232,14 @@ fn functions(session: &Session, like: &Option<String>) -> Result<Output> {
         add(name, "window", udwf.signature().volatility, doc);
     }
     // The functions the dialect rewrites into other expressions (`if` into CASE, …).
-    for (name, kind) in crate::functions::rewrites::FUNCTIONS {
+    // … the SQL/JSON functions, whose clauses it lowers to internal functions, and the
+    // functions written as syntax or bound from the session.
+    let rewritten = crate::functions::rewrites::FUNCTIONS.iter();
+    let lowered = crate::functions::json::clauses::FUNCTIONS.iter();
+    for (name, kind) in rewritten
+        .chain(lowered)
+        .chain(crate::dialect::SYNTAX_FUNCTIONS)
+    {
         add(name, kind, Volatility::Immutable, None);
     }
     rows.retain(|(name, ..)| like.as_ref().is_none_or(|p| like_matches(p, name)));
