@@ -149,26 +149,52 @@ fn float(value: f64) -> Value {
     }
 }
 
+/// A year-month interval as Trino writes it: `3-5`, `-1-2`.
+fn year_month(months: i64) -> String {
+    let sign = if months < 0 { "-" } else { "" };
+    let months = months.unsigned_abs();
+    format!("{sign}{}-{}", months / 12, months % 12)
+}
+
+/// A day-second interval as Trino writes it: `3 19:26:24.000`, `-0 02:00:00.000`.
+fn day_second(millis: i64) -> String {
+    let sign = if millis < 0 { "-" } else { "" };
+    let millis = millis.unsigned_abs();
+    let (days, rest) = (millis / 86_400_000, millis % 86_400_000);
+    let (hours, rest) = (rest / 3_600_000, rest % 3_600_000);
+    let (minutes, rest) = (rest / 60_000, rest % 60_000);
+    let (seconds, millis) = (rest / 1_000, rest % 1_000);
+    format!("{sign}{days} {hours:02}:{minutes:02}:{seconds:02}.{millis:03}")
+}
+
+/// Trino's name of an Arrow time zone: a zero offset is `UTC`.
+fn trino_zone(zone: &str) -> &str {
+    match zone {
+        "+00:00" | "Z" | "z" | "utc" | "Etc/UTC" | "UTC" => "UTC",
+        other => other,
+    }
+}
+
 fn temporal_options(data_type: &DataType) -> FormatOptions<'static> {
     let (date_time, zoned, time) = match data_type {
         DataType::Timestamp(TimeUnit::Second, _) | DataType::Time32(TimeUnit::Second) => {
-            ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S %:z", "%H:%M:%S")
+            ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%H:%M:%S")
         }
         DataType::Timestamp(TimeUnit::Millisecond, _) | DataType::Time32(TimeUnit::Millisecond) => {
             (
                 "%Y-%m-%d %H:%M:%S%.3f",
-                "%Y-%m-%d %H:%M:%S%.3f %:z",
+                "%Y-%m-%d %H:%M:%S%.3f",
                 "%H:%M:%S%.3f",
             )
         }
         DataType::Timestamp(TimeUnit::Nanosecond, _) | DataType::Time64(TimeUnit::Nanosecond) => (
             "%Y-%m-%d %H:%M:%S%.9f",
-            "%Y-%m-%d %H:%M:%S%.9f %:z",
+            "%Y-%m-%d %H:%M:%S%.9f",
             "%H:%M:%S%.9f",
         ),
         _ => (
             "%Y-%m-%d %H:%M:%S%.6f",
-            "%Y-%m-%d %H:%M:%S%.6f %:z",
+            "%Y-%m-%d %H:%M:%S%.6f",
             "%H:%M:%S%.6f",
         ),
     };
@@ -280,13 +306,62 @@ pub fn encode_column(array: &ArrayRef) -> Result<Vec<Value>, String> {
             let plain = cast(array, value).map_err(|e| e.to_string())?;
             return encode_column(&plain);
         }
+        DataType::Interval(unit) => {
+            use datafusion::arrow::datatypes::{
+                IntervalDayTimeType, IntervalMonthDayNanoType, IntervalUnit, IntervalYearMonthType,
+            };
+            match unit {
+                IntervalUnit::YearMonth => array
+                    .as_primitive::<IntervalYearMonthType>()
+                    .values()
+                    .iter()
+                    .map(|months| Value::from(year_month(i64::from(*months))))
+                    .collect(),
+                IntervalUnit::DayTime => array
+                    .as_primitive::<IntervalDayTimeType>()
+                    .values()
+                    .iter()
+                    .map(|v| {
+                        let millis = i64::from(v.days) * 86_400_000 + i64::from(v.milliseconds);
+                        Value::from(day_second(millis))
+                    })
+                    .collect(),
+                IntervalUnit::MonthDayNano => array
+                    .as_primitive::<IntervalMonthDayNanoType>()
+                    .values()
+                    .iter()
+                    .map(|v| {
+                        // Months alone are a year-month interval; days and time a
+                        // day-second one (months counted as 30 days beside them).
+                        if v.days == 0 && v.nanoseconds == 0 && v.months != 0 {
+                            return Value::from(year_month(i64::from(v.months)));
+                        }
+                        let days = i64::from(v.months) * 30 + i64::from(v.days);
+                        let millis = days * 86_400_000 + v.nanoseconds / 1_000_000;
+                        Value::from(day_second(millis))
+                    })
+                    .collect(),
+            }
+        }
         other => {
-            // Decimals, dates, times, timestamps and intervals: Trino's text forms.
+            // Decimals, dates, times, timestamps: Trino's text forms.
             let options = temporal_options(other);
             let formatter =
                 ArrayFormatter::try_new(array.as_ref(), &options).map_err(|e| e.to_string())?;
+            // A zoned timestamp is its local time in the column's zone, then the zone as
+            // Trino names it (`… UTC`, `… Europe/Paris`, `… +05:30`).
+            let zone = match other {
+                DataType::Timestamp(_, Some(zone)) => Some(trino_zone(zone)),
+                _ => None,
+            };
             (0..n)
-                .map(|i| Value::from(formatter.value(i).to_string()))
+                .map(|i| {
+                    let text = formatter.value(i).to_string();
+                    Value::from(match &zone {
+                        Some(zone) => format!("{text} {zone}"),
+                        None => text,
+                    })
+                })
                 .collect()
         }
     };
@@ -345,6 +420,17 @@ mod tests {
     use datafusion::arrow::datatypes::{Field, Fields, Int32Type};
 
     use super::*;
+
+    #[test]
+    fn intervals_and_zones_as_trino_writes_them() {
+        assert_eq!(year_month(41), "3-5");
+        assert_eq!(year_month(-14), "-1-2");
+        assert_eq!(day_second(329_184_000), "3 19:26:24.000");
+        assert_eq!(day_second(-7_200_000), "-0 02:00:00.000");
+        assert_eq!(day_second(43), "0 00:00:00.043");
+        assert_eq!(trino_zone("+00:00"), "UTC");
+        assert_eq!(trino_zone("Europe/Paris"), "Europe/Paris");
+    }
 
     #[test]
     fn type_signatures_carry_the_arguments_clients_index() {

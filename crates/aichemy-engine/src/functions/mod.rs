@@ -1,16 +1,21 @@
 //! Trino functions DataFusion lacks or names differently.
 
 mod array;
+mod binary;
 mod bitwise;
 mod coalesce;
+mod collections;
 mod datetime;
 mod format;
 pub(crate) mod json;
 pub(crate) mod lambda;
+mod math;
 mod printf;
 mod regexp;
 pub(crate) mod rewrites;
+pub(crate) mod row_function;
 mod string;
+mod timestamps;
 mod url;
 mod vector;
 
@@ -67,6 +72,10 @@ pub fn register_all(ctx: &SessionContext) {
     vector::register(ctx);
     json::register(ctx);
     string::register(ctx);
+    collections::register(ctx);
+    binary::register(ctx);
+    math::register(ctx);
+    timestamps::register(ctx);
     printf::register(ctx);
     // Geometry: geodatafusion's ST_ functions, on GeoArrow types.
     geodatafusion::register(ctx);
@@ -231,14 +240,14 @@ impl ScalarUDFImpl for ElementAt {
 /// Functions of no arguments with one value: `nan()`, `infinity()` (Trino's DOUBLE constants)
 /// and `version()`.
 #[derive(Debug)]
-struct Constant {
+pub(crate) struct Constant {
     name: &'static str,
     value: ScalarValue,
     signature: Signature,
 }
 
 impl Constant {
-    fn new(name: &'static str, value: ScalarValue) -> Self {
+    pub(crate) fn new(name: &'static str, value: ScalarValue) -> Self {
         Self {
             name,
             value,

@@ -2,7 +2,10 @@
 //! - `split(string, delimiter [, limit])`: the parts of a string between its delimiters
 //!   (at most `limit`, the last one holding the rest);
 //! - `strpos(string, substring [, instance])`: the position (in characters, from 1) of the
-//!   `instance`-th occurrence, counted from the end when negative; 0 when there is none.
+//!   `instance`-th occurrence, counted from the end when negative; 0 when there is none;
+//! - value by value (`row_function.rs`): `codepoint`, `hamming_distance`, `luhn_check`,
+//!   `soundex`, `normalize`, `split_to_map`, `split_to_multimap`, `word_stem`, and
+//!   `levenshtein_distance` (DataFusion's `levenshtein`).
 
 use std::any::Any;
 use std::sync::Arc;
@@ -10,13 +13,16 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, Int64Array, ListBuilder, StringBuilder};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field};
-use datafusion::common::Result;
+use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::prelude::SessionContext;
 
 use crate::functions::json::cast::strings;
+use crate::functions::row_function::{
+    list_type, list_value, map_type, map_value, text as row_text, Arg, RowFunction,
+};
 use crate::functions::{invalid_argument, is_text, scalar_result, unexpected_parameters};
 
 /// Registers every function of this module.
@@ -30,6 +36,270 @@ pub fn register(ctx: &SessionContext) {
         })
         .with_aliases(["instr", "position"]),
     );
+    ctx.register_udf(
+        datafusion::functions::string::levenshtein()
+            .as_ref()
+            .clone()
+            .with_aliases(["levenshtein_distance"]),
+    );
+    let text: &'static [&'static [Arg]] = &[&[Arg::Text]];
+    let two_texts: &'static [&'static [Arg]] = &[&[Arg::Text, Arg::Text]];
+    let split: &'static [&'static [Arg]] = &[&[Arg::Text, Arg::Text, Arg::Text]];
+    for function in [
+        RowFunction::new(
+            "codepoint",
+            text,
+            "codepoint(varchar(1))",
+            |_| Ok(DataType::Int32),
+            |args, _| {
+                let mut chars = row_text(&args[0]).chars();
+                match (chars.next(), chars.next()) {
+                    (Some(c), None) => Ok(ScalarValue::Int32(Some(c as i32))),
+                    _ => Err(invalid_argument(
+                        "codepoint takes a string of one character",
+                    )),
+                }
+            },
+        ),
+        RowFunction::new(
+            "hamming_distance",
+            two_texts,
+            "hamming_distance(varchar(x), varchar(y))",
+            |_| Ok(DataType::Int64),
+            |args, _| {
+                let (a, b): (Vec<char>, Vec<char>) = (
+                    row_text(&args[0]).chars().collect(),
+                    row_text(&args[1]).chars().collect(),
+                );
+                if a.len() != b.len() {
+                    return Err(invalid_argument(
+                        "The input strings to hamming_distance function must have the same length",
+                    ));
+                }
+                let distance = a.iter().zip(&b).filter(|(x, y)| x != y).count();
+                Ok(ScalarValue::Int64(Some(distance as i64)))
+            },
+        ),
+        RowFunction::new(
+            "luhn_check",
+            text,
+            "luhn_check(varchar)",
+            |_| Ok(DataType::Boolean),
+            |args, _| luhn(row_text(&args[0])).map(|ok| ScalarValue::Boolean(Some(ok))),
+        ),
+        RowFunction::new(
+            "soundex",
+            text,
+            "soundex(varchar)",
+            |_| Ok(DataType::Utf8),
+            |args, _| Ok(ScalarValue::Utf8(Some(soundex(row_text(&args[0]))))),
+        ),
+        RowFunction::new(
+            "normalize",
+            &[&[Arg::Text], &[Arg::Text, Arg::Text]],
+            "normalize(varchar), normalize(varchar, NFC|NFD|NFKC|NFKD)",
+            |_| Ok(DataType::Utf8),
+            |args, _| {
+                use unicode_normalization::UnicodeNormalization;
+                let text = row_text(&args[0]);
+                let form = args.get(1).map_or("NFC", row_text).to_ascii_uppercase();
+                let normalized: String = match form.as_str() {
+                    "NFC" => text.nfc().collect(),
+                    "NFD" => text.nfd().collect(),
+                    "NFKC" => text.nfkc().collect(),
+                    "NFKD" => text.nfkd().collect(),
+                    other => {
+                        return Err(invalid_argument(format!(
+                            "Normalization form must be one of [NFD, NFC, NFKD, NFKC]: {other}"
+                        )))
+                    }
+                };
+                Ok(ScalarValue::Utf8(Some(normalized)))
+            },
+        ),
+        RowFunction::new(
+            "split_to_map",
+            split,
+            "split_to_map(varchar, varchar, varchar)",
+            |_| Ok(map_type(DataType::Utf8, DataType::Utf8)),
+            |args, returned| split_map(args, returned, false),
+        ),
+        RowFunction::new(
+            "split_to_multimap",
+            split,
+            "split_to_multimap(varchar, varchar, varchar)",
+            |_| Ok(map_type(DataType::Utf8, list_type(DataType::Utf8))),
+            |args, returned| split_map(args, returned, true),
+        ),
+        RowFunction::new(
+            "word_stem",
+            &[&[Arg::Text], &[Arg::Text, Arg::Text]],
+            "word_stem(varchar), word_stem(varchar, varchar)",
+            |_| Ok(DataType::Utf8),
+            |args, _| {
+                let language = args.get(1).map_or("en", row_text);
+                let stemmer = stemmer(language)?;
+                let word = row_text(&args[0]).to_lowercase();
+                Ok(ScalarValue::Utf8(Some(stemmer.stem(&word).into_owned())))
+            },
+        ),
+    ] {
+        ctx.register_udf(function.udf());
+    }
+}
+
+/// Trino's Luhn check of a string of digits.
+fn luhn(digits: &str) -> Result<bool> {
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return Err(invalid_argument("Input contains non-digit characters"));
+    }
+    let sum: u32 = digits
+        .bytes()
+        .rev()
+        .enumerate()
+        .map(|(i, b)| {
+            let d = u32::from(b - b'0');
+            if i % 2 == 1 {
+                let doubled = d * 2;
+                if doubled > 9 {
+                    doubled - 9
+                } else {
+                    doubled
+                }
+            } else {
+                d
+            }
+        })
+        .sum();
+    Ok(sum.is_multiple_of(10))
+}
+
+/// American Soundex: the first letter, then the codes of the consonants that follow (a
+/// code repeated across `h` or `w` counts once), padded with zeros to four characters.
+fn soundex(text: &str) -> String {
+    let code = |c: char| match c.to_ascii_uppercase() {
+        'B' | 'F' | 'P' | 'V' => Some('1'),
+        'C' | 'G' | 'J' | 'K' | 'Q' | 'S' | 'X' | 'Z' => Some('2'),
+        'D' | 'T' => Some('3'),
+        'L' => Some('4'),
+        'M' | 'N' => Some('5'),
+        'R' => Some('6'),
+        _ => None,
+    };
+    let letters: Vec<char> = text.chars().filter(|c| c.is_ascii_alphabetic()).collect();
+    let Some(first) = letters.first() else {
+        return String::new();
+    };
+    let mut out = String::from(first.to_ascii_uppercase());
+    let mut last = code(*first);
+    for c in &letters[1..] {
+        let upper = c.to_ascii_uppercase();
+        if upper == 'H' || upper == 'W' {
+            continue;
+        }
+        let current = code(upper);
+        if let Some(digit) = current {
+            if current != last {
+                out.push(digit);
+                if out.len() == 4 {
+                    break;
+                }
+            }
+        }
+        last = current;
+    }
+    while out.len() < 4 {
+        out.push('0');
+    }
+    out
+}
+
+/// `split_to_map` and `split_to_multimap`.
+fn split_map(args: &[ScalarValue], returned: &DataType, multi: bool) -> Result<ScalarValue> {
+    let (text, entry, key_value) = (row_text(&args[0]), row_text(&args[1]), row_text(&args[2]));
+    if entry.is_empty() || key_value.is_empty() {
+        return Err(invalid_argument(
+            "entryDelimiter and keyValueDelimiter must not be empty",
+        ));
+    }
+    if entry == key_value {
+        return Err(invalid_argument(
+            "entryDelimiter and keyValueDelimiter must not be the same",
+        ));
+    }
+    let mut entries: Vec<(String, Vec<String>)> = Vec::new();
+    let body = text.strip_suffix(entry).unwrap_or(text);
+    if !body.is_empty() {
+        for pair in body.split(entry) {
+            let Some((key, value)) = pair.split_once(key_value) else {
+                return Err(invalid_argument(format!(
+                    "Key-value delimiter must appear exactly once in each entry. Bad input: '{pair}'"
+                )));
+            };
+            if value.contains(key_value) {
+                return Err(invalid_argument(format!(
+                    "Key-value delimiter must appear exactly once in each entry. Bad input: '{pair}'"
+                )));
+            }
+            match entries.iter_mut().find(|(k, _)| k == key) {
+                Some((_, values)) if multi => values.push(value.to_string()),
+                Some(_) => {
+                    return Err(invalid_argument(format!(
+                        "Duplicate keys ({key}) are not allowed"
+                    )))
+                }
+                None => entries.push((key.to_string(), vec![value.to_string()])),
+            }
+        }
+    }
+    let entries = entries
+        .into_iter()
+        .map(|(key, values)| {
+            let value = if multi {
+                let items = values
+                    .into_iter()
+                    .map(|v| ScalarValue::Utf8(Some(v)))
+                    .collect();
+                list_value(items, &list_type(DataType::Utf8))?
+            } else {
+                ScalarValue::Utf8(values.into_iter().next())
+            };
+            Ok((ScalarValue::Utf8(Some(key)), value))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    map_value(entries, returned)
+}
+
+/// The Snowball stemmer for a language code (`en`, `de`, …), as Trino's `word_stem` names
+/// them.
+fn stemmer(language: &str) -> Result<rust_stemmers::Stemmer> {
+    use rust_stemmers::Algorithm;
+    let algorithm = match language.to_ascii_lowercase().as_str() {
+        "ar" => Algorithm::Arabic,
+        "da" => Algorithm::Danish,
+        "de" => Algorithm::German,
+        "el" => Algorithm::Greek,
+        "en" => Algorithm::English,
+        "es" => Algorithm::Spanish,
+        "fi" => Algorithm::Finnish,
+        "fr" => Algorithm::French,
+        "hu" => Algorithm::Hungarian,
+        "it" => Algorithm::Italian,
+        "nl" => Algorithm::Dutch,
+        "no" => Algorithm::Norwegian,
+        "pt" => Algorithm::Portuguese,
+        "ro" => Algorithm::Romanian,
+        "ru" => Algorithm::Russian,
+        "sv" => Algorithm::Swedish,
+        "ta" => Algorithm::Tamil,
+        "tr" => Algorithm::Turkish,
+        other => {
+            return Err(invalid_argument(format!(
+                "Unknown stemmer language: {other}"
+            )));
+        }
+    };
+    Ok(rust_stemmers::Stemmer::create(algorithm))
 }
 
 /// Text arguments, then an optional integer one, coerced to `Utf8`, `Utf8`, `Int64`.
@@ -213,6 +483,17 @@ impl ScalarUDFImpl for Split {
 #[cfg(test)]
 mod tests {
     use super::position;
+
+    #[test]
+    fn soundex_and_luhn_as_trino() {
+        assert_eq!(super::soundex("jim"), "J500");
+        assert_eq!(super::soundex("Robert"), "R163");
+        assert_eq!(super::soundex("Ashcraft"), "A261");
+        assert_eq!(super::soundex("Tymczak"), "T522");
+        assert!(super::luhn("79927398713").unwrap());
+        assert!(!super::luhn("79927398714").unwrap());
+        assert!(super::luhn("12a").is_err());
+    }
 
     #[test]
     fn positions_count_characters_from_either_end() {

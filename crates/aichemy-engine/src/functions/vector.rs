@@ -1,6 +1,6 @@
-//! Trino's vector similarity functions: `cosine_similarity` and `cosine_distance` of two
-//! arrays of numbers (element by element) or of two maps (value by key; a key missing on
-//! one side counts as 0 there).
+//! Trino's vector functions: `cosine_similarity` and `cosine_distance` of two arrays of
+//! numbers (element by element) or of two maps (value by key; a key missing on one side
+//! counts as 0 there), `dot_product` and `euclidean_distance` of two arrays.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -19,19 +19,52 @@ use crate::functions::{
     invalid_argument as invalid, scalar_result, unexpected_parameters as unexpected,
 };
 
-/// Registers `cosine_similarity` and `cosine_distance`.
+/// Registers every vector function.
 pub fn register(ctx: &SessionContext) {
-    for distance in [false, true] {
-        ctx.register_udf(ScalarUDF::new_from_impl(Cosine {
-            distance,
+    for metric in [
+        Metric::CosineSimilarity,
+        Metric::CosineDistance,
+        Metric::DotProduct,
+        Metric::EuclideanDistance,
+    ] {
+        ctx.register_udf(ScalarUDF::new_from_impl(Vector {
+            metric,
             signature: Signature::any(2, Volatility::Immutable),
         }));
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Metric {
+    CosineSimilarity,
+    CosineDistance,
+    DotProduct,
+    EuclideanDistance,
+}
+
+impl Metric {
+    /// The measure of two vectors given as pairs of coordinates; `None` where it is
+    /// undefined (the cosine of a vector without length).
+    fn measure(self, pairs: impl Iterator<Item = (f64, f64)>) -> Option<f64> {
+        match self {
+            Metric::CosineSimilarity => cosine(pairs),
+            Metric::CosineDistance => cosine(pairs).map(|s| 1.0 - s),
+            Metric::DotProduct => Some(pairs.map(|(a, b)| a * b).sum()),
+            Metric::EuclideanDistance => {
+                Some(pairs.map(|(a, b)| (a - b) * (a - b)).sum::<f64>().sqrt())
+            }
+        }
+    }
+
+    /// Whether the function takes maps too (the cosine functions).
+    fn takes_maps(self) -> bool {
+        matches!(self, Metric::CosineSimilarity | Metric::CosineDistance)
+    }
+}
+
 #[derive(Debug, PartialEq, Eq, Hash)]
-struct Cosine {
-    distance: bool,
+struct Vector {
+    metric: Metric,
     signature: Signature,
 }
 
@@ -52,16 +85,17 @@ fn numbers(values: &ArrayRef) -> Result<Vec<Option<f64>>> {
     Ok(doubles.as_primitive::<Float64Type>().iter().collect())
 }
 
-impl ScalarUDFImpl for Cosine {
+impl ScalarUDFImpl for Vector {
     fn as_any(&self) -> &dyn Any {
         self
     }
 
     fn name(&self) -> &str {
-        if self.distance {
-            "cosine_distance"
-        } else {
-            "cosine_similarity"
+        match self.metric {
+            Metric::CosineSimilarity => "cosine_similarity",
+            Metric::CosineDistance => "cosine_distance",
+            Metric::DotProduct => "dot_product",
+            Metric::EuclideanDistance => "euclidean_distance",
         }
     }
 
@@ -78,9 +112,13 @@ impl ScalarUDFImpl for Cosine {
         };
         let map = |t: &DataType| matches!(t, DataType::Map(..));
         let fits = (numeric_list(&arg_types[0]) && numeric_list(&arg_types[1]))
-            || (map(&arg_types[0]) && map(&arg_types[1]));
+            || (self.metric.takes_maps() && map(&arg_types[0]) && map(&arg_types[1]));
         if !fits {
-            let expected = "{0}(array(double), array(double)), {0}(map(varchar, double), map(varchar, double))";
+            let expected = if self.metric.takes_maps() {
+                "{0}(array(double), array(double)), {0}(map(varchar, double), map(varchar, double))"
+            } else {
+                "{0}(array(double), array(double))"
+            };
             return unexpected(
                 self.name(),
                 arg_types,
@@ -118,7 +156,7 @@ impl ScalarUDFImpl for Cosine {
                 let (left, right) = (entries(&arrays[0])?, entries(&arrays[1])?);
                 let keys: std::collections::BTreeSet<&String> =
                     left.keys().chain(right.keys()).collect();
-                cosine(keys.into_iter().map(|k| {
+                self.metric.measure(keys.into_iter().map(|k| {
                     (
                         left.get(k).copied().unwrap_or(0.0),
                         right.get(k).copied().unwrap_or(0.0),
@@ -139,9 +177,9 @@ impl ScalarUDFImpl for Cosine {
                 if left.len() != right.len() {
                     return Err(invalid("The arguments must have the same length"));
                 }
-                cosine(left.into_iter().zip(right))
+                self.metric.measure(left.into_iter().zip(right))
             };
-            out.push(similarity.map(|s| if self.distance { 1.0 - s } else { s }));
+            out.push(similarity);
         }
         scalar_result(&args.args, Arc::new(Float64Array::from(out)))
     }
@@ -149,7 +187,15 @@ impl ScalarUDFImpl for Cosine {
 
 #[cfg(test)]
 mod tests {
-    use super::cosine;
+    use super::{cosine, Metric};
+
+    #[test]
+    fn products_and_distances() {
+        let pairs = || [(1.0, 3.0), (2.0, 4.0)].into_iter();
+        assert_eq!(Metric::DotProduct.measure(pairs()), Some(11.0));
+        let euclid = Metric::EuclideanDistance.measure(pairs()).unwrap();
+        assert!((euclid - 8f64.sqrt()).abs() < 1e-15);
+    }
 
     #[test]
     fn cosines_are_trinos() {

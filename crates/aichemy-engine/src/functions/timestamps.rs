@@ -1,0 +1,479 @@
+//! Trino's functions on time zones, ISO 8601 text and durations:
+//! - `at_timezone(ts, zone)`: the same instant in another zone; `with_timezone(ts, zone)`:
+//!   a timestamp without zone read as local time in `zone`;
+//! - `timezone(ts)`, `timezone_hour(ts)`, `timezone_minute(ts)`: a zoned timestamp's zone
+//!   and its offset at that instant;
+//! - `to_iso8601(x)`, `from_iso8601_timestamp(s)`, `from_iso8601_timestamp_nanos(s)`
+//!   (read as UTC where the text names no offset), `from_unixtime_nanos(n)`;
+//! - `to_milliseconds(interval)`, `parse_duration(s)` (`'3.81 d'`, `'42.8ms'`).
+
+use std::any::Any;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use chrono::{DateTime, Offset, TimeZone, Utc};
+use datafusion::arrow::array::timezone::Tz;
+use datafusion::arrow::array::{Array, ArrayRef};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, IntervalMonthDayNano, TimeUnit};
+use datafusion::common::{plan_err, Result, ScalarValue};
+use datafusion::logical_expr::{
+    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility,
+};
+use datafusion::prelude::SessionContext;
+
+use crate::functions::invalid_argument;
+use crate::functions::row_function::{text, Arg, RowFunction};
+
+/// Registers every function of this module.
+pub fn register(ctx: &SessionContext) {
+    for convert in [true, false] {
+        ctx.register_udf(ScalarUDF::new_from_impl(Rezone {
+            convert,
+            signature: Signature::any(2, Volatility::Immutable),
+        }));
+    }
+    let any: &'static [&'static [Arg]] = &[&[Arg::Any]];
+    let one_text: &'static [&'static [Arg]] = &[&[Arg::Text]];
+    for function in [
+        RowFunction::new(
+            "timezone",
+            any,
+            "timezone(timestamp(p) with time zone)",
+            zoned(DataType::Utf8),
+            |args, _| {
+                Ok(ScalarValue::Utf8(Some(
+                    trino_zone(zone_of(&args[0]).unwrap_or("UTC")).into(),
+                )))
+            },
+        ),
+        RowFunction::new(
+            "timezone_hour",
+            any,
+            "timezone_hour(timestamp(p) with time zone)",
+            zoned(DataType::Int64),
+            |args, _| Ok(ScalarValue::Int64(Some(offset_seconds(&args[0])? / 3600))),
+        ),
+        RowFunction::new(
+            "timezone_minute",
+            any,
+            "timezone_minute(timestamp(p) with time zone)",
+            zoned(DataType::Int64),
+            |args, _| {
+                Ok(ScalarValue::Int64(Some(
+                    offset_seconds(&args[0])? / 60 % 60,
+                )))
+            },
+        ),
+        RowFunction::new(
+            "to_iso8601",
+            any,
+            "to_iso8601(date), to_iso8601(timestamp(p)), to_iso8601(timestamp(p) with time zone)",
+            |types| match types[0] {
+                DataType::Date32 | DataType::Date64 | DataType::Timestamp(..) => Ok(DataType::Utf8),
+                ref other => plan_err!(
+                    "Unexpected parameters ({}) for function to_iso8601",
+                    crate::types::trino_type_name(other)
+                ),
+            },
+            |args, _| iso8601(&args[0]).map(|t| ScalarValue::Utf8(Some(t))),
+        ),
+        RowFunction::new(
+            "from_iso8601_timestamp",
+            one_text,
+            "from_iso8601_timestamp(varchar)",
+            |_| {
+                Ok(DataType::Timestamp(
+                    TimeUnit::Millisecond,
+                    Some("UTC".into()),
+                ))
+            },
+            |args, _| {
+                let nanos = parse_iso8601(text(&args[0]))?;
+                Ok(ScalarValue::TimestampMillisecond(
+                    Some(nanos.div_euclid(1_000_000)),
+                    Some("UTC".into()),
+                ))
+            },
+        ),
+        RowFunction::new(
+            "from_iso8601_timestamp_nanos",
+            one_text,
+            "from_iso8601_timestamp_nanos(varchar)",
+            |_| {
+                Ok(DataType::Timestamp(
+                    TimeUnit::Nanosecond,
+                    Some("UTC".into()),
+                ))
+            },
+            |args, _| {
+                let nanos = parse_iso8601(text(&args[0]))?;
+                Ok(ScalarValue::TimestampNanosecond(
+                    Some(nanos),
+                    Some("UTC".into()),
+                ))
+            },
+        ),
+        RowFunction::new(
+            "from_unixtime_nanos",
+            &[&[Arg::Int], &[Arg::Any]],
+            "from_unixtime_nanos(bigint), from_unixtime_nanos(decimal(p,s))",
+            |types| match types[0] {
+                ref t if t.is_numeric() || *t == DataType::Null => Ok(DataType::Timestamp(
+                    TimeUnit::Nanosecond,
+                    Some("UTC".into()),
+                )),
+                ref other => plan_err!(
+                    "Unexpected parameters ({}) for function from_unixtime_nanos",
+                    crate::types::trino_type_name(other)
+                ),
+            },
+            |args, _| {
+                let nanos = match &args[0] {
+                    ScalarValue::Int64(Some(v)) => *v,
+                    ScalarValue::Decimal128(Some(v), _, scale) => {
+                        let unit = 10i128.pow(u32::from(scale.unsigned_abs()));
+                        let rounded = (v + v.signum() * unit / 2) / unit;
+                        i64::try_from(rounded)
+                            .map_err(|_| invalid_argument("Value out of range"))?
+                    }
+                    other => match other.cast_to(&DataType::Float64)? {
+                        ScalarValue::Float64(Some(f)) => f.round() as i64,
+                        _ => return Err(invalid_argument("Invalid number of nanoseconds")),
+                    },
+                };
+                Ok(ScalarValue::TimestampNanosecond(
+                    Some(nanos),
+                    Some("UTC".into()),
+                ))
+            },
+        ),
+        RowFunction::new(
+            "to_milliseconds",
+            any,
+            "to_milliseconds(interval day to second)",
+            |types| match types[0] {
+                DataType::Interval(_) | DataType::Duration(_) | DataType::Null => {
+                    Ok(DataType::Int64)
+                }
+                ref other => plan_err!(
+                    "Unexpected parameters ({}) for function to_milliseconds",
+                    crate::types::trino_type_name(other)
+                ),
+            },
+            |args, _| {
+                let millis = match &args[0] {
+                    ScalarValue::IntervalDayTime(Some(v)) => {
+                        i64::from(v.days) * 86_400_000 + i64::from(v.milliseconds)
+                    }
+                    ScalarValue::IntervalMonthDayNano(Some(v)) => {
+                        i64::from(v.days) * 86_400_000 + v.nanoseconds / 1_000_000
+                    }
+                    ScalarValue::DurationMillisecond(Some(v)) => *v,
+                    ScalarValue::DurationMicrosecond(Some(v)) => v / 1_000,
+                    ScalarValue::DurationNanosecond(Some(v)) => v / 1_000_000,
+                    ScalarValue::DurationSecond(Some(v)) => v * 1_000,
+                    _ => {
+                        return Err(invalid_argument(
+                            "to_milliseconds takes an interval day to second",
+                        ))
+                    }
+                };
+                Ok(ScalarValue::Int64(Some(millis)))
+            },
+        ),
+        RowFunction::new(
+            "parse_duration",
+            one_text,
+            "parse_duration(varchar)",
+            |_| {
+                Ok(DataType::Interval(
+                    datafusion::arrow::datatypes::IntervalUnit::MonthDayNano,
+                ))
+            },
+            |args, _| {
+                let nanos = parse_duration(text(&args[0]))?;
+                let day = 86_400_000_000_000i128;
+                let days = i32::try_from(nanos / day)
+                    .map_err(|_| invalid_argument("duration is too large"))?;
+                Ok(ScalarValue::IntervalMonthDayNano(Some(
+                    IntervalMonthDayNano::new(0, days, (nanos % day) as i64),
+                )))
+            },
+        ),
+    ] {
+        ctx.register_udf(function.udf());
+    }
+}
+
+/// A result type for functions of a zoned timestamp.
+fn zoned(returns: DataType) -> fn(&[DataType]) -> Result<DataType> {
+    match returns {
+        DataType::Utf8 => |types| match types[0] {
+            DataType::Timestamp(_, Some(_)) | DataType::Null => Ok(DataType::Utf8),
+            ref other => plan_err!(
+                "Unexpected parameters ({}): expected timestamp(p) with time zone",
+                crate::types::trino_type_name(other)
+            ),
+        },
+        _ => |types| match types[0] {
+            DataType::Timestamp(_, Some(_)) | DataType::Null => Ok(DataType::Int64),
+            ref other => plan_err!(
+                "Unexpected parameters ({}): expected timestamp(p) with time zone",
+                crate::types::trino_type_name(other)
+            ),
+        },
+    }
+}
+
+/// Trino's name of a time zone: a zero offset is `UTC`.
+fn trino_zone(zone: &str) -> &str {
+    match zone {
+        "+00:00" | "Z" | "z" | "utc" | "Etc/UTC" | "UTC" | "GMT" => "UTC",
+        other => other,
+    }
+}
+
+fn zone_of(value: &ScalarValue) -> Option<&str> {
+    match value {
+        ScalarValue::TimestampSecond(_, zone)
+        | ScalarValue::TimestampMillisecond(_, zone)
+        | ScalarValue::TimestampMicrosecond(_, zone)
+        | ScalarValue::TimestampNanosecond(_, zone) => zone.as_deref(),
+        _ => None,
+    }
+}
+
+/// The instant of a timestamp value, in nanoseconds since the epoch.
+fn instant_nanos(value: &ScalarValue) -> Option<i64> {
+    match value {
+        ScalarValue::TimestampSecond(Some(v), _) => v.checked_mul(1_000_000_000),
+        ScalarValue::TimestampMillisecond(Some(v), _) => v.checked_mul(1_000_000),
+        ScalarValue::TimestampMicrosecond(Some(v), _) => v.checked_mul(1_000),
+        ScalarValue::TimestampNanosecond(Some(v), _) => Some(*v),
+        _ => None,
+    }
+}
+
+fn parse_zone(zone: &str) -> Result<Tz> {
+    Tz::from_str(zone).map_err(|_| invalid_argument(format!("Unknown time zone: {zone}")))
+}
+
+/// The offset from UTC, in seconds, of a zoned timestamp's zone at its instant.
+fn offset_seconds(value: &ScalarValue) -> Result<i64> {
+    let zone = parse_zone(zone_of(value).unwrap_or("UTC"))?;
+    let nanos = instant_nanos(value).ok_or_else(|| invalid_argument("Invalid timestamp"))?;
+    let utc = DateTime::<Utc>::from_timestamp_nanos(nanos).naive_utc();
+    Ok(i64::from(
+        zone.offset_from_utc_datetime(&utc).fix().local_minus_utc(),
+    ))
+}
+
+/// ISO 8601 text of a date or timestamp, as Trino writes it (`2020-05-11T11:15:05.055Z`).
+fn iso8601(value: &ScalarValue) -> Result<String> {
+    if let ScalarValue::Date32(Some(days)) = value {
+        let date = chrono::NaiveDate::from_num_days_from_ce_opt(719_163 + days)
+            .ok_or_else(|| invalid_argument("Invalid date"))?;
+        return Ok(date.format("%Y-%m-%d").to_string());
+    }
+    let nanos = instant_nanos(value).ok_or_else(|| invalid_argument("Invalid timestamp"))?;
+    let digits = match value {
+        ScalarValue::TimestampSecond(..) => 0,
+        ScalarValue::TimestampMillisecond(..) => 3,
+        ScalarValue::TimestampMicrosecond(..) => 6,
+        _ => 9,
+    };
+    let utc = DateTime::<Utc>::from_timestamp_nanos(nanos);
+    let fraction = match digits {
+        0 => String::new(),
+        3 => utc.format("%.3f").to_string(),
+        6 => utc.format("%.6f").to_string(),
+        _ => utc.format("%.9f").to_string(),
+    };
+    match zone_of(value) {
+        None => Ok(format!(
+            "{}{fraction}",
+            utc.naive_utc().format("%Y-%m-%dT%H:%M:%S")
+        )),
+        Some(zone) => {
+            let zone = parse_zone(zone)?;
+            let local = utc.with_timezone(&zone);
+            let offset = local.offset().fix().local_minus_utc();
+            let suffix = if offset == 0 {
+                "Z".to_string()
+            } else {
+                local.format("%:z").to_string()
+            };
+            Ok(format!(
+                "{}{fraction}{suffix}",
+                local.format("%Y-%m-%dT%H:%M:%S")
+            ))
+        }
+    }
+}
+
+/// The instant an ISO 8601 date or date-time names, in nanoseconds; UTC where the text
+/// names no offset.
+fn parse_iso8601(text: &str) -> Result<i64> {
+    let text = text.trim();
+    let invalid = || invalid_argument(format!("Invalid format: \"{text}\""));
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return at.timestamp_nanos_opt().ok_or_else(invalid);
+    }
+    for format in [
+        "%Y-%m-%dT%H:%M:%S%.f%:z",
+        "%Y-%m-%dT%H:%M%:z",
+        "%Y-%m-%dT%H:%M:%S%.f%#z",
+    ] {
+        if let Ok(at) = DateTime::parse_from_str(text, format) {
+            return at.timestamp_nanos_opt().ok_or_else(invalid);
+        }
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H"] {
+        if let Ok(at) = chrono::NaiveDateTime::parse_from_str(text, format) {
+            return at.and_utc().timestamp_nanos_opt().ok_or_else(invalid);
+        }
+    }
+    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .or_else(|_| chrono::NaiveDate::parse_from_str(&format!("{text}-01"), "%Y-%m-%d"))
+        .map_err(|_| invalid())?;
+    date.and_hms_opt(0, 0, 0)
+        .and_then(|at| at.and_utc().timestamp_nanos_opt())
+        .ok_or_else(invalid)
+}
+
+/// Nanoseconds of an Airlift duration: a number and a unit (`ns`, `us`, `ms`, `s`, `m`,
+/// `h`, `d`), rounded to milliseconds as Trino's interval holds them.
+fn parse_duration(text: &str) -> Result<i128> {
+    let trimmed = text.trim();
+    let invalid = || {
+        invalid_argument(format!(
+            "duration is not a valid data duration string: {text}"
+        ))
+    };
+    let split = trimmed
+        .find(|c: char| c.is_ascii_alphabetic())
+        .ok_or_else(invalid)?;
+    let (number, unit) = trimmed.split_at(split);
+    let number: f64 = number.trim().parse().map_err(|_| invalid())?;
+    let nanos_per_unit = match unit.trim() {
+        "ns" => 1.0,
+        "us" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        "m" => 60e9,
+        "h" => 3_600e9,
+        "d" => 86_400e9,
+        _ => return Err(invalid()),
+    };
+    if !number.is_finite() || number < 0.0 {
+        return Err(invalid());
+    }
+    let millis = (number * nanos_per_unit / 1e6).round();
+    Ok(millis as i128 * 1_000_000)
+}
+
+/// `at_timezone` (`convert`: the same instant in `zone`) and `with_timezone` (a timestamp
+/// without zone read as local time in `zone`). The zone must be a literal: it is the
+/// result's type.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Rezone {
+    convert: bool,
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for Rezone {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn name(&self) -> &str {
+        if self.convert {
+            "at_timezone"
+        } else {
+            "with_timezone"
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        plan_err!(
+            "{} answers its return field from its arguments",
+            self.name()
+        )
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        let unit = match args.arg_fields[0].data_type() {
+            DataType::Timestamp(unit, zone) if self.convert || zone.is_none() => *unit,
+            other => {
+                let expected = if self.convert {
+                    "at_timezone(timestamp(p) with time zone, varchar)"
+                } else {
+                    "with_timezone(timestamp(p), varchar)"
+                };
+                return plan_err!(
+                    "Unexpected parameters ({}, varchar) for function {}. Expected: {expected}",
+                    crate::types::trino_type_name(other),
+                    self.name()
+                );
+            }
+        };
+        let zone = match args.scalar_arguments.get(1).copied().flatten() {
+            Some(ScalarValue::Utf8(Some(z)) | ScalarValue::Utf8View(Some(z))) => z.clone(),
+            _ => return plan_err!("The time zone of {} must be a literal", self.name()),
+        };
+        parse_zone(&zone)?;
+        Ok(Arc::new(Field::new(
+            self.name(),
+            DataType::Timestamp(unit, Some(zone.into())),
+            true,
+        )))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let input = args.args[0].to_array(args.number_rows)?;
+        let target = args.return_field.data_type();
+        let output: ArrayRef = if self.convert {
+            // The same instants: only the zone the values are shown in changes.
+            let data = input
+                .to_data()
+                .into_builder()
+                .data_type(target.clone())
+                .build()?;
+            datafusion::arrow::array::make_array(data)
+        } else {
+            // Arrow reads a timestamp without zone as local time of the target zone.
+            cast(&input, target)?
+        };
+        crate::functions::scalar_result(&args.args, output)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_as_airlift_reads_them() {
+        assert_eq!(parse_duration("42.8ms").unwrap(), 43_000_000);
+        assert_eq!(parse_duration("5m").unwrap(), 300_000_000_000);
+        assert_eq!(parse_duration("3.81 d").unwrap(), 329_184_000_000_000);
+        assert!(parse_duration("3 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn iso8601_texts_are_read_as_instants() {
+        assert_eq!(parse_iso8601("1970-01-01").unwrap(), 0);
+        assert_eq!(parse_iso8601("1970-01-01T00:00:01").unwrap(), 1_000_000_000);
+        assert_eq!(parse_iso8601("1970-01-01T01:00:00+01:00").unwrap(), 0);
+        assert!(parse_iso8601("yesterday").is_err());
+        let value = ScalarValue::TimestampMillisecond(Some(1_589_195_705_055), Some("UTC".into()));
+        assert_eq!(iso8601(&value).unwrap(), "2020-05-11T11:15:05.055Z");
+    }
+}
