@@ -1,5 +1,6 @@
 //! Trino functions DataFusion lacks or names differently.
 
+mod aggregate;
 mod array;
 mod binary;
 mod bitwise;
@@ -76,6 +77,7 @@ pub fn register_all(ctx: &SessionContext) {
     binary::register(ctx);
     math::register(ctx);
     timestamps::register(ctx);
+    aggregate::register(ctx);
     printf::register(ctx);
     // Geometry: geodatafusion's ST_ functions, on GeoArrow types.
     geodatafusion::register(ctx);
