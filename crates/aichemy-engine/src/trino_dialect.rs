@@ -12,9 +12,11 @@
 use std::any::TypeId;
 use std::cell::Cell;
 
-use datafusion::sql::sqlparser::ast::Expr;
-use datafusion::sql::sqlparser::dialect::{Dialect, GenericDialect};
+use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr, UnaryOperator};
+use datafusion::sql::sqlparser::dialect::{Dialect, GenericDialect, Precedence};
+use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use datafusion::sql::sqlparser::tokenizer::Token;
 
 /// Expressions one parse may start. A statement parsed without backtracking starts a few
 /// per literal, name or operator it holds, so even a statement of the 1 MiB the server
@@ -28,6 +30,42 @@ pub struct TrinoDialect {
 }
 
 impl TrinoDialect {
+    /// The bounds after `BETWEEN [A]SYMMETRIC`: a symmetric range holds `x` when either
+    /// order of the bounds does.
+    fn between(
+        &self,
+        parser: &mut Parser,
+        expr: &Expr,
+        negated: bool,
+        symmetric: bool,
+    ) -> Result<Expr, ParserError> {
+        let precedence = self.prec_value(Precedence::Between);
+        let low = parser.parse_subexpr(precedence)?;
+        parser.expect_keyword_is(Keyword::AND)?;
+        let high = parser.parse_subexpr(precedence)?;
+        let between = |low: &Expr, high: &Expr, negated: bool| Expr::Between {
+            expr: Box::new(expr.clone()),
+            negated,
+            low: Box::new(low.clone()),
+            high: Box::new(high.clone()),
+        };
+        if !symmetric {
+            return Ok(between(&low, &high, negated));
+        }
+        let either = Expr::Nested(Box::new(Expr::BinaryOp {
+            left: Box::new(between(&low, &high, false)),
+            op: BinaryOperator::Or,
+            right: Box::new(between(&high, &low, false)),
+        }));
+        Ok(if negated {
+            Expr::UnaryOp {
+                op: UnaryOperator::Not,
+                expr: Box::new(either),
+            }
+        } else {
+            either
+        })
+    }
     /// Whether a parse with this dialect ran out of [`PARSE_STEPS`].
     pub fn exhausted(&self) -> bool {
         self.steps.get() > PARSE_STEPS
@@ -68,6 +106,34 @@ impl Dialect for TrinoDialect {
 
     fn is_identifier_part(&self, ch: char) -> bool {
         GenericDialect.is_identifier_part(ch)
+    }
+
+    /// `x [NOT] BETWEEN SYMMETRIC a AND b` (either order of the bounds) and
+    /// `BETWEEN ASYMMETRIC` (the plain BETWEEN), which sqlparser does not read.
+    fn parse_infix(
+        &self,
+        parser: &mut Parser,
+        expr: &Expr,
+        _precedence: u8,
+    ) -> Option<Result<Expr, ParserError>> {
+        let word = |n: usize, parser: &Parser| match &parser.peek_nth_token_ref(n).token {
+            Token::Word(w) if w.quote_style.is_none() => Some(w.value.to_ascii_uppercase()),
+            _ => None,
+        };
+        let negated = word(0, parser).as_deref() == Some("NOT");
+        let at = usize::from(negated);
+        if word(at, parser).as_deref() != Some("BETWEEN") {
+            return None;
+        }
+        let symmetric = match word(at + 1, parser).as_deref() {
+            Some("SYMMETRIC") => true,
+            Some("ASYMMETRIC") => false,
+            _ => return None,
+        };
+        for _ in 0..at + 2 {
+            parser.next_token();
+        }
+        Some(self.between(parser, expr, negated, symmetric))
     }
 
     /// Trino reads `10_000_000` as ten million.
@@ -164,6 +230,25 @@ mod tests {
             let ours = Parser::parse_sql(&TrinoDialect::default(), sql).map(|s| format!("{s:?}"));
             assert_eq!(generic, ours, "{sql}");
         }
+    }
+
+    /// `BETWEEN SYMMETRIC` is either order of the bounds; `ASYMMETRIC` the plain form.
+    #[test]
+    fn symmetric_between_reads_both_orders() {
+        let parse = |sql: &str| {
+            Parser::parse_sql(&TrinoDialect::default(), sql)
+                .unwrap()
+                .remove(0)
+                .to_string()
+        };
+        assert_eq!(
+            parse("SELECT x BETWEEN SYMMETRIC 6 AND 2"),
+            "SELECT (x BETWEEN 6 AND 2 OR x BETWEEN 2 AND 6)"
+        );
+        assert_eq!(
+            parse("SELECT x NOT BETWEEN ASYMMETRIC 2 AND 6 AND y"),
+            "SELECT x NOT BETWEEN 2 AND 6 AND y"
+        );
     }
 
     /// A nesting with one mistake at the bottom ends at once, as an exhausted parse.

@@ -4,7 +4,8 @@
 //! - `strpos(string, substring [, instance])`: the position (in characters, from 1) of the
 //!   `instance`-th occurrence, counted from the end when negative; 0 when there is none;
 //! - value by value (`row_function.rs`): `codepoint`, `hamming_distance`, `luhn_check`,
-//!   `soundex`, `normalize`, `split_to_map`, `split_to_multimap`, `word_stem`, and
+//!   `soundex`, `normalize`, `split_to_map`, `split_to_multimap`, `word_stem`, Teradata's
+//!   `char2hexint` and `index` (`strpos`), and
 //!   `levenshtein_distance` (DataFusion's `levenshtein`).
 
 use std::any::Any;
@@ -34,7 +35,7 @@ pub fn register(ctx: &SessionContext) {
         ScalarUDF::new_from_impl(Strpos {
             signature: Signature::user_defined(Volatility::Immutable),
         })
-        .with_aliases(["instr", "position"]),
+        .with_aliases(["instr", "position", "index"]),
     );
     ctx.register_udf(
         datafusion::functions::string::levenshtein()
@@ -78,6 +79,20 @@ pub fn register(ctx: &SessionContext) {
                 }
                 let distance = a.iter().zip(&b).filter(|(x, y)| x != y).count();
                 Ok(ScalarValue::Int64(Some(distance as i64)))
+            },
+        ),
+        RowFunction::new(
+            "char2hexint",
+            text,
+            "char2hexint(varchar)",
+            |_| Ok(DataType::Utf8),
+            |args, _| {
+                // Teradata's: the UTF-16 code units of the text in upper-case hex.
+                let hex: String = row_text(&args[0])
+                    .encode_utf16()
+                    .map(|unit| format!("{unit:04X}"))
+                    .collect();
+                Ok(ScalarValue::Utf8(Some(hex)))
             },
         ),
         RowFunction::new(

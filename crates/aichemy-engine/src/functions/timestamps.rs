@@ -5,7 +5,9 @@
 //!   and its offset at that instant;
 //! - `to_iso8601(x)`, `from_iso8601_timestamp(s)`, `from_iso8601_timestamp_nanos(s)`
 //!   (read as UTC where the text names no offset), `from_unixtime_nanos(n)`;
-//! - `to_milliseconds(interval)`, `parse_duration(s)` (`'3.81 d'`, `'42.8ms'`).
+//! - `to_milliseconds(interval)`, `parse_duration(s)` (`'3.81 d'`, `'42.8ms'`);
+//! - `format_datetime(ts, pattern)` and `parse_datetime(s, pattern)` with Joda-Time
+//!   patterns (`yyyy-MM-dd HH:mm:ss.SSS`, `EEE, d MMM yyyy`, …), as Trino reads them.
 
 use std::any::Any;
 use std::str::FromStr;
@@ -202,8 +204,142 @@ pub fn register(ctx: &SessionContext) {
                 )))
             },
         ),
+        RowFunction::new(
+            "format_datetime",
+            &[&[Arg::Any, Arg::Text]],
+            "format_datetime(timestamp(p), varchar), format_datetime(timestamp(p) with time zone, varchar)",
+            |types| match types[0] {
+                DataType::Timestamp(..) | DataType::Date32 | DataType::Null => Ok(DataType::Utf8),
+                ref other => plan_err!(
+                    "Unexpected parameters ({}, varchar) for function format_datetime",
+                    crate::types::trino_type_name(other)
+                ),
+            },
+            |args, _| {
+                let pattern = joda_pattern(text(&args[1]))?;
+                let nanos = match &args[0] {
+                    ScalarValue::Date32(Some(days)) => i64::from(*days) * 86_400_000_000_000,
+                    other => instant_nanos(other).ok_or_else(|| invalid_argument("Invalid timestamp"))?,
+                };
+                let utc = DateTime::<Utc>::from_timestamp_nanos(nanos);
+                let text = match zone_of(&args[0]) {
+                    Some(zone) => utc.with_timezone(&parse_zone(zone)?).format(&pattern).to_string(),
+                    None => utc.naive_utc().format(&pattern).to_string(),
+                };
+                Ok(ScalarValue::Utf8(Some(text)))
+            },
+        ),
+        RowFunction::new(
+            "parse_datetime",
+            &[&[Arg::Text, Arg::Text]],
+            "parse_datetime(varchar, varchar)",
+            |_| Ok(DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))),
+            |args, _| {
+                let (input, joda) = (text(&args[0]), text(&args[1]));
+                let pattern = joda_pattern(joda)?;
+                let invalid = || invalid_argument(format!("Invalid format: \"{input}\""));
+                let mut parsed = chrono::format::Parsed::new();
+                chrono::format::parse(&mut parsed, input, chrono::format::StrftimeItems::new(&pattern))
+                    .map_err(|_| invalid())?;
+                // Fields the pattern leaves out are Joda's defaults: midnight, UTC. A
+                // setter fails, and changes nothing, where the text gave the field.
+                let _ = parsed.set_hour(0);
+                let _ = parsed.set_minute(0);
+                let _ = parsed.set_second(0);
+                let _ = parsed.set_nanosecond(0);
+                let _ = parsed.set_offset(0);
+                let at = parsed.to_datetime().map_err(|_| invalid())?;
+                Ok(ScalarValue::TimestampMillisecond(Some(at.timestamp_millis()), Some("UTC".into())))
+            },
+        ),
     ] {
         ctx.register_udf(function.udf());
+    }
+}
+
+/// A Joda-Time pattern as a chrono format: letters repeated `n` times (`yyyy`, `MMM`,
+/// `SSS`), text quoted with `'`.
+fn joda_pattern(joda: &str) -> Result<String> {
+    let chars: Vec<char> = joda.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\'' {
+            // 'text' is literal; '' is one quote.
+            let mut j = i + 1;
+            if chars.get(j) == Some(&'\'') {
+                out.push('\'');
+                i += 2;
+                continue;
+            }
+            while j < chars.len() && chars[j] != '\'' {
+                push_literal(&mut out, chars[j]);
+                j += 1;
+            }
+            i = j + 1;
+            continue;
+        }
+        if !c.is_ascii_alphabetic() {
+            push_literal(&mut out, c);
+            i += 1;
+            continue;
+        }
+        let mut n = 1;
+        while chars.get(i + n) == Some(&c) {
+            n += 1;
+        }
+        let item = match (c, n) {
+            ('y' | 'Y' | 'x', 2) => "%y".to_string(),
+            ('y' | 'Y' | 'x', _) => "%Y".to_string(),
+            ('M', 1) => "%-m".to_string(),
+            ('M', 2) => "%m".to_string(),
+            ('M', 3) => "%b".to_string(),
+            ('M', _) => "%B".to_string(),
+            ('d', 1) => "%-d".to_string(),
+            ('d', _) => "%d".to_string(),
+            ('D', _) => "%j".to_string(),
+            ('H', 1) => "%-H".to_string(),
+            ('H', _) => "%H".to_string(),
+            ('k', _) => "%k".to_string(),
+            ('h', 1) => "%-I".to_string(),
+            ('h', _) => "%I".to_string(),
+            ('K', _) => "%-I".to_string(),
+            ('m', 1) => "%-M".to_string(),
+            ('m', _) => "%M".to_string(),
+            ('s', 1) => "%-S".to_string(),
+            ('s', _) => "%S".to_string(),
+            ('S', n) if n <= 3 => "%3f".to_string(),
+            ('S', n) if n <= 6 => "%6f".to_string(),
+            ('S', _) => "%9f".to_string(),
+            ('a', _) => "%p".to_string(),
+            ('E', n) if n <= 3 => "%a".to_string(),
+            ('E', _) => "%A".to_string(),
+            ('e', _) => "%u".to_string(),
+            ('w', _) => "%V".to_string(),
+            ('Z', 1) => "%z".to_string(),
+            ('Z', 2) => "%:z".to_string(),
+            ('Z', _) | ('z', _) => "%Z".to_string(),
+            ('G', _) => "AD".to_string(),
+            (other, _) => {
+                return Err(invalid_argument(format!(
+                    "Illegal pattern component: {}",
+                    other.to_string().repeat(n)
+                )))
+            }
+        };
+        out.push_str(&item);
+        i += n;
+    }
+    Ok(out)
+}
+
+/// A character of a pattern's text, escaped for chrono.
+fn push_literal(out: &mut String, c: char) {
+    if c == '%' {
+        out.push_str("%%");
+    } else {
+        out.push(c);
     }
 }
 
@@ -457,6 +593,20 @@ impl ScalarUDFImpl for Rezone {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn joda_patterns_as_chrono_formats() {
+        assert_eq!(
+            joda_pattern("yyyy-MM-dd HH:mm:ss.SSS").unwrap(),
+            "%Y-%m-%d %H:%M:%S.%3f"
+        );
+        assert_eq!(
+            joda_pattern("EEE, d MMM yy 'at' h a").unwrap(),
+            "%a, %-d %b %y at %-I %p"
+        );
+        assert_eq!(joda_pattern("''Z").unwrap(), "'%z");
+        assert!(joda_pattern("qq").is_err());
+    }
 
     #[test]
     fn durations_as_airlift_reads_them() {
