@@ -1055,18 +1055,27 @@ fn lower_call(expr: &mut Expr) -> Result<()> {
             .iter()
             .map(|p| p.value.to_ascii_lowercase())
             .collect();
-        let mut body = (*lambda.body).clone();
-        let _ = visit_expressions_mut(&mut body, |e| {
-            replace_identifier(e, &params, &mut captures);
-            ControlFlow::<()>::Continue(())
-        });
-        new_args.push(Expr::Value(
-            Value::SingleQuotedString(body.to_string()).into(),
-        ));
+        new_args.push(lambda_body(&lambda.body, &params, &mut captures));
     }
     new_args.extend(captures.into_iter().map(|(_, e)| e));
     *expr = call(Ident::with_quote('"', kind.udf_name()), new_args);
     Ok(())
+}
+
+/// The SQL text of a lambda body, as the literal an internal lambda function takes: its
+/// `params` become `__p<i>` and the outer columns it reads `__c<i>`, which `captures`
+/// collects (the call passes them after the bodies).
+pub(crate) fn lambda_body(
+    body: &Expr,
+    params: &[String],
+    captures: &mut Vec<(String, Expr)>,
+) -> Expr {
+    let mut body = body.clone();
+    let _ = visit_expressions_mut(&mut body, |e| {
+        replace_identifier(e, params, captures);
+        ControlFlow::<()>::Continue(())
+    });
+    Expr::Value(Value::SingleQuotedString(body.to_string()).into())
 }
 
 /// Replaces a lambda parameter by `__p<i>` and any other column reference by `__c<i>`,

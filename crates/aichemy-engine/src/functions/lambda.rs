@@ -44,6 +44,8 @@ pub enum LambdaKind {
     TransformValues,
     MapFilter,
     MapZipWith,
+    /// `try(x)`: a lambda without parameters, NULL where it fails.
+    Try,
 }
 
 impl LambdaKind {
@@ -78,6 +80,7 @@ impl LambdaKind {
             Self::TransformValues => "$lambda_transform_values",
             Self::MapFilter => "$lambda_map_filter",
             Self::MapZipWith => "$lambda_map_zip_with",
+            Self::Try => "$lambda_try",
         }
     }
 
@@ -93,11 +96,12 @@ impl LambdaKind {
     pub fn value_args(self) -> usize {
         match self {
             Self::Reduce | Self::ZipWith | Self::MapZipWith => 2,
+            Self::Try => 0,
             _ => 1,
         }
     }
 
-    const ALL: [LambdaKind; 11] = [
+    const ALL: [LambdaKind; 12] = [
         Self::Transform,
         Self::Filter,
         Self::Reduce,
@@ -109,6 +113,7 @@ impl LambdaKind {
         Self::TransformValues,
         Self::MapFilter,
         Self::MapZipWith,
+        Self::Try,
     ];
 
     /// Whether the function works on maps (its lambda takes a key and a value).
@@ -320,6 +325,10 @@ impl ScalarUDFImpl for LambdaUdf {
         }
         let captures = &types[lambdas.end..];
         let body = literal_text(args.scalar_arguments[lambdas.start])?;
+        if self.kind == LambdaKind::Try {
+            let result = self.body_type(&body, &[], captures)?;
+            return Ok(Arc::new(Field::new(self.name(), result, true)));
+        }
         if self.kind.on_maps() || self.kind == LambdaKind::ZipWith {
             let params = pair_params(self.kind, &types)?;
             let result = self.body_type(&body, &params, captures)?;
@@ -372,6 +381,16 @@ impl ScalarUDFImpl for LambdaUdf {
             .map(|a| a.data_type().clone())
             .collect();
 
+        if self.kind == LambdaKind::Try {
+            let expr = self.compile(&body, &[], &capture_types)?;
+            return Ok(ColumnarValue::Array(try_rows(
+                &expr,
+                capture_arrays,
+                &capture_types,
+                rows,
+                args.return_field.data_type(),
+            )?));
+        }
         let input = &arrays[0];
         if self.kind.on_maps() || self.kind == LambdaKind::ZipWith {
             let expr = self.compile(
@@ -543,6 +562,32 @@ impl ScalarUDFImpl for LambdaUdf {
         };
         Ok(ColumnarValue::Array(result))
     }
+}
+
+/// `try(x)`: the body over all rows; where that fails, row by row, NULL for the rows that
+/// fail.
+fn try_rows(
+    body: &Arc<dyn PhysicalExpr>,
+    captures: &[ArrayRef],
+    capture_types: &[DataType],
+    rows: usize,
+    returned: &DataType,
+) -> Result<ArrayRef> {
+    if let Ok(all) = evaluate(body, captures.to_vec(), rows, &[], capture_types) {
+        return Ok(cast(&all, returned)?);
+    }
+    let mut values = Vec::with_capacity(rows);
+    for row in 0..rows {
+        let columns = captures.iter().map(|c| c.slice(row, 1)).collect();
+        let value = evaluate(body, columns, 1, &[], capture_types)
+            .and_then(|v| Ok(cast(&v, returned)?))
+            .and_then(|v| ScalarValue::try_from_array(&v, 0));
+        values.push(match value {
+            Ok(v) => v,
+            Err(_) => ScalarValue::try_from(returned)?,
+        });
+    }
+    crate::functions::json::cast::array_of(values, returned)
 }
 
 /// The key and value types of a map type.

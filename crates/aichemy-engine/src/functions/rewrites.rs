@@ -2,8 +2,9 @@
 //! planning:
 //! - `if(c, a[, b])`: `CASE WHEN c THEN a [ELSE b] END`, so that only the chosen branch is
 //!   evaluated, as in Trino;
-//! - `try(CAST(x AS t))`: `TRY_CAST(x AS t)`, NULL where the cast fails (`try` of other
-//!   expressions is not supported yet);
+//! - `try(CAST(x AS t))`: `TRY_CAST(x AS t)`, NULL where the cast fails; `try(x)` of any
+//!   other expression: the internal lambda `"$lambda_try"`, NULL for the rows whose
+//!   evaluation fails;
 //! - `count_if(x)`: `count(CASE WHEN x THEN 1 END)`;
 //! - `arbitrary(x)`, `any_value(x)`: `first_value(x) IGNORE NULLS`, a value of the group
 //!   that is not NULL;
@@ -21,6 +22,7 @@ use datafusion::sql::sqlparser::ast::{
 
 use crate::dialect::plain_args;
 use crate::error::{ErrorCode, Result, TrinoError};
+use crate::functions::lambda::LambdaKind;
 
 /// The functions of this module and their kind, as `SHOW FUNCTIONS` lists them.
 pub const FUNCTIONS: &[(&str, &str)] = &[
@@ -121,10 +123,14 @@ fn rewrite_call(expr: &mut Expr) -> Result<()> {
             };
             return Ok(());
         }
-        ("try", [_]) => {
-            return Err(TrinoError::not_supported(
-                "try() of an expression other than a CAST is not supported yet",
-            ))
+        ("try", [value]) => {
+            // Evaluated as a lambda without parameters: NULL for the rows it fails on.
+            let mut captures = Vec::new();
+            let mut args = vec![crate::dialect::lambda_body(value, &[], &mut captures)];
+            args.extend(captures.into_iter().map(|(_, e)| e));
+            let name = Ident::with_quote('"', LambdaKind::Try.udf_name());
+            *expr = Expr::Function(crate::dialect::function(name, args, Vec::new()));
+            return Ok(());
         }
         ("date", [x]) => {
             *expr = Expr::Cast {
