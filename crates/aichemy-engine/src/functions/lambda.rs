@@ -1,5 +1,5 @@
 //! Trino's lambda functions (`transform`, `filter`, `reduce`, `any_match`, `all_match`,
-//! `none_match`, `zip_with`; on maps `transform_keys`, `transform_values`, `map_filter`,
+//! `none_match`, `zip_with`, `array_sort` with a comparator; on maps `transform_keys`, `transform_values`, `map_filter`,
 //! `map_zip_with`) for DataFusion 53, which has no higher-order functions.
 //!
 //! The dialect layer rewrites `transform(a, x -> body)` into
@@ -46,6 +46,8 @@ pub enum LambdaKind {
     MapZipWith,
     /// `try(x)`: a lambda without parameters, NULL where it fails.
     Try,
+    /// `array_sort(a, (x, y) -> …)`: sorted by a comparator.
+    ArraySort,
 }
 
 impl LambdaKind {
@@ -62,6 +64,7 @@ impl LambdaKind {
             "transform_values" => Self::TransformValues,
             "map_filter" => Self::MapFilter,
             "map_zip_with" => Self::MapZipWith,
+            "array_sort" => Self::ArraySort,
             _ => return None,
         })
     }
@@ -81,6 +84,7 @@ impl LambdaKind {
             Self::MapFilter => "$lambda_map_filter",
             Self::MapZipWith => "$lambda_map_zip_with",
             Self::Try => "$lambda_try",
+            Self::ArraySort => "$lambda_array_sort",
         }
     }
 
@@ -101,7 +105,7 @@ impl LambdaKind {
         }
     }
 
-    const ALL: [LambdaKind; 12] = [
+    const ALL: [LambdaKind; 13] = [
         Self::Transform,
         Self::Filter,
         Self::Reduce,
@@ -114,6 +118,7 @@ impl LambdaKind {
         Self::MapFilter,
         Self::MapZipWith,
         Self::Try,
+        Self::ArraySort,
     ];
 
     /// Whether the function works on maps (its lambda takes a key and a value).
@@ -329,7 +334,7 @@ impl ScalarUDFImpl for LambdaUdf {
             let result = self.body_type(&body, &[], captures)?;
             return Ok(Arc::new(Field::new(self.name(), result, true)));
         }
-        if self.kind.on_maps() || self.kind == LambdaKind::ZipWith {
+        if self.kind.on_maps() || matches!(self.kind, LambdaKind::ZipWith | LambdaKind::ArraySort) {
             let params = pair_params(self.kind, &types)?;
             let result = self.body_type(&body, &params, captures)?;
             let return_type = match self.kind {
@@ -338,6 +343,12 @@ impl ScalarUDFImpl for LambdaUdf {
                 }
                 LambdaKind::TransformKeys => map_type_like(&types[0], result, params[1].clone()),
                 LambdaKind::MapFilter => types[0].clone(),
+                LambdaKind::ArraySort if result.is_integer() || result == DataType::Null => {
+                    types[0].clone()
+                }
+                LambdaKind::ArraySort => {
+                    return plan_err!("Lambda comparator must return an integer, not {result}")
+                }
                 _ => map_type_like(&types[0], params[0].clone(), result),
             };
             return Ok(Arc::new(Field::new(self.name(), return_type, true)));
@@ -392,7 +403,7 @@ impl ScalarUDFImpl for LambdaUdf {
             )?));
         }
         let input = &arrays[0];
-        if self.kind.on_maps() || self.kind == LambdaKind::ZipWith {
+        if self.kind.on_maps() || matches!(self.kind, LambdaKind::ZipWith | LambdaKind::ArraySort) {
             let expr = self.compile(
                 &body,
                 &pair_params(
@@ -638,6 +649,10 @@ fn map_type_like(like: &DataType, key: DataType, value: DataType) -> DataType {
 fn pair_params(kind: LambdaKind, types: &[DataType]) -> Result<Vec<DataType>> {
     Ok(match kind {
         LambdaKind::ZipWith => vec![element_type(&types[0])?, element_type(&types[1])?],
+        LambdaKind::ArraySort => {
+            let element = element_type(&types[0])?;
+            vec![element.clone(), element]
+        }
         LambdaKind::MapZipWith => {
             let (key, left) = map_entry_types(&types[0])?;
             let (_, right) = map_entry_types(&types[1])?;

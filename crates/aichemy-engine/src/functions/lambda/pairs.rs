@@ -1,5 +1,7 @@
 //! The lambda functions over two values at a time: `zip_with` (elements of two arrays at
-//! the same position, NULL past the shorter one) and the map functions, whose lambdas
+//! the same position, NULL past the shorter one), `array_sort` with a comparator (each
+//! array sorted by the sign of the comparator on every pair of its elements) and the map
+//! functions, whose lambdas
 //! take a key and its value: `transform_keys`, `transform_values`, `map_filter` and
 //! `map_zip_with` (the keys of both maps, NULL for the value a map lacks).
 
@@ -44,6 +46,7 @@ pub(super) fn evaluate(
     };
     match kind {
         LambdaKind::ZipWith => zip_with(&lambda, &arrays[0], &arrays[1], returned, rows),
+        LambdaKind::ArraySort => sort_with(&lambda, &arrays[0], returned, rows),
         LambdaKind::MapZipWith => map_zip_with(
             &lambda,
             arrays[0].as_map(),
@@ -255,6 +258,68 @@ fn zip_with(
         OffsetBuffer::new(offsets.into()),
         result,
         Some(NullBuffer::from(valid)),
+    )?))
+}
+
+/// Most elements an array sorted with a comparator may have: the comparator runs on every
+/// pair of them at once.
+const MAX_SORTED_WITH_COMPARATOR: usize = 2_048;
+
+/// `array_sort(a, (x, y) -> …)`: each array's elements ordered by the comparator's sign.
+fn sort_with(
+    lambda: &Lambda,
+    array: &ArrayRef,
+    returned: &FieldRef,
+    rows: usize,
+) -> Result<ArrayRef> {
+    let element = super::element_type(array.data_type())?;
+    let list = cast(
+        array,
+        &DataType::List(Arc::new(Field::new("element", element, true))),
+    )?;
+    let list = list.as_list::<i32>();
+    let mut order: Vec<u32> = Vec::with_capacity(list.values().len());
+    let mut new_offsets = vec![0i32];
+    for (row, start) in list.value_offsets()[..rows].iter().enumerate() {
+        let (start, len) = (*start as usize, list.value_length(row) as usize);
+        if list.is_valid(row) && len > 1 {
+            if len > MAX_SORTED_WITH_COMPARATOR {
+                return Err(invalid_argument(format!(
+                    "array_sort with a comparator takes arrays of at most {MAX_SORTED_WITH_COMPARATOR} elements"
+                )));
+            }
+            let pairs =
+                (0..len * len).map(|p| ((start + p / len) as u32, (start + p % len) as u32));
+            let (left, right): (Vec<u32>, Vec<u32>) = pairs.unzip();
+            let x = take(list.values().as_ref(), &UInt32Array::from(left), None)?;
+            let y = take(list.values().as_ref(), &UInt32Array::from(right), None)?;
+            let owner = UInt32Array::from(vec![row as u32; len * len]);
+            let signs = cast(&lambda.run(vec![x, y], &owner)?, &DataType::Int64)?;
+            let signs = signs.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+            if signs.null_count() > 0 {
+                return Err(invalid_argument(
+                    "Lambda comparator must return either -1, 0, or 1",
+                ));
+            }
+            let mut positions: Vec<usize> = (0..len).collect();
+            positions.sort_by(|a, b| signs.value(a * len + b).cmp(&0));
+            order.extend(positions.into_iter().map(|p| (start + p) as u32));
+        } else if list.is_valid(row) {
+            order.extend((start..start + len).map(|p| p as u32));
+        }
+        new_offsets.push(order.len() as i32);
+    }
+    let values = take(list.values().as_ref(), &UInt32Array::from(order), None)?;
+    let field = match returned.data_type() {
+        DataType::List(f) => f.clone(),
+        _ => Arc::new(Field::new("element", values.data_type().clone(), true)),
+    };
+    let values = cast(&values, field.data_type())?;
+    Ok(Arc::new(ListArray::try_new(
+        field,
+        OffsetBuffer::new(new_offsets.into()),
+        values,
+        list.nulls().cloned(),
     )?))
 }
 
