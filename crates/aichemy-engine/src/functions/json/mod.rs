@@ -3,7 +3,7 @@
 //!
 //! - `value.rs`: the JSON value model, its parser and Trino's way of writing it;
 //! - `cast.rs`: casts to and from JSON (and to maps), `"$cast"`;
-//! - `path.rs`: the SQL/JSON path language;
+//! - `path/`: the SQL/JSON path language (lexer, parser, evaluator);
 //! - `sql.rs`: the SQL/JSON functions `json_exists`, `json_value`, `json_query`,
 //!   `json_array`, `json_object`;
 //! - `clauses.rs`: their clauses (`WITH ARRAY WRAPPER`, `RETURNING`, `KEY … VALUE`, …),
