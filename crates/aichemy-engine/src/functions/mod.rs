@@ -113,6 +113,14 @@ pub(crate) fn is_text(data_type: &DataType) -> bool {
     )
 }
 
+/// A call's arguments as arrays of the batch's rows.
+pub(crate) fn arg_arrays(args: &ScalarFunctionArgs) -> Result<Vec<ArrayRef>> {
+    args.args
+        .iter()
+        .map(|a| a.to_array(args.number_rows))
+        .collect()
+}
+
 /// A function's result: a scalar when every argument was one, the array otherwise.
 pub(crate) fn scalar_result(args: &[ColumnarValue], array: ArrayRef) -> Result<ColumnarValue> {
     if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {

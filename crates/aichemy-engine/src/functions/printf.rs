@@ -18,7 +18,9 @@ use datafusion::logical_expr::{
 use datafusion::prelude::SessionContext;
 
 use crate::functions::json::value::java_double;
-use crate::functions::{invalid_argument, is_text, scalar_result, unexpected_parameters};
+use crate::functions::{
+    arg_arrays, invalid_argument, is_text, scalar_result, unexpected_parameters,
+};
 
 /// Registers `format`.
 pub fn register(ctx: &SessionContext) {
@@ -54,11 +56,7 @@ impl ScalarUDFImpl for Format {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = args.number_rows;
-        let arrays = args
-            .args
-            .iter()
-            .map(|a| a.to_array(rows))
-            .collect::<Result<Vec<_>>>()?;
+        let arrays = arg_arrays(&args)?;
         let mut out = StringBuilder::new();
         for row in 0..rows {
             let values = arrays

@@ -15,7 +15,7 @@ use datafusion::logical_expr::{
 };
 
 use crate::functions::json::cast::array_of;
-use crate::functions::{is_text, unexpected_parameters};
+use crate::functions::{arg_arrays, is_text, unexpected_parameters};
 
 /// What an argument is coerced to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -157,11 +157,7 @@ impl ScalarUDFImpl for RowFunction {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = args.number_rows;
         let returned = args.return_field.data_type().clone();
-        let arrays = args
-            .args
-            .iter()
-            .map(|a| a.to_array(rows))
-            .collect::<Result<Vec<_>>>()?;
+        let arrays = arg_arrays(&args)?;
         let mut values = Vec::with_capacity(rows);
         for row in 0..rows {
             let row_args = arrays

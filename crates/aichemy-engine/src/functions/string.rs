@@ -24,7 +24,9 @@ use crate::functions::json::cast::strings;
 use crate::functions::row_function::{
     list_type, list_value, map_type, map_value, text as row_text, Arg, RowFunction,
 };
-use crate::functions::{invalid_argument, is_text, scalar_result, unexpected_parameters};
+use crate::functions::{
+    arg_arrays, invalid_argument, is_text, scalar_result, unexpected_parameters,
+};
 
 /// Registers every function of this module.
 pub fn register(ctx: &SessionContext) {
@@ -381,11 +383,7 @@ impl ScalarUDFImpl for Strpos {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = args.number_rows;
-        let arrays = args
-            .args
-            .iter()
-            .map(|a| a.to_array(rows))
-            .collect::<Result<Vec<_>>>()?;
+        let arrays = arg_arrays(&args)?;
         let texts = strings(&arrays[0])?;
         let subs = strings(&arrays[1])?;
         let instances = numbers(arrays.get(2), rows, 1)?;
@@ -460,11 +458,7 @@ impl ScalarUDFImpl for Split {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = args.number_rows;
-        let arrays = args
-            .args
-            .iter()
-            .map(|a| a.to_array(rows))
-            .collect::<Result<Vec<_>>>()?;
+        let arrays = arg_arrays(&args)?;
         let texts = strings(&arrays[0])?;
         let delimiters = strings(&arrays[1])?;
         let limits = numbers(arrays.get(2), rows, i64::MAX)?;

@@ -16,10 +16,7 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    new_empty_array, Array, ArrayRef, ListArray, MapArray, StringArray, StructArray,
-};
-use datafusion::arrow::buffer::OffsetBuffer;
+use datafusion::arrow::array::{new_empty_array, Array, ArrayRef, StringArray, StructArray};
 use datafusion::arrow::compute::{cast_with_options, CastOptions};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{exec_err, plan_err, Result, ScalarValue};
@@ -29,6 +26,7 @@ use datafusion::logical_expr::{
 
 use super::value::Json;
 use crate::error::{ErrorCode, TrinoError};
+use crate::functions::row_function::{list_value, map_value};
 use crate::types::{field_type_name, is_json, parse_type_name};
 
 /// The name of the internal cast function.
@@ -389,42 +387,25 @@ pub(crate) fn from_json(json: &Json, to: &Field) -> Result<ScalarValue> {
                 .iter()
                 .map(|item| from_json(item, element))
                 .collect::<Result<Vec<_>>>()?;
-            let values = array_of(values, element.data_type())?;
-            let list = ListArray::new(
-                element.clone(),
-                OffsetBuffer::from_lengths([values.len()]),
-                values,
-                None,
-            );
-            ScalarValue::List(Arc::new(list))
+            list_value(values, target)?
         }
-        DataType::Map(entries, sorted) => {
+        DataType::Map(entries, _) => {
             let Json::Object(members) = json else {
                 return Err(fail());
             };
             let DataType::Struct(kv) = entries.data_type() else {
                 return Err(fail());
             };
-            let mut keys = Vec::with_capacity(members.len());
-            let mut values = Vec::with_capacity(members.len());
-            for (key, value) in members {
-                keys.push(from_json(&Json::String(key.clone()), &kv[0])?);
-                values.push(from_json(value, &kv[1])?);
-            }
-            let count = keys.len();
-            let columns = vec![
-                array_of(keys, kv[0].data_type())?,
-                array_of(values, kv[1].data_type())?,
-            ];
-            let entries_array = StructArray::try_new(kv.clone(), columns, None)?;
-            let map = MapArray::try_new(
-                entries.clone(),
-                OffsetBuffer::from_lengths([count]),
-                entries_array,
-                None,
-                *sorted,
-            )?;
-            ScalarValue::Map(Arc::new(map))
+            let pairs = members
+                .iter()
+                .map(|(key, value)| {
+                    Ok((
+                        from_json(&Json::String(key.clone()), &kv[0])?,
+                        from_json(value, &kv[1])?,
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            map_value(pairs, target)?
         }
         DataType::Struct(fields) => {
             let values: Vec<ScalarValue> = match json {

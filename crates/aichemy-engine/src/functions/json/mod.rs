@@ -30,7 +30,9 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 
-use crate::functions::{invalid_argument, is_text, scalar_result, unexpected_parameters};
+use crate::functions::{
+    arg_arrays, invalid_argument, is_text, scalar_result, unexpected_parameters,
+};
 use cast::strings;
 pub(crate) use value::Json;
 
@@ -190,11 +192,7 @@ impl ScalarUDFImpl for JsonFunction {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = args.number_rows;
-        let arrays = args
-            .args
-            .iter()
-            .map(|a| a.to_array(rows))
-            .collect::<Result<Vec<_>>>()?;
+        let arrays = arg_arrays(&args)?;
         let texts = strings(&arrays[0])?;
         let result = match self.kind {
             Kind::Parse => text_rows(&texts, |text| {

@@ -30,6 +30,7 @@ use super::json_field;
 use super::path::JsonPath;
 use super::value::Json;
 use crate::error::{ErrorCode, TrinoError};
+use crate::functions::arg_arrays;
 use crate::functions::scalar_result;
 use crate::types::parse_type_name;
 
@@ -149,12 +150,7 @@ impl ScalarUDFImpl for SqlJson {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let rows = args.number_rows;
-        let arrays = args
-            .args
-            .iter()
-            .map(|a| a.to_array(rows))
-            .collect::<Result<Vec<_>>>()?;
+        let arrays = arg_arrays(&args)?;
         let fields = &args.arg_fields;
         let result = match self.name {
             EXISTS => exists(&arrays, fields)?,

@@ -32,7 +32,9 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 
-use crate::functions::{invalid_argument, scalar_result, unexpected_parameters, Constant};
+use crate::functions::{
+    arg_arrays, invalid_argument, scalar_result, unexpected_parameters, Constant,
+};
 
 use distributions::{Statistic, StatisticFunction};
 use width_bucket::WidthBucket;
@@ -612,11 +614,7 @@ impl ScalarUDFImpl for Rand {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = args.number_rows;
-        let arrays = args
-            .args
-            .iter()
-            .map(|arg| arg.to_array(rows))
-            .collect::<Result<Vec<_>>>()?;
+        let arrays = arg_arrays(&args)?;
         let numbers: Int64Array = match arrays.as_slice() {
             [] => {
                 let values = Float64Array::from_iter_values((0..rows).map(|_| fastrand::f64()));
