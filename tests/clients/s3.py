@@ -1,5 +1,5 @@
-"""An S3-compatible server of the tests' own: moto's server mode on a free local port,
-with one bucket. `env()` is the configuration that points AIchemy at it."""
+"""An S3-compatible server of the tests' own: moto's server mode (with atomic conditional
+writes, moto_atomic.py) on a free local port, with one bucket. `env()` is the configuration that points AIchemy at it."""
 
 import os
 import subprocess
@@ -21,9 +21,10 @@ class S3Server:
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.bucket = bucket
-        server = os.path.join(os.path.dirname(sys.executable), "moto_server")
+        # moto's server, with its conditional writes made atomic (see moto_atomic.py).
+        server = os.path.join(os.path.dirname(os.path.abspath(__file__)), "moto_atomic.py")
         self.process = subprocess.Popen(
-            [server, "-H", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, server, "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
         while True:
