@@ -19,19 +19,16 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, PrimitiveArray};
 use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::compute::kernels::numeric;
 use datafusion::arrow::datatypes::{DataType, Decimal128Type, Schema};
-use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{internal_err, Result};
 use datafusion::config::ConfigOptions;
 use datafusion::logical_expr::{ColumnarValue, Operator};
-use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_expr::expressions::BinaryExpr;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr_common::datum::apply;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
-use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
-use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
-use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
 use datafusion::physical_plan::ExecutionPlan;
+
+use crate::optimizer::physical::node_rewrite::replace_binary_exprs;
 
 #[derive(Debug, Default)]
 pub(crate) struct WordSizedDecimalArithmetic;
@@ -42,74 +39,9 @@ impl PhysicalOptimizerRule for WordSizedDecimalArithmetic {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(|node| {
-            let any = node.as_any();
-            let schema = match node.children().first() {
-                Some(input) => input.schema(),
-                None => return Ok(Transformed::no(node)),
-            };
-            if let Some(projection) = any.downcast_ref::<ProjectionExec>() {
-                let mut changed = false;
-                let exprs = projection
-                    .expr()
-                    .iter()
-                    .map(|e| {
-                        let expr = rewrite(&e.expr, &schema)?;
-                        changed |= expr.transformed;
-                        Ok(ProjectionExpr {
-                            expr: expr.data,
-                            alias: e.alias.clone(),
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                if !changed {
-                    return Ok(Transformed::no(node));
-                }
-                let input = Arc::clone(projection.input());
-                return Ok(Transformed::yes(Arc::new(ProjectionExec::try_new(
-                    exprs, input,
-                )?)));
-            }
-            if let Some(filter) = any.downcast_ref::<FilterExec>() {
-                let predicate = rewrite(filter.predicate(), &schema)?;
-                if !predicate.transformed {
-                    return Ok(Transformed::no(node));
-                }
-                let filter = FilterExecBuilder::from(filter)
-                    .with_predicate(predicate.data)
-                    .build()?;
-                return Ok(Transformed::yes(Arc::new(filter)));
-            }
-            // A final aggregate merges states; only the first evaluates the arguments.
-            if let Some(aggregate) = any.downcast_ref::<AggregateExec>().filter(|a| {
-                matches!(
-                    a.mode(),
-                    AggregateMode::Partial
-                        | AggregateMode::Single
-                        | AggregateMode::SinglePartitioned
-                )
-            }) {
-                let mut changed = false;
-                let mut aggregates = Vec::with_capacity(aggregate.aggr_expr().len());
-                for aggr in aggregate.aggr_expr() {
-                    match rewrite_aggregate(aggr, &schema)? {
-                        Some(new) => {
-                            changed = true;
-                            aggregates.push(Arc::new(new));
-                        }
-                        None => aggregates.push(Arc::clone(aggr)),
-                    }
-                }
-                if !changed {
-                    return Ok(Transformed::no(node));
-                }
-                return Ok(Transformed::yes(Arc::new(
-                    aggregate.with_new_aggr_exprs(aggregates),
-                )));
-            }
-            Ok(Transformed::no(node))
+        replace_binary_exprs(plan, |binary, schema| {
+            Ok(WordSized::try_new(binary, schema)?.map(|fast| Arc::new(fast) as _))
         })
-        .map(|transformed| transformed.data)
     }
 
     fn name(&self) -> &str {
@@ -119,44 +51,6 @@ impl PhysicalOptimizerRule for WordSizedDecimalArithmetic {
     fn schema_check(&self) -> bool {
         true
     }
-}
-
-/// `aggr` with its arguments rewritten, if any changed and the aggregate takes them.
-fn rewrite_aggregate(
-    aggr: &AggregateFunctionExpr,
-    schema: &Schema,
-) -> Result<Option<AggregateFunctionExpr>> {
-    let mut changed = false;
-    let mut args = Vec::new();
-    for arg in aggr.expressions() {
-        let arg = rewrite(&arg, schema)?;
-        changed |= arg.transformed;
-        args.push(arg.data);
-    }
-    if !changed {
-        return Ok(None);
-    }
-    let order = aggr
-        .order_bys()
-        .iter()
-        .map(|o| Arc::clone(&o.expr))
-        .collect();
-    Ok(aggr.with_new_expressions(args, order))
-}
-
-fn rewrite(
-    expr: &Arc<dyn PhysicalExpr>,
-    schema: &Schema,
-) -> Result<Transformed<Arc<dyn PhysicalExpr>>> {
-    Arc::clone(expr).transform_up(|e| {
-        let Some(binary) = e.as_any().downcast_ref::<BinaryExpr>() else {
-            return Ok(Transformed::no(e));
-        };
-        match WordSized::try_new(binary, schema)? {
-            Some(fast) => Ok(Transformed::yes(Arc::new(fast) as Arc<dyn PhysicalExpr>)),
-            None => Ok(Transformed::no(e)),
-        }
-    })
 }
 
 /// A decimal `+`, `-` or `*` computed on 64-bit values where they fit; displayed and
