@@ -24,6 +24,9 @@ fn unknown(sql: &SqlType) -> TrinoError {
 /// Timestamps are kept at microseconds, the finest unit Iceberg stores.
 const TIMESTAMP_UNIT: TimeUnit = TimeUnit::Microsecond;
 
+/// The longest `char(n)` Trino has: its values are padded to their length.
+const MAX_CHAR_LENGTH: u64 = 65_536;
+
 /// The Arrow type for a Trino SQL type.
 pub fn declared_type(sql: &SqlType) -> Result<DeclaredType> {
     let simple = |arrow: DataType, trino: &str| {
@@ -74,6 +77,12 @@ pub fn declared_type(sql: &SqlType) -> Result<DeclaredType> {
                 Some(CharacterLength::IntegerLength { length, .. }) => *length,
                 _ => 1,
             };
+            if n > MAX_CHAR_LENGTH {
+                return Err(TrinoError::new(
+                    ErrorCode::INVALID_FUNCTION_ARGUMENT,
+                    format!("CHAR length must be in range [0, {MAX_CHAR_LENGTH}], got {n}"),
+                ));
+            }
             simple(DataType::Utf8, &format!("char({n})"))
         }
         SqlType::String(_) | SqlType::Text => simple(DataType::Utf8, "varchar"),

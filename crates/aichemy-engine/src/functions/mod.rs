@@ -28,10 +28,12 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::datatypes::{Field, FieldRef};
 use datafusion::common::{plan_err, DataFusionError};
 use datafusion::common::{Result, ScalarValue};
-use datafusion::functions::core;
+use datafusion::functions::{core, unicode};
 use datafusion::functions_nested::extract::array_element_udf;
 use datafusion::functions_nested::map_extract::map_extract_udf;
 use datafusion::functions_nested::range::{gen_series_udf, range_udf};
+use datafusion::functions_nested::repeat::array_repeat_udf;
+use datafusion::functions_nested::resize::array_resize_udf;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
@@ -49,6 +51,26 @@ pub fn register_all(ctx: &SessionContext) {
         ScalarUDF::new_from_impl(BoundedSeries::new(gen_series_udf())).with_aliases(["sequence"]),
     );
     ctx.register_udf(ScalarUDF::new_from_impl(BoundedSeries::new(range_udf())));
+    // Trino's `repeat(element, count)` builds an array (DataFusion's repeats a string).
+    ctx.register_udf(ScalarUDF::new_from_impl(SizeBound::new(
+        "repeat",
+        array_repeat_udf(),
+        1,
+        Bound::Entries,
+    )));
+    for (inner, size, bound) in [
+        (array_repeat_udf(), 1, Bound::Entries),
+        (array_resize_udf(), 1, Bound::Entries),
+        (unicode::lpad(), 1, Bound::Characters),
+        (unicode::rpad(), 1, Bound::Characters),
+    ] {
+        let names = std::iter::once(inner.name().to_string()).chain(inner.aliases().to_vec());
+        for name in names {
+            let name: &'static str = Box::leak(name.into_boxed_str());
+            let bounded = SizeBound::new(name, inner.clone(), size, bound);
+            ctx.register_udf(ScalarUDF::new_from_impl(bounded));
+        }
+    }
     ctx.register_udf(ScalarUDF::new_from_impl(TypeOf::new()));
     for spelling in [core::coalesce(), core::nvl()] {
         ctx.register_udf(ScalarUDF::new_from_impl(Coalesce::new(spelling)));
@@ -299,6 +321,121 @@ impl ScalarUDFImpl for Constant {
 
     fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         Ok(ColumnarValue::Scalar(self.value.clone()))
+    }
+}
+
+/// The most bytes of text one call of a function may build for one batch of rows: its
+/// result is built whole in memory, out of the memory pool's sight, so `lpad(x, 2000000000)`
+/// on every row would otherwise take the process down.
+pub(crate) const MAX_RESULT_BYTES: usize = 256 << 20;
+
+/// Trino's EXCEEDED_FUNCTION_MEMORY_LIMIT, for a function whose result would pass
+/// [`MAX_RESULT_BYTES`].
+pub(crate) fn result_too_large(name: &str) -> DataFusionError {
+    DataFusionError::External(Box::new(TrinoError::new(
+        ErrorCode::EXCEEDED_FUNCTION_MEMORY_LIMIT,
+        format!(
+            "The result of {name} would exceed {} MB",
+            MAX_RESULT_BYTES >> 20
+        ),
+    )))
+}
+
+/// What [`SizeBound`] holds its size argument to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Bound {
+    /// The entries of one row's array, at most [`MAX_SEQUENCE_ENTRIES`] (Trino's `repeat`).
+    Entries,
+    /// The characters of a padded string: from 0 to `i32::MAX` per row (Trino's range), and
+    /// [`MAX_RESULT_BYTES`] for the batch.
+    Characters,
+}
+
+/// A built-in function whose result grows with one integer argument, with that argument
+/// checked on every row before anything is built.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct SizeBound {
+    name: &'static str,
+    inner: Arc<ScalarUDF>,
+    /// The position of the size argument.
+    size: usize,
+    bound: Bound,
+}
+
+impl SizeBound {
+    fn new(name: &'static str, inner: Arc<ScalarUDF>, size: usize, bound: Bound) -> Self {
+        Self {
+            name,
+            inner,
+            size,
+            bound,
+        }
+    }
+
+    /// Checks one row's size; answers the bytes it will take.
+    fn check(&self, size: i64) -> Result<i64> {
+        match self.bound {
+            Bound::Entries if size < 0 => Err(invalid_argument(format!(
+                "count argument of {} function must be greater than or equal to 0",
+                self.name
+            ))),
+            Bound::Entries if size as i128 > MAX_SEQUENCE_ENTRIES => {
+                Err(invalid_argument(format!(
+                    "count argument of {} function must be less than or equal to \
+                     {MAX_SEQUENCE_ENTRIES}",
+                    self.name
+                )))
+            }
+            Bound::Entries => Ok(0),
+            Bound::Characters if !(0..=i32::MAX as i64).contains(&size) => Err(invalid_argument(
+                format!("Target length must be in the range [0..{}]", i32::MAX),
+            )),
+            Bound::Characters => Ok(size),
+        }
+    }
+}
+
+impl ScalarUDFImpl for SizeBound {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        self.inner.signature()
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        self.inner.return_type(arg_types)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let sizes = match &args.args[self.size] {
+            ColumnarValue::Scalar(value) => value.to_array_of_size(1)?,
+            ColumnarValue::Array(array) => array.clone(),
+        };
+        let sizes = datafusion::arrow::compute::cast(&sizes, &DataType::Int64)?;
+        let sizes = datafusion::common::cast::as_int64_array(&sizes)?;
+        // A scalar size applies to every row the call builds.
+        let all_scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let rows = match &args.args[self.size] {
+            ColumnarValue::Scalar(_) if !all_scalar => args.number_rows as i64,
+            _ => 1,
+        };
+        let mut bytes: i64 = 0;
+        for size in sizes.iter().flatten() {
+            bytes = bytes.saturating_add(self.check(size)?.saturating_mul(rows));
+        }
+        if bytes > MAX_RESULT_BYTES as i64 {
+            return Err(result_too_large(self.name));
+        }
+        self.inner.invoke_with_args(args)
     }
 }
 

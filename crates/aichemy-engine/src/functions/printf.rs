@@ -19,7 +19,8 @@ use datafusion::prelude::SessionContext;
 
 use crate::functions::json::value::java_double;
 use crate::functions::{
-    arg_arrays, invalid_argument, is_text, scalar_result, unexpected_parameters,
+    arg_arrays, invalid_argument, is_text, result_too_large, scalar_result, unexpected_parameters,
+    MAX_RESULT_BYTES,
 };
 
 /// Registers `format`.
@@ -73,12 +74,19 @@ impl ScalarUDFImpl for Format {
                 }
             };
             let text = format(&pattern, &values[1..]).map_err(invalid_argument)?;
+            if out.values_slice().len() + text.len() > MAX_RESULT_BYTES {
+                return Err(result_too_large("format"));
+            }
             out.append_value(text);
         }
         let result: ArrayRef = Arc::new(out.finish());
         scalar_result(&args.args, result)
     }
 }
+
+/// The widest field and the longest precision a specifier may ask for (Java has no bound;
+/// a value is built whole in memory).
+const MAX_WIDTH: usize = u16::MAX as usize;
 
 /// One `%…` specifier.
 #[derive(Debug, Default)]
@@ -186,6 +194,14 @@ fn parse_spec(chars: &[char], mut i: usize) -> std::result::Result<(Spec, usize)
     if chars.get(i) == Some(&'.') {
         i += 1;
         spec.precision = Some(number(&mut i).ok_or("Missing precision in format")?);
+    }
+    for (what, value) in [("Width", spec.width), ("Precision", spec.precision)] {
+        if value.is_some_and(|v| v > MAX_WIDTH) {
+            return Err(format!(
+                "{what} {} is larger than format allows ({MAX_WIDTH})",
+                value.unwrap_or_default()
+            ));
+        }
     }
     let conversion = *chars
         .get(i)
