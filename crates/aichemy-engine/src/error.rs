@@ -321,6 +321,9 @@ fn from_datafusion(e: DataFusionError) -> TrinoError {
             ArrowError::ComputeError(message) if message.contains("overflow") => {
                 TrinoError::new(ErrorCode::NUMERIC_VALUE_OUT_OF_RANGE, message)
             }
+            overflow @ ArrowError::ArithmeticOverflow(_) => {
+                TrinoError::new(ErrorCode::NUMERIC_VALUE_OUT_OF_RANGE, overflow.to_string())
+            }
             ArrowError::ExternalError(inner) => match inner.downcast::<DataFusionError>() {
                 Ok(df) => from_datafusion(*df),
                 Err(inner) => TrinoError::new(ErrorCode::GENERIC_EXTERNAL, inner.to_string()),

@@ -23,13 +23,15 @@ pub(crate) fn install(state: SessionStateBuilder) -> SessionStateBuilder {
 
 /// DataFusion's analyzer rules after ours: casts of JSON and to integers are rewritten
 /// before anything coerces or folds them, and a lateral `UNNEST` becomes an unnest of the left side
-/// before type coercion sees its outer references.
+/// before type coercion sees its outer references. Integer constants are computed with
+/// overflow checks once coercion has given both operands their type.
 fn analyzer_rules() -> Vec<Arc<dyn AnalyzerRule + Send + Sync>> {
     let mut rules: Vec<Arc<dyn AnalyzerRule + Send + Sync>> = vec![
         Arc::new(logical::casts::TrinoCasts::new()),
         Arc::new(logical::lateral_unnest::LateralUnnest),
     ];
     rules.extend(Analyzer::new().rules);
+    rules.push(Arc::new(logical::checked_constants::CheckedConstants));
     rules
 }
 
@@ -69,10 +71,11 @@ fn physical_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
     // Sharing comes after the rules that rewrite plans: a rule rewriting the plan below a
     // shared one would split it. Bounding partial aggregates comes after it and leaves
     // shared plans alone (its node is not one sharing compares).
-    let ours: [Arc<dyn PhysicalOptimizerRule + Send + Sync>; 6] = [
+    let ours: [Arc<dyn PhysicalOptimizerRule + Send + Sync>; 7] = [
         Arc::new(physical::not_in::NotInAsFilter),
         Arc::new(physical::conjunct_order::CheapConditionsFirst),
         Arc::new(physical::decimal_arithmetic::WordSizedDecimalArithmetic),
+        Arc::new(physical::integer_overflow::CheckedIntegerArithmetic),
         Arc::new(physical::view_group_keys::GroupOnStringViews),
         Arc::new(physical::shared_plan::ShareRepeatedAggregates),
         Arc::new(physical::partial_aggregate::BoundedPartialAggregates),

@@ -5,6 +5,7 @@ pub(crate) mod build_side;
 pub(crate) mod conjunct_order;
 pub(crate) mod conjunction;
 pub(crate) mod decimal_arithmetic;
+pub(crate) mod integer_overflow;
 pub(crate) mod node_rewrite;
 pub(crate) mod not_in;
 pub(crate) mod partial_aggregate;
