@@ -69,8 +69,8 @@ error_codes! {
     INVALID_TABLE_PROPERTY = 18, UserError;
     NUMERIC_VALUE_OUT_OF_RANGE = 19, UserError;
     INVALID_SCHEMA_PROPERTY = 33, UserError;
-    EXCEEDED_FUNCTION_MEMORY_LIMIT = 37, UserError;
     SCHEMA_NOT_EMPTY = 34, UserError;
+    EXCEEDED_FUNCTION_MEMORY_LIMIT = 37, UserError;
     TYPE_NOT_FOUND = 43, UserError;
     CATALOG_NOT_FOUND = 44, UserError;
     SCHEMA_NOT_FOUND = 45, UserError;
