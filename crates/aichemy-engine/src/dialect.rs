@@ -15,7 +15,8 @@ use datafusion::sql::sqlparser::ast::{
     visit_expressions, visit_expressions_mut, AccessExpr, ArrayElemTypeDef, CastKind, DataType,
     ExactNumberInfo, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
     FunctionArgumentList, FunctionArguments, Ident, ObjectName, ObjectNamePart, Query, SelectItem,
-    SetExpr, Statement, TableFactor, Value, Visit, VisitMut, Visitor, VisitorMut,
+    SetExpr, Statement, TableFactor, TimezoneInfo, UnaryOperator, Value, Visit, VisitMut, Visitor,
+    VisitorMut,
 };
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
@@ -315,6 +316,7 @@ pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
             json_literal_and_casts(expr);
             type_decimal_literal(expr);
             type_double_literal(expr);
+            type_timestamp_literal(expr);
             ControlFlow::<()>::Continue(())
         });
         let _ = statement.visit(&mut Ordinality);
@@ -905,6 +907,90 @@ fn json_literal_and_casts(expr: &mut Expr) {
         }
         _ => {}
     }
+}
+
+/// Types `TIMESTAMP '2012-10-31 01:00[:00[.123]] [zone]'` as Trino does, where DataFusion
+/// reads neither a time without seconds nor a zone name and types every literal at
+/// nanoseconds: the literal is the instant it names, at microseconds (nanoseconds for a
+/// fraction of more than six digits), and with a zone
+/// (`UTC`, `Asia/Tokyo`, `+01:00`) a `timestamp(p) with time zone` in that zone. Text this
+/// does not read is left to DataFusion's own parsing and its errors.
+fn type_timestamp_literal(expr: &mut Expr) {
+    let Expr::TypedString(typed) = expr else {
+        return;
+    };
+    if !matches!(
+        typed.data_type,
+        DataType::Timestamp(None, TimezoneInfo::None)
+    ) {
+        return;
+    }
+    let Some(text) = typed.value.value.clone().into_string() else {
+        return;
+    };
+    let Some((value, arrow_type)) = timestamp_literal(&text) else {
+        return;
+    };
+    let number = Expr::Value(Value::Number(value.unsigned_abs().to_string(), false).into());
+    let number = if value < 0 {
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr: Box::new(number),
+        }
+    } else {
+        number
+    };
+    let arrow_type = Expr::Value(Value::SingleQuotedString(arrow_type).into());
+    *expr = call(Ident::new("arrow_cast"), vec![number, arrow_type]);
+}
+
+/// A timestamp literal's value in its unit since the epoch, and its Arrow type's name.
+fn timestamp_literal(text: &str) -> Option<(i64, String)> {
+    use chrono::{NaiveDate, NaiveTime, TimeZone};
+    use datafusion::arrow::array::timezone::Tz;
+    static SHAPE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.(\d{1,12}))?)?)?\s*(\S*)\s*$",
+        )
+        .expect("a valid pattern")
+    });
+    let parts = SHAPE.captures(text)?;
+    let number =
+        |at: usize| -> Option<u32> { parts.get(at).map_or(Some(0), |m| m.as_str().parse().ok()) };
+    let date = NaiveDate::from_ymd_opt(parts[1].parse().ok()?, number(2)?, number(3)?)?;
+    let fraction = parts.get(7).map_or("", |m| m.as_str());
+    let nanos: u32 = format!("{:0<9}", &fraction[..fraction.len().min(9)])
+        .parse()
+        .ok()?;
+    let time = NaiveTime::from_hms_nano_opt(number(4)?, number(5)?, number(6)?, nanos)?;
+    let local = date.and_time(time);
+    // Never coarser than the microseconds tables store: DataFusion compares two timestamps
+    // at the coarser unit of the two, which would cut a column's values down to the literal's.
+    let (unit, per_second) = match fraction.len() {
+        0..=6 => ("Microsecond", 1_000_000),
+        _ => ("Nanosecond", 1_000_000_000),
+    };
+    let zone = &parts[8];
+    let (instant, zone) = if zone.is_empty() {
+        (local.and_utc(), None)
+    } else {
+        let name = match zone {
+            "Z" | "z" | "utc" | "GMT" | "Etc/UTC" => "UTC",
+            other => other,
+        };
+        let tz: Tz = name.parse().ok()?;
+        let instant = tz.from_local_datetime(&local).earliest()?;
+        (instant.with_timezone(&chrono::Utc), Some(name))
+    };
+    let value = instant
+        .timestamp()
+        .checked_mul(per_second)?
+        .checked_add(i64::from(instant.timestamp_subsec_nanos()) / (1_000_000_000 / per_second))?;
+    let zone = match zone {
+        Some(name) => format!("Some(\"{name}\")"),
+        None => "None".to_string(),
+    };
+    Some((value, format!("Timestamp({unit}, {zone})")))
 }
 
 /// Types `1e3` as DOUBLE, as Trino does (decimal literals such as `1.5` stay DECIMAL).
