@@ -12,11 +12,11 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions, visit_expressions_mut, AccessExpr, ArrayElemTypeDef, CastKind, DataType,
-    ExactNumberInfo, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
-    FunctionArgumentList, FunctionArguments, Ident, ObjectName, ObjectNamePart, Query, SelectItem,
-    SetExpr, Statement, TableFactor, TimezoneInfo, UnaryOperator, Value, Visit, VisitMut, Visitor,
-    VisitorMut,
+    visit_expressions, visit_expressions_mut, AccessExpr, ArrayElemTypeDef, CastKind,
+    CharacterLength, DataType, ExactNumberInfo, Expr, Function, FunctionArg, FunctionArgExpr,
+    FunctionArgumentClause, FunctionArgumentList, FunctionArguments, Ident, ObjectName,
+    ObjectNamePart, Query, SelectItem, SetExpr, Statement, TableFactor, TimezoneInfo,
+    UnaryOperator, Value, Visit, VisitMut, Visitor, VisitorMut,
 };
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
@@ -64,6 +64,7 @@ pub fn tokens(sql: &str) -> std::result::Result<Vec<TokenWithSpan>, ParserError>
     }
     let tokens = crate::functions::json::clauses::lower(tokens)?;
     let tokens = parenthesize_values(tokens);
+    let tokens = trim_spaces_by_default(tokens);
     let mut tokens = move_table_comment(tokens);
     let significant = |tokens: &[TokenWithSpan], i: usize| -> Option<usize> {
         (i..tokens.len()).find(|j| !matches!(tokens[*j].token, Token::Whitespace(_)))
@@ -117,6 +118,44 @@ pub fn tokens(sql: &str) -> std::result::Result<Vec<TokenWithSpan>, ParserError>
         tokens[close].token = Token::Gt;
     }
     Ok(tokens)
+}
+
+/// `trim(LEADING FROM x)` (and `TRAILING`, `BOTH`) as `trim(LEADING ' ' FROM x)`: Trino
+/// trims spaces when no characters are named; the generic dialect requires them.
+fn trim_spaces_by_default(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let word = |t: &TokenWithSpan| match &t.token {
+        Token::Word(w) if w.quote_style.is_none() => Some(w.value.to_ascii_uppercase()),
+        _ => None,
+    };
+    let significant: Vec<usize> = (0..tokens.len())
+        .filter(|&i| !matches!(tokens[i].token, Token::Whitespace(_)))
+        .collect();
+    let mut inserts = Vec::new();
+    for window in significant.windows(4) {
+        let [trim, open, side, from] = [window[0], window[1], window[2], window[3]];
+        if word(&tokens[trim]).as_deref() == Some("TRIM")
+            && tokens[open].token == Token::LParen
+            && matches!(
+                word(&tokens[side]).as_deref(),
+                Some("LEADING" | "TRAILING" | "BOTH")
+            )
+            && word(&tokens[from]).as_deref() == Some("FROM")
+        {
+            inserts.push(from);
+        }
+    }
+    for at in inserts.into_iter().rev() {
+        let span = tokens[at].span;
+        tokens.insert(
+            at,
+            TokenWithSpan::new(Token::Whitespace(Whitespace::Space), span),
+        );
+        tokens.insert(
+            at,
+            TokenWithSpan::new(Token::SingleQuotedString(" ".into()), span),
+        );
+    }
+    tokens
 }
 
 /// Trino's `VALUES 1, 2` (each row one expression, without parentheses) as the generic
@@ -317,6 +356,7 @@ pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
             type_decimal_literal(expr);
             type_double_literal(expr);
             type_timestamp_literal(expr);
+            cast_to_char(expr);
             ControlFlow::<()>::Continue(())
         });
         let _ = statement.visit(&mut Ordinality);
@@ -907,6 +947,37 @@ fn json_literal_and_casts(expr: &mut Expr) {
         }
         _ => {}
     }
+}
+
+/// `CAST(x AS CHAR(n))` as the text cut to `n` characters without its trailing spaces:
+/// Trino pads a `char(n)` with spaces that no comparison sees (`CAST('Test' AS CHAR(20)) =
+/// CAST('Test ' AS CHAR(25))`); a value kept without them compares as Trino's do.
+fn cast_to_char(expr: &mut Expr) {
+    let Expr::Cast {
+        kind,
+        expr: inner,
+        data_type: DataType::Char(length) | DataType::Character(length),
+        format: None,
+        array: false,
+    } = expr
+    else {
+        return;
+    };
+    let length = match length {
+        Some(CharacterLength::IntegerLength { length, .. }) => *length,
+        _ => 1,
+    };
+    let text = Expr::Cast {
+        kind: kind.clone(),
+        expr: inner.clone(),
+        data_type: DataType::Varchar(None),
+        format: None,
+        array: false,
+    };
+    let number = Expr::Value(Value::Number(length.to_string(), false).into());
+    let one = Expr::Value(Value::Number("1".into(), false).into());
+    let cut = call(Ident::new("substr"), vec![text, one, number]);
+    *expr = call(Ident::new("rtrim"), vec![cut]);
 }
 
 /// Types `TIMESTAMP '2012-10-31 01:00[:00[.123]] [zone]'` as Trino does, where DataFusion

@@ -22,6 +22,8 @@ use crate::functions::{arg_arrays, is_text, unexpected_parameters};
 pub(crate) enum Arg {
     Text,
     Int,
+    /// A number: integers as BIGINT, others as DOUBLE.
+    Number,
     /// An array or map, as it is.
     Nested,
     /// Anything, as it is.
@@ -34,6 +36,8 @@ impl Arg {
         match self {
             Arg::Text if is_text(given) => Some(DataType::Utf8),
             Arg::Int if given.is_integer() || null => Some(DataType::Int64),
+            Arg::Number if given.is_integer() || null => Some(DataType::Int64),
+            Arg::Number if given.is_numeric() => Some(DataType::Float64),
             Arg::Nested if given.is_nested() || null => Some(given.clone()),
             Arg::Any => Some(given.clone()),
             _ => None,

@@ -22,7 +22,7 @@ use datafusion::prelude::SessionContext;
 
 use crate::functions::json::cast::strings;
 use crate::functions::row_function::{
-    list_type, list_value, map_type, map_value, text as row_text, Arg, RowFunction,
+    int, list_type, list_value, map_type, map_value, text as row_text, Arg, RowFunction,
 };
 use crate::functions::{
     arg_arrays, invalid_argument, is_text, scalar_result, unexpected_parameters,
@@ -46,9 +46,24 @@ pub fn register(ctx: &SessionContext) {
             .with_aliases(["levenshtein_distance"]),
     );
     let text: &'static [&'static [Arg]] = &[&[Arg::Text]];
+    let number: &'static [&'static [Arg]] = &[&[Arg::Number]];
     let two_texts: &'static [&'static [Arg]] = &[&[Arg::Text, Arg::Text]];
     let split: &'static [&'static [Arg]] = &[&[Arg::Text, Arg::Text, Arg::Text]];
     for function in [
+        RowFunction::new(
+            "format_number",
+            number,
+            "format_number(bigint), format_number(double)",
+            |_| Ok(DataType::Utf8),
+            |args, _| {
+                // A double counts by its whole part, as Trino's (long) conversion does.
+                let value = match &args[0] {
+                    ScalarValue::Float64(Some(v)) => *v as i64,
+                    other => int(other),
+                };
+                Ok(ScalarValue::Utf8(Some(format_number(value))))
+            },
+        ),
         RowFunction::new(
             "codepoint",
             text,
@@ -487,6 +502,34 @@ impl ScalarUDFImpl for Split {
         let result: ArrayRef = Arc::new(out.finish());
         scalar_result(&args.args, result)
     }
+}
+
+/// Trino's `format_number`: the value in thousands (`K`), millions (`M`), billions (`B`),
+/// trillions (`T`) or quadrillions (`Q`), with up to two decimals below 10, one below 100,
+/// rounded half up, trailing zeros dropped (`123456` is `123K`, `1234567` is `1.23M`).
+fn format_number(value: i64) -> String {
+    let mut scaled = value as f64;
+    let mut unit = "";
+    for next in ["K", "M", "B", "T", "Q"] {
+        if scaled.abs() < 1000.0 {
+            break;
+        }
+        scaled /= 1000.0;
+        unit = next;
+    }
+    let decimals = match scaled {
+        s if s < 10.0 => 2,
+        s if s < 100.0 => 1,
+        _ => 0,
+    };
+    let factor = 10f64.powi(decimals);
+    // f64::round rounds half away from zero: Java's HALF_UP.
+    let rounded = (scaled * factor).round() / factor;
+    let mut text = format!("{rounded:.*}", decimals as usize);
+    if text.contains('.') {
+        text = text.trim_end_matches('0').trim_end_matches('.').to_string();
+    }
+    format!("{text}{unit}")
 }
 
 #[cfg(test)]
