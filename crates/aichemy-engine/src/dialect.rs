@@ -357,6 +357,7 @@ pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
             type_double_literal(expr);
             type_timestamp_literal(expr);
             cast_to_char(expr);
+            type_year_month_interval(expr);
             ControlFlow::<()>::Continue(())
         });
         let _ = statement.visit(&mut Ordinality);
@@ -947,6 +948,65 @@ fn json_literal_and_casts(expr: &mut Expr) {
         }
         _ => {}
     }
+}
+
+/// `INTERVAL '3' YEAR`, `INTERVAL '5' MONTH` and `INTERVAL '2-3' YEAR TO MONTH` as Trino's
+/// `interval year to month`, where DataFusion makes every interval a month-day-nanosecond
+/// one, which clients are told is `interval day to second`.
+fn type_year_month_interval(expr: &mut Expr) {
+    use datafusion::sql::sqlparser::ast::DateTimeField;
+    let Expr::Interval(interval) = expr else {
+        return;
+    };
+    let Expr::Value(value) = interval.value.as_ref() else {
+        return;
+    };
+    let Value::SingleQuotedString(text) = &value.value else {
+        return;
+    };
+    let text = text.trim();
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let number = |part: &str| -> Option<i64> {
+        (!part.is_empty() && part.chars().all(|c| c.is_ascii_digit()))
+            .then(|| part.parse().ok())
+            .flatten()
+    };
+    let months = match (&interval.leading_field, &interval.last_field) {
+        (Some(DateTimeField::Year), None) => number(digits).and_then(|y| y.checked_mul(12)),
+        (Some(DateTimeField::Month), None) => number(digits),
+        (Some(DateTimeField::Year), Some(DateTimeField::Month)) => {
+            let Some((years, months)) = digits.split_once('-') else {
+                return;
+            };
+            match (number(years), number(months)) {
+                (Some(y), Some(m)) if m < 12 => y.checked_mul(12).and_then(|y| y.checked_add(m)),
+                _ => None,
+            }
+        }
+        _ => return,
+    };
+    let Some(months) = months.filter(|m| *m <= i64::from(i32::MAX)) else {
+        return;
+    };
+    let mut count = Expr::Value(Value::Number(months.to_string(), false).into());
+    if negative {
+        count = Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr: Box::new(count),
+        };
+    }
+    let count = Expr::Cast {
+        kind: CastKind::Cast,
+        expr: Box::new(count),
+        data_type: DataType::Int(None),
+        format: None,
+        array: false,
+    };
+    let unit = Expr::Value(Value::SingleQuotedString("Interval(YearMonth)".into()).into());
+    *expr = call(Ident::new("arrow_cast"), vec![count, unit]);
 }
 
 /// `CAST(x AS CHAR(n))` as the text cut to `n` characters without its trailing spaces:
