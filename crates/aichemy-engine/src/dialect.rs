@@ -358,6 +358,7 @@ pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
             type_timestamp_literal(expr);
             cast_to_char(expr);
             type_year_month_interval(expr);
+            bare_clock_function(expr);
             ControlFlow::<()>::Continue(())
         });
         let _ = statement.visit(&mut Ordinality);
@@ -947,6 +948,15 @@ fn json_literal_and_casts(expr: &mut Expr) {
             );
         }
         _ => {}
+    }
+}
+
+/// `localtimestamp`, written without parentheses as SQL has it, as the function call.
+fn bare_clock_function(expr: &mut Expr) {
+    if let Expr::Identifier(ident) = expr {
+        if ident.quote_style.is_none() && ident.value.eq_ignore_ascii_case("localtimestamp") {
+            *expr = call(Ident::new("localtimestamp"), vec![]);
+        }
     }
 }
 

@@ -4,6 +4,7 @@ mod aggregate;
 mod array;
 mod binary;
 mod bitwise;
+mod clock;
 mod coalesce;
 mod collections;
 mod datetime;
@@ -88,6 +89,7 @@ pub fn register_all(ctx: &SessionContext) {
     }
     array::register(ctx);
     bitwise::register(ctx);
+    clock::register(ctx);
     datetime::register(ctx);
     url::register(ctx);
     regexp::register(ctx);
