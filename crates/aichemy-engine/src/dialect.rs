@@ -14,9 +14,9 @@ use std::ops::ControlFlow;
 use datafusion::sql::sqlparser::ast::{
     visit_expressions, visit_expressions_mut, AccessExpr, ArrayElemTypeDef, CastKind,
     CharacterLength, DataType, ExactNumberInfo, Expr, Function, FunctionArg, FunctionArgExpr,
-    FunctionArgumentClause, FunctionArgumentList, FunctionArguments, Ident, ObjectName,
-    ObjectNamePart, Query, SelectItem, SetExpr, Statement, TableFactor, TimezoneInfo,
-    UnaryOperator, Value, Visit, VisitMut, Visitor, VisitorMut,
+    FunctionArgumentClause, FunctionArgumentList, FunctionArguments, GroupByExpr, Ident,
+    LimitClause, ObjectName, ObjectNamePart, OrderByKind, Query, SelectItem, SetExpr, Statement,
+    TableFactor, TimezoneInfo, UnaryOperator, Value, Visit, VisitMut, Visitor, VisitorMut,
 };
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
@@ -362,6 +362,7 @@ pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
             ControlFlow::<()>::Continue(())
         });
         let _ = statement.visit(&mut Ordinality);
+        let _ = statement.visit(&mut QueryClauses);
         match statement {
             Statement::Query(query) => name_output_columns(query),
             Statement::CreateView(view) => name_output_columns(&mut view.query),
@@ -798,6 +799,113 @@ fn name_output_columns(query: &mut Query) {
             };
         }
     }
+}
+
+/// Trino's query clauses DataFusion does not read, in forms it does:
+/// - `GROUP BY AUTO` (group by every selected expression that is no aggregate) as
+///   `GROUP BY ALL`, with `count(*)` spelled `count(1)`, which DataFusion's `GROUP BY ALL`
+///   cannot plan;
+/// - `FETCH FIRST n ROWS ONLY` as `LIMIT n`;
+/// - `ORDER BY k FETCH FIRST n ROWS WITH TIES` as the rows whose `rank()` in that order is
+///   at most `n`, in that order.
+struct QueryClauses;
+
+impl VisitorMut for QueryClauses {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        group_by_auto(&mut query.body);
+        let Some(fetch) = query.fetch.take() else {
+            return ControlFlow::Continue(());
+        };
+        let one = || Expr::Value(Value::Number("1".into(), false).into());
+        let quantity = fetch.quantity.clone().unwrap_or_else(one);
+        if !fetch.with_ties {
+            let offset = match query.limit_clause.take() {
+                Some(LimitClause::LimitOffset { offset, .. }) => offset,
+                _ => None,
+            };
+            query.limit_clause = Some(LimitClause::LimitOffset {
+                limit: Some(quantity),
+                offset,
+                limit_by: Vec::new(),
+            });
+            return ControlFlow::Continue(());
+        }
+        match ties(query, &quantity) {
+            Some(rewritten) => *query = rewritten,
+            // Left as written: DataFusion's planner names what it cannot do.
+            None => query.fetch = Some(fetch),
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// `GROUP BY AUTO` in `body`'s selects as `GROUP BY ALL`.
+fn group_by_auto(body: &mut SetExpr) {
+    match body {
+        SetExpr::SetOperation { left, right, .. } => {
+            group_by_auto(left);
+            group_by_auto(right);
+        }
+        SetExpr::Select(select) => {
+            let GroupByExpr::Expressions(exprs, modifiers) = &select.group_by else {
+                return;
+            };
+            let auto = matches!(exprs.as_slice(), [Expr::Identifier(ident)]
+                if ident.quote_style.is_none() && ident.value.eq_ignore_ascii_case("auto"));
+            if !auto {
+                return;
+            }
+            select.group_by = GroupByExpr::All(modifiers.clone());
+            let _ = visit_expressions_mut(&mut select.projection, |expr| {
+                if let Expr::Function(function) = expr {
+                    let is_count = function.name.to_string().eq_ignore_ascii_case("count");
+                    if let FunctionArguments::List(list) = &mut function.args {
+                        if is_count {
+                            for arg in &mut list.args {
+                                if let FunctionArg::Unnamed(FunctionArgExpr::Wildcard) = arg {
+                                    *arg = FunctionArg::Unnamed(FunctionArgExpr::Expr(
+                                        Expr::Value(Value::Number("1".into(), false).into()),
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                }
+                ControlFlow::<()>::Continue(())
+            });
+        }
+        _ => {}
+    }
+}
+
+/// `query` (ordered, `FETCH … WITH TIES`, no `OFFSET`) as the rows ranked at most `n`.
+fn ties(query: &Query, quantity: &Expr) -> Option<Query> {
+    let order_by = query.order_by.as_ref()?;
+    let OrderByKind::Expressions(keys) = &order_by.kind else {
+        return None;
+    };
+    if query.limit_clause.is_some() || keys.is_empty() {
+        return None;
+    }
+    let mut inner = query.clone();
+    inner.with = None;
+    inner.order_by = None;
+    inner.fetch = None;
+    let keys: Vec<String> = keys.iter().map(ToString::to_string).collect();
+    let text = format!(
+        "SELECT * EXCLUDE (\"$rank\") FROM (SELECT *, rank() OVER (ORDER BY {}) AS \"$rank\" \
+         FROM ({inner}) AS \"$ties\") AS \"$ranked\" WHERE \"$rank\" <= {quantity} \
+         ORDER BY \"$rank\"",
+        keys.join(", ")
+    );
+    let mut statements = Parser::parse_sql(&dialect(), &text).ok()?;
+    let Some(Statement::Query(mut rewritten)) = statements.pop() else {
+        return None;
+    };
+    rewritten.with = query.with.clone();
+    Some(*rewritten)
 }
 
 /// `UNNEST(a, …) WITH ORDINALITY`: the positions as one more array unnested beside the
