@@ -63,6 +63,7 @@ pub fn tokens(sql: &str) -> std::result::Result<Vec<TokenWithSpan>, ParserError>
         }
     }
     let tokens = crate::functions::json::clauses::lower(tokens)?;
+    let tokens = quantified_values(tokens);
     let tokens = parenthesize_values(tokens);
     let tokens = trim_spaces_by_default(tokens);
     let mut tokens = move_table_comment(tokens);
@@ -118,6 +119,60 @@ pub fn tokens(sql: &str) -> std::result::Result<Vec<TokenWithSpan>, ParserError>
         tokens[close].token = Token::Gt;
     }
     Ok(tokens)
+}
+
+/// `x = ANY (VALUES 1, 2)` (also `SOME`, `ALL`) as `x = ANY (SELECT * FROM (VALUES 1, 2))`:
+/// the generic dialect takes only a query starting with SELECT there.
+fn quantified_values(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let word = |t: &TokenWithSpan| match &t.token {
+        Token::Word(w) if w.quote_style.is_none() => Some(w.value.to_ascii_uppercase()),
+        _ => None,
+    };
+    let significant: Vec<usize> = (0..tokens.len())
+        .filter(|&i| !matches!(tokens[i].token, Token::Whitespace(_)))
+        .collect();
+    let closing = closing_parens(&tokens);
+    // (the open parenthesis, its closing one)
+    let mut wraps = Vec::new();
+    for window in significant.windows(3) {
+        let [quantifier, open, values] = [window[0], window[1], window[2]];
+        if matches!(
+            word(&tokens[quantifier]).as_deref(),
+            Some("ANY" | "SOME" | "ALL")
+        ) && tokens[open].token == Token::LParen
+            && word(&tokens[values]).as_deref() == Some("VALUES")
+        {
+            if let Some(close) = closing[open] {
+                wraps.push((open, close));
+            }
+        }
+    }
+    if wraps.is_empty() {
+        return tokens;
+    }
+    let mut out = Vec::with_capacity(tokens.len() + wraps.len() * 8);
+    for (i, token) in tokens.into_iter().enumerate() {
+        let span = token.span;
+        let closes = wraps.iter().any(|(_, close)| *close == i);
+        if closes {
+            out.push(TokenWithSpan::new(Token::RParen, span));
+        }
+        let opens = wraps.iter().any(|(open, _)| *open == i);
+        out.push(token);
+        if opens {
+            let space = || TokenWithSpan::new(Token::Whitespace(Whitespace::Space), span);
+            for t in [
+                Token::make_keyword("SELECT"),
+                Token::Mul,
+                Token::make_keyword("FROM"),
+                Token::LParen,
+            ] {
+                out.push(TokenWithSpan::new(t, span));
+                out.push(space());
+            }
+        }
+    }
+    out
 }
 
 /// `trim(LEADING FROM x)` (and `TRAILING`, `BOTH`) as `trim(LEADING ' ' FROM x)`: Trino
@@ -359,6 +414,7 @@ pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
             cast_to_char(expr);
             type_year_month_interval(expr);
             bare_clock_function(expr);
+            constant_quantified_comparison(expr);
             ControlFlow::<()>::Continue(())
         });
         let _ = statement.visit(&mut Ordinality);
@@ -1057,6 +1113,73 @@ fn json_literal_and_casts(expr: &mut Expr) {
         }
         _ => {}
     }
+}
+
+/// `c op ANY (query)`, `c op SOME (query)` and `c op ALL (query)` of a constant `c` (no
+/// column in it) as one scalar subquery over the query's rows, with SQL's answer when a
+/// comparison is NULL: ANY is true if one comparison is, false if none is NULL; ALL is false
+/// if one is, true if none is NULL. DataFusion plans such comparisons only in a WHERE
+/// clause; over columns they stay DataFusion's.
+fn constant_quantified_comparison(expr: &mut Expr) {
+    let (left, compare_op, right, all) = match expr {
+        Expr::AnyOp {
+            left,
+            compare_op,
+            right,
+            ..
+        } => (left, compare_op, right, false),
+        Expr::AllOp {
+            left,
+            compare_op,
+            right,
+        } => (left, compare_op, right, true),
+        _ => return,
+    };
+    let Expr::Subquery(query) = right.as_ref() else {
+        return;
+    };
+    let mut has_column = false;
+    let _ = visit_expressions(left.as_ref(), |e| {
+        has_column |= matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_));
+        ControlFlow::<()>::Continue(())
+    });
+    if has_column {
+        return;
+    }
+    let text = if all {
+        "(SELECT CASE WHEN NOT bool_and(\"$compare\") THEN false \
+         WHEN count(*) = count(\"$compare\") THEN true END FROM (SELECT 1) AS \"$rows\"(\"$value\"))"
+    } else {
+        "(SELECT CASE WHEN bool_or(\"$compare\") THEN true \
+         WHEN count(*) = count(\"$compare\") THEN false END FROM (SELECT 1) AS \"$rows\"(\"$value\"))"
+    };
+    let Ok(mut rewritten) = Parser::new(&dialect())
+        .try_with_sql(text)
+        .and_then(|mut parser| parser.parse_expr())
+    else {
+        return;
+    };
+    let compare = Expr::BinaryOp {
+        left: left.clone(),
+        op: compare_op.clone(),
+        right: Box::new(Expr::Identifier(Ident::with_quote('"', "$value"))),
+    };
+    let _ = visit_expressions_mut(&mut rewritten, |e| {
+        if matches!(e, Expr::Identifier(ident) if ident.value == "$compare") {
+            *e = Expr::Nested(Box::new(compare.clone()));
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    if let Expr::Subquery(outer) = &mut rewritten {
+        if let SetExpr::Select(select) = outer.body.as_mut() {
+            if let Some(TableFactor::Derived { subquery, .. }) =
+                select.from.first_mut().map(|from| &mut from.relation)
+            {
+                *subquery = query.clone();
+            }
+        }
+    }
+    *expr = rewritten;
 }
 
 /// `localtimestamp`, written without parentheses as SQL has it, as the function call.
