@@ -64,6 +64,7 @@ pub fn tokens(sql: &str) -> std::result::Result<Vec<TokenWithSpan>, ParserError>
     }
     let tokens = crate::functions::json::clauses::lower(tokens)?;
     let tokens = quantified_values(tokens);
+    let tokens = row_fields_star(tokens);
     let tokens = parenthesize_values(tokens);
     let tokens = trim_spaces_by_default(tokens);
     let mut tokens = move_table_comment(tokens);
@@ -119,6 +120,41 @@ pub fn tokens(sql: &str) -> std::result::Result<Vec<TokenWithSpan>, ParserError>
         tokens[close].token = Token::Gt;
     }
     Ok(tokens)
+}
+
+/// `(row).*` as `unnest((row))`, which DataFusion expands into the row's fields as columns.
+fn row_fields_star(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let significant: Vec<usize> = (0..tokens.len())
+        .filter(|&i| !matches!(tokens[i].token, Token::Whitespace(_)))
+        .collect();
+    let closing = closing_parens(&tokens);
+    // (open, dot, star) of each `( … ).*`
+    let mut stars = Vec::new();
+    for window in significant.windows(3) {
+        let [close, dot, star] = [window[0], window[1], window[2]];
+        if tokens[close].token == Token::RParen
+            && tokens[dot].token == Token::Period
+            && tokens[star].token == Token::Mul
+        {
+            if let Some(open) = closing.iter().position(|c| *c == Some(close)) {
+                stars.push((open, dot, star));
+            }
+        }
+    }
+    for (open, dot, star) in stars.into_iter().rev() {
+        tokens.remove(star);
+        tokens.remove(dot);
+        let span = tokens[open].span;
+        tokens.insert(open, TokenWithSpan::new(Token::LParen, span));
+        tokens.insert(
+            open,
+            TokenWithSpan::new(Token::make_word("unnest", None), span),
+        );
+        // the closing parenthesis moved by the two tokens inserted before it
+        let close = closing[open].map(|c| c + 2).unwrap_or(open + 2);
+        tokens.insert(close + 1, TokenWithSpan::new(Token::RParen, span));
+    }
+    tokens
 }
 
 /// `x = ANY (VALUES 1, 2)` (also `SOME`, `ALL`) as `x = ANY (SELECT * FROM (VALUES 1, 2))`:

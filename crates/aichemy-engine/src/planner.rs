@@ -50,7 +50,50 @@ pub async fn plan_statement(
     ctx.register_catalog_list(catalogs);
     let state = ctx.state();
     let plan = state.statement_to_plan(statement).await?;
-    Ok((plan, state))
+    Ok((name_row_fields(plan)?, state))
+}
+
+/// A query's columns that `(row).*` (DataFusion's unnest of a struct) made, named by their
+/// field as in Trino (`field1`), not `__unnest_placeholder(…).field1`; unchanged when two
+/// would then share a name.
+fn name_row_fields(plan: LogicalPlan) -> Result<LogicalPlan> {
+    const PLACEHOLDER: &str = "__unnest_placeholder(";
+    if !matches!(
+        plan,
+        LogicalPlan::Projection(_) | LogicalPlan::Sort(_) | LogicalPlan::Limit(_)
+    ) || !plan
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| f.name().starts_with(PLACEHOLDER))
+    {
+        return Ok(plan);
+    }
+    let names: Vec<String> = plan
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| match f.name().strip_prefix(PLACEHOLDER) {
+            Some(rest) => rest
+                .rsplit_once(").")
+                .map_or(f.name().clone(), |(_, field)| field.to_string()),
+            None => f.name().clone(),
+        })
+        .collect();
+    let distinct: std::collections::HashSet<&String> = names.iter().collect();
+    if distinct.len() != names.len() {
+        return Ok(plan);
+    }
+    let columns: Vec<datafusion::logical_expr::Expr> = plan
+        .schema()
+        .columns()
+        .into_iter()
+        .zip(names)
+        .map(|(column, name)| datafusion::logical_expr::col(column).alias(name))
+        .collect();
+    Ok(datafusion::logical_expr::LogicalPlanBuilder::from(plan)
+        .project(columns)?
+        .build()?)
 }
 
 /// Plans the text of one query (a view's definition).
