@@ -23,12 +23,14 @@ pub(crate) fn install(state: SessionStateBuilder) -> SessionStateBuilder {
 
 /// DataFusion's analyzer rules after ours: casts of JSON and to integers are rewritten
 /// before anything coerces or folds them, and a lateral `UNNEST` becomes an unnest of the left side
-/// before type coercion sees its outer references. Integer constants are computed with
+/// before type coercion sees its outer references; `time ± interval` is computed on a day
+/// before coercion makes it an interval. Integer constants are computed with
 /// overflow checks once coercion has given both operands their type.
 fn analyzer_rules() -> Vec<Arc<dyn AnalyzerRule + Send + Sync>> {
     let mut rules: Vec<Arc<dyn AnalyzerRule + Send + Sync>> = vec![
         Arc::new(logical::casts::TrinoCasts::new()),
         Arc::new(logical::lateral_unnest::LateralUnnest),
+        Arc::new(logical::time_arithmetic::TimeArithmetic),
     ];
     rules.extend(Analyzer::new().rules);
     rules.push(Arc::new(logical::checked_constants::CheckedConstants));
