@@ -437,6 +437,8 @@ pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
     for statement in &mut statements {
         let _ = visit_expressions_mut(statement, |expr| {
             method_calls(expr);
+            // Before lambdas are lowered: their bodies become text then.
+            computed_subscript(expr);
             ControlFlow::<()>::Continue(())
         });
         crate::functions::rewrites::rewrite(statement)?;
@@ -451,6 +453,7 @@ pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
             type_year_month_interval(expr);
             bare_clock_function(expr);
             constant_quantified_comparison(expr);
+            unicode_literal_and_empty_map(expr);
             ControlFlow::<()>::Continue(())
         });
         let _ = statement.visit(&mut Ordinality);
@@ -1151,6 +1154,61 @@ fn json_literal_and_casts(expr: &mut Expr) {
     }
 }
 
+/// `x[k]` with a computed `k` (a column, a lambda's parameter) as `element_at(x, k)`:
+/// DataFusion takes a map's key only as a constant. For an array both answer the same
+/// element (NULL past its end).
+fn computed_subscript(expr: &mut Expr) {
+    use datafusion::sql::sqlparser::ast::Subscript;
+    let Expr::CompoundFieldAccess { root, access_chain } = expr else {
+        return;
+    };
+    let is_index =
+        |access: &AccessExpr| matches!(access, AccessExpr::Subscript(Subscript::Index { .. }));
+    let computed = |access: &AccessExpr| {
+        matches!(access, AccessExpr::Subscript(Subscript::Index { index })
+            if !matches!(index, Expr::Value(_)))
+    };
+    if !access_chain.iter().all(is_index) || !access_chain.iter().any(computed) {
+        return;
+    }
+    let mut value = (**root).clone();
+    for access in access_chain.iter() {
+        if let AccessExpr::Subscript(Subscript::Index { index }) = access {
+            value = call(Ident::new("element_at"), vec![value, index.clone()]);
+        }
+    }
+    *expr = value;
+}
+
+/// `U&'\+01F600'` as the text it spells (the parser has read its escapes), and `map()` as
+/// the empty map.
+fn unicode_literal_and_empty_map(expr: &mut Expr) {
+    match expr {
+        Expr::Value(value) => {
+            if let Value::UnicodeStringLiteral(text) = &value.value {
+                value.value = Value::SingleQuotedString(text.clone());
+            }
+        }
+        Expr::Function(function) => {
+            let empty = match &function.args {
+                FunctionArguments::List(list) => list.args.is_empty(),
+                FunctionArguments::None => false,
+                FunctionArguments::Subquery(_) => false,
+            };
+            if empty && function.name.to_string().eq_ignore_ascii_case("map") {
+                let empty_array = || {
+                    Expr::Array(datafusion::sql::sqlparser::ast::Array {
+                        elem: Vec::new(),
+                        named: true,
+                    })
+                };
+                *expr = call(Ident::new("map"), vec![empty_array(), empty_array()]);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// `c op ANY (query)`, `c op SOME (query)` and `c op ALL (query)` of a constant `c` (no
 /// column in it) as one scalar subquery over the query's rows, with SQL's answer when a
 /// comparison is NULL: ANY is true if one comparison is, false if none is NULL; ALL is false
@@ -1754,7 +1812,7 @@ mod tests {
         )
         .unwrap();
         let text = statements[0].to_string();
-        assert!(text.contains(r#""$lambda_transform"(SEQUENCE(1, CARDINALITY(v1)), '__c0[__p0] * __c1[__p0]', v1, v2)"#), "{text}");
+        assert!(text.contains(r#""$lambda_transform"(SEQUENCE(1, CARDINALITY(v1)), 'element_at(__c0, __p0) * element_at(__c1, __p0)', v1, v2)"#), "{text}");
         assert!(text.contains(r#""$lambda_reduce"("#), "{text}");
         assert!(text.contains("'__p0 + __p1', '__p0')"), "{text}");
     }
