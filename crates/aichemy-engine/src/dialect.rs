@@ -64,6 +64,7 @@ pub fn tokens(sql: &str) -> std::result::Result<Vec<TokenWithSpan>, ParserError>
     }
     let tokens = crate::functions::json::clauses::lower(tokens)?;
     let tokens = quantified_values(tokens);
+    let tokens = ip_address_literals(tokens);
     let tokens = row_fields_star(tokens);
     let tokens = parenthesize_values(tokens);
     let tokens = trim_spaces_by_default(tokens);
@@ -120,6 +121,42 @@ pub fn tokens(sql: &str) -> std::result::Result<Vec<TokenWithSpan>, ParserError>
         tokens[close].token = Token::Gt;
     }
     Ok(tokens)
+}
+
+/// `IPADDRESS '10.0.0.1'` as `CAST('10.0.0.1' AS IPADDRESS)`: the parser knows no such
+/// typed literal.
+fn ip_address_literals(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let is_ipaddress = |t: &TokenWithSpan| {
+        matches!(&t.token, Token::Word(w) if w.quote_style.is_none()
+            && w.value.eq_ignore_ascii_case("ipaddress"))
+    };
+    let mut out = Vec::with_capacity(tokens.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        let next =
+            (i + 1..tokens.len()).find(|&j| !matches!(tokens[j].token, Token::Whitespace(_)));
+        let literal = next.filter(|&j| matches!(tokens[j].token, Token::SingleQuotedString(_)));
+        match literal {
+            Some(j) if is_ipaddress(&tokens[i]) => {
+                let span = tokens[i].span;
+                let token = |t: Token| TokenWithSpan::new(t, span);
+                out.push(token(Token::make_keyword("CAST")));
+                out.push(token(Token::LParen));
+                out.push(tokens[j].clone());
+                out.push(token(Token::Whitespace(Whitespace::Space)));
+                out.push(token(Token::make_keyword("AS")));
+                out.push(token(Token::Whitespace(Whitespace::Space)));
+                out.push(tokens[i].clone());
+                out.push(token(Token::RParen));
+                i = j + 1;
+            }
+            _ => {
+                out.push(tokens[i].clone());
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// `(row).*` as `unnest((row))`, which DataFusion expands into the row's fields as columns.
@@ -1103,6 +1140,9 @@ fn json_literal_and_casts(expr: &mut Expr) {
     fn needs_own_cast(data_type: &DataType) -> bool {
         match data_type {
             DataType::JSON | DataType::Uuid | DataType::Map(..) => true,
+            DataType::Custom(name, modifiers) => {
+                modifiers.is_empty() && name.to_string().eq_ignore_ascii_case("ipaddress")
+            }
             DataType::Array(
                 ArrayElemTypeDef::AngleBracket(inner)
                 | ArrayElemTypeDef::Parenthesis(inner)

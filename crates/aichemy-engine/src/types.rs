@@ -168,6 +168,7 @@ pub fn declared_type(sql: &SqlType) -> Result<DeclaredType> {
         SqlType::Custom(name, modifiers) if modifiers.is_empty() => {
             match name.to_string().to_ascii_lowercase().as_str() {
                 "double" => simple(DataType::Float64, "double"),
+                "ipaddress" => simple(DataType::Utf8, "ipaddress"),
                 _ => Err(unknown(sql)),
             }
         }
@@ -190,10 +191,12 @@ fn map_of(key: Field, value: Field) -> DataType {
 
 impl DeclaredType {
     /// A field of this type; it carries the Trino name where the Arrow type alone does
-    /// not tell it (`json`, `uuid`, `char(n)`).
+    /// not tell it (`json`, `uuid`, `ipaddress`, `char(n)`).
     pub fn field(&self, name: &str, nullable: bool) -> Field {
         let field = Field::new(name, self.arrow.clone(), nullable);
-        if self.trino == "json" || self.trino == "uuid" || self.trino.starts_with("char(") {
+        if ["json", "uuid", "ipaddress"].contains(&self.trino.as_str())
+            || self.trino.starts_with("char(")
+        {
             field.with_metadata(
                 [(
                     aichemy_federation::TRINO_TYPE_KEY.to_string(),

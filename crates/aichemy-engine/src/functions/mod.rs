@@ -9,6 +9,7 @@ mod coalesce;
 mod collections;
 mod datetime;
 mod format;
+pub(crate) mod ipaddress;
 pub(crate) mod json;
 pub(crate) mod lambda;
 mod math;
@@ -105,6 +106,9 @@ pub fn register_all(ctx: &SessionContext) {
     printf::register(ctx);
     // Geometry: geodatafusion's ST_ functions, on GeoArrow types.
     geodatafusion::register(ctx);
+    // Trino's contains(array, x) and contains(cidr, address), in place of DataFusion's
+    // string contains.
+    ipaddress::register(ctx);
     crate::functions::lambda::register(ctx, register_all);
 }
 

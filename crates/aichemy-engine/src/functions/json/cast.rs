@@ -135,6 +135,25 @@ fn uuids(input: &ArrayRef, try_cast: bool) -> Result<ArrayRef> {
     Ok(Arc::new(out.finish()))
 }
 
+/// Text as Trino's `ipaddress`: checked, in its canonical form.
+fn ip_addresses(input: &ArrayRef, try_cast: bool) -> Result<ArrayRef> {
+    let texts = strings(input)?;
+    let mut out = datafusion::arrow::array::StringBuilder::new();
+    for text in texts.iter() {
+        match text.map(|t| (t, crate::functions::ipaddress::canonical(t))) {
+            None => out.append_null(),
+            Some((_, Some(address))) => out.append_value(address),
+            Some(_) if try_cast => out.append_null(),
+            Some((text, None)) => {
+                return Err(cast_error(format!(
+                    "Cannot cast value to IPADDRESS: {text}"
+                )))
+            }
+        }
+    }
+    Ok(Arc::new(out.finish()))
+}
+
 /// Whether a field is JSON or holds JSON somewhere inside.
 fn holds_json(field: &Field) -> bool {
     if is_json(field) {
@@ -158,6 +177,9 @@ pub(crate) fn cast_array(
 ) -> Result<ArrayRef> {
     if field_type_name(to) == "uuid" && field_type_name(from) != "uuid" {
         return uuids(input, try_cast);
+    }
+    if field_type_name(to) == "ipaddress" && field_type_name(from) != "ipaddress" {
+        return ip_addresses(input, try_cast);
     }
     if !is_json(from) && !holds_json(to) {
         let options = CastOptions {
