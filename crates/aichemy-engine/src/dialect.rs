@@ -65,6 +65,7 @@ pub fn tokens(sql: &str) -> std::result::Result<Vec<TokenWithSpan>, ParserError>
     let tokens = crate::functions::json::clauses::lower(tokens)?;
     let tokens = quantified_values(tokens);
     let tokens = ip_address_literals(tokens);
+    let tokens = corresponding_by_name(tokens);
     let tokens = row_fields_star(tokens);
     let tokens = parenthesize_values(tokens);
     let tokens = trim_spaces_by_default(tokens);
@@ -121,6 +122,45 @@ pub fn tokens(sql: &str) -> std::result::Result<Vec<TokenWithSpan>, ParserError>
         tokens[close].token = Token::Gt;
     }
     Ok(tokens)
+}
+
+/// `UNION [ALL] CORRESPONDING` (also `INTERSECT`, `EXCEPT`) spelled `… BY NAME`, which the
+/// parser reads; Trino has no `BY NAME`, so the planner takes every `BY NAME` for
+/// `CORRESPONDING` (see `planner::corresponding`).
+fn corresponding_by_name(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let word = |t: &TokenWithSpan| match &t.token {
+        Token::Word(w) if w.quote_style.is_none() => Some(w.value.to_ascii_uppercase()),
+        _ => None,
+    };
+    let significant: Vec<usize> = (0..tokens.len())
+        .filter(|&i| !matches!(tokens[i].token, Token::Whitespace(_)))
+        .collect();
+    let mut at = Vec::new();
+    for (n, &i) in significant.iter().enumerate() {
+        if word(&tokens[i]).as_deref() != Some("CORRESPONDING") || n == 0 {
+            continue;
+        }
+        let mut before = significant[n - 1];
+        if matches!(word(&tokens[before]).as_deref(), Some("ALL" | "DISTINCT")) && n >= 2 {
+            before = significant[n - 2];
+        }
+        if matches!(
+            word(&tokens[before]).as_deref(),
+            Some("UNION" | "INTERSECT" | "EXCEPT")
+        ) {
+            at.push(i);
+        }
+    }
+    for i in at.into_iter().rev() {
+        let span = tokens[i].span;
+        tokens[i] = TokenWithSpan::new(Token::make_keyword("BY"), span);
+        tokens.insert(i + 1, TokenWithSpan::new(Token::make_keyword("NAME"), span));
+        tokens.insert(
+            i + 1,
+            TokenWithSpan::new(Token::Whitespace(Whitespace::Space), span),
+        );
+    }
+    tokens
 }
 
 /// `IPADDRESS '10.0.0.1'` as `CAST('10.0.0.1' AS IPADDRESS)`: the parser knows no such

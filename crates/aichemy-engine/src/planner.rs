@@ -5,7 +5,7 @@ use std::sync::Arc;
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::parser::Statement as DFStatement;
-use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::ast::{Query, SetExpr, SetQuantifier, Statement, With};
 
 use crate::catalog::lakehouse::Lakehouse;
 use crate::dialect;
@@ -49,8 +49,106 @@ pub async fn plan_statement(
     // (`element_at` of `map_extract`) could then replace an AIchemy function.
     ctx.register_catalog_list(catalogs);
     let state = ctx.state();
+    let statement = match statement {
+        DFStatement::Statement(boxed) => match *boxed {
+            Statement::Query(mut query) => {
+                corresponding(&mut query, &state).await?;
+                DFStatement::Statement(Box::new(Statement::Query(query)))
+            }
+            other => DFStatement::Statement(Box::new(other)),
+        },
+        other => other,
+    };
     let plan = state.statement_to_plan(statement).await?;
     Ok((name_row_fields(plan)?, state))
+}
+
+/// Trino's `CORRESPONDING` set operations (which the dialect spells `BY NAME`): each side
+/// keeps the columns both sides name, in the left side's order, matched by name.
+async fn corresponding(query: &mut Query, state: &SessionState) -> Result<()> {
+    let with = query.with.clone();
+    Box::pin(corresponding_in(&mut query.body, &with, state)).await
+}
+
+async fn corresponding_in(
+    body: &mut SetExpr,
+    with: &Option<With>,
+    state: &SessionState,
+) -> Result<()> {
+    let SetExpr::SetOperation {
+        left,
+        right,
+        set_quantifier,
+        ..
+    } = body
+    else {
+        return Ok(());
+    };
+    Box::pin(corresponding_in(left, with, state)).await?;
+    Box::pin(corresponding_in(right, with, state)).await?;
+    let plain = match set_quantifier {
+        SetQuantifier::ByName => SetQuantifier::None,
+        SetQuantifier::AllByName => SetQuantifier::All,
+        SetQuantifier::DistinctByName => SetQuantifier::Distinct,
+        _ => return Ok(()),
+    };
+    let names_of = |side: &SetExpr| {
+        let query = Query {
+            with: with.clone(),
+            body: Box::new(side.clone()),
+            order_by: None,
+            limit_clause: None,
+            fetch: None,
+            locks: vec![],
+            for_clause: None,
+            settings: None,
+            format_clause: None,
+            pipe_operators: vec![],
+        };
+        let statement = DFStatement::Statement(Box::new(Statement::Query(Box::new(query))));
+        async move {
+            let plan = state.statement_to_plan(statement).await?;
+            Ok::<_, TrinoError>(
+                plan.schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().to_ascii_lowercase())
+                    .collect::<Vec<_>>(),
+            )
+        }
+    };
+    let left_names = names_of(left).await?;
+    let right_names = names_of(right).await?;
+    let common: Vec<&String> = left_names
+        .iter()
+        .filter(|name| right_names.contains(name))
+        .collect();
+    if common.is_empty() {
+        return Err(TrinoError::new(
+            ErrorCode::TYPE_MISMATCH,
+            "No corresponding columns",
+        ));
+    }
+    let columns: Vec<String> = common
+        .iter()
+        .map(|name| format!("\"{}\"", name.replace('"', "\"\"")))
+        .collect();
+    for side in [left, right] {
+        let text = format!(
+            "SELECT {} FROM ({side}) AS \"$corresponding\"",
+            columns.join(", ")
+        );
+        let mut parsed = dialect::parse_statements(&text)?;
+        let Some(Statement::Query(query)) = parsed.pop() else {
+            return Err(TrinoError::new(
+                ErrorCode::GENERIC_INTERNAL_ERROR,
+                "CORRESPONDING side did not parse",
+            ));
+        };
+        **side = SetExpr::Query(query);
+    }
+    *set_quantifier = plain;
+    Ok(())
 }
 
 /// A query's columns that `(row).*` (DataFusion's unnest of a struct) made, named by their
