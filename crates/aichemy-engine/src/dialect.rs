@@ -516,6 +516,7 @@ pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
             method_calls(expr);
             // Before lambdas are lowered: their bodies become text then.
             computed_subscript(expr);
+            regexp_replace_with_function(expr);
             ControlFlow::<()>::Continue(())
         });
         crate::functions::rewrites::rewrite(statement)?;
@@ -1232,6 +1233,39 @@ fn json_literal_and_casts(expr: &mut Expr) {
         }
         _ => {}
     }
+}
+
+/// `regexp_replace(s, p, x -> …)` as `"$regexp_splice"(s, p, transform("$regexp_groups"(s,
+/// p), x -> …))`: the function of each match's capturing groups, spliced in its place.
+fn regexp_replace_with_function(expr: &mut Expr) {
+    let Expr::Function(function) = expr else {
+        return;
+    };
+    if !function
+        .name
+        .to_string()
+        .eq_ignore_ascii_case("regexp_replace")
+    {
+        return;
+    }
+    let Some(args) = plain_args(function) else {
+        return;
+    };
+    let [subject, pattern, lambda] = args.as_slice() else {
+        return;
+    };
+    if !matches!(lambda, Expr::Lambda(_)) {
+        return;
+    }
+    let groups = call(
+        Ident::with_quote('"', "$regexp_groups"),
+        vec![subject.clone(), pattern.clone()],
+    );
+    let replacements = call(Ident::new("transform"), vec![groups, lambda.clone()]);
+    *expr = call(
+        Ident::with_quote('"', "$regexp_splice"),
+        vec![subject.clone(), pattern.clone(), replacements],
+    );
 }
 
 /// `x[k]` with a computed `k` (a column, a lambda's parameter) as `element_at(x, k)`:

@@ -28,6 +28,12 @@ enum Kind {
     Position,
     Split,
     Replace,
+    /// `"$regexp_groups"(s, p)`: each match's capturing groups (from group 1), the
+    /// argument of `regexp_replace(s, p, x -> …)`'s function.
+    Groups,
+    /// `"$regexp_splice"(s, p, replacements)`: `s` with its k-th match replaced by the k-th
+    /// replacement, the result of `regexp_replace(s, p, x -> …)`.
+    Splice,
 }
 
 impl Kind {
@@ -38,6 +44,8 @@ impl Kind {
             Kind::Position => "regexp_position",
             Kind::Split => "regexp_split",
             Kind::Replace => "regexp_replace",
+            Kind::Groups => "$regexp_groups",
+            Kind::Splice => "$regexp_splice",
         }
     }
 
@@ -46,7 +54,8 @@ impl Kind {
         match self {
             Kind::Extract | Kind::ExtractAll | Kind::Replace => (2, 3),
             Kind::Position => (2, 4),
-            Kind::Split => (2, 2),
+            Kind::Split | Kind::Groups => (2, 2),
+            Kind::Splice => (3, 3),
         }
     }
 }
@@ -59,6 +68,8 @@ pub fn register(ctx: &SessionContext) {
         Kind::Position,
         Kind::Split,
         Kind::Replace,
+        Kind::Groups,
+        Kind::Splice,
     ] {
         ctx.register_udf(ScalarUDF::new_from_impl(RegexpFunction::new(kind)));
     }
@@ -180,22 +191,25 @@ impl ScalarUDFImpl for RegexpFunction {
                 .enumerate()
                 .all(|(i, t)| match (self.kind, i) {
                     (_, 0 | 1) | (Kind::Replace, 2) => text(t),
+                    (Kind::Splice, 2) => matches!(t, DataType::List(_) | DataType::Null),
                     _ => integer(t),
                 });
         if !fits {
             let expected = match self.kind {
                 Kind::Extract | Kind::ExtractAll => "{0}(varchar, varchar), {0}(varchar, varchar, bigint)",
                 Kind::Position => "{0}(varchar, varchar), {0}(varchar, varchar, bigint), {0}(varchar, varchar, bigint, bigint)",
-                Kind::Split => "{0}(varchar, varchar)",
+                Kind::Split | Kind::Groups => "{0}(varchar, varchar)",
+                Kind::Splice => "{0}(varchar, varchar, array(varchar))",
                 Kind::Replace => "{0}(varchar, varchar), {0}(varchar, varchar, varchar)",
             };
             let name = self.kind.name();
             return unexpected(name, arg_types, &expected.replace("{0}", name));
         }
         Ok(match self.kind {
-            Kind::Extract | Kind::Replace => DataType::Utf8,
+            Kind::Extract | Kind::Replace | Kind::Splice => DataType::Utf8,
             Kind::Position => DataType::Int64,
             Kind::ExtractAll | Kind::Split => text_list(),
+            Kind::Groups => DataType::List(Arc::new(Field::new("item", text_list(), true))),
         })
     }
 
@@ -209,7 +223,7 @@ impl ScalarUDFImpl for RegexpFunction {
         let numbers: Vec<Int64Array> = arrays
             .iter()
             .skip(2)
-            .filter(|_| self.kind != Kind::Replace)
+            .filter(|_| !matches!(self.kind, Kind::Replace | Kind::Splice))
             .map(|a| {
                 Ok(cast(a, &DataType::Int64)?
                     .as_primitive::<Int64Type>()
@@ -287,6 +301,68 @@ impl ScalarUDFImpl for RegexpFunction {
                         }
                     }
                     out.append(true);
+                }
+                Arc::new(out.finish())
+            }
+            Kind::Groups => {
+                let mut out = ListBuilder::new(ListBuilder::new(StringBuilder::new()));
+                for row in 0..rows {
+                    if subjects.is_null(row) || patterns.is_null(row) {
+                        out.append_null();
+                        continue;
+                    }
+                    let regex = compiled.get(patterns.value(row))?;
+                    for captures in regex.captures_iter(subjects.value(row)) {
+                        let groups = out.values();
+                        for group in captures.iter().skip(1) {
+                            match group {
+                                Some(m) => groups.values().append_value(m.as_str()),
+                                None => groups.values().append_null(),
+                            }
+                        }
+                        groups.append(true);
+                    }
+                    out.append(true);
+                }
+                Arc::new(out.finish())
+            }
+            Kind::Splice => {
+                let replacements = arrays[2].as_list_opt::<i32>();
+                let mut out = StringBuilder::new();
+                for row in 0..rows {
+                    let replacements = match replacements {
+                        Some(list) if !list.is_null(row) => list.value(row),
+                        _ => {
+                            out.append_null();
+                            continue;
+                        }
+                    };
+                    if subjects.is_null(row) || patterns.is_null(row) {
+                        out.append_null();
+                        continue;
+                    }
+                    let replacements = cast(&replacements, &DataType::Utf8)?;
+                    let replacements = replacements.as_string::<i32>();
+                    let regex = compiled.get(patterns.value(row))?;
+                    let subject = subjects.value(row);
+                    let mut text = String::with_capacity(subject.len());
+                    let mut last = 0;
+                    let mut null = false;
+                    for (k, found) in regex.find_iter(subject).enumerate() {
+                        text.push_str(&subject[last..found.start()]);
+                        if k >= replacements.len() || replacements.is_null(k) {
+                            null = true;
+                            break;
+                        }
+                        text.push_str(replacements.value(k));
+                        last = found.end();
+                    }
+                    if null {
+                        out.append_null();
+                        continue;
+                    }
+                    text.push_str(&subject[last..]);
+                    out.append_value(text);
                 }
                 Arc::new(out.finish())
             }
