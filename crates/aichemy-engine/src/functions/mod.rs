@@ -9,6 +9,7 @@ mod coalesce;
 mod collections;
 mod datetime;
 mod format;
+mod geospatial;
 pub(crate) mod ipaddress;
 pub(crate) mod json;
 pub(crate) mod lambda;
@@ -25,7 +26,7 @@ mod vector;
 use std::any::Any;
 use std::sync::Arc;
 
-use datafusion::arrow::array::ArrayRef;
+use datafusion::arrow::array::{ArrayRef, ListArray};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::datatypes::{Field, FieldRef};
 use datafusion::common::{plan_err, DataFusionError};
@@ -106,6 +107,8 @@ pub fn register_all(ctx: &SessionContext) {
     printf::register(ctx);
     // Geometry: geodatafusion's ST_ functions, on GeoArrow types.
     geodatafusion::register(ctx);
+    // Trino's geospatial functions geodatafusion lacks (some in place of its own).
+    geospatial::register(ctx);
     // Trino's contains(array, x) and contains(cidr, address), in place of DataFusion's
     // string contains.
     ipaddress::register(ctx);
@@ -149,9 +152,15 @@ pub(crate) fn arg_arrays(args: &ScalarFunctionArgs) -> Result<Vec<ArrayRef>> {
         .collect()
 }
 
-/// A function's result: a scalar when every argument was one, the array otherwise.
+/// A function's result: a scalar when every argument was one, the array otherwise. A list
+/// scalar keeps its array's item field (with its metadata: `array(json)`, geometries).
 pub(crate) fn scalar_result(args: &[ColumnarValue], array: ArrayRef) -> Result<ColumnarValue> {
     if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
+        if let Some(list) = array.as_any().downcast_ref::<ListArray>() {
+            return Ok(ColumnarValue::Scalar(ScalarValue::List(Arc::new(
+                list.slice(0, 1),
+            ))));
+        }
         Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
             &array, 0,
         )?))
