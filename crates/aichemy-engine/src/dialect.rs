@@ -1390,11 +1390,13 @@ fn constant_quantified_comparison(expr: &mut Expr) {
     *expr = rewritten;
 }
 
-/// `localtimestamp`, written without parentheses as SQL has it, as the function call.
+/// `localtimestamp` and `localtime`, written without parentheses as SQL has them, as the
+/// function calls.
 fn bare_clock_function(expr: &mut Expr) {
     if let Expr::Identifier(ident) = expr {
-        if ident.quote_style.is_none() && ident.value.eq_ignore_ascii_case("localtimestamp") {
-            *expr = call(Ident::new("localtimestamp"), vec![]);
+        let name = ident.value.to_ascii_lowercase();
+        if ident.quote_style.is_none() && (name == "localtimestamp" || name == "localtime") {
+            *expr = call(Ident::new(name), vec![]);
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The statement's clock as Trino reads it: `current_timestamp[(p)]` (and `now()`), a
-//! `timestamp(p) with time zone` in the session's zone (UTC without one), and
-//! `localtimestamp[(p)]`, the session zone's wall clock as a `timestamp(p)`. Every call in
+//! `timestamp(p) with time zone` in the session's zone (UTC without one),
+//! `localtimestamp[(p)]`, the session zone's wall clock as a `timestamp(p)`, and
+//! `localtime[(p)]`, that clock's time of day. Every call in
 //! one statement answers the statement's start, cut to `p` fractional digits (3 unless
 //! given). Values are kept at microseconds (nanoseconds past six digits), the unit of a
 //! table's timestamps: DataFusion compares two timestamps at the coarser unit.
@@ -20,17 +21,30 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 
-/// Registers `current_timestamp` (with `now`) and `localtimestamp` for the context's zone.
+/// Registers `current_timestamp` (with `now`), `localtimestamp` and `localtime` for the
+/// context's zone.
 pub fn register(ctx: &SessionContext) {
     let config = ctx.state().config_options().clone();
-    for local in [false, true] {
-        ctx.register_udf(ScalarUDF::new_from_impl(Clock::new(local, &config)));
+    for reading in [Reading::Instant, Reading::WallClock, Reading::TimeOfDay] {
+        ctx.register_udf(ScalarUDF::new_from_impl(Clock::new(reading, &config)));
     }
+}
+
+/// What a clock function reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Reading {
+    /// `current_timestamp`: the instant, in the session's zone.
+    Instant,
+    /// `localtimestamp`: the wall clock, without its zone.
+    WallClock,
+    /// `localtime`: the wall clock's time of day.
+    TimeOfDay,
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct Clock {
-    /// `localtimestamp`: the wall clock, without its zone.
+    reading: Reading,
+    /// The wall clock, without a zone (`localtimestamp`, `localtime`).
     local: bool,
     /// The session's zone (UTC when it has none).
     zone: Arc<str>,
@@ -39,9 +53,11 @@ struct Clock {
 }
 
 impl Clock {
-    fn new(local: bool, config: &ConfigOptions) -> Self {
+    fn new(reading: Reading, config: &ConfigOptions) -> Self {
         let zone = config.execution.time_zone.as_deref().unwrap_or("UTC");
+        let local = reading != Reading::Instant;
         Clock {
+            reading,
             local,
             zone: Arc::from(zone),
             aliases: if local { vec![] } else { vec!["now".into()] },
@@ -72,6 +88,9 @@ impl Clock {
     }
 
     fn data_type(&self, precision: u32) -> DataType {
+        if self.reading == Reading::TimeOfDay {
+            return DataType::Time64(Self::unit(precision));
+        }
         let zone = (!self.local).then(|| self.zone.clone());
         DataType::Timestamp(Self::unit(precision), zone)
     }
@@ -91,6 +110,13 @@ impl Clock {
         };
         let step = 10i64.pow(9u32.saturating_sub(precision));
         nanos = nanos.map(|n| n - n.rem_euclid(step));
+        if self.reading == Reading::TimeOfDay {
+            let day = nanos.map(|n| n.rem_euclid(86_400_000_000_000));
+            return Ok(match Self::unit(precision) {
+                TimeUnit::Nanosecond => ScalarValue::Time64Nanosecond(day),
+                _ => ScalarValue::Time64Microsecond(day.map(|n| n / 1_000)),
+            });
+        }
         let zone = (!self.local).then(|| self.zone.clone());
         Ok(match Self::unit(precision) {
             TimeUnit::Nanosecond => ScalarValue::TimestampNanosecond(nanos, zone),
@@ -105,10 +131,10 @@ impl ScalarUDFImpl for Clock {
     }
 
     fn name(&self) -> &str {
-        if self.local {
-            "localtimestamp"
-        } else {
-            "current_timestamp"
+        match self.reading {
+            Reading::Instant => "current_timestamp",
+            Reading::WallClock => "localtimestamp",
+            Reading::TimeOfDay => "localtime",
         }
     }
 
@@ -133,7 +159,7 @@ impl ScalarUDFImpl for Clock {
     }
 
     fn with_updated_config(&self, config: &ConfigOptions) -> Option<ScalarUDF> {
-        Some(ScalarUDF::new_from_impl(Clock::new(self.local, config)))
+        Some(ScalarUDF::new_from_impl(Clock::new(self.reading, config)))
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {

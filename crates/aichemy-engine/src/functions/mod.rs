@@ -7,6 +7,7 @@ mod bitwise;
 mod clock;
 mod coalesce;
 mod collections;
+mod color;
 mod datetime;
 mod format;
 mod geospatial;
@@ -86,12 +87,18 @@ pub fn register_all(ctx: &SessionContext) {
             "version",
             ScalarValue::Utf8(Some(crate::VERSION.to_string())),
         ),
+        // The groups of the session's user: AIchemy has no groups.
+        (
+            "current_groups",
+            ScalarValue::List(ScalarValue::new_list_nullable(&[], &DataType::Utf8)),
+        ),
     ] {
         ctx.register_udf(ScalarUDF::new_from_impl(Constant::new(name, value)));
     }
     array::register(ctx);
     bitwise::register(ctx);
     clock::register(ctx);
+    color::register(ctx);
     datetime::register(ctx);
     url::register(ctx);
     regexp::register(ctx);
@@ -284,8 +291,8 @@ impl ScalarUDFImpl for ElementAt {
     }
 }
 
-/// Functions of no arguments with one value: `nan()`, `infinity()` (Trino's DOUBLE constants)
-/// and `version()`.
+/// Functions of no arguments with one value: `nan()`, `infinity()` (Trino's DOUBLE constants),
+/// `version()` and `current_groups()`.
 #[derive(Debug)]
 pub(crate) struct Constant {
     name: &'static str,
