@@ -517,6 +517,7 @@ pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
             // Before lambdas are lowered: their bodies become text then.
             computed_subscript(expr);
             regexp_replace_with_function(expr);
+            reduce_agg(expr);
             ControlFlow::<()>::Continue(())
         });
         crate::functions::rewrites::rewrite(statement)?;
@@ -564,6 +565,7 @@ pub const SYNTAX_FUNCTIONS: &[(&str, &str)] = &[
     ("current_catalog", "scalar"),
     ("current_schema", "scalar"),
     ("current_timezone", "scalar"),
+    ("reduce_agg", "aggregate"),
 ];
 
 /// Replaces Trino's session functions by their values: `current_user`, `current_catalog`,
@@ -1233,6 +1235,45 @@ fn json_literal_and_casts(expr: &mut Expr) {
         }
         _ => {}
     }
+}
+
+/// `reduce_agg(value, initial, f, g)` as `reduce(array_agg(value) FILTER (WHERE value IS
+/// NOT NULL), initial, f, s -> s)`: Trino asks `f` and `g` to agree (g combines the states of
+/// parts of the input), so folding every value with `f` answers the same.
+fn reduce_agg(expr: &mut Expr) {
+    let Expr::Function(function) = expr else {
+        return;
+    };
+    if !function.name.to_string().eq_ignore_ascii_case("reduce_agg") || function.over.is_some() {
+        return;
+    }
+    let Some(args) = plain_args(function) else {
+        return;
+    };
+    let [value, initial, input, _combine] = args.as_slice() else {
+        return;
+    };
+    let template = "reduce(array_agg(\"$value\") FILTER (WHERE \"$value\" IS NOT NULL), \
+                    \"$initial\", \"$input\", s -> s)";
+    let Ok(mut rewritten) = Parser::new(&dialect())
+        .try_with_sql(template)
+        .and_then(|mut parser| parser.parse_expr())
+    else {
+        return;
+    };
+    let _ = visit_expressions_mut(&mut rewritten, |e| {
+        if let Expr::Identifier(ident) = e {
+            let replacement = match ident.value.as_str() {
+                "$value" => value,
+                "$initial" => initial,
+                "$input" => input,
+                _ => return ControlFlow::<()>::Continue(()),
+            };
+            *e = replacement.clone();
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    *expr = rewritten;
 }
 
 /// `regexp_replace(s, p, x -> …)` as `"$regexp_splice"(s, p, transform("$regexp_groups"(s,
