@@ -30,6 +30,10 @@ use crate::functions::row_function::{text, Arg, RowFunction};
 
 /// Registers every function of this module.
 pub fn register(ctx: &SessionContext) {
+    let config = ctx.state().config_options().clone();
+    for nanos in [false, true] {
+        ctx.register_udf(ScalarUDF::new_from_impl(FromIso8601::new(nanos, &config)));
+    }
     for convert in [true, false] {
         ctx.register_udf(ScalarUDF::new_from_impl(Rezone {
             convert,
@@ -80,42 +84,6 @@ pub fn register(ctx: &SessionContext) {
                 ),
             },
             |args, _| iso8601(&args[0]).map(|t| ScalarValue::Utf8(Some(t))),
-        ),
-        RowFunction::new(
-            "from_iso8601_timestamp",
-            one_text,
-            "from_iso8601_timestamp(varchar)",
-            |_| {
-                Ok(DataType::Timestamp(
-                    TimeUnit::Millisecond,
-                    Some("UTC".into()),
-                ))
-            },
-            |args, _| {
-                let nanos = parse_iso8601(text(&args[0]))?;
-                Ok(ScalarValue::TimestampMillisecond(
-                    Some(nanos.div_euclid(1_000_000)),
-                    Some("UTC".into()),
-                ))
-            },
-        ),
-        RowFunction::new(
-            "from_iso8601_timestamp_nanos",
-            one_text,
-            "from_iso8601_timestamp_nanos(varchar)",
-            |_| {
-                Ok(DataType::Timestamp(
-                    TimeUnit::Nanosecond,
-                    Some("UTC".into()),
-                ))
-            },
-            |args, _| {
-                let nanos = parse_iso8601(text(&args[0]))?;
-                Ok(ScalarValue::TimestampNanosecond(
-                    Some(nanos),
-                    Some("UTC".into()),
-                ))
-            },
         ),
         RowFunction::new(
             "from_unixtime_nanos",
@@ -451,11 +419,23 @@ fn iso8601(value: &ScalarValue) -> Result<String> {
 
 /// The instant an ISO 8601 date or date-time names, in nanoseconds; UTC where the text
 /// names no offset.
-fn parse_iso8601(text: &str) -> Result<i64> {
+/// The instant an ISO 8601 text names, in nanoseconds, and the offset it names (`+01:00`,
+/// `UTC` for `Z`) if any; a text without one is a local time in `zone`.
+fn parse_iso8601(text: &str, zone: &Tz) -> Result<(i64, Option<String>)> {
     let text = text.trim();
     let invalid = || invalid_argument(format!("Invalid format: \"{text}\""));
+    let offset_of = |at: &DateTime<chrono::FixedOffset>| {
+        let seconds = at.offset().local_minus_utc();
+        if seconds == 0 && text.ends_with(['Z', 'z']) {
+            return "UTC".to_string();
+        }
+        let sign = if seconds < 0 { '-' } else { '+' };
+        let minutes = seconds.abs() / 60;
+        format!("{sign}{:02}:{:02}", minutes / 60, minutes % 60)
+    };
     if let Ok(at) = DateTime::parse_from_rfc3339(text) {
-        return at.timestamp_nanos_opt().ok_or_else(invalid);
+        let nanos = at.timestamp_nanos_opt().ok_or_else(invalid)?;
+        return Ok((nanos, Some(offset_of(&at))));
     }
     for format in [
         "%Y-%m-%dT%H:%M:%S%.f%:z",
@@ -463,20 +443,147 @@ fn parse_iso8601(text: &str) -> Result<i64> {
         "%Y-%m-%dT%H:%M:%S%.f%#z",
     ] {
         if let Ok(at) = DateTime::parse_from_str(text, format) {
-            return at.timestamp_nanos_opt().ok_or_else(invalid);
+            let nanos = at.timestamp_nanos_opt().ok_or_else(invalid)?;
+            return Ok((nanos, Some(offset_of(&at))));
         }
     }
-    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H"] {
-        if let Ok(at) = chrono::NaiveDateTime::parse_from_str(text, format) {
-            return at.and_utc().timestamp_nanos_opt().ok_or_else(invalid);
+    let local = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H"]
+        .iter()
+        .find_map(|format| chrono::NaiveDateTime::parse_from_str(text, format).ok());
+    let local = match local {
+        Some(local) => local,
+        None => chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .or_else(|_| chrono::NaiveDate::parse_from_str(&format!("{text}-01"), "%Y-%m-%d"))
+            .map_err(|_| invalid())?
+            .and_hms_opt(0, 0, 0)
+            .ok_or_else(invalid)?,
+    };
+    let at = zone
+        .from_local_datetime(&local)
+        .earliest()
+        .ok_or_else(invalid)?;
+    Ok((at.timestamp_nanos_opt().ok_or_else(invalid)?, None))
+}
+
+/// `from_iso8601_timestamp(text)` (milliseconds) and `from_iso8601_timestamp_nanos(text)`:
+/// the instant the text names, in the zone of its offset when the text is a constant that
+/// names one, else in the session's zone (UTC without one), in which a text without an
+/// offset is read.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct FromIso8601 {
+    nanos: bool,
+    zone: Arc<str>,
+    signature: Signature,
+}
+
+impl FromIso8601 {
+    fn new(nanos: bool, config: &datafusion::common::config::ConfigOptions) -> Self {
+        let zone = config.execution.time_zone.as_deref().unwrap_or("UTC");
+        FromIso8601 {
+            nanos,
+            zone: Arc::from(zone),
+            signature: Signature::user_defined(Volatility::Immutable),
         }
     }
-    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .or_else(|_| chrono::NaiveDate::parse_from_str(&format!("{text}-01"), "%Y-%m-%d"))
-        .map_err(|_| invalid())?;
-    date.and_hms_opt(0, 0, 0)
-        .and_then(|at| at.and_utc().timestamp_nanos_opt())
-        .ok_or_else(invalid)
+
+    fn unit(&self) -> TimeUnit {
+        if self.nanos {
+            TimeUnit::Nanosecond
+        } else {
+            TimeUnit::Millisecond
+        }
+    }
+
+    fn session_zone(&self) -> Result<Tz> {
+        parse_zone(&self.zone)
+    }
+}
+
+impl ScalarUDFImpl for FromIso8601 {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn name(&self) -> &str {
+        if self.nanos {
+            "from_iso8601_timestamp_nanos"
+        } else {
+            "from_iso8601_timestamp"
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        match arg_types {
+            [t] if crate::functions::is_text(t) => Ok(vec![DataType::Utf8]),
+            _ => crate::functions::unexpected_parameters(
+                self.name(),
+                arg_types,
+                &format!("{}(varchar)", self.name()),
+            ),
+        }
+    }
+
+    fn with_updated_config(
+        &self,
+        config: &datafusion::common::config::ConfigOptions,
+    ) -> Option<ScalarUDF> {
+        Some(ScalarUDF::new_from_impl(FromIso8601::new(
+            self.nanos, config,
+        )))
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        plan_err!("return_field_from_args is called instead")
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        let named = match args.scalar_arguments.first().copied().flatten() {
+            Some(ScalarValue::Utf8(Some(text))) => parse_iso8601(text, &self.session_zone()?)
+                .ok()
+                .and_then(|(_, zone)| zone),
+            _ => None,
+        };
+        let zone: Arc<str> = named.map(Arc::from).unwrap_or_else(|| self.zone.clone());
+        Ok(Arc::new(Field::new(
+            self.name(),
+            DataType::Timestamp(self.unit(), Some(zone)),
+            true,
+        )))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let zone = self.session_zone()?;
+        let texts =
+            crate::functions::json::cast::strings(&args.args[0].to_array(args.number_rows)?)?;
+        let divisor = if self.nanos { 1 } else { 1_000_000 };
+        let mut values = Vec::with_capacity(texts.len());
+        for text in texts.iter() {
+            values.push(match text {
+                Some(text) => Some(parse_iso8601(text, &zone)?.0.div_euclid(divisor)),
+                None => None,
+            });
+        }
+        let tz = match args.return_field.data_type() {
+            DataType::Timestamp(_, tz) => tz.clone(),
+            _ => None,
+        };
+        let array: ArrayRef = if self.nanos {
+            Arc::new(
+                datafusion::arrow::array::TimestampNanosecondArray::from(values)
+                    .with_timezone_opt(tz),
+            )
+        } else {
+            Arc::new(
+                datafusion::arrow::array::TimestampMillisecondArray::from(values)
+                    .with_timezone_opt(tz),
+            )
+        };
+        crate::functions::scalar_result(&args.args, array)
+    }
 }
 
 /// Nanoseconds of an Airlift duration: a number and a unit (`ns`, `us`, `ms`, `s`, `m`,
@@ -619,10 +726,19 @@ mod tests {
 
     #[test]
     fn iso8601_texts_are_read_as_instants() {
-        assert_eq!(parse_iso8601("1970-01-01").unwrap(), 0);
-        assert_eq!(parse_iso8601("1970-01-01T00:00:01").unwrap(), 1_000_000_000);
-        assert_eq!(parse_iso8601("1970-01-01T01:00:00+01:00").unwrap(), 0);
-        assert!(parse_iso8601("yesterday").is_err());
+        let utc: Tz = "UTC".parse().unwrap();
+        assert_eq!(parse_iso8601("1970-01-01", &utc).unwrap(), (0, None));
+        assert_eq!(
+            parse_iso8601("1970-01-01T00:00:01", &utc).unwrap().0,
+            1_000_000_000
+        );
+        assert_eq!(
+            parse_iso8601("1970-01-01T01:00:00+01:00", &utc).unwrap(),
+            (0, Some("+01:00".into()))
+        );
+        let paris: Tz = "Europe/Paris".parse().unwrap();
+        assert_eq!(parse_iso8601("1970-01-01T01:00:00", &paris).unwrap().0, 0);
+        assert!(parse_iso8601("yesterday", &utc).is_err());
         let value = ScalarValue::TimestampMillisecond(Some(1_589_195_705_055), Some("UTC".into()));
         assert_eq!(iso8601(&value).unwrap(), "2020-05-11T11:15:05.055Z");
     }
