@@ -124,17 +124,27 @@ pub fn tokens(sql: &str) -> std::result::Result<Vec<TokenWithSpan>, ParserError>
     Ok(tokens)
 }
 
+/// An unquoted word's text in upper case (`VALUES`, `ANY`), for the token passes below.
+fn bare_word(token: &TokenWithSpan) -> Option<String> {
+    match &token.token {
+        Token::Word(w) if w.quote_style.is_none() => Some(w.value.to_ascii_uppercase()),
+        _ => None,
+    }
+}
+
+/// The positions of the tokens that are not whitespace.
+fn significant_positions(tokens: &[TokenWithSpan]) -> Vec<usize> {
+    (0..tokens.len())
+        .filter(|&i| !matches!(tokens[i].token, Token::Whitespace(_)))
+        .collect()
+}
+
 /// `UNION [ALL] CORRESPONDING` (also `INTERSECT`, `EXCEPT`) spelled `… BY NAME`, which the
 /// parser reads; Trino has no `BY NAME`, so the planner takes every `BY NAME` for
 /// `CORRESPONDING` (see `planner::corresponding`).
 fn corresponding_by_name(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
-    let word = |t: &TokenWithSpan| match &t.token {
-        Token::Word(w) if w.quote_style.is_none() => Some(w.value.to_ascii_uppercase()),
-        _ => None,
-    };
-    let significant: Vec<usize> = (0..tokens.len())
-        .filter(|&i| !matches!(tokens[i].token, Token::Whitespace(_)))
-        .collect();
+    let word = bare_word;
+    let significant = significant_positions(&tokens);
     let mut at = Vec::new();
     for (n, &i) in significant.iter().enumerate() {
         if word(&tokens[i]).as_deref() != Some("CORRESPONDING") || n == 0 {
@@ -201,9 +211,7 @@ fn ip_address_literals(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
 
 /// `(row).*` as `unnest((row))`, which DataFusion expands into the row's fields as columns.
 fn row_fields_star(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
-    let significant: Vec<usize> = (0..tokens.len())
-        .filter(|&i| !matches!(tokens[i].token, Token::Whitespace(_)))
-        .collect();
+    let significant = significant_positions(&tokens);
     let closing = closing_parens(&tokens);
     // (open, dot, star) of each `( … ).*`
     let mut stars = Vec::new();
@@ -237,13 +245,8 @@ fn row_fields_star(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
 /// `x = ANY (VALUES 1, 2)` (also `SOME`, `ALL`) as `x = ANY (SELECT * FROM (VALUES 1, 2))`:
 /// the generic dialect takes only a query starting with SELECT there.
 fn quantified_values(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
-    let word = |t: &TokenWithSpan| match &t.token {
-        Token::Word(w) if w.quote_style.is_none() => Some(w.value.to_ascii_uppercase()),
-        _ => None,
-    };
-    let significant: Vec<usize> = (0..tokens.len())
-        .filter(|&i| !matches!(tokens[i].token, Token::Whitespace(_)))
-        .collect();
+    let word = bare_word;
+    let significant = significant_positions(&tokens);
     let closing = closing_parens(&tokens);
     // (the open parenthesis, its closing one)
     let mut wraps = Vec::new();
@@ -291,13 +294,8 @@ fn quantified_values(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
 /// `trim(LEADING FROM x)` (and `TRAILING`, `BOTH`) as `trim(LEADING ' ' FROM x)`: Trino
 /// trims spaces when no characters are named; the generic dialect requires them.
 fn trim_spaces_by_default(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
-    let word = |t: &TokenWithSpan| match &t.token {
-        Token::Word(w) if w.quote_style.is_none() => Some(w.value.to_ascii_uppercase()),
-        _ => None,
-    };
-    let significant: Vec<usize> = (0..tokens.len())
-        .filter(|&i| !matches!(tokens[i].token, Token::Whitespace(_)))
-        .collect();
+    let word = bare_word;
+    let significant = significant_positions(&tokens);
     let mut inserts = Vec::new();
     for window in significant.windows(4) {
         let [trim, open, side, from] = [window[0], window[1], window[2], window[3]];

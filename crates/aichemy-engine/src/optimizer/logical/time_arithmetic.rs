@@ -6,27 +6,20 @@
 
 use datafusion::arrow::datatypes::{DataType, IntervalUnit};
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, Result, ScalarValue};
-use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::{binary_expr, cast, lit, BinaryExpr, Expr, ExprSchemable};
 use datafusion::logical_expr::{LogicalPlan, Operator};
 use datafusion::optimizer::AnalyzerRule;
+
+use super::rewrite_typed_expressions;
 
 #[derive(Debug)]
 pub(crate) struct TimeArithmetic;
 
 impl AnalyzerRule for TimeArithmetic {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        plan.transform_up_with_subqueries(|plan| {
-            let schema = if plan.inputs().is_empty() {
-                plan.schema().as_ref().clone()
-            } else {
-                merge_schema(&plan.inputs())
-            };
-            plan.map_expressions(|expr| expr.transform_up(|e| rewrite(e, &schema)))
-        })
-        .data()
+        rewrite_typed_expressions(plan, rewrite)
     }
 
     fn name(&self) -> &str {
