@@ -19,6 +19,7 @@ mod printf;
 mod regexp;
 pub(crate) mod rewrites;
 pub(crate) mod row_function;
+mod sketch;
 mod string;
 mod timestamps;
 mod url;
@@ -120,6 +121,8 @@ pub fn register_all(ctx: &SessionContext) {
     // string contains.
     ipaddress::register(ctx);
     crate::functions::lambda::register(ctx, register_all);
+    // Last: its cardinality (of sketches too) replaces DataFusion's.
+    sketch::register(ctx);
 }
 
 /// Trino's INVALID_FUNCTION_ARGUMENT, as the error of a function's evaluation.

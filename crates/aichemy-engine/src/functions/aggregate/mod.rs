@@ -224,7 +224,7 @@ fn integer_or_null(data_type: &DataType) -> bool {
     data_type.is_integer() || data_type.is_null()
 }
 
-fn number_or_null(data_type: &DataType) -> bool {
+pub(super) fn number_or_null(data_type: &DataType) -> bool {
     data_type.is_numeric() || data_type.is_null()
 }
 
