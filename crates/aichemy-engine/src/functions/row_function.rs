@@ -6,7 +6,7 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use datafusion::arrow::array::Array;
+use datafusion::arrow::array::{Array, ArrayRef};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::{
@@ -159,22 +159,11 @@ impl ScalarUDFImpl for RowFunction {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let rows = args.number_rows;
         let returned = args.return_field.data_type().clone();
         let arrays = arg_arrays(&args)?;
-        let mut values = Vec::with_capacity(rows);
-        for row in 0..rows {
-            let row_args = arrays
-                .iter()
-                .map(|a| ScalarValue::try_from_array(a, row))
-                .collect::<Result<Vec<_>>>()?;
-            if row_args.iter().any(ScalarValue::is_null) {
-                values.push(ScalarValue::try_from(&returned)?);
-            } else {
-                values.push((self.eval)(&row_args, &returned)?);
-            }
-        }
-        let array = array_of(values, &returned)?;
+        let array = each_row(&arrays, args.number_rows, &returned, |row_args| {
+            (self.eval)(row_args, &returned)
+        })?;
         if args
             .args
             .iter()
@@ -188,6 +177,29 @@ impl ScalarUDFImpl for RowFunction {
         }
         Ok(ColumnarValue::Array(array))
     }
+}
+
+/// The array of `eval`'s answers for each row's argument values, NULL for a row where one
+/// argument is NULL.
+pub(crate) fn each_row(
+    arrays: &[ArrayRef],
+    rows: usize,
+    returned: &DataType,
+    eval: impl Fn(&[ScalarValue]) -> Result<ScalarValue>,
+) -> Result<ArrayRef> {
+    let mut values = Vec::with_capacity(rows);
+    for row in 0..rows {
+        let row_args = arrays
+            .iter()
+            .map(|a| ScalarValue::try_from_array(a, row))
+            .collect::<Result<Vec<_>>>()?;
+        if row_args.iter().any(ScalarValue::is_null) {
+            values.push(ScalarValue::try_from(returned)?);
+        } else {
+            values.push(eval(&row_args)?);
+        }
+    }
+    array_of(values, returned)
 }
 
 /// The text of a text value.

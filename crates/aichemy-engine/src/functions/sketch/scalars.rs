@@ -25,7 +25,7 @@ use datafusion::prelude::SessionContext;
 use super::hll::{HyperLogLog, DEFAULT_PRECISION};
 use super::{binary_or_null, is_binary, Sketch, SketchType};
 use crate::functions::aggregate::number_or_null;
-use crate::functions::json::cast::array_of;
+use crate::functions::row_function::each_row;
 use crate::functions::row_function::{list_items, list_type, list_value, map_type, map_value};
 use crate::functions::{invalid_argument, scalar_result, unexpected_parameters};
 
@@ -388,19 +388,10 @@ impl ScalarUDFImpl for SketchFunction {
             .iter()
             .map(|a| a.to_array(rows))
             .collect::<Result<Vec<_>>>()?;
-        let mut values = Vec::with_capacity(rows);
-        for row in 0..rows {
-            let row_args = arrays
-                .iter()
-                .map(|a| ScalarValue::try_from_array(a, row))
-                .collect::<Result<Vec<_>>>()?;
-            if row_args.iter().any(ScalarValue::is_null) {
-                values.push(ScalarValue::try_from(&returned)?);
-            } else {
-                values.push(self.function.eval(&row_args, &sketch_types, &returned)?);
-            }
-        }
-        scalar_result(&args.args, array_of(values, &returned)?)
+        let array = each_row(&arrays, rows, &returned, |row_args| {
+            self.function.eval(row_args, &sketch_types, &returned)
+        })?;
+        scalar_result(&args.args, array)
     }
 }
 
