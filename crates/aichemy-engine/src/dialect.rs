@@ -526,6 +526,7 @@ pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
             type_decimal_literal(expr);
             type_double_literal(expr);
             type_timestamp_literal(expr);
+            temporal_precision(expr);
             cast_to_char(expr);
             type_year_month_interval(expr);
             bare_clock_function(expr);
@@ -988,6 +989,7 @@ impl VisitorMut for QueryClauses {
 
     fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
         group_by_auto(&mut query.body);
+        values_rounded(&mut query.body);
         let Some(fetch) = query.fetch.take() else {
             return ControlFlow::Continue(());
         };
@@ -1549,7 +1551,7 @@ fn type_timestamp_literal(expr: &mut Expr) {
     let Some(text) = typed.value.value.clone().into_string() else {
         return;
     };
-    let Some((value, arrow_type)) = timestamp_literal(&text) else {
+    let Some((value, arrow_type, digits)) = timestamp_literal(&text) else {
         return;
     };
     let number = Expr::Value(Value::Number(value.unsigned_abs().to_string(), false).into());
@@ -1562,11 +1564,105 @@ fn type_timestamp_literal(expr: &mut Expr) {
         number
     };
     let arrow_type = Expr::Value(Value::SingleQuotedString(arrow_type).into());
-    *expr = call(Ident::new("arrow_cast"), vec![number, arrow_type]);
+    let value = call(Ident::new("arrow_cast"), vec![number, arrow_type]);
+    *expr = with_precision(value, digits);
 }
 
-/// A timestamp literal's value in its unit since the epoch, and its Arrow type's name.
-fn timestamp_literal(text: &str) -> Option<(i64, String)> {
+/// The rows of `VALUES` with their timestamps and times rounded to their precision but not
+/// typed at it: DataFusion refuses a column of `VALUES` whose rows' fields carry different
+/// metadata (`TIMESTAMP '2020-01-01 10:00'` in one row, NULL in the next).
+fn values_rounded(body: &mut SetExpr) {
+    match body {
+        SetExpr::Values(values) => {
+            for value in values.rows.iter_mut().flatten() {
+                if let Expr::Function(function) = value {
+                    if let [ObjectNamePart::Identifier(name)] = function.name.0.as_mut_slice() {
+                        if name.value == crate::functions::precision::NAME {
+                            name.value = crate::functions::precision::ROUND_NAME.to_string();
+                        }
+                    }
+                }
+            }
+        }
+        SetExpr::SetOperation { left, right, .. } => {
+            values_rounded(left);
+            values_rounded(right);
+        }
+        _ => {}
+    }
+}
+
+/// `value` typed at Trino's `precision` (see `functions/precision.rs`).
+fn with_precision(value: Expr, precision: usize) -> Expr {
+    let digits = Expr::Value(Value::Number(precision.to_string(), false).into());
+    call(
+        Ident::with_quote('"', crate::functions::precision::NAME),
+        vec![value, digits],
+    )
+}
+
+/// Trino's precision for `TIME '01:02:03.456'` (the digits written: `time(3)`) and for casts
+/// to `timestamp(p)` and `time(p)` (3 when not written): the value is computed at microseconds
+/// (nanoseconds for a time, or past six digits) and rounded to the precision, which its type
+/// carries.
+fn temporal_precision(expr: &mut Expr) {
+    static TIME: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"^\s*\d{1,2}:\d{1,2}(?::\d{1,2}(?:\.(\d{1,12}))?)?\s*$")
+            .expect("a valid pattern")
+    });
+    match expr {
+        Expr::TypedString(typed)
+            if matches!(typed.data_type, DataType::Time(None, TimezoneInfo::None)) =>
+        {
+            let Some(text) = typed.value.value.clone().into_string() else {
+                return;
+            };
+            let Some(parts) = TIME.captures(&text) else {
+                return;
+            };
+            let digits = parts.get(1).map_or(0, |m| m.as_str().len());
+            *expr = with_precision(expr.clone(), digits);
+        }
+        Expr::Cast {
+            kind,
+            expr: inner,
+            data_type,
+            format: None,
+            array: false,
+        } => {
+            let (precision, computed) = match data_type {
+                DataType::Timestamp(p, tz)
+                    if p.is_none_or(|p| p <= u64::from(crate::types::MAX_TEMPORAL_PRECISION)) =>
+                {
+                    let p = p.unwrap_or(3);
+                    (
+                        p,
+                        DataType::Timestamp(Some(if p <= 6 { 6 } else { 9 }), *tz),
+                    )
+                }
+                DataType::Time(p, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone)
+                    if p.is_none_or(|p| p <= u64::from(crate::types::MAX_TEMPORAL_PRECISION)) =>
+                {
+                    (p.unwrap_or(3), DataType::Time(None, TimezoneInfo::None))
+                }
+                _ => return,
+            };
+            let cast = Expr::Cast {
+                kind: kind.clone(),
+                expr: inner.clone(),
+                data_type: computed,
+                format: None,
+                array: false,
+            };
+            *expr = with_precision(cast, precision as usize);
+        }
+        _ => {}
+    }
+}
+
+/// A timestamp literal's value in its unit since the epoch, its Arrow type's name and the
+/// digits of its fractional seconds.
+fn timestamp_literal(text: &str) -> Option<(i64, String, usize)> {
     use chrono::{NaiveDate, NaiveTime, TimeZone};
     use datafusion::arrow::array::timezone::Tz;
     static SHAPE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
@@ -1597,7 +1693,12 @@ fn timestamp_literal(text: &str) -> Option<(i64, String)> {
     } else {
         let name = match zone {
             "Z" | "z" | "utc" | "GMT" | "Etc/UTC" => "UTC",
-            other => other,
+            // `GMT-08:30`, `UTC+01:00`: the offset
+            other => ["GMT", "UTC"]
+                .iter()
+                .find_map(|prefix| other.strip_prefix(prefix))
+                .filter(|offset| offset.starts_with(['+', '-']))
+                .unwrap_or(other),
         };
         let tz: Tz = name.parse().ok()?;
         let instant = tz.from_local_datetime(&local).earliest()?;
@@ -1611,7 +1712,7 @@ fn timestamp_literal(text: &str) -> Option<(i64, String)> {
         Some(name) => format!("Some(\"{name}\")"),
         None => "None".to_string(),
     };
-    Some((value, format!("Timestamp({unit}, {zone})")))
+    Some((value, format!("Timestamp({unit}, {zone})"), fraction.len()))
 }
 
 /// Types `1e3` as DOUBLE, as Trino does (decimal literals such as `1.5` stay DECIMAL).

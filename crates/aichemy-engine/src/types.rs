@@ -231,13 +231,82 @@ pub fn is_json(field: &Field) -> bool {
 }
 
 /// Trino's name for the type of a field: the name its metadata carries (`json`, `uuid`,
-/// `varchar(255)` from an external catalog), else the name of its Arrow type.
+/// `varchar(255)` from an external catalog), else the name of its Arrow type at the
+/// precision its metadata carries ([`temporal_precision`]).
 pub fn field_type_name(field: &Field) -> String {
+    if let Some(name) = field.metadata().get(aichemy_federation::TRINO_TYPE_KEY) {
+        return name.clone();
+    }
+    match temporal_precision(field) {
+        Some(p) => temporal_type_name(field.data_type(), p),
+        None => trino_type_name(field.data_type()),
+    }
+}
+
+/// The field metadata key of a timestamp's or time's precision in Trino's terms, the digits
+/// of its fractional seconds, where they are fewer than its Arrow unit's (values are kept at
+/// microseconds or nanoseconds whatever their precision: see `functions/precision.rs`).
+pub const PRECISION_KEY: &str = "trino.precision";
+
+/// The most digits of fractional seconds a Trino timestamp or time has.
+pub const MAX_TEMPORAL_PRECISION: u8 = 12;
+
+/// The precision a timestamp or time field's metadata carries; `None` for other types (a
+/// CAST keeps its operand's metadata) and where the unit tells it.
+pub fn temporal_precision(field: &Field) -> Option<u8> {
+    if !matches!(
+        field.data_type(),
+        DataType::Timestamp(_, _) | DataType::Time32(_) | DataType::Time64(_)
+    ) {
+        return None;
+    }
     field
         .metadata()
-        .get(aichemy_federation::TRINO_TYPE_KEY)
-        .cloned()
-        .unwrap_or_else(|| trino_type_name(field.data_type()))
+        .get(PRECISION_KEY)?
+        .parse()
+        .ok()
+        .filter(|p| *p <= MAX_TEMPORAL_PRECISION)
+}
+
+/// Trino's name of a timestamp or time type at `precision` digits.
+pub fn temporal_type_name(data_type: &DataType, precision: u8) -> String {
+    match data_type {
+        DataType::Timestamp(_, None) => format!("timestamp({precision})"),
+        DataType::Timestamp(_, Some(_)) => format!("timestamp({precision}) with time zone"),
+        DataType::Time32(_) | DataType::Time64(_) => format!("time({precision})"),
+        other => trino_type_name(other),
+    }
+}
+
+/// A timestamp's or time's text (`2020-06-10 15:55:23.383345`, `01:02:03`, either followed by
+/// a zone) with `precision` digits of fractional seconds: cut or padded with zeros, no point
+/// for none.
+pub fn with_fraction_digits(text: &str, precision: u8) -> String {
+    // The seconds end six characters after the first colon, the one after the hour.
+    let Some(seconds_end) = text.find(':').map(|at| at + 6) else {
+        return text.to_string();
+    };
+    if seconds_end > text.len() || !text.is_char_boundary(seconds_end) {
+        return text.to_string();
+    }
+    let (head, rest) = text.split_at(seconds_end);
+    let (digits, tail) = match rest.strip_prefix('.') {
+        Some(after) => {
+            let n = after.bytes().take_while(u8::is_ascii_digit).count();
+            after.split_at(n)
+        }
+        None => ("", rest),
+    };
+    let p = usize::from(precision);
+    if p == 0 {
+        return format!("{head}{tail}");
+    }
+    let digits = if digits.len() >= p {
+        digits[..p].to_string()
+    } else {
+        format!("{digits:0<p$}")
+    };
+    format!("{head}.{digits}{tail}")
 }
 
 /// Trino's names for the column types of a loaded table.
@@ -346,6 +415,24 @@ mod tests {
     fn parse(text: &str) -> DeclaredType {
         let mut parser = Parser::new(&GenericDialect {}).try_with_sql(text).unwrap();
         declared_type(&parser.parse_data_type().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn fraction_digits_follow_the_precision() {
+        assert_eq!(
+            with_fraction_digits("2020-06-10 15:55:23.383345", 0),
+            "2020-06-10 15:55:23"
+        );
+        assert_eq!(
+            with_fraction_digits("2020-06-10 15:55:23.383345 +01:00", 3),
+            "2020-06-10 15:55:23.383 +01:00"
+        );
+        assert_eq!(
+            with_fraction_digits("2020-06-10 15:55:23 UTC", 12),
+            "2020-06-10 15:55:23.000000000000 UTC"
+        );
+        assert_eq!(with_fraction_digits("01:02:03.456789012", 1), "01:02:03.4");
+        assert_eq!(with_fraction_digits("not a time", 3), "not a time");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! infinities as strings, varbinary as base64, arrays as arrays, maps as objects with
 //! string keys, rows as arrays in field order).
 
-use aichemy_engine::types::precision_of;
+use aichemy_engine::types::{precision_of, temporal_precision, with_fraction_digits};
 use base64::Engine;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BinaryArray, BinaryViewArray, BooleanArray, GenericListArray,
@@ -36,9 +36,15 @@ pub fn field_type(field: &Field) -> (String, Value) {
 
 /// The `typeSignature` of a field: the name its metadata carries, else its Arrow type's.
 fn field_signature(field: &Field) -> Value {
-    match field.metadata().get(aichemy_engine::TRINO_TYPE_KEY) {
-        Some(name) => named_signature(name).unwrap_or_else(|| signature(field.data_type())),
-        None => signature(field.data_type()),
+    if let Some(name) = field.metadata().get(aichemy_engine::TRINO_TYPE_KEY) {
+        return named_signature(name).unwrap_or_else(|| signature(field.data_type()));
+    }
+    match (temporal_precision(field), signature(field.data_type())) {
+        (Some(p), Value::Object(mut signature)) => {
+            signature.insert("arguments".into(), json!([long(p.into())]));
+            Value::Object(signature)
+        }
+        (_, signature) => signature,
     }
 }
 
@@ -206,6 +212,16 @@ fn temporal_options(data_type: &DataType) -> FormatOptions<'static> {
 
 /// Every value of a column as Trino's JSON, nulls as `null`.
 pub fn encode_column(array: &ArrayRef) -> Result<Vec<Value>, String> {
+    encode_values(array, None)
+}
+
+/// Every value of a field's column as Trino's JSON: timestamps and times with the digits of
+/// the precision its metadata carries.
+pub fn encode_field_column(field: &Field, array: &ArrayRef) -> Result<Vec<Value>, String> {
+    encode_values(array, temporal_precision(field))
+}
+
+fn encode_values(array: &ArrayRef, precision: Option<u8>) -> Result<Vec<Value>, String> {
     let n = array.len();
     let mut values: Vec<Value> = match array.data_type() {
         DataType::Null => vec![Value::Null; n],
@@ -256,8 +272,8 @@ pub fn encode_column(array: &ArrayRef) -> Result<Vec<Value>, String> {
         DataType::Binary => base64_values(array.as_any().downcast_ref::<BinaryArray>()),
         DataType::LargeBinary => base64_values(array.as_any().downcast_ref::<LargeBinaryArray>()),
         DataType::BinaryView => base64_values(array.as_any().downcast_ref::<BinaryViewArray>()),
-        DataType::List(_) => list_values(array.as_list::<i32>())?,
-        DataType::LargeList(_) => list_values(array.as_list::<i64>())?,
+        DataType::List(field) => list_values(field, array.as_list::<i32>())?,
+        DataType::LargeList(field) => list_values(field, array.as_list::<i64>())?,
         DataType::FixedSizeList(_, size) => {
             let list = array.as_fixed_size_list();
             let children = encode_column(list.values())?;
@@ -291,12 +307,13 @@ pub fn encode_column(array: &ArrayRef) -> Result<Vec<Value>, String> {
                 })
                 .collect()
         }
-        DataType::Struct(_) => {
+        DataType::Struct(fields) => {
             let row = array.as_struct();
             let fields = row
                 .columns()
                 .iter()
-                .map(encode_column)
+                .zip(fields.iter())
+                .map(|(column, field)| encode_field_column(field, column))
                 .collect::<Result<Vec<_>, _>>()?;
             (0..n)
                 .map(|i| Value::Array(fields.iter().map(|f| f[i].clone()).collect()))
@@ -357,6 +374,10 @@ pub fn encode_column(array: &ArrayRef) -> Result<Vec<Value>, String> {
             (0..n)
                 .map(|i| {
                     let text = formatter.value(i).to_string();
+                    let text = match precision {
+                        Some(p) => with_fraction_digits(&text, p),
+                        None => text,
+                    };
                     Value::from(match &zone {
                         Some(zone) => format!("{text} {zone}"),
                         None => text,
@@ -377,11 +398,14 @@ pub fn encode_column(array: &ArrayRef) -> Result<Vec<Value>, String> {
 
 /// The lists of `list`, encoding only the elements its rows hold: the offsets of a slice
 /// index into every element of the array it was cut from.
-fn list_values<O: OffsetSizeTrait>(list: &GenericListArray<O>) -> Result<Vec<Value>, String> {
+fn list_values<O: OffsetSizeTrait>(
+    field: &Field,
+    list: &GenericListArray<O>,
+) -> Result<Vec<Value>, String> {
     let offsets = list.value_offsets();
     let first = offsets[0].as_usize();
     let last = offsets[offsets.len() - 1].as_usize();
-    let children = encode_column(&list.values().slice(first, last - first))?;
+    let children = encode_field_column(field, &list.values().slice(first, last - first))?;
     Ok(offsets
         .windows(2)
         .map(|w| Value::Array(children[w[0].as_usize() - first..w[1].as_usize() - first].to_vec()))

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use crate::encode::{encode_column, field_type};
+use crate::encode::{encode_field_column, field_type};
 
 /// Rows per page; a page is also cut at the end of each engine batch past half of this.
 const PAGE_ROWS: usize = 4096;
@@ -929,7 +929,8 @@ async fn run(
                     let columns = match slice
                         .columns()
                         .iter()
-                        .map(encode_column)
+                        .zip(schema.fields().iter())
+                        .map(|(column, field)| encode_field_column(field, column))
                         .collect::<Result<Vec<_>, _>>()
                     {
                         Ok(columns) => columns,

@@ -283,13 +283,11 @@ enum Kind {
     Decimal,
     /// Base64 in the protocol, hex in the engine's text.
     Varbinary,
-    /// Timestamps and times: the protocol writes as many fraction digits as the precision,
-    /// the engine's text six.
-    Temporal,
     Array(Box<Kind>),
     Map(Box<Kind>, Box<Kind>),
     Row(Vec<(String, Kind)>),
-    /// Strings, booleans, dates, intervals: the same text both ways.
+    /// Strings, booleans, dates, times, timestamps (with the digits of their precision),
+    /// intervals: the same text both ways.
     Other,
 }
 
@@ -312,7 +310,6 @@ fn kind(signature: &Value) -> Kind {
         "double" => Kind::Double,
         "decimal" => Kind::Decimal,
         "varbinary" => Kind::Varbinary,
-        "timestamp" | "timestamp with time zone" | "time" | "time with time zone" => Kind::Temporal,
         "array" => Kind::Array(type_argument(0)),
         "map" => Kind::Map(type_argument(0), type_argument(1)),
         "row" => Kind::Row(
@@ -344,7 +341,7 @@ fn column_type(kind: &Kind) -> DefaultColumnType {
 }
 
 /// A value's text as the engine's `format::batch_cells` writes it (Arrow's display with
-/// `NULL` for nulls and six fraction digits for times).
+/// `NULL` for nulls and times with the digits of their precision).
 fn text(value: &RawValue, kind: &Kind) -> Result<String, String> {
     let json = value.get();
     if json == "null" {
@@ -361,7 +358,6 @@ fn text(value: &RawValue, kind: &Kind) -> Result<String, String> {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect(),
-        Kind::Temporal => six_fraction_digits(&string(json)?),
         Kind::Array(element) => {
             let items = items()?
                 .iter()
@@ -426,24 +422,6 @@ fn float(json: &str) -> Result<f64, String> {
         };
     }
     json.parse::<f64>().map_err(|e| format!("{e}: {json}"))
-}
-
-/// `10:00:00.123` (or `2025-01-15 10:00:00`, with a zone after it or not) with six
-/// fraction digits, as the engine's text has them whatever the precision.
-fn six_fraction_digits(value: &str) -> String {
-    let Some((colon, _)) = value.match_indices(':').nth(1) else {
-        return value.to_string();
-    };
-    let seconds_end = (colon + 3).min(value.len());
-    let (head, rest) = value.split_at(seconds_end);
-    let (fraction, tail) = match rest.strip_prefix('.') {
-        Some(rest) => rest.split_at(
-            rest.find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(rest.len()),
-        ),
-        None => ("", rest),
-    };
-    format!("{head}.{:0<6}{tail}", &fraction[..fraction.len().min(6)])
 }
 
 /// A JSON object's entries in the order they were written.
@@ -732,15 +710,6 @@ fn values_are_written_as_the_engine_writes_them() {
     assert_eq!(cell("\"-Infinity\"", simple("double")), "-inf");
     assert_eq!(cell("0.10000000149011612", simple("real")), "0.1");
     assert_eq!(cell("\"3q2+7w==\"", simple("varbinary")), "deadbeef");
-    assert_eq!(
-        six_fraction_digits("2025-01-15 10:00:00.123 +01:00"),
-        "2025-01-15 10:00:00.123000 +01:00"
-    );
-    assert_eq!(six_fraction_digits("10:00:00"), "10:00:00.000000");
-    assert_eq!(
-        six_fraction_digits("2025-01-15 10:00:00.123456789"),
-        "2025-01-15 10:00:00.123456"
-    );
     let array = |element: Value| serde_json::json!({"rawType": "array", "arguments": [{"kind": "TYPE", "value": element}]});
     assert_eq!(
         cell("[[1, null], []]", array(array(simple("integer")))),
