@@ -65,6 +65,7 @@ pub fn tokens(sql: &str) -> std::result::Result<Vec<TokenWithSpan>, ParserError>
     let tokens = crate::functions::json::clauses::lower(tokens)?;
     let tokens = quantified_values(tokens);
     let tokens = ip_address_literals(tokens);
+    let tokens = at_local_and_type_prefixes(tokens);
     let tokens = corresponding_by_name(tokens);
     let tokens = row_fields_star(tokens);
     let tokens = parenthesize_values(tokens);
@@ -171,6 +172,58 @@ fn corresponding_by_name(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
         );
     }
     tokens
+}
+
+/// `x AT LOCAL` as `x AT TIME ZONE current_timezone()` (bound to the session's zone), and a
+/// function named with its type's prefix (`varchar::chr(65)`, `varchar::from_utf8(x)`) as the
+/// function alone: Trino has no `::` cast, and the prefix only places the function.
+fn at_local_and_type_prefixes(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let significant = significant_positions(&tokens);
+    let mut drop = vec![false; tokens.len()];
+    let mut local_at = Vec::new();
+    for (n, &i) in significant.iter().enumerate() {
+        let next = |k: usize| significant.get(n + k).map(|&j| &tokens[j]);
+        if bare_word(&tokens[i]).as_deref() == Some("AT")
+            && next(1).and_then(bare_word).as_deref() == Some("LOCAL")
+        {
+            local_at.push(significant[n + 1]);
+        }
+        let (Some(colons), Some(function), Some(open)) = (next(1), next(2), next(3)) else {
+            continue;
+        };
+        let is_function = matches!(&function.token, Token::Word(w) if w.quote_style.is_none()
+            && crate::types::parse_type_name(&w.value).is_err());
+        if matches!(tokens[i].token, Token::Word(_))
+            && colons.token == Token::DoubleColon
+            && is_function
+            && open.token == Token::LParen
+        {
+            drop[i..significant[n + 2]].fill(true);
+        }
+    }
+    let mut out = Vec::with_capacity(tokens.len());
+    for (i, token) in tokens.into_iter().enumerate() {
+        if drop[i] {
+            continue;
+        }
+        if local_at.contains(&i) {
+            let span = token.span;
+            let space = || TokenWithSpan::new(Token::Whitespace(Whitespace::Space), span);
+            out.push(TokenWithSpan::new(Token::make_keyword("TIME"), span));
+            out.push(space());
+            out.push(TokenWithSpan::new(Token::make_keyword("ZONE"), span));
+            out.push(space());
+            out.push(TokenWithSpan::new(
+                Token::make_word("current_timezone", None),
+                span,
+            ));
+            out.push(TokenWithSpan::new(Token::LParen, span));
+            out.push(TokenWithSpan::new(Token::RParen, span));
+            continue;
+        }
+        out.push(token);
+    }
+    out
 }
 
 /// `IPADDRESS '10.0.0.1'` as `CAST('10.0.0.1' AS IPADDRESS)`: the parser knows no such
@@ -1184,7 +1237,10 @@ fn json_literal_and_casts(expr: &mut Expr) {
         match data_type {
             DataType::JSON | DataType::Uuid | DataType::Map(..) => true,
             DataType::Custom(name, modifiers) => {
-                modifiers.is_empty() && name.to_string().eq_ignore_ascii_case("ipaddress")
+                let name = name.to_string();
+                modifiers.is_empty()
+                    && (name.eq_ignore_ascii_case("ipaddress")
+                        || name.eq_ignore_ascii_case("variant"))
             }
             DataType::Array(
                 ArrayElemTypeDef::AngleBracket(inner)

@@ -169,6 +169,8 @@ pub fn declared_type(sql: &SqlType) -> Result<DeclaredType> {
             match name.to_string().to_ascii_lowercase().as_str() {
                 "double" => simple(DataType::Float64, "double"),
                 "ipaddress" => simple(DataType::Utf8, "ipaddress"),
+                // A semi-structured value kept as its JSON text (see `is_json`).
+                "variant" => simple(DataType::Utf8, "variant"),
                 _ => Err(unknown(sql)),
             }
         }
@@ -194,7 +196,7 @@ impl DeclaredType {
     /// not tell it (`json`, `uuid`, `ipaddress`, `char(n)`).
     pub fn field(&self, name: &str, nullable: bool) -> Field {
         let field = Field::new(name, self.arrow.clone(), nullable);
-        if ["json", "uuid", "ipaddress"].contains(&self.trino.as_str())
+        if ["json", "variant", "uuid", "ipaddress"].contains(&self.trino.as_str())
             || self.trino.starts_with("char(")
         {
             field.with_metadata(
@@ -222,12 +224,13 @@ pub fn parse_type_name(text: &str) -> Result<DeclaredType> {
     declared_type(&sql)
 }
 
-/// Whether a field holds JSON text (Trino's `json` type).
+/// Whether a field holds JSON text: Trino's `json` type, and its `variant`, which casts to
+/// and from other types as JSON does (a JSON null is a variant null, not a SQL NULL).
 pub fn is_json(field: &Field) -> bool {
     field
         .metadata()
         .get(aichemy_federation::TRINO_TYPE_KEY)
-        .is_some_and(|name| name == "json")
+        .is_some_and(|name| name == "json" || name == "variant")
 }
 
 /// Trino's name for the type of a field: the name its metadata carries (`json`, `uuid`,

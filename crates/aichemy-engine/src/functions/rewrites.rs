@@ -12,6 +12,8 @@
 //!   whose `y` is not NULL;
 //! - `replace(s, search)`: `replace(s, search, '')`;
 //! - `date(x)`: `CAST(x AS DATE)`;
+//! - `variant_is_null(v)`: `json_format(CAST(v AS JSON)) = 'null'`;
+//! - `features(x, …)`: `map(ARRAY[0, …], ARRAY[CAST(x AS DOUBLE), …])`;
 //! - `listagg(x, separator) WITHIN GROUP (ORDER BY …)`: `string_agg(x, separator ORDER BY …)`.
 
 use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
@@ -35,6 +37,8 @@ pub const FUNCTIONS: &[(&str, &str)] = &[
     ("min_by", "aggregate"),
     ("listagg", "aggregate"),
     ("date", "scalar"),
+    ("variant_is_null", "scalar"),
+    ("features", "scalar"),
 ];
 
 /// Rewrites every call of this module's functions in `statement`.
@@ -139,6 +143,46 @@ fn rewrite_call(expr: &mut Expr) -> Result<()> {
                 data_type: datafusion::sql::sqlparser::ast::DataType::Date,
                 array: false,
                 format: None,
+            };
+            return Ok(());
+        }
+        ("features", _) if !args.is_empty() => {
+            // Trino's machine-learning feature vector: the values by their position.
+            let keys = (0..args.len())
+                .map(|i| Expr::Value(Value::Number(i.to_string(), false).with_empty_span()))
+                .collect();
+            let values = args
+                .iter()
+                .map(|x| Expr::Cast {
+                    kind: CastKind::Cast,
+                    expr: Box::new(x.clone()),
+                    data_type: datafusion::sql::sqlparser::ast::DataType::Double(
+                        datafusion::sql::sqlparser::ast::ExactNumberInfo::None,
+                    ),
+                    array: false,
+                    format: None,
+                })
+                .collect();
+            let array =
+                |elem| Expr::Array(datafusion::sql::sqlparser::ast::Array { elem, named: true });
+            *expr = Expr::Function(call("map", vec![array(keys), array(values)], Vec::new()));
+            return Ok(());
+        }
+        ("variant_is_null", [x]) => {
+            // A variant holding JSON's null; NULL for a SQL NULL.
+            let json = Expr::Cast {
+                kind: CastKind::Cast,
+                expr: Box::new(x.clone()),
+                data_type: datafusion::sql::sqlparser::ast::DataType::JSON,
+                array: false,
+                format: None,
+            };
+            *expr = Expr::BinaryOp {
+                left: Box::new(Expr::Function(call("json_format", vec![json], Vec::new()))),
+                op: datafusion::sql::sqlparser::ast::BinaryOperator::Eq,
+                right: Box::new(Expr::Value(
+                    Value::SingleQuotedString("null".into()).with_empty_span(),
+                )),
             };
             return Ok(());
         }
