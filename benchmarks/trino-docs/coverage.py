@@ -119,6 +119,7 @@ LITERAL_PRECISION = {
     "functions/datetime:18": "2012-09-30 01:00:00",
     "functions/datetime:28": "2012-10-31 01:00:00 UTC",
     "functions/datetime:31": "2012-10-30 18:00:00 America/Los_Angeles",
+    "functions/datetime:38": "2012-10-30 18:00:00 America/Los_Angeles",
     "functions/datetime:271": "2022-10-20 00:00:00",
     "functions/datetime:274": "2022-10-01 00:00:00",
     "functions/datetime:277": "2022-01-01 00:00:00",
