@@ -14,7 +14,7 @@ use super::{envelope_polygon, Geometry};
 use crate::functions::invalid_argument as invalid;
 
 /// The Earth's radius Trino's spherical functions use, in kilometres.
-const EARTH_RADIUS_KM: f64 = 6371.01;
+pub(super) const EARTH_RADIUS_KM: f64 = 6371.01;
 /// The most tiles a function answers.
 const MAX_TILES: u64 = 1_000_000;
 /// The most tiles times geometry points `geometry_to_bing_tiles` checks.
@@ -155,7 +155,12 @@ fn check_position(latitude: f64, longitude: f64) -> Result<()> {
 }
 
 /// The great-circle distance of two positions on Trino's spherical Earth, in kilometres.
-fn great_circle_km(latitude1: f64, longitude1: f64, latitude2: f64, longitude2: f64) -> f64 {
+pub(super) fn great_circle_km(
+    latitude1: f64,
+    longitude1: f64,
+    latitude2: f64,
+    longitude2: f64,
+) -> f64 {
     let (phi1, phi2) = (latitude1.to_radians(), latitude2.to_radians());
     let delta = longitude1.to_radians() - longitude2.to_radians();
     let t1 = phi2.cos() * delta.sin();

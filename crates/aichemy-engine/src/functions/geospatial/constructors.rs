@@ -60,12 +60,14 @@ pub(super) fn functions() -> Vec<GeoFunction> {
                 )))))
             },
         ),
+        // A plain geometry again: its field no longer names SphericalGeography.
         GeoFunction::unary("to_geometry", Returns::Geometry, |geometry: &Geometry| {
             Ok(Some(Out::Geometry(geometry.clone())))
         }),
+        // The geometry, in a field naming SphericalGeography (see `spherical`).
         GeoFunction::unary(
             "to_spherical_geography",
-            Returns::Geometry,
+            Returns::Geography,
             |geometry: &Geometry| {
                 check_geographic(geometry)?;
                 Ok(Some(Out::Geometry(geometry.clone())))

@@ -12,8 +12,17 @@
 //! `geo` has no empty point: `POINT EMPTY` is read as an empty MULTIPOINT.
 //!
 //! Trino's `BingTile` is modelled as `Struct{x: Int32, y: Int32, zoom: Int8}`
-//! (see [`bing`]); Trino's SphericalGeography is not modelled: `to_spherical_geography` and
-//! `from_geojson_geometry` answer a geometry.
+//! (see [`bing`]).
+//!
+//! Trino's SphericalGeography is modelled as a geometry whose field's metadata names the type
+//! (see [`spherical`]): `to_spherical_geography` answers one, `to_geometry` a plain geometry
+//! again, and `st_distance` (of two points), `st_area` and `st_length` measure one on Trino's
+//! sphere, in metres and square metres. Not modelled: Trino's refusal of the functions it
+//! defines on Geometry only; every other function reads a SphericalGeography as the geometry
+//! it holds and answers a plain geometry (`from_geojson_geometry` answers a geometry).
+//!
+//! `st_astext` writes an empty line string or polygon as Trino's ESRI-based library does, as
+//! `MULTILINESTRING EMPTY` or `MULTIPOLYGON EMPTY` (see [`astext`]).
 //!
 //! The functions:
 //! - constructors ([`constructors`]): `st_linefromtext`, `st_polygon`, `st_geomfrombinary`,
@@ -33,17 +42,23 @@
 //!   `bing_tile_coordinates`, `bing_tile_polygon`, `bing_tile_quadkey`,
 //!   `bing_tile_zoom_level`, `bing_tiles_around`, `geometry_to_bing_tiles`,
 //!   `great_circle_distance`;
+//! - measures on SphericalGeography ([`spherical`]): `st_distance`, `st_area`, `st_length`;
+//! - WKT ([`astext`]): `st_astext`;
 //! - aggregates ([`aggregate`]): `convex_hull_agg`, `geometry_union_agg`.
 //!
 //! `st_envelope` and `st_pointn` replace geodatafusion's functions of the same name (which
-//! answer a box and follow PostGIS), so [`register`] must run after `geodatafusion::register`.
+//! answer a box and follow PostGIS), and `st_distance`, `st_area`, `st_length` and
+//! `st_astext` wrap geodatafusion's (see [`spherical`], [`astext`]), so [`register`] must run
+//! after `geodatafusion::register`.
 
 mod accessors;
 mod aggregate;
+mod astext;
 mod bing;
 mod constructors;
 mod operations;
 mod overlay;
+mod spherical;
 mod tile;
 mod udf;
 
@@ -73,7 +88,8 @@ use crate::functions::invalid_argument as invalid;
 pub(super) type Geometry = geo::Geometry<f64>;
 
 /// Registers every geospatial function of this module; after `geodatafusion::register`, whose
-/// `st_envelope` and `st_pointn` it replaces.
+/// `st_envelope` and `st_pointn` it replaces and whose `st_distance`, `st_area`, `st_length`
+/// and `st_astext` it wraps.
 pub fn register(ctx: &SessionContext) {
     let functions = constructors::functions()
         .into_iter()
@@ -83,6 +99,10 @@ pub fn register(ctx: &SessionContext) {
     for function in functions {
         ctx.register_udf(ScalarUDF::new_from_impl(function));
     }
+    for measure in spherical::measures() {
+        ctx.register_udf(ScalarUDF::new_from_impl(measure));
+    }
+    ctx.register_udf(ScalarUDF::new_from_impl(astext::AsText::new()));
     aggregate::register(ctx);
 }
 

@@ -22,6 +22,7 @@ use datafusion::logical_expr::{
     Volatility,
 };
 
+use super::spherical::geography_field;
 use super::tile::{self, Tile};
 use super::{geometries, geometry_field, is_geometry, metadata_of, wkb_array, Geometry};
 use crate::functions::{is_text, scalar_result, unexpected_parameters};
@@ -88,6 +89,9 @@ impl Arg {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) enum Returns {
     Geometry,
+    /// A geometry Trino types as SphericalGeography: its field's metadata names the type
+    /// (see [`geography_field`]).
+    Geography,
     Geometries,
     Boolean,
     TinyInt,
@@ -105,6 +109,7 @@ impl Returns {
     fn field(self, name: &str, metadata: Arc<geoarrow_schema::Metadata>) -> Field {
         let data_type = match self {
             Returns::Geometry => return geometry_field(name, metadata),
+            Returns::Geography => return geography_field(name, metadata),
             Returns::Geometries => DataType::List(Arc::new(geometry_field(
                 Field::LIST_FIELD_DEFAULT_NAME,
                 metadata,
@@ -507,7 +512,7 @@ fn item_field(return_field: &Field) -> Result<FieldRef> {
 /// The result array of a function's answers.
 fn build(returns: Returns, answers: Vec<Option<Out>>, return_field: &Field) -> Result<ArrayRef> {
     Ok(match returns {
-        Returns::Geometry => {
+        Returns::Geometry | Returns::Geography => {
             let geometries = answers_of(answers, |out| match out {
                 Out::Geometry(geometry) => Some(geometry),
                 _ => None,
