@@ -64,7 +64,7 @@ pub fn tokens(sql: &str) -> std::result::Result<Vec<TokenWithSpan>, ParserError>
     }
     let tokens = crate::functions::json::clauses::lower(tokens)?;
     let tokens = quantified_values(tokens);
-    let tokens = ip_address_literals(tokens);
+    let tokens = typed_text_literals(tokens);
     let tokens = at_local_and_type_prefixes(tokens);
     let tokens = corresponding_by_name(tokens);
     let tokens = row_fields_star(tokens);
@@ -226,12 +226,12 @@ fn at_local_and_type_prefixes(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> 
     out
 }
 
-/// `IPADDRESS '10.0.0.1'` as `CAST('10.0.0.1' AS IPADDRESS)`: the parser knows no such
-/// typed literal.
-fn ip_address_literals(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+/// `IPADDRESS '10.0.0.1'` as `CAST('10.0.0.1' AS IPADDRESS)`, `NUMBER '1e3'` as
+/// `CAST('1e3' AS NUMBER)`: the parser knows no such typed literals.
+fn typed_text_literals(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
     let is_ipaddress = |t: &TokenWithSpan| {
         matches!(&t.token, Token::Word(w) if w.quote_style.is_none()
-            && w.value.eq_ignore_ascii_case("ipaddress"))
+            && (w.value.eq_ignore_ascii_case("ipaddress") || w.value.eq_ignore_ascii_case("number")))
     };
     let mut out = Vec::with_capacity(tokens.len());
     let mut i = 0;
@@ -1239,8 +1239,9 @@ fn json_literal_and_casts(expr: &mut Expr) {
             DataType::Custom(name, modifiers) => {
                 let name = name.to_string();
                 modifiers.is_empty()
-                    && (name.eq_ignore_ascii_case("ipaddress")
-                        || name.eq_ignore_ascii_case("variant"))
+                    && ["ipaddress", "variant", "number"]
+                        .iter()
+                        .any(|known| name.eq_ignore_ascii_case(known))
             }
             DataType::Array(
                 ArrayElemTypeDef::AngleBracket(inner)

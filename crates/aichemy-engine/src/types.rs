@@ -171,6 +171,8 @@ pub fn declared_type(sql: &SqlType) -> Result<DeclaredType> {
                 "ipaddress" => simple(DataType::Utf8, "ipaddress"),
                 // A semi-structured value kept as its JSON text (see `is_json`).
                 "variant" => simple(DataType::Utf8, "variant"),
+                // Kept as its text (see `functions/number.rs`).
+                "number" => simple(DataType::Utf8, "number"),
                 _ => Err(unknown(sql)),
             }
         }
@@ -196,7 +198,7 @@ impl DeclaredType {
     /// not tell it (`json`, `uuid`, `ipaddress`, `char(n)`).
     pub fn field(&self, name: &str, nullable: bool) -> Field {
         let field = Field::new(name, self.arrow.clone(), nullable);
-        if ["json", "variant", "uuid", "ipaddress"].contains(&self.trino.as_str())
+        if ["json", "variant", "number", "uuid", "ipaddress"].contains(&self.trino.as_str())
             || self.trino.starts_with("char(")
         {
             field.with_metadata(

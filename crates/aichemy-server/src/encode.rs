@@ -51,7 +51,7 @@ fn field_signature(field: &Field) -> Value {
 /// The signature of a name a field's metadata carries where its Arrow type alone does
 /// not tell it (`json`, `uuid`, `varchar(255)`, `char(3)` of an external catalog).
 fn named_signature(name: &str) -> Option<Value> {
-    if ["json", "variant", "uuid"].contains(&name) {
+    if ["json", "variant", "number", "uuid"].contains(&name) {
         return Some(json!({"rawType": name, "arguments": []}));
     }
     ["varchar", "char"].into_iter().find_map(|raw| {

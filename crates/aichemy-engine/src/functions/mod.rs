@@ -15,6 +15,7 @@ pub(crate) mod ipaddress;
 pub(crate) mod json;
 pub(crate) mod lambda;
 mod math;
+pub(crate) mod number;
 pub(crate) mod precision;
 mod printf;
 mod regexp;
@@ -80,6 +81,7 @@ pub fn register_all(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::new_from_impl(TypeOf::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(precision::Precision::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(precision::Precision::rounding()));
+    ctx.register_udf(ScalarUDF::new_from_impl(number::NumberOperator::new()));
     for spelling in [core::coalesce(), core::nvl()] {
         ctx.register_udf(ScalarUDF::new_from_impl(Coalesce::new(spelling)));
     }

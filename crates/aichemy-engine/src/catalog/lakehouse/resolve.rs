@@ -44,10 +44,13 @@ impl Lakehouse {
         options.sql_parser.map_string_types_to_utf8view = false;
         // The client's zone: `current_timestamp` and casts to TIMESTAMP WITH TIME ZONE.
         options.execution.time_zone = time_zone.map(str::to_string);
-        let state = SessionStateBuilder::new()
+        let mut state = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(self.execution.runtime())
             .with_default_features();
+        if let Some(planners) = state.expr_planners() {
+            planners.insert(0, Arc::new(crate::functions::number::NumberPlanner));
+        }
         let state = crate::optimizer::install(state).build();
         let ctx = SessionContext::new_with_state(state);
         crate::functions::register_all(&ctx);

@@ -178,6 +178,9 @@ pub(crate) fn cast_array(
     if field_type_name(to) == "uuid" && field_type_name(from) != "uuid" {
         return uuids(input, try_cast);
     }
+    if crate::functions::number::is_number(to) && !crate::functions::number::is_number(from) {
+        return crate::functions::number::cast_to_number(input, try_cast);
+    }
     if field_type_name(to) == "ipaddress" && field_type_name(from) != "ipaddress" {
         return ip_addresses(input, try_cast);
     }
