@@ -280,6 +280,31 @@ fn row_fields_star(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
         }
     }
     for (open, dot, star) in stars.into_iter().rev() {
+        if let Some((names, end)) = column_aliases(&tokens, &significant, star) {
+            // `(row).* AS (a, b)`: each field by its position, under its alias.
+            let close = closing[open].unwrap_or(dot);
+            let row: Vec<TokenWithSpan> = tokens[open..=close].to_vec();
+            let span = tokens[open].span;
+            let token = |t: Token| TokenWithSpan::new(t, span);
+            let mut fields = Vec::new();
+            for (k, name) in names.into_iter().enumerate() {
+                if k > 0 {
+                    fields.push(token(Token::Comma));
+                }
+                fields.push(token(Token::make_word(ROW_FIELD, Some('"'))));
+                fields.push(token(Token::LParen));
+                fields.extend(row.iter().cloned());
+                fields.push(token(Token::Comma));
+                fields.push(token(Token::Number((k + 1).to_string(), false)));
+                fields.push(token(Token::RParen));
+                fields.push(token(Token::Whitespace(Whitespace::Space)));
+                fields.push(token(Token::make_keyword("AS")));
+                fields.push(token(Token::Whitespace(Whitespace::Space)));
+                fields.push(name);
+            }
+            tokens.splice(open..=end, fields);
+            continue;
+        }
         tokens.remove(star);
         tokens.remove(dot);
         let span = tokens[open].span;
@@ -293,6 +318,37 @@ fn row_fields_star(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
         tokens.insert(close + 1, TokenWithSpan::new(Token::RParen, span));
     }
     tokens
+}
+
+/// The function of one field of a row by its 1-based position (`functions::RowField`).
+pub(crate) const ROW_FIELD: &str = "$row_field";
+
+/// The names of `AS (a, b, …)` right after the token at `star`, and the position of its
+/// closing parenthesis.
+fn column_aliases(
+    tokens: &[TokenWithSpan],
+    significant: &[usize],
+    star: usize,
+) -> Option<(Vec<TokenWithSpan>, usize)> {
+    let at = significant.iter().position(|&i| i == star)?;
+    let mut rest = significant[at + 1..].iter().map(|&i| (i, &tokens[i]));
+    let (_, as_word) = rest.next()?;
+    if bare_word(as_word).as_deref() != Some("AS") || rest.next()?.1.token != Token::LParen {
+        return None;
+    }
+    let mut names = Vec::new();
+    loop {
+        let (_, name) = rest.next()?;
+        if !matches!(name.token, Token::Word(_)) {
+            return None;
+        }
+        names.push(name.clone());
+        match rest.next()? {
+            (_, t) if t.token == Token::Comma => continue,
+            (end, t) if t.token == Token::RParen => return Some((names, end)),
+            _ => return None,
+        }
+    }
 }
 
 /// `x = ANY (VALUES 1, 2)` (also `SOME`, `ALL`) as `x = ANY (SELECT * FROM (VALUES 1, 2))`:
@@ -569,12 +625,12 @@ pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
             computed_subscript(expr);
             regexp_replace_with_function(expr);
             reduce_agg(expr);
+            name_row_cast(expr);
             ControlFlow::<()>::Continue(())
         });
         crate::functions::rewrites::rewrite(statement)?;
         lower_lambdas(statement)?;
         let _ = visit_expressions_mut(statement, |expr| {
-            name_row_cast(expr);
             json_literal_and_casts(expr);
             type_decimal_literal(expr);
             type_double_literal(expr);

@@ -76,6 +76,7 @@ error_codes! {
     SCHEMA_NOT_FOUND = 45, UserError;
     TABLE_NOT_FOUND = 46, UserError;
     COLUMN_NOT_FOUND = 47, UserError;
+    MISMATCHED_COLUMN_ALIASES = 48, UserError;
     SCHEMA_ALREADY_EXISTS = 49, UserError;
     TABLE_ALREADY_EXISTS = 50, UserError;
     COLUMN_ALREADY_EXISTS = 51, UserError;

@@ -79,6 +79,7 @@ pub fn register_all(ctx: &SessionContext) {
         }
     }
     ctx.register_udf(ScalarUDF::new_from_impl(TypeOf::new()));
+    ctx.register_udf(ScalarUDF::new_from_impl(RowField::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(precision::Precision::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(precision::Precision::rounding()));
     ctx.register_udf(ScalarUDF::new_from_impl(number::NumberOperator::new()));
@@ -181,6 +182,97 @@ pub(crate) fn scalar_result(args: &[ColumnarValue], array: ArrayRef) -> Result<C
         )?))
     } else {
         Ok(ColumnarValue::Array(array))
+    }
+}
+
+/// `"$row_field"(row, n)`: the `n`th field of a row (1-based), which `(row).* AS (a, b)`
+/// names (see `dialect::row_fields_star`).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct RowField {
+    signature: Signature,
+}
+
+impl RowField {
+    fn new() -> Self {
+        Self {
+            signature: Signature::any(2, Volatility::Immutable),
+        }
+    }
+
+    /// The field's position among the row's fields, from the constant second argument.
+    fn position(fields: &[FieldRef], index: Option<&ScalarValue>) -> Result<usize> {
+        let n = match index {
+            Some(ScalarValue::Int64(Some(n))) => *n,
+            _ => return plan_err!("{} takes a constant position", crate::dialect::ROW_FIELD),
+        };
+        match usize::try_from(n) {
+            Ok(n) if n >= 1 && n <= fields.len() => Ok(n - 1),
+            _ => Err(DataFusionError::External(Box::new(TrinoError::new(
+                ErrorCode::MISMATCHED_COLUMN_ALIASES,
+                format!(
+                    "Column alias list has more entries than the row has fields ({})",
+                    fields.len()
+                ),
+            )))),
+        }
+    }
+}
+
+impl ScalarUDFImpl for RowField {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn name(&self) -> &str {
+        crate::dialect::ROW_FIELD
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        plan_err!("{} answers its field from its arguments", self.name())
+    }
+
+    fn return_field_from_args(
+        &self,
+        args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> Result<FieldRef> {
+        let DataType::Struct(fields) = args.arg_fields[0].data_type() else {
+            return plan_err!(
+                "Unexpected parameters ({}) for .*: a row is expected",
+                trino_type_name(args.arg_fields[0].data_type())
+            );
+        };
+        let at = Self::position(fields, args.scalar_arguments[1])?;
+        Ok(Arc::new(fields[at].as_ref().clone().with_nullable(true)))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        use datafusion::arrow::array::Array as _;
+        let row = args.args[0].to_array(args.number_rows)?;
+        let row = datafusion::arrow::array::AsArray::as_struct(row.as_ref());
+        let index = match &args.args[1] {
+            ColumnarValue::Scalar(value) => Some(value),
+            ColumnarValue::Array(_) => None,
+        };
+        let at = Self::position(row.fields(), index)?;
+        let column = Arc::clone(row.column(at));
+        // A NULL row has NULL fields.
+        let column = match row.nulls() {
+            Some(nulls) => {
+                let merged = datafusion::arrow::buffer::NullBuffer::union(
+                    Some(nulls),
+                    column.logical_nulls().as_ref(),
+                );
+                datafusion::arrow::array::make_array(
+                    column.to_data().into_builder().nulls(merged).build()?,
+                )
+            }
+            None => column,
+        };
+        Ok(ColumnarValue::Array(column))
     }
 }
 
