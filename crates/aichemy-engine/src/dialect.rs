@@ -602,6 +602,7 @@ pub const MAX_NESTING: usize = 1000;
 /// Parses Trino SQL text into statements, with lambdas lowered.
 pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
     let tokens = tokens(sql).map_err(syntax_error)?;
+    let (tokens, routines) = crate::inline_functions::take_routines(tokens)?;
     let nesting = token_nesting(&tokens);
     let dialect = dialect();
     let parsed = Parser::new(&dialect)
@@ -619,6 +620,7 @@ pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
         check_nesting(statement)?;
     }
     for statement in &mut statements {
+        crate::inline_functions::inline(statement, &routines)?;
         let _ = visit_expressions_mut(statement, |expr| {
             method_calls(expr);
             // Before lambdas are lowered: their bodies become text then.
