@@ -32,6 +32,12 @@ use datafusion::sql::sqlparser::ast::BinaryOperator;
 use crate::error::{ErrorCode, TrinoError};
 use crate::types::field_type_name;
 
+/// The significant digits a NUMBER keeps (Trino promises at least 50).
+const DIGITS: u64 = 100;
+
+/// The largest power of ten of a NUMBER (Trino promises at least 1e100).
+const MAX_EXPONENT: i64 = 16_383;
+
 /// The internal function of NUMBER operators.
 pub(crate) const OPERATOR: &str = "$number_op";
 
@@ -67,7 +73,30 @@ impl Number {
         {
             return None;
         }
-        BigDecimal::from_str(text).ok().map(Number::Finite)
+        BigDecimal::from_str(text)
+            .ok()
+            .and_then(|value| Number::bounded(value).ok())
+    }
+
+    /// A finite value kept to [`DIGITS`] significant digits; out of range past
+    /// [`MAX_EXPONENT`], so that no operation aligns numbers of millions of digits.
+    fn bounded(value: BigDecimal) -> Result<Number> {
+        let value = if value.digits() > DIGITS {
+            value.with_prec(DIGITS)
+        } else {
+            value
+        };
+        if !value.is_zero() {
+            let (_, scale) = value.as_bigint_and_exponent();
+            let adjusted = value.digits() as i64 - 1 - scale;
+            if adjusted.abs() > MAX_EXPONENT {
+                return Err(DataFusionError::External(Box::new(TrinoError::new(
+                    ErrorCode::NUMERIC_VALUE_OUT_OF_RANGE,
+                    format!("NUMBER out of range: its exponent {adjusted} is past {MAX_EXPONENT}"),
+                ))));
+            }
+        }
+        Ok(Number::Finite(value))
     }
 
     /// The number of a SQL value: a NUMBER's or a text's text, an integer, a decimal, a
@@ -79,7 +108,7 @@ impl Number {
         let text = match value {
             ScalarValue::Decimal128(Some(v), _, scale) => {
                 let value = BigDecimal::new(BigInt::from(*v), i64::from(*scale));
-                return Ok(Some(Number::Finite(value)));
+                return Number::bounded(value).map(Some);
             }
             ScalarValue::Utf8(Some(text))
             | ScalarValue::LargeUtf8(Some(text))
@@ -167,13 +196,13 @@ impl Number {
     fn arithmetic(&self, op: &str, other: &Number) -> Result<Number> {
         use Number::*;
         if let (Finite(a), Finite(b)) = (self, other) {
-            return Ok(match op {
-                "+" => Finite(a + b),
-                "-" => Finite(a - b),
-                "*" => Finite(a * b),
+            return Number::bounded(match op {
+                "+" => a + b,
+                "-" => a - b,
+                "*" => a * b,
                 "/" | "%" if b.is_zero() => return Err(division_by_zero()),
-                "/" => Finite(a / b),
-                "%" => Finite(a % b),
+                "/" => a / b,
+                "%" => a % b,
                 _ => return plan_err!("{OPERATOR} does not know {op}"),
             });
         }
@@ -429,6 +458,9 @@ mod tests {
         assert_eq!(text("0.000"), "0");
         assert_eq!(text("NaN"), "NaN");
         assert!(Number::parse("1.2.3").is_none());
+        assert!(Number::parse("1e1000000000").is_none());
+        let long = format!("1{}", "2".repeat(149));
+        assert_eq!(text(&long).len(), "1.".len() + 99 + "E+149".len());
         assert!(Number::parse("abc").is_none());
     }
 
@@ -445,5 +477,6 @@ mod tests {
             Number::NaN
         );
         assert_eq!(n("0.1").arithmetic("+", &n("0.2")).unwrap().text(), "0.3");
+        assert!(n("1e16000").arithmetic("*", &n("1e16000")).is_err());
     }
 }
