@@ -50,6 +50,48 @@ use crate::error::{ErrorCode, TrinoError};
 use crate::functions::coalesce::Coalesce;
 use crate::types::trino_type_name;
 
+/// The methods of a function that wraps another, `self.inner` (a `ScalarUDF`), and is planned
+/// as it is: its name and aliases, signature, argument coercion, return type and
+/// documentation.
+macro_rules! planned_as_inner {
+    () => {
+        fn as_any(&self) -> &dyn std::any::Any {
+            self
+        }
+
+        fn name(&self) -> &str {
+            self.inner.name()
+        }
+
+        fn aliases(&self) -> &[String] {
+            self.inner.aliases()
+        }
+
+        fn signature(&self) -> &datafusion::logical_expr::Signature {
+            self.inner.signature()
+        }
+
+        fn return_type(
+            &self,
+            arg_types: &[datafusion::arrow::datatypes::DataType],
+        ) -> datafusion::common::Result<datafusion::arrow::datatypes::DataType> {
+            self.inner.return_type(arg_types)
+        }
+
+        fn coerce_types(
+            &self,
+            arg_types: &[datafusion::arrow::datatypes::DataType],
+        ) -> datafusion::common::Result<Vec<datafusion::arrow::datatypes::DataType>> {
+            self.inner.coerce_types(arg_types)
+        }
+
+        fn documentation(&self) -> Option<&datafusion::logical_expr::Documentation> {
+            self.inner.documentation()
+        }
+    };
+}
+pub(crate) use planned_as_inner;
+
 /// Registers every AIchemy function into a context.
 pub fn register_all(ctx: &SessionContext) {
     // Trino's SEQUENCE(start, stop [, step]) includes `stop`, like generate_series; both
