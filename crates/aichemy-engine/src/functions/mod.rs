@@ -23,7 +23,7 @@ pub(crate) mod rewrites;
 pub(crate) mod row_function;
 mod sketch;
 mod string;
-mod timestamps;
+pub(crate) mod timestamps;
 mod url;
 mod vector;
 
@@ -124,6 +124,7 @@ pub fn register_all(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::new_from_impl(RowField::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(precision::Precision::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(precision::Precision::rounding()));
+    ctx.register_udf(ScalarUDF::new_from_impl(precision::TemporalText::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(number::NumberOperator::new()));
     for spelling in [core::coalesce(), core::nvl()] {
         ctx.register_udf(ScalarUDF::new_from_impl(Coalesce::new(spelling)));

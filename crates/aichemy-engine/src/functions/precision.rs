@@ -145,6 +145,93 @@ impl ScalarUDFImpl for Precision {
     }
 }
 
+/// The name of the function of a timestamp's or time's text (`CAST(ts AS VARCHAR)`).
+pub(crate) const TEXT_NAME: &str = "$temporal_text";
+
+/// `"$temporal_text"(x)`: a timestamp or time as Trino writes it when cast to text
+/// (`2020-06-10 15:55:23.383`, `… Europe/Paris`, `01:02:03`), with the digits of its
+/// precision, where DataFusion's cast writes `2020-06-10T15:55:23.383`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub(crate) struct TemporalText {
+    signature: Signature,
+}
+
+impl TemporalText {
+    pub(crate) fn new() -> Self {
+        Self {
+            signature: Signature::any(1, Volatility::Immutable),
+        }
+    }
+}
+
+/// `expr`, a timestamp or time, as Trino's text of it.
+pub(crate) fn temporal_text(expr: Expr) -> Expr {
+    Expr::ScalarFunction(ScalarFunction::new_udf(
+        Arc::new(ScalarUDF::new_from_impl(TemporalText::new())),
+        vec![expr],
+    ))
+}
+
+impl ScalarUDFImpl for TemporalText {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn name(&self) -> &str {
+        TEXT_NAME
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        match &arg_types[0] {
+            t if is_temporal(t) => Ok(DataType::Utf8),
+            other => plan_err!("{TEXT_NAME} takes a timestamp or a time, not {other}"),
+        }
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+        let field = &args.arg_fields[0];
+        let array = args.args[0].to_array(args.number_rows)?;
+        let (unit, zone) = match array.data_type() {
+            DataType::Timestamp(unit, zone) => (*unit, zone.clone()),
+            DataType::Time32(unit) | DataType::Time64(unit) => (*unit, None),
+            other => return plan_err!("{TEXT_NAME} takes a timestamp or a time, not {other}"),
+        };
+        let precision = crate::types::temporal_precision(field)
+            .unwrap_or_else(|| crate::types::precision_of(&unit));
+        let options = FormatOptions::default()
+            .with_timestamp_format(Some("%Y-%m-%d %H:%M:%S%.9f"))
+            .with_timestamp_tz_format(Some("%Y-%m-%d %H:%M:%S%.9f"))
+            .with_time_format(Some("%H:%M:%S%.9f"));
+        let formatter = ArrayFormatter::try_new(array.as_ref(), &options)?;
+        let zone = zone.map(|z| crate::functions::timestamps::trino_zone(&z).to_string());
+        let mut out = datafusion::arrow::array::StringBuilder::new();
+        for row in 0..array.len() {
+            if array.is_null(row) {
+                out.append_null();
+                continue;
+            }
+            let text =
+                crate::types::with_fraction_digits(&formatter.value(row).to_string(), precision);
+            match &zone {
+                Some(zone) => out.append_value(format!("{text} {zone}")),
+                None => out.append_value(text),
+            }
+        }
+        let texts: ArrayRef = Arc::new(out.finish());
+        Ok(match &args.args[0] {
+            ColumnarValue::Scalar(_) => {
+                ColumnarValue::Scalar(ScalarValue::try_from_array(&texts, 0)?)
+            }
+            ColumnarValue::Array(_) => ColumnarValue::Array(texts),
+        })
+    }
+}
+
 /// The digits of one unit's values.
 fn unit_digits(unit: &TimeUnit) -> u8 {
     match unit {

@@ -332,7 +332,7 @@ fn zoned(returns: DataType) -> fn(&[DataType]) -> Result<DataType> {
 }
 
 /// Trino's name of a time zone: a zero offset is `UTC`.
-fn trino_zone(zone: &str) -> &str {
+pub(crate) fn trino_zone(zone: &str) -> &str {
     match zone {
         "+00:00" | "Z" | "z" | "utc" | "Etc/UTC" | "UTC" | "GMT" => "UTC",
         other => other,

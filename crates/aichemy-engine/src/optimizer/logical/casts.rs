@@ -5,7 +5,9 @@
 //!   (`CAST(JSON '"abc"' AS VARCHAR)` is `abc`, `CAST(JSON '[1,2]' AS ARRAY(INTEGER))` an
 //!   array), not DataFusion's cast of its text;
 //! - a CAST of a double, real or decimal to an integer type rounds half away from zero
-//!   (`CAST(2.5 AS INTEGER)` is 3), where DataFusion truncates.
+//!   (`CAST(2.5 AS INTEGER)` is 3), where DataFusion truncates;
+//! - a CAST of a timestamp or time to text writes it as Trino does (`2020-06-10 15:55:23`,
+//!   with the digits of its precision and its zone's name), not with DataFusion's `T`.
 
 use std::sync::Arc;
 
@@ -20,6 +22,7 @@ use datafusion::optimizer::AnalyzerRule;
 
 use super::rewrite_typed_expressions;
 use crate::functions::json::cast::Cast as JsonCast;
+use crate::functions::precision::temporal_text;
 use crate::types::is_json;
 
 #[derive(Debug)]
@@ -43,6 +46,23 @@ impl TrinoCasts {
             _ => return Ok(Transformed::no(expr)),
         };
         let (_, field) = inner.to_field(schema)?;
+        let temporal = matches!(
+            field.data_type(),
+            DataType::Timestamp(..) | DataType::Time32(_) | DataType::Time64(_)
+        );
+        if temporal
+            && matches!(
+                data_type,
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+            )
+        {
+            let text = temporal_text((**inner).clone());
+            return Ok(Transformed::yes(if data_type == &DataType::Utf8 {
+                text
+            } else {
+                Expr::Cast(Cast::new(Box::new(text), data_type.clone()))
+            }));
+        }
         if data_type.is_integer() && is_fractional(field.data_type()) {
             let rounded = round().call(vec![(**inner).clone()]);
             return Ok(Transformed::yes(match expr {
