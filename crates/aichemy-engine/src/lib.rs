@@ -27,6 +27,7 @@ mod statement;
 pub mod stop;
 mod trino_dialect;
 pub mod types;
+mod unnest;
 
 /// The version `SELECT version()` and the server's `/v1/info` report.
 pub const VERSION: &str = concat!("aichemy-", env!("CARGO_PKG_VERSION"));

@@ -235,6 +235,19 @@ struct RowField {
     signature: Signature,
 }
 
+/// The `position`th field (1-based) of the row `row`.
+pub(crate) fn row_field(
+    row: datafusion::logical_expr::Expr,
+    position: usize,
+) -> datafusion::logical_expr::Expr {
+    datafusion::logical_expr::Expr::ScalarFunction(
+        datafusion::logical_expr::expr::ScalarFunction::new_udf(
+            Arc::new(ScalarUDF::new_from_impl(RowField::new())),
+            vec![row, datafusion::logical_expr::lit(position as i64)],
+        ),
+    )
+}
+
 impl RowField {
     fn new() -> Self {
         Self {

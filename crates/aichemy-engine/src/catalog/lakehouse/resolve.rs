@@ -51,6 +51,10 @@ impl Lakehouse {
         if let Some(planners) = state.expr_planners() {
             planners.insert(0, Arc::new(crate::functions::number::NumberPlanner));
         }
+        state
+            .relation_planners()
+            .get_or_insert_with(Vec::new)
+            .insert(0, Arc::new(crate::unnest::TrinoUnnest));
         let state = crate::optimizer::install(state).build();
         let ctx = SessionContext::new_with_state(state);
         crate::functions::register_all(&ctx);
