@@ -7,6 +7,7 @@ import os
 import ssl
 import subprocess
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pyarrow as pa
@@ -244,6 +245,52 @@ def test_oauth2_client_credentials_and_basic_auth(secured, own_ca_bundle):
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(forged, context=context)
     assert e.value.code == 401
+
+
+def test_token_endpoint_takes_client_credentials_by_http_basic(secured):
+    """RFC 6749 section 2.3.1: the server takes the client's credentials by HTTP Basic
+    (DuckDB's iceberg secret sends them so), form-urlencoded before encoding."""
+    import base64
+    context = ssl.create_default_context(cafile=str(secured.certificate))
+    url = f"https://localhost:{secured.https_port}/iceberg/v1/oauth/tokens"
+
+    def token(user, password, form=b"grant_type=client_credentials"):
+        pair = f"{urllib.parse.quote(user)}:{urllib.parse.quote(password)}".encode()
+        request = urllib.request.Request(url, data=form, method="POST", headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Authorization": "Basic " + base64.b64encode(pair).decode()})
+        try:
+            with urllib.request.urlopen(request, context=context) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    status, body = token("alice", PASSWORD)
+    assert status == 200 and body["token_type"] == "bearer", body
+    status, body = token("alice", "wrong")
+    assert status == 401 and body["error"] == "invalid_client"
+    status, body = token("alice", PASSWORD,
+                         b"grant_type=client_credentials&client_id=mallory")
+    assert status == 400 and body["error"] == "invalid_request"
+
+
+def test_create_table_takes_the_format_version_among_properties(open_server):
+    """PyIceberg, Spark and DuckDB send `format-version` in a new table's properties; the
+    metadata holds it, not the properties."""
+    rest(open_server).create_namespace("versions")
+    schema = {"type": "struct", "schema-id": 0,
+              "fields": [{"id": 1, "name": "id", "type": "long", "required": False}]}
+    status, body = post(open_server, "/v1/namespaces/versions/tables", {
+        "name": "v2", "schema": schema, "properties": {"format-version": "2", "owner": "x"}})
+    assert status == 200, body
+    metadata = json.loads(body)["metadata"]
+    assert metadata["format-version"] == 2
+    assert metadata["properties"].get("owner") == "x"
+    assert "format-version" not in metadata["properties"]
+    status, body = post(open_server, "/v1/namespaces/versions/tables", {
+        "name": "v9", "schema": schema, "properties": {"format-version": "9"}})
+    assert status == 400 and "Unsupported format version" in body["error"]["message"]
+    assert sql(open_server, "SHOW TABLES FROM iceberg.versions") == [["v2"]]
 
 
 def test_multi_table_transactions_land_whole_or_not_at_all(open_server):

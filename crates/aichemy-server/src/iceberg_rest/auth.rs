@@ -172,14 +172,45 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
         .into_response()
 }
 
+/// The client's id and secret from HTTP Basic authentication, each form-urlencoded before
+/// encoding as RFC 6749 section 2.3.1 asks (`None` without the header).
+fn basic_client(headers: &HeaderMap) -> Result<Option<(String, String)>, &'static str> {
+    let decode = |text: &str| -> String {
+        url::form_urlencoded::parse(format!("v={text}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    Ok(basic_credentials(headers)?
+        .map(|(id, secret)| (decode(&id), decode(&secret.unwrap_or_default()))))
+}
+
 /// `POST /v1/oauth/tokens`: the client-credentials grant; client id and secret are a
-/// user and their password.
+/// user and their password, in the form's `client_id`/`client_secret` or in HTTP Basic
+/// authentication (which RFC 6749 section 2.3.1 asks every server to take).
 pub(super) async fn issue_token(
     State(app): State<RestApp>,
     client: crate::ClientAddress,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let mut form: HashMap<String, String> =
+        url::form_urlencoded::parse(&body).into_owned().collect();
+    match basic_client(&headers) {
+        Ok(Some((id, secret))) => {
+            if form.get("client_id").is_some_and(|form_id| *form_id != id) {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "the client is named twice, differently",
+                );
+            }
+            form.insert("client_id".into(), id);
+            form.insert("client_secret".into(), secret);
+        }
+        Ok(None) => {}
+        Err(message) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", message),
+    }
     if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
         return oauth_error(
             StatusCode::BAD_REQUEST,

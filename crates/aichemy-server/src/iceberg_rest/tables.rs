@@ -8,7 +8,9 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use iceberg::spec::{Schema, SortOrder, TableMetadata, UnboundPartitionSpec};
+use iceberg::spec::{
+    FormatVersion, Schema, SortOrder, TableMetadata, TableProperties, UnboundPartitionSpec,
+};
 use iceberg::{NamespaceIdent, TableCreation, TableIdent, TableRequirement, TableUpdate};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -122,13 +124,15 @@ pub(super) async fn create_table(
         return Err(RestError::bad_request("Invalid table name: empty"));
     }
     let ident = TableIdent::new(namespace.clone(), request.name.clone());
+    let (properties, format_version) = table_properties(request.properties)?;
     let creation = TableCreation::builder()
         .name(request.name)
         .schema(request.schema)
         .location_opt(request.location)
         .partition_spec_opt(request.partition_spec)
         .sort_order_opt(request.write_order)
-        .properties(request.properties)
+        .properties(properties)
+        .format_version(format_version)
         .build();
     if request.stage_create {
         if app.format.current(&ident).await.is_ok() {
@@ -144,6 +148,29 @@ pub(super) async fn create_table(
     }
     let committed = app.format.create(&namespace, creation).await?;
     committed_result(&app, &headers, &committed)
+}
+
+/// A new table's properties without the reserved ones the table's metadata holds itself
+/// (PyIceberg, Spark and DuckDB send `format-version` among them; Iceberg's Java catalog
+/// takes it and strips the rest), and the format version asked for (2 when none is).
+fn table_properties(
+    mut properties: HashMap<String, String>,
+) -> RestResult<(HashMap<String, String>, FormatVersion)> {
+    let version = match properties
+        .remove(TableProperties::PROPERTY_FORMAT_VERSION)
+        .as_deref()
+        .map(str::trim)
+    {
+        None | Some("2") => FormatVersion::V2,
+        Some("1") => FormatVersion::V1,
+        Some(other) => {
+            return Err(RestError::bad_request(format!(
+                "Unsupported format version: {other} (1 and 2 are)"
+            )))
+        }
+    };
+    properties.retain(|key, _| !TableProperties::RESERVED_PROPERTIES.contains(&key.as_str()));
+    Ok((properties, version))
 }
 
 fn table_ident(namespace: &str, table: String) -> RestResult<TableIdent> {
