@@ -62,6 +62,20 @@ const TABLE_COMMENTS: Columns = &[
     ("table_name", false),
     ("comment", false),
 ];
+/// Trino's columns; no catalog here has materialized views yet, so it has no rows (dbt-trino
+/// reads it before anything else).
+const MATERIALIZED_VIEWS: Columns = &[
+    ("catalog_name", false),
+    ("schema_name", false),
+    ("name", false),
+    ("storage_catalog", false),
+    ("storage_schema", false),
+    ("storage_table", false),
+    ("freshness", false),
+    ("last_fresh_time", false),
+    ("comment", false),
+    ("definition", false),
+];
 const JDBC_CATALOGS: Columns = &[("table_cat", false)];
 const QUERIES: Columns = &[
     ("query_id", false),
@@ -74,9 +88,10 @@ const QUERIES: Columns = &[
     ("elapsed_time_ms", true),
     ("rows", true),
 ];
-const SYSTEM_TABLES: [(&str, &str, Columns); 4] = [
+const SYSTEM_TABLES: [(&str, &str, Columns); 5] = [
     ("jdbc", "catalogs", JDBC_CATALOGS),
     ("metadata", "catalogs", CATALOGS),
+    ("metadata", "materialized_views", MATERIALIZED_VIEWS),
     ("metadata", "table_comments", TABLE_COMMENTS),
     ("runtime", "queries", QUERIES),
 ];
@@ -345,6 +360,7 @@ pub async fn system_table(
                 .map(|(c, connector)| vec![c.clone().into(), c.into(), connector.into()])
                 .collect(),
         ),
+        ("metadata", "materialized_views") => mem_table(MATERIALIZED_VIEWS, Vec::new()),
         ("metadata", "table_comments") => {
             let mut rows = Vec::new();
             for catalog in lakehouse.catalog_names() {
