@@ -180,23 +180,23 @@ fn corresponding_by_name(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
 fn at_local_and_type_prefixes(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
     let significant = significant_positions(&tokens);
     let mut drop = vec![false; tokens.len()];
-    let mut local_at = Vec::new();
+    let mut local = vec![false; tokens.len()];
     for (n, &i) in significant.iter().enumerate() {
         let next = |k: usize| significant.get(n + k).map(|&j| &tokens[j]);
         if bare_word(&tokens[i]).as_deref() == Some("AT")
             && next(1).and_then(bare_word).as_deref() == Some("LOCAL")
         {
-            local_at.push(significant[n + 1]);
+            local[significant[n + 1]] = true;
         }
         let (Some(colons), Some(function), Some(open)) = (next(1), next(2), next(3)) else {
             continue;
         };
-        let is_function = matches!(&function.token, Token::Word(w) if w.quote_style.is_none()
-            && crate::types::parse_type_name(&w.value).is_err());
+        // The type check parses a name: only where the tokens have the prefix's shape.
         if matches!(tokens[i].token, Token::Word(_))
             && colons.token == Token::DoubleColon
-            && is_function
             && open.token == Token::LParen
+            && matches!(&function.token, Token::Word(w) if w.quote_style.is_none()
+                && crate::types::parse_type_name(&w.value).is_err())
         {
             drop[i..significant[n + 2]].fill(true);
         }
@@ -206,7 +206,7 @@ fn at_local_and_type_prefixes(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> 
         if drop[i] {
             continue;
         }
-        if local_at.contains(&i) {
+        if local[i] {
             let span = token.span;
             let space = || TokenWithSpan::new(Token::Whitespace(Whitespace::Space), span);
             out.push(TokenWithSpan::new(Token::make_keyword("TIME"), span));
