@@ -66,6 +66,7 @@ error_codes! {
     NOT_SUPPORTED = 13, UserError;
     INVALID_SESSION_PROPERTY = 14, UserError;
     CONSTRAINT_VIOLATION = 16, UserError;
+    TRANSACTION_CONFLICT = 17, UserError;
     INVALID_TABLE_PROPERTY = 18, UserError;
     NUMERIC_VALUE_OUT_OF_RANGE = 19, UserError;
     INVALID_SCHEMA_PROPERTY = 33, UserError;
@@ -89,6 +90,7 @@ error_codes! {
     AMBIGUOUS_NAME = 62, UserError;
     INVALID_PARAMETER_USAGE = 80, UserError;
     STACK_OVERFLOW = 108, UserError;
+    MERGE_TARGET_ROW_MULTIPLE_MATCHES = 119, UserError;
     GENERIC_INTERNAL_ERROR = 65536, InternalError;
     SERVER_SHUTTING_DOWN = 65545, InternalError;
     QUERY_QUEUE_FULL = 131074, InsufficientResources;
@@ -193,6 +195,14 @@ pub type Result<T, E = TrinoError> = std::result::Result<T, E>;
 
 impl From<TableError> for TrinoError {
     fn from(e: TableError) -> Self {
+        // A user's error inside a format's work (a cast failing in a row it writes) stays
+        // the user's.
+        if let TableError::Format { source, .. } = &e {
+            let mapped = from_foreign(source.as_ref());
+            if mapped.code.error_type() == ErrorType::UserError {
+                return mapped;
+            }
+        }
         let code = match &e {
             TableError::SchemaNotFound { .. } => ErrorCode::SCHEMA_NOT_FOUND,
             TableError::SchemaAlreadyExists { .. } => ErrorCode::SCHEMA_ALREADY_EXISTS,
@@ -206,6 +216,7 @@ impl From<TableError> for TrinoError {
             TableError::Storage { .. } => ErrorCode::GENERIC_EXTERNAL,
             TableError::Remote { .. } => ErrorCode::JDBC_ERROR,
             TableError::MetastoreUnavailable { .. } => ErrorCode::HIVE_METASTORE_ERROR,
+            TableError::Conflict { .. } => ErrorCode::TRANSACTION_CONFLICT,
             TableError::Format { .. } => ErrorCode::GENERIC_INTERNAL_ERROR,
         };
         let message = match e {

@@ -2,12 +2,13 @@
 
 use std::sync::Arc;
 
+use datafusion::catalog::TableProvider;
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{Query, SetExpr, SetQuantifier, Statement, With};
 
-use crate::catalog::lakehouse::Lakehouse;
+use crate::catalog::lakehouse::{Lakehouse, QualifiedName};
 use crate::dialect;
 use crate::error::{ErrorCode, Result, TrinoError};
 
@@ -19,6 +20,9 @@ pub struct Scope<'a> {
     pub schema: Option<&'a str>,
     pub time_zone: Option<&'a str>,
     pub user: Option<&'a str>,
+    /// Relations that resolve to these providers instead of being loaded (a statement that
+    /// changes a table reads one version of it throughout).
+    pub pinned: &'a [(QualifiedName, Arc<dyn TableProvider>)],
 }
 
 /// Plans a statement DataFusion understands (queries, INSERT, EXPLAIN), resolving the
@@ -42,7 +46,7 @@ pub async fn plan_statement(
     let statement = DFStatement::Statement(Box::new(statement));
     let references = state.resolve_table_references(&statement)?;
     let catalogs = lakehouse
-        .resolve_references(&references, catalog, schema, &state, depth)
+        .resolve_references(&references, catalog, schema, &state, depth, scope.pinned)
         .await?;
     // Set on the context, not through SessionStateBuilder::new_from_existing: rebuilding a
     // state re-registers every function in hash order, and a built-in alias
@@ -219,6 +223,7 @@ pub async fn plan_query_text(
         schema,
         time_zone: outer.config().options().execution.time_zone.as_deref(),
         user: user.as_ref().map(|user| user.0.as_str()),
+        pinned: &[],
     };
     let (plan, _) = Box::pin(plan_statement(lakehouse, statement, scope, depth)).await?;
     Ok(plan)

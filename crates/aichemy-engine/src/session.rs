@@ -19,7 +19,7 @@ use crate::dialect;
 use crate::error::{ErrorCode, Result, TrinoError};
 use crate::planner::Scope;
 use crate::statement::session_state::Prepared;
-use crate::statement::{catalogs, ddl, query, session_state, show, Family};
+use crate::statement::{catalogs, change, ddl, query, session_state, show, Family};
 use crate::stop::StopSignal;
 
 /// What a statement produced.
@@ -165,6 +165,7 @@ impl Session {
             schema: self.schema.as_deref(),
             time_zone: self.time_zone.as_deref(),
             user: Some(&self.user),
+            pinned: &[],
         }
     }
 
@@ -351,6 +352,18 @@ impl Session {
                     update_type: "INSERT".into(),
                     count: Some(count),
                 })
+            }
+            Statement::Delete(delete) => Ok(Output::Update {
+                update_type: "DELETE".into(),
+                count: Some(change::delete(self, delete).await?),
+            }),
+            Statement::Update(update) => Ok(Output::Update {
+                update_type: "UPDATE".into(),
+                count: Some(change::update(self, update).await?),
+            }),
+            Statement::Truncate(truncate) => {
+                change::truncate(self, truncate).await?;
+                Ok(Output::update("TRUNCATE TABLE"))
             }
             Statement::CreateSchema { .. } => ddl::create_schema(self, statement).await,
             Statement::Drop {

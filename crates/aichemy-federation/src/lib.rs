@@ -512,6 +512,7 @@ impl TableFormat for PostgresCatalog {
             columns: specs,
             comment,
             properties: Vec::new(),
+            rows: None,
         }))
     }
 

@@ -8,6 +8,7 @@
 //! The engine never branches on the format.
 #![forbid(unsafe_code)]
 
+use std::collections::HashSet;
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -65,6 +66,10 @@ pub enum TableError {
     /// An error of a remote database, its message naming the catalog.
     #[error("{message}")]
     Remote { message: String },
+    /// Another writer changed what a statement read before it could commit (Trino's
+    /// `TRANSACTION_CONFLICT`).
+    #[error("{message}")]
+    Conflict { message: String },
     #[error("{format} error: {source}")]
     Format {
         format: &'static str,
@@ -243,6 +248,34 @@ pub struct TableHandle {
     pub comment: Option<String>,
     /// Properties as `SHOW CREATE TABLE` prints them in `WITH (…)`.
     pub properties: Vec<(String, PropertyValue)>,
+    /// How DELETE, UPDATE and MERGE change the table's rows; `None` where the format
+    /// cannot.
+    pub rows: Option<Arc<dyn RowLevelTable>>,
+}
+
+/// The name of the column that [`RowLevelTable::scan`] adds: the file each row is stored
+/// in (Trino's hidden `$path`).
+pub const PATH_COLUMN: &str = "$path";
+
+/// A table whose rows a statement changes by rewriting the files that hold them
+/// (copy-on-write). The engine reads the version the handle was loaded at, with each
+/// row's file, finds the files the statement touches, and hands back every row those
+/// files keep or gain; the format writes them and swaps the files in one commit.
+#[async_trait]
+pub trait RowLevelTable: Debug + Send + Sync {
+    /// The loaded version's rows with a [`PATH_COLUMN`] after the table's columns; only
+    /// the rows of `files` when given.
+    async fn scan(&self, files: Option<Arc<HashSet<String>>>) -> Result<Arc<dyn TableProvider>>;
+
+    /// Replaces `files` by the rows of `rows` (the table's columns, in order) in one
+    /// commit. Fails with [`TableError::Conflict`] when another commit removed one of
+    /// `files` since the handle was loaded; rows appended meanwhile stay. Answers the
+    /// number of rows written.
+    async fn replace(
+        &self,
+        files: Vec<String>,
+        rows: datafusion::execution::SendableRecordBatchStream,
+    ) -> Result<u64>;
 }
 
 /// One table format serving one catalog.

@@ -280,6 +280,7 @@ impl TableFormat for RegisteredFormat {
             columns,
             comment: record.comment.clone(),
             properties,
+            rows: None,
         }))
     }
 

@@ -487,6 +487,7 @@ pub async fn create_view(session: &Session, create: CreateView) -> Result<Output
             schema: plan_schema.as_deref(),
             time_zone: session.time_zone.as_deref(),
             user: Some(&session.user),
+            pinned: &[],
         },
         0,
     )

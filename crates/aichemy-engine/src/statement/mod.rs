@@ -3,6 +3,7 @@
 //! session properties.
 
 pub mod catalogs;
+pub(crate) mod change;
 pub(crate) mod ddl;
 pub(crate) mod query;
 pub mod session_state;

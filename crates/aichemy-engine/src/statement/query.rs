@@ -279,7 +279,7 @@ fn check_insert_types(targets: &[(&str, &DataType)], sources: &[DataType]) -> Re
     ))
 }
 
-fn coercible(source: &DataType, target: &DataType) -> bool {
+pub(crate) fn coercible(source: &DataType, target: &DataType) -> bool {
     use DataType::*;
     if source == target || *source == Null {
         return true;

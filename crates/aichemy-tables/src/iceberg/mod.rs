@@ -5,6 +5,7 @@
 mod commit;
 mod guard;
 mod partitioning;
+mod rows;
 mod storage;
 mod types;
 mod write;
@@ -48,7 +49,7 @@ fn format_error(source: iceberg::Error) -> TableError {
 }
 
 /// The Iceberg format over an SQL catalog in the metastore database.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct IcebergFormat {
     /// The `iceberg-catalog-sql` catalog, failing fast while a PostgreSQL metastore is down.
     catalog: Arc<FailFastCatalog>,
@@ -353,6 +354,7 @@ impl TableFormat for IcebergFormat {
         }
         let comment = metadata.properties().get("comment").cloned();
 
+        let rows = Arc::new(rows::IcebergRows::new(self.clone(), table.clone()));
         let provider = Arc::new(
             write::table_provider(self.catalog.clone(), self.retry, table)
                 .await
@@ -363,6 +365,7 @@ impl TableFormat for IcebergFormat {
             columns,
             comment,
             properties,
+            rows: Some(rows),
         }))
     }
 

@@ -39,7 +39,7 @@ use iceberg_datafusion::IcebergStaticTableProvider;
 use crate::append::{AppendableTable, Appender};
 use crate::{CommitRetry, TableError};
 
-fn df_error(e: iceberg::Error) -> DataFusionError {
+pub(super) fn df_error(e: iceberg::Error) -> DataFusionError {
     match super::guard::unreachable_message(&e) {
         Some(message) => {
             DataFusionError::External(Box::new(TableError::MetastoreUnavailable { message }))
@@ -202,14 +202,14 @@ enum Files {
 }
 
 /// Data file writers for one statement against one table version.
-struct TableWriter {
+pub(super) struct TableWriter {
     /// The table's columns as Arrow fields carrying their Iceberg field ids.
     schema: SchemaRef,
     files: Files,
 }
 
 impl TableWriter {
-    fn try_new(table: &Table) -> iceberg::Result<Self> {
+    pub(super) fn try_new(table: &Table) -> iceberg::Result<Self> {
         let metadata = table.metadata();
         let iceberg_schema = metadata.current_schema().clone();
         let properties = metadata.table_properties()?;
@@ -245,7 +245,7 @@ impl TableWriter {
         })
     }
 
-    async fn write(&mut self, batch: RecordBatch) -> DFResult<()> {
+    pub(super) async fn write(&mut self, batch: RecordBatch) -> DFResult<()> {
         let batch = conform(&batch, &self.schema)?;
         match &mut self.files {
             Files::Unpartitioned(writer) => writer.write(batch).await.map_err(df_error),
@@ -259,7 +259,7 @@ impl TableWriter {
         }
     }
 
-    async fn close(self) -> iceberg::Result<Vec<DataFile>> {
+    pub(super) async fn close(self) -> iceberg::Result<Vec<DataFile>> {
         match self.files {
             Files::Unpartitioned(writer) => writer.close().await,
             Files::Partitioned(parts) => parts.1.close().await,
@@ -304,7 +304,7 @@ fn conform(batch: &RecordBatch, schema: &SchemaRef) -> DFResult<RecordBatch> {
 /// A type with the metadata of its nested fields removed. DataFusion does not carry field
 /// metadata through every expression (VALUES rows, casts), so the types the engine plans
 /// with leave it out; [`conform`] puts the field ids back before writing.
-fn plain_type(data_type: &DataType) -> DataType {
+pub(super) fn plain_type(data_type: &DataType) -> DataType {
     let plain = |field: &FieldRef| -> FieldRef {
         Arc::new(Field::new(
             field.name(),

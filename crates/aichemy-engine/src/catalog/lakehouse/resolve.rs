@@ -69,6 +69,7 @@ impl Lakehouse {
         default_schema: Option<&str>,
         state: &SessionState,
         depth: usize,
+        pinned: &[(QualifiedName, Arc<dyn TableProvider>)],
     ) -> Result<Arc<dyn CatalogProviderList>> {
         let list = Arc::new(MemoryCatalogProviderList::new());
         for reference in references {
@@ -79,7 +80,10 @@ impl Lakehouse {
                 }
             }
             let name = self.qualify(reference, default_catalog, default_schema)?;
-            let provider = self.relation(&name, state, depth).await?;
+            let provider = match pinned.iter().find(|(pinned, _)| *pinned == name) {
+                Some((_, provider)) => provider.clone(),
+                None => self.relation(&name, state, depth).await?,
+            };
             let catalog = match list.catalog(&name.catalog) {
                 Some(c) => c,
                 None => {

@@ -1,0 +1,451 @@
+//! Statements that change rows in place: `DELETE`, `UPDATE` and `TRUNCATE TABLE`.
+//!
+//! The row selection is planned here, as ordinary queries, never through DataFusion's
+//! `TableProvider::delete_from`/`update` (whose planning applies a subquery-filtered
+//! condition to every row, apache/datafusion#24654). Each statement runs in two passes over
+//! the version of the table it loaded, through the format's [`RowLevelTable`]:
+//!
+//! 1. `SELECT "$path", count(*) FROM target WHERE condition GROUP BY "$path"`: the files
+//!    holding a row the statement changes, and how many rows (the client's update count);
+//! 2. the rows those files hold afterwards (for DELETE the others, for UPDATE every row
+//!    with the assignments applied where the condition holds), read from those files only
+//!    and handed to [`RowLevelTable::replace`], which commits them in place of the files.
+//!
+//! Every other reference to the table in the statement reads the same version. A failure
+//! in either pass, at any row, commits nothing.
+
+use std::collections::HashSet;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::{DataType, Int64Type};
+use datafusion::catalog::TableProvider;
+use datafusion::dataframe::DataFrame;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::sql::sqlparser::ast::{
+    visit_expressions_mut, AssignmentTarget, Delete, Expr, FromTable, Ident, ObjectName, Query,
+    SelectItem, SetExpr, Statement, TableFactor, TableWithJoins, Truncate, Update,
+};
+
+use aichemy_tables::{RowLevelTable, TableHandle, PATH_COLUMN};
+
+use crate::catalog::lakehouse::QualifiedName;
+use crate::dialect;
+use crate::error::{ErrorCode, Result, TrinoError};
+use crate::planner::{plan_statement, Scope};
+use crate::session::Session;
+use crate::stop::stoppable;
+
+/// Trino's message when a connector cannot change rows.
+const MODIFYING_ROWS: &str = "This connector does not support modifying table rows";
+
+/// The table a statement changes, loaded once.
+struct Target {
+    name: QualifiedName,
+    table: TableHandle,
+    rows: Arc<dyn RowLevelTable>,
+    /// How the statement names the table in its expressions (its alias, else its name).
+    alias: String,
+}
+
+impl Target {
+    /// Loads the table `name` names; fails as Trino does for a missing table, a view or a
+    /// table whose format cannot change rows.
+    async fn load(session: &Session, name: &ObjectName, alias: Option<&Ident>) -> Result<Self> {
+        let qualified = session.qualify(name)?;
+        let lakehouse = session.lakehouse();
+        let Some(table) = lakehouse.load_table(&qualified).await? else {
+            lakehouse.catalog(&qualified.catalog)?;
+            if lakehouse
+                .metastore()
+                .get_view(&qualified.catalog, &qualified.schema, &qualified.name)
+                .await?
+                .is_some()
+            {
+                return Err(TrinoError::not_supported(format!(
+                    "Modifying views is not supported: '{qualified}'"
+                )));
+            }
+            lakehouse
+                .require_schema(&qualified.catalog, &qualified.schema)
+                .await?;
+            return Err(TrinoError::table_not_found(&qualified.to_string()));
+        };
+        let Some(rows) = table.rows.clone() else {
+            return Err(TrinoError::not_supported(MODIFYING_ROWS));
+        };
+        let alias = match alias {
+            Some(ident) if ident.quote_style.is_some() => ident.value.clone(),
+            Some(ident) => ident.value.to_lowercase(),
+            None => qualified.name.clone(),
+        };
+        Ok(Self {
+            name: qualified,
+            table,
+            rows,
+            alias,
+        })
+    }
+
+    /// The name the statement's passes read the rows with `$path` by.
+    fn rows_name(&self) -> QualifiedName {
+        QualifiedName {
+            catalog: self.name.catalog.clone(),
+            schema: self.name.schema.clone(),
+            name: "$rows".to_string(),
+        }
+    }
+
+    /// `"catalog"."schema"."$rows" AS "alias"`, for a pass's FROM clause.
+    fn from(&self) -> String {
+        let rows = self.rows_name();
+        format!(
+            "{}.{}.{} AS {}",
+            quote(&rows.catalog),
+            quote(&rows.schema),
+            quote(&rows.name),
+            quote(&self.alias)
+        )
+    }
+
+    /// Plans and runs a pass: `query` with the table's rows (of `files`, else all) under
+    /// [`Self::rows_name`] and the table itself at the loaded version. A rewrite pass (with
+    /// `files`) must give the table's columns.
+    async fn run(
+        &self,
+        session: &Session,
+        query: Query,
+        files: Option<Arc<HashSet<String>>>,
+    ) -> Result<SendableRecordBatchStream> {
+        let rewrite = files.is_some();
+        let rows = self.rows.scan(files).await?;
+        let pinned: Vec<(QualifiedName, Arc<dyn TableProvider>)> = vec![
+            (self.rows_name(), rows),
+            (self.name.clone(), self.table.provider.clone()),
+        ];
+        let scope = Scope {
+            pinned: &pinned,
+            ..session.scope()
+        };
+        let (plan, state) = plan_statement(
+            session.lakehouse(),
+            Statement::Query(Box::new(query)),
+            scope,
+            0,
+        )
+        .await?;
+        if rewrite {
+            self.check_types(&plan)?;
+        }
+        let frame = DataFrame::new(state, plan);
+        let task = Arc::new(frame.task_ctx());
+        let physical = stoppable(frame.create_physical_plan().await?, &session.stop)?;
+        Ok(datafusion::physical_plan::execute_stream(physical, task)?)
+    }
+
+    /// A rewrite pass must produce values of the table's column types (assignments of
+    /// another kind fail as in Trino).
+    fn check_types(&self, plan: &datafusion::logical_expr::LogicalPlan) -> Result<()> {
+        let fields = plan.schema().fields();
+        if fields.len() != self.table.columns.len() {
+            return Err(TrinoError::internal(format!(
+                "a rewrite of {} gave {} columns for {}",
+                self.name,
+                fields.len(),
+                self.table.columns.len()
+            )));
+        }
+        let mismatched: Vec<(&DataType, &DataType)> = self
+            .table
+            .columns
+            .iter()
+            .zip(fields.iter())
+            .map(|(column, field)| (&column.data_type, field.data_type()))
+            .filter(|(table, value)| !super::query::coercible(value, table))
+            .collect();
+        if mismatched.is_empty() {
+            return Ok(());
+        }
+        let names = |types: Vec<&DataType>| {
+            types
+                .into_iter()
+                .map(crate::types::trino_type_name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        Err(TrinoError::new(
+            ErrorCode::TYPE_MISMATCH,
+            format!(
+                "UPDATE table column types don't match SET expressions: Table: [{}], \
+                 Expressions: [{}]",
+                names(mismatched.iter().map(|(t, _)| *t).collect()),
+                names(mismatched.iter().map(|(_, v)| *v).collect())
+            ),
+        ))
+    }
+
+    /// Pass 1: the files holding a row that `condition` selects, and how many rows.
+    async fn touched(
+        &self,
+        session: &Session,
+        condition: Option<Expr>,
+    ) -> Result<(Vec<String>, u64)> {
+        let path = quote(PATH_COLUMN);
+        let mut query = parse_query(&format!(
+            "SELECT {path}, count(*) FROM {} GROUP BY {path}",
+            self.from()
+        ))?;
+        select_of(&mut query)?.selection = condition;
+        let batches: Vec<_> =
+            futures::TryStreamExt::try_collect(self.run(session, query, None).await?).await?;
+        let mut files = Vec::new();
+        let mut count = 0u64;
+        for batch in batches {
+            let paths = datafusion::arrow::compute::cast(batch.column(0), &DataType::Utf8)
+                .map_err(datafusion::error::DataFusionError::from)?;
+            let paths = paths.as_string::<i32>();
+            let counts = batch.column(1).as_primitive::<Int64Type>();
+            for row in 0..batch.num_rows() {
+                if paths.is_valid(row) {
+                    files.push(paths.value(row).to_string());
+                    count += counts.value(row) as u64;
+                }
+            }
+        }
+        Ok((files, count))
+    }
+
+    /// Pass 2: `query`'s rows replace `files`.
+    async fn replace(&self, session: &Session, query: Query, files: Vec<String>) -> Result<()> {
+        let only = Arc::new(files.iter().cloned().collect::<HashSet<_>>());
+        let rows = self.run(session, query, Some(only)).await?;
+        self.rows.replace(files, rows).await?;
+        Ok(())
+    }
+
+    /// Removes whole files: every row they hold is deleted.
+    async fn remove(&self, files: Vec<String>) -> Result<()> {
+        let nothing = Box::pin(RecordBatchStreamAdapter::new(
+            self.table.provider.schema(),
+            futures::stream::empty(),
+        ));
+        self.rows.replace(files, nothing).await?;
+        Ok(())
+    }
+
+    /// The table's columns, qualified by the alias: `"a"."x", "a"."y"`.
+    fn columns(&self) -> Vec<String> {
+        self.table
+            .columns
+            .iter()
+            .map(|c| format!("{}.{}", quote(&self.alias), quote(&c.name)))
+            .collect()
+    }
+}
+
+/// `DELETE FROM t [AS a] [WHERE condition]`; answers the number of rows deleted.
+pub(crate) async fn delete(session: &Session, delete: Delete) -> Result<u64> {
+    let tables = match &delete.from {
+        FromTable::WithFromKeyword(tables) | FromTable::WithoutKeyword(tables) => tables,
+    };
+    if !delete.tables.is_empty()
+        || delete.using.is_some()
+        || delete.returning.is_some()
+        || !delete.order_by.is_empty()
+        || delete.limit.is_some()
+        || tables.len() != 1
+    {
+        return Err(TrinoError::not_supported(
+            "DELETE takes one table and a WHERE clause",
+        ));
+    }
+    let (name, alias) = single_table(&tables[0])?;
+    let target = Target::load(session, name, alias).await?;
+    let condition = delete.selection.map(name_in_subqueries);
+    let (files, count) = target.touched(session, condition.clone()).await?;
+    if files.is_empty() {
+        return Ok(0);
+    }
+    let Some(condition) = condition else {
+        target.remove(files).await?;
+        return Ok(count);
+    };
+    // The rows the condition does not select (NULL is not selected).
+    let query = parse_with(
+        &format!(
+            "SELECT {} FROM {} WHERE ({}) IS NOT TRUE",
+            target.columns().join(", "),
+            target.from(),
+            placeholder(0)
+        ),
+        vec![condition],
+    )?;
+    target.replace(session, query, files).await?;
+    Ok(count)
+}
+
+/// `UPDATE t [AS a] SET c = value [, …] [WHERE condition]`; answers the number of rows
+/// updated.
+pub(crate) async fn update(session: &Session, update: Update) -> Result<u64> {
+    if update.from.is_some() || update.returning.is_some() || update.limit.is_some() {
+        return Err(TrinoError::not_supported(
+            "UPDATE takes one table, SET and a WHERE clause",
+        ));
+    }
+    let (name, alias) = single_table(&update.table)?;
+    let target = Target::load(session, name, alias).await?;
+    let mut values: Vec<Option<Expr>> = vec![None; target.table.columns.len()];
+    for assignment in &update.assignments {
+        let AssignmentTarget::ColumnName(column) = &assignment.target else {
+            return Err(TrinoError::not_supported("UPDATE SET of a column list"));
+        };
+        let wanted = match column.0.last().and_then(|part| part.as_ident()) {
+            Some(ident) if ident.quote_style.is_some() => ident.value.clone(),
+            Some(ident) => ident.value.to_lowercase(),
+            None => column.to_string(),
+        };
+        let Some(index) = target.table.columns.iter().position(|c| c.name == wanted) else {
+            return Err(TrinoError::new(
+                ErrorCode::COLUMN_NOT_FOUND,
+                format!("Column '{wanted}' cannot be resolved"),
+            ));
+        };
+        if values[index].is_some() {
+            return Err(TrinoError::new(
+                ErrorCode::DUPLICATE_COLUMN_NAME,
+                format!("Multiple updates to the same column: {wanted}"),
+            ));
+        }
+        values[index] = Some(assignment.value.clone());
+    }
+    let condition = update.selection.map(name_in_subqueries);
+    let (files, count) = target.touched(session, condition.clone()).await?;
+    if files.is_empty() {
+        return Ok(0);
+    }
+    // The selected rows with their new values, then the other rows of the same files
+    // (DataFusion evaluates subqueries in filters, not in the select list).
+    let mut substitutes = vec![condition.unwrap_or(Expr::Value(
+        datafusion::sql::sqlparser::ast::Value::Boolean(true).into(),
+    ))];
+    // Each column named as the table's: a union's sides must not repeat a name.
+    let columns = target.columns();
+    let names = target.table.columns.iter().map(|c| quote(&c.name));
+    let changed: Vec<String> = columns
+        .iter()
+        .zip(values)
+        .zip(names)
+        .map(|((column, value), name)| match value {
+            Some(value) => {
+                substitutes.push(value);
+                format!("{} AS {name}", placeholder(substitutes.len() - 1))
+            }
+            None => format!("{column} AS {name}"),
+        })
+        .collect();
+    let query = parse_with(
+        &format!(
+            "SELECT {changed} FROM {from} WHERE {condition} \
+             UNION ALL SELECT {kept} FROM {from} WHERE ({condition}) IS NOT TRUE",
+            changed = changed.join(", "),
+            kept = columns.join(", "),
+            from = target.from(),
+            condition = placeholder(0),
+        ),
+        substitutes,
+    )?;
+    target.replace(session, query, files).await?;
+    Ok(count)
+}
+
+/// `TRUNCATE TABLE t`: every row deleted in one commit.
+pub(crate) async fn truncate(session: &Session, truncate: Truncate) -> Result<()> {
+    let [table] = truncate.table_names.as_slice() else {
+        return Err(TrinoError::not_supported("TRUNCATE TABLE takes one table"));
+    };
+    let target = Target::load(session, &table.name, None).await?;
+    let (files, _) = target.touched(session, None).await?;
+    if files.is_empty() {
+        return Ok(());
+    }
+    target.remove(files).await
+}
+
+/// The one table of a DELETE or UPDATE, with its alias.
+fn single_table(table: &TableWithJoins) -> Result<(&ObjectName, Option<&Ident>)> {
+    match &table.relation {
+        TableFactor::Table { name, alias, .. } if table.joins.is_empty() => {
+            Ok((name, alias.as_ref().map(|a| &a.name)))
+        }
+        _ => Err(TrinoError::not_supported(
+            "Only a table can be changed, not a join or a subquery",
+        )),
+    }
+}
+
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn parse_query(sql: &str) -> Result<Query> {
+    match dialect::parse_statements(sql)?.pop() {
+        Some(Statement::Query(query)) => Ok(*query),
+        _ => Err(TrinoError::internal(format!("not a query: {sql}"))),
+    }
+}
+
+/// The identifier that [`parse_with`] replaces by its `index`-th expression.
+fn placeholder(index: usize) -> String {
+    quote(&format!("$substitute{index}"))
+}
+
+/// Parses a query written with [`placeholder`]s and puts `substitutes` in their places
+/// (the statement's own expressions, already parsed).
+fn parse_with(sql: &str, substitutes: Vec<Expr>) -> Result<Query> {
+    let mut query = parse_query(sql)?;
+    let _ = visit_expressions_mut(&mut query, |expr| {
+        if let Expr::Identifier(ident) = expr {
+            if let Some(index) = ident
+                .value
+                .strip_prefix("$substitute")
+                .and_then(|i| i.parse::<usize>().ok())
+            {
+                if ident.quote_style.is_some() && index < substitutes.len() {
+                    *expr = substitutes[index].clone();
+                }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    Ok(query)
+}
+
+/// Names the column of each `IN (SELECT …)` subquery: DataFusion 53 plans an unnamed one
+/// (`x IN (SELECT max(y) …)`) under `IS NOT TRUE` with two columns of one name and fails.
+fn name_in_subqueries(mut condition: Expr) -> Expr {
+    let _ = visit_expressions_mut(&mut condition, |expr| {
+        if let Expr::InSubquery { subquery, .. } = expr {
+            if let SetExpr::Select(select) = subquery.body.as_mut() {
+                if let [item] = select.projection.as_mut_slice() {
+                    if let SelectItem::UnnamedExpr(value) = item {
+                        *item = SelectItem::ExprWithAlias {
+                            expr: value.clone(),
+                            alias: Ident::with_quote('"', "$in"),
+                        };
+                    }
+                }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    condition
+}
+
+fn select_of(query: &mut Query) -> Result<&mut datafusion::sql::sqlparser::ast::Select> {
+    match query.body.as_mut() {
+        SetExpr::Select(select) => Ok(select),
+        _ => Err(TrinoError::internal("expected a SELECT")),
+    }
+}

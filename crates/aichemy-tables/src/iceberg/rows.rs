@@ -1,0 +1,699 @@
+//! Row-level change of one Iceberg table, copy-on-write.
+//!
+//! The engine reads the snapshot the table was loaded at through [`PathScan`], which adds
+//! each row's data file as `$path` (iceberg-rust's `_file` metadata column) and can read
+//! only some files. It then hands back the rows that replace the files a statement
+//! touched; [`IcebergRows::replace`] writes them as new data files and commits one
+//! `overwrite` snapshot (`delete` when nothing is added) whose manifests mark the old files
+//! deleted. iceberg-rust 0.10 has no such commit, so it is built here from its manifest,
+//! manifest-list and snapshot builders and published through the metastore's
+//! compare-and-swap ([`IcebergFormat::commit_changes`]). When another writer committed
+//! meanwhile the snapshot is rebuilt on the newest one, keeping what it appended; when that
+//! writer removed one of the replaced files, the statement fails with a conflict.
+
+use std::any::Any;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{Array, RecordBatch, RecordBatchOptions};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::{project_schema, DataFusionError, Result as DFResult};
+use datafusion::datasource::TableType;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::Expr;
+use datafusion::physical_expr::EquivalenceProperties;
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+};
+use futures::{StreamExt, TryStreamExt};
+use iceberg::arrow::schema_to_arrow_schema;
+use iceberg::metadata_columns::RESERVED_COL_NAME_FILE;
+use iceberg::scan::FileScanTask;
+use iceberg::spec::{
+    DataFile, DataFileFormat, FormatVersion, ManifestContentType, ManifestFile, ManifestList,
+    ManifestListWriter, ManifestStatus, ManifestWriterBuilder, Operation, Snapshot,
+    SnapshotReference, SnapshotRetention, SnapshotSummaryCollector, Summary, TableMetadata,
+    MAIN_BRANCH,
+};
+use iceberg::table::Table;
+use iceberg::{TableRequirement, TableUpdate};
+
+use super::commit::{check_write_paths, CommitError, TableChange};
+use super::write::{df_error, plain_type, TableWriter};
+use super::{format_error, IcebergFormat};
+use crate::{Result, RowLevelTable, TableError, PATH_COLUMN};
+
+/// DELETE, UPDATE and MERGE on one loaded Iceberg table.
+#[derive(Debug)]
+pub(crate) struct IcebergRows {
+    format: IcebergFormat,
+    table: Table,
+}
+
+impl IcebergRows {
+    pub(crate) fn new(format: IcebergFormat, table: Table) -> Self {
+        Self { format, table }
+    }
+}
+
+fn conflict(message: impl Into<String>) -> TableError {
+    TableError::Conflict {
+        message: message.into(),
+    }
+}
+
+#[async_trait]
+impl RowLevelTable for IcebergRows {
+    async fn scan(&self, files: Option<Arc<HashSet<String>>>) -> Result<Arc<dyn TableProvider>> {
+        Ok(Arc::new(PathScan::try_new(self.table.clone(), files)?))
+    }
+
+    async fn replace(
+        &self,
+        files: Vec<String>,
+        mut rows: SendableRecordBatchStream,
+    ) -> Result<u64> {
+        let base = self.table.metadata();
+        check_write_paths(base, None).map_err(|message| TableError::Storage { message })?;
+        let mut writer = TableWriter::try_new(&self.table).map_err(format_error)?;
+        let mut written = 0u64;
+        while let Some(batch) = rows.next().await {
+            let batch = batch.map_err(datafusion_error)?;
+            written += batch.num_rows() as u64;
+            writer.write(batch).await.map_err(datafusion_error)?;
+        }
+        let added = writer.close().await.map_err(format_error)?;
+        let removed: HashSet<String> = files.into_iter().collect();
+        if removed.is_empty() && added.is_empty() {
+            return Ok(0);
+        }
+        let ident = self.table.identifier();
+        let mut attempt = 0;
+        loop {
+            let current = self
+                .format
+                .current(ident)
+                .await
+                .map_err(commit_error)?
+                .metadata;
+            // The new files follow the schema and partitioning they were written with.
+            if current.current_schema_id() != base.current_schema_id()
+                || current.default_partition_spec_id() != base.default_partition_spec_id()
+            {
+                return Err(conflict(format!(
+                    "Table '{ident}' was altered while the statement ran"
+                )));
+            }
+            let (snapshot, requirements) =
+                overwrite_snapshot(&self.format, &current, &removed, &added).await?;
+            let change = TableChange {
+                ident: ident.clone(),
+                requirements,
+                updates: vec![
+                    TableUpdate::AddSnapshot {
+                        snapshot: snapshot.clone(),
+                    },
+                    TableUpdate::SetSnapshotRef {
+                        ref_name: MAIN_BRANCH.to_string(),
+                        reference: SnapshotReference::new(
+                            snapshot.snapshot_id(),
+                            SnapshotRetention::branch(None, None, None),
+                        ),
+                    },
+                ],
+            };
+            match self.format.commit_changes(vec![change]).await {
+                Ok(_) => return Ok(written),
+                Err(CommitError::Conflict(_)) if attempt < self.format.retry.retries => {
+                    attempt += 1;
+                    self.format.retry.wait(attempt).await;
+                }
+                Err(CommitError::Conflict(message)) => return Err(conflict(message)),
+                Err(e) => return Err(commit_error(e)),
+            }
+        }
+    }
+}
+
+fn datafusion_error(e: DataFusionError) -> TableError {
+    match e {
+        DataFusionError::External(inner) => match inner.downcast::<TableError>() {
+            Ok(table) => *table,
+            Err(other) => TableError::Format {
+                format: "Iceberg",
+                source: other,
+            },
+        },
+        other => TableError::Format {
+            format: "Iceberg",
+            source: Box::new(other),
+        },
+    }
+}
+
+fn commit_error(e: CommitError) -> TableError {
+    match e {
+        CommitError::Conflict(message) => conflict(message),
+        CommitError::NoSuchTable(table) => TableError::TableNotFound { table },
+        other => TableError::Storage {
+            message: other.to_string(),
+        },
+    }
+}
+
+/// The next snapshot of `current`: its manifests with the entries of `removed` marked
+/// deleted (manifests without any kept as they are), plus one manifest of `added`; and the
+/// requirements under which it may be committed (`main` still at `current`'s snapshot).
+async fn overwrite_snapshot(
+    format: &IcebergFormat,
+    current: &TableMetadata,
+    removed: &HashSet<String>,
+    added: &[DataFile],
+) -> Result<(Snapshot, Vec<TableRequirement>)> {
+    let file_io = format.file_io();
+    let snapshot_id = unique_snapshot_id(current);
+    let sequence_number = current.next_sequence_number();
+    let commit = uuid::Uuid::new_v4();
+    let schema = current.current_schema().clone();
+    let mut summary = SnapshotSummaryCollector::default();
+    let mut manifests: Vec<ManifestFile> = Vec::new();
+    let mut found = 0usize;
+    let mut counter = 0usize;
+    let mut manifest_path = || {
+        counter += 1;
+        format!(
+            "{}/metadata/{commit}-m{counter}.{}",
+            current.location(),
+            DataFileFormat::Avro
+        )
+    };
+    if let Some(parent) = current.current_snapshot() {
+        let bytes = file_io
+            .new_input(parent.manifest_list())
+            .map_err(format_error)?
+            .read()
+            .await
+            .map_err(format_error)?;
+        let list = ManifestList::parse_with_version(&bytes, current.format_version())
+            .map_err(format_error)?;
+        for manifest in list.entries() {
+            if manifest.content != ManifestContentType::Data || removed.is_empty() {
+                manifests.push(manifest.clone());
+                continue;
+            }
+            let entries = manifest
+                .load_manifest(file_io)
+                .await
+                .map_err(format_error)?
+                .entries()
+                .to_vec();
+            if !entries
+                .iter()
+                .any(|e| e.is_alive() && removed.contains(e.file_path()))
+            {
+                manifests.push(manifest.clone());
+                continue;
+            }
+            let spec = current
+                .partition_spec_by_id(manifest.partition_spec_id)
+                .ok_or_else(|| TableError::Storage {
+                    message: format!(
+                        "Manifest {} names an unknown partition spec",
+                        manifest.manifest_path
+                    ),
+                })?
+                .clone();
+            let output = file_io.new_output(manifest_path()).map_err(format_error)?;
+            let builder = ManifestWriterBuilder::new(
+                output,
+                Some(snapshot_id),
+                schema.clone(),
+                spec.as_ref().clone(),
+            );
+            let mut writer = match current.format_version() {
+                FormatVersion::V1 => builder.build_v1(),
+                _ => builder.build_v2_data(),
+            };
+            for entry in entries {
+                if entry.status() == ManifestStatus::Deleted {
+                    continue;
+                }
+                let (Some(data_sequence), file_sequence) =
+                    (entry.sequence_number(), entry.file_sequence_number)
+                else {
+                    return Err(TableError::Storage {
+                        message: format!("Data file {} has no sequence number", entry.file_path()),
+                    });
+                };
+                let data_file = entry.data_file().clone();
+                if removed.contains(entry.file_path()) {
+                    found += 1;
+                    summary.remove_file(&data_file, schema.clone(), spec.clone());
+                    writer
+                        .add_delete_file(data_file, data_sequence, file_sequence)
+                        .map_err(format_error)?;
+                } else {
+                    let added_by = entry.snapshot_id().unwrap_or(manifest.added_snapshot_id);
+                    writer
+                        .add_existing_file(data_file, added_by, data_sequence, file_sequence)
+                        .map_err(format_error)?;
+                }
+            }
+            manifests.push(writer.write_manifest_file().await.map_err(format_error)?);
+        }
+    }
+    if found != removed.len() {
+        return Err(conflict(
+            "Another statement removed or rewrote rows of the table while this one ran; \
+             run it again",
+        ));
+    }
+    if !added.is_empty() {
+        let spec = current.default_partition_spec().clone();
+        let output = file_io.new_output(manifest_path()).map_err(format_error)?;
+        let builder = ManifestWriterBuilder::new(
+            output,
+            Some(snapshot_id),
+            schema.clone(),
+            spec.as_ref().clone(),
+        );
+        let mut writer = match current.format_version() {
+            FormatVersion::V1 => builder.build_v1(),
+            _ => builder.build_v2_data(),
+        };
+        for file in added {
+            summary.add_file(file, schema.clone(), spec.clone());
+            writer
+                .add_file(file.clone(), sequence_number)
+                .map_err(format_error)?;
+        }
+        manifests.push(writer.write_manifest_file().await.map_err(format_error)?);
+    }
+
+    let list_path = format!(
+        "{}/metadata/snap-{snapshot_id}-0-{commit}.{}",
+        current.location(),
+        DataFileFormat::Avro
+    );
+    let output = file_io
+        .new_output(list_path.clone())
+        .map_err(format_error)?
+        .writer()
+        .await
+        .map_err(format_error)?;
+    let parent_id = current.current_snapshot_id();
+    let mut list = match current.format_version() {
+        FormatVersion::V1 => ManifestListWriter::v1(output, snapshot_id, parent_id),
+        _ => ManifestListWriter::v2(output, snapshot_id, parent_id, sequence_number),
+    };
+    list.add_manifests(manifests.into_iter())
+        .map_err(format_error)?;
+    list.close().await.map_err(format_error)?;
+
+    let operation = if added.is_empty() {
+        Operation::Delete
+    } else {
+        Operation::Overwrite
+    };
+    let properties = with_totals(
+        summary.build(),
+        current.current_snapshot().map(|s| s.summary()),
+    );
+    let snapshot = Snapshot::builder()
+        .with_manifest_list(list_path)
+        .with_snapshot_id(snapshot_id)
+        .with_parent_snapshot_id(parent_id)
+        .with_sequence_number(sequence_number)
+        .with_summary(Summary {
+            operation,
+            additional_properties: properties,
+        })
+        .with_schema_id(current.current_schema_id())
+        .with_timestamp_ms(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+        )
+        .build();
+    let requirements = vec![
+        TableRequirement::UuidMatch {
+            uuid: current.uuid(),
+        },
+        TableRequirement::RefSnapshotIdMatch {
+            r#ref: MAIN_BRANCH.to_string(),
+            snapshot_id: parent_id,
+        },
+        TableRequirement::CurrentSchemaIdMatch {
+            current_schema_id: current.current_schema_id(),
+        },
+        TableRequirement::DefaultSpecIdMatch {
+            default_spec_id: current.default_partition_spec_id(),
+        },
+    ];
+    Ok((snapshot, requirements))
+}
+
+/// A snapshot id no snapshot of the table has: positive, random.
+fn unique_snapshot_id(metadata: &TableMetadata) -> i64 {
+    loop {
+        let (high, low) = uuid::Uuid::new_v4().as_u64_pair();
+        let id = ((high ^ low) >> 1) as i64;
+        if id != 0 && metadata.snapshot_by_id(id).is_none() {
+            return id;
+        }
+    }
+}
+
+/// The summary's `total-*` figures: the previous snapshot's plus what this one added,
+/// minus what it removed (Iceberg's snapshot summary fields).
+fn with_totals(
+    mut properties: HashMap<String, String>,
+    previous: Option<&Summary>,
+) -> HashMap<String, String> {
+    const TOTALS: &[(&str, &str, &str)] = &[
+        ("total-data-files", "added-data-files", "deleted-data-files"),
+        ("total-records", "added-records", "deleted-records"),
+        ("total-files-size", "added-files-size", "removed-files-size"),
+        (
+            "total-delete-files",
+            "added-delete-files",
+            "removed-delete-files",
+        ),
+        (
+            "total-position-deletes",
+            "added-position-deletes",
+            "removed-position-deletes",
+        ),
+        (
+            "total-equality-deletes",
+            "added-equality-deletes",
+            "removed-equality-deletes",
+        ),
+    ];
+    let figure = |map: &HashMap<String, String>, key: &str| -> Option<i64> {
+        map.get(key).and_then(|v| v.parse().ok())
+    };
+    for (total, added, removed) in TOTALS {
+        let before = match previous {
+            None => Some(0),
+            Some(summary) => figure(&summary.additional_properties, total),
+        };
+        // A previous snapshot without the total leaves it unknown, as Iceberg does.
+        if let Some(before) = before {
+            let value = before + figure(&properties, added).unwrap_or(0)
+                - figure(&properties, removed).unwrap_or(0);
+            properties.insert(total.to_string(), value.max(0).to_string());
+        }
+    }
+    properties
+}
+
+/// One Iceberg snapshot's rows with the data file of each as `$path`, optionally only
+/// those of some files.
+#[derive(Debug)]
+pub(crate) struct PathScan {
+    table: Table,
+    files: Option<Arc<HashSet<String>>>,
+    /// The table's columns as the engine plans with them, then `$path`.
+    schema: SchemaRef,
+    /// The same columns as iceberg-rust reads them (nested fields with their ids).
+    read_schema: SchemaRef,
+}
+
+impl PathScan {
+    fn try_new(table: Table, files: Option<Arc<HashSet<String>>>) -> Result<Self> {
+        let arrow =
+            schema_to_arrow_schema(table.metadata().current_schema()).map_err(format_error)?;
+        let path = Field::new(PATH_COLUMN, DataType::Utf8, false);
+        let plain: Vec<Field> = arrow
+            .fields()
+            .iter()
+            .map(|f| {
+                f.as_ref()
+                    .clone()
+                    .with_data_type(plain_type(f.data_type()))
+                    .with_nullable(true)
+            })
+            .chain([path.clone()])
+            .collect();
+        let read: Vec<Field> = arrow
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .chain([path])
+            .collect();
+        Ok(Self {
+            table,
+            files,
+            schema: Arc::new(Schema::new(plain)),
+            read_schema: Arc::new(Schema::new(read)),
+        })
+    }
+}
+
+#[async_trait]
+impl TableProvider for PathScan {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        let output = project_schema(&self.read_schema, projection)?;
+        let path_index = self.read_schema.fields().len() - 1;
+        let indices: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..self.read_schema.fields().len()).collect(),
+        };
+        // The file column is always read: an empty projection still needs row counts.
+        let mut names: Vec<String> = indices
+            .iter()
+            .filter(|i| **i != path_index)
+            .map(|i| self.read_schema.field(*i).name().clone())
+            .collect();
+        names.push(RESERVED_COL_NAME_FILE.to_string());
+        let Some(snapshot) = self.table.metadata().current_snapshot_id() else {
+            return Ok(Arc::new(PathScanExec::new(
+                self.table.clone(),
+                Vec::new(),
+                indices,
+                path_index,
+                output,
+            )));
+        };
+        let scan = self
+            .table
+            .scan()
+            .snapshot_id(snapshot)
+            .select(names)
+            .build()
+            .map_err(df_error)?;
+        let tasks: Vec<FileScanTask> = scan
+            .plan_files()
+            .await
+            .map_err(df_error)?
+            .map_err(df_error)
+            .try_filter(|task| {
+                let keep = self
+                    .files
+                    .as_ref()
+                    .is_none_or(|files| files.contains(task.data_file_path()));
+                futures::future::ready(keep)
+            })
+            .try_collect()
+            .await?;
+        // Files spread over the session's partitions, the largest first.
+        let partitions = state
+            .config()
+            .target_partitions()
+            .clamp(1, tasks.len().max(1));
+        let mut groups: Vec<(u64, Vec<FileScanTask>)> = vec![(0, Vec::new()); partitions];
+        let mut tasks = tasks;
+        tasks.sort_by_key(|t| std::cmp::Reverse(t.length));
+        for task in tasks {
+            let smallest = groups
+                .iter_mut()
+                .min_by_key(|(size, _)| *size)
+                .expect("at least one partition");
+            smallest.0 += task.length;
+            smallest.1.push(task);
+        }
+        Ok(Arc::new(PathScanExec::new(
+            self.table.clone(),
+            groups.into_iter().map(|(_, tasks)| tasks).collect(),
+            indices,
+            path_index,
+            output,
+        )))
+    }
+}
+
+/// Reads groups of planned Iceberg file tasks, one group per partition.
+#[derive(Debug)]
+struct PathScanExec {
+    table: Table,
+    groups: Vec<Vec<FileScanTask>>,
+    /// The columns of `read_schema` it outputs.
+    indices: Vec<usize>,
+    path_index: usize,
+    properties: Arc<PlanProperties>,
+}
+
+impl PathScanExec {
+    fn new(
+        table: Table,
+        groups: Vec<Vec<FileScanTask>>,
+        indices: Vec<usize>,
+        path_index: usize,
+        output: SchemaRef,
+    ) -> Self {
+        let properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(output),
+            Partitioning::UnknownPartitioning(groups.len().max(1)),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        ));
+        Self {
+            table,
+            groups,
+            indices,
+            path_index,
+            properties,
+        }
+    }
+}
+
+impl DisplayAs for PathScanExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "IcebergPathScan: table={} files={}",
+            self.table.identifier(),
+            self.groups.iter().map(Vec::len).sum::<usize>()
+        )
+    }
+}
+
+impl ExecutionPlan for PathScanExec {
+    fn name(&self) -> &str {
+        "IcebergPathScan"
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        Vec::new()
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        _context: Arc<TaskContext>,
+    ) -> DFResult<SendableRecordBatchStream> {
+        let schema = self.schema();
+        let tasks = self.groups.get(partition).cloned().unwrap_or_default();
+        if tasks.is_empty() {
+            return Ok(Box::pin(RecordBatchStreamAdapter::new(
+                schema,
+                futures::stream::empty(),
+            )));
+        }
+        let reader = self.table.reader_builder().build();
+        let stream = reader
+            .read(futures::stream::iter(tasks.into_iter().map(Ok)).boxed())
+            .map_err(df_error)?
+            .stream();
+        let path_index = self.path_index;
+        let indices = self.indices.clone();
+        let output = schema.clone();
+        let batches = stream.map(move |batch| {
+            let batch = batch.map_err(df_error)?;
+            // iceberg-rust puts the file column last (it was selected last).
+            let file = batch.column(batch.num_columns() - 1);
+            let mut read = 0;
+            let mut columns = Vec::with_capacity(indices.len());
+            for index in &indices {
+                if *index == path_index {
+                    columns.push(cast(file, &DataType::Utf8)?);
+                } else {
+                    columns.push(batch.column(read).clone());
+                    read += 1;
+                }
+            }
+            let fields: Vec<Field> = output
+                .fields()
+                .iter()
+                .zip(&columns)
+                .map(|(f, c)| f.as_ref().clone().with_data_type(c.data_type().clone()))
+                .collect();
+            Ok(RecordBatch::try_new_with_options(
+                Arc::new(Schema::new(fields)),
+                columns,
+                &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+            )?)
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_add_what_was_added_and_take_what_was_removed() {
+        let previous = Summary {
+            operation: Operation::Append,
+            additional_properties: HashMap::from([
+                ("total-records".to_string(), "10".to_string()),
+                ("total-data-files".to_string(), "2".to_string()),
+            ]),
+        };
+        let now = with_totals(
+            HashMap::from([
+                ("added-records".to_string(), "3".to_string()),
+                ("deleted-records".to_string(), "5".to_string()),
+                ("deleted-data-files".to_string(), "1".to_string()),
+                ("added-data-files".to_string(), "1".to_string()),
+            ]),
+            Some(&previous),
+        );
+        assert_eq!(now["total-records"], "8");
+        assert_eq!(now["total-data-files"], "2");
+        assert!(!now.contains_key("total-files-size"));
+        let first = with_totals(HashMap::new(), None);
+        assert_eq!(first["total-records"], "0");
+    }
+}

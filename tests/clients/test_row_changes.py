@@ -1,0 +1,152 @@
+"""DELETE, UPDATE and TRUNCATE on Iceberg tables, checked from both sides: what aichemy
+commits is standard Iceberg v2 that PyIceberg reads (one `delete` or `overwrite` snapshot
+per statement, its summary totals right), aichemy changes rows of tables PyIceberg wrote
+and deleted from, and the python `trino` client gets each statement's row count.
+
+Run by scripts/test.sh with AICHEMY_BIN set to the debug binary.
+"""
+
+import subprocess
+
+import pyarrow as pa
+from pyiceberg.expressions import EqualTo
+from trino.dbapi import connect
+
+from lakehouse import Server, aichemy, catalog, sql_command
+
+
+def rows_of(table):
+    return sorted(table.scan().to_arrow().to_pylist(), key=lambda r: r["id"])
+
+
+def test_pyiceberg_reads_every_change_aichemy_commits(warehouse):
+    aichemy(
+        warehouse,
+        """
+        CREATE SCHEMA iceberg.rc;
+        CREATE TABLE iceberg.rc.t (id INTEGER, part VARCHAR, v DOUBLE)
+            WITH (partitioning = ARRAY['part']);
+        INSERT INTO iceberg.rc.t VALUES (1, 'a', 1.0), (2, 'a', 2.0), (3, 'b', 3.0);
+        INSERT INTO iceberg.rc.t VALUES (4, 'b', 4.0), (5, 'c', 5.0);
+        DELETE FROM iceberg.rc.t WHERE id IN (SELECT max(id) FROM iceberg.rc.t);
+        UPDATE iceberg.rc.t SET v = v * 10 WHERE part = 'b';
+        UPDATE iceberg.rc.t SET part = 'z' WHERE id = 1;
+        """,
+    )
+    table = catalog(warehouse).load_table("rc.t")
+    assert rows_of(table) == [
+        {"id": 1, "part": "z", "v": 1.0},
+        {"id": 2, "part": "a", "v": 2.0},
+        {"id": 3, "part": "b", "v": 30.0},
+        {"id": 4, "part": "b", "v": 40.0},
+    ]
+    snapshots = sorted(table.snapshots(), key=lambda s: s.sequence_number)
+    assert [s.summary.operation.value for s in snapshots] == [
+        "append",
+        "append",
+        "delete",
+        "overwrite",
+        "overwrite",
+    ]
+    current = table.current_snapshot().summary
+    assert current["total-records"] == "4"
+    # Only the files of the touched partitions were rewritten: the DELETE of id 5 removed
+    # the one file of partition 'c' and added nothing.
+    delete = snapshots[2].summary
+    assert delete["deleted-data-files"] == "1"
+    assert delete["total-data-files"] == "3"
+    # Each earlier snapshot still reads as it was (time travel in PyIceberg).
+    assert table.scan(snapshot_id=snapshots[1].snapshot_id).to_arrow().num_rows == 5
+    assert table.scan(snapshot_id=snapshots[2].snapshot_id).to_arrow().num_rows == 4
+
+    aichemy(warehouse, "TRUNCATE TABLE iceberg.rc.t")
+    table = catalog(warehouse).load_table("rc.t")
+    assert table.scan().to_arrow().num_rows == 0
+    assert table.current_snapshot().summary["total-records"] == "0"
+    assert aichemy(warehouse, "SELECT count(*) AS n FROM iceberg.rc.t") == [{"n": 0}]
+
+
+def test_aichemy_changes_rows_pyiceberg_wrote_and_deleted(warehouse):
+    aichemy(warehouse, "CREATE SCHEMA iceberg.py")
+    cat = catalog(warehouse)
+    data = pa.table({"id": pa.array([1, 2, 3, 4], pa.int64()), "name": ["a", "b", "c", "d"]})
+    table = cat.create_table("py.people", schema=data.schema)
+    table.append(data)
+    table.delete(EqualTo("id", 2))
+    assert aichemy(warehouse, "SELECT id FROM iceberg.py.people ORDER BY id") == [
+        {"id": 1},
+        {"id": 3},
+        {"id": 4},
+    ]
+    aichemy(
+        warehouse,
+        """
+        UPDATE iceberg.py.people SET name = upper(name) WHERE id >= 3;
+        DELETE FROM iceberg.py.people WHERE name = 'a';
+        """,
+    )
+    table = cat.load_table("py.people")
+    assert rows_of(table) == [{"id": 3, "name": "C"}, {"id": 4, "name": "D"}]
+    # PyIceberg appends and overwrites on top of aichemy's commits.
+    table.append(pa.table({"id": pa.array([5], pa.int64()), "name": ["e"]}))
+    table.overwrite(
+        pa.table({"id": pa.array([6], pa.int64()), "name": ["f"]}),
+        overwrite_filter=EqualTo("id", 3),
+    )
+    assert aichemy(warehouse, "SELECT id, name FROM iceberg.py.people ORDER BY id") == [
+        {"id": 4, "name": "D"},
+        {"id": 5, "name": "e"},
+        {"id": 6, "name": "f"},
+    ]
+
+
+def test_a_failing_statement_changes_nothing(warehouse):
+    aichemy(
+        warehouse,
+        """
+        CREATE SCHEMA iceberg.at;
+        CREATE TABLE iceberg.at.t (id INTEGER NOT NULL, s VARCHAR);
+        INSERT INTO iceberg.at.t SELECT x, CAST(x AS VARCHAR) AS s FROM UNNEST(sequence(1, 10000)) AS u(x);
+        UPDATE iceberg.at.t SET s = 'x' WHERE id = 10000;
+        """,
+    )
+    before = catalog(warehouse).load_table("at.t").current_snapshot().snapshot_id
+    for statement, error in [
+        # A cast error at the 10,000th row.
+        ("UPDATE iceberg.at.t SET id = CAST(s AS INTEGER)", "INVALID_CAST_ARGUMENT"),
+        ("UPDATE iceberg.at.t SET id = NULL WHERE id > 5000", "CONSTRAINT_VIOLATION"),
+        ("DELETE FROM iceberg.at.t WHERE 1 / (id - 10000) = 0", "DIVISION_BY_ZERO"),
+        ("UPDATE iceberg.at.t SET id = 'one'", "TYPE_MISMATCH"),
+    ]:
+        done = subprocess.run(sql_command(warehouse, statement), capture_output=True, text=True)
+        assert done.returncode != 0 and error in done.stderr, (statement, done.stderr)
+    table = catalog(warehouse).load_table("at.t")
+    assert table.current_snapshot().snapshot_id == before
+    assert table.scan().to_arrow().num_rows == 10000
+
+
+def test_the_trino_client_gets_row_counts(warehouse):
+    server = Server(warehouse)
+    try:
+        cur = connect(host="127.0.0.1", port=server.http_port, user="admin").cursor()
+        for statement in [
+            "CREATE SCHEMA iceberg.tc",
+            "CREATE TABLE iceberg.tc.t (id BIGINT, v VARCHAR)",
+            "INSERT INTO iceberg.tc.t VALUES (1, 'a'), (2, 'b'), (3, 'c')",
+        ]:
+            cur.execute(statement)
+            cur.fetchall()
+        cur.execute("UPDATE iceberg.tc.t SET v = 'z' WHERE id > 1")
+        assert cur.fetchall() == [[2]]
+        assert cur.rowcount == 2
+        cur.execute("DELETE FROM iceberg.tc.t WHERE v = ?", ["z"])
+        cur.fetchall()
+        assert cur.rowcount == 2
+        cur.execute("DELETE FROM iceberg.tc.t WHERE id = 42")
+        cur.fetchall()
+        assert cur.rowcount == 0
+        cur.execute("SELECT id, v FROM iceberg.tc.t")
+        assert cur.fetchall() == [[1, "a"]]
+    finally:
+        server.stop()
+    assert rows_of(catalog(warehouse).load_table("tc.t")) == [{"id": 1, "v": "a"}]
