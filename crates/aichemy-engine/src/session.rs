@@ -19,7 +19,7 @@ use crate::dialect;
 use crate::error::{ErrorCode, Result, TrinoError};
 use crate::planner::Scope;
 use crate::statement::session_state::Prepared;
-use crate::statement::{catalogs, change, ddl, query, session_state, show, Family};
+use crate::statement::{catalogs, change, ddl, merge, query, session_state, show, Family};
 use crate::stop::StopSignal;
 
 /// What a statement produced.
@@ -353,16 +353,22 @@ impl Session {
                     count: Some(count),
                 })
             }
+            // Statements that change rows run again on the newest version when another
+            // writer changed the same files first.
             Statement::Delete(delete) => Ok(Output::Update {
                 update_type: "DELETE".into(),
-                count: Some(change::delete(self, delete).await?),
+                count: Some(change::replanned(|| change::delete(self, delete.clone())).await?),
             }),
             Statement::Update(update) => Ok(Output::Update {
                 update_type: "UPDATE".into(),
-                count: Some(change::update(self, update).await?),
+                count: Some(change::replanned(|| change::update(self, update.clone())).await?),
+            }),
+            Statement::Merge(statement) => Ok(Output::Update {
+                update_type: "MERGE".into(),
+                count: Some(change::replanned(|| merge::merge(self, statement.clone())).await?),
             }),
             Statement::Truncate(truncate) => {
-                change::truncate(self, truncate).await?;
+                change::replanned(|| change::truncate(self, truncate.clone())).await?;
                 Ok(Output::update("TRUNCATE TABLE"))
             }
             Statement::CreateSchema { .. } => ddl::create_schema(self, statement).await,

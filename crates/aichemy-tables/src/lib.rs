@@ -257,14 +257,18 @@ pub struct TableHandle {
 /// in (Trino's hidden `$path`).
 pub const PATH_COLUMN: &str = "$path";
 
+/// The column after [`PATH_COLUMN`]: a row's position among the rows its file holds in
+/// the loaded version, so that the two name one row.
+pub const POSITION_COLUMN: &str = "$position";
+
 /// A table whose rows a statement changes by rewriting the files that hold them
 /// (copy-on-write). The engine reads the version the handle was loaded at, with each
 /// row's file, finds the files the statement touches, and hands back every row those
 /// files keep or gain; the format writes them and swaps the files in one commit.
 #[async_trait]
 pub trait RowLevelTable: Debug + Send + Sync {
-    /// The loaded version's rows with a [`PATH_COLUMN`] after the table's columns; only
-    /// the rows of `files` when given.
+    /// The loaded version's rows with a [`PATH_COLUMN`] and a [`POSITION_COLUMN`] after the
+    /// table's columns; only the rows of `files` when given.
     async fn scan(&self, files: Option<Arc<HashSet<String>>>) -> Result<Arc<dyn TableProvider>>;
 
     /// Replaces `files` by the rows of `rows` (the table's columns, in order) in one

@@ -26,7 +26,8 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::sql::sqlparser::ast::{
     visit_expressions_mut, AssignmentTarget, Delete, Expr, FromTable, Ident, ObjectName, Query,
-    SelectItem, SetExpr, Statement, TableFactor, TableWithJoins, Truncate, Update,
+    SelectItem, SetExpr, Statement, TableFactor, TableWithJoins, Truncate, Update, VisitMut,
+    VisitorMut,
 };
 
 use aichemy_tables::{RowLevelTable, TableHandle, PATH_COLUMN};
@@ -42,18 +43,22 @@ use crate::stop::stoppable;
 const MODIFYING_ROWS: &str = "This connector does not support modifying table rows";
 
 /// The table a statement changes, loaded once.
-struct Target {
+pub(super) struct Target {
     name: QualifiedName,
-    table: TableHandle,
+    pub(super) table: TableHandle,
     rows: Arc<dyn RowLevelTable>,
     /// How the statement names the table in its expressions (its alias, else its name).
-    alias: String,
+    pub(super) alias: String,
 }
 
 impl Target {
     /// Loads the table `name` names; fails as Trino does for a missing table, a view or a
     /// table whose format cannot change rows.
-    async fn load(session: &Session, name: &ObjectName, alias: Option<&Ident>) -> Result<Self> {
+    pub(super) async fn load(
+        session: &Session,
+        name: &ObjectName,
+        alias: Option<&Ident>,
+    ) -> Result<Self> {
         let qualified = session.qualify(name)?;
         let lakehouse = session.lakehouse();
         let Some(table) = lakehouse.load_table(&qualified).await? else {
@@ -89,40 +94,46 @@ impl Target {
         })
     }
 
-    /// The name the statement's passes read the rows with `$path` by.
-    fn rows_name(&self) -> QualifiedName {
+    /// The name a pass reads the rows with `$path` by: `$rows` (of the files a rewrite
+    /// pass reads) or `$all`.
+    fn rows_name(&self, rows: &str) -> QualifiedName {
         QualifiedName {
             catalog: self.name.catalog.clone(),
             schema: self.name.schema.clone(),
-            name: "$rows".to_string(),
+            name: rows.to_string(),
         }
     }
 
     /// `"catalog"."schema"."$rows" AS "alias"`, for a pass's FROM clause.
-    fn from(&self) -> String {
-        let rows = self.rows_name();
+    pub(super) fn from(&self) -> String {
+        self.relation("$rows", &self.alias)
+    }
+
+    /// `"catalog"."schema".<rows> AS <alias>`: `$rows` or `$all` (every file).
+    pub(super) fn relation(&self, rows: &str, alias: &str) -> String {
+        let rows = self.rows_name(rows);
         format!(
             "{}.{}.{} AS {}",
             quote(&rows.catalog),
             quote(&rows.schema),
             quote(&rows.name),
-            quote(&self.alias)
+            quote(alias)
         )
     }
 
     /// Plans and runs a pass: `query` with the table's rows (of `files`, else all) under
-    /// [`Self::rows_name`] and the table itself at the loaded version. A rewrite pass (with
-    /// `files`) must give the table's columns.
-    async fn run(
+    /// `$rows`, all its rows under `$all`, and the table itself at the loaded version. A
+    /// rewrite pass (with `files`) must give the table's columns.
+    pub(super) async fn run(
         &self,
         session: &Session,
         query: Query,
         files: Option<Arc<HashSet<String>>>,
     ) -> Result<SendableRecordBatchStream> {
         let rewrite = files.is_some();
-        let rows = self.rows.scan(files).await?;
         let pinned: Vec<(QualifiedName, Arc<dyn TableProvider>)> = vec![
-            (self.rows_name(), rows),
+            (self.rows_name("$rows"), self.rows.scan(files).await?),
+            (self.rows_name("$all"), self.rows.scan(None).await?),
             (self.name.clone(), self.table.provider.clone()),
         ];
         let scope = Scope {
@@ -198,10 +209,22 @@ impl Target {
             self.from()
         ))?;
         select_of(&mut query)?.selection = condition;
+        let (files, count, _) = self.files_of(session, query).await?;
+        Ok((files, count))
+    }
+
+    /// Runs a first pass giving `(file, rows[, most])` rows: answers the files, the sum of
+    /// their rows and the largest `most`.
+    pub(super) async fn files_of(
+        &self,
+        session: &Session,
+        query: Query,
+    ) -> Result<(Vec<String>, u64, i64)> {
         let batches: Vec<_> =
             futures::TryStreamExt::try_collect(self.run(session, query, None).await?).await?;
         let mut files = Vec::new();
         let mut count = 0u64;
+        let mut most = 0i64;
         for batch in batches {
             let paths = datafusion::arrow::compute::cast(batch.column(0), &DataType::Utf8)
                 .map_err(datafusion::error::DataFusionError::from)?;
@@ -211,14 +234,22 @@ impl Target {
                 if paths.is_valid(row) {
                     files.push(paths.value(row).to_string());
                     count += counts.value(row) as u64;
+                    if let Some(column) = batch.columns().get(2) {
+                        most = most.max(column.as_primitive::<Int64Type>().value(row));
+                    }
                 }
             }
         }
-        Ok((files, count))
+        Ok((files, count, most))
     }
 
     /// Pass 2: `query`'s rows replace `files`.
-    async fn replace(&self, session: &Session, query: Query, files: Vec<String>) -> Result<()> {
+    pub(super) async fn replace(
+        &self,
+        session: &Session,
+        query: Query,
+        files: Vec<String>,
+    ) -> Result<()> {
         let only = Arc::new(files.iter().cloned().collect::<HashSet<_>>());
         let rows = self.run(session, query, Some(only)).await?;
         self.rows.replace(files, rows).await?;
@@ -236,12 +267,65 @@ impl Target {
     }
 
     /// The table's columns, qualified by the alias: `"a"."x", "a"."y"`.
-    fn columns(&self) -> Vec<String> {
+    pub(super) fn columns(&self) -> Vec<String> {
+        self.columns_of(&self.alias)
+    }
+
+    /// The table's columns, qualified by `alias`.
+    pub(super) fn columns_of(&self, alias: &str) -> Vec<String> {
         self.table
             .columns
             .iter()
-            .map(|c| format!("{}.{}", quote(&self.alias), quote(&c.name)))
+            .map(|c| format!("{}.{}", quote(alias), quote(&c.name)))
             .collect()
+    }
+
+    /// The position of the column an assignment or an INSERT names (`c` or `t.c`).
+    pub(super) fn column_index(&self, column: &ObjectName) -> Result<usize> {
+        let wanted = match column.0.last().and_then(|part| part.as_ident()) {
+            Some(ident) if ident.quote_style.is_some() => ident.value.clone(),
+            Some(ident) => ident.value.to_lowercase(),
+            None => column.to_string(),
+        };
+        self.table
+            .columns
+            .iter()
+            .position(|c| c.name == wanted)
+            .ok_or_else(|| {
+                TrinoError::new(
+                    ErrorCode::COLUMN_NOT_FOUND,
+                    format!("Column '{wanted}' cannot be resolved"),
+                )
+            })
+    }
+}
+
+/// How often a statement whose commit met another writer's change to the same files is
+/// planned and run again on the newest version before its `TRANSACTION_CONFLICT` reaches
+/// the client.
+const REPLANS: u32 = 4;
+
+/// Runs `statement` again, on the table's newest version, while it fails with
+/// `TRANSACTION_CONFLICT` (it committed nothing then), at most [`REPLANS`] times, after
+/// random growing waits so that writers that collided do not collide again in step.
+pub(crate) async fn replanned<T, F, Fut>(mut statement: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut attempt = 0;
+    loop {
+        match statement().await {
+            Err(e) if e.code == ErrorCode::TRANSACTION_CONFLICT && attempt < REPLANS => {
+                attempt += 1;
+                let ceiling = 50u64 << attempt;
+                tokio::time::sleep(std::time::Duration::from_millis(fastrand::u64(
+                    ceiling / 4..=ceiling,
+                )))
+                .await;
+            }
+            done => return done,
+        }
     }
 }
 
@@ -301,21 +385,14 @@ pub(crate) async fn update(session: &Session, update: Update) -> Result<u64> {
         let AssignmentTarget::ColumnName(column) = &assignment.target else {
             return Err(TrinoError::not_supported("UPDATE SET of a column list"));
         };
-        let wanted = match column.0.last().and_then(|part| part.as_ident()) {
-            Some(ident) if ident.quote_style.is_some() => ident.value.clone(),
-            Some(ident) => ident.value.to_lowercase(),
-            None => column.to_string(),
-        };
-        let Some(index) = target.table.columns.iter().position(|c| c.name == wanted) else {
-            return Err(TrinoError::new(
-                ErrorCode::COLUMN_NOT_FOUND,
-                format!("Column '{wanted}' cannot be resolved"),
-            ));
-        };
+        let index = target.column_index(column)?;
         if values[index].is_some() {
             return Err(TrinoError::new(
                 ErrorCode::DUPLICATE_COLUMN_NAME,
-                format!("Multiple updates to the same column: {wanted}"),
+                format!(
+                    "Multiple updates to the same column: {}",
+                    target.table.columns[index].name
+                ),
             ));
         }
         values[index] = Some(assignment.value.clone());
@@ -385,7 +462,7 @@ fn single_table(table: &TableWithJoins) -> Result<(&ObjectName, Option<&Ident>)>
     }
 }
 
-fn quote(name: &str) -> String {
+pub(super) fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
@@ -397,34 +474,65 @@ fn parse_query(sql: &str) -> Result<Query> {
 }
 
 /// The identifier that [`parse_with`] replaces by its `index`-th expression.
-fn placeholder(index: usize) -> String {
+pub(super) fn placeholder(index: usize) -> String {
     quote(&format!("$substitute{index}"))
 }
 
 /// Parses a query written with [`placeholder`]s and puts `substitutes` in their places
 /// (the statement's own expressions, already parsed).
-fn parse_with(sql: &str, substitutes: Vec<Expr>) -> Result<Query> {
-    let mut query = parse_query(sql)?;
-    let _ = visit_expressions_mut(&mut query, |expr| {
-        if let Expr::Identifier(ident) = expr {
-            if let Some(index) = ident
-                .value
-                .strip_prefix("$substitute")
-                .and_then(|i| i.parse::<usize>().ok())
-            {
-                if ident.quote_style.is_some() && index < substitutes.len() {
-                    *expr = substitutes[index].clone();
+pub(super) fn parse_with(sql: &str, substitutes: Vec<Expr>) -> Result<Query> {
+    parse_with_source(sql, substitutes, None)
+}
+
+/// The relation that [`parse_with_source`] replaces by the statement's source.
+pub(super) const SOURCE: &str = "\"$source\"";
+
+/// [`parse_with`], also putting `source` where the relation [`SOURCE`] stands.
+pub(super) fn parse_with_source(
+    sql: &str,
+    substitutes: Vec<Expr>,
+    source: Option<&TableFactor>,
+) -> Result<Query> {
+    struct Substitute<'a> {
+        exprs: Vec<Expr>,
+        source: Option<&'a TableFactor>,
+    }
+    impl VisitorMut for Substitute<'_> {
+        type Break = ();
+        fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            if let Expr::Identifier(ident) = expr {
+                let index = ident
+                    .value
+                    .strip_prefix("$substitute")
+                    .and_then(|i| i.parse::<usize>().ok());
+                if let (Some(index), Some(_)) = (index, ident.quote_style) {
+                    if let Some(value) = self.exprs.get(index) {
+                        *expr = value.clone();
+                    }
                 }
             }
+            ControlFlow::Continue(())
         }
-        ControlFlow::<()>::Continue(())
+        fn post_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+            if let (TableFactor::Table { name, .. }, Some(source)) = (&*factor, self.source) {
+                if name.to_string() == SOURCE {
+                    *factor = source.clone();
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut query = parse_query(sql)?;
+    let _ = query.visit(&mut Substitute {
+        exprs: substitutes,
+        source,
     });
     Ok(query)
 }
 
 /// Names the column of each `IN (SELECT …)` subquery: DataFusion 53 plans an unnamed one
 /// (`x IN (SELECT max(y) …)`) under `IS NOT TRUE` with two columns of one name and fails.
-fn name_in_subqueries(mut condition: Expr) -> Expr {
+pub(super) fn name_in_subqueries(mut condition: Expr) -> Expr {
     let _ = visit_expressions_mut(&mut condition, |expr| {
         if let Expr::InSubquery { subquery, .. } = expr {
             if let SetExpr::Select(select) = subquery.body.as_mut() {

@@ -17,7 +17,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{Array, RecordBatch, RecordBatchOptions};
+use datafusion::arrow::array::{ArrayRef, AsArray, Int64Array, RecordBatch, RecordBatchOptions};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
@@ -47,7 +47,7 @@ use iceberg::{TableRequirement, TableUpdate};
 use super::commit::{check_write_paths, CommitError, TableChange};
 use super::write::{df_error, plain_type, TableWriter};
 use super::{format_error, IcebergFormat};
-use crate::{Result, RowLevelTable, TableError, PATH_COLUMN};
+use crate::{Result, RowLevelTable, TableError, PATH_COLUMN, POSITION_COLUMN};
 
 /// DELETE, UPDATE and MERGE on one loaded Iceberg table.
 #[derive(Debug)]
@@ -110,6 +110,12 @@ impl RowLevelTable for IcebergRows {
                     "Table '{ident}' was altered while the statement ran"
                 )));
             }
+            if !removed.is_empty() && deletes_since(&current, base.current_snapshot_id()) {
+                return Err(conflict(
+                    "Another statement deleted rows of the table while this one ran; run it \
+                     again",
+                ));
+            }
             let (snapshot, requirements) =
                 overwrite_snapshot(&self.format, &current, &removed, &added).await?;
             let change = TableChange {
@@ -165,6 +171,33 @@ fn commit_error(e: CommitError) -> TableError {
             message: other.to_string(),
         },
     }
+}
+
+/// Whether a snapshot committed after `base` added delete files (another engine's
+/// merge-on-read DELETE): rows they delete from a file this statement rewrote would come
+/// back with the rewrite.
+fn deletes_since(current: &TableMetadata, base: Option<i64>) -> bool {
+    let mut snapshot = current.current_snapshot();
+    while let Some(s) = snapshot {
+        if Some(s.snapshot_id()) == base {
+            return false;
+        }
+        // Writers leave out the figures that are zero.
+        let added = s
+            .summary()
+            .additional_properties
+            .get("added-delete-files")
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0);
+        if added > 0 {
+            return true;
+        }
+        snapshot = s
+            .parent_snapshot_id()
+            .and_then(|id| current.snapshot_by_id(id));
+    }
+    // The base is gone from the history (expired or rolled back): nothing can be known.
+    base.is_some()
 }
 
 /// The next snapshot of `current`: its manifests with the entries of `removed` marked
@@ -316,7 +349,9 @@ async fn overwrite_snapshot(
         .map_err(format_error)?;
     list.close().await.map_err(format_error)?;
 
-    let operation = if added.is_empty() {
+    let operation = if removed.is_empty() {
+        Operation::Append
+    } else if added.is_empty() {
         Operation::Delete
     } else {
         Operation::Overwrite
@@ -430,7 +465,10 @@ impl PathScan {
     fn try_new(table: Table, files: Option<Arc<HashSet<String>>>) -> Result<Self> {
         let arrow =
             schema_to_arrow_schema(table.metadata().current_schema()).map_err(format_error)?;
-        let path = Field::new(PATH_COLUMN, DataType::Utf8, false);
+        let added = [
+            Field::new(PATH_COLUMN, DataType::Utf8, false),
+            Field::new(POSITION_COLUMN, DataType::Int64, false),
+        ];
         let plain: Vec<Field> = arrow
             .fields()
             .iter()
@@ -440,13 +478,13 @@ impl PathScan {
                     .with_data_type(plain_type(f.data_type()))
                     .with_nullable(true)
             })
-            .chain([path.clone()])
+            .chain(added.clone())
             .collect();
         let read: Vec<Field> = arrow
             .fields()
             .iter()
             .map(|f| f.as_ref().clone())
-            .chain([path])
+            .chain(added)
             .collect();
         Ok(Self {
             table,
@@ -479,7 +517,7 @@ impl TableProvider for PathScan {
         _limit: Option<usize>,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
         let output = project_schema(&self.read_schema, projection)?;
-        let path_index = self.read_schema.fields().len() - 1;
+        let path_index = self.read_schema.fields().len() - 2;
         let indices: Vec<usize> = match projection {
             Some(p) => p.clone(),
             None => (0..self.read_schema.fields().len()).collect(),
@@ -487,7 +525,7 @@ impl TableProvider for PathScan {
         // The file column is always read: an empty projection still needs row counts.
         let mut names: Vec<String> = indices
             .iter()
-            .filter(|i| **i != path_index)
+            .filter(|i| **i < path_index)
             .map(|i| self.read_schema.field(*i).name().clone())
             .collect();
         names.push(RESERVED_COL_NAME_FILE.to_string());
@@ -638,15 +676,33 @@ impl ExecutionPlan for PathScanExec {
         let path_index = self.path_index;
         let indices = self.indices.clone();
         let output = schema.clone();
+        // How many rows of each file came before: a row's position among the rows its
+        // file holds in this snapshot (batches of one file arrive in order).
+        let mut seen: HashMap<String, i64> = HashMap::new();
         let batches = stream.map(move |batch| {
             let batch = batch.map_err(df_error)?;
             // iceberg-rust puts the file column last (it was selected last).
-            let file = batch.column(batch.num_columns() - 1);
+            let file = cast(batch.column(batch.num_columns() - 1), &DataType::Utf8)?;
+            let rows = batch.num_rows();
+            let first = match file.as_string_opt::<i32>() {
+                Some(paths) if rows > 0 => {
+                    let count = seen.entry(paths.value(0).to_string()).or_insert(0);
+                    let first = *count;
+                    *count += rows as i64;
+                    first
+                }
+                _ => 0,
+            };
             let mut read = 0;
             let mut columns = Vec::with_capacity(indices.len());
             for index in &indices {
                 if *index == path_index {
-                    columns.push(cast(file, &DataType::Utf8)?);
+                    columns.push(file.clone());
+                } else if *index == path_index + 1 {
+                    columns.push(
+                        Arc::new(Int64Array::from_iter_values(first..first + rows as i64))
+                            as ArrayRef,
+                    );
                 } else {
                     columns.push(batch.column(read).clone());
                     read += 1;
@@ -661,7 +717,7 @@ impl ExecutionPlan for PathScanExec {
             Ok(RecordBatch::try_new_with_options(
                 Arc::new(Schema::new(fields)),
                 columns,
-                &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+                &RecordBatchOptions::new().with_row_count(Some(rows)),
             )?)
         });
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
