@@ -6,11 +6,13 @@ and deleted from, and the python `trino` client gets each statement's row count.
 Run by scripts/test.sh with AICHEMY_BIN set to the debug binary.
 """
 
+import datetime
 import subprocess
 import threading
 
 import pyarrow as pa
 from pyiceberg.expressions import EqualTo
+from pyiceberg.types import StringType
 from trino.dbapi import connect
 
 from lakehouse import Server, aichemy, catalog, sql_command
@@ -219,3 +221,84 @@ def test_concurrent_writers_lose_no_update(warehouse):
     assert [r["id"] for r in rows[3:]] == [100 + i for i in range(rounds)]
     # Some statements did commit while the others ran.
     assert sum(done.values()) >= rounds
+
+
+def test_time_travel_and_rollback_through_the_trino_client(warehouse):
+    server = Server(warehouse)
+    try:
+        cur = connect(host="127.0.0.1", port=server.http_port, user="admin").cursor()
+        for statement in [
+            "CREATE SCHEMA iceberg.tt",
+            "CREATE TABLE iceberg.tt.t (x INTEGER)",
+            "INSERT INTO iceberg.tt.t VALUES 1",
+            "INSERT INTO iceberg.tt.t VALUES 2",
+            "UPDATE iceberg.tt.t SET x = 20 WHERE x = 2",
+        ]:
+            cur.execute(statement)
+            cur.fetchall()
+        cur.execute(
+            'SELECT snapshot_id, made_current_at FROM iceberg.tt."t$history" '
+            "ORDER BY made_current_at"
+        )
+        (first, _), (second, second_at), (third, _) = cur.fetchall()
+
+        def rows(sql):
+            cur.execute(sql)
+            return sorted(cur.fetchall())
+
+        assert rows(f"SELECT x FROM iceberg.tt.t FOR VERSION AS OF {first}") == [[1]]
+        # Versions in joins and subqueries, next to the current one.
+        assert rows(
+            f"SELECT a.x, b.x FROM iceberg.tt.t FOR VERSION AS OF {second} a "
+            "LEFT JOIN iceberg.tt.t b ON a.x = b.x"
+        ) == [[1, 1], [2, None]]
+        assert rows(
+            f"SELECT count(*) FROM (SELECT * FROM iceberg.tt.t FOR VERSION AS OF {second})"
+        ) == [[2]]
+        at = second_at.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        assert rows(
+            f"SELECT x FROM iceberg.tt.t FOR TIMESTAMP AS OF TIMESTAMP '{at} UTC'"
+        ) == [[1], [2]]
+
+        cur.execute(f"ALTER TABLE iceberg.tt.t EXECUTE rollback_to_snapshot({first})")
+        cur.fetchall()
+        assert rows("SELECT x FROM iceberg.tt.t") == [[1]]
+        cur.execute(f"CALL iceberg.system.rollback_to_snapshot('tt', 't', {third})")
+        cur.fetchall()
+        assert rows("SELECT x FROM iceberg.tt.t") == [[1], [20]]
+    finally:
+        server.stop()
+    assert catalog(warehouse).load_table("tt.t").current_snapshot().snapshot_id == third
+
+
+def test_schema_evolution_both_ways_with_pyiceberg(warehouse):
+    aichemy(
+        warehouse,
+        """
+        CREATE SCHEMA iceberg.ev;
+        CREATE TABLE iceberg.ev.t (id INTEGER, name VARCHAR, gone VARCHAR);
+        INSERT INTO iceberg.ev.t VALUES (1, 'a', 'x'), (2, 'b', 'y');
+        ALTER TABLE iceberg.ev.t RENAME COLUMN name TO label;
+        ALTER TABLE iceberg.ev.t ALTER COLUMN id SET DATA TYPE BIGINT;
+        ALTER TABLE iceberg.ev.t DROP COLUMN gone;
+        ALTER TABLE iceberg.ev.t ADD COLUMN gone VARCHAR;
+        """,
+    )
+    table = catalog(warehouse).load_table("ev.t")
+    assert [f.name for f in table.schema().fields] == ["id", "label", "gone"]
+    assert rows_of(table) == [
+        {"id": 1, "label": "a", "gone": None},
+        {"id": 2, "label": "b", "gone": None},
+    ]
+    # PyIceberg renames and adds; aichemy reads by field id before any new write.
+    with table.update_schema() as update:
+        update.rename_column("label", "tag")
+        update.add_column("extra", StringType())
+    assert aichemy(warehouse, "SELECT id, tag, extra FROM iceberg.ev.t ORDER BY id") == [
+        {"id": 1, "tag": "a", "extra": None},
+        {"id": 2, "tag": "b", "extra": None},
+    ]
+    aichemy(warehouse, "UPDATE iceberg.ev.t SET extra = tag || '!' WHERE id = 2")
+    assert rows_of(catalog(warehouse).load_table("ev.t"))[1] == {
+        "id": 2, "tag": "b", "gone": None, "extra": "b!"
+    }

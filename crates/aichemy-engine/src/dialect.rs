@@ -67,6 +67,7 @@ pub fn tokens(sql: &str) -> std::result::Result<Vec<TokenWithSpan>, ParserError>
     let tokens = typed_text_literals(tokens);
     let tokens = at_local_and_type_prefixes(tokens);
     let tokens = corresponding_by_name(tokens);
+    let tokens = time_travel(tokens);
     let tokens = row_fields_star(tokens);
     let tokens = parenthesize_values(tokens);
     let tokens = trim_spaces_by_default(tokens);
@@ -170,6 +171,27 @@ fn corresponding_by_name(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
             i + 1,
             TokenWithSpan::new(Token::Whitespace(Whitespace::Space), span),
         );
+    }
+    tokens
+}
+
+/// Trino's `FOR VERSION AS OF` and `FOR TIMESTAMP AS OF` after a table, without the `FOR`
+/// that the parser's `VERSION AS OF`/`TIMESTAMP AS OF` do not take.
+fn time_travel(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let significant = significant_positions(&tokens);
+    let mut drop = Vec::new();
+    for (n, &i) in significant.iter().enumerate() {
+        let word = |k: usize| significant.get(n + k).and_then(|&j| bare_word(&tokens[j]));
+        if word(0).as_deref() == Some("FOR")
+            && matches!(word(1).as_deref(), Some("VERSION" | "TIMESTAMP"))
+            && word(2).as_deref() == Some("AS")
+            && word(3).as_deref() == Some("OF")
+        {
+            drop.push(i);
+        }
+    }
+    for i in drop.into_iter().rev() {
+        tokens.remove(i);
     }
     tokens
 }

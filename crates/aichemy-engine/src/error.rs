@@ -69,6 +69,8 @@ error_codes! {
     TRANSACTION_CONFLICT = 17, UserError;
     INVALID_TABLE_PROPERTY = 18, UserError;
     NUMERIC_VALUE_OUT_OF_RANGE = 19, UserError;
+    PROCEDURE_NOT_FOUND = 29, UserError;
+    INVALID_PROCEDURE_ARGUMENT = 30, UserError;
     INVALID_SCHEMA_PROPERTY = 33, UserError;
     SCHEMA_NOT_EMPTY = 34, UserError;
     EXCEEDED_FUNCTION_MEMORY_LIMIT = 37, UserError;
@@ -77,7 +79,7 @@ error_codes! {
     SCHEMA_NOT_FOUND = 45, UserError;
     TABLE_NOT_FOUND = 46, UserError;
     COLUMN_NOT_FOUND = 47, UserError;
-    MISMATCHED_COLUMN_ALIASES = 48, UserError;
+    MISMATCHED_COLUMN_ALIASES = 61, UserError;
     SCHEMA_ALREADY_EXISTS = 49, UserError;
     TABLE_ALREADY_EXISTS = 50, UserError;
     COLUMN_ALREADY_EXISTS = 51, UserError;
@@ -88,6 +90,7 @@ error_codes! {
     TYPE_MISMATCH = 58, UserError;
     INVALID_LITERAL = 59, UserError;
     AMBIGUOUS_NAME = 62, UserError;
+    INVALID_ARGUMENTS = 76, UserError;
     INVALID_PARAMETER_USAGE = 80, UserError;
     STACK_OVERFLOW = 108, UserError;
     MERGE_TARGET_ROW_MULTIPLE_MATCHES = 119, UserError;
@@ -210,6 +213,7 @@ impl From<TableError> for TrinoError {
             TableError::TableNotFound { .. } => ErrorCode::TABLE_NOT_FOUND,
             TableError::TableAlreadyExists { .. } => ErrorCode::TABLE_ALREADY_EXISTS,
             TableError::ColumnAlreadyExists { .. } => ErrorCode::COLUMN_ALREADY_EXISTS,
+            TableError::ColumnNotFound { .. } => ErrorCode::COLUMN_NOT_FOUND,
             TableError::UnsupportedType { .. } => ErrorCode::NOT_SUPPORTED,
             TableError::InvalidProperty { .. } => ErrorCode::INVALID_TABLE_PROPERTY,
             TableError::NullInNotNullColumn { .. } => ErrorCode::CONSTRAINT_VIOLATION,
@@ -217,6 +221,8 @@ impl From<TableError> for TrinoError {
             TableError::Remote { .. } => ErrorCode::JDBC_ERROR,
             TableError::MetastoreUnavailable { .. } => ErrorCode::HIVE_METASTORE_ERROR,
             TableError::Conflict { .. } => ErrorCode::TRANSACTION_CONFLICT,
+            TableError::InvalidArgument { .. } => ErrorCode::INVALID_ARGUMENTS,
+            TableError::NotSupported { .. } => ErrorCode::NOT_SUPPORTED,
             TableError::Format { .. } => ErrorCode::GENERIC_INTERNAL_ERROR,
         };
         let message = match e {

@@ -6,7 +6,12 @@ use datafusion::catalog::TableProvider;
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::parser::Statement as DFStatement;
-use datafusion::sql::sqlparser::ast::{Query, SetExpr, SetQuantifier, Statement, With};
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    Expr, Ident, ObjectNamePart, Query, SetExpr, SetQuantifier, Statement, TableAlias, TableFactor,
+    TableVersion, Value, VisitMut, VisitorMut, With,
+};
 
 use crate::catalog::lakehouse::{Lakehouse, QualifiedName};
 use crate::dialect;
@@ -43,6 +48,8 @@ pub async fn plan_statement(
         scope.user,
     );
     let state = ctx.state();
+    let mut statement = statement;
+    versioned_relations(lakehouse, &mut statement, scope, depth).await?;
     let statement = DFStatement::Statement(Box::new(statement));
     let references = state.resolve_table_references(&statement)?;
     let catalogs = lakehouse
@@ -65,6 +72,128 @@ pub async fn plan_statement(
     };
     let plan = state.statement_to_plan(statement).await?;
     Ok((name_row_fields(plan)?, state))
+}
+
+/// The suffix a relation read at a version gets for name resolution
+/// (`orders$version=42`, `orders$timestamp=1700000000000`), which
+/// `Lakehouse::relation` reads back.
+pub const VERSION_SUFFIX: &str = "$version=";
+pub const TIMESTAMP_SUFFIX: &str = "$timestamp=";
+
+/// Renames the relations read `FOR VERSION AS OF id` or `FOR TIMESTAMP AS OF time` with a
+/// suffix naming the version (the time evaluated in the statement's zone, to milliseconds),
+/// keeping their name as their alias.
+async fn versioned_relations(
+    lakehouse: &Arc<Lakehouse>,
+    statement: &mut Statement,
+    scope: Scope<'_>,
+    depth: usize,
+) -> Result<()> {
+    let mut versions: Vec<TableVersion> = Vec::new();
+    let _ = statement.visit(&mut VersionsOf(&mut versions));
+    if versions.is_empty() {
+        return Ok(());
+    }
+    let mut suffixes = Vec::with_capacity(versions.len());
+    for version in versions {
+        suffixes.push(match version {
+            TableVersion::VersionAsOf(Expr::Value(value)) => match &value.value {
+                Value::Number(n, _) => format!("{VERSION_SUFFIX}{n}"),
+                other => {
+                    return Err(TrinoError::not_supported(format!(
+                        "Versions other than snapshot ids are not supported: {other}"
+                    )))
+                }
+            },
+            TableVersion::TimestampAsOf(at) => {
+                let text = format!("SELECT CAST(to_unixtime(CAST(({at}) AS TIMESTAMP(3) WITH TIME ZONE)) * 1000 AS BIGINT)");
+                let mut parsed = dialect::parse_statements(&text)?;
+                let query = parsed.pop().ok_or_else(|| TrinoError::internal("no query"))?;
+                let (plan, state) =
+                    Box::pin(plan_statement(lakehouse, query, scope, depth + 1)).await?;
+                let batches = datafusion::dataframe::DataFrame::new(state, plan)
+                    .collect()
+                    .await?;
+                let millis = batches
+                    .first()
+                    .filter(|b| b.num_rows() == 1)
+                    .and_then(|b| {
+                        b.column(0)
+                            .as_any()
+                            .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                            .filter(|c| datafusion::arrow::array::Array::is_valid(*c, 0))
+                            .map(|c| c.value(0))
+                    })
+                    .ok_or_else(|| {
+                        TrinoError::new(
+                            ErrorCode::INVALID_ARGUMENTS,
+                            "Pointer value for a versioned table is not a point in time",
+                        )
+                    })?;
+                format!("{TIMESTAMP_SUFFIX}{millis}")
+            }
+            other => {
+                return Err(TrinoError::not_supported(format!(
+                    "Table version is not supported: {other}"
+                )))
+            }
+        });
+    }
+    let _ = statement.visit(&mut RenameVersioned(suffixes.into_iter()));
+    Ok(())
+}
+
+/// Gathers the versions relations are read at, in the order of the statement.
+struct VersionsOf<'a>(&'a mut Vec<TableVersion>);
+
+impl VisitorMut for VersionsOf<'_> {
+    type Break = ();
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        if let TableFactor::Table {
+            version: Some(version),
+            ..
+        } = factor
+        {
+            self.0.push(version.clone());
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Gives each versioned relation its suffix, in the order [`VersionsOf`] met them.
+struct RenameVersioned<I>(I);
+
+impl<I: Iterator<Item = String>> VisitorMut for RenameVersioned<I> {
+    type Break = ();
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        if let TableFactor::Table {
+            name,
+            alias,
+            version: version @ Some(_),
+            ..
+        } = factor
+        {
+            let Some(suffix) = self.0.next() else {
+                return ControlFlow::Continue(());
+            };
+            *version = None;
+            if let Some(ObjectNamePart::Identifier(last)) = name.0.last_mut() {
+                if alias.is_none() {
+                    *alias = Some(TableAlias {
+                        explicit: true,
+                        name: last.clone(),
+                        columns: Vec::new(),
+                    });
+                }
+                let base = match last.quote_style {
+                    Some(_) => last.value.clone(),
+                    None => last.value.to_lowercase(),
+                };
+                *last = Ident::with_quote('"', format!("{base}{suffix}"));
+            }
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 /// Trino's `CORRESPONDING` set operations (which the dialect spells `BY NAME`): each side

@@ -19,7 +19,9 @@ use crate::dialect;
 use crate::error::{ErrorCode, Result, TrinoError};
 use crate::planner::Scope;
 use crate::statement::session_state::Prepared;
-use crate::statement::{catalogs, change, ddl, merge, query, session_state, show, Family};
+use crate::statement::{
+    catalogs, change, ddl, merge, procedures, query, session_state, show, Family,
+};
 use crate::stop::StopSignal;
 
 /// What a statement produced.
@@ -246,7 +248,11 @@ impl Session {
                     return show::execute(self, statement).await;
                 }
             }
-            Family::Sql => {}
+            Family::Sql => {
+                if let Some(procedure) = procedures::parse_alter_execute(sql)? {
+                    return procedures::execute(self, procedure).await;
+                }
+            }
         }
         let mut statements = dialect::parse_statements(sql)?;
         match statements.len() {
@@ -371,6 +377,7 @@ impl Session {
                 change::replanned(|| change::truncate(self, truncate.clone())).await?;
                 Ok(Output::update("TRUNCATE TABLE"))
             }
+            Statement::Call(function) => procedures::call(self, function).await,
             Statement::CreateSchema { .. } => ddl::create_schema(self, statement).await,
             Statement::Drop {
                 object_type,

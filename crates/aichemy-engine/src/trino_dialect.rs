@@ -141,6 +141,12 @@ impl Dialect for TrinoDialect {
         true
     }
 
+    /// `FROM t FOR VERSION AS OF 42` and `FOR TIMESTAMP AS OF …` (the dialect's tokens drop
+    /// the `FOR` the parser does not expect).
+    fn supports_table_versioning(&self) -> bool {
+        true
+    }
+
     as_generic!(
         supports_unicode_string_literal,
         supports_group_by_expr,

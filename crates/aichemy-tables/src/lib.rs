@@ -48,6 +48,8 @@ pub enum TableError {
     TableAlreadyExists { table: String },
     #[error("Column '{column}' already exists")]
     ColumnAlreadyExists { column: String },
+    #[error("Column '{column}' does not exist")]
+    ColumnNotFound { column: String },
     #[error("Type not supported for {format} column '{column}': {trino_type}")]
     UnsupportedType {
         format: &'static str,
@@ -66,6 +68,13 @@ pub enum TableError {
     /// An error of a remote database, its message naming the catalog.
     #[error("{message}")]
     Remote { message: String },
+    /// A statement's argument names nothing that exists (a snapshot id, a point in time
+    /// before the table's history); Trino's `INVALID_ARGUMENTS`.
+    #[error("{message}")]
+    InvalidArgument { message: String },
+    /// What the format cannot do (Trino's `NOT_SUPPORTED`).
+    #[error("{message}")]
+    NotSupported { message: String },
     /// Another writer changed what a statement read before it could commit (Trino's
     /// `TRANSACTION_CONFLICT`).
     #[error("{message}")]
@@ -303,6 +312,112 @@ pub trait TableFormat: Debug + Send + Sync {
     async fn drop_table(&self, schema: &str, name: &str) -> Result<()>;
     async fn rename_table(&self, from: (&str, &str), to: (&str, &str)) -> Result<()>;
     async fn add_column(&self, schema: &str, name: &str, column: ColumnSpec) -> Result<()>;
+
+    /// Changes one column (`ALTER TABLE … DROP|RENAME|ALTER COLUMN`, `COMMENT ON COLUMN`);
+    /// a format that cannot refuses with [`TableError::NotSupported`] naming itself, and
+    /// never rewrites data to do it.
+    async fn alter_column(&self, _schema: &str, _name: &str, change: ColumnChange) -> Result<()> {
+        Err(TableError::NotSupported {
+            message: format!(
+                "This connector does not support {} ({} tables)",
+                change.action(),
+                self.format_name()
+            ),
+        })
+    }
+
+    /// The table as it was at `version` (`SELECT … FOR VERSION|TIMESTAMP AS OF`), read
+    /// only; `None` when the table does not exist.
+    async fn load_version(
+        &self,
+        _schema: &str,
+        _name: &str,
+        _version: &TableVersion,
+    ) -> Result<Option<Arc<dyn TableProvider>>> {
+        Err(TableError::NotSupported {
+            message: format!(
+                "This connector does not support versioned tables: {}",
+                self.format_name()
+            ),
+        })
+    }
+
+    /// The metadata table `kind` of a table (`snapshots` for `"t$snapshots"`); `None` when
+    /// the table does not exist or the format has no such metadata table.
+    async fn metadata_table(
+        &self,
+        _schema: &str,
+        _name: &str,
+        _kind: &str,
+    ) -> Result<Option<Arc<dyn TableProvider>>> {
+        Ok(None)
+    }
+
+    /// Makes an earlier version the table's current one (`rollback_to_snapshot`).
+    async fn rollback(&self, _schema: &str, _name: &str, _version: i64) -> Result<()> {
+        Err(TableError::NotSupported {
+            message: format!(
+                "Procedure rollback_to_snapshot is not supported for {} tables",
+                self.format_name()
+            ),
+        })
+    }
+}
+
+/// A change of one column of a table.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnChange {
+    Drop {
+        column: String,
+    },
+    Rename {
+        column: String,
+        to: String,
+    },
+    /// A new type for the values (a widening the format allows).
+    SetType {
+        column: String,
+        to: ColumnSpec,
+    },
+    DropNotNull {
+        column: String,
+    },
+    Comment {
+        column: String,
+        comment: Option<String>,
+    },
+}
+
+impl ColumnChange {
+    /// What the change does, in Trino's "This connector does not support …" wording.
+    pub fn action(&self) -> &'static str {
+        match self {
+            ColumnChange::Drop { .. } => "dropping columns",
+            ColumnChange::Rename { .. } => "renaming columns",
+            ColumnChange::SetType { .. } => "setting column types",
+            ColumnChange::DropNotNull { .. } => "dropping a not null constraint",
+            ColumnChange::Comment { .. } => "setting column comments",
+        }
+    }
+
+    /// The column the change is about.
+    pub fn column(&self) -> &str {
+        match self {
+            ColumnChange::Drop { column }
+            | ColumnChange::Rename { column, .. }
+            | ColumnChange::SetType { column, .. }
+            | ColumnChange::DropNotNull { column }
+            | ColumnChange::Comment { column, .. } => column,
+        }
+    }
+}
+
+/// A version of a table to read: a snapshot id (Iceberg), version number (Delta, Lance),
+/// or the version current at a time (milliseconds since the epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableVersion {
+    Id(i64),
+    TimestampMillis(i64),
 }
 
 #[cfg(test)]

@@ -1,12 +1,12 @@
 //! Data definition: schemas, tables and views.
 
 use aichemy_metastore::{ViewColumn, ViewRecord};
-use aichemy_tables::{ColumnSpec, CreateTableRequest, PropertyValue, TableError};
+use aichemy_tables::{ColumnChange, ColumnSpec, CreateTableRequest, PropertyValue, TableError};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::sql::sqlparser::ast::{
-    AlterTable, AlterTableOperation, ColumnDef, ColumnOption, CommentDef, CreateTable,
-    CreateTableOptions, CreateView, Expr, ObjectName, RenameTableNameKind, SchemaName, SqlOption,
-    Statement, UnaryOperator, Value,
+    AlterColumnOperation, AlterTable, AlterTableOperation, ColumnDef, ColumnOption, CommentDef,
+    CreateTable, CreateTableOptions, CreateView, Expr, ObjectName, RenameTableNameKind, SchemaName,
+    SqlOption, Statement, UnaryOperator, Value,
 };
 
 use crate::catalog::lakehouse::QualifiedName;
@@ -614,8 +614,94 @@ pub async fn alter_table(session: &Session, alter: AlterTable) -> Result<Output>
                 Err(e) => Err(missing(e)),
             }
         }
+        AlterTableOperation::DropColumn {
+            column_names,
+            if_exists,
+            ..
+        } => {
+            let [column] = column_names.as_slice() else {
+                return Err(TrinoError::not_supported(
+                    "ALTER TABLE DROP COLUMN takes one column",
+                ));
+            };
+            let change = ColumnChange::Drop {
+                column: ident_name(column),
+            };
+            change_column(&format, &name, change, *if_exists).await?;
+            Ok(Output::update("DROP COLUMN"))
+        }
+        AlterTableOperation::RenameColumn {
+            old_column_name,
+            new_column_name,
+        } => {
+            let change = ColumnChange::Rename {
+                column: ident_name(old_column_name),
+                to: ident_name(new_column_name),
+            };
+            change_column(&format, &name, change, false).await?;
+            Ok(Output::update("RENAME COLUMN"))
+        }
+        AlterTableOperation::AlterColumn { column_name, op } => {
+            let column = ident_name(column_name);
+            let change = match op {
+                AlterColumnOperation::SetDataType { data_type, .. } => {
+                    let spec = column_spec(&ColumnDef {
+                        name: column_name.clone(),
+                        data_type: data_type.clone(),
+                        options: Vec::new(),
+                    })?;
+                    ColumnChange::SetType { column, to: spec }
+                }
+                AlterColumnOperation::DropNotNull => ColumnChange::DropNotNull { column },
+                other => {
+                    return Err(TrinoError::not_supported(format!(
+                        "ALTER COLUMN operation is not supported: {other}"
+                    )))
+                }
+            };
+            let update = match change {
+                ColumnChange::SetType { .. } => "SET COLUMN TYPE",
+                _ => "DROP NOT NULL CONSTRAINT",
+            };
+            change_column(&format, &name, change, false).await?;
+            Ok(Output::update(update))
+        }
         other => Err(TrinoError::not_supported(format!(
             "ALTER TABLE operation is not supported yet: {other}"
         ))),
+    }
+}
+
+/// A column's name as the statement wrote it (unquoted names in lower case).
+fn ident_name(ident: &datafusion::sql::sqlparser::ast::Ident) -> String {
+    match ident.quote_style {
+        Some(_) => ident.value.clone(),
+        None => ident.value.to_ascii_lowercase(),
+    }
+}
+
+/// Applies one column change, in Trino's terms for a missing table or column.
+pub(crate) async fn change_column(
+    format: &std::sync::Arc<dyn aichemy_tables::TableFormat>,
+    name: &QualifiedName,
+    change: ColumnChange,
+    if_exists: bool,
+) -> Result<()> {
+    let column = change.column().to_string();
+    match format.alter_column(&name.schema, &name.name, change).await {
+        Ok(()) => Ok(()),
+        Err(TableError::ColumnNotFound { .. }) if if_exists => Ok(()),
+        Err(TableError::ColumnNotFound { .. }) => Err(TrinoError::new(
+            ErrorCode::COLUMN_NOT_FOUND,
+            format!("Column '{column}' does not exist"),
+        )),
+        Err(TableError::TableNotFound { .. } | TableError::SchemaNotFound { .. }) => {
+            Err(TrinoError::table_not_found(&name.to_string()))
+        }
+        Err(TableError::ColumnAlreadyExists { column }) => Err(TrinoError::new(
+            ErrorCode::COLUMN_ALREADY_EXISTS,
+            format!("Column '{column}' already exists"),
+        )),
+        Err(e) => Err(e.into()),
     }
 }

@@ -3,7 +3,9 @@
 //! PyIceberg's `SqlCatalog` and Java's JDBC catalog share the same tables.
 
 mod commit;
+mod evolve;
 mod guard;
+mod history;
 mod partitioning;
 mod rows;
 mod storage;
@@ -29,8 +31,8 @@ pub use storage::{ObjectStoreStorage, ObjectStoreStorageFactory};
 use self::guard::{FailFastCatalog, MetastoreReachability, Reachability};
 use crate::claims::{delete_owned, Claims, Placing};
 use crate::{
-    ColumnSpec, CommitRetry, CreateTableRequest, LocationPolicy, PropertyValue, Result, TableError,
-    TableFormat, TableHandle,
+    ColumnChange, ColumnSpec, CommitRetry, CreateTableRequest, LocationPolicy, PropertyValue,
+    Result, TableError, TableFormat, TableHandle, TableVersion,
 };
 
 const FORMAT: &str = "Iceberg";
@@ -531,6 +533,55 @@ impl TableFormat for IcebergFormat {
             .await
             .map_err(format_error)?;
         Ok(())
+    }
+
+    async fn alter_column(&self, schema: &str, name: &str, change: ColumnChange) -> Result<()> {
+        let table = self.require_table(schema, name).await?;
+        self.evolve(&table, change).await
+    }
+
+    async fn load_version(
+        &self,
+        schema: &str,
+        name: &str,
+        version: &TableVersion,
+    ) -> Result<Option<Arc<dyn datafusion::catalog::TableProvider>>> {
+        let Some(table) = self.find_table(schema, name).await? else {
+            return Ok(None);
+        };
+        let qualified = self.qualified(schema, name);
+        Ok(Some(history::as_of(table, version, &qualified).await?))
+    }
+
+    async fn metadata_table(
+        &self,
+        schema: &str,
+        name: &str,
+        kind: &str,
+    ) -> Result<Option<Arc<dyn datafusion::catalog::TableProvider>>> {
+        if !history::METADATA_TABLES.contains(&kind) {
+            return Ok(None);
+        }
+        let Some(table) = self.find_table(schema, name).await? else {
+            return Ok(None);
+        };
+        Ok(Some(history::metadata_table(&table, kind).await?))
+    }
+
+    async fn rollback(&self, schema: &str, name: &str, version: i64) -> Result<()> {
+        let table = self.require_table(schema, name).await?;
+        self.rollback_to(&table, version).await
+    }
+}
+
+impl IcebergFormat {
+    /// The table, or `None` when it (or its schema) does not exist.
+    async fn find_table(&self, schema: &str, name: &str) -> Result<Option<iceberg::table::Table>> {
+        match self.require_table(schema, name).await {
+            Ok(table) => Ok(Some(table)),
+            Err(TableError::TableNotFound { .. } | TableError::SchemaNotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -17,7 +17,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{ArrayRef, AsArray, Int64Array, RecordBatch, RecordBatchOptions};
+use datafusion::arrow::array::{
+    new_null_array, ArrayRef, AsArray, Int64Array, RecordBatch, RecordBatchOptions,
+};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
@@ -449,26 +451,63 @@ fn with_totals(
     properties
 }
 
-/// One Iceberg snapshot's rows with the data file of each as `$path`, optionally only
-/// those of some files.
+/// One Iceberg snapshot's rows with the data file of each as `$path` and its place there
+/// as `$position` (unless `hidden`), optionally only those of some files. Columns are the
+/// table's current ones, found in the snapshot by field id: iceberg-rust reads a snapshot
+/// with the schema it was written with, so a column renamed or widened since is read
+/// under its old name and type and cast, and one added since is NULL.
 #[derive(Debug)]
 pub(crate) struct PathScan {
     table: Table,
     files: Option<Arc<HashSet<String>>>,
-    /// The table's columns as the engine plans with them, then `$path`.
+    /// The table's columns as the engine plans with them, then `$path` and `$position`.
     schema: SchemaRef,
     /// The same columns as iceberg-rust reads them (nested fields with their ids).
     read_schema: SchemaRef,
+    /// Each current column's name in the snapshot's schema; `None` when added since.
+    snapshot_names: Vec<Option<String>>,
 }
 
 impl PathScan {
     fn try_new(table: Table, files: Option<Arc<HashSet<String>>>) -> Result<Self> {
-        let arrow =
-            schema_to_arrow_schema(table.metadata().current_schema()).map_err(format_error)?;
-        let added = [
-            Field::new(PATH_COLUMN, DataType::Utf8, false),
-            Field::new(POSITION_COLUMN, DataType::Int64, false),
-        ];
+        Self::with_columns(table, files, true)
+    }
+
+    /// The current snapshot's rows in the current schema, without `$path`/`$position`.
+    pub(crate) fn current(table: Table) -> Result<Self> {
+        Self::with_columns(table, None, false)
+    }
+
+    fn with_columns(
+        table: Table,
+        files: Option<Arc<HashSet<String>>>,
+        added_columns: bool,
+    ) -> Result<Self> {
+        let metadata = table.metadata();
+        let current = metadata.current_schema();
+        let arrow = schema_to_arrow_schema(current).map_err(format_error)?;
+        let snapshot_schema = match metadata.current_snapshot() {
+            Some(snapshot) => snapshot.schema(metadata).map_err(format_error)?,
+            None => current.clone(),
+        };
+        let snapshot_names = current
+            .as_struct()
+            .fields()
+            .iter()
+            .map(|field| {
+                snapshot_schema
+                    .field_by_id(field.id)
+                    .map(|old| old.name.clone())
+            })
+            .collect();
+        let added: Vec<Field> = if added_columns {
+            vec![
+                Field::new(PATH_COLUMN, DataType::Utf8, false),
+                Field::new(POSITION_COLUMN, DataType::Int64, false),
+            ]
+        } else {
+            Vec::new()
+        };
         let plain: Vec<Field> = arrow
             .fields()
             .iter()
@@ -491,8 +530,20 @@ impl PathScan {
             files,
             schema: Arc::new(Schema::new(plain)),
             read_schema: Arc::new(Schema::new(read)),
+            snapshot_names,
         })
     }
+}
+
+/// Where an output column of [`PathScanExec`] comes from.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// The reader's column at this position.
+    Read(usize),
+    /// A column the snapshot does not have.
+    Null,
+    Path,
+    Position,
 }
 
 #[async_trait]
@@ -517,24 +568,33 @@ impl TableProvider for PathScan {
         _limit: Option<usize>,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
         let output = project_schema(&self.read_schema, projection)?;
-        let path_index = self.read_schema.fields().len() - 2;
+        let columns = self.snapshot_names.len();
         let indices: Vec<usize> = match projection {
             Some(p) => p.clone(),
             None => (0..self.read_schema.fields().len()).collect(),
         };
-        // The file column is always read: an empty projection still needs row counts.
-        let mut names: Vec<String> = indices
+        let mut names: Vec<String> = Vec::new();
+        let sources: Vec<Source> = indices
             .iter()
-            .filter(|i| **i < path_index)
-            .map(|i| self.read_schema.field(*i).name().clone())
+            .map(|&i| match i.checked_sub(columns) {
+                Some(0) => Source::Path,
+                Some(_) => Source::Position,
+                None => match &self.snapshot_names[i] {
+                    Some(name) => {
+                        names.push(name.clone());
+                        Source::Read(names.len() - 1)
+                    }
+                    None => Source::Null,
+                },
+            })
             .collect();
+        // The file column is always read: an empty projection still needs row counts.
         names.push(RESERVED_COL_NAME_FILE.to_string());
         let Some(snapshot) = self.table.metadata().current_snapshot_id() else {
             return Ok(Arc::new(PathScanExec::new(
                 self.table.clone(),
                 Vec::new(),
-                indices,
-                path_index,
+                sources,
                 output,
             )));
         };
@@ -578,8 +638,7 @@ impl TableProvider for PathScan {
         Ok(Arc::new(PathScanExec::new(
             self.table.clone(),
             groups.into_iter().map(|(_, tasks)| tasks).collect(),
-            indices,
-            path_index,
+            sources,
             output,
         )))
     }
@@ -590,9 +649,7 @@ impl TableProvider for PathScan {
 struct PathScanExec {
     table: Table,
     groups: Vec<Vec<FileScanTask>>,
-    /// The columns of `read_schema` it outputs.
-    indices: Vec<usize>,
-    path_index: usize,
+    sources: Vec<Source>,
     properties: Arc<PlanProperties>,
 }
 
@@ -600,8 +657,7 @@ impl PathScanExec {
     fn new(
         table: Table,
         groups: Vec<Vec<FileScanTask>>,
-        indices: Vec<usize>,
-        path_index: usize,
+        sources: Vec<Source>,
         output: SchemaRef,
     ) -> Self {
         let properties = Arc::new(PlanProperties::new(
@@ -613,8 +669,7 @@ impl PathScanExec {
         Self {
             table,
             groups,
-            indices,
-            path_index,
+            sources,
             properties,
         }
     }
@@ -673,8 +728,7 @@ impl ExecutionPlan for PathScanExec {
             .read(futures::stream::iter(tasks.into_iter().map(Ok)).boxed())
             .map_err(df_error)?
             .stream();
-        let path_index = self.path_index;
-        let indices = self.indices.clone();
+        let sources = self.sources.clone();
         let output = schema.clone();
         // How many rows of each file came before: a row's position among the rows its
         // file holds in this snapshot (batches of one file arrive in order).
@@ -693,20 +747,25 @@ impl ExecutionPlan for PathScanExec {
                 }
                 _ => 0,
             };
-            let mut read = 0;
-            let mut columns = Vec::with_capacity(indices.len());
-            for index in &indices {
-                if *index == path_index {
-                    columns.push(file.clone());
-                } else if *index == path_index + 1 {
-                    columns.push(
+            let mut columns = Vec::with_capacity(sources.len());
+            for (source, field) in sources.iter().zip(output.fields()) {
+                columns.push(match source {
+                    Source::Path => file.clone(),
+                    Source::Position => {
                         Arc::new(Int64Array::from_iter_values(first..first + rows as i64))
-                            as ArrayRef,
-                    );
-                } else {
-                    columns.push(batch.column(read).clone());
-                    read += 1;
-                }
+                            as ArrayRef
+                    }
+                    Source::Null => new_null_array(field.data_type(), rows),
+                    Source::Read(k) => {
+                        let column = batch.column(*k);
+                        // A column widened since the snapshot was written.
+                        if same_values(column.data_type(), field.data_type()) {
+                            column.clone()
+                        } else {
+                            cast(column, field.data_type())?
+                        }
+                    }
+                });
             }
             let fields: Vec<Field> = output
                 .fields()
@@ -722,6 +781,11 @@ impl ExecutionPlan for PathScanExec {
         });
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
     }
+}
+
+/// Whether two types hold the same values, nested fields' metadata aside.
+fn same_values(a: &DataType, b: &DataType) -> bool {
+    plain_type(a) == plain_type(b)
 }
 
 #[cfg(test)]

@@ -58,6 +58,28 @@ pub(crate) async fn table_provider(
     table: Table,
 ) -> iceberg::Result<AppendableTable<IcebergAppender>> {
     let ident = table.identifier().clone();
+    // iceberg-rust reads a snapshot with the schema it was written with: after a column
+    // was renamed, widened or added and before the next write, the scan maps columns by
+    // field id itself.
+    let metadata = table.metadata();
+    let evolved = metadata
+        .current_snapshot()
+        .and_then(|s| s.schema_id())
+        .is_some_and(|id| id != metadata.current_schema_id());
+    if evolved {
+        let scan = super::rows::PathScan::current(table)
+            .map_err(|e| iceberg::Error::new(ErrorKind::DataInvalid, e.to_string()))?;
+        let schema = scan.schema();
+        return Ok(AppendableTable::new(
+            Arc::new(scan),
+            schema,
+            IcebergAppender {
+                catalog,
+                retry,
+                ident,
+            },
+        ));
+    }
     let scan = IcebergStaticTableProvider::try_new_from_table(table).await?;
     let schema = Arc::new(Schema::new_with_metadata(
         scan.schema()

@@ -16,6 +16,7 @@ use datafusion::sql::TableReference;
 
 use crate::catalog::metadata;
 use crate::error::{ErrorCode, Result, TrinoError};
+use crate::planner::{TIMESTAMP_SUFFIX, VERSION_SUFFIX};
 
 use super::{CatalogEntry, Lakehouse, QualifiedName, QueryUser};
 
@@ -155,6 +156,52 @@ impl Lakehouse {
         })
     }
 
+    /// A table read at a version (`t$version=42`, `t$timestamp=…`, as the planner renames
+    /// `FOR VERSION|TIMESTAMP AS OF`) or one of its metadata tables (`t$snapshots`);
+    /// `None` for any other name.
+    async fn versioned_or_metadata(
+        &self,
+        name: &QualifiedName,
+    ) -> Result<Option<Arc<dyn TableProvider>>> {
+        let Some((base, suffix)) = name.name.split_once('$') else {
+            return Ok(None);
+        };
+        let Some(format) = self.catalog(&name.catalog)?.table_format()? else {
+            return Ok(None);
+        };
+        let version = if let Some(id) = suffix.strip_prefix(&VERSION_SUFFIX[1..]) {
+            Some(aichemy_tables::TableVersion::Id(id.parse().map_err(
+                |_| {
+                    TrinoError::new(
+                        ErrorCode::INVALID_ARGUMENTS,
+                        format!("Invalid version: {id}"),
+                    )
+                },
+            )?))
+        } else if let Some(at) = suffix.strip_prefix(&TIMESTAMP_SUFFIX[1..]) {
+            at.parse()
+                .ok()
+                .map(aichemy_tables::TableVersion::TimestampMillis)
+        } else {
+            None
+        };
+        let table = QualifiedName {
+            catalog: name.catalog.clone(),
+            schema: name.schema.clone(),
+            name: base.to_string(),
+        };
+        match version {
+            Some(version) => match format.load_version(&name.schema, base, &version).await? {
+                Some(provider) => Ok(Some(provider)),
+                None => {
+                    self.require_schema(&name.catalog, &name.schema).await?;
+                    Err(TrinoError::table_not_found(&table.to_string()))
+                }
+            },
+            None => Ok(format.metadata_table(&name.schema, base, suffix).await?),
+        }
+    }
+
     /// The provider for one relation: a metadata table, a table or a view.
     async fn relation(
         self: &Arc<Self>,
@@ -169,6 +216,9 @@ impl Lakehouse {
         if matches!(entry, CatalogEntry::System) {
             let user = state.config().get_extension::<QueryUser>();
             return metadata::system_table(self, name, user.as_ref().map(|u| u.0.as_str())).await;
+        }
+        if let Some(provider) = self.versioned_or_metadata(name).await? {
+            return Ok(provider);
         }
         if let Some(table) = self.load_table(name).await? {
             // What a table estimates for the optimizer is gathered before it is planned.
