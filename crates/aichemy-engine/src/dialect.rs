@@ -68,6 +68,7 @@ pub fn tokens(sql: &str) -> std::result::Result<Vec<TokenWithSpan>, ParserError>
     let tokens = at_local_and_type_prefixes(tokens);
     let tokens = corresponding_by_name(tokens);
     let tokens = time_travel(tokens);
+    let tokens = view_security(tokens);
     let tokens = row_fields_star(tokens);
     let tokens = parenthesize_values(tokens);
     let tokens = trim_spaces_by_default(tokens);
@@ -171,6 +172,26 @@ fn corresponding_by_name(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
             i + 1,
             TokenWithSpan::new(Token::Whitespace(Whitespace::Space), span),
         );
+    }
+    tokens
+}
+
+/// `CREATE VIEW v SECURITY DEFINER|INVOKER AS …` without the security clause, which the
+/// parser does not take: with no access control yet both modes read the same rows.
+fn view_security(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let significant = significant_positions(&tokens);
+    let mut drop = Vec::new();
+    for (n, &i) in significant.iter().enumerate() {
+        let word = |k: usize| significant.get(n + k).and_then(|&j| bare_word(&tokens[j]));
+        if word(0).as_deref() == Some("SECURITY")
+            && matches!(word(1).as_deref(), Some("DEFINER" | "INVOKER"))
+            && word(2).as_deref() == Some("AS")
+        {
+            drop.extend([i, significant[n + 1]]);
+        }
+    }
+    for i in drop.into_iter().rev() {
+        tokens.remove(i);
     }
     tokens
 }

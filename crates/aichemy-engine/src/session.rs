@@ -252,6 +252,9 @@ impl Session {
                 if let Some(procedure) = procedures::parse_alter_execute(sql)? {
                     return procedures::execute(self, procedure).await;
                 }
+                if let Some((from, to)) = ddl::parse_alter_view_rename(sql)? {
+                    return ddl::rename_view(self, &from, &to).await;
+                }
             }
         }
         let mut statements = dialect::parse_statements(sql)?;
@@ -378,6 +381,12 @@ impl Session {
                 Ok(Output::update("TRUNCATE TABLE"))
             }
             Statement::Call(function) => procedures::call(self, function).await,
+            Statement::Comment {
+                object_type,
+                object_name,
+                comment,
+                ..
+            } => ddl::comment(self, object_type, &object_name, comment).await,
             Statement::CreateSchema { .. } => ddl::create_schema(self, statement).await,
             Statement::Drop {
                 object_type,

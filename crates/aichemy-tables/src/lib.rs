@@ -326,6 +326,21 @@ pub trait TableFormat: Debug + Send + Sync {
         })
     }
 
+    /// Sets or removes the table's comment (`COMMENT ON TABLE`).
+    async fn set_comment(
+        &self,
+        _schema: &str,
+        _name: &str,
+        _comment: Option<String>,
+    ) -> Result<()> {
+        Err(TableError::NotSupported {
+            message: format!(
+                "This connector does not support setting table comments ({} tables)",
+                self.format_name()
+            ),
+        })
+    }
+
     /// The table as it was at `version` (`SELECT … FOR VERSION|TIMESTAMP AS OF`), read
     /// only; `None` when the table does not exist.
     async fn load_version(

@@ -5,8 +5,8 @@ use aichemy_tables::{ColumnChange, ColumnSpec, CreateTableRequest, PropertyValue
 use datafusion::arrow::datatypes::DataType;
 use datafusion::sql::sqlparser::ast::{
     AlterColumnOperation, AlterTable, AlterTableOperation, ColumnDef, ColumnOption, CommentDef,
-    CreateTable, CreateTableOptions, CreateView, Expr, ObjectName, RenameTableNameKind, SchemaName,
-    SqlOption, Statement, UnaryOperator, Value,
+    CommentObject, CreateTable, CreateTableOptions, CreateView, Expr, ObjectName,
+    RenameTableNameKind, SchemaName, SqlOption, Statement, UnaryOperator, Value,
 };
 
 use crate::catalog::lakehouse::QualifiedName;
@@ -704,4 +704,140 @@ pub(crate) async fn change_column(
         )),
         Err(e) => Err(e.into()),
     }
+}
+
+/// `ALTER VIEW name RENAME TO other`, read on the tokens (the parser takes only `ALTER VIEW
+/// … AS query`); `None` for any other statement.
+pub(crate) fn parse_alter_view_rename(sql: &str) -> Result<Option<(ObjectName, ObjectName)>> {
+    use datafusion::sql::sqlparser::tokenizer::Token;
+    let tokens = crate::dialect::tokens(sql)
+        .map_err(|e| TrinoError::new(ErrorCode::SYNTAX_ERROR, e.to_string()))?;
+    let significant: Vec<&Token> = tokens
+        .iter()
+        .map(|t| &t.token)
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .collect();
+    let is = super::is_word;
+    if significant.len() < 5 || !is(significant[0], "ALTER") || !is(significant[1], "VIEW") {
+        return Ok(None);
+    }
+    let Some(rename) = significant.iter().position(|t| is(t, "RENAME")) else {
+        return Ok(None);
+    };
+    if !significant.get(rename + 1).is_some_and(|t| is(t, "TO")) {
+        return Ok(None);
+    }
+    let text = |tokens: &[&Token]| tokens.iter().map(|t| t.to_string()).collect::<String>();
+    let from = super::parse_object_name(&text(&significant[2..rename]))?;
+    let to = super::parse_object_name(&text(&significant[rename + 2..]))?;
+    Ok(Some((from, to)))
+}
+
+/// Renames a view within its catalog.
+pub(crate) async fn rename_view(
+    session: &Session,
+    from: &ObjectName,
+    to: &ObjectName,
+) -> Result<Output> {
+    let lakehouse = session.lakehouse();
+    let name = session.qualify(from)?;
+    let target = match name_parts(to)?.as_slice() {
+        [t] => QualifiedName {
+            catalog: name.catalog.clone(),
+            schema: name.schema.clone(),
+            name: t.clone(),
+        },
+        _ => session.qualify(to)?,
+    };
+    if target.catalog != name.catalog {
+        return Err(TrinoError::not_supported(
+            "View rename across catalogs is not supported",
+        ));
+    }
+    let metastore = lakehouse.metastore();
+    if metastore
+        .get_view(&name.catalog, &name.schema, &name.name)
+        .await?
+        .is_none()
+    {
+        return Err(TrinoError::new(
+            ErrorCode::TABLE_NOT_FOUND,
+            format!("View '{name}' does not exist"),
+        ));
+    }
+    lakehouse
+        .require_schema(&target.catalog, &target.schema)
+        .await?;
+    let taken = metastore
+        .get_view(&target.catalog, &target.schema, &target.name)
+        .await?
+        .is_some()
+        || lakehouse.load_table(&target).await?.is_some();
+    if taken {
+        return Err(TrinoError::new(
+            ErrorCode::TABLE_ALREADY_EXISTS,
+            format!("Target view '{target}' already exists"),
+        ));
+    }
+    metastore
+        .rename_view(
+            &name.catalog,
+            (&name.schema, &name.name),
+            (&target.schema, &target.name),
+        )
+        .await?;
+    Ok(Output::update("RENAME VIEW"))
+}
+
+/// `COMMENT ON TABLE t IS …` and `COMMENT ON COLUMN t.c IS …` (`IS NULL` removes it).
+pub(crate) async fn comment(
+    session: &Session,
+    object_type: CommentObject,
+    object: &ObjectName,
+    comment: Option<String>,
+) -> Result<Output> {
+    let lakehouse = session.lakehouse();
+    match object_type {
+        CommentObject::Table => {
+            let name = session.qualify(object)?;
+            let format = lakehouse.format(&name.catalog)?;
+            if format.load_table(&name.schema, &name.name).await?.is_none() {
+                return Err(TrinoError::table_not_found(&name.to_string()));
+            }
+            format
+                .set_comment(&name.schema, &name.name, comment)
+                .await?;
+        }
+        CommentObject::Column => {
+            let mut parts = object.0.clone();
+            let Some(column) = parts.pop() else {
+                return Err(TrinoError::new(
+                    ErrorCode::SYNTAX_ERROR,
+                    "Expected a column",
+                ));
+            };
+            let column = match column.as_ident() {
+                Some(ident) => ident_name(ident),
+                None => column.to_string(),
+            };
+            let name = session.qualify(&ObjectName(parts))?;
+            let format = lakehouse.format(&name.catalog)?;
+            if format.load_table(&name.schema, &name.name).await?.is_none() {
+                return Err(TrinoError::table_not_found(&name.to_string()));
+            }
+            change_column(
+                &format,
+                &name,
+                ColumnChange::Comment { column, comment },
+                false,
+            )
+            .await?;
+        }
+        other => {
+            return Err(TrinoError::not_supported(format!(
+                "COMMENT ON {other} is not supported"
+            )))
+        }
+    }
+    Ok(Output::update("COMMENT"))
 }

@@ -11,6 +11,7 @@ pub(crate) mod query;
 pub mod session_state;
 pub(crate) mod show;
 
+use datafusion::sql::sqlparser::ast::{ObjectName, SetExpr, Statement, TableFactor};
 use datafusion::sql::sqlparser::tokenizer::Token;
 
 /// The family of statements a text belongs to, from its first two words: the one parser
@@ -53,6 +54,23 @@ pub(crate) fn family(sql: &str) -> Family {
         | ("SET" | "RESET" | "SHOW", "SESSION") => Family::SessionState,
         ("USE" | "SHOW" | "DESCRIBE" | "DESC", _) => Family::Show,
         _ => Family::Sql,
+    }
+}
+
+/// Reads a relation's name written in SQL (`cat."s".t`).
+pub(crate) fn parse_object_name(text: &str) -> crate::error::Result<ObjectName> {
+    use crate::error::{ErrorCode, TrinoError};
+    let expected = || TrinoError::new(ErrorCode::SYNTAX_ERROR, format!("Expected a name: {text}"));
+    let mut parsed = crate::dialect::parse_statements(&format!("SELECT 1 FROM {text}"))?;
+    let Some(Statement::Query(query)) = parsed.pop() else {
+        return Err(expected());
+    };
+    let SetExpr::Select(select) = *query.body else {
+        return Err(expected());
+    };
+    match select.from.into_iter().next().map(|t| t.relation) {
+        Some(TableFactor::Table { name, .. }) => Ok(name),
+        _ => Err(expected()),
     }
 }
 

@@ -67,34 +67,7 @@ pub(crate) fn parse_alter_execute(sql: &str) -> Result<Option<TableProcedure>> {
             format!("Expected a procedure call after EXECUTE: {call}"),
         ));
     };
-    let mut parsed = dialect::parse_statements(&format!("SELECT 1 FROM {name}"))?;
-    let table = match parsed.pop() {
-        Some(Statement::Query(query)) => match *query.body {
-            datafusion::sql::sqlparser::ast::SetExpr::Select(select) => {
-                match select.from.into_iter().next().map(|t| t.relation) {
-                    Some(datafusion::sql::sqlparser::ast::TableFactor::Table { name, .. }) => name,
-                    _ => {
-                        return Err(TrinoError::new(
-                            ErrorCode::SYNTAX_ERROR,
-                            "Expected a table name",
-                        ))
-                    }
-                }
-            }
-            _ => {
-                return Err(TrinoError::new(
-                    ErrorCode::SYNTAX_ERROR,
-                    "Expected a table name",
-                ))
-            }
-        },
-        _ => {
-            return Err(TrinoError::new(
-                ErrorCode::SYNTAX_ERROR,
-                "Expected a table name",
-            ))
-        }
-    };
+    let table = super::parse_object_name(&name)?;
     Ok(Some(TableProcedure {
         table,
         procedure: function.name.to_string().to_ascii_lowercase(),

@@ -22,7 +22,9 @@ use datafusion::arrow::datatypes::DataType;
 use iceberg::io::{FileIO, FileIOBuilder, StorageFactory};
 use iceberg::spec::Schema;
 use iceberg::transaction::{AddColumn, ApplyTransactionAction, Transaction};
-use iceberg::{Catalog, CatalogBuilder, ErrorKind, NamespaceIdent, TableCreation, TableIdent};
+use iceberg::{
+    Catalog, CatalogBuilder, ErrorKind, NamespaceIdent, TableCreation, TableIdent, TableUpdate,
+};
 use iceberg_catalog_sql::{SqlBindStyle, SqlCatalogBuilder};
 
 pub use commit::{namespace_key, CommitError, Committed, TableChange};
@@ -532,6 +534,31 @@ impl TableFormat for IcebergFormat {
         tx.commit(self.catalog.as_ref())
             .await
             .map_err(format_error)?;
+        Ok(())
+    }
+
+    async fn set_comment(&self, schema: &str, name: &str, comment: Option<String>) -> Result<()> {
+        let table = self.require_table(schema, name).await?;
+        let update = match comment {
+            Some(comment) => TableUpdate::SetProperties {
+                updates: HashMap::from([("comment".to_string(), comment)]),
+            },
+            None => TableUpdate::RemoveProperties {
+                removals: vec!["comment".to_string()],
+            },
+        };
+        let change = TableChange {
+            ident: table.identifier().clone(),
+            requirements: vec![iceberg::TableRequirement::UuidMatch {
+                uuid: table.metadata().uuid(),
+            }],
+            updates: vec![update],
+        };
+        self.commit_changes(vec![change])
+            .await
+            .map_err(|e| TableError::Storage {
+                message: e.to_string(),
+            })?;
         Ok(())
     }
 
