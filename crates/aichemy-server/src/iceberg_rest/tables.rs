@@ -144,6 +144,7 @@ pub(super) async fn create_table(
             .into());
         }
         let metadata = app.format.new_metadata(&namespace, creation).await?;
+        app.format.prepare_staged(&metadata).await?;
         return load_result(&app, &headers, None, &metadata);
     }
     let committed = app.format.create(&namespace, creation).await?;

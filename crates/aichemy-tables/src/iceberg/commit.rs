@@ -176,6 +176,23 @@ impl IcebergFormat {
         Ok(metadata)
     }
 
+    /// Makes the folders of a staged table on a local file system (`metadata/`, `data/`):
+    /// a client writing there before the table exists (DuckDB's CREATE TABLE AS writes its
+    /// manifests first) may not create missing folders, as object stores never need it.
+    pub async fn prepare_staged(&self, metadata: &TableMetadata) -> Result<(), CommitError> {
+        let Some(path) = metadata.location().strip_prefix("file://") else {
+            return Ok(());
+        };
+        for folder in ["metadata", "data"] {
+            let folder = std::path::Path::new(path).join(folder);
+            self.locations
+                .check(&format!("file://{}", folder.display()))
+                .map_err(CommitError::Invalid)?;
+            tokio::fs::create_dir_all(&folder).await.map_err(failed)?;
+        }
+        Ok(())
+    }
+
     /// Where a new table goes: the location asked for, when [`IcebergFormat::place_table`]
     /// allows it; else under its namespace's location, with a unique suffix when that
     /// folder is taken (by a renamed table that kept it, say), as Trino's unique table
