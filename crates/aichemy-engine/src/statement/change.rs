@@ -25,9 +25,9 @@ use datafusion::dataframe::DataFrame;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, AssignmentTarget, Delete, Expr, FromTable, Ident, ObjectName, Query,
-    SelectItem, SetExpr, Statement, TableFactor, TableWithJoins, Truncate, Update, VisitMut,
-    VisitorMut,
+    visit_expressions_mut, Assignment, AssignmentTarget, Delete, Expr, FromTable, Ident,
+    ObjectName, Query, SelectItem, SetExpr, Statement, TableFactor, TableWithJoins, Truncate,
+    Update, VisitMut, VisitorMut,
 };
 
 use aichemy_tables::{RowLevelTable, TableHandle, PATH_COLUMN};
@@ -179,20 +179,13 @@ impl Target {
         if mismatched.is_empty() {
             return Ok(());
         }
-        let names = |types: Vec<&DataType>| {
-            types
-                .into_iter()
-                .map(crate::types::trino_type_name)
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
         Err(TrinoError::new(
             ErrorCode::TYPE_MISMATCH,
             format!(
                 "UPDATE table column types don't match SET expressions: Table: [{}], \
                  Expressions: [{}]",
-                names(mismatched.iter().map(|(t, _)| *t).collect()),
-                names(mismatched.iter().map(|(_, v)| *v).collect())
+                super::query::type_list(mismatched.iter().map(|(t, _)| *t)),
+                super::query::type_list(mismatched.iter().map(|(_, v)| *v))
             ),
         ))
     }
@@ -278,6 +271,30 @@ impl Target {
             .iter()
             .map(|c| format!("{}.{}", quote(alias), quote(&c.name)))
             .collect()
+    }
+
+    /// The values `SET` assigns, by column position (`None` for a column it leaves);
+    /// a column assigned twice fails with `duplicate` and its name.
+    pub(super) fn assigned(
+        &self,
+        assignments: &[Assignment],
+        duplicate: &str,
+    ) -> Result<Vec<Option<Expr>>> {
+        let mut values: Vec<Option<Expr>> = vec![None; self.table.columns.len()];
+        for assignment in assignments {
+            let AssignmentTarget::ColumnName(column) = &assignment.target else {
+                return Err(TrinoError::not_supported("UPDATE SET of a column list"));
+            };
+            let index = self.column_index(column)?;
+            if values[index].is_some() {
+                return Err(TrinoError::new(
+                    ErrorCode::DUPLICATE_COLUMN_NAME,
+                    format!("{duplicate}: {}", self.table.columns[index].name),
+                ));
+            }
+            values[index] = Some(assignment.value.clone());
+        }
+        Ok(values)
     }
 
     /// The position of the column an assignment or an INSERT names (`c` or `t.c`).
@@ -380,23 +397,7 @@ pub(crate) async fn update(session: &Session, update: Update) -> Result<u64> {
     }
     let (name, alias) = single_table(&update.table)?;
     let target = Target::load(session, name, alias).await?;
-    let mut values: Vec<Option<Expr>> = vec![None; target.table.columns.len()];
-    for assignment in &update.assignments {
-        let AssignmentTarget::ColumnName(column) = &assignment.target else {
-            return Err(TrinoError::not_supported("UPDATE SET of a column list"));
-        };
-        let index = target.column_index(column)?;
-        if values[index].is_some() {
-            return Err(TrinoError::new(
-                ErrorCode::DUPLICATE_COLUMN_NAME,
-                format!(
-                    "Multiple updates to the same column: {}",
-                    target.table.columns[index].name
-                ),
-            ));
-        }
-        values[index] = Some(assignment.value.clone());
-    }
+    let values = target.assigned(&update.assignments, "Multiple updates to the same column")?;
     let condition = update.selection.map(name_in_subqueries);
     let (files, count) = target.touched(session, condition.clone()).await?;
     if files.is_empty() {

@@ -710,13 +710,8 @@ pub(crate) async fn change_column(
 /// … AS query`); `None` for any other statement.
 pub(crate) fn parse_alter_view_rename(sql: &str) -> Result<Option<(ObjectName, ObjectName)>> {
     use datafusion::sql::sqlparser::tokenizer::Token;
-    let tokens = crate::dialect::tokens(sql)
-        .map_err(|e| TrinoError::new(ErrorCode::SYNTAX_ERROR, e.to_string()))?;
-    let significant: Vec<&Token> = tokens
-        .iter()
-        .map(|t| &t.token)
-        .filter(|t| !matches!(t, Token::Whitespace(_)))
-        .collect();
+    let significant = super::significant_tokens(sql)?;
+    let significant: Vec<&Token> = significant.iter().collect();
     let is = super::is_word;
     if significant.len() < 5 || !is(significant[0], "ALTER") || !is(significant[1], "VIEW") {
         return Ok(None);

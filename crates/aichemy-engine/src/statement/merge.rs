@@ -16,8 +16,7 @@
 //!    without a target row, where an INSERT clause applies).
 
 use datafusion::sql::sqlparser::ast::{
-    AssignmentTarget, Expr, Merge, MergeAction, MergeClauseKind, MergeInsertKind, TableFactor,
-    Value,
+    Expr, Merge, MergeAction, MergeClauseKind, MergeInsertKind, TableFactor, Value,
 };
 
 use aichemy_tables::{PATH_COLUMN, POSITION_COLUMN};
@@ -80,23 +79,10 @@ pub(crate) async fn merge(session: &Session, merge: Merge) -> Result<u64> {
         let predicate = clauses.placeholder_for(predicate);
         match (clause.clause_kind, clause.action) {
             (MergeClauseKind::Matched, MergeAction::Update(update)) => {
-                let mut values = vec![None; target.table.columns.len()];
-                for assignment in update.assignments {
-                    let AssignmentTarget::ColumnName(column) = &assignment.target else {
-                        return Err(TrinoError::not_supported("UPDATE SET of a column list"));
-                    };
-                    let index = target.column_index(column)?;
-                    if values[index].is_some() {
-                        return Err(TrinoError::new(
-                            ErrorCode::DUPLICATE_COLUMN_NAME,
-                            format!(
-                                "Merge column name is specified more than once: {}",
-                                target.table.columns[index].name
-                            ),
-                        ));
-                    }
-                    values[index] = Some(assignment.value);
-                }
+                let values = target.assigned(
+                    &update.assignments,
+                    "Merge column name is specified more than once",
+                )?;
                 clauses.matched.push(Action::Update(values));
                 matched_whens.push(predicate);
             }

@@ -57,6 +57,18 @@ pub(crate) fn family(sql: &str) -> Family {
     }
 }
 
+/// The tokens of `sql` that are not whitespace, for the statements read on the tokens.
+pub(crate) fn significant_tokens(sql: &str) -> crate::error::Result<Vec<Token>> {
+    let tokens = crate::dialect::tokens(sql).map_err(|e| {
+        crate::error::TrinoError::new(crate::error::ErrorCode::SYNTAX_ERROR, e.to_string())
+    })?;
+    Ok(tokens
+        .into_iter()
+        .map(|t| t.token)
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .collect())
+}
+
 /// Reads a relation's name written in SQL (`cat."s".t`).
 pub(crate) fn parse_object_name(text: &str) -> crate::error::Result<ObjectName> {
     use crate::error::{ErrorCode, TrinoError};

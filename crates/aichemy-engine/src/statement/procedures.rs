@@ -25,13 +25,8 @@ pub(crate) struct TableProcedure {
 
 /// Reads `ALTER TABLE t EXECUTE p(…)`; `None` for any other statement.
 pub(crate) fn parse_alter_execute(sql: &str) -> Result<Option<TableProcedure>> {
-    let tokens = dialect::tokens(sql)
-        .map_err(|e| TrinoError::new(ErrorCode::SYNTAX_ERROR, e.to_string()))?;
-    let significant: Vec<&Token> = tokens
-        .iter()
-        .map(|t| &t.token)
-        .filter(|t| !matches!(t, Token::Whitespace(_)))
-        .collect();
+    let significant = super::significant_tokens(sql)?;
+    let significant: Vec<&Token> = significant.iter().collect();
     let [alter, table, ..] = significant.as_slice() else {
         return Ok(None);
     };

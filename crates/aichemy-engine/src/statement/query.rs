@@ -262,21 +262,22 @@ fn check_insert_types(targets: &[(&str, &DataType)], sources: &[DataType]) -> Re
     if fits {
         return Ok(());
     }
-    let names = |types: Vec<&DataType>| {
-        types
-            .into_iter()
-            .map(crate::types::trino_type_name)
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     Err(TrinoError::new(
         ErrorCode::TYPE_MISMATCH,
         format!(
             "Insert query has mismatched column types: Table: [{}], Query: [{}]",
-            names(targets.iter().map(|(_, t)| *t).collect()),
-            names(sources.iter().collect())
+            type_list(targets.iter().map(|(_, t)| *t)),
+            type_list(sources.iter())
         ),
     ))
+}
+
+/// Trino's names of `types`, comma-separated, for a type mismatch's message.
+pub(crate) fn type_list<'a>(types: impl Iterator<Item = &'a DataType>) -> String {
+    types
+        .map(crate::types::trino_type_name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub(crate) fn coercible(source: &DataType, target: &DataType) -> bool {

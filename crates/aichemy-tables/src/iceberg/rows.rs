@@ -264,17 +264,7 @@ async fn overwrite_snapshot(
                     ),
                 })?
                 .clone();
-            let output = file_io.new_output(manifest_path()).map_err(format_error)?;
-            let builder = ManifestWriterBuilder::new(
-                output,
-                Some(snapshot_id),
-                schema.clone(),
-                spec.as_ref().clone(),
-            );
-            let mut writer = match current.format_version() {
-                FormatVersion::V1 => builder.build_v1(),
-                _ => builder.build_v2_data(),
-            };
+            let mut writer = data_manifest(file_io, current, &manifest_path(), snapshot_id, &spec)?;
             for entry in entries {
                 if entry.status() == ManifestStatus::Deleted {
                     continue;
@@ -311,17 +301,7 @@ async fn overwrite_snapshot(
     }
     if !added.is_empty() {
         let spec = current.default_partition_spec().clone();
-        let output = file_io.new_output(manifest_path()).map_err(format_error)?;
-        let builder = ManifestWriterBuilder::new(
-            output,
-            Some(snapshot_id),
-            schema.clone(),
-            spec.as_ref().clone(),
-        );
-        let mut writer = match current.format_version() {
-            FormatVersion::V1 => builder.build_v1(),
-            _ => builder.build_v2_data(),
-        };
+        let mut writer = data_manifest(file_io, current, &manifest_path(), snapshot_id, &spec)?;
         for file in added {
             summary.add_file(file, schema.clone(), spec.clone());
             writer
@@ -394,6 +374,28 @@ async fn overwrite_snapshot(
         },
     ];
     Ok((snapshot, requirements))
+}
+
+/// A writer of a data manifest of the snapshot `snapshot_id` at `path`, for files of the
+/// partition spec `spec`.
+fn data_manifest(
+    file_io: &iceberg::io::FileIO,
+    metadata: &TableMetadata,
+    path: &str,
+    snapshot_id: i64,
+    spec: &iceberg::spec::PartitionSpecRef,
+) -> Result<iceberg::spec::ManifestWriter> {
+    let output = file_io.new_output(path).map_err(format_error)?;
+    let builder = ManifestWriterBuilder::new(
+        output,
+        Some(snapshot_id),
+        metadata.current_schema().clone(),
+        spec.as_ref().clone(),
+    );
+    Ok(match metadata.format_version() {
+        FormatVersion::V1 => builder.build_v1(),
+        _ => builder.build_v2_data(),
+    })
 }
 
 /// A snapshot id no snapshot of the table has: positive, random.

@@ -66,36 +66,30 @@ pub(crate) async fn table_provider(
         .current_snapshot()
         .and_then(|s| s.schema_id())
         .is_some_and(|id| id != metadata.current_schema_id());
-    if evolved {
+    let (scan, schema): (Arc<dyn TableProvider>, SchemaRef) = if evolved {
         let scan = super::rows::PathScan::current(table)
             .map_err(|e| iceberg::Error::new(ErrorKind::DataInvalid, e.to_string()))?;
         let schema = scan.schema();
-        return Ok(AppendableTable::new(
-            Arc::new(scan),
-            schema,
-            IcebergAppender {
-                catalog,
-                retry,
-                ident,
-            },
+        (Arc::new(scan), schema)
+    } else {
+        let scan = IcebergStaticTableProvider::try_new_from_table(table).await?;
+        let schema = Arc::new(Schema::new_with_metadata(
+            scan.schema()
+                .fields()
+                .iter()
+                .map(|f| {
+                    f.as_ref()
+                        .clone()
+                        .with_data_type(plain_type(f.data_type()))
+                        .with_nullable(true)
+                })
+                .collect::<Vec<_>>(),
+            scan.schema().metadata().clone(),
         ));
-    }
-    let scan = IcebergStaticTableProvider::try_new_from_table(table).await?;
-    let schema = Arc::new(Schema::new_with_metadata(
-        scan.schema()
-            .fields()
-            .iter()
-            .map(|f| {
-                f.as_ref()
-                    .clone()
-                    .with_data_type(plain_type(f.data_type()))
-                    .with_nullable(true)
-            })
-            .collect::<Vec<_>>(),
-        scan.schema().metadata().clone(),
-    ));
+        (Arc::new(scan), schema)
+    };
     Ok(AppendableTable::new(
-        Arc::new(scan),
+        scan,
         schema,
         IcebergAppender {
             catalog,
