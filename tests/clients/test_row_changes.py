@@ -7,6 +7,7 @@ Run by scripts/test.sh with AICHEMY_BIN set to the debug binary.
 """
 
 import datetime
+import glob
 import subprocess
 import threading
 
@@ -302,3 +303,31 @@ def test_schema_evolution_both_ways_with_pyiceberg(warehouse):
     assert rows_of(catalog(warehouse).load_table("ev.t"))[1] == {
         "id": 2, "tag": "b", "gone": None, "extra": "b!"
     }
+
+
+def test_expire_snapshots_deletes_only_what_no_snapshot_uses(warehouse):
+    aichemy(
+        warehouse,
+        """
+        CREATE SCHEMA iceberg.ex;
+        CREATE TABLE iceberg.ex.t (x INTEGER);
+        INSERT INTO iceberg.ex.t VALUES 1;
+        INSERT INTO iceberg.ex.t VALUES 2;
+        DELETE FROM iceberg.ex.t WHERE x = 1;
+        """,
+    )
+    location = catalog(warehouse).load_table("ex.t").location().removeprefix("file://")
+    assert len(glob.glob(f"{location}/data/*.parquet")) == 2
+    aichemy(
+        warehouse,
+        """
+        SET SESSION iceberg.expire_snapshots_min_retention = '0s';
+        ALTER TABLE iceberg.ex.t EXECUTE expire_snapshots(retention_threshold => '0s');
+        """,
+    )
+    table = catalog(warehouse).load_table("ex.t")
+    assert len(table.snapshots()) == 1
+    assert table.scan().to_arrow().to_pylist() == [{"x": 2}]
+    # The deleted row's file went; the live one and the current metadata stayed.
+    assert len(glob.glob(f"{location}/data/*.parquet")) == 1
+    assert len(glob.glob(f"{location}/metadata/snap-*.avro")) == 1

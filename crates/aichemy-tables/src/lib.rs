@@ -368,6 +368,23 @@ pub trait TableFormat: Debug + Send + Sync {
         Ok(None)
     }
 
+    /// Expires the versions made current before `older_than_ms` (never the current one
+    /// nor one a branch or tag names) and deletes the files only they referenced; answers
+    /// how many versions and files went.
+    async fn expire_snapshots(
+        &self,
+        _schema: &str,
+        _name: &str,
+        _older_than_ms: i64,
+    ) -> Result<(usize, usize)> {
+        Err(TableError::NotSupported {
+            message: format!(
+                "Procedure expire_snapshots is not supported for {} tables",
+                self.format_name()
+            ),
+        })
+    }
+
     /// Makes an earlier version the table's current one (`rollback_to_snapshot`).
     async fn rollback(&self, _schema: &str, _name: &str, _version: i64) -> Result<()> {
         Err(TableError::NotSupported {

@@ -13,7 +13,7 @@ use crate::dialect;
 use crate::error::{ErrorCode, Result, TrinoError};
 use crate::session::{Output, Session};
 
-use super::is_word;
+use super::{is_word, session_state};
 
 /// `ALTER TABLE name EXECUTE procedure[(arguments)]`, as parsed.
 #[derive(Debug)]
@@ -103,6 +103,56 @@ pub(crate) async fn execute(session: &Session, procedure: TableProcedure) -> Res
                 ));
             };
             rollback(session, &name, snapshot).await?;
+            Ok(Output::update("ALTER TABLE EXECUTE"))
+        }
+        "expire_snapshots" => {
+            let retention = match procedure.arguments.as_slice() {
+                [] => "7d".to_string(),
+                [(name, value)] if name.as_deref().is_none_or(|n| n == "retention_threshold") => {
+                    text_argument(value)?
+                }
+                _ => {
+                    return Err(TrinoError::new(
+                        ErrorCode::INVALID_PROCEDURE_ARGUMENT,
+                        "expire_snapshots takes one argument: retention_threshold",
+                    ))
+                }
+            };
+            let retention = session_state::parse_duration(&retention).ok_or_else(|| {
+                TrinoError::new(
+                    ErrorCode::INVALID_PROCEDURE_ARGUMENT,
+                    format!("Invalid duration: {retention}"),
+                )
+            })?;
+            let minimum = session_state::duration_property(
+                &session.properties,
+                "iceberg.expire_snapshots_min_retention",
+            )
+            .unwrap_or_default();
+            if retention < minimum {
+                return Err(TrinoError::new(
+                    ErrorCode::INVALID_PROCEDURE_ARGUMENT,
+                    format!(
+                        "Retention specified ({}) is shorter than the minimum retention \
+                         configured in the system ({}). Minimum retention can be changed with \
+                         iceberg.expire-snapshots.min-retention configuration property or \
+                         iceberg.expire_snapshots_min_retention session property",
+                        session_state::duration_text(retention),
+                        session_state::duration_text(minimum)
+                    ),
+                ));
+            }
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            let older_than = now.saturating_sub(retention).as_millis() as i64;
+            let format = session.lakehouse().format(&name.catalog)?;
+            if format.load_table(&name.schema, &name.name).await?.is_none() {
+                return Err(TrinoError::table_not_found(&name.to_string()));
+            }
+            format
+                .expire_snapshots(&name.schema, &name.name, older_than)
+                .await?;
             Ok(Output::update("ALTER TABLE EXECUTE"))
         }
         other => Err(TrinoError::new(

@@ -63,7 +63,33 @@ pub const SESSION_PROPERTIES: &[SessionProperty] = &[
         default: "1000000000.00d",
         description: "Maximum CPU time of a query",
     },
+    SessionProperty {
+        name: "iceberg.expire_snapshots_min_retention",
+        default: "7.00d",
+        description: "Minimal retention period for expire_snapshot procedure",
+    },
 ];
+
+/// A session's value of a duration property, else its default.
+pub fn duration_property(properties: &BTreeMap<String, String>, name: &str) -> Option<Duration> {
+    let property = SESSION_PROPERTIES.iter().find(|p| p.name == name)?;
+    properties
+        .get(name)
+        .and_then(|value| parse_duration(value))
+        .or_else(|| parse_duration(property.default))
+}
+
+/// A duration as Trino prints one: in its largest whole unit, with two decimals (`7.00d`,
+/// `1.50h`, `30.00s`).
+pub fn duration_text(duration: Duration) -> String {
+    let seconds = duration.as_secs_f64();
+    for (unit, size) in [("d", 86_400.0), ("h", 3600.0), ("m", 60.0), ("s", 1.0)] {
+        if seconds >= size {
+            return format!("{:.2}{unit}", seconds / size);
+        }
+    }
+    format!("{:.2}ms", seconds * 1000.0)
+}
 
 /// The known property `name`; Trino's error for an unknown one.
 fn session_property(name: &str) -> Result<&'static SessionProperty> {
@@ -541,6 +567,9 @@ mod tests {
         assert_eq!(parse_duration("10 parsecs"), None);
         assert!(check_session_property("query_max_run_time", "2h").is_ok());
         assert!(check_session_property("query_max_run_time", "soon").is_err());
+        assert_eq!(duration_text(parse_duration("7d").unwrap()), "7.00d");
+        assert_eq!(duration_text(parse_duration("90m").unwrap()), "1.50h");
+        assert_eq!(duration_text(parse_duration("0s").unwrap()), "0.00ms");
         assert!(check_session_property("nope", "1s").is_err());
     }
 }

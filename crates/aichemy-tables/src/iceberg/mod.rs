@@ -6,6 +6,7 @@ mod commit;
 mod evolve;
 mod guard;
 mod history;
+mod maintenance;
 mod partitioning;
 mod rows;
 mod storage;
@@ -593,6 +594,16 @@ impl TableFormat for IcebergFormat {
             return Ok(None);
         };
         Ok(Some(history::metadata_table(&table, kind).await?))
+    }
+
+    async fn expire_snapshots(
+        &self,
+        schema: &str,
+        name: &str,
+        older_than_ms: i64,
+    ) -> Result<(usize, usize)> {
+        let table = self.require_table(schema, name).await?;
+        self.expire(&table, older_than_ms).await
     }
 
     async fn rollback(&self, schema: &str, name: &str, version: i64) -> Result<()> {
