@@ -86,6 +86,34 @@ pub struct Committed {
 }
 
 /// The namespace as the SQL catalog keeps it: levels joined by `.`.
+/// What a failed commit of the SQL side (DML, DDL, upkeep) is to the engine: a conflict
+/// stays a conflict (`TRANSACTION_CONFLICT`), a vanished table is missing.
+impl From<CommitError> for crate::TableError {
+    fn from(e: CommitError) -> Self {
+        match e {
+            CommitError::Conflict(message) => crate::TableError::Conflict { message },
+            CommitError::NoSuchTable(table) => crate::TableError::TableNotFound { table },
+            other => crate::TableError::Storage {
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+/// The requirements of a change made against `metadata`: the same table, its `main`
+/// branch still at the snapshot the change read.
+pub(crate) fn main_unmoved(metadata: &TableMetadata) -> Vec<TableRequirement> {
+    vec![
+        TableRequirement::UuidMatch {
+            uuid: metadata.uuid(),
+        },
+        TableRequirement::RefSnapshotIdMatch {
+            r#ref: iceberg::spec::MAIN_BRANCH.to_string(),
+            snapshot_id: metadata.current_snapshot_id(),
+        },
+    ]
+}
+
 pub fn namespace_key(namespace: &NamespaceIdent) -> String {
     namespace.join(".")
 }

@@ -9,7 +9,7 @@ use iceberg::spec::{NestedField, PrimitiveType, Schema, Type};
 use iceberg::table::Table;
 use iceberg::{TableRequirement, TableUpdate};
 
-use super::commit::{CommitError, TableChange};
+use super::commit::TableChange;
 use super::{format_error, types, IcebergFormat};
 use crate::{ColumnChange, Result, TableError};
 
@@ -138,14 +138,7 @@ impl IcebergFormat {
                 TableUpdate::SetCurrentSchema { schema_id: -1 },
             ],
         };
-        self.commit_changes(vec![change])
-            .await
-            .map_err(|e| match e {
-                CommitError::Conflict(message) => TableError::Conflict { message },
-                other => TableError::Storage {
-                    message: other.to_string(),
-                },
-            })?;
+        self.commit_changes(vec![change]).await?;
         Ok(())
     }
 }

@@ -17,10 +17,10 @@ use iceberg::spec::{
     MAIN_BRANCH,
 };
 use iceberg::table::Table;
-use iceberg::{TableRequirement, TableUpdate};
+use iceberg::TableUpdate;
 use iceberg_datafusion::IcebergStaticTableProvider;
 
-use super::commit::TableChange;
+use super::commit::{main_unmoved, TableChange};
 use super::{format_error, IcebergFormat};
 use crate::{Result, TableError, TableVersion};
 
@@ -123,15 +123,7 @@ impl IcebergFormat {
         }
         let change = TableChange {
             ident: table.identifier().clone(),
-            requirements: vec![
-                TableRequirement::UuidMatch {
-                    uuid: metadata.uuid(),
-                },
-                TableRequirement::RefSnapshotIdMatch {
-                    r#ref: MAIN_BRANCH.to_string(),
-                    snapshot_id: metadata.current_snapshot_id(),
-                },
-            ],
+            requirements: main_unmoved(metadata),
             updates: vec![TableUpdate::SetSnapshotRef {
                 ref_name: MAIN_BRANCH.to_string(),
                 reference: SnapshotReference::new(
@@ -140,11 +132,7 @@ impl IcebergFormat {
                 ),
             }],
         };
-        self.commit_changes(vec![change])
-            .await
-            .map_err(|e| TableError::Conflict {
-                message: e.to_string(),
-            })?;
+        self.commit_changes(vec![change]).await?;
         Ok(())
     }
 }

@@ -6,13 +6,13 @@
 
 use std::collections::HashSet;
 
-use iceberg::spec::{ManifestList, SnapshotRef, TableMetadata, MAIN_BRANCH};
+use iceberg::spec::{ManifestList, SnapshotRef, TableMetadata};
 use iceberg::table::Table;
-use iceberg::{TableRequirement, TableUpdate};
+use iceberg::TableUpdate;
 
-use super::commit::{CommitError, TableChange};
+use super::commit::{main_unmoved, TableChange};
 use super::{format_error, IcebergFormat};
-use crate::{Result, TableError};
+use crate::Result;
 
 /// The snapshots a branch or tag names (iceberg-rust keeps the references private; the
 /// serialized metadata has them).
@@ -85,27 +85,12 @@ impl IcebergFormat {
         let candidates = files_of(table, &expired, true).await?;
         let change = TableChange {
             ident: table.identifier().clone(),
-            requirements: vec![
-                TableRequirement::UuidMatch {
-                    uuid: metadata.uuid(),
-                },
-                TableRequirement::RefSnapshotIdMatch {
-                    r#ref: MAIN_BRANCH.to_string(),
-                    snapshot_id: metadata.current_snapshot_id(),
-                },
-            ],
+            requirements: main_unmoved(metadata),
             updates: vec![TableUpdate::RemoveSnapshots {
                 snapshot_ids: expired.iter().map(|s| s.snapshot_id()).collect(),
             }],
         };
-        self.commit_changes(vec![change])
-            .await
-            .map_err(|e| match e {
-                CommitError::Conflict(message) => TableError::Conflict { message },
-                other => TableError::Storage {
-                    message: other.to_string(),
-                },
-            })?;
+        self.commit_changes(vec![change]).await?;
         // Committed: the files only the expired snapshots used are garbage now. Deleting
         // them is best effort (what stays is an orphan for remove_orphan_files).
         let mut deleted = 0;

@@ -555,11 +555,7 @@ impl TableFormat for IcebergFormat {
             }],
             updates: vec![update],
         };
-        self.commit_changes(vec![change])
-            .await
-            .map_err(|e| TableError::Storage {
-                message: e.to_string(),
-            })?;
+        self.commit_changes(vec![change]).await?;
         Ok(())
     }
 

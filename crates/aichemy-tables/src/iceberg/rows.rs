@@ -46,8 +46,8 @@ use iceberg::spec::{
 use iceberg::table::Table;
 use iceberg::{TableRequirement, TableUpdate};
 
-use super::commit::{check_write_paths, CommitError, TableChange};
-use super::write::{df_error, plain_type, TableWriter};
+use super::commit::{check_write_paths, main_unmoved, CommitError, TableChange};
+use super::write::{df_error, plain_type, planned_field, TableWriter};
 use super::{format_error, IcebergFormat};
 use crate::{Result, RowLevelTable, TableError, PATH_COLUMN, POSITION_COLUMN};
 
@@ -102,7 +102,7 @@ impl RowLevelTable for IcebergRows {
                 .format
                 .current(ident)
                 .await
-                .map_err(commit_error)?
+                .map_err(TableError::from)?
                 .metadata;
             // The new files follow the schema and partitioning they were written with.
             if current.current_schema_id() != base.current_schema_id()
@@ -143,7 +143,7 @@ impl RowLevelTable for IcebergRows {
                     self.format.retry.wait(attempt).await;
                 }
                 Err(CommitError::Conflict(message)) => return Err(conflict(message)),
-                Err(e) => return Err(commit_error(e)),
+                Err(e) => return Err(e.into()),
             }
         }
     }
@@ -161,16 +161,6 @@ fn datafusion_error(e: DataFusionError) -> TableError {
         other => TableError::Format {
             format: "Iceberg",
             source: Box::new(other),
-        },
-    }
-}
-
-fn commit_error(e: CommitError) -> TableError {
-    match e {
-        CommitError::Conflict(message) => conflict(message),
-        CommitError::NoSuchTable(table) => TableError::TableNotFound { table },
-        other => TableError::Storage {
-            message: other.to_string(),
         },
     }
 }
@@ -358,21 +348,15 @@ async fn overwrite_snapshot(
                 .map_or(0, |d| d.as_millis() as i64),
         )
         .build();
-    let requirements = vec![
-        TableRequirement::UuidMatch {
-            uuid: current.uuid(),
-        },
-        TableRequirement::RefSnapshotIdMatch {
-            r#ref: MAIN_BRANCH.to_string(),
-            snapshot_id: parent_id,
-        },
+    let mut requirements = main_unmoved(current);
+    requirements.extend([
         TableRequirement::CurrentSchemaIdMatch {
             current_schema_id: current.current_schema_id(),
         },
         TableRequirement::DefaultSpecIdMatch {
             default_spec_id: current.default_partition_spec_id(),
         },
-    ];
+    ]);
     Ok((snapshot, requirements))
 }
 
@@ -513,12 +497,7 @@ impl PathScan {
         let plain: Vec<Field> = arrow
             .fields()
             .iter()
-            .map(|f| {
-                f.as_ref()
-                    .clone()
-                    .with_data_type(plain_type(f.data_type()))
-                    .with_nullable(true)
-            })
+            .map(|f| planned_field(f))
             .chain(added.clone())
             .collect();
         let read: Vec<Field> = arrow

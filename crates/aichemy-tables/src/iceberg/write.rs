@@ -77,12 +77,7 @@ pub(crate) async fn table_provider(
             scan.schema()
                 .fields()
                 .iter()
-                .map(|f| {
-                    f.as_ref()
-                        .clone()
-                        .with_data_type(plain_type(f.data_type()))
-                        .with_nullable(true)
-                })
+                .map(|f| planned_field(f))
                 .collect::<Vec<_>>(),
             scan.schema().metadata().clone(),
         ));
@@ -315,6 +310,15 @@ fn conform(batch: &RecordBatch, schema: &SchemaRef) -> DFResult<RecordBatch> {
         }
     }
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+/// A column as the engine plans with it: [`plain_type`], and nullable so that the sink
+/// checks NOT NULL columns and names the column in its error.
+pub(super) fn planned_field(field: &Field) -> Field {
+    field
+        .clone()
+        .with_data_type(plain_type(field.data_type()))
+        .with_nullable(true)
 }
 
 /// A type with the metadata of its nested fields removed. DataFusion does not carry field
