@@ -162,9 +162,12 @@ def test_a_cpu_bound_query_leaves_the_server_responsive(server):
                 assert cur.fetchall() == [[1]]
             select_times.append(timed(select_one))
         select_times.sort()
-        # p99 of 100 and the slowest but none of 30.
+        # p99 of 100, and 27 of 30 queries: a query's task waits for a worker only when
+        # the busy query's tasks hold every one in a long poll, which happens now and
+        # then on a loaded machine (one CI run saw 4.6 s and 0.26 s among 30). Sharing
+        # the HTTP runtime, or one worker per partition, makes most of them slow.
         assert info_times[98] < 0.2, info_times[-5:]
-        assert select_times[-2] < 0.2, select_times[-5:]
+        assert select_times[26] < 0.2, select_times[-5:]
     finally:
         stop.set()
         urllib.request.urlopen(urllib.request.Request(busy["nextUri"], method="DELETE"))
