@@ -1,9 +1,10 @@
 //! Trino's varbinary functions: `to_utf8`/`from_utf8`; the base64, base32 and hex
 //! encodings; integers and IEEE 754 floats as big-endian bytes; and the hashes `crc32`,
-//! `xxhash64`, `murmur3`, `sha1` and `hmac_md5|sha1|sha256|sha512`. Decoding accepts and
+//! `xxhash64`, `murmur3`, `md5`, `sha1`, `sha256`, `sha512` and `hmac_md5|sha1|sha256|sha512`. Decoding accepts and
 //! refuses what the Java libraries behind Trino do (`java.util.Base64`, Guava's base32,
 //! `HexFormat`, airlift's UTF-8 repair), with their messages. `to_hex` replaces
-//! DataFusion's and still hands it integers.
+//! DataFusion's and still hands it integers; `md5`, `sha256` and `sha512` replace
+//! DataFusion's, which take text and answer it in hex, with Trino's varbinary ones.
 
 use std::any::Any;
 use std::io::Cursor;
@@ -60,7 +61,10 @@ enum Op {
     Crc32,
     Xxhash64,
     Murmur3,
+    Md5,
     Sha1,
+    Sha256,
+    Sha512,
     HmacMd5,
     HmacSha1,
     HmacSha256,
@@ -68,7 +72,7 @@ enum Op {
 }
 
 impl Op {
-    const ALL: [Op; 26] = [
+    const ALL: [Op; 29] = [
         Op::ToUtf8,
         Op::FromUtf8,
         Op::ToBase64,
@@ -90,7 +94,10 @@ impl Op {
         Op::Crc32,
         Op::Xxhash64,
         Op::Murmur3,
+        Op::Md5,
         Op::Sha1,
+        Op::Sha256,
+        Op::Sha512,
         Op::HmacMd5,
         Op::HmacSha1,
         Op::HmacSha256,
@@ -120,7 +127,10 @@ impl Op {
             Op::Crc32 => "crc32",
             Op::Xxhash64 => "xxhash64",
             Op::Murmur3 => "murmur3",
+            Op::Md5 => "md5",
             Op::Sha1 => "sha1",
+            Op::Sha256 => "sha256",
+            Op::Sha512 => "sha512",
             Op::HmacMd5 => "hmac_md5",
             Op::HmacSha1 => "hmac_sha1",
             Op::HmacSha256 => "hmac_sha256",
@@ -270,7 +280,10 @@ impl Op {
                 let hash = murmur3::murmur3_x64_128(&mut Cursor::new(*input), 0)?;
                 bytes(hash.to_le_bytes().to_vec())
             }
+            (Op::Md5, [Arg::Bytes(input)]) => bytes(Md5::digest(input).to_vec()),
             (Op::Sha1, [Arg::Bytes(input)]) => bytes(Sha1::digest(input).to_vec()),
+            (Op::Sha256, [Arg::Bytes(input)]) => bytes(Sha256::digest(input).to_vec()),
+            (Op::Sha512, [Arg::Bytes(input)]) => bytes(Sha512::digest(input).to_vec()),
             (Op::HmacMd5, [Arg::Bytes(input), Arg::Bytes(key)]) => {
                 bytes(mac_of::<Hmac<Md5>>(input, key)?)
             }
