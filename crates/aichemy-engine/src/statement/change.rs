@@ -21,7 +21,6 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::catalog::TableProvider;
-use datafusion::dataframe::DataFrame;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::sql::sqlparser::ast::{
@@ -37,7 +36,6 @@ use crate::dialect;
 use crate::error::{ErrorCode, Result, TrinoError};
 use crate::planner::{plan_statement, Scope};
 use crate::session::Session;
-use crate::stop::stoppable;
 
 /// Trino's message when a connector cannot change rows.
 const MODIFYING_ROWS: &str = "This connector does not support modifying table rows";
@@ -150,10 +148,7 @@ impl Target {
         if rewrite {
             self.check_types(&plan)?;
         }
-        let frame = DataFrame::new(state, plan);
-        let task = Arc::new(frame.task_ctx());
-        let physical = stoppable(frame.create_physical_plan().await?, &session.stop)?;
-        Ok(datafusion::physical_plan::execute_stream(physical, task)?)
+        super::query::execute(session, plan, state).await
     }
 
     /// A rewrite pass must produce values of the table's column types (assignments of

@@ -4,12 +4,13 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::AsArray;
-use datafusion::arrow::datatypes::{DataType, SchemaRef, UInt64Type};
+use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef, UInt64Type};
 use datafusion::catalog::TableProvider;
 use datafusion::common::Column;
 use datafusion::dataframe::DataFrame;
 use datafusion::datasource::provider_as_source;
 use datafusion::execution::context::SessionState;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{ExprSchemable, LogicalPlan, LogicalPlanBuilder};
 use datafusion::prelude::Expr as PlanExpr;
@@ -28,14 +29,24 @@ use crate::stop::stoppable;
 /// Plans and starts a query or `EXPLAIN`; its rows stream as they are computed.
 pub(crate) async fn run(session: &Session, statement: Statement) -> Result<Output> {
     let (plan, state) = plan_statement(session.lakehouse(), statement, session.scope(), 0).await?;
+    let stream = execute(session, plan, state).await?;
+    // The types of the plan as analyzed (a CAST of JSON is a function, whose field does
+    // not carry the `json` name the written CAST's would).
+    let schema: SchemaRef = stream.schema();
+    Ok(Output::Rows { schema, stream })
+}
+
+/// Starts a planned query that the session's cancel and limits stop; its rows stream as
+/// they are computed.
+pub(crate) async fn execute(
+    session: &Session,
+    plan: LogicalPlan,
+    state: SessionState,
+) -> Result<SendableRecordBatchStream> {
     let frame = DataFrame::new(state, plan);
     let task = Arc::new(frame.task_ctx());
     let physical = stoppable(frame.create_physical_plan().await?, &session.stop)?;
-    // The types of the plan as analyzed (a CAST of JSON is a function, whose field does
-    // not carry the `json` name the written CAST's would).
-    let schema: SchemaRef = physical.schema();
-    let stream = datafusion::physical_plan::execute_stream(physical, task)?;
-    Ok(Output::Rows { schema, stream })
+    Ok(datafusion::physical_plan::execute_stream(physical, task)?)
 }
 
 /// Runs an INSERT after checking that its columns fit the table as Trino would;
@@ -140,7 +151,29 @@ pub(crate) async fn append(
     plan: LogicalPlan,
     state: SessionState,
 ) -> Result<u64> {
-    let target = table.schema();
+    let plan = conformed(name, plan, &table.schema())?;
+    let reference = TableReference::full(
+        name.catalog.as_str(),
+        name.schema.as_str(),
+        name.name.as_str(),
+    );
+    let plan = LogicalPlanBuilder::insert_into(
+        plan,
+        reference,
+        provider_as_source(table),
+        InsertOp::Append,
+    )?
+    .build()?;
+    write(session, plan, state).await
+}
+
+/// A query's rows as the columns of table `name` (`target`), matched by position: each
+/// cast to the column's type and named as the column.
+pub(crate) fn conformed(
+    name: &QualifiedName,
+    plan: LogicalPlan,
+    target: &Schema,
+) -> Result<LogicalPlan> {
     let source = plan.schema().clone();
     if target.fields().len() != source.fields().len() {
         return Err(TrinoError::internal(format!(
@@ -159,28 +192,13 @@ pub(crate) async fn append(
                 .alias(field.name()))
         })
         .collect::<Result<Vec<_>>>()?;
-    let reference = TableReference::full(
-        name.catalog.as_str(),
-        name.schema.as_str(),
-        name.name.as_str(),
-    );
-    let plan = LogicalPlanBuilder::from(plan).project(columns)?.build()?;
-    let plan = LogicalPlanBuilder::insert_into(
-        plan,
-        reference,
-        provider_as_source(table),
-        InsertOp::Append,
-    )?
-    .build()?;
-    write(session, plan, state).await
+    Ok(LogicalPlanBuilder::from(plan).project(columns)?.build()?)
 }
 
 /// Runs a planned write to its end; answers the number of rows written.
 async fn write(session: &Session, plan: LogicalPlan, state: SessionState) -> Result<u64> {
-    let frame = DataFrame::new(state, plan);
-    let task = Arc::new(frame.task_ctx());
-    let physical = stoppable(frame.create_physical_plan().await?, &session.stop)?;
-    let batches = datafusion::physical_plan::collect(physical, task).await?;
+    let batches: Vec<_> =
+        futures::TryStreamExt::try_collect(execute(session, plan, state).await?).await?;
     Ok(batches
         .iter()
         .filter(|b| b.num_columns() > 0)
