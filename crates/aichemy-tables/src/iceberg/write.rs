@@ -21,7 +21,7 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
 use futures::StreamExt;
 use iceberg::arrow::{schema_to_arrow_schema, RecordBatchPartitionSplitter};
-use iceberg::spec::{DataFile, DataFileFormat};
+use iceberg::spec::{DataFile, DataFileFormat, PartitionKey, Struct};
 use iceberg::table::Table;
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
 use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
@@ -31,7 +31,6 @@ use iceberg::writer::file_writer::location_generator::{
 use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
 use iceberg::writer::file_writer::ParquetWriterBuilder;
 use iceberg::writer::partitioning::fanout_writer::FanoutWriter;
-use iceberg::writer::partitioning::unpartitioned_writer::UnpartitionedWriter;
 use iceberg::writer::partitioning::PartitioningWriter;
 use iceberg::{Catalog, ErrorKind, TableIdent};
 use iceberg_datafusion::IcebergStaticTableProvider;
@@ -203,7 +202,9 @@ type FileWriterBuilder =
     DataFileWriterBuilder<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
 
 enum Files {
-    Unpartitioned(Box<UnpartitionedWriter<FileWriterBuilder>>),
+    /// One writer for every row, under the unpartitioned spec's key: its files name that
+    /// spec's id, which is not 0 once a table had another spec.
+    Unpartitioned(Box<(PartitionKey, FanoutWriter<FileWriterBuilder>)>),
     Partitioned(
         Box<(
             RecordBatchPartitionSplitter,
@@ -240,7 +241,12 @@ impl TableWriter {
         let builder = DataFileWriterBuilder::new(rolling);
         let spec = metadata.default_partition_spec().clone();
         let files = if spec.is_unpartitioned() {
-            Files::Unpartitioned(Box::new(UnpartitionedWriter::new(builder)))
+            let key = PartitionKey::new(
+                spec.as_ref().clone(),
+                iceberg_schema.clone(),
+                Struct::empty(),
+            );
+            Files::Unpartitioned(Box::new((key, FanoutWriter::new(builder))))
         } else {
             Files::Partitioned(Box::new((
                 RecordBatchPartitionSplitter::try_new_with_computed_values(
@@ -259,7 +265,10 @@ impl TableWriter {
     pub(super) async fn write(&mut self, batch: RecordBatch) -> DFResult<()> {
         let batch = conform(&batch, &self.schema)?;
         match &mut self.files {
-            Files::Unpartitioned(writer) => writer.write(batch).await.map_err(df_error),
+            Files::Unpartitioned(parts) => {
+                let (key, writer) = parts.as_mut();
+                writer.write(key.clone(), batch).await.map_err(df_error)
+            }
             Files::Partitioned(parts) => {
                 let (splitter, writer) = parts.as_mut();
                 for (key, part) in splitter.split(&batch).map_err(df_error)? {
@@ -272,7 +281,7 @@ impl TableWriter {
 
     pub(super) async fn close(self) -> iceberg::Result<Vec<DataFile>> {
         match self.files {
-            Files::Unpartitioned(writer) => writer.close().await,
+            Files::Unpartitioned(parts) => parts.1.close().await,
             Files::Partitioned(parts) => parts.1.close().await,
         }
     }
