@@ -1,9 +1,10 @@
 """dbt-trino (dbt-core 1.10) runs a small medallion project (tests/clients/dbt_medallion)
 against `aichemy serve`, unchanged: incremental models kept by `merge`, `delete+insert` and
-`append`, a `dbt snapshot` with the timestamp strategy, a gold table and view, dbt tests on
-every layer and persisted docs. A second `dbt build` after bronze rows were updated,
-inserted and given a new column gives the right silver, gold and snapshot rows; a merge
-that two source rows would apply to one target row fails and leaves silver as it was.
+`append`, a `dbt snapshot` with the timestamp strategy, a gold table (replaced by `CREATE
+OR REPLACE TABLE`) and view, dbt tests on every layer and persisted docs. A second `dbt
+build` after bronze rows were updated, inserted and given a new column gives the right
+silver, gold and snapshot rows; a merge that two source rows would apply to one target row
+fails and leaves silver as it was.
 
 Run by scripts/test.sh with AICHEMY_BIN set to the debug binary.
 """
@@ -129,6 +130,10 @@ def test_dbt_builds_the_medallion_twice_and_follows_changed_rows(lakehouse):
                  "ORDER BY 1") == [[i] for i in range(1, 8)]
     assert query(lakehouse, "SELECT * FROM iceberg.medallion_gold.customer_revenue "
                  "ORDER BY 1") == [["ann", 1, 10.0], ["bob", 1, 20.0], ["cat", 1, 40.0]]
+    # The gold table was replaced in place (on_table_exists='replace'): one table, two
+    # snapshots.
+    assert query(lakehouse, "SELECT count(*) FROM "
+                 'iceberg.medallion_gold."customer_revenue$snapshots"') == [[2]]
     assert query(lakehouse, "SELECT * FROM iceberg.medallion_gold.open_orders "
                  "ORDER BY 1") == [[2, "bob", 1], [4, "cat", 1]]
     # The snapshot closed the old versions of orders 1 and 3 when their new ones arrived.

@@ -331,3 +331,31 @@ def test_expire_snapshots_deletes_only_what_no_snapshot_uses(warehouse):
     # The deleted row's file went; the live one and the current metadata stayed.
     assert len(glob.glob(f"{location}/data/*.parquet")) == 1
     assert len(glob.glob(f"{location}/metadata/snap-*.avro")) == 1
+
+
+def test_pyiceberg_reads_a_replaced_table_and_its_history(warehouse):
+    aichemy(
+        warehouse,
+        """
+        CREATE SCHEMA iceberg.rp;
+        CREATE TABLE iceberg.rp.t (id INTEGER, tag VARCHAR) WITH (partitioning = ARRAY['tag']);
+        INSERT INTO iceberg.rp.t VALUES (1, 'a'), (2, 'b');
+        CREATE OR REPLACE TABLE iceberg.rp.t COMMENT 'replaced'
+            WITH (partitioning = ARRAY['bucket(tag, 2)'])
+            AS SELECT tag, id * 10 AS tens FROM iceberg.rp.t;
+        """,
+    )
+    table = catalog(warehouse).load_table("rp.t")
+    assert [f.name for f in table.schema().fields] == ["tag", "tens"]
+    assert table.properties["comment"] == "replaced"
+    assert str(table.spec().fields[0].transform) == "bucket[2]"
+    assert sorted(table.scan().to_arrow().to_pylist(), key=lambda r: r["tag"]) == [
+        {"tag": "a", "tens": 10}, {"tag": "b", "tens": 20}]
+    # The first snapshot still reads, with the columns it was written with.
+    first, current = sorted(table.snapshots(), key=lambda s: s.timestamp_ms)
+    assert current.parent_snapshot_id is None
+    old = table.scan(snapshot_id=first.snapshot_id).to_arrow()
+    assert sorted(old.to_pylist(), key=lambda r: r["id"]) == [
+        {"id": 1, "tag": "a"}, {"id": 2, "tag": "b"}]
+    assert aichemy(warehouse, f"SELECT count(*) AS n FROM iceberg.rp.t FOR VERSION AS OF "
+                   f"{first.snapshot_id} WHERE id = 2") == [{"n": 1}]

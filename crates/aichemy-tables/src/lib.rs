@@ -308,6 +308,21 @@ pub trait TableFormat: Debug + Send + Sync {
     /// Loads a table; `None` when it does not exist.
     async fn load_table(&self, schema: &str, name: &str) -> Result<Option<TableHandle>>;
     async fn create_table(&self, request: CreateTableRequest) -> Result<()>;
+    /// Replaces an existing table's columns, properties and rows in one commit (`CREATE
+    /// OR REPLACE TABLE [AS …]`), keeping its history; `rows` has the new columns, in
+    /// order. Answers the number of rows written.
+    async fn replace_table(
+        &self,
+        _request: CreateTableRequest,
+        _rows: datafusion::execution::SendableRecordBatchStream,
+    ) -> Result<u64> {
+        Err(TableError::NotSupported {
+            message: format!(
+                "This connector does not support replacing tables ({} tables)",
+                self.format_name()
+            ),
+        })
+    }
     /// Drops a table and, for managed tables, deletes its data.
     async fn drop_table(&self, schema: &str, name: &str) -> Result<()>;
     async fn rename_table(&self, from: (&str, &str), to: (&str, &str)) -> Result<()>;

@@ -1,8 +1,11 @@
 //! Data definition: schemas, tables and views.
 
+use std::sync::Arc;
+
 use aichemy_metastore::{ViewColumn, ViewRecord};
 use aichemy_tables::{ColumnChange, ColumnSpec, CreateTableRequest, PropertyValue, TableError};
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::sql::sqlparser::ast::{
     AlterColumnOperation, AlterTable, AlterTableOperation, ColumnDef, ColumnOption, CommentDef,
     CommentObject, CreateTable, CreateTableOptions, CreateView, Expr, ObjectName,
@@ -315,13 +318,23 @@ fn storable(data_type: &DataType) -> DataType {
     }
 }
 
+/// The Arrow schema of declared columns.
+fn arrow_schema(columns: &[ColumnSpec]) -> Schema {
+    Schema::new(
+        columns
+            .iter()
+            .map(|c| Field::new(&c.name, c.data_type.clone(), c.nullable))
+            .collect::<Vec<_>>(),
+    )
+}
+
 pub async fn create_table(session: &Session, create: CreateTable) -> Result<Output> {
     let lakehouse = session.lakehouse();
     let name = session.qualify(&create.name)?;
     let format = lakehouse.format(&name.catalog)?.clone();
-    if create.or_replace {
+    if create.or_replace && create.if_not_exists {
         return Err(TrinoError::not_supported(
-            "CREATE OR REPLACE TABLE is not supported yet",
+            "'CREATE OR REPLACE' and 'IF NOT EXISTS' clauses can not be used together",
         ));
     }
     let options = match &create.table_options {
@@ -347,13 +360,15 @@ pub async fn create_table(session: &Session, create: CreateTable) -> Result<Outp
     lakehouse
         .require_schema(&name.catalog, &name.schema)
         .await?;
-    let exists = format.load_table(&name.schema, &name.name).await?.is_some()
-        || lakehouse
-            .metastore()
-            .get_view(&name.catalog, &name.schema, &name.name)
-            .await?
-            .is_some();
-    if exists {
+    let table_exists = format.load_table(&name.schema, &name.name).await?.is_some();
+    let view_exists = lakehouse
+        .metastore()
+        .get_view(&name.catalog, &name.schema, &name.name)
+        .await?
+        .is_some();
+    // CREATE OR REPLACE of an existing table replaces it in one commit, keeping its history.
+    let replace = table_exists && create.or_replace;
+    if view_exists || (table_exists && !replace) {
         if create.if_not_exists {
             return Ok(Output::Update {
                 update_type: "CREATE TABLE".into(),
@@ -373,15 +388,23 @@ pub async fn create_table(session: &Session, create: CreateTable) -> Result<Outp
             .map(column_spec)
             .collect::<Result<Vec<_>>>()?;
         check_unique_columns(&columns)?;
-        format
-            .create_table(CreateTableRequest {
-                schema: name.schema.clone(),
-                name: name.name.clone(),
-                columns,
-                comment,
-                properties,
-            })
-            .await?;
+        let request = CreateTableRequest {
+            schema: name.schema.clone(),
+            name: name.name.clone(),
+            columns,
+            comment,
+            properties,
+        };
+        if replace {
+            let schema = Arc::new(arrow_schema(&request.columns));
+            let nothing = Box::pin(RecordBatchStreamAdapter::new(
+                schema,
+                futures::stream::empty(),
+            ));
+            format.replace_table(request, nothing).await?;
+        } else {
+            format.create_table(request).await?;
+        }
         return Ok(Output::update("CREATE TABLE"));
     };
 
@@ -420,15 +443,23 @@ pub async fn create_table(session: &Session, create: CreateTable) -> Result<Outp
         });
     }
     check_unique_columns(&columns)?;
-    format
-        .create_table(CreateTableRequest {
-            schema: name.schema.clone(),
-            name: name.name.clone(),
-            columns,
-            comment,
-            properties,
-        })
-        .await?;
+    let request = CreateTableRequest {
+        schema: name.schema.clone(),
+        name: name.name.clone(),
+        columns,
+        comment,
+        properties,
+    };
+    if replace {
+        let plan = query::conformed(&name, plan, &arrow_schema(&request.columns))?;
+        let rows = query::execute(session, plan, state).await?;
+        let count = format.replace_table(request, rows).await?;
+        return Ok(Output::Update {
+            update_type: "CREATE TABLE".into(),
+            count: Some(count),
+        });
+    }
+    format.create_table(request).await?;
     let result = async {
         let table = lakehouse
             .load_table(&name)

@@ -8,6 +8,7 @@ mod guard;
 mod history;
 mod maintenance;
 mod partitioning;
+mod replace;
 mod rows;
 mod storage;
 mod types;
@@ -189,6 +190,42 @@ impl IcebergFormat {
 
     fn namespace(schema: &str) -> NamespaceIdent {
         NamespaceIdent::new(schema.to_string())
+    }
+
+    /// Refuses the table properties an Iceberg table cannot take.
+    fn check_properties(&self, request: &CreateTableRequest) -> Result<()> {
+        for (key, _) in &request.properties {
+            if !TABLE_PROPERTIES.contains(&key.as_str()) {
+                return Err(TableError::InvalidProperty {
+                    property: key.clone(),
+                    message: format!(
+                        "Catalog '{}' table property '{key}' does not exist",
+                        self.catalog_name
+                    ),
+                });
+            }
+        }
+        if let Some(format) = request.string_property("format")? {
+            if !format.eq_ignore_ascii_case("PARQUET") {
+                return Err(TableError::InvalidProperty {
+                    property: "format".into(),
+                    message: format!("File format {format} is not supported; use PARQUET"),
+                });
+            }
+        }
+        if let Some((_, version)) = request
+            .properties
+            .iter()
+            .find(|(k, _)| k == "format_version")
+        {
+            if *version != PropertyValue::Number("2".into()) {
+                return Err(TableError::InvalidProperty {
+                    property: "format_version".into(),
+                    message: "only format_version = 2 is supported".into(),
+                });
+            }
+        }
+        Ok(())
     }
 
     fn qualified(&self, schema: &str, name: &str) -> String {
@@ -376,37 +413,7 @@ impl TableFormat for IcebergFormat {
 
     async fn create_table(&self, request: CreateTableRequest) -> Result<()> {
         self.require_schema(&request.schema).await?;
-        for (key, _) in &request.properties {
-            if !TABLE_PROPERTIES.contains(&key.as_str()) {
-                return Err(TableError::InvalidProperty {
-                    property: key.clone(),
-                    message: format!(
-                        "Catalog '{}' table property '{key}' does not exist",
-                        self.catalog_name
-                    ),
-                });
-            }
-        }
-        if let Some(format) = request.string_property("format")? {
-            if !format.eq_ignore_ascii_case("PARQUET") {
-                return Err(TableError::InvalidProperty {
-                    property: "format".into(),
-                    message: format!("File format {format} is not supported; use PARQUET"),
-                });
-            }
-        }
-        if let Some((_, version)) = request
-            .properties
-            .iter()
-            .find(|(k, _)| k == "format_version")
-        {
-            if *version != PropertyValue::Number("2".into()) {
-                return Err(TableError::InvalidProperty {
-                    property: "format_version".into(),
-                    message: "only format_version = 2 is supported".into(),
-                });
-            }
-        }
+        self.check_properties(&request)?;
         let ident = TableIdent::new(Self::namespace(&request.schema), request.name.clone());
         if self
             .catalog
@@ -419,17 +426,7 @@ impl TableFormat for IcebergFormat {
             });
         }
         let schema = types::schema_from_columns(&request.columns)?;
-        let partition_fields = match request.properties.iter().find(|(k, _)| k == "partitioning") {
-            None => Vec::new(),
-            Some((_, PropertyValue::Array(items))) => items.clone(),
-            Some(_) => {
-                return Err(TableError::InvalidProperty {
-                    property: "partitioning".into(),
-                    message: "expected an array of strings".into(),
-                })
-            }
-        };
-        let spec = partitioning::partition_spec(&schema, &partition_fields)?;
+        let spec = partitioning::partition_spec(&schema, &partition_fields(&request)?)?;
         let mut properties =
             HashMap::from([("write.format.default".to_string(), "parquet".to_string())]);
         if let Some(comment) = &request.comment {
@@ -464,6 +461,14 @@ impl TableFormat for IcebergFormat {
             .await
             .map_err(format_error)?;
         Ok(())
+    }
+
+    async fn replace_table(
+        &self,
+        request: CreateTableRequest,
+        rows: datafusion::execution::SendableRecordBatchStream,
+    ) -> Result<u64> {
+        self.replace(request, rows).await
     }
 
     async fn drop_table(&self, schema: &str, name: &str) -> Result<()> {
@@ -622,4 +627,16 @@ impl IcebergFormat {
 /// Whether an Arrow type can be stored in an Iceberg column.
 pub fn supports_type(data_type: &DataType) -> bool {
     types::iceberg_type(data_type, &mut types::FieldIds::new()).is_some()
+}
+
+/// The fields of `partitioning = ARRAY[…]`; none when the property is absent.
+fn partition_fields(request: &CreateTableRequest) -> Result<Vec<String>> {
+    match request.properties.iter().find(|(k, _)| k == "partitioning") {
+        None => Ok(Vec::new()),
+        Some((_, PropertyValue::Array(items))) => Ok(items.clone()),
+        Some(_) => Err(TableError::InvalidProperty {
+            property: "partitioning".into(),
+            message: "expected an array of strings".into(),
+        }),
+    }
 }

@@ -149,7 +149,7 @@ impl RowLevelTable for IcebergRows {
     }
 }
 
-fn datafusion_error(e: DataFusionError) -> TableError {
+pub(super) fn datafusion_error(e: DataFusionError) -> TableError {
     match e {
         DataFusionError::External(inner) => match inner.downcast::<TableError>() {
             Ok(table) => *table,
@@ -195,7 +195,7 @@ fn deletes_since(current: &TableMetadata, base: Option<i64>) -> bool {
 /// The next snapshot of `current`: its manifests with the entries of `removed` marked
 /// deleted (manifests without any kept as they are), plus one manifest of `added`; and the
 /// requirements under which it may be committed (`main` still at `current`'s snapshot).
-async fn overwrite_snapshot(
+pub(super) async fn overwrite_snapshot(
     format: &IcebergFormat,
     current: &TableMetadata,
     removed: &HashSet<String>,

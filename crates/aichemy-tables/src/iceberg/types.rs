@@ -28,7 +28,13 @@ impl FieldIds {
 
 /// Builds the Iceberg schema of a new table from the declared columns.
 pub(crate) fn schema_from_columns(columns: &[ColumnSpec]) -> Result<Schema> {
-    let mut ids = FieldIds::new();
+    schema_with_ids_after(columns, 0)
+}
+
+/// Builds an Iceberg schema from the declared columns with field ids above `last`: a
+/// table's replacement schema, whose fields are new fields of the table.
+pub(crate) fn schema_with_ids_after(columns: &[ColumnSpec], last: i32) -> Result<Schema> {
+    let mut ids = FieldIds(last);
     let mut fields = Vec::with_capacity(columns.len());
     for column in columns {
         let id = ids.next();
