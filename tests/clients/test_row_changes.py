@@ -359,3 +359,28 @@ def test_pyiceberg_reads_a_replaced_table_and_its_history(warehouse):
         {"id": 1, "tag": "a"}, {"id": 2, "tag": "b"}]
     assert aichemy(warehouse, f"SELECT count(*) AS n FROM iceberg.rp.t FOR VERSION AS OF "
                    f"{first.snapshot_id} WHERE id = 2") == [{"n": 1}]
+
+
+def test_pyiceberg_reads_and_writes_across_a_partition_evolution(warehouse):
+    aichemy(
+        warehouse,
+        """
+        CREATE SCHEMA iceberg.pe;
+        CREATE TABLE iceberg.pe.t (id INTEGER, tag VARCHAR);
+        INSERT INTO iceberg.pe.t VALUES (1, 'a');
+        ALTER TABLE iceberg.pe.t SET PROPERTIES partitioning = ARRAY['tag'];
+        INSERT INTO iceberg.pe.t VALUES (2, 'b'), (3, 'b');
+        """,
+    )
+    table = catalog(warehouse).load_table("pe.t")
+    assert [f.name for f in table.spec().fields] == ["tag"]
+    assert len(table.specs()) == 2
+    files = {task.file.spec_id for task in table.scan().plan_files()}
+    assert files == {0, table.spec().spec_id}
+    table.append(pa.table({"id": pa.array([4], pa.int32()), "tag": ["c"]}))
+    assert aichemy(warehouse, "SELECT count(*) AS n, sum(id) AS s FROM iceberg.pe.t "
+                   "WHERE tag <> 'a'") == [{"n": 3, "s": 9}]
+    aichemy(warehouse, "UPDATE iceberg.pe.t SET tag = 'z' WHERE id IN (1, 4)")
+    table = catalog(warehouse).load_table("pe.t")
+    assert rows_of(table) == [{"id": 1, "tag": "z"}, {"id": 2, "tag": "b"},
+                              {"id": 3, "tag": "b"}, {"id": 4, "tag": "z"}]

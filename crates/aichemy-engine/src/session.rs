@@ -252,6 +252,9 @@ impl Session {
                 if let Some(procedure) = procedures::parse_alter_execute(sql)? {
                     return procedures::execute(self, procedure).await;
                 }
+                if let Some((table, properties)) = ddl::parse_alter_set_properties(sql)? {
+                    return ddl::set_properties(self, &table, properties).await;
+                }
                 if let Some((from, to)) = ddl::parse_alter_view_rename(sql)? {
                     return ddl::rename_view(self, &from, &to).await;
                 }

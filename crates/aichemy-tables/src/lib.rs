@@ -341,6 +341,22 @@ pub trait TableFormat: Debug + Send + Sync {
         })
     }
 
+    /// Changes table properties (`ALTER TABLE … SET PROPERTIES`), such as the
+    /// partitioning new files follow.
+    async fn set_properties(
+        &self,
+        _schema: &str,
+        _name: &str,
+        _properties: Vec<(String, PropertyValue)>,
+    ) -> Result<()> {
+        Err(TableError::NotSupported {
+            message: format!(
+                "This connector does not support setting table properties ({} tables)",
+                self.format_name()
+            ),
+        })
+    }
+
     /// Sets or removes the table's comment (`COMMENT ON TABLE`).
     async fn set_comment(
         &self,

@@ -87,7 +87,10 @@ fn property_value(key: &str, value: &Expr) -> Result<PropertyValue> {
     })
 }
 
-fn properties(options: &[SqlOption]) -> Result<Vec<(String, PropertyValue)>> {
+/// Table properties as written: names (lower case) and values, in order.
+type Properties = Vec<(String, PropertyValue)>;
+
+fn properties(options: &[SqlOption]) -> Result<Properties> {
     let mut out: Vec<(String, PropertyValue)> = Vec::new();
     for option in options {
         let SqlOption::KeyValue { key, value } = option else {
@@ -757,6 +760,60 @@ pub(crate) fn parse_alter_view_rename(sql: &str) -> Result<Option<(ObjectName, O
     let from = super::parse_object_name(&text(&significant[2..rename]))?;
     let to = super::parse_object_name(&text(&significant[rename + 2..]))?;
     Ok(Some((from, to)))
+}
+
+/// Reads Trino's `ALTER TABLE name SET PROPERTIES p = v [, …]`, which the SQL parser does
+/// not know; `None` for any other statement.
+pub(crate) fn parse_alter_set_properties(sql: &str) -> Result<Option<(ObjectName, Properties)>> {
+    use datafusion::sql::sqlparser::tokenizer::Token;
+    let significant = super::significant_tokens(sql)?;
+    let significant: Vec<&Token> = significant.iter().collect();
+    let is = super::is_word;
+    if significant.len() < 5 || !is(significant[0], "ALTER") || !is(significant[1], "TABLE") {
+        return Ok(None);
+    }
+    let Some(set) = significant
+        .windows(2)
+        .position(|w| is(w[0], "SET") && is(w[1], "PROPERTIES"))
+    else {
+        return Ok(None);
+    };
+    let text = |tokens: &[&Token]| tokens.iter().map(|t| t.to_string()).collect::<Vec<_>>();
+    let name = super::parse_object_name(&text(&significant[2..set]).concat())?;
+    let assignments = text(&significant[set + 2..]).join(" ");
+    let wrapped = format!("CREATE TABLE t (c INTEGER) WITH ({assignments})");
+    let Some(Statement::CreateTable(create)) = crate::dialect::parse_statements(&wrapped)?.pop()
+    else {
+        return Err(TrinoError::new(
+            ErrorCode::SYNTAX_ERROR,
+            format!("Expected property assignments after SET PROPERTIES: {assignments}"),
+        ));
+    };
+    let CreateTableOptions::With(options) = &create.table_options else {
+        return Err(TrinoError::new(
+            ErrorCode::SYNTAX_ERROR,
+            "Expected property assignments after SET PROPERTIES",
+        ));
+    };
+    Ok(Some((name, properties(options)?)))
+}
+
+/// `ALTER TABLE … SET PROPERTIES`.
+pub(crate) async fn set_properties(
+    session: &Session,
+    name: &ObjectName,
+    properties: Properties,
+) -> Result<Output> {
+    let lakehouse = session.lakehouse();
+    let name = session.qualify(name)?;
+    let format = lakehouse.format(&name.catalog)?;
+    if format.load_table(&name.schema, &name.name).await?.is_none() {
+        return Err(TrinoError::table_not_found(&name.to_string()));
+    }
+    format
+        .set_properties(&name.schema, &name.name, properties)
+        .await?;
+    Ok(Output::update("SET PROPERTIES"))
 }
 
 /// Renames a view within its catalog.

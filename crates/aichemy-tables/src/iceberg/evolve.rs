@@ -2,16 +2,18 @@
 //! nullable or commented, committed as a new current schema. Columns keep their field ids,
 //! so every existing data file reads right afterwards, and a column dropped and added
 //! again under its old name gets a new id (its old values do not come back).
+//! `SET PROPERTIES partitioning = …` evolves the partitioning the same way: a new default
+//! spec for the files written from then on, the existing files staying in theirs.
 
 use std::sync::Arc;
 
-use iceberg::spec::{NestedField, PrimitiveType, Schema, Type};
+use iceberg::spec::{NestedField, PrimitiveType, Schema, TableMetadataBuilder, Type};
 use iceberg::table::Table;
 use iceberg::{TableRequirement, TableUpdate};
 
 use super::commit::TableChange;
-use super::{format_error, types, IcebergFormat};
-use crate::{ColumnChange, Result, TableError};
+use super::{format_error, partitioning, types, IcebergFormat, TABLE_PROPERTIES};
+use crate::{ColumnChange, PropertyValue, Result, TableError};
 
 fn not_supported(message: String) -> TableError {
     TableError::NotSupported { message }
@@ -137,6 +139,74 @@ impl IcebergFormat {
                 TableUpdate::AddSchema { schema },
                 TableUpdate::SetCurrentSchema { schema_id: -1 },
             ],
+        };
+        self.commit_changes(vec![change]).await?;
+        Ok(())
+    }
+
+    /// `ALTER TABLE … SET PROPERTIES`: `partitioning` becomes the default spec; the format
+    /// and format version can only be set to what they are.
+    pub(super) async fn set_table_properties(
+        &self,
+        table: &Table,
+        properties: Vec<(String, PropertyValue)>,
+    ) -> Result<()> {
+        let metadata = table.metadata();
+        let mut partitioning = None;
+        for (key, value) in properties {
+            match (key.as_str(), value) {
+                ("partitioning", PropertyValue::Array(fields)) => partitioning = Some(fields),
+                ("partitioning", _) => {
+                    return Err(TableError::InvalidProperty {
+                        property: key,
+                        message: "expected an array of strings".into(),
+                    })
+                }
+                ("format", PropertyValue::String(f)) if f.eq_ignore_ascii_case("PARQUET") => {}
+                ("format_version", PropertyValue::Number(v)) if v == "2" => {}
+                (known, _) if TABLE_PROPERTIES.contains(&known) => {
+                    return Err(not_supported(format!(
+                        "Updating the {key} property is not supported"
+                    )))
+                }
+                _ => {
+                    return Err(TableError::InvalidProperty {
+                        message: format!(
+                            "Catalog '{}' table property '{key}' does not exist",
+                            self.catalog_name
+                        ),
+                        property: key,
+                    })
+                }
+            }
+        }
+        let Some(fields) = partitioning else {
+            return Ok(());
+        };
+        let spec = partitioning::partition_spec(metadata.current_schema(), &fields)?;
+        let updates = TableMetadataBuilder::new_from_metadata(
+            metadata.clone(),
+            table.metadata_location().map(str::to_string),
+        )
+        .add_default_partition_spec(spec)
+        .map_err(format_error)?
+        .build()
+        .map_err(format_error)?
+        .changes;
+        let change = TableChange {
+            ident: table.identifier().clone(),
+            requirements: vec![
+                TableRequirement::UuidMatch {
+                    uuid: metadata.uuid(),
+                },
+                TableRequirement::CurrentSchemaIdMatch {
+                    current_schema_id: metadata.current_schema_id(),
+                },
+                TableRequirement::DefaultSpecIdMatch {
+                    default_spec_id: metadata.default_partition_spec_id(),
+                },
+            ],
+            updates,
         };
         self.commit_changes(vec![change]).await?;
         Ok(())

@@ -463,6 +463,16 @@ impl TableFormat for IcebergFormat {
         Ok(())
     }
 
+    async fn set_properties(
+        &self,
+        schema: &str,
+        name: &str,
+        properties: Vec<(String, PropertyValue)>,
+    ) -> Result<()> {
+        let table = self.require_table(schema, name).await?;
+        self.set_table_properties(&table, properties).await
+    }
+
     async fn replace_table(
         &self,
         request: CreateTableRequest,
