@@ -384,3 +384,28 @@ def test_pyiceberg_reads_and_writes_across_a_partition_evolution(warehouse):
     table = catalog(warehouse).load_table("pe.t")
     assert rows_of(table) == [{"id": 1, "tag": "z"}, {"id": 2, "tag": "b"},
                               {"id": 3, "tag": "b"}, {"id": 4, "tag": "z"}]
+
+
+def test_pyiceberg_reads_an_optimized_table(warehouse):
+    inserts = "\n".join(
+        f"INSERT INTO iceberg.op.t VALUES ({i}, '{'ab'[i % 2]}');" for i in range(10))
+    aichemy(
+        warehouse,
+        f"""
+        CREATE SCHEMA iceberg.op;
+        CREATE TABLE iceberg.op.t (id INTEGER, tag VARCHAR) WITH (partitioning = ARRAY['tag']);
+        {inserts}
+        """,
+    )
+    # PyIceberg appends one more small file of its own.
+    catalog(warehouse).load_table("op.t").append(
+        pa.table({"id": pa.array([10], pa.int32()), "tag": ["a"]}))
+    aichemy(warehouse, "ALTER TABLE iceberg.op.t EXECUTE optimize")
+    table = catalog(warehouse).load_table("op.t")
+    snapshot = table.current_snapshot()
+    assert snapshot.summary.operation.value == "replace"
+    assert snapshot.summary["total-data-files"] == "2"
+    assert snapshot.summary["total-records"] == "11"
+    assert snapshot.summary["deleted-data-files"] == "11"
+    assert len(list(table.scan().plan_files())) == 2
+    assert rows_of(table) == [{"id": i, "tag": "ab"[i % 2]} for i in range(11)]

@@ -289,6 +289,28 @@ pub trait RowLevelTable: Debug + Send + Sync {
         files: Vec<String>,
         rows: datafusion::execution::SendableRecordBatchStream,
     ) -> Result<u64>;
+
+    /// Like [`RowLevelTable::replace`], for `rows` that are exactly the rows of `files`
+    /// (compaction): the commit says that no row changed.
+    async fn rewrite(
+        &self,
+        files: Vec<String>,
+        rows: datafusion::execution::SendableRecordBatchStream,
+    ) -> Result<u64> {
+        self.replace(files, rows).await
+    }
+
+    /// The data files of the loaded version.
+    async fn files(&self) -> Result<Vec<DataFileInfo>>;
+}
+
+/// One data file of a table version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataFileInfo {
+    pub path: String,
+    pub bytes: u64,
+    /// The file's partition (and partitioning), as a key equal for files of one partition.
+    pub partition: String,
 }
 
 /// One table format serving one catalog.

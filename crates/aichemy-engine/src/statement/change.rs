@@ -14,7 +14,7 @@
 //! Every other reference to the table in the statement reads the same version. A failure
 //! in either pass, at any row, commits nothing.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
@@ -380,6 +380,60 @@ pub(crate) async fn delete(session: &Session, delete: Delete) -> Result<u64> {
     )?;
     target.replace(session, query, files).await?;
     Ok(count)
+}
+
+/// `ALTER TABLE t EXECUTE optimize[(file_size_threshold => …)] [WHERE condition]`: in
+/// each partition that holds a row the condition selects (every partition without one),
+/// the data files smaller than `threshold` bytes are merged into new ones when there are
+/// two or more of them, in one commit that changes no row. Files of an earlier
+/// partitioning are written in the current one. Answers how many files were merged.
+pub(crate) async fn optimize(
+    session: &Session,
+    name: &ObjectName,
+    threshold: u64,
+    condition: Option<Expr>,
+) -> Result<usize> {
+    let target = Target::load(session, name, None).await?;
+    let selected: Option<HashSet<String>> = match condition {
+        Some(condition) => {
+            let condition = name_in_subqueries(condition);
+            let (files, _) = target.touched(session, Some(condition)).await?;
+            Some(files.into_iter().collect())
+        }
+        None => None,
+    };
+    let files = target.rows.files().await?;
+    let partitions: HashSet<&str> = files
+        .iter()
+        .filter(|f| selected.as_ref().is_none_or(|s| s.contains(&f.path)))
+        .map(|f| f.partition.as_str())
+        .collect();
+    let mut small: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for file in &files {
+        if file.bytes < threshold && partitions.contains(file.partition.as_str()) {
+            small
+                .entry(file.partition.as_str())
+                .or_default()
+                .push(file.path.clone());
+        }
+    }
+    let merged: Vec<String> = small
+        .into_values()
+        .filter(|files| files.len() > 1)
+        .flatten()
+        .collect();
+    if merged.is_empty() {
+        return Ok(0);
+    }
+    let query = parse_query(&format!(
+        "SELECT {} FROM {}",
+        target.columns().join(", "),
+        target.from()
+    ))?;
+    let only = Arc::new(merged.iter().cloned().collect::<HashSet<_>>());
+    let rows = target.run(session, query, Some(only)).await?;
+    target.rows.rewrite(merged.clone(), rows).await?;
+    Ok(merged.len())
 }
 
 /// `UPDATE t [AS a] SET c = value [, …] [WHERE condition]`; answers the number of rows

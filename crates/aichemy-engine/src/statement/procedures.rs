@@ -1,7 +1,8 @@
 //! Table procedures: Trino's `ALTER TABLE t EXECUTE procedure(args) [WHERE …]` and the
 //! connector procedures it calls with `CALL catalog.system.procedure(args)`.
 //!
-//! `rollback_to_snapshot` makes an earlier snapshot the current one.
+//! `rollback_to_snapshot` makes an earlier snapshot the current one; `expire_snapshots`
+//! drops old ones; `optimize` merges small files.
 
 use datafusion::sql::sqlparser::ast::{
     Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, ObjectName, Statement,
@@ -21,6 +22,8 @@ pub(crate) struct TableProcedure {
     table: ObjectName,
     procedure: String,
     arguments: Vec<(Option<String>, Expr)>,
+    /// The `WHERE` condition after the call.
+    condition: Option<Expr>,
 }
 
 /// Reads `ALTER TABLE t EXECUTE p(…)`; `None` for any other statement.
@@ -40,16 +43,32 @@ pub(crate) fn parse_alter_execute(sql: &str) -> Result<Option<TableProcedure>> {
         .iter()
         .map(|t| t.to_string())
         .collect();
-    let call: String = significant[execute + 1..]
-        .iter()
-        .map(|t| t.to_string())
-        .collect::<Vec<_>>()
-        .join(" ");
-    if call.to_ascii_uppercase().contains(" WHERE ") {
-        return Err(TrinoError::not_supported(
-            "Table procedures with a WHERE clause are not supported yet",
-        ));
+    // The WHERE that follows the call (outside its parentheses).
+    let mut depth = 0i32;
+    let mut end = significant.len();
+    for (i, token) in significant.iter().enumerate().skip(execute + 1) {
+        match token {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            _ if depth == 0 && is_word(token, "WHERE") => {
+                end = i;
+                break;
+            }
+            _ => {}
+        }
     }
+    let text = |tokens: &[&Token]| {
+        tokens
+            .iter()
+            .map(|t| t.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let call = text(&significant[execute + 1..end]);
+    let condition = match significant.get(end + 1..) {
+        Some(tokens) if !tokens.is_empty() => Some(condition(&text(tokens))?),
+        _ => None,
+    };
     let call = if call.trim_end().ends_with(')') {
         call
     } else {
@@ -67,7 +86,24 @@ pub(crate) fn parse_alter_execute(sql: &str) -> Result<Option<TableProcedure>> {
         table,
         procedure: function.name.to_string().to_ascii_lowercase(),
         arguments: arguments(&function)?,
+        condition,
     }))
+}
+
+/// A `WHERE` condition, as written after a procedure call.
+fn condition(text: &str) -> Result<Expr> {
+    let statement = dialect::parse_statements(&format!("SELECT 1 WHERE {text}"))?.pop();
+    if let Some(Statement::Query(query)) = statement {
+        if let datafusion::sql::sqlparser::ast::SetExpr::Select(select) = *query.body {
+            if let Some(condition) = select.selection {
+                return Ok(condition);
+            }
+        }
+    }
+    Err(TrinoError::new(
+        ErrorCode::SYNTAX_ERROR,
+        format!("Expected a condition after WHERE: {text}"),
+    ))
 }
 
 fn arguments(function: &Function) -> Result<Vec<(Option<String>, Expr)>> {
@@ -94,7 +130,39 @@ fn arguments(function: &Function) -> Result<Vec<(Option<String>, Expr)>> {
 /// Runs `ALTER TABLE … EXECUTE …`.
 pub(crate) async fn execute(session: &Session, procedure: TableProcedure) -> Result<Output> {
     let name = session.qualify(&procedure.table)?;
+    if procedure.condition.is_some() && procedure.procedure != "optimize" {
+        return Err(TrinoError::not_supported(format!(
+            "WHERE not supported for procedure {}",
+            procedure.procedure
+        )));
+    }
     match procedure.procedure.as_str() {
+        "optimize" => {
+            let threshold = match procedure.arguments.as_slice() {
+                [] => 100 << 20,
+                [(name, value)] if name.as_deref().is_none_or(|n| n == "file_size_threshold") => {
+                    let text = text_argument(value)?;
+                    data_size(&text).ok_or_else(|| {
+                        TrinoError::new(
+                            ErrorCode::INVALID_PROCEDURE_ARGUMENT,
+                            format!("Invalid data size: {text}"),
+                        )
+                    })?
+                }
+                _ => {
+                    return Err(TrinoError::new(
+                        ErrorCode::INVALID_PROCEDURE_ARGUMENT,
+                        "optimize takes one argument: file_size_threshold",
+                    ))
+                }
+            };
+            let condition = procedure.condition;
+            super::change::replanned(|| {
+                super::change::optimize(session, &procedure.table, threshold, condition.clone())
+            })
+            .await?;
+            Ok(Output::update("ALTER TABLE EXECUTE"))
+        }
         "rollback_to_snapshot" => {
             let [(_, snapshot)] = procedure.arguments.as_slice() else {
                 return Err(TrinoError::new(
@@ -226,6 +294,25 @@ fn text_argument(expr: &Expr) -> Result<String> {
     }
 }
 
+/// Bytes of a data size as Trino writes one (`128MB`, `1.5GB`, `512kB`, `100B`; binary
+/// units); `None` when it is not one.
+fn data_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.trim().parse().ok()?;
+    let scale: u64 = match unit {
+        "B" => 1,
+        "kB" => 1 << 10,
+        "MB" => 1 << 20,
+        "GB" => 1 << 30,
+        "TB" => 1 << 40,
+        "PB" => 1 << 50,
+        _ => return None,
+    };
+    (number.is_finite() && number >= 0.0).then_some((number * scale as f64) as u64)
+}
+
 fn invalid_argument(expr: &Expr) -> TrinoError {
     TrinoError::new(
         ErrorCode::INVALID_PROCEDURE_ARGUMENT,
@@ -265,4 +352,20 @@ async fn rollback(
         })?;
     format.rollback(&name.schema, &name.name, snapshot).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::data_size;
+
+    #[test]
+    fn data_sizes_read_as_trinos() {
+        assert_eq!(data_size("128MB"), Some(128 << 20));
+        assert_eq!(data_size("1.5GB"), Some(3 << 29));
+        assert_eq!(data_size("512kB"), Some(512 << 10));
+        assert_eq!(data_size("100B"), Some(100));
+        assert_eq!(data_size("10mb"), None);
+        assert_eq!(data_size("lots"), None);
+        assert_eq!(data_size("-1MB"), None);
+    }
 }

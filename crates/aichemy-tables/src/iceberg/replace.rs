@@ -87,7 +87,7 @@ impl IcebergFormat {
         }
         let added = writer.close().await.map_err(format_error)?;
         let (snapshot, _) =
-            overwrite_snapshot(self, &staged.metadata, &HashSet::new(), &added).await?;
+            overwrite_snapshot(self, &staged.metadata, &HashSet::new(), &added, false).await?;
 
         let mut requirements = main_unmoved(base);
         requirements.extend([

@@ -49,7 +49,7 @@ use iceberg::{TableRequirement, TableUpdate};
 use super::commit::{check_write_paths, main_unmoved, CommitError, TableChange};
 use super::write::{df_error, plain_type, planned_field, TableWriter};
 use super::{format_error, IcebergFormat};
-use crate::{Result, RowLevelTable, TableError, PATH_COLUMN, POSITION_COLUMN};
+use crate::{DataFileInfo, Result, RowLevelTable, TableError, PATH_COLUMN, POSITION_COLUMN};
 
 /// DELETE, UPDATE and MERGE on one loaded Iceberg table.
 #[derive(Debug)]
@@ -76,10 +76,51 @@ impl RowLevelTable for IcebergRows {
         Ok(Arc::new(PathScan::try_new(self.table.clone(), files)?))
     }
 
-    async fn replace(
+    async fn replace(&self, files: Vec<String>, rows: SendableRecordBatchStream) -> Result<u64> {
+        self.commit_rows(files, rows, false).await
+    }
+
+    async fn rewrite(&self, files: Vec<String>, rows: SendableRecordBatchStream) -> Result<u64> {
+        self.commit_rows(files, rows, true).await
+    }
+
+    async fn files(&self) -> Result<Vec<DataFileInfo>> {
+        let metadata = self.table.metadata();
+        let Some(snapshot) = metadata.current_snapshot() else {
+            return Ok(Vec::new());
+        };
+        let file_io = self.table.file_io();
+        let mut files = Vec::new();
+        for manifest in manifest_list(file_io, metadata, snapshot).await?.entries() {
+            if manifest.content != ManifestContentType::Data {
+                continue;
+            }
+            let spec = manifest.partition_spec_id;
+            let manifest = manifest
+                .load_manifest(file_io)
+                .await
+                .map_err(format_error)?;
+            for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
+                let file = entry.data_file();
+                files.push(DataFileInfo {
+                    path: entry.file_path().to_string(),
+                    bytes: file.file_size_in_bytes(),
+                    partition: format!("{spec}:{:?}", file.partition()),
+                });
+            }
+        }
+        Ok(files)
+    }
+}
+
+impl IcebergRows {
+    /// Writes `rows` and commits them in place of `files`: a `replace` snapshot when
+    /// `keeps_rows` (compaction), else `overwrite` or `delete`.
+    async fn commit_rows(
         &self,
         files: Vec<String>,
         mut rows: SendableRecordBatchStream,
+        keeps_rows: bool,
     ) -> Result<u64> {
         let base = self.table.metadata();
         check_write_paths(base, None).map_err(|message| TableError::Storage { message })?;
@@ -119,7 +160,7 @@ impl RowLevelTable for IcebergRows {
                 ));
             }
             let (snapshot, requirements) =
-                overwrite_snapshot(&self.format, &current, &removed, &added).await?;
+                overwrite_snapshot(&self.format, &current, &removed, &added, keeps_rows).await?;
             let change = TableChange {
                 ident: ident.clone(),
                 requirements,
@@ -200,6 +241,7 @@ pub(super) async fn overwrite_snapshot(
     current: &TableMetadata,
     removed: &HashSet<String>,
     added: &[DataFile],
+    keeps_rows: bool,
 ) -> Result<(Snapshot, Vec<TableRequirement>)> {
     let file_io = format.file_io();
     let snapshot_id = unique_snapshot_id(current);
@@ -219,14 +261,7 @@ pub(super) async fn overwrite_snapshot(
         )
     };
     if let Some(parent) = current.current_snapshot() {
-        let bytes = file_io
-            .new_input(parent.manifest_list())
-            .map_err(format_error)?
-            .read()
-            .await
-            .map_err(format_error)?;
-        let list = ManifestList::parse_with_version(&bytes, current.format_version())
-            .map_err(format_error)?;
+        let list = manifest_list(file_io, current, parent).await?;
         for manifest in list.entries() {
             if manifest.content != ManifestContentType::Data || removed.is_empty() {
                 manifests.push(manifest.clone());
@@ -321,7 +356,9 @@ pub(super) async fn overwrite_snapshot(
         .map_err(format_error)?;
     list.close().await.map_err(format_error)?;
 
-    let operation = if removed.is_empty() {
+    let operation = if keeps_rows {
+        Operation::Replace
+    } else if removed.is_empty() {
         Operation::Append
     } else if added.is_empty() {
         Operation::Delete
@@ -358,6 +395,21 @@ pub(super) async fn overwrite_snapshot(
         },
     ]);
     Ok((snapshot, requirements))
+}
+
+/// The manifest list of `snapshot` of the table `metadata` describes.
+async fn manifest_list(
+    file_io: &iceberg::io::FileIO,
+    metadata: &TableMetadata,
+    snapshot: &Snapshot,
+) -> Result<ManifestList> {
+    let bytes = file_io
+        .new_input(snapshot.manifest_list())
+        .map_err(format_error)?
+        .read()
+        .await
+        .map_err(format_error)?;
+    ManifestList::parse_with_version(&bytes, metadata.format_version()).map_err(format_error)
 }
 
 /// A writer of a data manifest of the snapshot `snapshot_id` at `path`, for files of the
