@@ -1,6 +1,7 @@
-"""Killing `aichemy sql` during an INSERT never leaves a table that fails to load: the
-table holds either every row of the statement or none of them, for aichemy and PyIceberg
-alike, and takes new writes afterwards."""
+"""Killing `aichemy sql` during an INSERT, UPDATE, DELETE or MERGE never leaves a table that
+fails to load: the table holds either every row of the statement or none of them, for
+aichemy and PyIceberg alike, and takes new writes afterwards; `remove_orphan_files` then
+deletes what the killed statements wrote, and nothing a snapshot uses."""
 
 import signal
 import subprocess
@@ -55,3 +56,70 @@ def test_kill_during_insert_leaves_a_loadable_table(tmp_path):
     assert killed > 0, "no INSERT was killed while running"
     aichemy(warehouse, "INSERT INTO iceberg.k.t VALUES (-1, 'after')")
     assert count(warehouse) == rows + 1
+
+
+def snapshot_files(table):
+    """Every data file any snapshot of the table holds live."""
+    files = set()
+    for snapshot in table.snapshots():
+        files |= {task.file.file_path
+                  for task in table.scan(snapshot_id=snapshot.snapshot_id).plan_files()}
+    return files
+
+
+def test_kill_during_row_changes_then_remove_orphan_files(tmp_path):
+    warehouse = tmp_path / "wh"
+    aichemy(
+        warehouse,
+        "CREATE SCHEMA iceberg.k;"
+        "CREATE TABLE iceberg.k.t (id BIGINT, v BIGINT) "
+        "WITH (partitioning = ARRAY['bucket(id, 4)']);"
+        "INSERT INTO iceberg.k.t SELECT value, 0 FROM generate_series(1, 200000)",
+    )
+    statements = [
+        ("UPDATE iceberg.k.t SET v = v + 1", "SELECT sum(v) AS n FROM iceberg.k.t"),
+        ("DELETE FROM iceberg.k.t WHERE id % 7 = 0", "SELECT count(*) AS n FROM iceberg.k.t"),
+        ("MERGE INTO iceberg.k.t t USING (SELECT value AS id FROM generate_series(1, 200000, 3)) s "
+         "ON t.id = s.id WHEN MATCHED THEN UPDATE SET v = t.v + 10",
+         "SELECT sum(v) AS n FROM iceberg.k.t"),
+    ]
+    killed = 0
+    for statement, measure in statements:
+        before = aichemy(warehouse, measure)[0]["n"]
+        started = time.monotonic()
+        aichemy(warehouse, statement)
+        whole = time.monotonic() - started
+        after = aichemy(warehouse, measure)[0]["n"]
+        for step in range(1, 5):
+            state = aichemy(warehouse, measure)[0]["n"]
+            process = subprocess.Popen(sql_command(warehouse, statement),
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(whole * step / 5)
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            killed += process.returncode == -signal.SIGKILL
+            now = aichemy(warehouse, measure)[0]["n"]
+            # Before or after the statement, never part of it (UPDATE and MERGE add the
+            # same to the sum each run; a second DELETE removes nothing).
+            assert now in (state, state + (after - before)), (statement, state, now)
+            table = catalog(warehouse).load_table("k.t")
+            assert table.scan().to_arrow().num_rows > 0
+    assert killed > 0, "no statement was killed while running"
+
+    # What the killed statements wrote and a stray file are orphans; remove_orphan_files
+    # deletes them and nothing any snapshot uses.
+    table = catalog(warehouse).load_table("k.t")
+    data = tmp_path / "wh" / "iceberg" / "k" / "t" / "data"
+    (data / "stray.parquet").write_bytes(b"not a table file")
+    listed = {f"file://{p}" for p in data.rglob("*.parquet")}
+    used = snapshot_files(table)
+    assert used < listed
+    counts = {s.snapshot_id: table.scan(snapshot_id=s.snapshot_id).to_arrow().num_rows
+              for s in table.snapshots()}
+    aichemy(warehouse,
+            "SET SESSION iceberg.remove_orphan_files_min_retention = '0s';"
+            "ALTER TABLE iceberg.k.t EXECUTE remove_orphan_files(retention_threshold => '0s')")
+    assert {f"file://{p}" for p in data.rglob("*.parquet")} == used
+    table = catalog(warehouse).load_table("k.t")
+    assert {s.snapshot_id: table.scan(snapshot_id=s.snapshot_id).to_arrow().num_rows
+            for s in table.snapshots()} == counts

@@ -241,7 +241,14 @@ impl Claims {
     /// What dropping the table at `location` may delete, once the table's own record is
     /// gone: nothing when the location is shared with or inside another table or holds a
     /// reserved place, else everything but the tables and schemas placed inside it.
+    #[cfg(test)]
     pub(crate) fn owned(&self, location: &str) -> Owned {
+        self.owned_by(location, None)
+    }
+
+    /// What the table `itself` (`catalog.schema.name`, still recorded) owns at `location`,
+    /// as [`Claims::owned`] judges it.
+    pub(crate) fn owned_by(&self, location: &str, itself: Option<&str>) -> Owned {
         let Some(dropped) = Key::of(location) else {
             return Owned::Nothing(format!("'{location}' is not a URL"));
         };
@@ -250,6 +257,7 @@ impl Claims {
             let inside = dropped.within(&claim.key);
             let over = claim.key.within(&dropped);
             match &claim.holder {
+                Holder::Table(name) if Some(name.as_str()) == itself => {}
                 Holder::Table(_) if inside => {
                     return Owned::Nothing(format!(
                         "its location lies inside or is the location of {}",
@@ -285,8 +293,25 @@ pub(crate) async fn delete_owned(
     metastore: &Metastore,
     location: &str,
 ) -> Result<(), String> {
+    delete_owned_files(stores, policy, metastore, location, None, |_| true)
+        .await
+        .map(|_| ())
+}
+
+/// Deletes, as [`delete_owned`] does, the files the table at `location` owns that `doomed`
+/// picks (by their object store entry); `itself` names the table when it is still
+/// recorded. Answers how many went.
+pub(crate) async fn delete_owned_files(
+    stores: &StoreRegistry,
+    policy: &LocationPolicy,
+    metastore: &Metastore,
+    location: &str,
+    itself: Option<&str>,
+    doomed: impl Fn(&object_store::ObjectMeta) -> bool,
+) -> Result<usize, String> {
     policy.check(location)?;
-    let keep = match Claims::gather(metastore, policy).await?.owned(location) {
+    let claims = Claims::gather(metastore, policy).await?;
+    let keep = match claims.owned_by(location, itself) {
         Owned::Nothing(why) => return Err(format!("files at '{location}' kept: {why}")),
         Owned::AllBut(keep) => keep,
     };
@@ -301,14 +326,15 @@ pub(crate) async fn delete_owned(
         .filter(|url| url.scheme() == "file")
         .and_then(|url| url.to_file_path().ok())
         .and_then(|path| std::fs::canonicalize(path).ok());
-    let listed: Vec<_> = store
+    let listed: Vec<object_store::ObjectMeta> = store
         .list(Some(&prefix))
-        .map_ok(|meta| meta.location)
         .try_collect()
         .await
         .map_err(|e| e.to_string())?;
-    for path in listed {
-        if keep.iter().any(|kept| path.prefix_matches(kept)) {
+    let mut deleted = 0;
+    for meta in listed {
+        let path = &meta.location;
+        if keep.iter().any(|kept| path.prefix_matches(kept)) || !doomed(&meta) {
             continue;
         }
         if let Some(root) = &local_root {
@@ -320,12 +346,13 @@ pub(crate) async fn delete_owned(
                 continue;
             }
         }
-        match store.delete(&path).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+        match store.delete(path).await {
+            Ok(()) => deleted += 1,
+            Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(e.to_string()),
         }
     }
-    Ok(())
+    Ok(deleted)
 }
 
 #[cfg(test)]

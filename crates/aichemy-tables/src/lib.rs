@@ -438,6 +438,22 @@ pub trait TableFormat: Debug + Send + Sync {
         })
     }
 
+    /// Deletes the files under the table's location that no version of it references and
+    /// that were written before `older_than_ms` (`remove_orphan_files`); answers how many.
+    async fn remove_orphan_files(
+        &self,
+        _schema: &str,
+        _name: &str,
+        _older_than_ms: i64,
+    ) -> Result<usize> {
+        Err(TableError::NotSupported {
+            message: format!(
+                "Procedure remove_orphan_files is not supported for {} tables",
+                self.format_name()
+            ),
+        })
+    }
+
     /// Makes an earlier version the table's current one (`rollback_to_snapshot`).
     async fn rollback(&self, _schema: &str, _name: &str, _version: i64) -> Result<()> {
         Err(TableError::NotSupported {

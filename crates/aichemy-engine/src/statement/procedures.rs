@@ -2,7 +2,8 @@
 //! connector procedures it calls with `CALL catalog.system.procedure(args)`.
 //!
 //! `rollback_to_snapshot` makes an earlier snapshot the current one; `expire_snapshots`
-//! drops old ones; `optimize` merges small files.
+//! drops old ones; `remove_orphan_files` deletes files nothing references; `optimize`
+//! merges small files.
 
 use datafusion::sql::sqlparser::ast::{
     Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, ObjectName, Statement,
@@ -10,6 +11,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::tokenizer::Token;
 
+use crate::catalog::lakehouse::QualifiedName;
 use crate::dialect;
 use crate::error::{ErrorCode, Result, TrinoError};
 use crate::session::{Output, Session};
@@ -174,52 +176,18 @@ pub(crate) async fn execute(session: &Session, procedure: TableProcedure) -> Res
             Ok(Output::update("ALTER TABLE EXECUTE"))
         }
         "expire_snapshots" => {
-            let retention = match procedure.arguments.as_slice() {
-                [] => "7d".to_string(),
-                [(name, value)] if name.as_deref().is_none_or(|n| n == "retention_threshold") => {
-                    text_argument(value)?
-                }
-                _ => {
-                    return Err(TrinoError::new(
-                        ErrorCode::INVALID_PROCEDURE_ARGUMENT,
-                        "expire_snapshots takes one argument: retention_threshold",
-                    ))
-                }
-            };
-            let retention = session_state::parse_duration(&retention).ok_or_else(|| {
-                TrinoError::new(
-                    ErrorCode::INVALID_PROCEDURE_ARGUMENT,
-                    format!("Invalid duration: {retention}"),
-                )
-            })?;
-            let minimum = session_state::duration_property(
-                &session.properties,
-                "iceberg.expire_snapshots_min_retention",
-            )
-            .unwrap_or_default();
-            if retention < minimum {
-                return Err(TrinoError::new(
-                    ErrorCode::INVALID_PROCEDURE_ARGUMENT,
-                    format!(
-                        "Retention specified ({}) is shorter than the minimum retention \
-                         configured in the system ({}). Minimum retention can be changed with \
-                         iceberg.expire-snapshots.min-retention configuration property or \
-                         iceberg.expire_snapshots_min_retention session property",
-                        session_state::duration_text(retention),
-                        session_state::duration_text(minimum)
-                    ),
-                ));
-            }
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default();
-            let older_than = now.saturating_sub(retention).as_millis() as i64;
-            let format = session.lakehouse().format(&name.catalog)?;
-            if format.load_table(&name.schema, &name.name).await?.is_none() {
-                return Err(TrinoError::table_not_found(&name.to_string()));
-            }
+            let older_than = retention_cutoff(session, &procedure, "expire-snapshots")?;
+            let format = existing_table(session, &name).await?;
             format
                 .expire_snapshots(&name.schema, &name.name, older_than)
+                .await?;
+            Ok(Output::update("ALTER TABLE EXECUTE"))
+        }
+        "remove_orphan_files" => {
+            let older_than = retention_cutoff(session, &procedure, "remove-orphan-files")?;
+            let format = existing_table(session, &name).await?;
+            format
+                .remove_orphan_files(&name.schema, &name.name, older_than)
                 .await?;
             Ok(Output::update("ALTER TABLE EXECUTE"))
         }
@@ -228,6 +196,68 @@ pub(crate) async fn execute(session: &Session, procedure: TableProcedure) -> Res
             format!("Table procedure not registered: {other}"),
         )),
     }
+}
+
+/// The format of the existing table `name`.
+async fn existing_table(
+    session: &Session,
+    name: &QualifiedName,
+) -> Result<std::sync::Arc<dyn aichemy_tables::TableFormat>> {
+    let format = session.lakehouse().format(&name.catalog)?.clone();
+    if format.load_table(&name.schema, &name.name).await?.is_none() {
+        return Err(TrinoError::table_not_found(&name.to_string()));
+    }
+    Ok(format)
+}
+
+/// The time (milliseconds since the epoch) before which a procedure with a
+/// `retention_threshold` argument (default 7 days) may remove things: refused when the
+/// threshold is under the session's `iceberg.<procedure>_min_retention` (`setting` is the
+/// configuration name Trino gives it, `expire-snapshots`).
+fn retention_cutoff(session: &Session, procedure: &TableProcedure, setting: &str) -> Result<i64> {
+    let name = &procedure.procedure;
+    let retention = match procedure.arguments.as_slice() {
+        [] => "7d".to_string(),
+        [(argument, value)]
+            if argument
+                .as_deref()
+                .is_none_or(|n| n == "retention_threshold") =>
+        {
+            text_argument(value)?
+        }
+        _ => {
+            return Err(TrinoError::new(
+                ErrorCode::INVALID_PROCEDURE_ARGUMENT,
+                format!("{name} takes one argument: retention_threshold"),
+            ))
+        }
+    };
+    let retention = session_state::parse_duration(&retention).ok_or_else(|| {
+        TrinoError::new(
+            ErrorCode::INVALID_PROCEDURE_ARGUMENT,
+            format!("Invalid duration: {retention}"),
+        )
+    })?;
+    let property = format!("iceberg.{name}_min_retention");
+    let minimum =
+        session_state::duration_property(&session.properties, &property).unwrap_or_default();
+    if retention < minimum {
+        return Err(TrinoError::new(
+            ErrorCode::INVALID_PROCEDURE_ARGUMENT,
+            format!(
+                "Retention specified ({}) is shorter than the minimum retention configured in \
+                 the system ({}). Minimum retention can be changed with \
+                 iceberg.{setting}.min-retention configuration property or {property} session \
+                 property",
+                session_state::duration_text(retention),
+                session_state::duration_text(minimum)
+            ),
+        ));
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Ok(now.saturating_sub(retention).as_millis() as i64)
 }
 
 /// Runs `CALL catalog.system.procedure(…)`.

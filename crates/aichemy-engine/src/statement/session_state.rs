@@ -68,6 +68,11 @@ pub const SESSION_PROPERTIES: &[SessionProperty] = &[
         default: "7.00d",
         description: "Minimal retention period for expire_snapshot procedure",
     },
+    SessionProperty {
+        name: "iceberg.remove_orphan_files_min_retention",
+        default: "7.00d",
+        description: "Minimal retention period for remove_orphan_files procedure",
+    },
 ];
 
 /// A session's value of a duration property, else its default.

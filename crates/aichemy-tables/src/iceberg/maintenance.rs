@@ -3,6 +3,10 @@
 //! delete files). A file counts as referenced when a retained snapshot has it live, so time
 //! travel to any retained snapshot still reads; the files go only after the commit, so a
 //! crash between the two leaves orphans, never a snapshot without its files.
+//! `remove_orphan_files` deletes those orphans, and the files of statements that failed or
+//! lost their commit: every file under the table's location that no snapshot and no
+//! metadata file of the table references, once older than the retention threshold (which
+//! leaves the files of statements still running alone).
 
 use std::collections::HashSet;
 
@@ -12,7 +16,8 @@ use iceberg::TableUpdate;
 
 use super::commit::{main_unmoved, TableChange};
 use super::{format_error, IcebergFormat};
-use crate::Result;
+use crate::claims::delete_owned_files;
+use crate::{Result, TableError};
 
 /// The snapshots a branch or tag names (iceberg-rust keeps the references private; the
 /// serialized metadata has them).
@@ -100,5 +105,56 @@ impl IcebergFormat {
             }
         }
         Ok((expired.len(), deleted))
+    }
+
+    /// Deletes the files under the table's location that nothing of the table references
+    /// and that were last written before `older_than_ms`; answers how many went.
+    pub(super) async fn remove_orphans(&self, table: &Table, older_than_ms: i64) -> Result<usize> {
+        let metadata = table.metadata();
+        let snapshots: Vec<&SnapshotRef> = metadata.snapshots().collect();
+        let mut referenced = files_of(table, &snapshots, false).await?;
+        referenced.extend(table.metadata_location().map(str::to_string));
+        referenced.extend(
+            metadata
+                .metadata_log()
+                .iter()
+                .map(|m| m.metadata_file.clone()),
+        );
+        referenced.extend(
+            metadata
+                .statistics_iter()
+                .map(|s| s.statistics_path.clone()),
+        );
+        referenced.extend(
+            metadata
+                .partition_statistics_iter()
+                .map(|s| s.statistics_path.clone()),
+        );
+        // Compared as object store paths: one file may be written as several URLs.
+        let referenced: HashSet<String> = referenced
+            .iter()
+            .filter_map(|file| self.stores.resolve(file).ok())
+            .map(|(_, path)| path.to_string())
+            .collect();
+        let ident = table.identifier();
+        let itself = format!(
+            "{}.{}.{}",
+            self.catalog_name,
+            ident.namespace().join("."),
+            ident.name()
+        );
+        delete_owned_files(
+            &self.stores,
+            &self.locations,
+            &self.metastore,
+            metadata.location(),
+            Some(&itself),
+            |file| {
+                file.last_modified.timestamp_millis() < older_than_ms
+                    && !referenced.contains(file.location.as_ref())
+            },
+        )
+        .await
+        .map_err(|message| TableError::Storage { message })
     }
 }

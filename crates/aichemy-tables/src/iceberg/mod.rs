@@ -617,6 +617,16 @@ impl TableFormat for IcebergFormat {
         self.expire(&table, older_than_ms).await
     }
 
+    async fn remove_orphan_files(
+        &self,
+        schema: &str,
+        name: &str,
+        older_than_ms: i64,
+    ) -> Result<usize> {
+        let table = self.require_table(schema, name).await?;
+        self.remove_orphans(&table, older_than_ms).await
+    }
+
     async fn rollback(&self, schema: &str, name: &str, version: i64) -> Result<()> {
         let table = self.require_table(schema, name).await?;
         self.rollback_to(&table, version).await
