@@ -513,6 +513,7 @@ impl TableFormat for PostgresCatalog {
             comment,
             properties: Vec::new(),
             rows: None,
+            partitions: None,
         }))
     }
 

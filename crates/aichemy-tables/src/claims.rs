@@ -284,6 +284,25 @@ impl Claims {
     }
 }
 
+/// The real folder of a local `location` (`file://`), whose listing follows links: each
+/// file found must then be checked with [`really_inside`].
+pub(crate) fn local_root(location: &str) -> Option<std::path::PathBuf> {
+    url::Url::parse(location)
+        .ok()
+        .filter(|url| url.scheme() == "file")
+        .and_then(|url| url.to_file_path().ok())
+        .and_then(|path| std::fs::canonicalize(path).ok())
+}
+
+/// Whether the local file at store path `path` is no link and really lies inside `root`.
+pub(crate) fn really_inside(root: &std::path::Path, path: &object_store::path::Path) -> bool {
+    let relative: &str = path.as_ref();
+    let file = std::path::Path::new("/").join(relative);
+    let real = std::fs::canonicalize(&file).ok();
+    let linked = std::fs::symlink_metadata(&file).map_or(true, |m| m.is_symlink());
+    !linked && real.is_some_and(|real| real.starts_with(root))
+}
+
 /// Deletes the files a dropped table owns under `location` (see [`Claims::owned`]), after
 /// checking the location again: never through a symbolic link, never a file that a link
 /// inside the folder leads to. Answers why nothing was deleted, when nothing was.
@@ -320,12 +339,7 @@ pub(crate) async fn delete_owned_files(
         .iter()
         .filter_map(|location| stores.resolve(location).ok().map(|(_, path)| path))
         .collect();
-    // A local folder is walked by following links: each file must really lie inside it.
-    let local_root = url::Url::parse(location)
-        .ok()
-        .filter(|url| url.scheme() == "file")
-        .and_then(|url| url.to_file_path().ok())
-        .and_then(|path| std::fs::canonicalize(path).ok());
+    let local_root = local_root(location);
     let listed: Vec<object_store::ObjectMeta> = store
         .list(Some(&prefix))
         .try_collect()
@@ -337,14 +351,11 @@ pub(crate) async fn delete_owned_files(
         if keep.iter().any(|kept| path.prefix_matches(kept)) || !doomed(&meta) {
             continue;
         }
-        if let Some(root) = &local_root {
-            let relative: &str = path.as_ref();
-            let file = std::path::Path::new("/").join(relative);
-            let real = std::fs::canonicalize(&file).ok();
-            let linked = std::fs::symlink_metadata(&file).map_or(true, |m| m.is_symlink());
-            if linked || !real.is_some_and(|real| real.starts_with(root)) {
-                continue;
-            }
+        if local_root
+            .as_ref()
+            .is_some_and(|root| !really_inside(root, path))
+        {
+            continue;
         }
         match store.delete(path).await {
             Ok(()) => deleted += 1,

@@ -260,6 +260,25 @@ pub struct TableHandle {
     /// How DELETE, UPDATE and MERGE change the table's rows; `None` where the format
     /// cannot.
     pub rows: Option<Arc<dyn RowLevelTable>>,
+    /// How DELETE removes whole partitions of a table that cannot change single rows
+    /// (Hive's); `None` elsewhere.
+    pub partitions: Option<Arc<dyn PartitionedTable>>,
+}
+
+/// A table whose rows go a whole partition at a time (Hive's non-transactional tables):
+/// a DELETE whose condition reads only partition columns removes the partitions' files.
+#[async_trait]
+pub trait PartitionedTable: Debug + Send + Sync {
+    /// The partition columns, in folder order (none for an unpartitioned table, whose one
+    /// partition is the whole table).
+    fn partition_columns(&self) -> Vec<String>;
+
+    /// The partitions that hold a file: their values as the folder names spell them
+    /// (`None` for a NULL value).
+    async fn partitions(&self) -> Result<Vec<Vec<Option<String>>>>;
+
+    /// Deletes every file of `partitions`.
+    async fn delete_partitions(&self, partitions: &[Vec<Option<String>>]) -> Result<()>;
 }
 
 /// The name of the column that [`RowLevelTable::scan`] adds: the file each row is stored

@@ -17,8 +17,8 @@ use datafusion::catalog::TableProvider;
 
 use crate::claims::{delete_owned, Claims, Placing};
 use crate::{
-    ColumnSpec, CreateTableRequest, LocationPolicy, PropertyValue, Result, TableError, TableFormat,
-    TableHandle,
+    ColumnSpec, CreateTableRequest, LocationPolicy, PartitionedTable, PropertyValue, Result,
+    TableError, TableFormat, TableHandle,
 };
 
 /// Field metadata key of a column comment.
@@ -50,6 +50,11 @@ pub trait TableStore: Debug + Send + Sync {
 
     /// Adds a column to a table's files, when the format records columns there.
     async fn add_column(&self, record: &TableRecord, schema: &SchemaRef) -> Result<()>;
+
+    /// How DELETE removes whole partitions of a recorded table, where the format does.
+    fn partitions(&self, _record: &TableRecord) -> Result<Option<Arc<dyn PartitionedTable>>> {
+        Ok(None)
+    }
 }
 
 /// A catalog of one format, kept in the metastore.
@@ -281,6 +286,7 @@ impl TableFormat for RegisteredFormat {
             comment: record.comment.clone(),
             properties,
             rows: None,
+            partitions: self.store.partitions(&record)?,
         }))
     }
 

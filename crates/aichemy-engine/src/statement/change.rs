@@ -77,6 +77,9 @@ impl Target {
             return Err(TrinoError::table_not_found(&qualified.to_string()));
         };
         let Some(rows) = table.rows.clone() else {
+            if table.partitions.is_some() {
+                return Err(super::partitions::refused());
+            }
             return Err(TrinoError::not_supported(MODIFYING_ROWS));
         };
         let alias = match alias {
@@ -358,6 +361,9 @@ pub(crate) async fn delete(session: &Session, delete: Delete) -> Result<u64> {
         ));
     }
     let (name, alias) = single_table(&tables[0])?;
+    if let Some((name, table)) = super::partitions::load(session, name).await? {
+        return super::partitions::delete(session, name, table, alias, delete.selection).await;
+    }
     let target = Target::load(session, name, alias).await?;
     let condition = delete.selection.map(name_in_subqueries);
     let (files, count) = target.touched(session, condition.clone()).await?;
@@ -492,6 +498,10 @@ pub(crate) async fn truncate(session: &Session, truncate: Truncate) -> Result<()
     let [table] = truncate.table_names.as_slice() else {
         return Err(TrinoError::not_supported("TRUNCATE TABLE takes one table"));
     };
+    if let Some((name, handle)) = super::partitions::load(session, &table.name).await? {
+        super::partitions::delete(session, name, handle, None, None).await?;
+        return Ok(());
+    }
     let target = Target::load(session, &table.name, None).await?;
     let (files, _) = target.touched(session, None).await?;
     if files.is_empty() {

@@ -6,6 +6,7 @@ pub mod catalogs;
 pub(crate) mod change;
 pub(crate) mod ddl;
 pub(crate) mod merge;
+pub(crate) mod partitions;
 pub(crate) mod procedures;
 pub(crate) mod query;
 pub mod session_state;

@@ -46,9 +46,11 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 
+use crate::claims::{local_root, really_inside};
 use crate::estimates::{TableEstimate, TableStatistics};
+use crate::locations::percent_decode;
 use crate::registered::TableStore;
-use crate::{CreateTableRequest, PropertyValue, Result, TableError};
+use crate::{CreateTableRequest, PartitionedTable, PropertyValue, Result, TableError};
 
 mod distinct;
 mod selectivity;
@@ -287,6 +289,23 @@ impl TableStore for HiveStore {
         }))
     }
 
+    fn partitions(&self, record: &TableRecord) -> Result<Option<Arc<dyn PartitionedTable>>> {
+        let (store, folder) = self
+            .stores
+            .resolve(&record.location)
+            .map_err(storage_error)?;
+        Ok(Some(Arc::new(HivePartitions {
+            location: record.location.clone(),
+            store,
+            folder,
+            columns: partition_columns_of(&record.properties),
+            external: record
+                .properties
+                .iter()
+                .any(|(k, _)| k == "external_location"),
+        })))
+    }
+
     /// Files written before the column read it as NULL, so only the record changes. A
     /// partitioned table is refused: its partition columns must stay last.
     async fn add_column(&self, record: &TableRecord, _schema: &SchemaRef) -> Result<()> {
@@ -294,6 +313,98 @@ impl TableStore for HiveStore {
             return Err(TableError::Storage {
                 message: "Adding columns to partitioned hive tables is not supported".into(),
             });
+        }
+        Ok(())
+    }
+}
+
+/// The partitions of one hive table, as its folders hold them.
+#[derive(Debug)]
+struct HivePartitions {
+    location: String,
+    store: Arc<dyn ObjectStore>,
+    folder: Path,
+    columns: Vec<String>,
+    external: bool,
+}
+
+/// The folder name of a NULL partition value.
+const DEFAULT_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
+
+impl HivePartitions {
+    /// The table's data files, each with its partition's values; files in folders readers
+    /// skip (staging folders, names without `=`) are left out.
+    async fn files(&self) -> Result<Vec<(Path, Vec<Option<String>>)>> {
+        let listed: Vec<Path> = self
+            .store
+            .list(Some(&self.folder))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await
+            .map_err(storage_error)?;
+        let mut files = Vec::new();
+        for path in listed {
+            let Some(parts) = path.prefix_match(&self.folder) else {
+                continue;
+            };
+            let parts: Vec<String> = parts.map(|p| percent_decode(p.as_ref())).collect();
+            let Some((_, folders)) = parts.split_last() else {
+                continue;
+            };
+            if folders.len() != self.columns.len() {
+                continue;
+            }
+            let values: Option<Vec<Option<String>>> = folders
+                .iter()
+                .zip(&self.columns)
+                .map(|(folder, column)| {
+                    let (name, value) = folder.split_once('=')?;
+                    (name == column).then(|| (value != DEFAULT_PARTITION).then(|| value.into()))
+                })
+                .collect();
+            if let Some(values) = values {
+                files.push((path, values));
+            }
+        }
+        Ok(files)
+    }
+}
+
+#[async_trait]
+impl PartitionedTable for HivePartitions {
+    fn partition_columns(&self) -> Vec<String> {
+        self.columns.clone()
+    }
+
+    async fn partitions(&self) -> Result<Vec<Vec<Option<String>>>> {
+        let partitions: BTreeSet<Vec<Option<String>>> = self
+            .files()
+            .await?
+            .into_iter()
+            .map(|(_, values)| values)
+            .collect();
+        Ok(partitions.into_iter().collect())
+    }
+
+    async fn delete_partitions(&self, partitions: &[Vec<Option<String>>]) -> Result<()> {
+        if self.external {
+            return Err(TableError::NotSupported {
+                message: "Cannot delete from non-managed Hive table".into(),
+            });
+        }
+        let root = local_root(&self.location);
+        for (path, values) in self.files().await? {
+            if !partitions.contains(&values)
+                || root
+                    .as_ref()
+                    .is_some_and(|root| !really_inside(root, &path))
+            {
+                continue;
+            }
+            match self.store.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(storage_error(e)),
+            }
         }
         Ok(())
     }

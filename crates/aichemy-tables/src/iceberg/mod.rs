@@ -408,6 +408,7 @@ impl TableFormat for IcebergFormat {
             comment,
             properties,
             rows: Some(rows),
+            partitions: None,
         }))
     }
 
