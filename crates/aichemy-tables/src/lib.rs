@@ -24,6 +24,7 @@ pub mod hive;
 pub mod iceberg;
 pub mod lance;
 mod locations;
+mod metadata_tables;
 pub mod registered;
 
 pub use delta::DeltaStore;

@@ -7,11 +7,10 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{
     ArrayRef, BinaryBuilder, BooleanBuilder, Int32Builder, Int64Builder, ListBuilder, MapBuilder,
-    RecordBatch, StringBuilder, StructBuilder, TimestampMillisecondBuilder,
+    StringBuilder, StructBuilder, TimestampMillisecondBuilder,
 };
-use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, Field, Fields};
 use datafusion::catalog::TableProvider;
-use datafusion::datasource::MemTable;
 use iceberg::spec::{
     Datum, ManifestContentType, ManifestList, SnapshotReference, SnapshotRetention, TableMetadata,
     MAIN_BRANCH,
@@ -22,7 +21,10 @@ use iceberg_datafusion::IcebergStaticTableProvider;
 
 use super::commit::{main_unmoved, TableChange};
 use super::{format_error, IcebergFormat};
+use crate::metadata_tables::{memory_table, text_map, utc_millis};
 use crate::{Result, TableError, TableVersion};
+
+const FORMAT: &str = "Iceberg";
 
 /// The metadata tables an Iceberg table has, by the name after its `$`.
 pub(super) const METADATA_TABLES: &[&str] = &[
@@ -152,43 +154,6 @@ fn ancestors(metadata: &TableMetadata) -> HashSet<i64> {
     seen
 }
 
-fn committed_at() -> DataType {
-    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
-}
-
-fn text_map_type() -> Field {
-    Field::new(
-        "summary",
-        DataType::Map(
-            Arc::new(Field::new(
-                "entries",
-                DataType::Struct(Fields::from(vec![
-                    Field::new("keys", DataType::Utf8, false),
-                    Field::new("values", DataType::Utf8, true),
-                ])),
-                false,
-            )),
-            false,
-        ),
-        true,
-    )
-}
-
-fn memory_table(fields: Vec<Field>, columns: Vec<ArrayRef>) -> Result<Arc<dyn TableProvider>> {
-    let schema = Arc::new(Schema::new(fields));
-    // The builders' nested field names are their own; the schema names the columns.
-    let columns: Vec<ArrayRef> = columns;
-    let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| TableError::Format {
-        format: "Iceberg",
-        source: Box::new(e),
-    })?;
-    let table = MemTable::try_new(schema, vec![vec![batch]]).map_err(|e| TableError::Format {
-        format: "Iceberg",
-        source: Box::new(e),
-    })?;
-    Ok(Arc::new(table))
-}
-
 /// The metadata table `kind` (a name of [`METADATA_TABLES`]) of `table`.
 pub(super) async fn metadata_table(table: &Table, kind: &str) -> Result<Arc<dyn TableProvider>> {
     let metadata = table.metadata();
@@ -217,13 +182,14 @@ pub(super) async fn metadata_table(table: &Table, kind: &str) -> Result<Arc<dyn 
                 summary.append(true).map_err(arrow_error)?;
             }
             memory_table(
+                FORMAT,
                 vec![
-                    Field::new("committed_at", committed_at(), false),
+                    Field::new("committed_at", utc_millis(), false),
                     Field::new("snapshot_id", DataType::Int64, false),
                     Field::new("parent_id", DataType::Int64, true),
                     Field::new("operation", DataType::Utf8, true),
                     Field::new("manifest_list", DataType::Utf8, true),
-                    text_map_type(),
+                    text_map("summary"),
                 ],
                 vec![
                     Arc::new(at.finish()),
@@ -252,8 +218,9 @@ pub(super) async fn metadata_table(table: &Table, kind: &str) -> Result<Arc<dyn 
                 ancestor.append_value(current.contains(&entry.snapshot_id));
             }
             memory_table(
+                FORMAT,
                 vec![
-                    Field::new("made_current_at", committed_at(), false),
+                    Field::new("made_current_at", utc_millis(), false),
                     Field::new("snapshot_id", DataType::Int64, false),
                     Field::new("parent_id", DataType::Int64, true),
                     Field::new("is_current_ancestor", DataType::Boolean, false),
@@ -305,6 +272,7 @@ pub(super) async fn metadata_table(table: &Table, kind: &str) -> Result<Arc<dyn 
                     .append_option(value.get("max-snapshot-age-ms").and_then(|v| v.as_i64()));
             }
             memory_table(
+                FORMAT,
                 vec![
                     Field::new("name", DataType::Utf8, false),
                     Field::new("type", DataType::Utf8, false),
@@ -333,6 +301,7 @@ pub(super) async fn metadata_table(table: &Table, kind: &str) -> Result<Arc<dyn 
                 value.append_value(v);
             }
             memory_table(
+                FORMAT,
                 vec![
                     Field::new("key", DataType::Utf8, false),
                     Field::new("value", DataType::Utf8, true),
@@ -452,6 +421,7 @@ async fn manifests(table: &Table) -> Result<Arc<dyn TableProvider>> {
         datafusion::arrow::compute::cast(&array, &DataType::Int32).expect("counts fit INTEGER")
     };
     memory_table(
+        FORMAT,
         vec![
             Field::new("content", DataType::Int32, false),
             Field::new("path", DataType::Utf8, false),
@@ -585,6 +555,7 @@ async fn files(table: &Table) -> Result<Arc<dyn TableProvider>> {
         )
     };
     memory_table(
+        FORMAT,
         vec![
             Field::new("content", DataType::Int32, false),
             Field::new("file_path", DataType::Utf8, false),
