@@ -9,12 +9,12 @@ use std::collections::{HashMap, HashSet};
 
 use datafusion::execution::SendableRecordBatchStream;
 use futures::StreamExt;
-use iceberg::spec::{SnapshotReference, SnapshotRetention, TableMetadataBuilder, MAIN_BRANCH};
+use iceberg::spec::{TableMetadataBuilder, MAIN_BRANCH};
 use iceberg::table::Table;
-use iceberg::{TableRequirement, TableUpdate};
+use iceberg::TableRequirement;
 
 use super::commit::{check_write_paths, main_unmoved, CommitError, TableChange};
-use super::rows::{datafusion_error, overwrite_snapshot};
+use super::rows::{datafusion_error, made_current, overwrite_snapshot};
 use super::write::TableWriter;
 use super::{format_error, partition_fields, partitioning, types, IcebergFormat};
 use crate::{CreateTableRequest, Result, TableError};
@@ -102,18 +102,7 @@ impl IcebergFormat {
             },
         ]);
         let mut updates = staged.changes;
-        updates.extend([
-            TableUpdate::AddSnapshot {
-                snapshot: snapshot.clone(),
-            },
-            TableUpdate::SetSnapshotRef {
-                ref_name: MAIN_BRANCH.to_string(),
-                reference: SnapshotReference::new(
-                    snapshot.snapshot_id(),
-                    SnapshotRetention::branch(None, None, None),
-                ),
-            },
-        ]);
+        updates.extend(made_current(snapshot));
         let change = TableChange {
             ident: table.identifier().clone(),
             requirements,

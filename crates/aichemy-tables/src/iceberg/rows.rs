@@ -164,18 +164,7 @@ impl IcebergRows {
             let change = TableChange {
                 ident: ident.clone(),
                 requirements,
-                updates: vec![
-                    TableUpdate::AddSnapshot {
-                        snapshot: snapshot.clone(),
-                    },
-                    TableUpdate::SetSnapshotRef {
-                        ref_name: MAIN_BRANCH.to_string(),
-                        reference: SnapshotReference::new(
-                            snapshot.snapshot_id(),
-                            SnapshotRetention::branch(None, None, None),
-                        ),
-                    },
-                ],
+                updates: made_current(snapshot),
             };
             match self.format.commit_changes(vec![change]).await {
                 Ok(_) => return Ok(written),
@@ -395,6 +384,21 @@ pub(super) async fn overwrite_snapshot(
         },
     ]);
     Ok((snapshot, requirements))
+}
+
+/// The updates that add `snapshot` and make it the head of `main`.
+pub(super) fn made_current(snapshot: Snapshot) -> Vec<TableUpdate> {
+    let reference = SnapshotReference::new(
+        snapshot.snapshot_id(),
+        SnapshotRetention::branch(None, None, None),
+    );
+    vec![
+        TableUpdate::AddSnapshot { snapshot },
+        TableUpdate::SetSnapshotRef {
+            ref_name: MAIN_BRANCH.to_string(),
+            reference,
+        },
+    ]
 }
 
 /// The manifest list of `snapshot` of the table `metadata` describes.
