@@ -87,6 +87,29 @@ def test_aichemy_registers_reads_and_appends_to_a_deltalake_table(warehouse, tmp
     assert DeltaTable(str(folder)).version() == 1
 
 
+def test_aichemy_reads_the_versions_and_history_deltalake_wrote(warehouse, tmp_path, monkeypatch):
+    monkeypatch.setenv("AICHEMY_STORAGE__ALLOWED_LOCATIONS", f"file://{tmp_path}")
+    folder = tmp_path / "external" / "logs"
+    write_deltalake(str(folder), pa.table({"n": pa.array([1, 2], pa.int64())}))
+    write_deltalake(str(folder), pa.table({"n": pa.array([3], pa.int64())}), mode="append")
+    write_deltalake(str(folder), pa.table({"n": pa.array([9], pa.int64())}), mode="overwrite")
+    aichemy(warehouse, f"CREATE SCHEMA delta.h; CREATE TABLE delta.h.logs (n BIGINT) "
+                       f"WITH (location = 'file://{folder}')")
+    for version in range(3):
+        theirs = DeltaTable(str(folder), version=version).to_pyarrow_table()
+        ours = aichemy(warehouse, "SELECT n FROM delta.h.logs FOR VERSION AS OF "
+                                  f"{version} ORDER BY n")
+        assert [r["n"] for r in ours] == sorted(theirs.column("n").to_pylist())
+    history = DeltaTable(str(folder)).history()
+    ours = aichemy(warehouse, 'SELECT version, operation, is_blind_append '
+                              'FROM delta.h."logs$history"')
+    assert [(r["version"], r["operation"]) for r in ours] == [
+        (h["version"], h["operation"]) for h in history]
+    modes = aichemy(warehouse, "SELECT element_at(operation_parameters, 'mode') AS mode "
+                               'FROM delta.h."logs$history"')
+    assert [r["mode"] for r in modes] == ["Overwrite", "Append", "ErrorIfExists"]
+
+
 def test_pyarrow_reads_aichemy_hive_folders_and_aichemy_reads_pyarrow_files(warehouse, tmp_path, monkeypatch):
     # Files outside the warehouse are reachable only under storage.allowed_locations.
     monkeypatch.setenv("AICHEMY_STORAGE__ALLOWED_LOCATIONS", f"file://{tmp_path}")

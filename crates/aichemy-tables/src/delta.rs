@@ -13,6 +13,9 @@ use std::sync::Arc;
 
 use aichemy_metastore::TableRecord;
 use async_trait::async_trait;
+use datafusion::arrow::array::{
+    BooleanBuilder, Int64Builder, MapBuilder, StringBuilder, TimestampMillisecondBuilder,
+};
 use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
 use datafusion::catalog::TableProvider;
 use datafusion::common::{DataFusionError, Result as DFResult};
@@ -35,7 +38,11 @@ use crate::registered::TableStore;
 use aichemy_storage::StorageOptions;
 
 use crate::append::{AppendableTable, Appender};
-use crate::{CommitRetry, CreateTableRequest, LocationPolicy, PropertyValue, Result, TableError};
+use crate::metadata_tables::{memory_table, text_map, utc_millis};
+use crate::{
+    CommitRetry, CreateTableRequest, LocationPolicy, PropertyValue, Result, TableError,
+    TableVersion,
+};
 
 const FORMAT: &str = "Delta Lake";
 
@@ -257,6 +264,67 @@ impl TableStore for DeltaStore {
         )))
     }
 
+    async fn open_version(
+        &self,
+        record: &TableRecord,
+        version: &TableVersion,
+    ) -> Result<Arc<dyn TableProvider>> {
+        let mut table = load(&record.location, &self.options).await?;
+        match *version {
+            TableVersion::Id(id) => {
+                let missing = || TableError::InvalidArgument {
+                    message: format!("Delta Lake snapshot ID does not exists: {id}"),
+                };
+                let id = u64::try_from(id).map_err(|_| missing())?;
+                if table.version().is_none_or(|latest| id > latest) {
+                    return Err(missing());
+                }
+                table.load_version(id).await.map_err(|_| missing())?;
+            }
+            TableVersion::TimestampMillis(millis) => {
+                let missing = || TableError::InvalidArgument {
+                    message: format!(
+                        "No temporal version history at or before {}",
+                        chrono::DateTime::from_timestamp_millis(millis)
+                            .map_or(millis.to_string(), |t| t
+                                .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+                                .to_string())
+                    ),
+                };
+                // The newest commit made at or before the time (the history is newest
+                // first).
+                let latest = table.version().ok_or_else(missing)?;
+                let chosen = table
+                    .history(None)
+                    .await
+                    .map_err(delta_error)?
+                    .enumerate()
+                    .find(|(_, commit)| commit.timestamp.is_some_and(|t| t <= millis))
+                    .and_then(|(i, _)| latest.checked_sub(i as u64))
+                    .ok_or_else(missing)?;
+                table.load_version(chosen).await.map_err(|_| missing())?;
+            }
+        }
+        table
+            .table_provider()
+            .await
+            .map(|scan| scan as Arc<dyn TableProvider>)
+            .map_err(delta_error)
+    }
+
+    async fn metadata_table(
+        &self,
+        record: &TableRecord,
+        kind: &str,
+    ) -> Result<Option<Arc<dyn TableProvider>>> {
+        let table = load(&record.location, &self.options).await?;
+        match kind {
+            "history" => history_table(&table).await.map(Some),
+            "properties" => properties_table(&table).map(Some),
+            _ => Ok(None),
+        }
+    }
+
     async fn add_column(&self, record: &TableRecord, schema: &SchemaRef) -> Result<()> {
         let Some(added) = schema.fields().last() else {
             return Ok(());
@@ -274,6 +342,116 @@ impl TableStore for DeltaStore {
             .map_err(delta_error)?;
         Ok(())
     }
+}
+
+/// `"t$history"`: one row per commit, newest first, with Trino's columns.
+async fn history_table(table: &DeltaTable) -> Result<Arc<dyn TableProvider>> {
+    let latest = table.version().unwrap_or_default();
+    let commits: Vec<_> = table.history(None).await.map_err(delta_error)?.collect();
+    let mut version = Int64Builder::new();
+    let mut at = TimestampMillisecondBuilder::new().with_timezone("UTC");
+    let mut user_id = StringBuilder::new();
+    let mut user_name = StringBuilder::new();
+    let mut operation = StringBuilder::new();
+    let mut parameters = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+    let mut cluster_id = StringBuilder::new();
+    let mut read_version = Int64Builder::new();
+    let mut isolation = StringBuilder::new();
+    let mut blind_append = BooleanBuilder::new();
+    let mut metrics = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+    let text = |value: &serde_json::Value| match value {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    for (i, commit) in commits.iter().enumerate() {
+        version.append_value(latest as i64 - i as i64);
+        at.append_option(commit.timestamp);
+        user_id.append_option(commit.user_id.as_deref());
+        user_name.append_option(commit.user_name.as_deref());
+        operation.append_option(commit.operation.as_deref());
+        let mut entries: Vec<_> = commit.operation_parameters.iter().flatten().collect();
+        entries.sort_by(|a, b| a.0.cmp(b.0));
+        for (key, value) in entries {
+            parameters.keys().append_value(key);
+            parameters.values().append_value(text(value));
+        }
+        parameters.append(true).map_err(delta_error)?;
+        cluster_id.append_null();
+        read_version.append_option(commit.read_version.map(|v| v as i64));
+        isolation.append_option(commit.isolation_level.map(|level| format!("{level:?}")));
+        blind_append.append_option(commit.is_blind_append);
+        if let Some(serde_json::Value::Object(values)) = commit.info.get("operationMetrics") {
+            for (key, value) in values {
+                metrics.keys().append_value(key);
+                metrics.values().append_value(text(value));
+            }
+        }
+        metrics.append(true).map_err(delta_error)?;
+    }
+    memory_table(
+        FORMAT,
+        vec![
+            Field::new("version", DataType::Int64, false),
+            Field::new("timestamp", utc_millis(), true),
+            Field::new("user_id", DataType::Utf8, true),
+            Field::new("user_name", DataType::Utf8, true),
+            Field::new("operation", DataType::Utf8, true),
+            text_map("operation_parameters"),
+            Field::new("cluster_id", DataType::Utf8, true),
+            Field::new("read_version", DataType::Int64, true),
+            Field::new("isolation_level", DataType::Utf8, true),
+            Field::new("is_blind_append", DataType::Boolean, true),
+            text_map("operation_metrics"),
+        ],
+        vec![
+            Arc::new(version.finish()),
+            Arc::new(at.finish()),
+            Arc::new(user_id.finish()),
+            Arc::new(user_name.finish()),
+            Arc::new(operation.finish()),
+            Arc::new(parameters.finish()),
+            Arc::new(cluster_id.finish()),
+            Arc::new(read_version.finish()),
+            Arc::new(isolation.finish()),
+            Arc::new(blind_append.finish()),
+            Arc::new(metrics.finish()),
+        ],
+    )
+}
+
+/// `"t$properties"`: the table's configuration and the protocol versions it needs.
+fn properties_table(table: &DeltaTable) -> Result<Arc<dyn TableProvider>> {
+    let snapshot = table.snapshot().map_err(delta_error)?;
+    let protocol = snapshot.protocol();
+    let mut entries: Vec<(String, String)> = snapshot
+        .metadata()
+        .configuration()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    entries.push((
+        "delta.minReaderVersion".into(),
+        protocol.min_reader_version().to_string(),
+    ));
+    entries.push((
+        "delta.minWriterVersion".into(),
+        protocol.min_writer_version().to_string(),
+    ));
+    entries.sort();
+    let mut keys = StringBuilder::new();
+    let mut values = StringBuilder::new();
+    for (key, value) in entries {
+        keys.append_value(key);
+        values.append_value(value);
+    }
+    memory_table(
+        FORMAT,
+        vec![
+            Field::new("key", DataType::Utf8, false),
+            Field::new("value", DataType::Utf8, true),
+        ],
+        vec![Arc::new(keys.finish()), Arc::new(values.finish())],
+    )
 }
 
 /// Makes a [`DeltaSink`] per INSERT, on the snapshot the statement was planned with (a

@@ -14,7 +14,10 @@ use std::sync::{Arc, Mutex};
 use aichemy_metastore::TableRecord;
 use aichemy_storage::{join_location, StorageOptions, StoreRegistry};
 use async_trait::async_trait;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatchIterator};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Int64Builder, MapBuilder, RecordBatch, RecordBatchIterator,
+    StringBuilder, TimestampMillisecondBuilder,
+};
 use datafusion::arrow::compute::{cast_with_options, CastOptions};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
@@ -39,8 +42,12 @@ use lance::dataset::{
 use lance::io::{ObjectStoreParams, StorageOptionsAccessor};
 use lance::Dataset;
 
+use crate::metadata_tables::{memory_table, text_map, utc_millis};
 use crate::registered::TableStore;
-use crate::{CommitRetry, CreateTableRequest, LocationPolicy, PropertyValue, Result, TableError};
+use crate::{
+    CommitRetry, CreateTableRequest, LocationPolicy, PropertyValue, Result, TableError,
+    TableVersion,
+};
 
 const FORMAT: &str = "Lance";
 
@@ -172,6 +179,106 @@ impl TableStore for LanceStore {
             retry: self.retry,
             guard: self.guard.clone(),
         }))
+    }
+
+    async fn open_version(
+        &self,
+        record: &TableRecord,
+        version: &TableVersion,
+    ) -> Result<Arc<dyn TableProvider>> {
+        let dataset = open_dataset(&record.location, self.stores.options()).await?;
+        let missing = |what: String| TableError::InvalidArgument {
+            message: format!("Lance version does not exist: {what}"),
+        };
+        let versions = match &dataset {
+            Some(dataset) => dataset.versions().await.map_err(lance_error)?,
+            None => Vec::new(),
+        };
+        let chosen = match *version {
+            TableVersion::Id(id) => versions
+                .iter()
+                .find(|v| i64::try_from(v.version) == Ok(id))
+                .ok_or_else(|| missing(id.to_string()))?,
+            TableVersion::TimestampMillis(millis) => versions
+                .iter()
+                .filter(|v| v.timestamp.timestamp_millis() <= millis)
+                .max_by_key(|v| v.version)
+                .ok_or_else(|| TableError::InvalidArgument {
+                    message: format!(
+                        "No version history at or before {}",
+                        chrono::DateTime::from_timestamp_millis(millis)
+                            .map_or(millis.to_string(), |t| t
+                                .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+                                .to_string())
+                    ),
+                })?,
+        };
+        let Some(dataset) = dataset else {
+            return Err(missing(chosen.version.to_string()));
+        };
+        let dataset = dataset
+            .checkout_version(chosen.version)
+            .await
+            .map_err(lance_error)?;
+        // The declared columns the version has (a column added later is not in it).
+        let stored = Schema::from(dataset.schema());
+        let fields: Vec<_> = crate::registered::decode_schema(&record.schema_ipc)?
+            .fields()
+            .iter()
+            .filter(|f| stored.field_with_name(f.name()).is_ok())
+            .cloned()
+            .collect();
+        Ok(Arc::new(LanceTable {
+            location: record.location.clone(),
+            schema: Arc::new(Schema::new(fields)),
+            dataset: Some(Arc::new(dataset)),
+            stores: self.stores.clone(),
+            retry: self.retry,
+            guard: self.guard.clone(),
+        }))
+    }
+
+    async fn metadata_table(
+        &self,
+        record: &TableRecord,
+        kind: &str,
+    ) -> Result<Option<Arc<dyn TableProvider>>> {
+        if kind != "history" {
+            return Ok(None);
+        }
+        let versions = match open_dataset(&record.location, self.stores.options()).await? {
+            Some(dataset) => dataset.versions().await.map_err(lance_error)?,
+            None => Vec::new(),
+        };
+        let mut version = Int64Builder::new();
+        let mut at = TimestampMillisecondBuilder::new().with_timezone("UTC");
+        let mut metadata = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+        for v in versions.iter().rev() {
+            version.append_value(v.version as i64);
+            at.append_value(v.timestamp.timestamp_millis());
+            for (key, value) in &v.metadata {
+                metadata.keys().append_value(key);
+                metadata.values().append_value(value);
+            }
+            metadata.append(true).map_err(|e| TableError::Format {
+                format: FORMAT,
+                source: Box::new(e),
+            })?;
+        }
+        memory_table(
+            FORMAT,
+            vec![
+                Field::new("version", DataType::Int64, false),
+                Field::new("timestamp", utc_millis(), false),
+                text_map("metadata"),
+            ],
+            vec![
+                Arc::new(version.finish()),
+                Arc::new(at.finish()),
+                Arc::new(metadata.finish()),
+            ],
+        )
+        .map(Some)
     }
 
     async fn add_column(&self, record: &TableRecord, schema: &SchemaRef) -> Result<()> {

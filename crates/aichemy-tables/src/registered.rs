@@ -18,7 +18,7 @@ use datafusion::catalog::TableProvider;
 use crate::claims::{delete_owned, Claims, Placing};
 use crate::{
     ColumnSpec, CreateTableRequest, LocationPolicy, PartitionedTable, PropertyValue, Result,
-    TableError, TableFormat, TableHandle,
+    TableError, TableFormat, TableHandle, TableVersion,
 };
 
 /// Field metadata key of a column comment.
@@ -50,6 +50,30 @@ pub trait TableStore: Debug + Send + Sync {
 
     /// Adds a column to a table's files, when the format records columns there.
     async fn add_column(&self, record: &TableRecord, schema: &SchemaRef) -> Result<()>;
+
+    /// A recorded table as it was at `version`, read only.
+    async fn open_version(
+        &self,
+        _record: &TableRecord,
+        _version: &TableVersion,
+    ) -> Result<Arc<dyn TableProvider>> {
+        Err(TableError::NotSupported {
+            message: format!(
+                "This connector does not support versioned tables: {}",
+                self.format_name()
+            ),
+        })
+    }
+
+    /// The metadata table `kind` (`history` for `"t$history"`) of a recorded table; `None`
+    /// where the format has no such table.
+    async fn metadata_table(
+        &self,
+        _record: &TableRecord,
+        _kind: &str,
+    ) -> Result<Option<Arc<dyn TableProvider>>> {
+        Ok(None)
+    }
 
     /// How DELETE removes whole partitions of a recorded table, where the format does.
     fn partitions(&self, _record: &TableRecord) -> Result<Option<Arc<dyn PartitionedTable>>> {
@@ -87,6 +111,14 @@ impl RegisteredFormat {
             store,
             locations,
         }
+    }
+
+    /// The metastore's record of a table; `None` when there is none.
+    async fn record(&self, schema: &str, name: &str) -> Result<Option<TableRecord>> {
+        self.metastore
+            .get_table(&self.catalog, schema, name)
+            .await
+            .map_err(metastore_error)
     }
 
     fn qualified(&self, schema: &str, name: &str) -> String {
@@ -254,13 +286,32 @@ impl TableFormat for RegisteredFormat {
             .map_err(metastore_error)
     }
 
+    async fn load_version(
+        &self,
+        schema: &str,
+        name: &str,
+        version: &TableVersion,
+    ) -> Result<Option<Arc<dyn TableProvider>>> {
+        let Some(record) = self.record(schema, name).await? else {
+            return Ok(None);
+        };
+        Ok(Some(self.store.open_version(&record, version).await?))
+    }
+
+    async fn metadata_table(
+        &self,
+        schema: &str,
+        name: &str,
+        kind: &str,
+    ) -> Result<Option<Arc<dyn TableProvider>>> {
+        let Some(record) = self.record(schema, name).await? else {
+            return Ok(None);
+        };
+        self.store.metadata_table(&record, kind).await
+    }
+
     async fn load_table(&self, schema: &str, name: &str) -> Result<Option<TableHandle>> {
-        let Some(record) = self
-            .metastore
-            .get_table(&self.catalog, schema, name)
-            .await
-            .map_err(metastore_error)?
-        else {
+        let Some(record) = self.record(schema, name).await? else {
             return Ok(None);
         };
         let stored = decode_schema(&record.schema_ipc)?;
@@ -456,7 +507,7 @@ fn encode_schema(schema: &Schema) -> Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn decode_schema(hex: &str) -> Result<SchemaRef> {
+pub(crate) fn decode_schema(hex: &str) -> Result<SchemaRef> {
     let corrupt = || TableError::Storage {
         message: "stored table schema is damaged".into(),
     };
