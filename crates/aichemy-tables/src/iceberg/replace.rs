@@ -8,14 +8,12 @@
 use std::collections::{HashMap, HashSet};
 
 use datafusion::execution::SendableRecordBatchStream;
-use futures::StreamExt;
 use iceberg::spec::{TableMetadataBuilder, MAIN_BRANCH};
 use iceberg::table::Table;
 use iceberg::TableRequirement;
 
 use super::commit::{check_write_paths, main_unmoved, CommitError, TableChange};
-use super::rows::{datafusion_error, made_current, overwrite_snapshot};
-use super::write::TableWriter;
+use super::rows::{made_current, overwrite_snapshot, write_rows};
 use super::{format_error, partition_fields, partitioning, types, IcebergFormat};
 use crate::{CreateTableRequest, Result, TableError};
 
@@ -23,7 +21,7 @@ impl IcebergFormat {
     pub(super) async fn replace(
         &self,
         request: CreateTableRequest,
-        mut rows: SendableRecordBatchStream,
+        rows: SendableRecordBatchStream,
     ) -> Result<u64> {
         self.check_properties(&request)?;
         let table = self.require_table(&request.schema, &request.name).await?;
@@ -78,14 +76,7 @@ impl IcebergFormat {
             .build()
             .map_err(format_error)?;
 
-        let mut writer = TableWriter::try_new(&staged_table).map_err(format_error)?;
-        let mut written = 0u64;
-        while let Some(batch) = rows.next().await {
-            let batch = batch.map_err(datafusion_error)?;
-            written += batch.num_rows() as u64;
-            writer.write(batch).await.map_err(datafusion_error)?;
-        }
-        let added = writer.close().await.map_err(format_error)?;
+        let (added, written) = write_rows(&staged_table, rows).await?;
         let (snapshot, _) =
             overwrite_snapshot(self, &staged.metadata, &HashSet::new(), &added, false).await?;
 

@@ -119,19 +119,12 @@ impl IcebergRows {
     async fn commit_rows(
         &self,
         files: Vec<String>,
-        mut rows: SendableRecordBatchStream,
+        rows: SendableRecordBatchStream,
         keeps_rows: bool,
     ) -> Result<u64> {
         let base = self.table.metadata();
         check_write_paths(base, None).map_err(|message| TableError::Storage { message })?;
-        let mut writer = TableWriter::try_new(&self.table).map_err(format_error)?;
-        let mut written = 0u64;
-        while let Some(batch) = rows.next().await {
-            let batch = batch.map_err(datafusion_error)?;
-            written += batch.num_rows() as u64;
-            writer.write(batch).await.map_err(datafusion_error)?;
-        }
-        let added = writer.close().await.map_err(format_error)?;
+        let (added, written) = write_rows(&self.table, rows).await?;
         let removed: HashSet<String> = files.into_iter().collect();
         if removed.is_empty() && added.is_empty() {
             return Ok(0);
@@ -384,6 +377,22 @@ pub(super) async fn overwrite_snapshot(
         },
     ]);
     Ok((snapshot, requirements))
+}
+
+/// Writes `rows` as new data files of `table`'s current schema and default spec, without
+/// committing them; answers the files and how many rows they hold.
+pub(super) async fn write_rows(
+    table: &Table,
+    mut rows: SendableRecordBatchStream,
+) -> Result<(Vec<DataFile>, u64)> {
+    let mut writer = TableWriter::try_new(table).map_err(format_error)?;
+    let mut written = 0u64;
+    while let Some(batch) = rows.next().await {
+        let batch = batch.map_err(datafusion_error)?;
+        written += batch.num_rows() as u64;
+        writer.write(batch).await.map_err(datafusion_error)?;
+    }
+    Ok((writer.close().await.map_err(format_error)?, written))
 }
 
 /// The updates that add `snapshot` and make it the head of `main`.
