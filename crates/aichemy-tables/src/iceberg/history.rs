@@ -1,16 +1,18 @@
 //! An Iceberg table's history: reading it as of a snapshot (by id or by time), rolling it
 //! back, and the metadata tables Trino's Iceberg connector offers as `"t$snapshots"`,
-//! `$history`, `$refs`, `$properties`, `$manifests` and `$files`, with its columns.
+//! `$history`, `$refs`, `$properties`, `$manifests`, `$files` and `$partitions`, with its
+//! columns (`$partitions` without the per-column statistics of Trino's `data`).
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, BinaryBuilder, BooleanBuilder, Int32Builder, Int64Builder, ListBuilder, MapBuilder,
-    StringBuilder, StructBuilder, TimestampMillisecondBuilder,
+    ArrayRef, BinaryBuilder, BooleanBuilder, Int32Builder, Int64Array, Int64Builder, ListBuilder,
+    MapBuilder, StringBuilder, StructBuilder, TimestampMillisecondBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Fields};
 use datafusion::catalog::TableProvider;
+use datafusion::common::ScalarValue;
 use iceberg::spec::{
     Datum, ManifestContentType, ManifestList, SnapshotReference, SnapshotRetention, TableMetadata,
     MAIN_BRANCH,
@@ -34,6 +36,7 @@ pub(super) const METADATA_TABLES: &[&str] = &[
     "properties",
     "manifests",
     "files",
+    "partitions",
 ];
 
 fn invalid(message: String) -> TableError {
@@ -311,6 +314,7 @@ pub(super) async fn metadata_table(table: &Table, kind: &str) -> Result<Arc<dyn 
         }
         "manifests" => manifests(table).await,
         "files" => files(table).await,
+        "partitions" => partitions(table).await,
         other => Err(invalid(format!("Unknown metadata table: {other}"))),
     }
 }
@@ -599,6 +603,131 @@ async fn files(table: &Table) -> Result<Arc<dyn TableProvider>> {
             Arc::new(equality.finish()),
         ],
     )
+}
+
+/// One row per partition of the current snapshot's live data files, in the current
+/// partitioning (a file of an earlier one has NULL for the fields it lacks): the
+/// partition's values (none for an unpartitioned table), its rows, files and bytes.
+async fn partitions(table: &Table) -> Result<Arc<dyn TableProvider>> {
+    let metadata = table.metadata();
+    let spec = metadata.default_partition_spec();
+    let partition_type = spec
+        .partition_type(metadata.current_schema())
+        .map_err(format_error)?;
+    let fields: Fields =
+        match iceberg::arrow::type_to_arrow_type(&iceberg::spec::Type::Struct(partition_type))
+            .map_err(format_error)?
+        {
+            DataType::Struct(fields) => fields,
+            _ => Fields::empty(),
+        };
+    let ids: Vec<i32> = spec.fields().iter().map(|f| f.field_id).collect();
+    // Partition values (as text, to group by) and their totals.
+    let mut groups: std::collections::BTreeMap<String, PartitionTotals> =
+        std::collections::BTreeMap::new();
+    for manifest in manifest_list(table).await? {
+        if manifest.content != ManifestContentType::Data {
+            continue;
+        }
+        let file_spec = metadata.partition_spec_by_id(manifest.partition_spec_id);
+        let entries = manifest
+            .load_manifest(table.file_io())
+            .await
+            .map_err(format_error)?;
+        for entry in entries.entries().iter().filter(|e| e.is_alive()) {
+            let file = entry.data_file();
+            let values: Vec<Option<&iceberg::spec::Literal>> = file.partition().iter().collect();
+            let row: Vec<Option<ScalarValue>> = ids
+                .iter()
+                .zip(fields.iter())
+                .map(|(id, field)| {
+                    let at = file_spec?.fields().iter().position(|f| f.field_id == *id)?;
+                    partition_value(values.get(at).copied().flatten()?, field.data_type())
+                })
+                .collect();
+            let key = format!("{row:?}");
+            let group = groups.entry(key).or_insert(PartitionTotals {
+                values: row,
+                ..PartitionTotals::default()
+            });
+            group.records += file.record_count() as i64;
+            group.files += 1;
+            group.bytes += file.file_size_in_bytes() as i64;
+        }
+    }
+    let mut columns: Vec<Field> = Vec::new();
+    let mut arrays: Vec<ArrayRef> = Vec::new();
+    if !fields.is_empty() {
+        let children = fields
+            .iter()
+            .enumerate()
+            .map(|(i, field)| {
+                if groups.is_empty() {
+                    return Ok(datafusion::arrow::array::new_empty_array(field.data_type()));
+                }
+                let null = ScalarValue::try_from(field.data_type())?;
+                let values = groups
+                    .values()
+                    .map(|g| g.values[i].clone().unwrap_or_else(|| null.clone()));
+                let array = ScalarValue::iter_to_array(values.collect::<Vec<_>>())?;
+                Ok(datafusion::arrow::compute::cast(&array, field.data_type())?)
+            })
+            .collect::<datafusion::common::Result<Vec<ArrayRef>>>()
+            .map_err(|e| TableError::Format {
+                format: FORMAT,
+                source: Box::new(e),
+            })?;
+        let plain: Fields = fields
+            .iter()
+            .map(|f| Field::new(f.name(), f.data_type().clone(), true))
+            .collect();
+        let partition =
+            datafusion::arrow::array::StructArray::try_new(plain.clone(), children, None)
+                .map_err(arrow_error)?;
+        columns.push(Field::new("partition", DataType::Struct(plain), false));
+        arrays.push(Arc::new(partition));
+    }
+    let totals: [(&str, Int64Array); 3] = [
+        ("record_count", groups.values().map(|g| g.records).collect()),
+        ("file_count", groups.values().map(|g| g.files).collect()),
+        ("total_size", groups.values().map(|g| g.bytes).collect()),
+    ];
+    for (name, values) in totals {
+        columns.push(Field::new(name, DataType::Int64, false));
+        arrays.push(Arc::new(values));
+    }
+    memory_table(FORMAT, columns, arrays)
+}
+
+/// One partition's values and what its live data files hold.
+#[derive(Default)]
+struct PartitionTotals {
+    values: Vec<Option<ScalarValue>>,
+    records: i64,
+    files: i64,
+    bytes: i64,
+}
+
+/// A partition value as the engine holds values of `data_type`.
+fn partition_value(literal: &iceberg::spec::Literal, data_type: &DataType) -> Option<ScalarValue> {
+    use iceberg::spec::{Literal, PrimitiveLiteral};
+    let Literal::Primitive(value) = literal else {
+        return None;
+    };
+    let scalar = match (value, data_type) {
+        (PrimitiveLiteral::Int128(v), DataType::Decimal128(p, s)) => {
+            ScalarValue::Decimal128(Some(*v), *p, *s)
+        }
+        (PrimitiveLiteral::Boolean(v), _) => ScalarValue::Boolean(Some(*v)),
+        (PrimitiveLiteral::Int(v), _) => ScalarValue::Int32(Some(*v)),
+        (PrimitiveLiteral::Long(v), _) => ScalarValue::Int64(Some(*v)),
+        (PrimitiveLiteral::Float(v), _) => ScalarValue::Float32(Some(v.0)),
+        (PrimitiveLiteral::Double(v), _) => ScalarValue::Float64(Some(v.0)),
+        (PrimitiveLiteral::String(v), _) => ScalarValue::Utf8(Some(v.clone())),
+        (PrimitiveLiteral::Binary(v), _) => ScalarValue::Binary(Some(v.clone())),
+        _ => return None,
+    };
+    scalar.cast_to(data_type).ok()
 }
 
 #[cfg(test)]
