@@ -4,6 +4,7 @@ wrote; pyarrow reads aichemy's hive folders, and aichemy reads Parquet files pya
 through an external hive table."""
 
 import datetime
+import glob
 import decimal
 import os
 import subprocess
@@ -168,3 +169,66 @@ def test_locations_outside_the_warehouse_are_refused(warehouse, tmp_path):
     assert "INVALID_TABLE_PROPERTY: Invalid location" in done.stderr
     assert "outside the warehouse and the allowed locations" in done.stderr
     assert list(outside.iterdir()) == []
+
+
+def test_deltalake_reads_every_change_aichemy_commits(warehouse):
+    """DELETE, UPDATE, MERGE and optimize on a partitioned Delta table: python `deltalake`
+    reads the rows after each, its history names each operation, the version before the
+    changes still reads, and vacuum deletes only the files no current version needs."""
+    aichemy(
+        warehouse,
+        """
+        CREATE SCHEMA delta.rc;
+        CREATE TABLE delta.rc.t (id INTEGER NOT NULL, part VARCHAR, v DOUBLE)
+            WITH (partitioned_by = ARRAY['part']);
+        INSERT INTO delta.rc.t VALUES (1, 'a', 1.0), (2, 'a', 2.0), (3, 'b', 3.0);
+        INSERT INTO delta.rc.t VALUES (4, 'b', 4.0), (5, 'c', 5.0);
+        DELETE FROM delta.rc.t WHERE id IN (SELECT max(id) FROM delta.rc.t);
+        UPDATE delta.rc.t SET v = v * 10 WHERE part = 'b';
+        UPDATE delta.rc.t SET part = 'z' WHERE id = 1;
+        MERGE INTO delta.rc.t t USING (VALUES (2, 0.5), (9, 9.0)) AS s(id, v) ON t.id = s.id
+            WHEN MATCHED THEN UPDATE SET v = s.v
+            WHEN NOT MATCHED THEN INSERT VALUES (s.id, 'n', s.v);
+        """,
+    )
+    location = str(warehouse / "delta" / "rc" / "t")
+    table = DeltaTable(location)
+    rows = sorted(table.to_pyarrow_table().to_pylist(), key=lambda r: r["id"])
+    assert rows == [
+        {"id": 1, "part": "z", "v": 1.0},
+        {"id": 2, "part": "a", "v": 0.5},
+        {"id": 3, "part": "b", "v": 30.0},
+        {"id": 4, "part": "b", "v": 40.0},
+        {"id": 9, "part": "n", "v": 9.0},
+    ]
+    operations = [h["operation"] for h in reversed(table.history())]
+    assert operations == ["CREATE TABLE", "WRITE", "WRITE", "DELETE", "UPDATE", "UPDATE",
+                          "MERGE"]
+    before = DeltaTable(location, version=2).to_pyarrow_table()
+    assert sorted(before.column("id").to_pylist()) == [1, 2, 3, 4, 5]
+
+    # A failing UPDATE adds no version.
+    failed = subprocess.run(
+        sql_command(warehouse, "UPDATE delta.rc.t SET id = NULL WHERE part = 'b'"),
+        capture_output=True, text=True)
+    assert failed.returncode != 0 and "CONSTRAINT_VIOLATION" in failed.stderr
+    assert DeltaTable(location).version() == table.version()
+
+    # optimize merges the small files of each partition without changing a row.
+    aichemy(warehouse, "INSERT INTO delta.rc.t VALUES (10, 'b', 1.0)")
+    files_before = len(DeltaTable(location).file_uris())
+    aichemy(warehouse, "ALTER TABLE delta.rc.t EXECUTE optimize")
+    optimized = DeltaTable(location)
+    assert len(optimized.file_uris()) < files_before
+    assert optimized.history(1)[0]["operation"] == "OPTIMIZE"
+    assert sorted(optimized.to_pyarrow_table().column("id").to_pylist()) == [1, 2, 3, 4, 9, 10]
+
+    # vacuum deletes the removed files and keeps every current one.
+    on_disk = lambda: {p for p in glob.glob(f"{location}/**/*.parquet", recursive=True)}
+    assert len(on_disk()) > len(optimized.file_uris())
+    aichemy(warehouse, "SET SESSION delta.vacuum_min_retention = '0s'; "
+                       "CALL delta.system.vacuum('rc', 't', '0s')")
+    assert {os.path.realpath(p) for p in on_disk()} == {
+        os.path.realpath(u.removeprefix("file://")) for u in optimized.file_uris()}
+    assert sorted(DeltaTable(location).to_pyarrow_table().column("id").to_pylist()) == [
+        1, 2, 3, 4, 9, 10]

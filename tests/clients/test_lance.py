@@ -69,3 +69,44 @@ def test_aichemy_reads_and_appends_to_what_pylance_wrote(warehouse, tmp_path, mo
     # Registered by location, so DROP TABLE leaves the dataset.
     aichemy(warehouse, "DROP TABLE lance.py.vectors")
     assert lance.dataset(str(folder)).count_rows() == 3
+
+
+def test_pylance_reads_every_change_aichemy_commits(warehouse):
+    """DELETE, UPDATE, MERGE and optimize on a Lance table: pylance reads the rows after
+    them, each one a version; expire_snapshots leaves only the current version."""
+    aichemy(
+        warehouse,
+        """
+        CREATE SCHEMA lance.rc;
+        CREATE TABLE lance.rc.docs (id INTEGER NOT NULL, title VARCHAR,
+            embedding ARRAY(REAL));
+        INSERT INTO lance.rc.docs VALUES (1, 'a', ARRAY[1, 0]), (2, 'b', ARRAY[0, 1]);
+        INSERT INTO lance.rc.docs VALUES (3, 'c', ARRAY[1, 1]);
+        DELETE FROM lance.rc.docs WHERE id = (SELECT min(id) FROM lance.rc.docs);
+        UPDATE lance.rc.docs SET title = upper(title), embedding = ARRAY[2, 2] WHERE id = 3;
+        MERGE INTO lance.rc.docs t USING (VALUES (2, 'bee'), (4, 'd')) AS s(id, title)
+            ON t.id = s.id
+            WHEN MATCHED THEN UPDATE SET title = s.title
+            WHEN NOT MATCHED THEN INSERT (id, title) VALUES (s.id, s.title);
+        """,
+    )
+    location = str(warehouse / "lance" / "rc" / "docs")
+    dataset = lance.dataset(location)
+    assert dataset.version == 5
+    embedding = dataset.schema.field("embedding").type
+    assert pa.types.is_fixed_size_list(embedding) and embedding.list_size == 2
+    rows = sorted(dataset.to_table().to_pylist(), key=lambda r: r["id"])
+    assert [(r["id"], r["title"]) for r in rows] == [(2, "bee"), (3, "C"), (4, "d")]
+    assert rows[1]["embedding"] == pytest.approx([2.0, 2.0])
+    assert rows[2]["embedding"] is None
+    assert lance.dataset(location, version=2).count_rows() == 3
+
+    aichemy(warehouse, "ALTER TABLE lance.rc.docs EXECUTE optimize")
+    optimized = lance.dataset(location)
+    assert len(optimized.get_fragments()) == 1
+    assert sorted(optimized.to_table().column("id").to_pylist()) == [2, 3, 4]
+    aichemy(warehouse, "SET SESSION iceberg.expire_snapshots_min_retention = '0s'; "
+                       "ALTER TABLE lance.rc.docs EXECUTE expire_snapshots("
+                       "retention_threshold => '0s')")
+    assert [v["version"] for v in lance.dataset(location).versions()] == [optimized.version]
+    assert sorted(lance.dataset(location).to_table().column("id").to_pylist()) == [2, 3, 4]

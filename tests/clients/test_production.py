@@ -143,6 +143,64 @@ def test_concurrent_inserts_through_two_nodes_on_s3_all_land(postgres, s3, fmt):
             node.stop()
 
 
+@pytest.mark.parametrize("fmt", ["iceberg", "delta", "lance"])
+def test_row_changes_racing_through_two_nodes_on_s3_lose_no_update(postgres, s3, fmt):
+    """UPDATE and MERGE incrementing counters through two nodes sharing a PostgreSQL
+    metastore and a bucket, while a third writer appends: every statement either commits
+    or fails with TRANSACTION_CONFLICT, every committed increment is there on both nodes
+    (no lost update), and every append lands."""
+    env = {**new_database(postgres, f"meta_dml_{fmt}"), **s3.env()}
+    warehouse = f"s3://{s3.bucket}/dml-{fmt}"
+    nodes = [Server(warehouse, env=env), Server(warehouse, env=env)]
+    rounds = 6
+    try:
+        query(nodes[0], f"CREATE SCHEMA {fmt}.c")
+        query(nodes[0], f"CREATE TABLE {fmt}.c.counters (id integer, n integer)")
+        query(nodes[0], f"INSERT INTO {fmt}.c.counters VALUES (1, 0), (2, 0)")
+        done = {1: 0, 2: 0}
+        problems = []
+
+        def updater(key):
+            cur = connect(nodes[key % 2], user=f"updater{key}").cursor()
+            for _ in range(rounds):
+                if key == 1:
+                    statement = f"UPDATE {fmt}.c.counters SET n = n + 1 WHERE id = 1"
+                else:
+                    statement = (f"MERGE INTO {fmt}.c.counters t USING (VALUES 2) AS s(id) "
+                                 "ON t.id = s.id WHEN MATCHED THEN UPDATE SET n = n + 1")
+                try:
+                    cur.execute(statement)
+                    assert cur.fetchall() == [[1]]
+                    done[key] += 1
+                except Exception as e:  # noqa: BLE001 - every other failure is reported
+                    if getattr(e, "error_name", None) != "TRANSACTION_CONFLICT":
+                        problems.append((statement, repr(e)))
+
+        def appender():
+            cur = connect(nodes[0], user="appender").cursor()
+            for i in range(rounds):
+                try:
+                    cur.execute(f"INSERT INTO {fmt}.c.counters VALUES ({100 + i}, 0)")
+                    cur.fetchall()
+                except Exception as e:  # noqa: BLE001 - an append must always land
+                    problems.append(("append", repr(e)))
+
+        threads = [threading.Thread(target=updater, args=(k,)) for k in done]
+        threads.append(threading.Thread(target=appender))
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert problems == []
+        assert sum(done.values()) >= rounds
+        for node in nodes:
+            rows = query(node, f"SELECT id, n FROM {fmt}.c.counters ORDER BY id")
+            assert rows == [[1, done[1]], [2, done[2]]] + [[100 + i, 0] for i in range(rounds)]
+    finally:
+        for node in nodes:
+            node.stop()
+
+
 def https_query(server, user, password, sql):
     conn = trino.dbapi.connect(
         host="localhost", port=server.https_port, user=user, http_scheme="https",

@@ -12,6 +12,7 @@ import subprocess
 import threading
 
 import pyarrow as pa
+import pytest
 from pyiceberg.expressions import EqualTo
 from pyiceberg.types import StringType
 from trino.dbapi import connect
@@ -167,17 +168,18 @@ def test_the_trino_client_gets_row_counts(warehouse):
     assert rows_of(catalog(warehouse).load_table("tc.t")) == [{"id": 1, "v": "a"}]
 
 
-def test_concurrent_writers_lose_no_update(warehouse):
+@pytest.mark.parametrize("fmt", ["iceberg", "delta", "lance"])
+def test_concurrent_writers_lose_no_update(warehouse, fmt):
     """Processes updating, merging and appending to one table at once: every statement
     either commits (run again on the newest version when another writer changed its files
     first) or fails with TRANSACTION_CONFLICT, and every committed change is there at the
     end (no lost update, no resurrected row); appends always commit."""
     aichemy(
         warehouse,
-        """
-        CREATE SCHEMA iceberg.cc;
-        CREATE TABLE iceberg.cc.counters (id INTEGER, n INTEGER);
-        INSERT INTO iceberg.cc.counters VALUES (1, 0), (2, 0), (3, 0);
+        f"""
+        CREATE SCHEMA {fmt}.cc;
+        CREATE TABLE {fmt}.cc.counters (id INTEGER, n INTEGER);
+        INSERT INTO {fmt}.cc.counters VALUES (1, 0), (2, 0), (3, 0);
         """,
     )
     rounds = 6
@@ -197,17 +199,17 @@ def test_concurrent_writers_lose_no_update(warehouse):
         for _ in range(rounds):
             if key == 3:
                 statement = (
-                    "MERGE INTO iceberg.cc.counters t USING (VALUES 3) AS s(id) "
+                    f"MERGE INTO {fmt}.cc.counters t USING (VALUES 3) AS s(id) "
                     "ON t.id = s.id WHEN MATCHED THEN UPDATE SET n = n + 1"
                 )
             else:
-                statement = f"UPDATE iceberg.cc.counters SET n = n + 1 WHERE id = {key}"
+                statement = f"UPDATE {fmt}.cc.counters SET n = n + 1 WHERE id = {key}"
             if run(statement):
                 done[key] += 1
 
     def appender():
         for i in range(rounds):
-            if not run(f"INSERT INTO iceberg.cc.counters VALUES ({100 + i}, 0)"):
+            if not run(f"INSERT INTO {fmt}.cc.counters VALUES ({100 + i}, 0)"):
                 problems.append(("append lost", i))
 
     threads = [threading.Thread(target=updater, args=(k,)) for k in done]
@@ -217,7 +219,7 @@ def test_concurrent_writers_lose_no_update(warehouse):
     for thread in threads:
         thread.join()
     assert problems == []
-    rows = aichemy(warehouse, "SELECT id, n FROM iceberg.cc.counters ORDER BY id")
+    rows = aichemy(warehouse, f"SELECT id, n FROM {fmt}.cc.counters ORDER BY id")
     assert rows[:3] == [{"id": k, "n": done[k]} for k in (1, 2, 3)]
     assert [r["id"] for r in rows[3:]] == [100 + i for i in range(rounds)]
     # Some statements did commit while the others ran.

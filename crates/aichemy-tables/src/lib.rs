@@ -26,6 +26,7 @@ pub mod lance;
 mod locations;
 mod metadata_tables;
 pub mod registered;
+mod row_names;
 
 pub use delta::DeltaStore;
 pub use estimates::{statistics_of, TableEstimate, TableStatistics};
@@ -88,6 +89,29 @@ pub enum TableError {
 }
 
 pub type Result<T, E = TableError> = std::result::Result<T, E>;
+
+/// A DataFusion error met while a format read or wrote rows: the [`TableError`] it carries,
+/// else the error as one of `format`.
+pub(crate) fn datafusion_error(
+    format: &'static str,
+    e: datafusion::error::DataFusionError,
+) -> TableError {
+    match e {
+        datafusion::error::DataFusionError::External(inner) => {
+            match inner.downcast::<TableError>() {
+                Ok(table) => *table,
+                Err(other) => TableError::Format {
+                    format,
+                    source: other,
+                },
+            }
+        }
+        other => TableError::Format {
+            format,
+            source: Box::new(other),
+        },
+    }
+}
 
 /// How often a commit that lost a race with another writer (through this or another node)
 /// is tried again on the newest table state: bounded, with random growing waits so that
@@ -301,13 +325,14 @@ pub trait RowLevelTable: Debug + Send + Sync {
     async fn scan(&self, files: Option<Arc<HashSet<String>>>) -> Result<Arc<dyn TableProvider>>;
 
     /// Replaces `files` by the rows of `rows` (the table's columns, in order) in one
-    /// commit. Fails with [`TableError::Conflict`] when another commit removed one of
-    /// `files` since the handle was loaded; rows appended meanwhile stay. Answers the
-    /// number of rows written.
+    /// commit, recorded as `change`. Fails with [`TableError::Conflict`] when another
+    /// commit removed one of `files` since the handle was loaded; rows appended meanwhile
+    /// stay. Answers the number of rows written.
     async fn replace(
         &self,
         files: Vec<String>,
         rows: datafusion::execution::SendableRecordBatchStream,
+        change: RowChange,
     ) -> Result<u64>;
 
     /// Like [`RowLevelTable::replace`], for `rows` that are exactly the rows of `files`
@@ -316,12 +341,18 @@ pub trait RowLevelTable: Debug + Send + Sync {
         &self,
         files: Vec<String>,
         rows: datafusion::execution::SendableRecordBatchStream,
-    ) -> Result<u64> {
-        self.replace(files, rows).await
-    }
+    ) -> Result<u64>;
 
     /// The data files of the loaded version.
     async fn files(&self) -> Result<Vec<DataFileInfo>>;
+}
+
+/// The statement a [`RowLevelTable::replace`] commits, as the table's history names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowChange {
+    Delete,
+    Update,
+    Merge,
 }
 
 /// One data file of a table version.
@@ -469,6 +500,22 @@ pub trait TableFormat: Debug + Send + Sync {
         Err(TableError::NotSupported {
             message: format!(
                 "Procedure remove_orphan_files is not supported for {} tables",
+                self.format_name()
+            ),
+        })
+    }
+
+    /// Deletes the data files no current file of the table needs that were removed or
+    /// written more than `retention` ago (Delta Lake's `vacuum`); answers how many.
+    async fn vacuum(
+        &self,
+        _schema: &str,
+        _name: &str,
+        _retention: std::time::Duration,
+    ) -> Result<usize> {
+        Err(TableError::NotSupported {
+            message: format!(
+                "Procedure vacuum is not supported for {} tables",
                 self.format_name()
             ),
         })

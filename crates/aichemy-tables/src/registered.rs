@@ -18,7 +18,7 @@ use datafusion::catalog::TableProvider;
 use crate::claims::{delete_owned, Claims, Placing};
 use crate::{
     ColumnSpec, CreateTableRequest, LocationPolicy, PartitionedTable, PropertyValue, Result,
-    TableError, TableFormat, TableHandle, TableVersion,
+    RowLevelTable, TableError, TableFormat, TableHandle, TableVersion,
 };
 
 /// Field metadata key of a column comment.
@@ -48,6 +48,15 @@ pub trait TableStore: Debug + Send + Sync {
     async fn open(&self, record: &TableRecord, schema: SchemaRef)
         -> Result<Arc<dyn TableProvider>>;
 
+    /// A recorded table's provider with how DELETE, UPDATE and MERGE change its rows, both
+    /// of the one version loaded, where the format changes rows.
+    async fn open_with_rows(&self, record: &TableRecord, schema: SchemaRef) -> Result<OpenedTable> {
+        Ok(OpenedTable {
+            provider: self.open(record, schema).await?,
+            rows: None,
+        })
+    }
+
     /// Adds a column to a table's files, when the format records columns there.
     async fn add_column(&self, record: &TableRecord, schema: &SchemaRef) -> Result<()>;
 
@@ -75,10 +84,48 @@ pub trait TableStore: Debug + Send + Sync {
         Ok(None)
     }
 
+    /// Expires the versions of a recorded table made before `older_than_ms` (never the
+    /// current one) and deletes the files only they referenced; answers how many versions
+    /// and files went.
+    async fn expire_versions(
+        &self,
+        _record: &TableRecord,
+        _older_than_ms: i64,
+    ) -> Result<(usize, usize)> {
+        Err(TableError::NotSupported {
+            message: format!(
+                "Procedure expire_snapshots is not supported for {} tables",
+                self.format_name()
+            ),
+        })
+    }
+
+    /// Deletes the files of a recorded table that no current file needs, removed or written
+    /// more than `retention` ago (`vacuum`); answers how many.
+    async fn vacuum(
+        &self,
+        _record: &TableRecord,
+        _retention: std::time::Duration,
+    ) -> Result<usize> {
+        Err(TableError::NotSupported {
+            message: format!(
+                "Procedure vacuum is not supported for {} tables",
+                self.format_name()
+            ),
+        })
+    }
+
     /// How DELETE removes whole partitions of a recorded table, where the format does.
     fn partitions(&self, _record: &TableRecord) -> Result<Option<Arc<dyn PartitionedTable>>> {
         Ok(None)
     }
+}
+
+/// A recorded table opened at its latest version.
+pub struct OpenedTable {
+    pub provider: Arc<dyn TableProvider>,
+    /// How DELETE, UPDATE and MERGE change its rows; `None` where the format cannot.
+    pub rows: Option<Arc<dyn RowLevelTable>>,
 }
 
 /// A catalog of one format, kept in the metastore.
@@ -310,12 +357,33 @@ impl TableFormat for RegisteredFormat {
         self.store.metadata_table(&record, kind).await
     }
 
+    async fn expire_snapshots(
+        &self,
+        schema: &str,
+        name: &str,
+        older_than_ms: i64,
+    ) -> Result<(usize, usize)> {
+        let record = self.require_table(schema, name).await?;
+        self.store.expire_versions(&record, older_than_ms).await
+    }
+
+    async fn vacuum(
+        &self,
+        schema: &str,
+        name: &str,
+        retention: std::time::Duration,
+    ) -> Result<usize> {
+        let record = self.require_table(schema, name).await?;
+        self.store.vacuum(&record, retention).await
+    }
+
     async fn load_table(&self, schema: &str, name: &str) -> Result<Option<TableHandle>> {
         let Some(record) = self.record(schema, name).await? else {
             return Ok(None);
         };
         let stored = decode_schema(&record.schema_ipc)?;
-        let provider = self.store.open(&record, stored.clone()).await?;
+        let OpenedTable { provider, rows } =
+            self.store.open_with_rows(&record, stored.clone()).await?;
         let mut properties: Vec<(String, PropertyValue)> = record
             .properties
             .iter()
@@ -336,7 +404,7 @@ impl TableFormat for RegisteredFormat {
             columns,
             comment: record.comment.clone(),
             properties,
-            rows: None,
+            rows,
             partitions: self.store.partitions(&record)?,
         }))
     }

@@ -29,7 +29,7 @@ use datafusion::sql::sqlparser::ast::{
     Update, VisitMut, VisitorMut,
 };
 
-use aichemy_tables::{RowLevelTable, TableHandle, PATH_COLUMN};
+use aichemy_tables::{RowChange, RowLevelTable, TableHandle, PATH_COLUMN};
 
 use crate::catalog::lakehouse::QualifiedName;
 use crate::dialect;
@@ -148,10 +148,43 @@ impl Target {
             0,
         )
         .await?;
-        if rewrite {
-            self.check_types(&plan)?;
+        if !rewrite {
+            return super::query::execute(session, plan, state).await;
         }
-        super::query::execute(session, plan, state).await
+        self.check_types(&plan)?;
+        let rows = super::query::execute(session, plan, state).await?;
+        Ok(self.not_null(rows))
+    }
+
+    /// `rows` failing at the first NULL in a NOT NULL column of the table (whatever the
+    /// format records of NOT NULL).
+    fn not_null(&self, rows: SendableRecordBatchStream) -> SendableRecordBatchStream {
+        let required: Vec<(usize, String)> = self
+            .table
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.nullable)
+            .map(|(i, c)| (i, c.name.clone()))
+            .collect();
+        if required.is_empty() {
+            return rows;
+        }
+        let schema = rows.schema();
+        let checked = futures::StreamExt::map(rows, move |batch| {
+            let batch = batch?;
+            for (i, name) in &required {
+                if batch.column(*i).logical_null_count() > 0 {
+                    return Err(datafusion::error::DataFusionError::External(Box::new(
+                        aichemy_tables::TableError::NullInNotNullColumn {
+                            column: name.clone(),
+                        },
+                    )));
+                }
+            }
+            Ok(batch)
+        });
+        Box::pin(RecordBatchStreamAdapter::new(schema, checked))
     }
 
     /// A rewrite pass must produce values of the table's column types (assignments of
@@ -240,10 +273,11 @@ impl Target {
         session: &Session,
         query: Query,
         files: Vec<String>,
+        change: RowChange,
     ) -> Result<()> {
         let only = Arc::new(files.iter().cloned().collect::<HashSet<_>>());
         let rows = self.run(session, query, Some(only)).await?;
-        self.rows.replace(files, rows).await?;
+        self.rows.replace(files, rows, change).await?;
         Ok(())
     }
 
@@ -253,7 +287,7 @@ impl Target {
             self.table.provider.schema(),
             futures::stream::empty(),
         ));
-        self.rows.replace(files, nothing).await?;
+        self.rows.replace(files, nothing, RowChange::Delete).await?;
         Ok(())
     }
 
@@ -384,7 +418,9 @@ pub(crate) async fn delete(session: &Session, delete: Delete) -> Result<u64> {
         ),
         vec![condition],
     )?;
-    target.replace(session, query, files).await?;
+    target
+        .replace(session, query, files, RowChange::Delete)
+        .await?;
     Ok(count)
 }
 
@@ -489,7 +525,9 @@ pub(crate) async fn update(session: &Session, update: Update) -> Result<u64> {
         ),
         substitutes,
     )?;
-    target.replace(session, query, files).await?;
+    target
+        .replace(session, query, files, RowChange::Update)
+        .await?;
     Ok(count)
 }
 

@@ -19,7 +19,7 @@ use datafusion::sql::sqlparser::ast::{
     Expr, Merge, MergeAction, MergeClauseKind, MergeInsertKind, TableFactor, Value,
 };
 
-use aichemy_tables::{PATH_COLUMN, POSITION_COLUMN};
+use aichemy_tables::{RowChange, PATH_COLUMN, POSITION_COLUMN};
 
 use super::change::{name_in_subqueries, parse_with_source, placeholder, quote, Target, SOURCE};
 use crate::error::{ErrorCode, Result, TrinoError};
@@ -245,7 +245,9 @@ pub(crate) async fn merge(session: &Session, merge: Merge) -> Result<u64> {
         parts.push(format!("SELECT {items} {unmatched}"));
     }
     let query = parse_with_source(&parts.join(" UNION ALL "), clauses.substitutes, source)?;
-    target.replace(session, query, files).await?;
+    target
+        .replace(session, query, files, RowChange::Merge)
+        .await?;
     Ok(changed + inserted)
 }
 

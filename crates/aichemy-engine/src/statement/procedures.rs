@@ -232,32 +232,52 @@ fn retention_cutoff(session: &Session, procedure: &TableProcedure, setting: &str
             ))
         }
     };
-    let retention = session_state::parse_duration(&retention).ok_or_else(|| {
+    let retention = duration(&retention)?;
+    check_retention(
+        session,
+        retention,
+        &format!("iceberg.{name}_min_retention"),
+        &format!("iceberg.{setting}.min-retention"),
+    )?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Ok(now.saturating_sub(retention).as_millis() as i64)
+}
+
+/// A duration argument as Trino writes one (`7d`, `1.5h`).
+fn duration(text: &str) -> Result<std::time::Duration> {
+    session_state::parse_duration(text).ok_or_else(|| {
         TrinoError::new(
             ErrorCode::INVALID_PROCEDURE_ARGUMENT,
-            format!("Invalid duration: {retention}"),
+            format!("Invalid duration: {text}"),
         )
-    })?;
-    let property = format!("iceberg.{name}_min_retention");
+    })
+}
+
+/// Refuses a retention under the session's `property` (its default when unset) as Trino
+/// does, naming the `configuration` property that sets the minimum.
+fn check_retention(
+    session: &Session,
+    retention: std::time::Duration,
+    property: &str,
+    configuration: &str,
+) -> Result<()> {
     let minimum =
-        session_state::duration_property(&session.properties, &property).unwrap_or_default();
+        session_state::duration_property(&session.properties, property).unwrap_or_default();
     if retention < minimum {
         return Err(TrinoError::new(
             ErrorCode::INVALID_PROCEDURE_ARGUMENT,
             format!(
                 "Retention specified ({}) is shorter than the minimum retention configured in \
-                 the system ({}). Minimum retention can be changed with \
-                 iceberg.{setting}.min-retention configuration property or {property} session \
-                 property",
+                 the system ({}). Minimum retention can be changed with {configuration} \
+                 configuration property or {property} session property",
                 session_state::duration_text(retention),
                 session_state::duration_text(minimum)
             ),
         ));
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Ok(now.saturating_sub(retention).as_millis() as i64)
+    Ok(())
 }
 
 /// Runs `CALL catalog.system.procedure(…)`.
@@ -305,6 +325,29 @@ pub(crate) async fn call(session: &Session, function: Function) -> Result<Output
                 name: text_argument(table)?,
             };
             rollback(session, &name, snapshot).await?;
+            Ok(Output::update("CALL"))
+        }
+        "vacuum" => {
+            let [(_, schema), (_, table), (_, retention)] = arguments.as_slice() else {
+                return Err(TrinoError::new(
+                    ErrorCode::INVALID_PROCEDURE_ARGUMENT,
+                    "vacuum takes the schema, the table and the retention",
+                ));
+            };
+            let name = crate::catalog::lakehouse::QualifiedName {
+                catalog,
+                schema: text_argument(schema)?,
+                name: text_argument(table)?,
+            };
+            let retention = duration(&text_argument(retention)?)?;
+            check_retention(
+                session,
+                retention,
+                &format!("{}.vacuum_min_retention", name.catalog),
+                "delta.vacuum.min-retention",
+            )?;
+            let format = existing_table(session, &name).await?;
+            format.vacuum(&name.schema, &name.name, retention).await?;
             Ok(Output::update("CALL"))
         }
         other => Err(TrinoError::new(

@@ -314,6 +314,9 @@ pub(crate) fn coercible(source: &DataType, target: &DataType) -> bool {
             List(t) | LargeList(t) | FixedSizeList(t, _),
         ) => coercible(s.data_type(), t.data_type()),
         (Map(s, _), Map(t, _)) => coercible(s.data_type(), t.data_type()),
+        // A partition column a format reads dictionary-encoded.
+        (s, Dictionary(_, t)) => coercible(s, t),
+        (Dictionary(_, s), t) => coercible(s, t),
         (Struct(s), Struct(t)) => {
             s.len() == t.len()
                 && s.iter()

@@ -73,6 +73,11 @@ pub const SESSION_PROPERTIES: &[SessionProperty] = &[
         default: "7.00d",
         description: "Minimal retention period for remove_orphan_files procedure",
     },
+    SessionProperty {
+        name: "delta.vacuum_min_retention",
+        default: "7.00d",
+        description: "Minimal retention period for vacuum procedure",
+    },
 ];
 
 /// A session's value of a duration property, else its default.

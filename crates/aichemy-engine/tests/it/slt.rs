@@ -1,6 +1,6 @@
 //! Runs every `tests/sql/*.slt` file, each against a fresh lakehouse in a temp folder, and
-//! every `tests/sql/every_format/*.slt` file once per table format, with `{catalog}`
-//! replaced by the catalog's name.
+//! every `tests/sql/every_format/*.slt` file once per table format (`row_level/*.slt`
+//! once per format that changes rows), with `{catalog}` replaced by the catalog's name.
 //! `AICHEMY_SLT_COMPLETE=1 cargo test -p aichemy-engine slt` rewrites expected results of
 //! the first kind.
 
@@ -71,8 +71,12 @@ impl sqllogictest::AsyncDB for SltDb {
     }
 }
 
-/// The catalogs the `every_format` files run against.
-const FORMAT_CATALOGS: [&str; 4] = ["iceberg", "delta", "hive", "lance"];
+/// The folders of files run once per catalog, and the catalogs: every format, and the
+/// formats that change rows.
+const PER_CATALOG: [(&str, &[&str]); 2] = [
+    ("every_format", &["iceberg", "delta", "hive", "lance"]),
+    ("row_level", &["iceberg", "delta", "lance"]),
+];
 
 fn slt_files(folder: &str) -> Vec<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -131,15 +135,17 @@ async fn sql_behaviour_files() {
         }
     }
     let shared = tempfile::tempdir().expect("temp dir");
-    for path in slt_files("every_format") {
-        let text = std::fs::read_to_string(&path).expect("readable .slt file");
-        let name = path.file_name().unwrap().to_string_lossy().to_string();
-        for catalog in FORMAT_CATALOGS {
-            let instance = shared.path().join(format!("{catalog}-{name}"));
-            std::fs::write(&instance, text.replace("{catalog}", catalog)).expect("temp file");
-            match run_file(instance, false).await {
-                Ok(()) => eprintln!("slt ok: every_format/{name} on {catalog}"),
-                Err(e) => failures.push(format!("every_format/{name} on {catalog}:\n{e}")),
+    for (folder, catalogs) in PER_CATALOG {
+        for path in slt_files(folder) {
+            let text = std::fs::read_to_string(&path).expect("readable .slt file");
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            for catalog in catalogs {
+                let instance = shared.path().join(format!("{catalog}-{folder}-{name}"));
+                std::fs::write(&instance, text.replace("{catalog}", catalog)).expect("temp file");
+                match run_file(instance, false).await {
+                    Ok(()) => eprintln!("slt ok: {folder}/{name} on {catalog}"),
+                    Err(e) => failures.push(format!("{folder}/{name} on {catalog}:\n{e}")),
+                }
             }
         }
     }

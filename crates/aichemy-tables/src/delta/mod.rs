@@ -25,8 +25,9 @@ use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
 use deltalake::delta_datafusion::DataFusionMixins;
 use deltalake::kernel::engine::arrow_conversion::TryFromArrow;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
-use deltalake::kernel::{Action, EagerSnapshot, StructField, StructType};
+use deltalake::kernel::{Action, Add, EagerSnapshot, StructField, StructType};
 use deltalake::logstore::LogStoreRef;
+use deltalake::operations::vacuum::VacuumMode;
 use deltalake::operations::write::writer::{DeltaWriter, WriterConfig};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::table::config::TablePropertiesExt;
@@ -34,7 +35,7 @@ use deltalake::DeltaTable;
 use futures::StreamExt;
 use url::Url;
 
-use crate::registered::TableStore;
+use crate::registered::{OpenedTable, TableStore};
 use aichemy_storage::StorageOptions;
 
 use crate::append::{AppendableTable, Appender};
@@ -43,6 +44,8 @@ use crate::{
     CommitRetry, CreateTableRequest, LocationPolicy, PropertyValue, Result, TableError,
     TableVersion,
 };
+
+mod rows;
 
 const FORMAT: &str = "Delta Lake";
 
@@ -236,23 +239,31 @@ impl TableStore for DeltaStore {
     async fn open(
         &self,
         record: &TableRecord,
-        _schema: SchemaRef,
+        schema: SchemaRef,
     ) -> Result<Arc<dyn TableProvider>> {
+        Ok(self.open_with_rows(record, schema).await?.provider)
+    }
+
+    async fn open_with_rows(
+        &self,
+        record: &TableRecord,
+        _schema: SchemaRef,
+    ) -> Result<OpenedTable> {
         let table = load(&record.location, &self.options).await?;
         if table.version().is_none() {
             return Err(TableError::Storage {
                 message: format!("No Delta table at {}", record.location),
             });
         }
-        let scan = table
-            .table_provider()
-            .await
-            .map_err(|e| TableError::Format {
-                format: FORMAT,
-                source: Box::new(e),
-            })?;
+        let scan = table.table_provider().await.map_err(delta_error)?;
         let schema = scan.schema();
-        Ok(Arc::new(AppendableTable::new(
+        let rows = rows::DeltaRows {
+            table: table.clone(),
+            retries: self.retry.retries as usize,
+            location: record.location.clone(),
+            guard: self.guard.clone(),
+        };
+        let provider = Arc::new(AppendableTable::new(
             scan,
             schema,
             DeltaAppender {
@@ -261,7 +272,11 @@ impl TableStore for DeltaStore {
                 location: record.location.clone(),
                 guard: self.guard.clone(),
             },
-        )))
+        ));
+        Ok(OpenedTable {
+            provider,
+            rows: Some(Arc::new(rows)),
+        })
     }
 
     async fn open_version(
@@ -323,6 +338,23 @@ impl TableStore for DeltaStore {
             "properties" => properties_table(&table).map(Some),
             _ => Ok(None),
         }
+    }
+
+    async fn vacuum(&self, record: &TableRecord, retention: std::time::Duration) -> Result<usize> {
+        let table = load(&record.location, &self.options).await?;
+        recheck(self.guard.as_ref(), &record.location).map_err(|e| TableError::Storage {
+            message: e.to_string(),
+        })?;
+        let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::TimeDelta::MAX);
+        // Full: also the files failed or lost commits left behind, not only the removed ones.
+        let (_, metrics) = table
+            .vacuum()
+            .with_retention_period(retention)
+            .with_enforce_retention_duration(false)
+            .with_mode(VacuumMode::Full)
+            .await
+            .map_err(delta_error)?;
+        Ok(metrics.files_deleted.len())
     }
 
     async fn add_column(&self, record: &TableRecord, schema: &SchemaRef) -> Result<()> {
@@ -522,57 +554,121 @@ impl DataSink for DeltaSink {
 
     async fn write_all(
         &self,
-        mut data: SendableRecordBatchStream,
+        data: SendableRecordBatchStream,
         _context: &Arc<TaskContext>,
     ) -> DFResult<u64> {
-        let external = |e: deltalake::DeltaTableError| DataFusionError::External(Box::new(e));
         recheck(self.guard.as_ref(), &self.location)?;
-        let target = self.snapshot.input_schema();
-        let properties = self.snapshot.table_configuration().table_properties();
-        let partition_columns = self.snapshot.metadata().partition_columns().to_vec();
-        let config = WriterConfig::new(
-            self.snapshot.read_schema(),
-            partition_columns.clone(),
-            None,
-            Some(properties.target_file_size()),
-            None,
-            properties.num_indexed_cols(),
-            properties
-                .data_skipping_stats_columns
-                .as_ref()
-                .map(|columns| columns.iter().map(ToString::to_string).collect()),
-        );
         let operation_id = uuid::Uuid::new_v4();
-        let mut writer = DeltaWriter::new(self.log_store.object_store(Some(operation_id)), config);
-        let mut rows = 0u64;
-        while let Some(batch) = data.next().await {
-            let batch =
-                deltalake::kernel::schema::cast_record_batch(&batch?, target.clone(), false, true)
-                    .map_err(external)?;
-            rows += batch.num_rows() as u64;
-            writer.write(&batch).await.map_err(external)?;
-        }
-        let actions = writer
-            .close()
-            .await
-            .map_err(external)?
-            .into_iter()
-            .map(Action::Add)
-            .collect();
+        let (adds, rows) = write_files(&self.log_store, &self.snapshot, data, operation_id).await?;
+        let partition_columns = self.snapshot.metadata().partition_columns().to_vec();
         let operation = DeltaOperation::Write {
             mode: SaveMode::Append,
             partition_by: (!partition_columns.is_empty()).then_some(partition_columns),
             predicate: None,
         };
         recheck(self.guard.as_ref(), &self.location)?;
-        CommitBuilder::from(CommitProperties::default().with_max_retries(self.retries))
-            .with_actions(actions)
-            .with_operation_id(operation_id)
-            .build(Some(&self.snapshot), self.log_store.clone(), operation)
-            .await
-            .map_err(external)?;
-        Ok(rows)
+        let actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
+        // An append reads nothing, but deltalake counts every file of the version it
+        // commits on as read, so a commit that removed one (a DELETE, an UPDATE) fails it:
+        // it is committed again on the newest version.
+        let mut snapshot = self.snapshot.clone();
+        let mut attempt = 0;
+        loop {
+            let committed = commit(
+                &snapshot,
+                self.log_store.clone(),
+                actions.clone(),
+                operation.clone(),
+                operation_id,
+                self.retries,
+            )
+            .await;
+            match committed {
+                Ok(()) => return Ok(rows),
+                Err(e) if rows::is_conflict(&e) && attempt < self.retries => {
+                    attempt += 1;
+                    CommitRetry::default().wait(attempt as u32).await;
+                    let mut latest = DeltaTable::new(self.log_store.clone(), Default::default());
+                    latest
+                        .load()
+                        .await
+                        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+                    snapshot = latest
+                        .snapshot()
+                        .map_err(|e| DataFusionError::External(Box::new(e)))?
+                        .snapshot()
+                        .clone();
+                }
+                Err(e) => return Err(DataFusionError::External(Box::new(e))),
+            }
+        }
     }
+}
+
+/// Writes a statement's rows as Parquet data files of the table `snapshot` is of (split
+/// by its partition columns); answers the files, not yet committed, and the row count.
+/// A NULL in a NOT NULL column fails naming the column.
+async fn write_files(
+    log_store: &LogStoreRef,
+    snapshot: &EagerSnapshot,
+    mut data: SendableRecordBatchStream,
+    operation_id: uuid::Uuid,
+) -> DFResult<(Vec<Add>, u64)> {
+    let external = |e: deltalake::DeltaTableError| DataFusionError::External(Box::new(e));
+    let target = snapshot.input_schema();
+    let properties = snapshot.table_configuration().table_properties();
+    let partition_columns = snapshot.metadata().partition_columns().to_vec();
+    let config = WriterConfig::new(
+        snapshot.read_schema(),
+        partition_columns,
+        None,
+        Some(properties.target_file_size()),
+        None,
+        properties.num_indexed_cols(),
+        properties
+            .data_skipping_stats_columns
+            .as_ref()
+            .map(|columns| columns.iter().map(ToString::to_string).collect()),
+    );
+    let mut writer = DeltaWriter::new(log_store.object_store(Some(operation_id)), config);
+    let mut rows = 0u64;
+    while let Some(batch) = data.next().await {
+        let batch = batch?;
+        for (column, field) in batch.columns().iter().zip(target.fields()) {
+            if !field.is_nullable() && column.logical_null_count() > 0 {
+                return Err(DataFusionError::External(Box::new(
+                    TableError::NullInNotNullColumn {
+                        column: field.name().clone(),
+                    },
+                )));
+            }
+        }
+        let batch =
+            deltalake::kernel::schema::cast_record_batch(&batch, target.clone(), false, true)
+                .map_err(external)?;
+        rows += batch.num_rows() as u64;
+        writer.write(&batch).await.map_err(external)?;
+    }
+    let adds = writer.close().await.map_err(external)?;
+    Ok((adds, rows))
+}
+
+/// Commits `actions` on top of `snapshot` as `operation`; a commit that loses a race is
+/// checked against the winner's changes and retried up to `retries` times.
+async fn commit(
+    snapshot: &EagerSnapshot,
+    log_store: LogStoreRef,
+    actions: Vec<Action>,
+    operation: DeltaOperation,
+    operation_id: uuid::Uuid,
+    retries: usize,
+) -> std::result::Result<(), deltalake::DeltaTableError> {
+    CommitBuilder::from(CommitProperties::default().with_max_retries(retries))
+        .with_actions(actions)
+        .with_operation_id(operation_id)
+        .build(Some(snapshot), log_store, operation)
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

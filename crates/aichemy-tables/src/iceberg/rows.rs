@@ -49,7 +49,9 @@ use iceberg::{TableRequirement, TableUpdate};
 use super::commit::{check_write_paths, main_unmoved, CommitError, TableChange};
 use super::write::{df_error, plain_type, planned_field, TableWriter};
 use super::{format_error, IcebergFormat};
-use crate::{DataFileInfo, Result, RowLevelTable, TableError, PATH_COLUMN, POSITION_COLUMN};
+use crate::{
+    DataFileInfo, Result, RowChange, RowLevelTable, TableError, PATH_COLUMN, POSITION_COLUMN,
+};
 
 /// DELETE, UPDATE and MERGE on one loaded Iceberg table.
 #[derive(Debug)]
@@ -76,7 +78,12 @@ impl RowLevelTable for IcebergRows {
         Ok(Arc::new(PathScan::try_new(self.table.clone(), files)?))
     }
 
-    async fn replace(&self, files: Vec<String>, rows: SendableRecordBatchStream) -> Result<u64> {
+    async fn replace(
+        &self,
+        files: Vec<String>,
+        rows: SendableRecordBatchStream,
+        _change: RowChange,
+    ) -> Result<u64> {
         self.commit_rows(files, rows, false).await
     }
 
@@ -173,19 +180,7 @@ impl IcebergRows {
 }
 
 pub(super) fn datafusion_error(e: DataFusionError) -> TableError {
-    match e {
-        DataFusionError::External(inner) => match inner.downcast::<TableError>() {
-            Ok(table) => *table,
-            Err(other) => TableError::Format {
-                format: "Iceberg",
-                source: other,
-            },
-        },
-        other => TableError::Format {
-            format: "Iceberg",
-            source: Box::new(other),
-        },
-    }
+    crate::datafusion_error("Iceberg", e)
 }
 
 /// Whether a snapshot committed after `base` added delete files (another engine's

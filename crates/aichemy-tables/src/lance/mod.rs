@@ -43,11 +43,13 @@ use lance::io::{ObjectStoreParams, StorageOptionsAccessor};
 use lance::Dataset;
 
 use crate::metadata_tables::{memory_table, text_map, utc_millis};
-use crate::registered::TableStore;
+use crate::registered::{OpenedTable, TableStore};
 use crate::{
     CommitRetry, CreateTableRequest, LocationPolicy, PropertyValue, Result, TableError,
     TableVersion,
 };
+
+mod rows;
 
 const FORMAT: &str = "Lance";
 
@@ -168,17 +170,27 @@ impl TableStore for LanceStore {
         record: &TableRecord,
         schema: SchemaRef,
     ) -> Result<Arc<dyn TableProvider>> {
+        Ok(self.open_with_rows(record, schema).await?.provider)
+    }
+
+    async fn open_with_rows(&self, record: &TableRecord, schema: SchemaRef) -> Result<OpenedTable> {
         let dataset = open_dataset(&record.location, self.stores.options())
             .await?
             .map(Arc::new);
-        Ok(Arc::new(LanceTable {
+        let table = LanceTable {
             location: record.location.clone(),
             schema,
+            row_address: false,
             dataset,
             stores: self.stores.clone(),
             retry: self.retry,
             guard: self.guard.clone(),
-        }))
+        };
+        let rows = rows::LanceRows::new(&table);
+        Ok(OpenedTable {
+            provider: Arc::new(table),
+            rows: Some(Arc::new(rows)),
+        })
     }
 
     async fn open_version(
@@ -231,6 +243,7 @@ impl TableStore for LanceStore {
         Ok(Arc::new(LanceTable {
             location: record.location.clone(),
             schema: Arc::new(Schema::new(fields)),
+            row_address: false,
             dataset: Some(Arc::new(dataset)),
             stores: self.stores.clone(),
             retry: self.retry,
@@ -281,6 +294,35 @@ impl TableStore for LanceStore {
         .map(Some)
     }
 
+    async fn expire_versions(
+        &self,
+        record: &TableRecord,
+        older_than_ms: i64,
+    ) -> Result<(usize, usize)> {
+        let Some(dataset) = open_dataset(&record.location, self.stores.options()).await? else {
+            return Ok((0, 0));
+        };
+        if let Some(guard) = &self.guard {
+            guard
+                .check_tree(&record.location)
+                .map_err(|message| TableError::Storage { message })?;
+        }
+        let age = chrono::Utc::now().timestamp_millis() - older_than_ms;
+        // Lance keeps the current version and every version a tag names.
+        let removed = dataset
+            .cleanup_old_versions(
+                chrono::Duration::milliseconds(age.max(0)),
+                None,
+                Some(false),
+            )
+            .await
+            .map_err(lance_error)?;
+        Ok((
+            removed.old_versions as usize,
+            (removed.data_files_removed + removed.deletion_files_removed) as usize,
+        ))
+    }
+
     async fn add_column(&self, record: &TableRecord, schema: &SchemaRef) -> Result<()> {
         let Some(mut dataset) = open_dataset(&record.location, self.stores.options()).await? else {
             return Ok(());
@@ -297,10 +339,13 @@ impl TableStore for LanceStore {
 }
 
 /// One Lance table: the declared schema, and its dataset once written.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct LanceTable {
     location: String,
+    /// The declared columns, then `_rowaddr` when `row_address`.
     schema: SchemaRef,
+    /// Whether scans end with each row's address (`_rowaddr`).
+    row_address: bool,
     dataset: Option<Arc<Dataset>>,
     stores: Arc<StoreRegistry>,
     retry: CommitRetry,
@@ -335,7 +380,7 @@ impl TableProvider for LanceTable {
         let Some(dataset) = &self.dataset else {
             return Ok(Arc::new(EmptyExec::new(wanted)));
         };
-        let provider = LanceTableProvider::new(dataset.clone(), false, false);
+        let provider = LanceTableProvider::new(dataset.clone(), false, self.row_address);
         // The dataset's columns in the declared order, by name.
         let stored = provider.schema();
         let indices = wanted
@@ -349,7 +394,7 @@ impl TableProvider for LanceTable {
             .fields()
             .iter()
             .zip(wanted.fields())
-            .all(|(a, b)| a.data_type() == b.data_type())
+            .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type())
         {
             return Ok(plan);
         }
@@ -357,8 +402,9 @@ impl TableProvider for LanceTable {
         let exprs = wanted
             .fields()
             .iter()
-            .enumerate()
-            .map(|(i, field)| {
+            .map(|field| {
+                // Lance may give the columns in another order than asked (its row address).
+                let i = scanned.index_of(field.name())?;
                 let column: Arc<dyn PhysicalExpr> = Arc::new(Column::new(field.name(), i));
                 let expr: Arc<dyn PhysicalExpr> =
                     match (scanned.field(i).data_type(), field.data_type()) {
@@ -375,9 +421,9 @@ impl TableProvider for LanceTable {
                         }
                         (_, to) => Arc::new(CastExpr::new(column, to.clone(), None)),
                     };
-                (expr, field.name().clone())
+                Ok((expr, field.name().clone()))
             })
-            .collect::<Vec<_>>();
+            .collect::<DFResult<Vec<_>>>()?;
         Ok(Arc::new(ProjectionExec::try_new(exprs, plan)?))
     }
 
@@ -648,28 +694,7 @@ impl DataSink for LanceSink {
             return Ok(rows as u64);
         };
         let target: SchemaRef = Arc::new(Schema::from(dataset.schema()));
-        let counted = Arc::new(AtomicU64::new(0));
-        let counter = counted.clone();
-        // Lance reports a failing input stream as text; keep the error itself to answer it.
-        let failure: Arc<Mutex<Option<DataFusionError>>> = Arc::default();
-        let failed = failure.clone();
-        let shaped_schema = target.clone();
-        let shaped = data.map(move |batch| {
-            let shaped = batch.and_then(|b| conform(&b, &shaped_schema));
-            match shaped {
-                Ok(batch) => {
-                    counter.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
-                    Ok(batch)
-                }
-                Err(e) => {
-                    let message = e.to_string();
-                    failed.lock().expect("not poisoned").get_or_insert(e);
-                    Err(DataFusionError::Execution(message))
-                }
-            }
-        });
-        let stream: SendableRecordBatchStream =
-            Box::pin(RecordBatchStreamAdapter::new(target, shaped));
+        let (stream, counted, failure) = conforming(data, target);
         self.append(dataset, stream).await.map_err(|e| {
             failure
                 .lock()
@@ -679,4 +704,37 @@ impl DataSink for LanceSink {
         })?;
         Ok(counted.load(Ordering::Relaxed))
     }
+}
+
+/// The first error of a stream that Lance reads, kept to answer it (Lance reports a failing
+/// input stream as text).
+type Failure = Arc<Mutex<Option<DataFusionError>>>;
+
+/// `data` cast to the dataset's schema `target`, with the count of rows read and the first
+/// error met.
+fn conforming(
+    data: SendableRecordBatchStream,
+    target: SchemaRef,
+) -> (SendableRecordBatchStream, Arc<AtomicU64>, Failure) {
+    let counted = Arc::new(AtomicU64::new(0));
+    let counter = counted.clone();
+    let failure: Failure = Arc::default();
+    let failed = failure.clone();
+    let shaped_schema = target.clone();
+    let shaped = data.map(move |batch| {
+        let shaped = batch.and_then(|b| conform(&b, &shaped_schema));
+        match shaped {
+            Ok(batch) => {
+                counter.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+                Ok(batch)
+            }
+            Err(e) => {
+                let message = e.to_string();
+                failed.lock().expect("not poisoned").get_or_insert(e);
+                Err(DataFusionError::Execution(message))
+            }
+        }
+    });
+    let stream: SendableRecordBatchStream = Box::pin(RecordBatchStreamAdapter::new(target, shaped));
+    (stream, counted, failure)
 }
