@@ -274,6 +274,35 @@ def test_time_travel_and_rollback_through_the_trino_client(warehouse):
     assert catalog(warehouse).load_table("tt.t").current_snapshot().snapshot_id == third
 
 
+def test_time_travel_by_a_branch_or_tag_pyiceberg_made(warehouse):
+    """FOR VERSION AS OF '<name>' reads the snapshot a branch or tag names (PyIceberg makes
+    them); a name no reference has fails as in Trino."""
+    aichemy(
+        warehouse,
+        """
+        CREATE SCHEMA iceberg.br;
+        CREATE TABLE iceberg.br.t (x INTEGER);
+        INSERT INTO iceberg.br.t VALUES (1);
+        """,
+    )
+    table = catalog(warehouse).load_table("br.t")
+    first = table.current_snapshot().snapshot_id
+    table.manage_snapshots().create_tag(snapshot_id=first, tag_name="v1").commit()
+    table.manage_snapshots().create_branch(snapshot_id=first, branch_name="audit").commit()
+    aichemy(warehouse, "INSERT INTO iceberg.br.t VALUES (2)")
+    assert aichemy(warehouse, "SELECT x FROM iceberg.br.t FOR VERSION AS OF 'v1'") == [{"x": 1}]
+    assert aichemy(
+        warehouse,
+        "SELECT count(*) AS n FROM iceberg.br.t FOR VERSION AS OF 'audit' a "
+        "JOIN iceberg.br.t FOR VERSION AS OF 'main' b ON true",
+    ) == [{"n": 2}]
+    failed = subprocess.run(
+        sql_command(warehouse, "SELECT * FROM iceberg.br.t FOR VERSION AS OF 'V1'"),
+        capture_output=True, text=True)
+    assert failed.returncode != 0
+    assert "INVALID_ARGUMENTS: Cannot find snapshot with reference name: V1" in failed.stderr
+
+
 def test_schema_evolution_both_ways_with_pyiceberg(warehouse):
     aichemy(
         warehouse,

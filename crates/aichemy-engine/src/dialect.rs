@@ -197,10 +197,13 @@ fn view_security(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
 }
 
 /// Trino's `FOR VERSION AS OF` and `FOR TIMESTAMP AS OF` after a table, without the `FOR`
-/// that the parser's `VERSION AS OF`/`TIMESTAMP AS OF` do not take.
+/// that the parser's `VERSION AS OF`/`TIMESTAMP AS OF` do not take; `FOR VERSION AS OF
+/// 'name'` (a branch or tag, which the parser's `VERSION AS OF` refuses: it takes numbers)
+/// as `FOR SYSTEM_TIME AS OF 'name'`, which the planner reads back as the name.
 fn time_travel(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
     let significant = significant_positions(&tokens);
     let mut drop = Vec::new();
+    let mut named = Vec::new();
     for (n, &i) in significant.iter().enumerate() {
         let word = |k: usize| significant.get(n + k).and_then(|&j| bare_word(&tokens[j]));
         if word(0).as_deref() == Some("FOR")
@@ -208,8 +211,18 @@ fn time_travel(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
             && word(2).as_deref() == Some("AS")
             && word(3).as_deref() == Some("OF")
         {
-            drop.push(i);
+            let name = significant
+                .get(n + 4)
+                .is_some_and(|&j| matches!(tokens[j].token, Token::SingleQuotedString(_)));
+            if word(1).as_deref() == Some("VERSION") && name {
+                named.push(significant[n + 1]);
+            } else {
+                drop.push(i);
+            }
         }
+    }
+    for i in named {
+        tokens[i].token = Token::make_keyword("SYSTEM_TIME");
     }
     for i in drop.into_iter().rev() {
         tokens.remove(i);

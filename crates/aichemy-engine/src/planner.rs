@@ -79,6 +79,8 @@ pub async fn plan_statement(
 /// `Lakehouse::relation` reads back.
 pub const VERSION_SUFFIX: &str = "$version=";
 pub const TIMESTAMP_SUFFIX: &str = "$timestamp=";
+/// The suffix of a relation read `FOR VERSION AS OF 'name'` (a branch or tag).
+pub const REF_SUFFIX: &str = "$ref=";
 
 /// Renames the relations read `FOR VERSION AS OF id` or `FOR TIMESTAMP AS OF time` with a
 /// suffix naming the version (the time evaluated in the statement's zone, to milliseconds),
@@ -102,6 +104,15 @@ async fn versioned_relations(
                 other => {
                     return Err(TrinoError::not_supported(format!(
                         "Versions other than snapshot ids are not supported: {other}"
+                    )))
+                }
+            },
+            // `FOR VERSION AS OF 'name'`, as the dialect passes it.
+            TableVersion::ForSystemTimeAsOf(Expr::Value(value)) => match &value.value {
+                Value::SingleQuotedString(name) => format!("{REF_SUFFIX}{name}"),
+                other => {
+                    return Err(TrinoError::not_supported(format!(
+                        "Table version is not supported: {other}"
                     )))
                 }
             },

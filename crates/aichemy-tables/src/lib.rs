@@ -582,10 +582,24 @@ impl ColumnChange {
 
 /// A version of a table to read: a snapshot id (Iceberg), version number (Delta, Lance),
 /// or the version current at a time (milliseconds since the epoch).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TableVersion {
     Id(i64),
     TimestampMillis(i64),
+    /// The version a branch or tag names (`FOR VERSION AS OF 'name'`).
+    Ref(String),
+}
+
+impl TableVersion {
+    /// Trino's refusal of `FOR VERSION AS OF 'name'` where versions are numbers only.
+    pub fn unsupported_ref(name: &str) -> TableError {
+        TableError::NotSupported {
+            message: format!(
+                "Unsupported type for table version: varchar({})",
+                name.chars().count()
+            ),
+        }
+    }
 }
 
 #[cfg(test)]

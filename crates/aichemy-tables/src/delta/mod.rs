@@ -286,6 +286,7 @@ impl TableStore for DeltaStore {
     ) -> Result<Arc<dyn TableProvider>> {
         let mut table = load(&record.location, &self.options).await?;
         match *version {
+            TableVersion::Ref(ref name) => return Err(TableVersion::unsupported_ref(name)),
             TableVersion::Id(id) => {
                 let missing = || TableError::InvalidArgument {
                     message: format!("Delta Lake snapshot ID does not exists: {id}"),

@@ -57,6 +57,10 @@ pub(super) fn snapshot_of(
                 "Iceberg snapshot ID does not exists: {id}"
             ))),
         },
+        TableVersion::Ref(name) => metadata
+            .snapshot_for_ref(name)
+            .map(|snapshot| snapshot.snapshot_id())
+            .ok_or_else(|| invalid(format!("Cannot find snapshot with reference name: {name}"))),
         TableVersion::TimestampMillis(at) => metadata
             .history()
             .iter()

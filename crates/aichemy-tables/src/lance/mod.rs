@@ -207,6 +207,7 @@ impl TableStore for LanceStore {
             None => Vec::new(),
         };
         let chosen = match *version {
+            TableVersion::Ref(ref name) => return Err(TableVersion::unsupported_ref(name)),
             TableVersion::Id(id) => versions
                 .iter()
                 .find(|v| i64::try_from(v.version) == Ok(id))

@@ -16,7 +16,7 @@ use datafusion::sql::TableReference;
 
 use crate::catalog::metadata;
 use crate::error::{ErrorCode, Result, TrinoError};
-use crate::planner::{TIMESTAMP_SUFFIX, VERSION_SUFFIX};
+use crate::planner::{REF_SUFFIX, TIMESTAMP_SUFFIX, VERSION_SUFFIX};
 
 use super::{CatalogEntry, Lakehouse, QualifiedName, QueryUser};
 
@@ -178,6 +178,8 @@ impl Lakehouse {
                     )
                 },
             )?))
+        } else if let Some(name) = suffix.strip_prefix(&REF_SUFFIX[1..]) {
+            Some(aichemy_tables::TableVersion::Ref(name.to_string()))
         } else if let Some(at) = suffix.strip_prefix(&TIMESTAMP_SUFFIX[1..]) {
             at.parse()
                 .ok()
