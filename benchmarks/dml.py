@@ -15,12 +15,13 @@ limited to `--threads` threads:
              (l_orderkey % 120 = 3), half are new lines
   optimize   100 small INSERTs, then ALTER TABLE … EXECUTE optimize (DuckDB: CHECKPOINT)
 
-and prints each step's seconds, AIchemy's bytes written (the snapshot summary's
-`added-files-size`) and the rows each engine holds afterwards, which must agree. A step a
+and prints each step's seconds, AIchemy's bytes written (Iceberg: the snapshot summary's
+`added-files-size`; Delta: the sizes of the commit's Add actions) and the rows each engine holds afterwards, which must agree. A step a
 format cannot run yet is shown with its error name.
 """
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -93,6 +94,7 @@ class Aichemy:
     def __init__(self, warehouse, data, fmt, threads):
         self.table = f"{fmt}.dml.lineitem"
         self.fmt = fmt
+        self.warehouse = Path(warehouse)
         # The Parquet file lies outside the warehouse.
         env = {**os.environ, "AICHEMY_LOG": "warn", "AICHEMY_EXECUTION__THREADS": str(threads),
                "AICHEMY_STORAGE__ALLOWED_LOCATIONS": f"file://{data}"}
@@ -128,7 +130,12 @@ class Aichemy:
         return timed(lambda: self.run(f"ALTER TABLE {self.table} EXECUTE optimize"))
 
     def written(self):
-        """Bytes the latest snapshot added (Iceberg)."""
+        """Bytes the latest snapshot (Iceberg) or commit (Delta: its Add actions) added."""
+        if self.fmt == "delta":
+            log = self.warehouse / "delta" / "dml" / "lineitem" / "_delta_log"
+            newest = max(log.glob("*.json"))
+            actions = [json.loads(line) for line in newest.read_text().splitlines() if line]
+            return sum(a["add"]["size"] for a in actions if "add" in a)
         if self.fmt != "iceberg":
             return None
         rows = self.run(
