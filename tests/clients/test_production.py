@@ -100,12 +100,12 @@ def s3():
 
 @pytest.mark.parametrize("fmt", ["iceberg", "delta", "lance"])
 def test_concurrent_inserts_through_two_nodes_on_s3_all_land(postgres, s3, fmt):
-    """4 writers x 50 INSERTs into one table through two nodes sharing a PostgreSQL
+    """4 writers x 25 INSERTs into one table through two nodes sharing a PostgreSQL
     metastore and a bucket: every acknowledged row is there exactly once."""
     env = {**new_database(postgres, f"meta_writers_{fmt}"), **s3.env()}
     warehouse = f"s3://{s3.bucket}/writers-{fmt}"
     nodes = [Server(warehouse, env=env), Server(warehouse, env=env)]
-    writers, inserts = 4, 50
+    writers, inserts = 4, 25
     try:
         query(nodes[0], f"CREATE SCHEMA {fmt}.w")
         query(nodes[0], f"CREATE TABLE {fmt}.w.log (writer integer, seq integer)")
