@@ -1,11 +1,16 @@
-"""Killing `aichemy sql` during an INSERT, UPDATE, DELETE or MERGE never leaves a table that
-fails to load: the table holds either every row of the statement or none of them, for
-aichemy and PyIceberg alike, and takes new writes afterwards; `remove_orphan_files` then
-deletes what the killed statements wrote, and nothing a snapshot uses."""
+"""Killing `aichemy sql` during an INSERT, UPDATE, DELETE, MERGE, optimize or version
+cleanup never leaves a table that fails to load: the table holds either every row of the
+statement or none of them, for aichemy and PyIceberg (deltalake, pylance) alike, and takes
+new writes afterwards; `remove_orphan_files` (Delta Lake's vacuum, Lance's version
+cleanup) then deletes what the killed statements wrote, and nothing a version uses."""
 
 import signal
 import subprocess
 import time
+
+import lance
+import pytest
+from deltalake import DeltaTable
 
 from lakehouse import aichemy, catalog, sql_command
 
@@ -123,3 +128,92 @@ def test_kill_during_row_changes_then_remove_orphan_files(tmp_path):
     table = catalog(warehouse).load_table("k.t")
     assert {s.snapshot_id: table.scan(snapshot_id=s.snapshot_id).to_arrow().num_rows
             for s in table.snapshots()} == counts
+
+
+def killed_along(warehouse, statement, measure, runs=4):
+    """Runs `statement` whole once, then `runs` times killed at even steps along the time it
+    took; after each kill `measure` is what it was before that run or what the statement
+    makes of it. Answers how many runs the kill stopped."""
+    before = aichemy(warehouse, measure)[0]["n"]
+    started = time.monotonic()
+    aichemy(warehouse, statement)
+    whole = time.monotonic() - started
+    change = aichemy(warehouse, measure)[0]["n"] - before
+    killed = 0
+    for step in range(1, runs + 1):
+        state = aichemy(warehouse, measure)[0]["n"]
+        process = subprocess.Popen(sql_command(warehouse, statement),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(whole * step / (runs + 1))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        killed += process.returncode == -signal.SIGKILL
+        now = aichemy(warehouse, measure)[0]["n"]
+        assert now in (state, state + change), (statement, state, now)
+    return killed
+
+
+@pytest.mark.parametrize("fmt", ["delta", "lance"])
+def test_kill_during_row_changes_and_upkeep_on_delta_and_lance(tmp_path, fmt):
+    warehouse = tmp_path / "wh"
+    table = f"{fmt}.k.t"
+    aichemy(warehouse, f"CREATE SCHEMA {fmt}.k; CREATE TABLE {table} (id BIGINT, v BIGINT)")
+    for part in range(4):
+        aichemy(warehouse, f"INSERT INTO {table} SELECT value, 0 FROM "
+                           f"generate_series({part * 50_000 + 1}, {(part + 1) * 50_000})")
+    location = str(warehouse / fmt / "k" / "t")
+
+    def library_rows():
+        """The rows and their sum of v, as the format's own python library reads them."""
+        rows = (DeltaTable(location).to_pyarrow_table() if fmt == "delta"
+                else lance.dataset(location).to_table())
+        return rows.num_rows, sum(v or 0 for v in rows.column("v").to_pylist())
+
+    # The rows (times a billion) and the sum of v: every statement changes one of them.
+    measure = f"SELECT count(*) * 1000000000 + coalesce(sum(v), 0) AS n FROM {table}"
+    cleanup = (f"SET SESSION delta.vacuum_min_retention = '0s'; "
+               f"CALL delta.system.vacuum('k', 't', '0s')" if fmt == "delta" else
+               f"SET SESSION iceberg.expire_snapshots_min_retention = '0s'; "
+               f"ALTER TABLE {table} EXECUTE expire_snapshots(retention_threshold => '0s')")
+    statements = [
+        f"UPDATE {table} SET v = v + 1",
+        f"DELETE FROM {table} WHERE id % 7 = 0",
+        f"MERGE INTO {table} t USING (SELECT value AS id FROM generate_series(1, 200000, 3)) s "
+        "ON t.id = s.id WHEN MATCHED THEN UPDATE SET v = t.v + 10",
+        f"ALTER TABLE {table} EXECUTE optimize",
+        cleanup,
+    ]
+    killed = 0
+    for statement in statements:
+        killed += killed_along(warehouse, statement, measure)
+        n = aichemy(warehouse, measure)[0]["n"]
+        rows, total = library_rows()
+        assert rows * 1_000_000_000 + total == n, statement
+        # More small files for optimize to compact.
+        aichemy(warehouse, f"INSERT INTO {table} VALUES (-1, 0)")
+        aichemy(warehouse, f"DELETE FROM {table} WHERE id = -1")
+    assert killed > 0, "no statement was killed while running"
+
+    # What the killed statements wrote and a stray file are orphans; the cleanup deletes
+    # them and nothing the current version reads. (Lance deletes only files older than
+    # the oldest version it keeps: the stray comes before one more version.)
+    data = warehouse / fmt / "k" / "t" / ("" if fmt == "delta" else "data")
+    suffix = "*.parquet" if fmt == "delta" else "*.lance"
+    (data / f"stray{suffix[1:]}").write_bytes(b"not a table file")
+    time.sleep(0.01)
+    aichemy(warehouse, f"INSERT INTO {table} VALUES (-1, 0)")
+    aichemy(warehouse, f"DELETE FROM {table} WHERE id = -1")
+    if fmt == "delta":
+        used = set(DeltaTable(location).file_uris())
+    else:
+        used = {str(data / f.path)
+                for fragment in lance.dataset(location).get_fragments()
+                for f in fragment.data_files()}
+    listed = {str(p) for p in data.rglob(suffix) if "_delta_log" not in p.parts}
+    assert used < listed
+    before = library_rows()
+    aichemy(warehouse, cleanup)
+    assert {str(p) for p in data.rglob(suffix) if "_delta_log" not in p.parts} == used
+    assert library_rows() == before
+    aichemy(warehouse, f"INSERT INTO {table} VALUES (-2, 0)")
+    assert library_rows()[0] == before[0] + 1

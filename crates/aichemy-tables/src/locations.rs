@@ -271,6 +271,12 @@ fn find_link(path: &Path) -> std::io::Result<Option<PathBuf>> {
     Ok(None)
 }
 
+/// Checks a table's folder with [`LocationPolicy::check_tree`] when a policy guards it:
+/// right before a write puts files in it and again before the commit.
+pub(crate) fn recheck(guard: Option<&LocationPolicy>, location: &str) -> Result<(), String> {
+    guard.map_or(Ok(()), |policy| policy.check_tree(location))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

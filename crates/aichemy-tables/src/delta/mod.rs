@@ -114,12 +114,7 @@ impl DeltaStore {
 
 /// Checks a table's folder again right before files are written or committed.
 fn recheck(guard: Option<&LocationPolicy>, location: &str) -> DFResult<()> {
-    match guard {
-        Some(policy) => policy
-            .check_tree(location)
-            .map_err(DataFusionError::Execution),
-        None => Ok(()),
-    }
+    crate::locations::recheck(guard, location).map_err(DataFusionError::Execution)
 }
 
 /// Whether Delta Lake can hold a type (it has no TIME and no unsigned integers).
@@ -268,7 +263,7 @@ impl TableStore for DeltaStore {
             schema,
             DeltaAppender {
                 table,
-                retries: self.retry.retries as usize,
+                retry: self.retry,
                 location: record.location.clone(),
                 guard: self.guard.clone(),
             },
@@ -492,7 +487,7 @@ fn properties_table(table: &DeltaTable) -> Result<Arc<dyn TableProvider>> {
 #[derive(Debug)]
 struct DeltaAppender {
     table: DeltaTable,
-    retries: usize,
+    retry: CommitRetry,
     location: String,
     guard: Option<LocationPolicy>,
 }
@@ -513,7 +508,7 @@ impl Appender for DeltaAppender {
             log_store: self.table.log_store(),
             snapshot,
             schema,
-            retries: self.retries,
+            retry: self.retry,
             location: self.location.clone(),
             guard: self.guard.clone(),
         }))
@@ -521,12 +516,12 @@ impl Appender for DeltaAppender {
 }
 
 /// Appends an INSERT's rows: Parquet files as they stream in, then one commit to the log,
-/// retried on conflict up to `retries` times.
+/// retried on conflict as `retry` says.
 struct DeltaSink {
     log_store: LogStoreRef,
     snapshot: EagerSnapshot,
     schema: SchemaRef,
-    retries: usize,
+    retry: CommitRetry,
     location: String,
     guard: Option<LocationPolicy>,
 }
@@ -573,6 +568,7 @@ impl DataSink for DeltaSink {
         // commits on as read, so a commit that removed one (a DELETE, an UPDATE) fails it:
         // it is committed again on the newest version.
         let mut snapshot = self.snapshot.clone();
+        let retries = self.retry.retries as usize;
         let mut attempt = 0;
         loop {
             let committed = commit(
@@ -581,14 +577,14 @@ impl DataSink for DeltaSink {
                 actions.clone(),
                 operation.clone(),
                 operation_id,
-                self.retries,
+                retries,
             )
             .await;
             match committed {
                 Ok(()) => return Ok(rows),
-                Err(e) if rows::is_conflict(&e) && attempt < self.retries => {
+                Err(e) if rows::is_conflict(&e) && attempt < retries => {
                     attempt += 1;
-                    CommitRetry::default().wait(attempt as u32).await;
+                    self.retry.wait(attempt as u32).await;
                     let mut latest = DeltaTable::new(self.log_store.clone(), Default::default());
                     latest
                         .load()

@@ -117,8 +117,15 @@ impl DeltaRows {
             .map(|(_, view)| Action::Remove(view.remove_action(!keeps_rows)))
             .collect();
         if removes.len() != wanted.len() {
-            return Err(TableError::Conflict {
-                message: "A data file the statement read is no longer in the table".to_string(),
+            // The statement's scan read this same version: a file it named must be here.
+            return Err(TableError::Format {
+                format: FORMAT,
+                source: format!(
+                    "the statement named {} data files, the loaded version holds {} of them",
+                    wanted.len(),
+                    removes.len()
+                )
+                .into(),
             });
         }
         let snapshot = self.snapshot()?;

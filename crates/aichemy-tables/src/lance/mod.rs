@@ -42,6 +42,7 @@ use lance::dataset::{
 use lance::io::{ObjectStoreParams, StorageOptionsAccessor};
 use lance::Dataset;
 
+use crate::locations::recheck;
 use crate::metadata_tables::{memory_table, text_map, utc_millis};
 use crate::registered::{OpenedTable, TableStore};
 use crate::{
@@ -303,17 +304,18 @@ impl TableStore for LanceStore {
         let Some(dataset) = open_dataset(&record.location, self.stores.options()).await? else {
             return Ok((0, 0));
         };
-        if let Some(guard) = &self.guard {
-            guard
-                .check_tree(&record.location)
-                .map_err(|message| TableError::Storage { message })?;
-        }
+        recheck(self.guard.as_ref(), &record.location)
+            .map_err(|message| TableError::Storage { message })?;
         let age = chrono::Utc::now().timestamp_millis() - older_than_ms;
-        // Lance keeps the current version and every version a tag names.
+        // Lance keeps the current version and every version a tag names. It deletes the
+        // files no version names (what failed or killed writes left) once they are older
+        // than the oldest version kept and, unless told they are not in use, a week old:
+        // a retention under a week (allowed only when the user lowered the minimum) tells it.
+        let unverified = age < chrono::Duration::days(7).num_milliseconds();
         let removed = dataset
             .cleanup_old_versions(
                 chrono::Duration::milliseconds(age.max(0)),
-                None,
+                Some(unverified),
                 Some(false),
             )
             .await
@@ -658,11 +660,7 @@ impl DataSink for LanceSink {
         data: SendableRecordBatchStream,
         _context: &Arc<TaskContext>,
     ) -> DFResult<u64> {
-        if let Some(guard) = &self.guard {
-            guard
-                .check_tree(&self.location)
-                .map_err(DataFusionError::Execution)?;
-        }
+        recheck(self.guard.as_ref(), &self.location).map_err(DataFusionError::Execution)?;
         let existing = open_dataset(&self.location, self.stores.options())
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?;

@@ -22,6 +22,7 @@ use lance::dataset::{CommitBuilder, InsertBuilder, WriteDestination, WriteMode};
 use lance::Dataset;
 
 use super::{conforming, lance_error, write_params, LanceTable, FORMAT};
+use crate::locations::recheck;
 use crate::row_names::{NamedScan, NamerFactory, RowNamer};
 use crate::{DataFileInfo, Result, RowChange, RowLevelTable, TableError};
 
@@ -63,11 +64,8 @@ impl LanceRows {
                 })
             })
             .collect::<Result<Vec<u64>>>()?;
-        if let Some(guard) = &self.table.guard {
-            guard
-                .check_tree(&self.table.location)
-                .map_err(|message| TableError::Storage { message })?;
-        }
+        recheck(self.table.guard.as_ref(), &self.table.location)
+            .map_err(|message| TableError::Storage { message })?;
         let options = self.table.stores.options();
         let params = write_params(WriteMode::Append, options);
         let target: SchemaRef = Arc::new(Schema::from(dataset.schema()));
