@@ -1,7 +1,7 @@
 //! An Iceberg table's history: reading it as of a snapshot (by id or by time), rolling it
 //! back, and the metadata tables Trino's Iceberg connector offers as `"t$snapshots"`,
 //! `$history`, `$refs`, `$properties`, `$manifests`, `$files` and `$partitions`, with its
-//! columns (`$partitions` without the per-column statistics of Trino's `data`).
+//! columns.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -611,9 +611,12 @@ async fn files(table: &Table) -> Result<Arc<dyn TableProvider>> {
 
 /// One row per partition of the current snapshot's live data files, in the current
 /// partitioning (a file of an earlier one has NULL for the fields it lacks): the
-/// partition's values (none for an unpartitioned table), its rows, files and bytes.
+/// partition's values (none for an unpartitioned table), its rows, files and bytes, and
+/// (`data`) each column's smallest and largest value, NULLs and NaNs there as the files'
+/// statistics tell them (NULL where a file has none).
 async fn partitions(table: &Table) -> Result<Arc<dyn TableProvider>> {
     let metadata = table.metadata();
+    let statistics = StatisticsColumns::of(metadata.current_schema())?;
     let spec = metadata.default_partition_spec();
     let partition_type = spec
         .partition_type(metadata.current_schema())
@@ -650,13 +653,17 @@ async fn partitions(table: &Table) -> Result<Arc<dyn TableProvider>> {
                 })
                 .collect();
             let key = format!("{row:?}");
-            let group = groups.entry(key).or_insert(PartitionTotals {
+            let group = groups.entry(key).or_insert_with(|| PartitionTotals {
                 values: row,
+                columns: vec![ColumnTotals::default(); statistics.ids.len()],
                 ..PartitionTotals::default()
             });
             group.records += file.record_count() as i64;
             group.files += 1;
             group.bytes += file.file_size_in_bytes() as i64;
+            for (id, totals) in statistics.ids.iter().zip(&mut group.columns) {
+                totals.add(file, *id);
+            }
         }
     }
     let mut columns: Vec<Field> = Vec::new();
@@ -700,6 +707,15 @@ async fn partitions(table: &Table) -> Result<Arc<dyn TableProvider>> {
         columns.push(Field::new(name, DataType::Int64, false));
         arrays.push(Arc::new(values));
     }
+    if !statistics.ids.is_empty() {
+        let groups: Vec<&PartitionTotals> = groups.values().collect();
+        let (field, data) = statistics.data(&groups).map_err(|e| TableError::Format {
+            format: FORMAT,
+            source: Box::new(e),
+        })?;
+        columns.push(field);
+        arrays.push(data);
+    }
     memory_table(FORMAT, columns, arrays)
 }
 
@@ -710,6 +726,155 @@ struct PartitionTotals {
     records: i64,
     files: i64,
     bytes: i64,
+    /// Per column of [`StatisticsColumns`].
+    columns: Vec<ColumnTotals>,
+}
+
+/// One column's statistics over a partition's files.
+#[derive(Default, Clone)]
+struct ColumnTotals {
+    files: u64,
+    min: Option<Datum>,
+    max: Option<Datum>,
+    /// A file with values has no bounds: the partition's are unknown.
+    unbounded: bool,
+    /// `None` once a file has no count.
+    nulls: Option<i64>,
+    nans: Option<i64>,
+}
+
+impl ColumnTotals {
+    /// Adds a file's statistics of column `id`.
+    fn add(&mut self, file: &iceberg::spec::DataFile, id: i32) {
+        let count =
+            |counts: &std::collections::HashMap<i32, u64>| counts.get(&id).map(|n| *n as i64);
+        let (nulls, nans) = (
+            count(file.null_value_counts()),
+            count(file.nan_value_counts()),
+        );
+        // A file of NULLs only has no bounds, and needs none.
+        if nulls != Some(file.record_count() as i64) {
+            match (file.lower_bounds().get(&id), file.upper_bounds().get(&id)) {
+                (Some(lower), Some(upper)) => {
+                    if self.min.as_ref().is_none_or(|min| lower < min) {
+                        self.min = Some(lower.clone());
+                    }
+                    if self.max.as_ref().is_none_or(|max| upper > max) {
+                        self.max = Some(upper.clone());
+                    }
+                }
+                _ => self.unbounded = true,
+            }
+        }
+        let first = self.files == 0;
+        let sum = |total: Option<i64>, more: Option<i64>| match first {
+            true => more,
+            false => total.zip(more).map(|(a, b)| a + b),
+        };
+        self.nulls = sum(self.nulls, nulls);
+        self.nans = sum(self.nans, nans);
+        self.files += 1;
+    }
+
+    fn bound(&self, pick: fn(&Self) -> &Option<Datum>) -> Option<&Datum> {
+        match self.unbounded {
+            true => None,
+            false => pick(self).as_ref(),
+        }
+    }
+}
+
+/// The columns `$partitions`' `data` describes: the table's top-level columns of
+/// primitive types, each `ROW(min, max, null_count, nan_count)`.
+struct StatisticsColumns {
+    ids: Vec<i32>,
+    names: Vec<String>,
+    types: Vec<DataType>,
+}
+
+impl StatisticsColumns {
+    fn of(schema: &iceberg::spec::Schema) -> Result<Self> {
+        let mut columns = Self {
+            ids: Vec::new(),
+            names: Vec::new(),
+            types: Vec::new(),
+        };
+        for field in schema.as_struct().fields() {
+            if !field.field_type.is_primitive() {
+                continue;
+            }
+            let data_type =
+                iceberg::arrow::type_to_arrow_type(&field.field_type).map_err(format_error)?;
+            columns.ids.push(field.id);
+            columns.names.push(field.name.clone());
+            columns.types.push(data_type);
+        }
+        Ok(columns)
+    }
+
+    /// The `data` column of `groups`.
+    fn data(&self, groups: &[&PartitionTotals]) -> datafusion::common::Result<(Field, ArrayRef)> {
+        use datafusion::arrow::array::{new_empty_array, StructArray};
+        let mut fields = Vec::with_capacity(self.ids.len());
+        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.ids.len());
+        for (i, (name, data_type)) in self.names.iter().zip(&self.types).enumerate() {
+            let bound = |pick: fn(&ColumnTotals) -> &Option<Datum>| {
+                if groups.is_empty() {
+                    return Ok(new_empty_array(data_type));
+                }
+                let null = ScalarValue::try_from(data_type)?;
+                let values: Vec<ScalarValue> = groups
+                    .iter()
+                    .map(|g| {
+                        g.columns[i]
+                            .bound(pick)
+                            .and_then(|d| {
+                                let literal =
+                                    iceberg::spec::Literal::Primitive(d.literal().clone());
+                                partition_value(&literal, data_type)
+                            })
+                            .unwrap_or_else(|| null.clone())
+                    })
+                    .collect();
+                let array = ScalarValue::iter_to_array(values)?;
+                Ok::<_, datafusion::error::DataFusionError>(datafusion::arrow::compute::cast(
+                    &array, data_type,
+                )?)
+            };
+            let counts = |pick: fn(&ColumnTotals) -> Option<i64>| -> ArrayRef {
+                Arc::new(
+                    groups
+                        .iter()
+                        .map(|g| pick(&g.columns[i]))
+                        .collect::<Int64Array>(),
+                )
+            };
+            let column_fields = Fields::from(vec![
+                Field::new("min", data_type.clone(), true),
+                Field::new("max", data_type.clone(), true),
+                Field::new("null_count", DataType::Int64, true),
+                Field::new("nan_count", DataType::Int64, true),
+            ]);
+            let column = StructArray::try_new(
+                column_fields.clone(),
+                vec![
+                    bound(|c| &c.min)?,
+                    bound(|c| &c.max)?,
+                    counts(|c| c.nulls),
+                    counts(|c| c.nans),
+                ],
+                None,
+            )?;
+            fields.push(Field::new(name, DataType::Struct(column_fields), true));
+            arrays.push(Arc::new(column));
+        }
+        let fields = Fields::from(fields);
+        let data = StructArray::try_new(fields.clone(), arrays, None)?;
+        Ok((
+            Field::new("data", DataType::Struct(fields), false),
+            Arc::new(data),
+        ))
+    }
 }
 
 /// A partition value as the engine holds values of `data_type`.
