@@ -19,6 +19,7 @@ pub mod error;
 pub mod execution;
 pub mod format;
 mod functions;
+mod hidden_path;
 mod inline_functions;
 mod optimizer;
 mod planner;

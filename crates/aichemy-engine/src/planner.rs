@@ -50,6 +50,7 @@ pub async fn plan_statement(
     let state = ctx.state();
     let mut statement = statement;
     versioned_relations(lakehouse, &mut statement, scope, depth).await?;
+    crate::hidden_path::hidden_path_columns(&mut statement)?;
     let statement = DFStatement::Statement(Box::new(statement));
     let references = state.resolve_table_references(&statement)?;
     let catalogs = lakehouse

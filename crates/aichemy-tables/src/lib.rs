@@ -34,6 +34,7 @@ pub use hive::HiveStore;
 pub use iceberg::IcebergFormat;
 pub use lance::LanceStore;
 pub use locations::LocationPolicy;
+pub use row_names::with_path_column;
 
 /// Errors of a table format, in terms the engine maps to Trino's error names.
 #[derive(Debug, thiserror::Error)]

@@ -273,3 +273,61 @@ fn kept(paths: &ArrayRef, files: &HashSet<String>) -> BooleanArray {
         .map(Some)
         .collect()
 }
+
+/// A table's rows with Trino's hidden `$path` column after its own: a
+/// [`crate::RowLevelTable::scan`] (of every file) without its `$position`.
+pub fn with_path_column(scan: Arc<dyn TableProvider>) -> Arc<dyn TableProvider> {
+    let named = scan.schema();
+    let fields: Vec<Field> = named.fields()[..named.fields().len() - 1]
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    Arc::new(PathColumn {
+        scan,
+        schema: Arc::new(Schema::new(fields)),
+    })
+}
+
+#[derive(Debug)]
+struct PathColumn {
+    /// The table's columns, `$path` and `$position`.
+    scan: Arc<dyn TableProvider>,
+    /// The table's columns and `$path`.
+    schema: SchemaRef,
+}
+
+#[async_trait]
+impl TableProvider for PathColumn {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DFResult<Vec<datafusion::logical_expr::TableProviderFilterPushDown>> {
+        self.scan.supports_filters_pushdown(filters)
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        // The same positions in both schemas; `$position` is never asked for.
+        let all: Vec<usize> = (0..self.schema.fields().len()).collect();
+        self.scan
+            .scan(state, Some(projection.unwrap_or(&all)), filters, limit)
+            .await
+    }
+}

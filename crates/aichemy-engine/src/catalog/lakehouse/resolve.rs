@@ -16,6 +16,7 @@ use datafusion::sql::TableReference;
 
 use crate::catalog::metadata;
 use crate::error::{ErrorCode, Result, TrinoError};
+use crate::hidden_path::PATH_SUFFIX;
 use crate::planner::{REF_SUFFIX, TIMESTAMP_SUFFIX, VERSION_SUFFIX};
 
 use super::{CatalogEntry, Lakehouse, QualifiedName, QueryUser};
@@ -204,6 +205,41 @@ impl Lakehouse {
         }
     }
 
+    /// A table read with its hidden `$path` column (`t$path`, as the planner renames a table
+    /// whose `$path` a query reads).
+    async fn with_path(
+        self: &Arc<Self>,
+        name: &QualifiedName,
+        base: &str,
+        state: &SessionState,
+        depth: usize,
+    ) -> Result<Arc<dyn TableProvider>> {
+        let table = QualifiedName {
+            name: base.to_string(),
+            ..name.clone()
+        };
+        let handle = match base.contains('$') {
+            // Read at a version: found (or not) first.
+            true => None,
+            false => self.load_table(&table).await?,
+        };
+        match handle.and_then(|handle| handle.rows) {
+            Some(rows) => Ok(aichemy_tables::with_path_column(rows.scan(None).await?)),
+            None => {
+                Box::pin(self.relation(&table, state, depth)).await?;
+                if base.contains('$') {
+                    return Err(TrinoError::not_supported(
+                        "The hidden column $path cannot be read FOR VERSION or TIMESTAMP AS OF",
+                    ));
+                }
+                Err(TrinoError::new(
+                    ErrorCode::COLUMN_NOT_FOUND,
+                    "Column '$path' cannot be resolved",
+                ))
+            }
+        }
+    }
+
     /// The provider for one relation: a metadata table, a table or a view.
     async fn relation(
         self: &Arc<Self>,
@@ -218,6 +254,9 @@ impl Lakehouse {
         if matches!(entry, CatalogEntry::System) {
             let user = state.config().get_extension::<QueryUser>();
             return metadata::system_table(self, name, user.as_ref().map(|u| u.0.as_str())).await;
+        }
+        if let Some(base) = name.name.strip_suffix(PATH_SUFFIX) {
+            return self.with_path(name, base, state, depth).await;
         }
         if let Some(provider) = self.versioned_or_metadata(name).await? {
             return Ok(provider);
