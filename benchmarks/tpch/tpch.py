@@ -80,7 +80,10 @@ def queries():
 def generate(scale, folder):
     if (folder / "lineitem").is_dir():
         return
-    subprocess.run(["tpchgen-cli", "parquet", "-s", str(scale), "--parts=1",
+    # The venv's tpchgen-cli (tests/clients/requirements.txt), else one on the PATH.
+    local = Path(sys.executable).parent / "tpchgen-cli"
+    command = str(local) if local.exists() else "tpchgen-cli"
+    subprocess.run([command, "parquet", "-s", str(scale), "--parts=1",
                     f"--output-dir={folder}"], check=True)
 
 
