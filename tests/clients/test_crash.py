@@ -195,8 +195,8 @@ def test_kill_during_row_changes_and_upkeep_on_delta_and_lance(tmp_path, fmt):
     assert killed > 0, "no statement was killed while running"
 
     # What the killed statements wrote and a stray file are orphans; the cleanup deletes
-    # them and nothing the current version reads. (Lance deletes only files older than
-    # the oldest version it keeps: the stray comes before one more version.)
+    # them and nothing the current version reads. (Lance's expire_snapshots deletes only
+    # files older than the oldest version it keeps: the stray comes before one more version.)
     data = warehouse / fmt / "k" / "t" / ("" if fmt == "delta" else "data")
     suffix = "*.parquet" if fmt == "delta" else "*.lance"
     (data / f"stray{suffix[1:]}").write_bytes(b"not a table file")
@@ -212,6 +212,21 @@ def test_kill_during_row_changes_and_upkeep_on_delta_and_lance(tmp_path, fmt):
     listed = {str(p) for p in data.rglob(suffix) if "_delta_log" not in p.parts}
     assert used < listed
     before = library_rows()
+    if fmt == "lance":
+        # remove_orphan_files keeps what any version needs: every version still reads.
+        dataset = lance.dataset(location)
+        versions = [v["version"] for v in dataset.versions()]
+        needed = {str(data / f.path)
+                  for version in versions
+                  for fragment in dataset.checkout_version(version).get_fragments()
+                  for f in fragment.data_files()}
+        assert needed < listed
+        aichemy(warehouse, "SET SESSION iceberg.remove_orphan_files_min_retention = '0s'; "
+                           f"ALTER TABLE {table} EXECUTE remove_orphan_files(retention_threshold => '0s')")
+        assert {str(p) for p in data.rglob(suffix)} == needed
+        for version in versions:
+            lance.dataset(location, version=version).to_table()
+        assert library_rows() == before
     aichemy(warehouse, cleanup)
     assert {str(p) for p in data.rglob(suffix) if "_delta_log" not in p.parts} == used
     assert library_rows() == before

@@ -3,6 +3,7 @@
 //! records; what differs per format — creating a table's files, opening a table for scans
 //! and inserts — sits behind [`TableStore`].
 
+use std::collections::HashSet;
 use std::fmt::Debug;
 use std::io::Cursor;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::catalog::TableProvider;
 
-use crate::claims::{delete_owned, Claims, Placing};
+use crate::claims::{delete_owned, delete_owned_files, Claims, Placing};
 use crate::{
     ColumnSpec, CreateTableRequest, LocationPolicy, PartitionedTable, PropertyValue, Result,
     RowLevelTable, TableError, TableFormat, TableHandle, TableVersion,
@@ -115,9 +116,39 @@ pub trait TableStore: Debug + Send + Sync {
         })
     }
 
+    /// The files some version of a recorded table needs, for `remove_orphan_files`; `None`
+    /// before the table has files.
+    async fn referenced_files(&self, _record: &TableRecord) -> Result<Option<ReferencedFiles>> {
+        Err(TableError::NotSupported {
+            message: format!(
+                "Procedure remove_orphan_files is not supported for {} tables",
+                self.format_name()
+            ),
+        })
+    }
+
     /// How DELETE removes whole partitions of a recorded table, where the format does.
     fn partitions(&self, _record: &TableRecord) -> Result<Option<Arc<dyn PartitionedTable>>> {
         Ok(None)
+    }
+}
+
+/// The files a table's versions need, as paths relative to its location, and the folders
+/// (relative too) the format writes them in: a file in one of those folders that no version
+/// names is an orphan.
+#[derive(Debug, Default)]
+pub struct ReferencedFiles {
+    pub folders: Vec<&'static str>,
+    pub referenced: HashSet<String>,
+}
+
+impl ReferencedFiles {
+    fn orphan(&self, relative: &str) -> bool {
+        self.folders.iter().any(|folder| {
+            relative
+                .strip_prefix(folder)
+                .is_some_and(|rest| rest.starts_with('/'))
+        }) && !self.referenced.contains(relative)
     }
 }
 
@@ -365,6 +396,40 @@ impl TableFormat for RegisteredFormat {
     ) -> Result<(usize, usize)> {
         let record = self.require_table(schema, name).await?;
         self.store.expire_versions(&record, older_than_ms).await
+    }
+
+    async fn remove_orphan_files(
+        &self,
+        schema: &str,
+        name: &str,
+        older_than_ms: i64,
+    ) -> Result<usize> {
+        let record = self.require_table(schema, name).await?;
+        let Some(files) = self.store.referenced_files(&record).await? else {
+            return Ok(0);
+        };
+        let (_, root) = self
+            .stores
+            .resolve(&record.location)
+            .map_err(storage_error)?;
+        let itself = format!("{}.{schema}.{name}", self.catalog);
+        delete_owned_files(
+            &self.stores,
+            &self.locations,
+            &self.metastore,
+            &record.location,
+            Some(&itself),
+            |file| {
+                let Some(parts) = file.location.prefix_match(&root) else {
+                    return false;
+                };
+                let relative: Vec<_> = parts.map(|part| part.as_ref().to_string()).collect();
+                file.last_modified.timestamp_millis() < older_than_ms
+                    && files.orphan(&relative.join("/"))
+            },
+        )
+        .await
+        .map_err(|message| TableError::Storage { message })
     }
 
     async fn vacuum(

@@ -44,7 +44,7 @@ use lance::Dataset;
 
 use crate::locations::recheck;
 use crate::metadata_tables::{memory_table, text_map, utc_millis};
-use crate::registered::{OpenedTable, TableStore};
+use crate::registered::{OpenedTable, ReferencedFiles, TableStore};
 use crate::{
     CommitRetry, CreateTableRequest, LocationPolicy, PropertyValue, Result, TableError,
     TableVersion,
@@ -66,6 +66,12 @@ fn df_error(e: lance::Error) -> DataFusionError {
 }
 
 /// The dataset at a location; `None` when none was written there yet.
+/// The folders of a dataset that hold its fragments' files, their deletion files and
+/// the transactions that made its versions.
+const DATA_FOLDER: &str = "data";
+const DELETIONS_FOLDER: &str = "_deletions";
+const TRANSACTIONS_FOLDER: &str = "_transactions";
+
 async fn open_dataset(location: &str, options: &StorageOptions) -> Result<Option<Dataset>> {
     let opened = DatasetBuilder::from_uri(location)
         .with_storage_options(options.clone())
@@ -324,6 +330,50 @@ impl TableStore for LanceStore {
             removed.old_versions as usize,
             (removed.data_files_removed + removed.deletion_files_removed) as usize,
         ))
+    }
+
+    async fn referenced_files(&self, record: &TableRecord) -> Result<Option<ReferencedFiles>> {
+        let Some(dataset) = open_dataset(&record.location, self.stores.options()).await? else {
+            return Ok(None);
+        };
+        recheck(self.guard.as_ref(), &record.location)
+            .map_err(|message| TableError::Storage { message })?;
+        // Every version's manifest names its fragments' data and deletion files and the
+        // transaction that made it. Index files and the manifests themselves are Lance's
+        // cleanup's to judge.
+        let mut files = ReferencedFiles {
+            folders: vec![DATA_FOLDER, DELETIONS_FOLDER, TRANSACTIONS_FOLDER],
+            ..ReferencedFiles::default()
+        };
+        for version in dataset.versions().await.map_err(lance_error)? {
+            let at = dataset
+                .checkout_version(version.version)
+                .await
+                .map_err(lance_error)?;
+            let manifest = at.manifest();
+            for fragment in manifest.fragments.iter() {
+                for file in &fragment.files {
+                    files
+                        .referenced
+                        .insert(format!("{DATA_FOLDER}/{}", file.path));
+                }
+                if let Some(deleted) = &fragment.deletion_file {
+                    files.referenced.insert(format!(
+                        "{DELETIONS_FOLDER}/{}-{}-{}.{}",
+                        fragment.id,
+                        deleted.read_version,
+                        deleted.id,
+                        deleted.file_type.suffix()
+                    ));
+                }
+            }
+            if let Some(transaction) = &manifest.transaction_file {
+                files
+                    .referenced
+                    .insert(format!("{TRANSACTIONS_FOLDER}/{transaction}"));
+            }
+        }
+        Ok(Some(files))
     }
 
     async fn add_column(&self, record: &TableRecord, schema: &SchemaRef) -> Result<()> {
