@@ -25,8 +25,9 @@ pub(crate) fn install(state: SessionStateBuilder) -> SessionStateBuilder {
 /// before anything coerces or folds them, and a lateral `UNNEST` becomes an unnest of the left side
 /// before type coercion sees its outer references; `time ± interval` is computed on a day
 /// before coercion makes it an interval. Integer constants are computed with
-/// overflow checks once coercion has given both operands their type, and the projected
-/// timestamps and times typed at the precision of their operands last.
+/// overflow checks once coercion has given both operands their type, sort keys with
+/// subqueries move into a projection (whose subqueries DataFusion's rules turn into joins),
+/// and the projected timestamps and times typed at the precision of their operands last.
 fn analyzer_rules() -> Vec<Arc<dyn AnalyzerRule + Send + Sync>> {
     let mut rules: Vec<Arc<dyn AnalyzerRule + Send + Sync>> = vec![
         Arc::new(logical::casts::TrinoCasts::new()),
@@ -35,6 +36,7 @@ fn analyzer_rules() -> Vec<Arc<dyn AnalyzerRule + Send + Sync>> {
     ];
     rules.extend(Analyzer::new().rules);
     rules.push(Arc::new(logical::checked_constants::CheckedConstants));
+    rules.push(Arc::new(logical::order_subqueries::SubqueriesInOrderBy));
     rules.push(Arc::new(logical::precision::TemporalPrecision));
     rules
 }

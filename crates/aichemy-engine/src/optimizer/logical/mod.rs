@@ -1,6 +1,6 @@
 //! Rules on logical plans: join order, semi-join and group filters; the analyzer rules that
-//! give casts Trino's rules, add intervals to times, check the overflow of integer constants
-//! and run `CROSS JOIN UNNEST` of the left side's arrays.
+//! give casts Trino's rules, add intervals to times, check the overflow of integer constants,
+//! run `CROSS JOIN UNNEST` of the left side's arrays and sort by subqueries.
 
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::common::{DFSchema, Result};
@@ -12,6 +12,7 @@ pub(crate) mod checked_constants;
 pub(crate) mod group_filter;
 pub(crate) mod join_order;
 pub(crate) mod lateral_unnest;
+pub(crate) mod order_subqueries;
 pub(crate) mod precision;
 pub(crate) mod semi_join;
 pub(crate) mod time_arithmetic;
