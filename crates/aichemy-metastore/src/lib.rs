@@ -12,6 +12,7 @@
 
 mod catalogs;
 mod iceberg;
+mod ingestions;
 mod locations;
 mod tables;
 mod transfer;
@@ -29,6 +30,7 @@ use sqlx::{AnyPool, Connection, Executor};
 
 pub use catalogs::CatalogRecord;
 pub use iceberg::PointerSwap;
+pub use ingestions::IngestionRecord;
 pub use locations::RecordedLocation;
 pub use tables::{SchemaRecord, TableRecord};
 pub use transfer::{Export, ImportSummary};
@@ -73,6 +75,8 @@ pub enum MetastoreError {
         schema: String,
         name: String,
     },
+    #[error("ingestion '{name}' already exists")]
+    IngestionAlreadyExists { name: String },
     #[error("user '{user}' already exists")]
     UserAlreadyExists { user: String },
     #[error("cannot import: {message}")]
@@ -459,8 +463,8 @@ mod tests {
         let store = Metastore::connect(&url).await.unwrap();
         assert_eq!(store.schema_version().await.unwrap(), 0);
         let report = store.migrate().await.unwrap();
-        assert_eq!(report.applied, vec![1, 2, 3, 4, 5]);
-        assert_eq!(report.version, 5);
+        assert_eq!(report.applied, vec![1, 2, 3, 4, 5, 6]);
+        assert_eq!(report.version, 6);
         let again = store.migrate().await.unwrap();
         assert!(again.applied.is_empty());
     }

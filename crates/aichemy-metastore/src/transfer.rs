@@ -114,6 +114,17 @@ const TABLES: &[Table] = &[
             ("created_at", Text),
         ],
     },
+    // Leases and reported status belong to the servers running the jobs, not the export.
+    Table {
+        name: "aichemy_ingestions",
+        key: 1,
+        columns: &[
+            ("ingestion_name", Text),
+            ("definition_json", Text),
+            ("desired_state", Text),
+            ("created_at", Text),
+        ],
+    },
 ];
 
 /// One row: column name to text value.
