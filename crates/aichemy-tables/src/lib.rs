@@ -346,6 +346,30 @@ pub trait RowLevelTable: Debug + Send + Sync {
 
     /// The data files of the loaded version.
     async fn files(&self) -> Result<Vec<DataFileInfo>>;
+
+    /// How far ingestion job `job` had read its source (text only the job reads) when it
+    /// last committed to the table, as the table's newest version records it.
+    async fn recorded_position(&self, _job: &str) -> Result<Option<String>> {
+        Err(TableError::NotSupported {
+            message: "This connector does not support ingestion".into(),
+        })
+    }
+
+    /// Appends `rows` (the table's columns, in order) and records `position` for `job` in
+    /// the same commit, provided the newest version still records `expected` for it;
+    /// fails with [`TableError::Conflict`] otherwise (another writer of the job went on).
+    /// Answers the number of rows written.
+    async fn append_recording(
+        &self,
+        _rows: datafusion::execution::SendableRecordBatchStream,
+        _job: &str,
+        _expected: Option<&str>,
+        _position: &str,
+    ) -> Result<u64> {
+        Err(TableError::NotSupported {
+            message: "This connector does not support ingestion".into(),
+        })
+    }
 }
 
 /// The statement a [`RowLevelTable::replace`] commits, as the table's history names it.

@@ -79,7 +79,8 @@ impl IcebergFormat {
     /// deletes what only they used. Answers the snapshots and files removed.
     pub(super) async fn expire(&self, table: &Table, older_than_ms: i64) -> Result<(usize, usize)> {
         let metadata = table.metadata();
-        let keep = referenced_snapshots(metadata);
+        let mut keep = referenced_snapshots(metadata);
+        keep.extend(super::ingest::position_carriers(metadata));
         let (expired, retained): (Vec<&SnapshotRef>, Vec<&SnapshotRef>) = metadata
             .snapshots()
             .partition(|s| s.timestamp_ms() < older_than_ms && !keep.contains(&s.snapshot_id()));

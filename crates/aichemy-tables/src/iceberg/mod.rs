@@ -6,6 +6,7 @@ mod commit;
 mod evolve;
 mod guard;
 mod history;
+mod ingest;
 mod maintenance;
 mod partitioning;
 mod replace;

@@ -78,7 +78,7 @@ impl IcebergFormat {
 
         let (added, written) = write_rows(&staged_table, rows).await?;
         let (snapshot, _) =
-            overwrite_snapshot(self, &staged.metadata, &HashSet::new(), &added, false).await?;
+            overwrite_snapshot(self, &staged.metadata, &HashSet::new(), &added, false, &[]).await?;
 
         let mut requirements = main_unmoved(base);
         requirements.extend([

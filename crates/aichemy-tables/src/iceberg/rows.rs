@@ -64,6 +64,14 @@ impl IcebergRows {
     pub(crate) fn new(format: IcebergFormat, table: Table) -> Self {
         Self { format, table }
     }
+
+    pub(super) fn format(&self) -> &IcebergFormat {
+        &self.format
+    }
+
+    pub(super) fn table(&self) -> &Table {
+        &self.table
+    }
 }
 
 fn conflict(message: impl Into<String>) -> TableError {
@@ -89,6 +97,20 @@ impl RowLevelTable for IcebergRows {
 
     async fn rewrite(&self, files: Vec<String>, rows: SendableRecordBatchStream) -> Result<u64> {
         self.commit_rows(files, rows, true).await
+    }
+
+    async fn recorded_position(&self, job: &str) -> Result<Option<String>> {
+        self.current_position(job).await
+    }
+
+    async fn append_recording(
+        &self,
+        rows: SendableRecordBatchStream,
+        job: &str,
+        expected: Option<&str>,
+        position: &str,
+    ) -> Result<u64> {
+        self.append_at(rows, job, expected, position).await
     }
 
     async fn files(&self) -> Result<Vec<DataFileInfo>> {
@@ -160,7 +182,8 @@ impl IcebergRows {
                 ));
             }
             let (snapshot, requirements) =
-                overwrite_snapshot(&self.format, &current, &removed, &added, keeps_rows).await?;
+                overwrite_snapshot(&self.format, &current, &removed, &added, keeps_rows, &[])
+                    .await?;
             let change = TableChange {
                 ident: ident.clone(),
                 requirements,
@@ -211,14 +234,19 @@ fn deletes_since(current: &TableMetadata, base: Option<i64>) -> bool {
 }
 
 /// The next snapshot of `current`: its manifests with the entries of `removed` marked
-/// deleted (manifests without any kept as they are), plus one manifest of `added`; and the
-/// requirements under which it may be committed (`main` still at `current`'s snapshot).
+/// deleted (manifests without any kept as they are, those with no live file left out),
+/// plus one manifest of `added`; and the requirements under which it may be committed
+/// (`main` still at `current`'s snapshot). A compaction (`keeps_rows`) also merges the
+/// live entries of every data manifest into one manifest per partition spec, so that
+/// manifests do not pile up under frequent appends. The snapshot carries the ingestion
+/// positions of `current`'s (see `ingest.rs`), with `positions` set over them.
 pub(super) async fn overwrite_snapshot(
     format: &IcebergFormat,
     current: &TableMetadata,
     removed: &HashSet<String>,
     added: &[DataFile],
     keeps_rows: bool,
+    positions: &[(String, String)],
 ) -> Result<(Snapshot, Vec<TableRequirement>)> {
     let file_io = format.file_io();
     let snapshot_id = unique_snapshot_id(current);
@@ -237,10 +265,21 @@ pub(super) async fn overwrite_snapshot(
             DataFileFormat::Avro
         )
     };
+    // A compaction's merged manifests, by partition spec id.
+    let mut merged: std::collections::BTreeMap<i32, iceberg::spec::ManifestWriter> =
+        std::collections::BTreeMap::new();
     if let Some(parent) = current.current_snapshot() {
         let list = manifest_list(file_io, current, parent).await?;
         for manifest in list.entries() {
-            if manifest.content != ManifestContentType::Data || removed.is_empty() {
+            if manifest.content != ManifestContentType::Data {
+                manifests.push(manifest.clone());
+                continue;
+            }
+            // Only deletions of earlier snapshots: nothing a reader of this one needs.
+            if manifest.added_files_count == Some(0) && manifest.existing_files_count == Some(0) {
+                continue;
+            }
+            if removed.is_empty() && !keeps_rows {
                 manifests.push(manifest.clone());
                 continue;
             }
@@ -250,10 +289,10 @@ pub(super) async fn overwrite_snapshot(
                 .map_err(format_error)?
                 .entries()
                 .to_vec();
-            if !entries
+            let touched = entries
                 .iter()
-                .any(|e| e.is_alive() && removed.contains(e.file_path()))
-            {
+                .any(|e| e.is_alive() && removed.contains(e.file_path()));
+            if !touched && !keeps_rows {
                 manifests.push(manifest.clone());
                 continue;
             }
@@ -266,7 +305,27 @@ pub(super) async fn overwrite_snapshot(
                     ),
                 })?
                 .clone();
-            let mut writer = data_manifest(file_io, current, &manifest_path(), snapshot_id, &spec)?;
+            let mut own = None;
+            let writer = if keeps_rows {
+                match merged.entry(manifest.partition_spec_id) {
+                    std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::btree_map::Entry::Vacant(e) => e.insert(data_manifest(
+                        file_io,
+                        current,
+                        &manifest_path(),
+                        snapshot_id,
+                        &spec,
+                    )?),
+                }
+            } else {
+                own.insert(data_manifest(
+                    file_io,
+                    current,
+                    &manifest_path(),
+                    snapshot_id,
+                    &spec,
+                )?)
+            };
             for entry in entries {
                 if entry.status() == ManifestStatus::Deleted {
                     continue;
@@ -292,8 +351,13 @@ pub(super) async fn overwrite_snapshot(
                         .map_err(format_error)?;
                 }
             }
-            manifests.push(writer.write_manifest_file().await.map_err(format_error)?);
+            if let Some(writer) = own {
+                manifests.push(writer.write_manifest_file().await.map_err(format_error)?);
+            }
         }
+    }
+    for writer in merged.into_values() {
+        manifests.push(writer.write_manifest_file().await.map_err(format_error)?);
     }
     if found != removed.len() {
         return Err(conflict(
@@ -342,10 +406,11 @@ pub(super) async fn overwrite_snapshot(
     } else {
         Operation::Overwrite
     };
-    let properties = with_totals(
+    let mut properties = with_totals(
         summary.build(),
         current.current_snapshot().map(|s| s.summary()),
     );
+    super::ingest::carry_positions(current, &mut properties, positions);
     let snapshot = Snapshot::builder()
         .with_manifest_list(list_path)
         .with_snapshot_id(snapshot_id)

@@ -1,0 +1,148 @@
+//! The source positions of ingestion jobs, kept in snapshot summaries.
+//!
+//! A job appending to a table records how far it read its source (Kafka offsets, a
+//! PostgreSQL LSN: text only the job reads) under `aichemy.ingest.<job>` in the summary of
+//! the snapshot that adds the rows, so that rows and position are committed together. On
+//! start the job reads it back from the newest snapshot of `main`'s history that has it.
+//! Snapshots this lakehouse builds itself (DELETE, UPDATE, MERGE, optimize) carry every
+//! position of their parent forward; for other writers' snapshots the walk goes back to an
+//! older one, and `expire_snapshots` keeps the newest carrier of each job.
+
+use std::collections::{HashMap, HashSet};
+
+use datafusion::execution::SendableRecordBatchStream;
+use iceberg::spec::TableMetadata;
+
+use super::commit::CommitError;
+use super::commit::TableChange;
+use super::rows::{made_current, overwrite_snapshot, write_rows, IcebergRows};
+use crate::{Result, TableError};
+
+/// The summary key prefix of ingestion positions.
+const PREFIX: &str = "aichemy.ingest.";
+
+/// The position `job` recorded, from the newest snapshot of `main`'s history holding one.
+pub(super) fn recorded_position(metadata: &TableMetadata, job: &str) -> Option<String> {
+    let key = format!("{PREFIX}{job}");
+    let mut snapshot = metadata.current_snapshot();
+    while let Some(s) = snapshot {
+        if let Some(position) = s.summary().additional_properties.get(&key) {
+            return Some(position.clone());
+        }
+        snapshot = s
+            .parent_snapshot_id()
+            .and_then(|id| metadata.snapshot_by_id(id));
+    }
+    None
+}
+
+/// The snapshots that hold the position of some job for the current one: the newest of
+/// `main`'s history with each key. Expiring them would lose where a job stands.
+pub(super) fn position_carriers(metadata: &TableMetadata) -> HashSet<i64> {
+    let mut seen = HashSet::new();
+    let mut carriers = HashSet::new();
+    let mut snapshot = metadata.current_snapshot();
+    while let Some(s) = snapshot {
+        for key in s.summary().additional_properties.keys() {
+            if key.starts_with(PREFIX) && seen.insert(key.clone()) {
+                carriers.insert(s.snapshot_id());
+            }
+        }
+        snapshot = s
+            .parent_snapshot_id()
+            .and_then(|id| metadata.snapshot_by_id(id));
+    }
+    carriers
+}
+
+/// Copies the positions of `current`'s snapshot into the summary `properties` of its
+/// child, then sets `positions` (job, position) over them.
+pub(super) fn carry_positions(
+    current: &TableMetadata,
+    properties: &mut HashMap<String, String>,
+    positions: &[(String, String)],
+) {
+    if let Some(parent) = current.current_snapshot() {
+        for (key, value) in &parent.summary().additional_properties {
+            if key.starts_with(PREFIX) {
+                properties.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    for (job, position) in positions {
+        properties.insert(format!("{PREFIX}{job}"), position.clone());
+    }
+}
+
+impl IcebergRows {
+    /// The position `job` recorded in the table's newest state.
+    pub(crate) async fn current_position(&self, job: &str) -> Result<Option<String>> {
+        let current = self
+            .format()
+            .current(self.table().identifier())
+            .await
+            .map_err(TableError::from)?;
+        Ok(recorded_position(&current.metadata, job))
+    }
+
+    /// Writes `rows` and appends them in one snapshot recording `position` for `job`,
+    /// provided the newest snapshot still records `expected`: a job that lost its lease
+    /// to another node (which committed since) fails with a conflict instead of adding
+    /// rows twice. Lost races with other writers are retried on the newest snapshot.
+    pub(crate) async fn append_at(
+        &self,
+        rows: SendableRecordBatchStream,
+        job: &str,
+        expected: Option<&str>,
+        position: &str,
+    ) -> Result<u64> {
+        let (added, written) = write_rows(self.table(), rows).await?;
+        let ident = self.table().identifier();
+        let format = self.format();
+        let mut attempt = 0;
+        loop {
+            let current = format
+                .current(ident)
+                .await
+                .map_err(TableError::from)?
+                .metadata;
+            let found = recorded_position(&current, job);
+            if found.as_deref() != expected {
+                return Err(TableError::Conflict {
+                    message: format!(
+                        "Ingestion '{job}' moved on in table '{ident}' meanwhile (another node \
+                         committed)"
+                    ),
+                });
+            }
+            if current.current_schema_id() != self.table().metadata().current_schema_id()
+                || current.default_partition_spec_id()
+                    != self.table().metadata().default_partition_spec_id()
+            {
+                return Err(TableError::Conflict {
+                    message: format!("Table '{ident}' was altered while rows were ingested"),
+                });
+            }
+            let positions = [(job.to_string(), position.to_string())];
+            let (snapshot, requirements) =
+                overwrite_snapshot(format, &current, &HashSet::new(), &added, false, &positions)
+                    .await?;
+            let change = TableChange {
+                ident: ident.clone(),
+                requirements,
+                updates: made_current(snapshot),
+            };
+            match format.commit_changes(vec![change]).await {
+                Ok(_) => return Ok(written),
+                Err(CommitError::Conflict(_)) if attempt < format.retry.retries => {
+                    attempt += 1;
+                    format.retry.wait(attempt).await;
+                }
+                Err(CommitError::Conflict(message)) => {
+                    return Err(TableError::Conflict { message })
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
