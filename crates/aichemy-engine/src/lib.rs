@@ -20,6 +20,7 @@ pub mod execution;
 pub mod format;
 mod functions;
 mod hidden_path;
+pub mod ingestion;
 mod inline_functions;
 mod optimizer;
 mod planner;

@@ -18,6 +18,7 @@ use crate::catalog::lakehouse::{Lakehouse, QualifiedName};
 use crate::dialect;
 use crate::error::{ErrorCode, Result, TrinoError};
 use crate::planner::Scope;
+use crate::statement::ingestions::{self, IngestionStatement};
 use crate::statement::session_state::Prepared;
 use crate::statement::{
     catalogs, change, ddl, merge, procedures, query, session_state, show, Family,
@@ -238,6 +239,13 @@ impl Session {
                     return catalogs::execute(self, statement).await;
                 }
             }
+            Family::Ingestion => match ingestions::parse(sql)? {
+                Some(IngestionStatement::Show) => {
+                    return Box::pin(self.execute_unbounded(ingestions::SHOW_QUERY)).await
+                }
+                Some(statement) => return ingestions::execute(self, statement).await,
+                None => {}
+            },
             Family::SessionState => {
                 if let Some(statement) = session_state::parse(sql)? {
                     return session_state::execute(self, statement).await;

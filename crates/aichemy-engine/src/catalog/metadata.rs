@@ -88,12 +88,32 @@ const QUERIES: Columns = &[
     ("elapsed_time_ms", true),
     ("rows", true),
 ];
-const SYSTEM_TABLES: [(&str, &str, Columns); 5] = [
+const INGESTIONS: Columns = &[
+    ("ingestion_name", false),
+    ("connector", false),
+    ("source", false),
+    ("target", false),
+    ("desired_state", false),
+    ("state", false),
+    ("node", false),
+    ("position", false),
+    ("last_commit", false),
+    ("rows_ingested", true),
+    ("bytes_ingested", true),
+    ("commits", true),
+    ("dead_letters", true),
+    ("lag", true),
+    ("last_error", false),
+    ("owner", false),
+    ("properties", false),
+];
+const SYSTEM_TABLES: [(&str, &str, Columns); 6] = [
     ("jdbc", "catalogs", JDBC_CATALOGS),
     ("metadata", "catalogs", CATALOGS),
     ("metadata", "materialized_views", MATERIALIZED_VIEWS),
     ("metadata", "table_comments", TABLE_COMMENTS),
     ("runtime", "queries", QUERIES),
+    ("runtime", "ingestions", INGESTIONS),
 ];
 
 /// One cell of a metadata row.
@@ -397,9 +417,60 @@ pub async fn system_table(
                 })
                 .collect(),
         ),
+        ("runtime", "ingestions") => mem_table(INGESTIONS, ingestion_rows(lakehouse).await?),
         (schema, _) if !SYSTEM_SCHEMAS.contains(&schema) => {
             Err(TrinoError::schema_not_found(schema))
         }
         _ => Err(TrinoError::table_not_found(&name.to_string())),
     }
+}
+
+/// The rows of `system.runtime.ingestions`: each job's definition from the metastore with
+/// the status its server last reported (a lease past its deadline shows no node).
+async fn ingestion_rows(lakehouse: &Lakehouse) -> Result<Vec<Vec<Cell>>> {
+    use crate::ingestion::{IngestionDefinition, IngestionStatus};
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let mut rows = Vec::new();
+    for record in lakehouse.metastore().list_ingestions().await? {
+        let Ok(definition) = serde_json::from_str::<IngestionDefinition>(&record.definition_json)
+        else {
+            continue;
+        };
+        let status: IngestionStatus = record
+            .status_json
+            .as_deref()
+            .and_then(|json| serde_json::from_str(json).ok())
+            .unwrap_or_default();
+        let held = record.lease_until.is_some_and(|until| until >= now_ms);
+        let state = match (record.desired_state.as_str(), held) {
+            ("paused", _) => "paused".to_string(),
+            (_, true) => status.state.clone(),
+            (_, false) if status.state == "failed" => "failed".to_string(),
+            (_, false) => "waiting".to_string(),
+        };
+        let last_commit = status.last_commit_ms.and_then(|ms| {
+            chrono::DateTime::from_timestamp_millis(ms)
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string())
+        });
+        rows.push(vec![
+            record.name.into(),
+            definition.connector.clone().into(),
+            definition.source().into(),
+            definition.target.to_string().into(),
+            record.desired_state.into(),
+            state.into(),
+            Cell::Text(record.lease_node.filter(|_| held)),
+            Cell::Text(status.position),
+            Cell::Text(last_commit),
+            Cell::Number(status.rows as i64),
+            Cell::Number(status.bytes as i64),
+            Cell::Number(status.commits as i64),
+            Cell::Number(status.dead_letters as i64),
+            Cell::Number(status.lag.unwrap_or(0)),
+            Cell::Text(status.last_error),
+            definition.owner.clone().into(),
+            definition.shown_properties().into(),
+        ]);
+    }
+    Ok(rows)
 }

@@ -5,6 +5,7 @@
 pub mod catalogs;
 pub(crate) mod change;
 pub(crate) mod ddl;
+pub(crate) mod ingestions;
 pub(crate) mod merge;
 pub(crate) mod partitions;
 pub(crate) mod procedures;
@@ -21,6 +22,8 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 pub(crate) enum Family {
     /// `CREATE CATALOG`, `DROP CATALOG`: [`catalogs`].
     Catalog,
+    /// `CREATE|ALTER|DROP INGESTION`, `SHOW INGESTIONS`: [`ingestions`].
+    Ingestion,
     /// `PREPARE`, `DEALLOCATE PREPARE`, `DESCRIBE INPUT|OUTPUT`, `SET|RESET|SHOW SESSION`:
     /// [`session_state`].
     SessionState,
@@ -49,6 +52,7 @@ pub(crate) fn family(sql: &str) -> Family {
     }
     match (words[0].as_str(), words[1].as_str()) {
         ("CREATE" | "DROP", "CATALOG") => Family::Catalog,
+        ("CREATE" | "ALTER" | "DROP", "INGESTION") | ("SHOW", "INGESTIONS") => Family::Ingestion,
         ("PREPARE", _)
         | ("DEALLOCATE", "PREPARE")
         | ("DESCRIBE" | "DESC", "INPUT" | "OUTPUT")
@@ -127,6 +131,8 @@ mod tests {
             ("USE iceberg.s", Family::Show),
             ("DESC iceberg.s.t", Family::Show),
             ("SELECT 1", Family::Sql),
+            ("show ingestions", Family::Ingestion),
+            ("ALTER INGESTION j PAUSE", Family::Ingestion),
             ("CREATE TABLE catalog (x int)", Family::Sql),
             ("CREATE \"CATALOG\" x", Family::Sql),
             ("EXECUTE q USING 1", Family::Sql),

@@ -349,6 +349,7 @@ pub fn prepared_statement(text: &str) -> Result<Prepared> {
         }
         Family::SessionState => return parse(text).map(|_| Prepared::Other),
         Family::Show => return show::parse(text).map(|_| Prepared::Other),
+        Family::Ingestion => return super::ingestions::parse(text).map(|_| Prepared::Other),
     }
     let mut statements = dialect::parse_statements(text)?;
     if statements.len() != 1 {

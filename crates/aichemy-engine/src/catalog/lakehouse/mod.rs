@@ -336,6 +336,12 @@ impl Lakehouse {
         &self.metastore
     }
 
+    /// The `${ENV:…}`/`${FILE:…}` secrets statements may refer to
+    /// (`create_catalog_secrets`): those of catalogs and ingestions made with SQL.
+    pub fn sql_secret_scope(&self) -> &SecretScope {
+        &self.sql_catalog_secrets
+    }
+
     pub fn warehouse(&self) -> &str {
         &self.warehouse
     }
