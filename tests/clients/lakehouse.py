@@ -44,9 +44,8 @@ def free_port():
 class Server:
     """`aichemy serve` on free ports; `stop()` sends SIGTERM and checks the exit code."""
 
-    def __init__(self, warehouse, *args, env=None):
-        self.http_port = free_port()
-        self.https_port = free_port()
+    def __init__(self, warehouse, *args, env=None, ports=None):
+        self.http_port, self.https_port = ports or (free_port(), free_port())
         self.process = subprocess.Popen(
             [BIN, "--warehouse", str(warehouse), "serve", "--bind", "127.0.0.1",
              "--http-port", str(self.http_port), "--https-port", str(self.https_port),

@@ -86,13 +86,41 @@ pub async fn run(
         ))));
     }
     let grace = options.grace;
-    match aichemy_server::serve(lakehouse, options, shutdown_signal(grace)).await {
+    // Ingestion jobs run beside the queries, on their runtime, until the server stops.
+    let (stopping, stopped) = tokio::sync::watch::channel(false);
+    let runner = aichemy_ingest::Runner::new(lakehouse.clone(), node_name(config.server.http_port));
+    let mut until_stopped = stopped.clone();
+    let runner = aichemy_task::spawn_on(
+        &options.query_runtime,
+        "ingestion-runner",
+        runner.run(async move {
+            let _ = until_stopped.wait_for(|stop| *stop).await;
+        }),
+    );
+    let shutdown = async move {
+        shutdown_signal(grace).await;
+        let _ = stopping.send(true);
+    };
+    let served = aichemy_server::serve(lakehouse, options, shutdown).await;
+    drop(stopped);
+    // The jobs give their leases up so that another node takes over at once.
+    let _ = tokio::time::timeout(Duration::from_secs(5), runner).await;
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("server failed: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// This server's name in ingestion leases: host and HTTP port, which one process at a
+/// time can listen on; a server started again there takes its jobs back at once.
+fn node_name(port: u16) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{host}:{port}")
 }
 
 /// The listeners and security the configuration asks for.

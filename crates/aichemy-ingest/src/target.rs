@@ -1,0 +1,238 @@
+//! The tables a job writes: its target (created on first use), the dead-letter table next
+//! to it, appends that record the source position in the same commit, and the upkeep
+//! (compaction, snapshot expiry, orphan removal) that keeps a table committed to every
+//! second healthy.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::array::{
+    BinaryBuilder, Int32Builder, Int64Builder, RecordBatch, StringBuilder,
+    TimestampMicrosecondArray, TimestampMillisecondBuilder,
+};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+
+use aichemy_engine::ingestion::{KafkaColumn, MessageFormat};
+use aichemy_engine::{Lakehouse, QualifiedName, Session, TrinoError};
+use aichemy_tables::RowLevelTable;
+
+use crate::decode::{attribute_type, Rejected, INGESTED_AT};
+use crate::JobError;
+
+/// Quotes an identifier for SQL.
+fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A table a job appends to.
+pub struct Table {
+    lakehouse: Arc<Lakehouse>,
+    pub name: QualifiedName,
+    /// The user whose session creates and maintains it (the job's owner).
+    owner: String,
+}
+
+impl Table {
+    pub fn new(lakehouse: Arc<Lakehouse>, name: QualifiedName, owner: &str) -> Self {
+        Self {
+            lakehouse,
+            name,
+            owner: owner.to_string(),
+        }
+    }
+
+    /// The dead-letter table of the job writing `target`.
+    pub fn dead_letter(target: &Table) -> Self {
+        Self::new(
+            target.lakehouse.clone(),
+            QualifiedName {
+                catalog: target.name.catalog.clone(),
+                schema: target.name.schema.clone(),
+                name: format!("{}_dead_letter", target.name.name),
+            },
+            &target.owner,
+        )
+    }
+
+    fn qualified(&self) -> String {
+        format!(
+            "{}.{}.{}",
+            quoted(&self.name.catalog),
+            quoted(&self.name.schema),
+            quoted(&self.name.name)
+        )
+    }
+
+    async fn run(&self, sql: &str) -> Result<(), TrinoError> {
+        let mut session = Session::new(self.lakehouse.clone(), self.owner.clone());
+        let output = session.execute(sql).await?;
+        aichemy_engine::collect(output).await?;
+        Ok(())
+    }
+
+    /// The table's columns and its row-level access, or `None` when it does not exist.
+    pub async fn load(&self) -> Result<Option<(SchemaRef, Arc<dyn RowLevelTable>)>, JobError> {
+        let Some(handle) = self.lakehouse.load_table(&self.name).await? else {
+            return Ok(None);
+        };
+        let rows = handle.rows.ok_or_else(|| {
+            JobError::fatal(format!(
+                "Table {} cannot take ingested rows (its format has no row-level commits)",
+                self.name
+            ))
+        })?;
+        Ok(Some((handle.provider.schema(), rows)))
+    }
+
+    /// Creates the table (and its schema) with `columns` (name, Trino type) plus
+    /// `_ingested_at`, partitioned by its day, unless it exists.
+    pub async fn create(&self, columns: &[(String, String)]) -> Result<(), JobError> {
+        self.run(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {}.{}",
+            quoted(&self.name.catalog),
+            quoted(&self.name.schema)
+        ))
+        .await?;
+        let mut list: Vec<String> = columns
+            .iter()
+            .map(|(name, trino_type)| format!("{} {trino_type}", quoted(name)))
+            .collect();
+        if !columns.iter().any(|(name, _)| name == INGESTED_AT) {
+            list.push(format!("{INGESTED_AT} timestamp(6) with time zone"));
+        }
+        self.run(&format!(
+            "CREATE TABLE IF NOT EXISTS {} ({}) WITH (partitioning = ARRAY['day({INGESTED_AT})'])",
+            self.qualified(),
+            list.join(", ")
+        ))
+        .await?;
+        Ok(())
+    }
+
+    /// Appends `batch` recording `position` for `job`, if the table still records
+    /// `expected`.
+    pub async fn append(
+        &self,
+        rows: &Arc<dyn RowLevelTable>,
+        batch: RecordBatch,
+        job: &str,
+        expected: Option<&str>,
+        position: &str,
+    ) -> Result<u64, JobError> {
+        let schema = batch.schema();
+        let stream = Box::pin(RecordBatchStreamAdapter::new(
+            schema,
+            futures::stream::iter([Ok(batch)]),
+        ));
+        Ok(rows
+            .append_recording(stream, job, expected, position)
+            .await?)
+    }
+
+    /// Compacts the table's small files, then expires snapshots older than `retention`
+    /// and removes orphan files as old (what a failed commit left).
+    pub async fn maintain(&self, retention: Duration) -> Result<(), JobError> {
+        self.run(&format!(
+            "ALTER TABLE {} EXECUTE optimize",
+            self.qualified()
+        ))
+        .await?;
+        let older_than = chrono::Utc::now().timestamp_millis()
+            - retention.as_millis().min(i64::MAX as u128) as i64;
+        let format = self.lakehouse.format(&self.name.catalog)?;
+        format
+            .expire_snapshots(&self.name.schema, &self.name.name, older_than)
+            .await?;
+        format
+            .remove_orphan_files(&self.name.schema, &self.name.name, older_than)
+            .await?;
+        Ok(())
+    }
+}
+
+/// The columns of a job's table holding the Kafka attributes it includes.
+pub fn attribute_columns(format: MessageFormat, include: &[KafkaColumn]) -> Vec<(String, String)> {
+    let mut columns = Vec::new();
+    if format == MessageFormat::Raw {
+        columns.push(("key".to_string(), "varbinary".to_string()));
+        columns.push(("value".to_string(), "varbinary".to_string()));
+    }
+    for attribute in include {
+        if format == MessageFormat::Raw && *attribute == KafkaColumn::Key {
+            continue;
+        }
+        columns.push((
+            attribute.column(format).to_string(),
+            attribute_type(*attribute, format).to_string(),
+        ));
+    }
+    columns
+}
+
+/// The Trino type of an inferred JSON column.
+pub fn trino_type(data_type: &DataType) -> String {
+    aichemy_engine::types::trino_type_name(data_type)
+}
+
+/// The dead-letter table's columns.
+pub const DEAD_LETTER_COLUMNS: &[(&str, &str)] = &[
+    ("ingestion", "varchar"),
+    ("topic", "varchar"),
+    ("partition", "integer"),
+    ("offset", "bigint"),
+    ("timestamp", "timestamp(3) with time zone"),
+    ("key", "varbinary"),
+    ("payload", "varbinary"),
+    ("error", "varchar"),
+];
+
+/// The rows of the dead-letter table for `rejected`.
+pub fn dead_letter_batch(
+    schema: SchemaRef,
+    job: &str,
+    topic: &str,
+    rejected: &[&Rejected],
+    now_us: i64,
+) -> Result<RecordBatch, JobError> {
+    let n = rejected.len();
+    let mut ingestion = StringBuilder::new();
+    let mut topics = StringBuilder::new();
+    let mut partition = Int32Builder::new();
+    let mut offset = Int64Builder::new();
+    let mut timestamp = TimestampMillisecondBuilder::new();
+    let mut key = BinaryBuilder::new();
+    let mut payload = BinaryBuilder::new();
+    let mut error = StringBuilder::new();
+    for r in rejected {
+        ingestion.append_value(job);
+        topics.append_value(topic);
+        partition.append_value(r.message.partition);
+        offset.append_value(r.message.offset);
+        timestamp.append_value(r.message.timestamp_ms);
+        key.append_option(r.message.key.as_deref());
+        payload.append_option(r.message.value.as_deref());
+        error.append_value(&r.error);
+    }
+    let arrays: Vec<datafusion::arrow::array::ArrayRef> = vec![
+        Arc::new(ingestion.finish()),
+        Arc::new(topics.finish()),
+        Arc::new(partition.finish()),
+        Arc::new(offset.finish()),
+        Arc::new(timestamp.finish().with_timezone("UTC")),
+        Arc::new(key.finish()),
+        Arc::new(payload.finish()),
+        Arc::new(error.finish()),
+        Arc::new(TimestampMicrosecondArray::from(vec![now_us; n]).with_timezone("UTC")),
+    ];
+    let mut columns = Vec::with_capacity(arrays.len());
+    for (array, field) in arrays.into_iter().zip(schema.fields()) {
+        columns.push(if array.data_type() == field.data_type() {
+            array
+        } else {
+            datafusion::arrow::compute::cast(&array, field.data_type())
+                .map_err(|e| JobError::fatal(e.to_string()))?
+        });
+    }
+    RecordBatch::try_new(schema, columns).map_err(|e| JobError::fatal(e.to_string()))
+}
