@@ -437,7 +437,7 @@ async fn commit(
                 columns.push(column);
             }
         }
-        target.create(&columns).await?;
+        target.create(&columns, true).await?;
         *loaded = target.load().await?;
     }
     let Some((schema, rows)) = loaded.as_ref() else {
@@ -473,7 +473,7 @@ async fn commit(
                         .iter()
                         .map(|(n, t)| (n.to_string(), t.to_string()))
                         .collect();
-                    dead_letters.create(&columns).await?;
+                    dead_letters.create(&columns, true).await?;
                     dead_letters.load().await?.ok_or_else(|| {
                         JobError::retry("The dead-letter table vanished as it was made")
                     })?

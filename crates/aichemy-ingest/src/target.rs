@@ -85,9 +85,13 @@ impl Table {
         Ok(Some((handle.provider.schema(), rows)))
     }
 
-    /// Creates the table (and its schema) with `columns` (name, Trino type) plus
-    /// `_ingested_at`, partitioned by its day, unless it exists.
-    pub async fn create(&self, columns: &[(String, String)]) -> Result<(), JobError> {
+    /// Creates the table (and its schema) with `columns` (name, Trino type), unless it
+    /// exists; `by_ingestion`: plus `_ingested_at`, partitioned by its day.
+    pub async fn create(
+        &self,
+        columns: &[(String, String)],
+        by_ingestion: bool,
+    ) -> Result<(), JobError> {
         self.run(&format!(
             "CREATE SCHEMA IF NOT EXISTS {}.{}",
             quoted(&self.name.catalog),
@@ -98,15 +102,32 @@ impl Table {
             .iter()
             .map(|(name, trino_type)| format!("{} {trino_type}", quoted(name)))
             .collect();
-        if !columns.iter().any(|(name, _)| name == INGESTED_AT) {
-            list.push(format!("{INGESTED_AT} timestamp(6) with time zone"));
+        let mut properties = String::new();
+        if by_ingestion {
+            if !columns.iter().any(|(name, _)| name == INGESTED_AT) {
+                list.push(format!("{INGESTED_AT} timestamp(6) with time zone"));
+            }
+            properties = format!(" WITH (partitioning = ARRAY['day({INGESTED_AT})'])");
         }
         self.run(&format!(
-            "CREATE TABLE IF NOT EXISTS {} ({}) WITH (partitioning = ARRAY['day({INGESTED_AT})'])",
+            "CREATE TABLE IF NOT EXISTS {} ({}){properties}",
             self.qualified(),
             list.join(", ")
         ))
         .await?;
+        Ok(())
+    }
+
+    /// Adds `columns` (name, Trino type) the table lacks.
+    pub async fn add_columns(&self, columns: &[(String, String)]) -> Result<(), JobError> {
+        for (name, trino_type) in columns {
+            self.run(&format!(
+                "ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {trino_type}",
+                self.qualified(),
+                quoted(name)
+            ))
+            .await?;
+        }
         Ok(())
     }
 
@@ -126,7 +147,7 @@ impl Table {
             futures::stream::iter([Ok(batch)]),
         ));
         Ok(rows
-            .append_recording(stream, job, expected, position)
+            .commit_recording(Vec::new(), stream, job, expected, position)
             .await?)
     }
 

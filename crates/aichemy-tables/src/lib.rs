@@ -355,12 +355,14 @@ pub trait RowLevelTable: Debug + Send + Sync {
         })
     }
 
-    /// Appends `rows` (the table's columns, in order) and records `position` for `job` in
-    /// the same commit, provided the newest version still records `expected` for it;
-    /// fails with [`TableError::Conflict`] otherwise (another writer of the job went on).
-    /// Answers the number of rows written.
-    async fn append_recording(
+    /// Replaces `files` (none: appends) by `rows` (the table's columns, in order) and
+    /// records `position` for `job` in the same commit, provided the newest version still
+    /// records `expected` for it; fails with [`TableError::Conflict`] otherwise (another
+    /// writer of the job went on) or when another commit removed one of `files`. Answers
+    /// the number of rows written.
+    async fn commit_recording(
         &self,
+        _files: Vec<String>,
         _rows: datafusion::execution::SendableRecordBatchStream,
         _job: &str,
         _expected: Option<&str>,

@@ -10,13 +10,39 @@
 
 use std::collections::{HashMap, HashSet};
 
-use datafusion::execution::SendableRecordBatchStream;
 use iceberg::spec::TableMetadata;
 
-use super::commit::CommitError;
-use super::commit::TableChange;
-use super::rows::{made_current, overwrite_snapshot, write_rows, IcebergRows};
+use super::rows::IcebergRows;
 use crate::{Result, TableError};
+
+/// A commit of an ingestion job: it records `position` for `job`, provided the newest
+/// snapshot still records `expected`, so that a job that lost its lease to another node
+/// (which committed since) fails with a conflict instead of adding rows twice.
+pub(super) struct Recording<'a> {
+    pub job: &'a str,
+    pub expected: Option<&'a str>,
+    pub position: &'a str,
+}
+
+impl Recording<'_> {
+    /// Fails when `current` no longer records what the job expects.
+    pub(super) fn check(
+        &self,
+        current: &TableMetadata,
+        table: &impl std::fmt::Display,
+    ) -> Result<()> {
+        if recorded_position(current, self.job).as_deref() != self.expected {
+            return Err(TableError::Conflict {
+                message: format!(
+                    "Ingestion '{}' moved on in table '{table}' meanwhile (another node \
+                     committed)",
+                    self.job
+                ),
+            });
+        }
+        Ok(())
+    }
+}
 
 /// The summary key prefix of ingestion positions.
 const PREFIX: &str = "aichemy.ingest.";
@@ -83,66 +109,5 @@ impl IcebergRows {
             .await
             .map_err(TableError::from)?;
         Ok(recorded_position(&current.metadata, job))
-    }
-
-    /// Writes `rows` and appends them in one snapshot recording `position` for `job`,
-    /// provided the newest snapshot still records `expected`: a job that lost its lease
-    /// to another node (which committed since) fails with a conflict instead of adding
-    /// rows twice. Lost races with other writers are retried on the newest snapshot.
-    pub(crate) async fn append_at(
-        &self,
-        rows: SendableRecordBatchStream,
-        job: &str,
-        expected: Option<&str>,
-        position: &str,
-    ) -> Result<u64> {
-        let (added, written) = write_rows(self.table(), rows).await?;
-        let ident = self.table().identifier();
-        let format = self.format();
-        let mut attempt = 0;
-        loop {
-            let current = format
-                .current(ident)
-                .await
-                .map_err(TableError::from)?
-                .metadata;
-            let found = recorded_position(&current, job);
-            if found.as_deref() != expected {
-                return Err(TableError::Conflict {
-                    message: format!(
-                        "Ingestion '{job}' moved on in table '{ident}' meanwhile (another node \
-                         committed)"
-                    ),
-                });
-            }
-            if current.current_schema_id() != self.table().metadata().current_schema_id()
-                || current.default_partition_spec_id()
-                    != self.table().metadata().default_partition_spec_id()
-            {
-                return Err(TableError::Conflict {
-                    message: format!("Table '{ident}' was altered while rows were ingested"),
-                });
-            }
-            let positions = [(job.to_string(), position.to_string())];
-            let (snapshot, requirements) =
-                overwrite_snapshot(format, &current, &HashSet::new(), &added, false, &positions)
-                    .await?;
-            let change = TableChange {
-                ident: ident.clone(),
-                requirements,
-                updates: made_current(snapshot),
-            };
-            match format.commit_changes(vec![change]).await {
-                Ok(_) => return Ok(written),
-                Err(CommitError::Conflict(_)) if attempt < format.retry.retries => {
-                    attempt += 1;
-                    format.retry.wait(attempt).await;
-                }
-                Err(CommitError::Conflict(message)) => {
-                    return Err(TableError::Conflict { message })
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
     }
 }

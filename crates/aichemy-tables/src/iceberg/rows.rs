@@ -47,6 +47,7 @@ use iceberg::table::Table;
 use iceberg::{TableRequirement, TableUpdate};
 
 use super::commit::{check_write_paths, main_unmoved, CommitError, TableChange};
+use super::ingest::Recording;
 use super::write::{df_error, plain_type, planned_field, TableWriter};
 use super::{format_error, IcebergFormat};
 use crate::{
@@ -92,25 +93,31 @@ impl RowLevelTable for IcebergRows {
         rows: SendableRecordBatchStream,
         _change: RowChange,
     ) -> Result<u64> {
-        self.commit_rows(files, rows, false).await
+        self.commit_rows(files, rows, false, None).await
     }
 
     async fn rewrite(&self, files: Vec<String>, rows: SendableRecordBatchStream) -> Result<u64> {
-        self.commit_rows(files, rows, true).await
+        self.commit_rows(files, rows, true, None).await
     }
 
     async fn recorded_position(&self, job: &str) -> Result<Option<String>> {
         self.current_position(job).await
     }
 
-    async fn append_recording(
+    async fn commit_recording(
         &self,
+        files: Vec<String>,
         rows: SendableRecordBatchStream,
         job: &str,
         expected: Option<&str>,
         position: &str,
     ) -> Result<u64> {
-        self.append_at(rows, job, expected, position).await
+        let recording = Recording {
+            job,
+            expected,
+            position,
+        };
+        self.commit_rows(files, rows, false, Some(recording)).await
     }
 
     async fn files(&self) -> Result<Vec<DataFileInfo>> {
@@ -144,18 +151,21 @@ impl RowLevelTable for IcebergRows {
 
 impl IcebergRows {
     /// Writes `rows` and commits them in place of `files`: a `replace` snapshot when
-    /// `keeps_rows` (compaction), else `overwrite` or `delete`.
+    /// `keeps_rows` (compaction), else `append`, `overwrite` or `delete`; with the position
+    /// of an ingestion job when `recording`. Lost races with other writers are retried on
+    /// the newest snapshot.
     async fn commit_rows(
         &self,
         files: Vec<String>,
         rows: SendableRecordBatchStream,
         keeps_rows: bool,
+        recording: Option<Recording<'_>>,
     ) -> Result<u64> {
         let base = self.table.metadata();
         check_write_paths(base, None).map_err(|message| TableError::Storage { message })?;
         let (added, written) = write_rows(&self.table, rows).await?;
         let removed: HashSet<String> = files.into_iter().collect();
-        if removed.is_empty() && added.is_empty() {
+        if removed.is_empty() && added.is_empty() && recording.is_none() {
             return Ok(0);
         }
         let ident = self.table.identifier();
@@ -167,6 +177,9 @@ impl IcebergRows {
                 .await
                 .map_err(TableError::from)?
                 .metadata;
+            if let Some(recording) = &recording {
+                recording.check(&current, ident)?;
+            }
             // The new files follow the schema and partitioning they were written with.
             if current.current_schema_id() != base.current_schema_id()
                 || current.default_partition_spec_id() != base.default_partition_spec_id()
@@ -181,9 +194,19 @@ impl IcebergRows {
                      again",
                 ));
             }
-            let (snapshot, requirements) =
-                overwrite_snapshot(&self.format, &current, &removed, &added, keeps_rows, &[])
-                    .await?;
+            let positions: Vec<(String, String)> = recording
+                .iter()
+                .map(|r| (r.job.to_string(), r.position.to_string()))
+                .collect();
+            let (snapshot, requirements) = overwrite_snapshot(
+                &self.format,
+                &current,
+                &removed,
+                &added,
+                keeps_rows,
+                &positions,
+            )
+            .await?;
             let change = TableChange {
                 ident: ident.clone(),
                 requirements,
