@@ -30,7 +30,12 @@ def binary(name):
 class Postgres:
     """A PostgreSQL server of its own; `stop()` ends it, `start()` brings it back."""
 
-    def __init__(self):
+    def __init__(self, logical=False):
+        # Logical decoding (change data capture) needs wal_level=logical and slots.
+        self.settings = (
+            " -c wal_level=logical -c max_replication_slots=20 -c max_wal_senders=20"
+            if logical else ""
+        )
         self.dir = tempfile.mkdtemp(prefix="aichemy-pg-")
         self.data = os.path.join(self.dir, "data")
         self.port = free_port()
@@ -57,7 +62,8 @@ class Postgres:
         subprocess.run(
             [*self.as_user, binary("pg_ctl"), "-D", self.data, "-w", "-l",
              os.path.join(self.dir, "log"), "-o",
-             f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off",
+             f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+             + self.settings,
              "start"],
             check=True, capture_output=True,
         )

@@ -14,10 +14,14 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ErrorCode, Result, TrinoError};
 
 /// One job's declaration, as the metastore keeps it (JSON).
+///
+/// A `postgres-cdc` job writes one table per source table: its `target` names a schema
+/// (`table` empty: each source table `s.t` becomes `t`, or `s_t` outside `public`) or,
+/// for a job of one source table, that table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IngestionDefinition {
     pub name: String,
-    /// `kafka`.
+    /// `kafka` or `postgres-cdc`.
     pub connector: String,
     pub target: TargetTable,
     /// The `WITH (…)` properties as written (secrets as their `${ENV:…}` references).
@@ -36,7 +40,11 @@ pub struct TargetTable {
 
 impl std::fmt::Display for TargetTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}.{}", self.catalog, self.schema, self.table)
+        if self.table.is_empty() {
+            write!(f, "{}.{}", self.catalog, self.schema)
+        } else {
+            write!(f, "{}.{}.{}", self.catalog, self.schema, self.table)
+        }
     }
 }
 
@@ -145,6 +153,143 @@ pub struct KafkaOptions {
     pub maintenance: Maintenance,
 }
 
+/// What a change-data-capture job writes into its tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CdcMode {
+    /// Bronze: every change appended as a row (`mode = 'append'`).
+    Append,
+    /// Mirror: the table holds the source table's current rows, keyed by its primary key
+    /// (`mode = 'upsert'`).
+    Upsert,
+}
+
+/// The shape of an appended change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeFormat {
+    /// The row's columns plus `_op`, `_lsn`, `_commit_lsn`, `_seq`, `_tx_id`, `_ts`.
+    Flat,
+    /// Debezium's envelope: `before`, `after`, `op`, `ts_ms`, `source`.
+    Debezium,
+}
+
+/// A PostgreSQL source table, `schema.table`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SourceTable {
+    pub schema: String,
+    pub table: String,
+}
+
+impl std::fmt::Display for SourceTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.schema, self.table)
+    }
+}
+
+impl SourceTable {
+    /// `orders` (in `default_schema`) or `sales.orders`; `"Mixed Case"` quoted.
+    pub fn parse(text: &str, default_schema: &str) -> Option<Self> {
+        let parts = split_identifier(text.trim())?;
+        match parts.as_slice() {
+            [table] => Some(Self {
+                schema: default_schema.to_string(),
+                table: table.clone(),
+            }),
+            [schema, table] => Some(Self {
+                schema: schema.clone(),
+                table: table.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The name as PostgreSQL reads it: `"sales"."orders"`.
+    pub fn quoted(&self) -> String {
+        format!(
+            "\"{}\".\"{}\"",
+            self.schema.replace('"', "\"\""),
+            self.table.replace('"', "\"\"")
+        )
+    }
+
+    /// The name of its target table in a job's schema: `orders`, or `sales_orders`
+    /// outside `public`.
+    pub fn target_name(&self) -> String {
+        if self.schema == "public" {
+            self.table.to_lowercase()
+        } else {
+            format!("{}_{}", self.schema, self.table).to_lowercase()
+        }
+    }
+}
+
+/// `a.b`, `"A.x".b`: the dot-separated parts, unquoted; lower case unless quoted.
+fn split_identifier(text: &str) -> Option<Vec<String>> {
+    let mut parts = Vec::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        let mut part = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next()? {
+                    '"' if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        part.push('"');
+                    }
+                    '"' => break,
+                    c => part.push(c),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == '.' {
+                    break;
+                }
+                part.extend(c.to_lowercase());
+                chars.next();
+            }
+            part = part.trim().to_string();
+        }
+        if part.is_empty() {
+            return None;
+        }
+        parts.push(part);
+        match chars.next() {
+            None => return Some(parts),
+            Some('.') => continue,
+            Some(_) => return None,
+        }
+    }
+}
+
+/// A PostgreSQL change-data-capture job's options, read from its properties (named as
+/// RisingWave's `postgres-cdc` connector names them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PostgresOptions {
+    pub hostname: String,
+    pub port: u16,
+    pub username: String,
+    /// As written (maybe a `${ENV:…}` reference).
+    pub password: Option<String>,
+    pub database: String,
+    /// The tables to capture; empty: every table of the publication.
+    pub tables: Vec<SourceTable>,
+    pub slot: String,
+    pub publication: String,
+    /// Whether the job creates the publication (for `tables`) when it does not exist.
+    pub create_publication: bool,
+    /// Whether existing rows are read first (op `r`) before the changes.
+    pub snapshot: bool,
+    pub mode: CdcMode,
+    pub format: ChangeFormat,
+    /// Debezium's signalling table: a row `(id, 'execute-snapshot', '{"data-collections":
+    /// ["s.t"]}')` inserted into it re-reads those tables while the job runs.
+    pub signal_table: Option<SourceTable>,
+    pub commit_interval: Duration,
+    pub max_batch_changes: usize,
+    pub maintenance: Maintenance,
+}
+
 /// The upkeep of a job's table, run by the job while it ingests.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Maintenance {
@@ -162,6 +307,24 @@ const COMMON: &[&str] = &[
     "on.error",
     "maintenance.interval.ms",
     "snapshot.retention.ms",
+];
+
+/// The properties a PostgreSQL change-data-capture job reads.
+const POSTGRES: &[&str] = &[
+    "hostname",
+    "port",
+    "username",
+    "password",
+    "database.name",
+    "schema.name",
+    "table.name",
+    "slot.name",
+    "publication.name",
+    "publication.create.enable",
+    "snapshot",
+    "mode",
+    "format",
+    "signal.data.collection",
 ];
 
 /// The properties a Kafka job reads.
@@ -188,10 +351,196 @@ impl IngestionDefinition {
     pub fn validate(&self) -> Result<()> {
         match self.connector.as_str() {
             "kafka" => self.kafka().map(|_| ()),
+            "postgres-cdc" => {
+                let options = self.postgres()?;
+                if !self.target.table.is_empty() && options.tables.len() != 1 {
+                    return Err(invalid(
+                        "A postgres-cdc ingestion INTO a table captures one table: name it in \
+                         'table.name', or ingest INTO a schema"
+                            .to_string(),
+                    ));
+                }
+                Ok(())
+            }
             other => Err(invalid(format!(
-                "Unknown ingestion connector '{other}': use 'kafka'"
+                "Unknown ingestion connector '{other}': use 'kafka' or 'postgres-cdc'"
             ))),
         }
+    }
+
+    /// Whether the job writes one table per source table into the target schema.
+    pub fn targets_schema(&self) -> bool {
+        self.target.table.is_empty()
+    }
+
+    fn flag(&self, key: &str, default: bool) -> Result<bool> {
+        match self.get(key).map(|v| v.trim().to_ascii_lowercase()) {
+            None => Ok(default),
+            Some(v) if v == "true" => Ok(true),
+            Some(v) if v == "false" => Ok(false),
+            Some(v) => Err(invalid(format!(
+                "Property '{key}' must be true or false: '{v}'"
+            ))),
+        }
+    }
+
+    fn common_batching(&self) -> Result<(Duration, usize, Maintenance)> {
+        let commit_interval = self.millis("commit.interval.ms", 1_000)?;
+        if commit_interval < Duration::from_millis(10) {
+            return Err(invalid(
+                "Property 'commit.interval.ms' must be at least 10".to_string(),
+            ));
+        }
+        let max_batch = match self.get("max.batch.messages") {
+            None => 1_000_000,
+            Some(text) => text
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "Property 'max.batch.messages' must be a positive number: '{text}'"
+                    ))
+                })?,
+        };
+        let maintenance = Maintenance {
+            interval: self.millis("maintenance.interval.ms", 10 * 60 * 1_000)?,
+            snapshot_retention: self.millis("snapshot.retention.ms", 60 * 60 * 1_000)?,
+        };
+        Ok((commit_interval, max_batch, maintenance))
+    }
+
+    /// The PostgreSQL change-data-capture options of the job.
+    pub fn postgres(&self) -> Result<PostgresOptions> {
+        for key in self.properties.keys() {
+            if !COMMON.contains(&key.as_str()) && !POSTGRES.contains(&key.as_str())
+                || key == "on.error"
+            {
+                return Err(invalid(format!(
+                    "Unknown property '{key}' for a postgres-cdc ingestion"
+                )));
+            }
+        }
+        let required = |key: &str| {
+            self.get(key)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| v.trim().to_string())
+                .ok_or_else(|| invalid(format!("Property '{key}' is required")))
+        };
+        let port = match self.get("port") {
+            None => 5432,
+            Some(text) => text
+                .trim()
+                .parse::<u16>()
+                .map_err(|_| invalid(format!("Property 'port' must be a port number: '{text}'")))?,
+        };
+        let default_schema = self.get("schema.name").unwrap_or("public").trim();
+        let mut tables = Vec::new();
+        for name in self
+            .get("table.name")
+            .unwrap_or("")
+            .split(',')
+            .filter(|n| !n.trim().is_empty())
+        {
+            let table = SourceTable::parse(name, default_schema).ok_or_else(|| {
+                invalid(format!(
+                    "Property 'table.name' lists '{}': use table or schema.table",
+                    name.trim()
+                ))
+            })?;
+            if !tables.contains(&table) {
+                tables.push(table);
+            }
+        }
+        // Slot and publication names: lower-case letters, digits and underscores.
+        let default_name = format!(
+            "aichemy_{}",
+            self.name
+                .to_lowercase()
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect::<String>()
+        );
+        let identifier = |key: &str| -> Result<String> {
+            let value = self
+                .get(key)
+                .map(|v| v.trim().to_string())
+                .unwrap_or_else(|| default_name.clone());
+            let valid = !value.is_empty()
+                && value.len() <= 63
+                && value
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !valid {
+                return Err(invalid(format!(
+                    "Property '{key}' must be lower-case letters, digits and underscores (at \
+                     most 63): '{value}'"
+                )));
+            }
+            Ok(value)
+        };
+        let mode = match self
+            .get("mode")
+            .unwrap_or("append")
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "append" | "bronze" => CdcMode::Append,
+            "upsert" | "mirror" => CdcMode::Upsert,
+            other => {
+                return Err(invalid(format!(
+                    "Property 'mode' must be 'append' or 'upsert': '{other}'"
+                )))
+            }
+        };
+        let format = match self
+            .get("format")
+            .unwrap_or("flat")
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "flat" | "plain" => ChangeFormat::Flat,
+            "debezium" => ChangeFormat::Debezium,
+            other => {
+                return Err(invalid(format!(
+                    "Property 'format' must be 'flat' or 'debezium': '{other}'"
+                )))
+            }
+        };
+        if mode == CdcMode::Upsert && format == ChangeFormat::Debezium {
+            return Err(invalid(
+                "Property 'format' = 'debezium' is for mode 'append': a mirror holds the rows"
+                    .to_string(),
+            ));
+        }
+        let signal_table = match self.get("signal.data.collection") {
+            None => None,
+            Some(text) => Some(SourceTable::parse(text, default_schema).ok_or_else(|| {
+                invalid(format!(
+                    "Property 'signal.data.collection' must be schema.table: '{text}'"
+                ))
+            })?),
+        };
+        let (commit_interval, max_batch_changes, maintenance) = self.common_batching()?;
+        Ok(PostgresOptions {
+            hostname: required("hostname")?,
+            port,
+            username: required("username")?,
+            password: self.get("password").map(str::to_string),
+            database: required("database.name")?,
+            tables,
+            slot: identifier("slot.name")?,
+            publication: identifier("publication.name")?,
+            create_publication: self.flag("publication.create.enable", true)?,
+            snapshot: self.flag("snapshot", true)?,
+            mode,
+            format,
+            signal_table,
+            commit_interval,
+            max_batch_changes,
+            maintenance,
+        })
     }
 
     fn get(&self, key: &str) -> Option<&str> {
@@ -331,25 +680,7 @@ impl IngestionDefinition {
                 columns
             }
         };
-        let commit_interval = self.millis("commit.interval.ms", 1_000)?;
-        if commit_interval < Duration::from_millis(10) {
-            return Err(invalid(
-                "Property 'commit.interval.ms' must be at least 10".to_string(),
-            ));
-        }
-        let max_batch_messages = match self.get("max.batch.messages") {
-            None => 1_000_000,
-            Some(text) => text
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| {
-                    invalid(format!(
-                        "Property 'max.batch.messages' must be a positive number: '{text}'"
-                    ))
-                })?,
-        };
+        let (commit_interval, max_batch_messages, maintenance) = self.common_batching()?;
         let on_error = match self
             .get("on.error")
             .unwrap_or("dead_letter")
@@ -376,10 +707,7 @@ impl IngestionDefinition {
             commit_interval,
             max_batch_messages,
             on_error,
-            maintenance: Maintenance {
-                interval: self.millis("maintenance.interval.ms", 10 * 60 * 1_000)?,
-                snapshot_retention: self.millis("snapshot.retention.ms", 60 * 60 * 1_000)?,
-            },
+            maintenance,
         })
     }
 
@@ -401,11 +729,18 @@ impl IngestionDefinition {
             .join(", ")
     }
 
-    /// The source as a short text: `kafka topic orders`.
+    /// The source as a short text: `kafka topic orders`, `postgres-cdc shop@db:5432`.
     pub fn source(&self) -> String {
-        match self.get("topic") {
-            Some(topic) => format!("{} topic {topic}", self.connector),
-            None => self.connector.clone(),
+        if let Some(topic) = self.get("topic") {
+            return format!("{} topic {topic}", self.connector);
+        }
+        match (self.get("database.name"), self.get("hostname")) {
+            (Some(database), Some(host)) => format!(
+                "{} {database}@{host}:{}",
+                self.connector,
+                self.get("port").unwrap_or("5432")
+            ),
+            _ => self.connector.clone(),
         }
     }
 }
@@ -509,6 +844,41 @@ mod tests {
             let err = definition(&properties).validate().unwrap_err();
             assert!(err.message.contains(message), "{}", err.message);
         }
+    }
+
+    #[test]
+    fn postgres_properties_read_as_risingwave_names_them() {
+        let mut d = definition(&[
+            ("hostname", "db"),
+            ("username", "cdc"),
+            ("password", "${ENV:PG}"),
+            ("database.name", "shop"),
+            ("table.name", "orders, Sales.\"Big Table\""),
+            ("mode", "upsert"),
+        ]);
+        d.connector = "postgres-cdc".into();
+        d.name = "Shop-Jobs".into();
+        let options = d.postgres().unwrap();
+        assert_eq!(options.port, 5432);
+        assert_eq!(options.slot, "aichemy_shop_jobs");
+        assert_eq!(options.publication, "aichemy_shop_jobs");
+        assert_eq!(options.mode, CdcMode::Upsert);
+        assert_eq!(
+            options
+                .tables
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            ["public.orders", "sales.Big Table"]
+        );
+        assert_eq!(options.tables[1].quoted(), "\"sales\".\"Big Table\"");
+        assert_eq!(options.tables[1].target_name(), "sales_big table");
+        // INTO one table: one source table.
+        assert!(d.validate().unwrap_err().message.contains("captures one table"));
+        d.target.table.clear();
+        assert!(d.validate().is_ok());
+        assert!(SourceTable::parse("a.b.c", "public").is_none());
+        assert!(SourceTable::parse("\"open", "public").is_none());
     }
 
     #[test]

@@ -18,8 +18,11 @@
 //! INGESTION … RESUME`.
 #![forbid(unsafe_code)]
 
+pub mod changes;
 pub mod decode;
 pub mod kafka;
+pub mod pgoutput;
+pub mod postgres;
 pub mod target;
 
 use std::collections::BTreeMap;
@@ -88,7 +91,12 @@ struct Running {
     failures: u32,
     /// Not started again before this instant.
     restart_at: Option<Instant>,
+    /// When the task was started.
+    started: Instant,
 }
+
+/// A job that ran this long before it failed starts again without waiting longer.
+const HEALTHY_RUN: Duration = Duration::from_secs(60);
 
 impl Running {
     fn status_json(&self) -> String {
@@ -203,6 +211,9 @@ impl Runner {
                     )),
                     Err(e) => JobError::retry(e.to_string()),
                 };
+                if job.started.elapsed() >= HEALTHY_RUN {
+                    job.failures = 0;
+                }
                 job.failures += 1;
                 {
                     let mut status = job.status.lock().unwrap();
@@ -251,6 +262,7 @@ impl Runner {
         let task = aichemy_task::spawn("ingestion", async move {
             match definition.connector.as_str() {
                 "kafka" => kafka::run(lakehouse, definition, task_status).await,
+                "postgres-cdc" => postgres::run(lakehouse, definition, task_status).await,
                 other => Err(JobError::fatal(format!("Unknown connector '{other}'"))),
             }
         });
@@ -263,6 +275,7 @@ impl Runner {
                 task,
                 failures,
                 restart_at: None,
+                started: Instant::now(),
             },
         );
         Ok(())

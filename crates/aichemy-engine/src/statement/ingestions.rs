@@ -196,7 +196,30 @@ pub(crate) async fn execute(session: &Session, statement: IngestionStatement) ->
             properties,
             if_not_exists,
         } => {
-            let target = session.qualify(&target)?;
+            let connector = properties
+                .get("connector")
+                .cloned()
+                .ok_or_else(|| {
+                    TrinoError::new(
+                        ErrorCode::INVALID_ARGUMENTS,
+                        "Property 'connector' is required (connector = 'kafka' or \
+                         'postgres-cdc')",
+                    )
+                })?
+                .to_ascii_lowercase();
+            // A change-data-capture job may name a schema: one table per source table.
+            let into_schema = connector == "postgres-cdc" && target.0.len() <= 2;
+            let target = if into_schema {
+                let mut parts = target.0.clone();
+                parts.push(datafusion::sql::sqlparser::ast::ObjectNamePart::Identifier(
+                    datafusion::sql::sqlparser::ast::Ident::new("_"),
+                ));
+                let mut qualified = session.qualify(&ObjectName(parts))?;
+                qualified.name.clear();
+                qualified
+            } else {
+                session.qualify(&target)?
+            };
             let format = lakehouse.format(&target.catalog)?;
             if !matches!(format.format_name(), "Iceberg") {
                 return Err(TrinoError::not_supported(format!(
@@ -204,16 +227,6 @@ pub(crate) async fn execute(session: &Session, statement: IngestionStatement) ->
                     format.format_name()
                 )));
             }
-            let connector = properties
-                .get("connector")
-                .cloned()
-                .ok_or_else(|| {
-                    TrinoError::new(
-                        ErrorCode::INVALID_ARGUMENTS,
-                        "Property 'connector' is required (connector = 'kafka')",
-                    )
-                })?
-                .to_ascii_lowercase();
             let definition = IngestionDefinition {
                 name: name.clone(),
                 connector,
