@@ -170,6 +170,68 @@ def test_json_topic_into_a_bronze_table_with_dead_letters_pause_and_restart(brok
         server.stop()
 
 
+def debezium_event(op, before, after, lsn, wrapped=False):
+    event = {"before": before, "after": after, "op": op, "ts_ms": 1_700_000_000_000 + lsn,
+             "source": {"connector": "postgresql", "db": "shop", "schema": "public",
+                        "table": "orders", "ts_ms": 1_700_000_000_000 + lsn, "lsn": lsn,
+                        "txId": 500 + lsn}}
+    return {"schema": {"type": "struct"}, "payload": event} if wrapped else event
+
+
+def test_debezium_events_into_a_bronze_table_and_a_mirror_with_new_fields(broker, warehouse):
+    """A topic as Debezium's PostgreSQL connector writes it (JSON converter, keys
+    `{"id": …}`, tombstones after deletes): appended as rows with `_op`/`_ts`/`_lsn`, and
+    folded into a mirror keyed by the message key. A field that appears later becomes a
+    column."""
+    broker.create_topic("shop.public.orders", partitions=1)
+    producer = broker.producer()
+
+    def send(key, event):
+        producer.send("shop.public.orders", key=json.dumps({"id": key}).encode(),
+                      value=None if event is None else json.dumps(event).encode())
+
+    for i in range(1, 6):
+        send(i, debezium_event("r", None, {"id": i, "amount": i * 10}, i))
+    send(2, debezium_event("u", None, {"id": 2, "amount": 21}, 10, wrapped=True))
+    send(3, debezium_event("d", {"id": 3, "amount": None}, None, 11))
+    send(3, None)  # the tombstone after a delete
+    send(6, debezium_event("c", None, {"id": 6, "amount": 60}, 12))
+    producer.send("shop.public.orders", key=b"x", value=b'{"id": 9}')  # no envelope
+    producer.flush()
+    server = Server(warehouse)
+    try:
+        common = (f"connector = 'kafka', topic = 'shop.public.orders', "
+                  f"properties.bootstrap.server = '{broker.bootstrap}', format = 'debezium', "
+                  "commit.interval.ms = 200")
+        query(server, f"CREATE INGESTION dbz_bronze INTO iceberg.dbz_bronze.orders WITH ({common})")
+        query(server, f"CREATE INGESTION dbz_mirror INTO iceberg.dbz_silver.orders WITH "
+                      f"({common}, mode = 'upsert')")
+        wait_for(lambda: count(server, "iceberg.dbz_bronze.orders") == 8, what="bronze rows")
+        assert query(server, "SELECT _op, count(*) FROM iceberg.dbz_bronze.orders GROUP BY 1 "
+                             "ORDER BY 1") == [["c", 1], ["d", 1], ["r", 5], ["u", 1]]
+        assert query(server, "SELECT _lsn, _tx_id, to_unixtime(_ts) FROM "
+                             "iceberg.dbz_bronze.orders WHERE _op = 'u'") == \
+            [[10, 510, 1_700_000_000.01]]
+        assert count(server, "iceberg.dbz_bronze.orders_dead_letter") == 1
+        wait_for(lambda: query(server, "SELECT id, amount FROM iceberg.dbz_silver.orders "
+                                       "ORDER BY id")
+                 == [[1, 10], [2, 21], [4, 40], [5, 50], [6, 60]], what="the mirror")
+
+        # A later event with a new field: a new column in both tables.
+        send(1, debezium_event("u", None, {"id": 1, "amount": 11, "coupon": "SPRING"}, 13))
+        send(4, debezium_event("d", {"id": 4}, None, 14))
+        producer.flush()
+        wait_for(lambda: query(server, "SELECT id, amount, coupon FROM iceberg.dbz_silver.orders "
+                                       "ORDER BY id")
+                 == [[1, 11, "SPRING"], [2, 21, None], [5, 50, None], [6, 60, None]],
+                 what="the mirror with the new column")
+        wait_for(lambda: query(server, "SELECT coupon FROM iceberg.dbz_bronze.orders "
+                                       "WHERE _lsn = 13") == [["SPRING"]], what="new column")
+    finally:
+        producer.close()
+        server.stop()
+
+
 def test_raw_messages_with_every_kafka_attribute_from_the_latest_offset(broker, warehouse):
     broker.create_topic("events", partitions=1)
     produce(broker, "events", [b"before the job"])

@@ -144,6 +144,14 @@ pub struct KafkaOptions {
     pub ca_location: Option<String>,
     pub sasl: Option<Sasl>,
     pub format: MessageFormat,
+    /// JSON values are Debezium change envelopes (`format = 'debezium'`): each becomes
+    /// the row after the change (before it, for a delete) with `_op`, `_ts`, `_lsn`,
+    /// `_tx_id`; tombstones are skipped.
+    pub debezium: bool,
+    /// Append every message, or (Debezium) keep the last row of each key.
+    pub mode: CdcMode,
+    /// The key of a mirror (`key.columns`); empty: the fields of the messages' keys.
+    pub key_columns: Vec<String>,
     /// The Kafka attributes stored as columns (every one for `raw`).
     pub include: Vec<KafkaColumn>,
     pub commit_interval: Duration,
@@ -340,6 +348,8 @@ const KAFKA: &[&str] = &[
     "properties.ssl.ca.location",
     "format",
     "include",
+    "mode",
+    "key.columns",
 ];
 
 fn invalid(message: impl Into<String>) -> TrinoError {
@@ -644,20 +654,49 @@ impl IngestionDefinition {
             }
             None
         };
-        let format = match self
+        let (format, debezium) = match self
             .get("format")
             .unwrap_or("json")
             .to_ascii_lowercase()
             .as_str()
         {
-            "json" => MessageFormat::Json,
-            "raw" | "bytes" => MessageFormat::Raw,
+            "json" => (MessageFormat::Json, false),
+            "debezium" | "debezium_json" => (MessageFormat::Json, true),
+            "raw" | "bytes" => (MessageFormat::Raw, false),
             other => {
                 return Err(invalid(format!(
-                    "Property 'format' must be 'json' or 'raw': '{other}'"
+                    "Property 'format' must be 'json', 'debezium' or 'raw': '{other}'"
                 )))
             }
         };
+        let mode = match self
+            .get("mode")
+            .unwrap_or("append")
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "append" | "bronze" => CdcMode::Append,
+            "upsert" | "mirror" if debezium => CdcMode::Upsert,
+            "upsert" | "mirror" => {
+                return Err(invalid(
+                    "Property 'mode' = 'upsert' needs format = 'debezium' (a change per \
+                     message)"
+                        .to_string(),
+                ))
+            }
+            other => {
+                return Err(invalid(format!(
+                    "Property 'mode' must be 'append' or 'upsert': '{other}'"
+                )))
+            }
+        };
+        let key_columns: Vec<String> = self
+            .get("key.columns")
+            .unwrap_or("")
+            .split(',')
+            .map(|c| c.trim().to_lowercase())
+            .filter(|c| !c.is_empty())
+            .collect();
         let include = match (format, self.get("include")) {
             (MessageFormat::Raw, _) => KafkaColumn::ALL.to_vec(),
             (MessageFormat::Json, None) => Vec::new(),
@@ -703,6 +742,9 @@ impl IngestionDefinition {
             ca_location: self.get("properties.ssl.ca.location").map(str::to_string),
             sasl,
             format,
+            debezium,
+            mode,
+            key_columns,
             include,
             commit_interval,
             max_batch_messages,
@@ -874,7 +916,11 @@ mod tests {
         assert_eq!(options.tables[1].quoted(), "\"sales\".\"Big Table\"");
         assert_eq!(options.tables[1].target_name(), "sales_big table");
         // INTO one table: one source table.
-        assert!(d.validate().unwrap_err().message.contains("captures one table"));
+        assert!(d
+            .validate()
+            .unwrap_err()
+            .message
+            .contains("captures one table"));
         d.target.table.clear();
         assert!(d.validate().is_ok());
         assert!(SourceTable::parse("a.b.c", "public").is_none());

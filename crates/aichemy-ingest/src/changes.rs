@@ -443,7 +443,7 @@ pub fn fold(changes: Vec<Change>, key: &[String]) -> Result<Folded, JobError> {
 
 /// Commits a folded batch to a mirror table: the files holding a changed key are
 /// rewritten without those rows, and the last row of every key not deleted is added, in
-/// one commit recording `position`.
+/// one commit recording `position`. Answers the keys changed.
 #[allow(clippy::too_many_arguments)]
 pub async fn merge(
     rows: &Arc<dyn RowLevelTable>,
@@ -463,42 +463,77 @@ pub async fn merge(
         .cloned()
         .collect();
     let added = self::rows(schema, &upserts, None, info, now_us)?;
+    // The keys touched, typed as the table's columns.
+    let key_fields: Vec<Field> = key
+        .iter()
+        .map(|k| {
+            schema
+                .field_with_name(k)
+                .cloned()
+                .map(|f| f.with_nullable(true))
+                .map_err(|_| JobError::fatal(format!("The mirror table lacks key column {k}")))
+        })
+        .collect::<Result<_, _>>()?;
+    let key_columns = key_fields
+        .iter()
+        .map(|f| {
+            let texts = changes
+                .iter()
+                .map(|c| c.value(f.name()).map(str::to_string))
+                .collect();
+            from_text(f, texts)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let keys = RecordBatch::try_new(Arc::new(Schema::new(key_fields)), key_columns)
+        .map_err(|e| JobError::fatal(e.to_string()))?;
+    merge_batches(
+        rows,
+        schema,
+        key,
+        MirrorChange {
+            truncated: folded.truncated,
+            added,
+            keys,
+        },
+        job,
+        expected,
+        position,
+    )
+    .await?;
+    Ok(changes.len() as u64)
+}
+
+/// What one commit does to a mirror: empties it first (a truncate), then replaces the
+/// rows of `keys` (the key columns of every key changed) by `added` (the table's columns).
+pub struct MirrorChange {
+    pub truncated: bool,
+    pub added: RecordBatch,
+    pub keys: RecordBatch,
+}
+
+/// Commits `change` to a mirror keyed by `key`, recording `position`.
+pub async fn merge_batches(
+    rows: &Arc<dyn RowLevelTable>,
+    schema: &SchemaRef,
+    key: &[String],
+    change: MirrorChange,
+    job: &str,
+    expected: Option<&str>,
+    position: &str,
+) -> Result<(), JobError> {
     let df = |e: datafusion::error::DataFusionError| JobError::retry(e.to_string());
     let ctx = SessionContext::new();
-    ctx.register_batch("added", added.clone()).map_err(df)?;
-    let (files, kept) = if folded.truncated {
+    ctx.register_batch("added", change.added).map_err(df)?;
+    let (files, kept) = if change.truncated {
         let files: Vec<String> = rows.files().await?.into_iter().map(|f| f.path).collect();
         (files, None)
-    } else if changes.is_empty() {
+    } else if change.keys.num_rows() == 0 {
         (Vec::new(), None)
     } else {
-        // The keys touched, typed as the table's columns.
-        let key_fields: Vec<Field> = key
-            .iter()
-            .map(|k| {
-                schema
-                    .field_with_name(k)
-                    .cloned()
-                    .map(|f| f.with_nullable(true))
-                    .map_err(|_| JobError::fatal(format!("The mirror table lacks key column {k}")))
-            })
-            .collect::<Result<_, _>>()?;
-        let key_schema = Arc::new(Schema::new(key_fields.clone()));
-        let key_columns = key_fields
-            .iter()
-            .map(|f| {
-                let texts = changes
-                    .iter()
-                    .map(|c| c.value(f.name()).map(str::to_string))
-                    .collect();
-                from_text(f, texts)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let keys = RecordBatch::try_new(key_schema.clone(), key_columns)
-            .map_err(|e| JobError::fatal(e.to_string()))?;
+        let keys = change.keys;
         ctx.register_table(
             "changed",
-            Arc::new(MemTable::try_new(key_schema, vec![vec![keys]]).map_err(df)?),
+            Arc::new(MemTable::try_new(keys.schema(), vec![vec![keys]]).map_err(df)?),
         )
         .map_err(df)?;
         ctx.register_table("current", rows.scan(None).await?)
@@ -576,7 +611,7 @@ pub async fn merge(
     let stream = Box::pin(RecordBatchStreamAdapter::new(schema.clone(), conformed));
     rows.commit_recording(files, stream, job, expected, position)
         .await?;
-    Ok(changes.len() as u64)
+    Ok(())
 }
 
 fn quote(name: &str) -> String {

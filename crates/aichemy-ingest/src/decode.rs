@@ -317,7 +317,7 @@ pub fn infer_columns(messages: &[Message]) -> Option<Vec<(String, DataType)>> {
 }
 
 /// The keys of a JSON object in the order written.
-struct KeyOrder(Vec<String>);
+pub struct KeyOrder(pub Vec<String>);
 
 impl<'de> serde::Deserialize<'de> for KeyOrder {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

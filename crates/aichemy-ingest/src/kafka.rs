@@ -20,13 +20,15 @@ use tokio::sync::mpsc;
 
 use aichemy_config::{resolve_secrets, SecretScope};
 use aichemy_engine::ingestion::{
-    IngestionDefinition, IngestionStatus, KafkaOptions, MessageFormat, OnError, StartPosition,
+    CdcMode, IngestionDefinition, IngestionStatus, KafkaOptions, MessageFormat, OnError,
+    StartPosition,
 };
 use aichemy_engine::{Lakehouse, QualifiedName};
 
-use crate::decode::{infer_columns, Decoder, Message, INGESTED_AT};
+use crate::decode::{infer_columns, Decoder, KeyOrder, Message, INGESTED_AT};
 use crate::target::{attribute_columns, dead_letter_batch, trino_type, Table, DEAD_LETTER_COLUMNS};
 use crate::JobError;
+use crate::{changes, debezium};
 
 /// The next offset to read of each partition: `0:120,1:98`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -414,12 +416,19 @@ async fn commit(
     dead_letter_offsets: &mut Offsets,
     status: &Mutex<IngestionStatus>,
 ) -> Result<u64, JobError> {
+    // Debezium events become plain JSON rows first; tombstones are dropped.
+    let (flattened, mut rejected) = if options.debezium {
+        debezium::flatten(batch)
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let messages: &[Message] = if options.debezium { &flattened } else { batch };
     if loaded.is_none() {
         // First use: the table's columns from the format, the values (JSON) and the
         // Kafka attributes included.
         let mut columns = Vec::new();
         if options.format == MessageFormat::Json {
-            let inferred = infer_columns(batch).ok_or_else(|| {
+            let inferred = infer_columns(messages).ok_or_else(|| {
                 JobError::retry(format!(
                     "Table {} does not exist and no message so far is a JSON object to \
                      infer its columns from",
@@ -432,20 +441,40 @@ async fn commit(
                 }
             }
         }
+        if options.debezium {
+            for (name, trino_type) in debezium::META_COLUMNS {
+                match columns.iter_mut().find(|(n, _)| n == name) {
+                    Some(column) => column.1 = trino_type.to_string(),
+                    None => columns.push((name.to_string(), trino_type.to_string())),
+                }
+            }
+        }
         for column in attribute_columns(options.format, &options.include) {
             if !columns.iter().any(|(name, _)| *name == column.0) {
                 columns.push(column);
             }
         }
-        target.create(&columns, true).await?;
+        target
+            .create(&columns, options.mode == CdcMode::Append)
+            .await?;
         *loaded = target.load().await?;
+    } else if options.format == MessageFormat::Json {
+        // Fields no column holds yet become columns (typed from their values).
+        let schema = loaded.as_ref().map(|(s, _)| s.clone()).expect("loaded");
+        let added = new_fields(&schema, messages);
+        if !added.is_empty() {
+            target.add_columns(&added).await?;
+            *loaded = target.load().await?;
+        }
     }
     let Some((schema, rows)) = loaded.as_ref() else {
         return Err(JobError::retry(format!("Table {} is gone", target.name)));
     };
     let decoder = Decoder::new(schema.clone(), options.format, &options.include);
     let now_us = chrono::Utc::now().timestamp_micros();
-    let (rows_batch, rejected) = decoder.decode(batch, now_us).map_err(JobError::retry)?;
+    let (rows_batch, decode_rejected) =
+        decoder.decode(messages, now_us).map_err(JobError::retry)?;
+    rejected.extend(decode_rejected);
     if !rejected.is_empty() {
         let first = &rejected[0];
         let error = format!(
@@ -493,8 +522,68 @@ async fn commit(
         status.last_error = Some(error);
     }
     let written = rows_batch.num_rows() as u64;
+    if options.mode == CdcMode::Upsert {
+        let key = match &options.key_columns {
+            columns if !columns.is_empty() => columns.clone(),
+            _ => debezium::key_fields(batch).ok_or_else(|| {
+                JobError::fatal(
+                    "A mirror of Debezium events needs its key: the messages' keys are not \
+                     JSON objects, so name the columns in 'key.columns'",
+                )
+            })?,
+        };
+        let folded = debezium::fold(&rows_batch, &key).map_err(JobError::fatal)?;
+        changes::merge_batches(
+            rows,
+            schema,
+            &key,
+            changes::MirrorChange {
+                truncated: folded.truncated,
+                added: folded.added,
+                keys: folded.keys,
+            },
+            job,
+            expected,
+            &next.text(),
+        )
+        .await?;
+        return Ok(written);
+    }
     target
         .append(rows, rows_batch, job, expected, &next.text())
         .await?;
     Ok(written)
+}
+
+/// The fields of JSON objects among `messages` that `schema` has no column for (by
+/// lower-case name), with the Trino types their values infer.
+fn new_fields(
+    schema: &datafusion::arrow::datatypes::Schema,
+    messages: &[Message],
+) -> Vec<(String, String)> {
+    let known = |name: &str| {
+        schema
+            .fields()
+            .iter()
+            .any(|f| f.name().eq_ignore_ascii_case(name))
+    };
+    let with_new: Vec<Message> = messages
+        .iter()
+        .filter(|m| {
+            m.value
+                .as_deref()
+                .and_then(|v| serde_json::from_slice::<KeyOrder>(v).ok())
+                .is_some_and(|KeyOrder(keys)| keys.iter().any(|k| !known(k)))
+        })
+        .cloned()
+        .collect();
+    if with_new.is_empty() {
+        return Vec::new();
+    }
+    infer_columns(&with_new)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(name, _)| !known(name))
+        .map(|(name, data_type)| (name, trino_type(&data_type)))
+        .collect()
 }

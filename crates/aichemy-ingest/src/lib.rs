@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod changes;
+pub mod debezium;
 pub mod decode;
 pub mod kafka;
 pub mod pgoutput;
