@@ -232,6 +232,48 @@ def test_debezium_events_into_a_bronze_table_and_a_mirror_with_new_fields(broker
         server.stop()
 
 
+def test_a_job_declared_in_the_configuration_file(broker, warehouse, tmp_path):
+    """`[ingestions.<name>]` in the TOML file: created at start, its `${ENV:…}` references
+    resolved (the file is an administrator's), replaced when the file changes."""
+    broker.create_topic("visits", partitions=1)
+    produce(broker, "visits", [{"page": "/a"}, {"page": "/b"}])
+    config = tmp_path / "aichemy.toml"
+
+    def write(interval):
+        config.write_text(
+            "[ingestions.visits]\n"
+            'into = "iceberg.web_bronze.visits"\n'
+            "[ingestions.visits.with]\n"
+            'connector = "kafka"\n'
+            'topic = "${ENV:VISITS_TOPIC}"\n'
+            f'"properties.bootstrap.server" = "{broker.bootstrap}"\n'
+            f'"commit.interval.ms" = {interval}\n'
+        )
+
+    write(200)
+    env = {"VISITS_TOPIC": "visits"}
+    server = Server(warehouse, "--config", str(config), env=env)
+    try:
+        wait_for(lambda: count(server, "iceberg.web_bronze.visits") == 2, what="rows")
+        assert "commit.interval.ms = '200'" in ingestion(server, "visits")["properties"]
+    finally:
+        server.stop()
+    write(300)
+    server = Server(warehouse, "--config", str(config), env=env)
+    try:
+        assert "commit.interval.ms = '300'" in ingestion(server, "visits")["properties"]
+        produce(broker, "visits", [{"page": "/c"}])
+        wait_for(lambda: count(server, "iceberg.web_bronze.visits") == 3, what="the new row")
+    finally:
+        server.stop()
+    # A bad declaration stops the start with its reason.
+    config.write_text('[ingestions.bad]\ninto = "iceberg.s.t"\n[ingestions.bad.with]\n'
+                      'connector = "kafka"\n')
+    with pytest.raises(RuntimeError, match="ingestion 'bad' of the configuration file: "
+                       "Property 'properties.bootstrap.server' is required"):
+        Server(warehouse, "--config", str(config))
+
+
 def test_raw_messages_with_every_kafka_attribute_from_the_latest_offset(broker, warehouse):
     broker.create_topic("events", partitions=1)
     produce(broker, "events", [b"before the job"])

@@ -57,6 +57,43 @@ pub struct Config {
     pub storage: StorageConfig,
     /// How queries run: threads, the memory limit and where operators spill.
     pub execution: ExecutionConfig,
+    /// Ingestion jobs declared in the file, by name: `[ingestions.orders] into =
+    /// "iceberg.shop_bronze.orders"` with the `CREATE INGESTION … WITH (…)` properties
+    /// under `[ingestions.orders.with]`. `aichemy serve` creates each in the metastore,
+    /// or replaces its definition when the file changed it.
+    pub ingestions: BTreeMap<String, IngestionConfig>,
+}
+
+/// One ingestion job of the configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestionConfig {
+    /// The target, as `INTO` names it: a table, or (`postgres-cdc`) a schema.
+    pub into: String,
+    /// The properties, as `WITH (…)` has them (numbers and booleans as their text).
+    #[serde(rename = "with")]
+    pub properties: BTreeMap<String, PropertyValue>,
+}
+
+/// A property value of the file: text, a number or a boolean.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum PropertyValue {
+    Text(String),
+    Integer(i64),
+    Float(f64),
+    Boolean(bool),
+}
+
+impl std::fmt::Display for PropertyValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PropertyValue::Text(text) => f.write_str(text),
+            PropertyValue::Integer(n) => write!(f, "{n}"),
+            PropertyValue::Float(n) => write!(f, "{n}"),
+            PropertyValue::Boolean(b) => write!(f, "{b}"),
+        }
+    }
 }
 
 /// Query execution in this process.
@@ -364,6 +401,7 @@ impl Default for Config {
             commit: CommitConfig::default(),
             storage: StorageConfig::default(),
             execution: ExecutionConfig::default(),
+            ingestions: BTreeMap::new(),
         }
     }
 }
@@ -1135,6 +1173,25 @@ mod tests {
             std::env::temp_dir().join(format!("aichemy-config-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    #[test]
+    fn ingestions_are_declared_with_their_properties() {
+        let config: Config = toml::from_str(
+            "[ingestions.orders]\ninto = 'iceberg.s.orders'\n[ingestions.orders.with]\n\
+             connector = 'kafka'\n\"commit.interval.ms\" = 200\nsnapshot = false\n",
+        )
+        .unwrap();
+        let orders = &config.ingestions["orders"];
+        assert_eq!(orders.into, "iceberg.s.orders");
+        let text: BTreeMap<&str, String> = orders
+            .properties
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.to_string()))
+            .collect();
+        assert_eq!(text["commit.interval.ms"], "200");
+        assert_eq!(text["snapshot"], "false");
+        assert!(toml::from_str::<Config>("[ingestions.x]\ninto = 't'\nwth = {}\n").is_err());
     }
 
     #[test]

@@ -28,6 +28,25 @@ pub struct IngestionDefinition {
     pub properties: BTreeMap<String, String>,
     /// The user who created it.
     pub owner: String,
+    /// Declared in the configuration file: its `${ENV:…}`/`${FILE:…}` references resolve
+    /// all (as the file's catalogs' do), not only `create_catalog_secrets`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub trusted: bool,
+}
+
+impl IngestionDefinition {
+    /// Which secret references the job may resolve.
+    pub fn secret_scope<'a>(
+        &self,
+        sql_scope: &'a aichemy_config::SecretScope,
+    ) -> &'a aichemy_config::SecretScope {
+        static ANY: aichemy_config::SecretScope = aichemy_config::SecretScope::Any;
+        if self.trusted {
+            &ANY
+        } else {
+            sql_scope
+        }
+    }
 }
 
 /// The table a job writes, created on first use.
@@ -823,6 +842,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             owner: "u".into(),
+            trusted: false,
         }
     }
 

@@ -42,4 +42,5 @@ pub use catalog::lakehouse::{
 pub use error::{ErrorCode, ErrorLocation, ErrorType, TrinoError};
 pub use session::{collect, Output, Session};
 pub use statement::catalogs;
+pub use statement::ingestions::declare as declare_ingestion;
 pub use stop::StopSignal;

@@ -18,7 +18,6 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use tokio::sync::mpsc;
 
-use aichemy_config::{resolve_secrets, SecretScope};
 use aichemy_engine::ingestion::{
     CdcMode, IngestionDefinition, IngestionStatus, KafkaOptions, MessageFormat, OnError,
     StartPosition,
@@ -74,8 +73,8 @@ struct Fetched {
     high_watermark: i64,
 }
 
-/// Connects to the brokers with the job's TLS and SASL settings; secrets resolved now.
-async fn connect(options: &KafkaOptions, secrets: &SecretScope) -> Result<Client, JobError> {
+/// Connects to the brokers with the job's TLS and SASL settings.
+async fn connect(options: &KafkaOptions) -> Result<Client, JobError> {
     let mut builder = ClientBuilder::new(options.bootstrap_servers.clone())
         .client_id("aichemy")
         .backoff_config(BackoffConfig {
@@ -114,10 +113,7 @@ async fn connect(options: &KafkaOptions, secrets: &SecretScope) -> Result<Client
         builder = builder.tls_config(Arc::new(config));
     }
     if let Some(sasl) = &options.sasl {
-        let password = resolve_secrets(&sasl.password, secrets)
-            .map_err(|e| JobError::fatal(format!("properties.sasl.password: {e}")))?
-            .text;
-        let credentials = Credentials::new(sasl.username.clone(), password);
+        let credentials = Credentials::new(sasl.username.clone(), sasl.password.clone());
         builder = builder.sasl_config(match sasl.mechanism.as_str() {
             "SCRAM-SHA-256" => SaslConfig::ScramSha256(credentials),
             "SCRAM-SHA-512" => SaslConfig::ScramSha512(credentials),
@@ -255,7 +251,7 @@ pub async fn run(
         &definition.owner,
     );
     let dead_letters = Table::dead_letter(&target);
-    let client = connect(&options, lakehouse.sql_secret_scope()).await?;
+    let client = connect(&options).await?;
     let known = partitions(&client, &options.topic).await?;
 
     // Where the table stands: its recorded offsets, or none before the first commit.

@@ -261,6 +261,7 @@ impl Runner {
         let lakehouse = self.lakehouse.clone();
         let task_status = status.clone();
         let task = aichemy_task::spawn("ingestion", async move {
+            let definition = resolved(definition, lakehouse.sql_secret_scope())?;
             match definition.connector.as_str() {
                 "kafka" => kafka::run(lakehouse, definition, task_status).await,
                 "postgres-cdc" => postgres::run(lakehouse, definition, task_status).await,
@@ -304,6 +305,21 @@ impl Runner {
         }
         tracing::info!(ingestion = name, "ingestion job stopped");
     }
+}
+
+/// The definition with the `${ENV:…}`/`${FILE:…}` references of its properties
+/// resolved, as the job reads them (the metastore keeps the references).
+fn resolved(
+    mut definition: IngestionDefinition,
+    sql_scope: &aichemy_config::SecretScope,
+) -> Result<IngestionDefinition, JobError> {
+    let scope = definition.secret_scope(sql_scope).clone();
+    for (key, value) in definition.properties.iter_mut() {
+        *value = aichemy_config::resolve_secrets(value, &scope)
+            .map_err(|e| JobError::fatal(format!("Property '{key}': {e}")))?
+            .text;
+    }
+    Ok(definition)
 }
 
 fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {

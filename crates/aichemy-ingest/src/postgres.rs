@@ -30,7 +30,6 @@ use pgwire_replication::{Lsn, ReplicationClient, ReplicationConfig, ReplicationE
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
 use sqlx::{Connection, Row};
 
-use aichemy_config::resolve_secrets;
 use aichemy_engine::ingestion::{
     CdcMode, ChangeFormat, IngestionDefinition, IngestionStatus, PostgresOptions, SourceTable,
 };
@@ -122,14 +121,7 @@ pub async fn run(
     let options = definition
         .postgres()
         .map_err(|e| JobError::fatal(e.message))?;
-    let password = match &options.password {
-        Some(p) => {
-            resolve_secrets(p, lakehouse.sql_secret_scope())
-                .map_err(|e| JobError::fatal(format!("Property 'password': {e}")))?
-                .text
-        }
-        None => String::new(),
-    };
+    let password = options.password.clone().unwrap_or_default();
     let info = SourceInfo {
         job: definition.name.clone(),
         database: options.database.clone(),

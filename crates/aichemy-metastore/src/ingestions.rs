@@ -76,6 +76,23 @@ impl Metastore {
             .collect())
     }
 
+    /// Replaces a job's definition (a declaration in the configuration file that
+    /// changed); the state asked for stays. Answers whether the job exists.
+    pub async fn replace_ingestion_definition(
+        &self,
+        name: &str,
+        definition_json: &str,
+    ) -> Result<bool, MetastoreError> {
+        let done = sqlx::query(
+            "UPDATE aichemy_ingestions SET definition_json = $1 WHERE ingestion_name = $2",
+        )
+        .bind(definition_json)
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// Sets the state a job should be in; answers whether the job exists.
     pub async fn set_ingestion_state(
         &self,

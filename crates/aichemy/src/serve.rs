@@ -86,6 +86,28 @@ pub async fn run(
         ))));
     }
     let grace = options.grace;
+    // Jobs of the configuration file: created, or updated when the file changed them.
+    for (name, declared) in &config.ingestions {
+        let properties = declared
+            .properties
+            .iter()
+            .map(|(key, value)| (key.clone(), value.to_string()))
+            .collect();
+        match aichemy_engine::declare_ingestion(lakehouse.clone(), name, &declared.into, properties)
+            .await
+        {
+            Ok(done) => {
+                tracing::info!(ingestion = %name, "ingestion of the configuration file {done}")
+            }
+            Err(e) => {
+                eprintln!(
+                    "ingestion '{name}' of the configuration file: {}",
+                    e.message
+                );
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     // Ingestion jobs run beside the queries, on their runtime, until the server stops.
     let (stopping, stopped) = tokio::sync::watch::channel(false);
     let runner = aichemy_ingest::Runner::new(lakehouse.clone(), node_name(config.server.http_port));

@@ -174,6 +174,110 @@ fn not_found(name: &str) -> TrinoError {
 }
 
 /// Runs an ingestion statement (other than SHOW) for an administrator.
+/// The definition `CREATE INGESTION name INTO target WITH (properties)` declares, checked
+/// (target catalog, properties, and, unless `trusted`, the secrets it may read).
+fn definition(
+    session: &Session,
+    name: &str,
+    target: &ObjectName,
+    properties: BTreeMap<String, String>,
+    trusted: bool,
+) -> Result<IngestionDefinition> {
+    let lakehouse = session.lakehouse();
+    let connector = properties
+        .get("connector")
+        .cloned()
+        .ok_or_else(|| {
+            TrinoError::new(
+                ErrorCode::INVALID_ARGUMENTS,
+                "Property 'connector' is required (connector = 'kafka' or \
+                         'postgres-cdc')",
+            )
+        })?
+        .to_ascii_lowercase();
+    // A change-data-capture job may name a schema: one table per source table.
+    let into_schema = connector == "postgres-cdc" && target.0.len() <= 2;
+    let target = if into_schema {
+        let mut parts = target.0.clone();
+        parts.push(datafusion::sql::sqlparser::ast::ObjectNamePart::Identifier(
+            datafusion::sql::sqlparser::ast::Ident::new("_"),
+        ));
+        let mut qualified = session.qualify(&ObjectName(parts))?;
+        qualified.name.clear();
+        qualified
+    } else {
+        session.qualify(target)?
+    };
+    let format = lakehouse.format(&target.catalog)?;
+    if !matches!(format.format_name(), "Iceberg") {
+        return Err(TrinoError::not_supported(format!(
+            "Ingestion into {} tables is not supported yet: use an iceberg catalog",
+            format.format_name()
+        )));
+    }
+    let definition = IngestionDefinition {
+        name: name.to_string(),
+        connector,
+        target: TargetTable {
+            catalog: target.catalog,
+            schema: target.schema,
+            table: target.name,
+        },
+        properties,
+        owner: session.user.clone(),
+        trusted,
+    };
+    definition.validate()?;
+    // Every secret reference must be one a statement may read.
+    if !trusted {
+        for (key, value) in &definition.properties {
+            aichemy_config::resolve_secrets(value, lakehouse.sql_secret_scope()).map_err(|e| {
+                TrinoError::new(
+                    ErrorCode::INVALID_ARGUMENTS,
+                    format!("Ingestion property '{key}': {e}"),
+                )
+            })?;
+        }
+    }
+    Ok(definition)
+}
+
+/// Declares a job of the configuration file (`[ingestions.<name>]`): created in the
+/// metastore, or its definition replaced when the file changed it. Answers what was done.
+pub async fn declare(
+    lakehouse: std::sync::Arc<crate::Lakehouse>,
+    name: &str,
+    into: &str,
+    properties: BTreeMap<String, String>,
+) -> Result<&'static str> {
+    let dialect = dialect();
+    let target = Parser::new(&dialect)
+        .try_with_sql(into)
+        .and_then(|mut p| p.parse_object_name(false))
+        .map_err(syntax_error)?;
+    let session = Session::new(lakehouse.clone(), "config".to_string());
+    let definition = definition(&session, name, &target, properties, true)?;
+    let json =
+        serde_json::to_string(&definition).map_err(|e| TrinoError::internal(e.to_string()))?;
+    let metastore = lakehouse.metastore();
+    let existing = metastore
+        .list_ingestions()
+        .await?
+        .into_iter()
+        .find(|r| r.name == name);
+    match existing {
+        None => {
+            metastore.create_ingestion(name, &json, "running").await?;
+            Ok("created")
+        }
+        Some(record) if record.definition_json == json => Ok("unchanged"),
+        Some(_) => {
+            metastore.replace_ingestion_definition(name, &json).await?;
+            Ok("replaced")
+        }
+    }
+}
+
 pub(crate) async fn execute(session: &Session, statement: IngestionStatement) -> Result<Output> {
     let lakehouse = session.lakehouse();
     let (verb, job) = match &statement {
@@ -196,60 +300,7 @@ pub(crate) async fn execute(session: &Session, statement: IngestionStatement) ->
             properties,
             if_not_exists,
         } => {
-            let connector = properties
-                .get("connector")
-                .cloned()
-                .ok_or_else(|| {
-                    TrinoError::new(
-                        ErrorCode::INVALID_ARGUMENTS,
-                        "Property 'connector' is required (connector = 'kafka' or \
-                         'postgres-cdc')",
-                    )
-                })?
-                .to_ascii_lowercase();
-            // A change-data-capture job may name a schema: one table per source table.
-            let into_schema = connector == "postgres-cdc" && target.0.len() <= 2;
-            let target = if into_schema {
-                let mut parts = target.0.clone();
-                parts.push(datafusion::sql::sqlparser::ast::ObjectNamePart::Identifier(
-                    datafusion::sql::sqlparser::ast::Ident::new("_"),
-                ));
-                let mut qualified = session.qualify(&ObjectName(parts))?;
-                qualified.name.clear();
-                qualified
-            } else {
-                session.qualify(&target)?
-            };
-            let format = lakehouse.format(&target.catalog)?;
-            if !matches!(format.format_name(), "Iceberg") {
-                return Err(TrinoError::not_supported(format!(
-                    "Ingestion into {} tables is not supported yet: use an iceberg catalog",
-                    format.format_name()
-                )));
-            }
-            let definition = IngestionDefinition {
-                name: name.clone(),
-                connector,
-                target: TargetTable {
-                    catalog: target.catalog,
-                    schema: target.schema,
-                    table: target.name,
-                },
-                properties,
-                owner: session.user.clone(),
-            };
-            definition.validate()?;
-            // Every secret reference must be one a statement may read.
-            for (key, value) in &definition.properties {
-                aichemy_config::resolve_secrets(value, lakehouse.sql_secret_scope()).map_err(
-                    |e| {
-                        TrinoError::new(
-                            ErrorCode::INVALID_ARGUMENTS,
-                            format!("Ingestion property '{key}': {e}"),
-                        )
-                    },
-                )?;
-            }
+            let definition = definition(session, &name, &target, properties, false)?;
             let json = serde_json::to_string(&definition)
                 .map_err(|e| TrinoError::internal(e.to_string()))?;
             match metastore.create_ingestion(&name, &json, "running").await {
