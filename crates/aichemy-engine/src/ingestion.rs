@@ -402,6 +402,22 @@ impl IngestionDefinition {
         self.target.table.is_empty()
     }
 
+    /// `mode`: what the job writes (default `append`).
+    fn mode(&self) -> Result<CdcMode> {
+        match self
+            .get("mode")
+            .unwrap_or("append")
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "append" | "bronze" => Ok(CdcMode::Append),
+            "upsert" | "mirror" => Ok(CdcMode::Upsert),
+            other => Err(invalid(format!(
+                "Property 'mode' must be 'append' or 'upsert': '{other}'"
+            ))),
+        }
+    }
+
     fn flag(&self, key: &str, default: bool) -> Result<bool> {
         match self.get(key).map(|v| v.trim().to_ascii_lowercase()) {
             None => Ok(default),
@@ -509,20 +525,7 @@ impl IngestionDefinition {
             }
             Ok(value)
         };
-        let mode = match self
-            .get("mode")
-            .unwrap_or("append")
-            .to_ascii_lowercase()
-            .as_str()
-        {
-            "append" | "bronze" => CdcMode::Append,
-            "upsert" | "mirror" => CdcMode::Upsert,
-            other => {
-                return Err(invalid(format!(
-                    "Property 'mode' must be 'append' or 'upsert': '{other}'"
-                )))
-            }
-        };
+        let mode = self.mode()?;
         let format = match self
             .get("format")
             .unwrap_or("flat")
@@ -688,27 +691,13 @@ impl IngestionDefinition {
                 )))
             }
         };
-        let mode = match self
-            .get("mode")
-            .unwrap_or("append")
-            .to_ascii_lowercase()
-            .as_str()
-        {
-            "append" | "bronze" => CdcMode::Append,
-            "upsert" | "mirror" if debezium => CdcMode::Upsert,
-            "upsert" | "mirror" => {
-                return Err(invalid(
-                    "Property 'mode' = 'upsert' needs format = 'debezium' (a change per \
-                     message)"
-                        .to_string(),
-                ))
-            }
-            other => {
-                return Err(invalid(format!(
-                    "Property 'mode' must be 'append' or 'upsert': '{other}'"
-                )))
-            }
-        };
+        let mode = self.mode()?;
+        if mode == CdcMode::Upsert && !debezium {
+            return Err(invalid(
+                "Property 'mode' = 'upsert' needs format = 'debezium' (a change per message)"
+                    .to_string(),
+            ));
+        }
         let key_columns: Vec<String> = self
             .get("key.columns")
             .unwrap_or("")
