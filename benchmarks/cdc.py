@@ -48,15 +48,13 @@ def load(pg, changes):
         script.append(f"INSERT INTO events SELECT g, g % 977, g * 0.5, "
                       f"'event payload ' || md5(g::text) FROM generate_series({base}, "
                       f"{base + 699}) g;")
-        if b > 0:
-            prev = (b - 1) * 700
-            script.append(f"UPDATE events SET a = a + 1 WHERE id BETWEEN {prev} AND "
-                          f"{prev + 199};")
-            script.append(f"DELETE FROM events WHERE id BETWEEN {prev + 600} AND "
-                          f"{prev + 699};")
-        else:
-            script.append("UPDATE events SET a = a + 1 WHERE id BETWEEN 0 AND 199;")
-            script.append("DELETE FROM events WHERE id BETWEEN 600 AND 699;")
+        # Rows of the previous transaction updated (the first: its own), rows of this one
+        # deleted: every statement changes exactly the rows it names.
+        prev = max(b - 1, 0) * 700
+        script.append(f"UPDATE events SET a = a + 1 WHERE id BETWEEN {prev} AND "
+                      f"{prev + 199};")
+        script.append(f"DELETE FROM events WHERE id BETWEEN {base + 600} AND "
+                      f"{base + 699};")
         script.append("COMMIT;")
     pg.psql("shop", f"SET ROLE {USER};\n" + "\n".join(script))
     return batches * 1000
