@@ -857,23 +857,23 @@ impl Job {
                 seen
             };
             if mirror || target.loaded.is_none() || !relations.is_empty() {
-                if format != Some(ChangeFormat::Debezium) {
-                    let schema = target.table.load().await?.map(|(s, _)| s);
-                    if let Some(schema) = schema {
-                        let mut missing: Vec<(String, String)> = Vec::new();
-                        for relation in &relations {
-                            for column in changes::missing_columns(&schema, relation) {
-                                if !missing.contains(&column) {
-                                    missing.push(column);
-                                }
+                let mut loaded = target.table.load().await?;
+                if let (Some((schema, _)), true) = (&loaded, format != Some(ChangeFormat::Debezium))
+                {
+                    let mut missing: Vec<(String, String)> = Vec::new();
+                    for relation in &relations {
+                        for column in changes::missing_columns(schema, relation) {
+                            if !missing.contains(&column) {
+                                missing.push(column);
                             }
                         }
-                        if !missing.is_empty() {
-                            target.table.add_columns(&missing).await?;
-                        }
+                    }
+                    if !missing.is_empty() {
+                        target.table.add_columns(&missing).await?;
+                        loaded = target.table.load().await?;
                     }
                 }
-                target.loaded = target.table.load().await?;
+                target.loaded = loaded;
             }
             let Some((schema, rows)) = target.loaded.clone() else {
                 return Err(JobError::retry(format!(
