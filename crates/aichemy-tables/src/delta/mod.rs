@@ -577,7 +577,7 @@ impl DataSink for DeltaSink {
                 actions.clone(),
                 operation.clone(),
                 operation_id,
-                retries,
+                CommitProperties::default().with_max_retries(retries),
             )
             .await;
             match committed {
@@ -658,9 +658,9 @@ async fn commit(
     actions: Vec<Action>,
     operation: DeltaOperation,
     operation_id: uuid::Uuid,
-    retries: usize,
+    properties: CommitProperties,
 ) -> std::result::Result<(), deltalake::DeltaTableError> {
-    CommitBuilder::from(CommitProperties::default().with_max_retries(retries))
+    CommitBuilder::from(properties)
         .with_actions(actions)
         .with_operation_id(operation_id)
         .build(Some(snapshot), log_store, operation)

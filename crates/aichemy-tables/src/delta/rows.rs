@@ -20,9 +20,9 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::TableProvider;
 use datafusion::common::{DataFusionError, Result as DFResult};
 use datafusion::execution::SendableRecordBatchStream;
-use deltalake::kernel::transaction::TransactionError;
-use deltalake::kernel::{Action, EagerSnapshot};
-use deltalake::protocol::DeltaOperation;
+use deltalake::kernel::transaction::{CommitProperties, TransactionError};
+use deltalake::kernel::{Action, EagerSnapshot, Transaction};
+use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaTable, DeltaTableError};
 use futures::TryStreamExt;
 use percent_encoding::percent_decode_str;
@@ -74,90 +74,223 @@ fn commit_error(e: DeltaTableError) -> TableError {
 }
 
 impl DeltaRows {
-    fn snapshot(&self) -> Result<EagerSnapshot> {
-        Ok(self
-            .table
-            .snapshot()
-            .map_err(delta_error)?
-            .snapshot()
-            .clone())
-    }
-
-    /// The loaded version's files: each as its `$path` with the log's file view.
-    async fn views(&self) -> Result<Vec<(String, deltalake::kernel::LogicalFileView)>> {
-        let snapshot = self.snapshot()?;
-        let root = file_key(snapshot.table_configuration().table_root().as_str());
-        let log_store = self.table.log_store();
-        let views: Vec<_> = snapshot
-            .file_views(log_store.as_ref(), None)
-            .try_collect()
-            .await
-            .map_err(delta_error)?;
-        Ok(views
+    /// The remove actions of `files` in `table`'s loaded version; `None` when one of them
+    /// is not there.
+    async fn removals(
+        table: &DeltaTable,
+        files: &HashSet<String>,
+        keeps_rows: bool,
+    ) -> Result<Option<Vec<Action>>> {
+        let removes: Vec<Action> = views(table)
+            .await?
             .into_iter()
-            .map(|view| (format!("{root}{}", view.path()), view))
-            .collect())
+            .filter(|(key, _)| files.contains(key))
+            .map(|(_, view)| Action::Remove(view.remove_action(!keeps_rows)))
+            .collect();
+        Ok((removes.len() == files.len()).then_some(removes))
     }
 
     /// Writes `rows` and commits them in place of `files` as `operation`; `keeps_rows`
-    /// marks the commit as changing no data (compaction).
+    /// marks the commit as changing no data (compaction). With a `recording`, the commit
+    /// is made on the newest version, provided it still records what the job expects, and
+    /// made again on a newer one when another writer wins the race.
     async fn commit_rows(
         &self,
         files: Vec<String>,
         rows: SendableRecordBatchStream,
         operation: DeltaOperation,
         keeps_rows: bool,
+        recording: Option<Recording<'_>>,
     ) -> Result<u64> {
         let wanted: HashSet<String> = files.into_iter().collect();
-        let removes: Vec<Action> = self
-            .views()
-            .await?
-            .into_iter()
-            .filter(|(key, _)| wanted.contains(key))
-            .map(|(_, view)| Action::Remove(view.remove_action(!keeps_rows)))
-            .collect();
-        if removes.len() != wanted.len() {
+        let mut table = self.table.clone();
+        let mut sequence = 0;
+        if let Some(recording) = &recording {
+            table.update_state().await.map_err(delta_error)?;
+            sequence = recording.check(&table).await?;
+        }
+        let Some(mut removes) = Self::removals(&table, &wanted, keeps_rows).await? else {
+            if let Some(recording) = &recording {
+                return Err(recording.files_gone());
+            }
             // The statement's scan read this same version: a file it named must be here.
             return Err(TableError::Format {
                 format: FORMAT,
                 source: format!(
-                    "the statement named {} data files, the loaded version holds {} of them",
-                    wanted.len(),
-                    removes.len()
+                    "the statement named {} data files the loaded version does not hold all of",
+                    wanted.len()
                 )
                 .into(),
             });
-        }
-        let snapshot = self.snapshot()?;
-        let log_store = self.table.log_store();
+        };
+        let mut snapshot = snapshot_of(&table)?;
+        let log_store = table.log_store();
         let operation_id = uuid::Uuid::new_v4();
         recheck(self.guard.as_ref(), &self.location).map_err(from_datafusion)?;
         let (adds, written) = write_files(&log_store, &snapshot, rows, operation_id)
             .await
             .map_err(from_datafusion)?;
-        if removes.is_empty() && adds.is_empty() {
+        if removes.is_empty() && adds.is_empty() && recording.is_none() {
             return Ok(0);
         }
-        let actions = removes
+        let adds: Vec<Action> = adds
             .into_iter()
-            .chain(adds.into_iter().map(|mut add| {
+            .map(|mut add| {
                 add.data_change = !keeps_rows;
                 Action::Add(add)
-            }))
+            })
             .collect();
-        recheck(self.guard.as_ref(), &self.location).map_err(from_datafusion)?;
-        commit(
-            &snapshot,
-            log_store,
-            actions,
-            operation,
-            operation_id,
-            self.retries,
-        )
-        .await
-        .map_err(commit_error)?;
-        Ok(written)
+        let mut attempt = 0;
+        loop {
+            let mut properties = CommitProperties::default().with_max_retries(self.retries);
+            if let Some(recording) = &recording {
+                properties = recording.properties(sequence + 1);
+                properties = properties.with_max_retries(self.retries);
+            }
+            let actions = removes.iter().chain(&adds).cloned().collect();
+            recheck(self.guard.as_ref(), &self.location).map_err(from_datafusion)?;
+            let committed = commit(
+                &snapshot,
+                log_store.clone(),
+                actions,
+                operation.clone(),
+                operation_id,
+                properties,
+            )
+            .await;
+            match (committed, &recording) {
+                (Ok(()), _) => return Ok(written),
+                // deltalake counts every file of the version as read: a compaction that
+                // won the race fails even an append. Once more on the newest version.
+                (Err(e), Some(recording)) if is_conflict(&e) && attempt < self.retries => {
+                    attempt += 1;
+                    table.update_state().await.map_err(delta_error)?;
+                    sequence = recording.check(&table).await?;
+                    removes = Self::removals(&table, &wanted, keeps_rows)
+                        .await?
+                        .ok_or_else(|| recording.files_gone())?;
+                    snapshot = snapshot_of(&table)?;
+                }
+                (Err(e), _) => return Err(commit_error(e)),
+            }
+        }
     }
+}
+
+fn snapshot_of(table: &DeltaTable) -> Result<EagerSnapshot> {
+    Ok(table.snapshot().map_err(delta_error)?.snapshot().clone())
+}
+
+/// A version's files: each as its `$path` with the log's file view.
+async fn views(table: &DeltaTable) -> Result<Vec<(String, deltalake::kernel::LogicalFileView)>> {
+    let snapshot = snapshot_of(table)?;
+    let root = file_key(snapshot.table_configuration().table_root().as_str());
+    let log_store = table.log_store();
+    let views: Vec<_> = snapshot
+        .file_views(log_store.as_ref(), None)
+        .try_collect()
+        .await
+        .map_err(delta_error)?;
+    Ok(views
+        .into_iter()
+        .map(|view| (format!("{root}{}", view.path()), view))
+        .collect())
+}
+
+/// The application id of a job's `txn` actions and of its `commitInfo` entry.
+fn app_id(job: &str) -> String {
+    format!("aichemy.ingest.{job}")
+}
+
+/// A commit of an ingestion job. Delta Lake's `txn` action holds a number per
+/// application, kept in checkpoints and checked by the conflict checker (two commits
+/// with the same application id conflict), so each commit of `job` carries a `txn` with
+/// the count of its commits, and the `commitInfo` of the same commit holds that count with
+/// the position text (`{"sequence": n, "position": "…"}` under the application id).
+pub(super) struct Recording<'a> {
+    pub job: &'a str,
+    pub expected: Option<&'a str>,
+    pub position: &'a str,
+}
+
+impl Recording<'_> {
+    /// The count of the job's commits `table` records; fails when its position is not the
+    /// expected one (another node of the job committed meanwhile).
+    async fn check(&self, table: &DeltaTable) -> Result<i64> {
+        let recorded = recorded(table, self.job).await?;
+        if recorded.as_ref().map(|(_, p)| p.as_str()) != self.expected {
+            return Err(TableError::Conflict {
+                message: format!(
+                    "Ingestion '{}' moved on in the table meanwhile (another node committed)",
+                    self.job
+                ),
+            });
+        }
+        Ok(recorded.map_or(0, |(sequence, _)| sequence))
+    }
+
+    fn files_gone(&self) -> TableError {
+        TableError::Conflict {
+            message: format!(
+                "Ingestion '{}': another commit rewrote the files it replaces",
+                self.job
+            ),
+        }
+    }
+
+    fn properties(&self, sequence: i64) -> CommitProperties {
+        let id = app_id(self.job);
+        CommitProperties::default()
+            .with_application_transaction(Transaction::new(&id, sequence))
+            .with_metadata([(
+                id,
+                serde_json::json!({ "sequence": sequence, "position": self.position }),
+            )])
+    }
+}
+
+/// The count of commits and the position `job` recorded in `table`'s loaded version: the
+/// `txn` count, and the position from the newest commit that holds the same count.
+async fn recorded(table: &DeltaTable, job: &str) -> Result<Option<(i64, String)>> {
+    let id = app_id(job);
+    let state = table.snapshot().map_err(delta_error)?;
+    let log_store = table.log_store();
+    let Some(sequence) = state
+        .transaction_version(log_store.as_ref(), &id)
+        .await
+        .map_err(delta_error)?
+    else {
+        return Ok(None);
+    };
+    let mut version = Some(state.version());
+    while let Some(v) = version {
+        let Some(entry) = log_store.read_commit_entry(v).await.map_err(delta_error)? else {
+            break;
+        };
+        for line in entry.split(|b| *b == b'\n') {
+            let Ok(action) = serde_json::from_slice::<serde_json::Value>(line) else {
+                continue;
+            };
+            let Some(info) = action.get("commitInfo").and_then(|c| c.get(&id)) else {
+                continue;
+            };
+            if info.get("sequence").and_then(|s| s.as_i64()) == Some(sequence) {
+                if let Some(position) = info.get("position").and_then(|p| p.as_str()) {
+                    return Ok(Some((sequence, position.to_string())));
+                }
+            }
+        }
+        version = v.checked_sub(1);
+    }
+    Err(TableError::Format {
+        format: FORMAT,
+        source: format!(
+            "the log counts {sequence} commits of ingestion '{job}' but no longer holds the \
+             last one, which held its position (removed by log cleanup); drop and declare \
+             the ingestion again with a start position"
+        )
+        .into(),
+    })
 }
 
 #[async_trait]
@@ -190,11 +323,11 @@ impl RowLevelTable for DeltaRows {
                 not_matched_by_source_predicates: Vec::new(),
             },
         };
-        self.commit_rows(files, rows, operation, false).await
+        self.commit_rows(files, rows, operation, false, None).await
     }
 
     async fn rewrite(&self, files: Vec<String>, rows: SendableRecordBatchStream) -> Result<u64> {
-        let snapshot = self.snapshot()?;
+        let snapshot = snapshot_of(&self.table)?;
         let target_size = snapshot
             .table_configuration()
             .table_properties()
@@ -204,12 +337,49 @@ impl RowLevelTable for DeltaRows {
             predicate: None,
             target_size,
         };
-        self.commit_rows(files, rows, operation, true).await
+        self.commit_rows(files, rows, operation, true, None).await
+    }
+
+    async fn recorded_position(&self, job: &str) -> Result<Option<String>> {
+        let mut table = self.table.clone();
+        table.update_state().await.map_err(delta_error)?;
+        Ok(recorded(&table, job).await?.map(|(_, position)| position))
+    }
+
+    async fn commit_recording(
+        &self,
+        files: Vec<String>,
+        rows: SendableRecordBatchStream,
+        job: &str,
+        expected: Option<&str>,
+        position: &str,
+    ) -> Result<u64> {
+        let operation = if files.is_empty() {
+            DeltaOperation::Write {
+                mode: SaveMode::Append,
+                partition_by: None,
+                predicate: None,
+            }
+        } else {
+            DeltaOperation::Merge {
+                predicate: None,
+                merge_predicate: None,
+                matched_predicates: Vec::new(),
+                not_matched_predicates: Vec::new(),
+                not_matched_by_source_predicates: Vec::new(),
+            }
+        };
+        let recording = Recording {
+            job,
+            expected,
+            position,
+        };
+        self.commit_rows(files, rows, operation, false, Some(recording))
+            .await
     }
 
     async fn files(&self) -> Result<Vec<DataFileInfo>> {
-        Ok(self
-            .views()
+        Ok(views(&self.table)
             .await?
             .into_iter()
             .map(|(path, view)| DataFileInfo {

@@ -312,6 +312,12 @@ impl TableStore for LanceStore {
         };
         recheck(self.guard.as_ref(), &record.location)
             .map_err(|message| TableError::Storage { message })?;
+        // The newest version recording each ingestion job's position stays, and so every
+        // version after it.
+        let older_than_ms = match rows::oldest_position_carrier(&dataset).await? {
+            Some(carrier) => older_than_ms.min(carrier - 1),
+            None => older_than_ms,
+        };
         let age = chrono::Utc::now().timestamp_millis() - older_than_ms;
         // Lance keeps the current version and every version a tag names. It deletes the
         // files no version names (what failed or killed writes left) once they are older
@@ -403,6 +409,39 @@ struct LanceTable {
     stores: Arc<StoreRegistry>,
     retry: CommitRetry,
     guard: Option<LocationPolicy>,
+}
+
+impl LanceTable {
+    fn sink(&self) -> LanceSink {
+        LanceSink {
+            location: self.location.clone(),
+            schema: self.schema.clone(),
+            stores: self.stores.clone(),
+            retry: self.retry,
+            guard: self.guard.clone(),
+        }
+    }
+
+    /// The dataset, created without rows (by this writer or, when another one claimed the
+    /// first write, by that one) when the table has none yet.
+    async fn dataset_or_create(&self) -> DFResult<Dataset> {
+        let sink = self.sink();
+        if let Some(dataset) = open_dataset(&self.location, self.stores.options())
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?
+        {
+            return Ok(dataset);
+        }
+        if !sink.claim_first_write().await? {
+            return sink.wait_for_dataset().await;
+        }
+        let created = sink.create(&[], self.schema.clone()).await;
+        if !matches!(created, Ok(Ok(()))) {
+            let _ = sink.release_first_write().await;
+        }
+        created?.map_err(df_error)?;
+        sink.wait_for_dataset().await
+    }
 }
 
 #[async_trait]
@@ -498,14 +537,11 @@ impl TableProvider for LanceTable {
                 "{insert_op} is not supported for Lance tables"
             )));
         }
-        let sink = LanceSink {
-            location: self.location.clone(),
-            schema: self.schema.clone(),
-            stores: self.stores.clone(),
-            retry: self.retry,
-            guard: self.guard.clone(),
-        };
-        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+        Ok(Arc::new(DataSinkExec::new(
+            input,
+            Arc::new(self.sink()),
+            None,
+        )))
     }
 }
 

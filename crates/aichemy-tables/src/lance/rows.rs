@@ -5,7 +5,7 @@
 //! Lance checks that commit against what other writers committed since the version was
 //! loaded.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -17,7 +17,7 @@ use datafusion::common::{DataFusionError, Result as DFResult};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::StreamExt;
-use lance::dataset::transaction::{Operation, Transaction, UpdateMode};
+use lance::dataset::transaction::{Operation, TransactionBuilder, UpdateMode};
 use lance::dataset::{CommitBuilder, InsertBuilder, WriteDestination, WriteMode};
 use lance::Dataset;
 
@@ -47,15 +47,44 @@ impl LanceRows {
     }
 
     /// Writes `rows` as new fragments and commits them in place of the fragments `files`
-    /// names, in one `Update`. Answers the rows written.
+    /// names, in one `Update` on the loaded version, or with a `recording` on the newest
+    /// one, provided it still records what the job expects. Answers the rows written.
     async fn commit_rows(
         &self,
         files: Vec<String>,
         rows: SendableRecordBatchStream,
+        recording: Option<Recording<'_>>,
     ) -> Result<u64> {
-        let Some(dataset) = self.dataset().cloned() else {
-            return Ok(0);
+        let mut dataset = match (self.dataset(), &recording) {
+            (Some(dataset), _) => dataset.clone(),
+            (None, None) => return Ok(0),
+            // A job's first rows in a table it created.
+            (None, Some(_)) => Arc::new(
+                self.table
+                    .dataset_or_create()
+                    .await
+                    .map_err(|e| crate::datafusion_error(FORMAT, e))?,
+            ),
         };
+        let mut properties = None;
+        if let Some(recording) = &recording {
+            let mut latest = Dataset::clone(&dataset);
+            latest.checkout_latest().await.map_err(lance_error)?;
+            if recorded(&latest, recording.job).await?.as_deref() != recording.expected {
+                return Err(TableError::Conflict {
+                    message: format!(
+                        "Ingestion '{}' moved on in the table meanwhile (another node \
+                         committed)",
+                        recording.job
+                    ),
+                });
+            }
+            dataset = Arc::new(latest);
+            properties = Some(Arc::new(HashMap::from([(
+                key(recording.job),
+                recording.position.to_string(),
+            )])));
+        }
         let removed = files
             .iter()
             .map(|file| {
@@ -107,7 +136,9 @@ impl LanceRows {
             inserted_rows_filter: None,
             updated_fragment_offsets: None,
         };
-        let transaction = Transaction::new(dataset.manifest.version, operation, None);
+        let transaction = TransactionBuilder::new(dataset.manifest.version, operation)
+            .transaction_properties(properties)
+            .build();
         // Lance counts attempts, the first one included.
         let mut commit = CommitBuilder::new(WriteDestination::Dataset(dataset))
             .with_max_retries(self.table.retry.retries.saturating_add(1));
@@ -124,6 +155,93 @@ impl LanceRows {
             e => lance_error(e),
         })?;
         Ok(written)
+    }
+}
+
+/// A commit of an ingestion job. Lance keeps a transaction's properties with each version:
+/// the commit records `position` under `aichemy.ingest.<job>`, and the job reads it back
+/// from the newest version whose transaction holds that key (other writers' commits, and
+/// this lakehouse's DELETE, UPDATE, MERGE and optimize, hold none). Lance rebases a commit
+/// over compatible ones that won the race, so the check that the newest version records
+/// `expected` comes just before the commit rather than inside it: two nodes committing
+/// for the same job at the same moment (one that lost its lease a moment ago) could both
+/// succeed. Expiry keeps the newest version recording each job's position.
+struct Recording<'a> {
+    job: &'a str,
+    expected: Option<&'a str>,
+    position: &'a str,
+}
+
+/// The transaction property prefix of ingestion positions.
+const PREFIX: &str = "aichemy.ingest.";
+
+fn key(job: &str) -> String {
+    format!("{PREFIX}{job}")
+}
+
+/// The time (ms) of the oldest version that is the newest to record some job's position:
+/// expiring it would lose where that job stands, so versions from it on are kept.
+pub(super) async fn oldest_position_carrier(dataset: &Dataset) -> Result<Option<i64>> {
+    let versions = dataset.versions().await.map_err(lance_error)?;
+    let newest_first: Vec<(u64, i64)> = versions
+        .iter()
+        .rev()
+        .map(|v| (v.version, v.timestamp.timestamp_millis()))
+        .collect();
+    let transactions: Vec<_> = futures::stream::iter(newest_first)
+        .map(
+            |(version, at)| async move { (at, dataset.read_transaction_by_version(version).await) },
+        )
+        .buffered(16)
+        .collect()
+        .await;
+    let mut seen = HashSet::new();
+    let mut oldest = None;
+    for (at, transaction) in transactions {
+        // A version another cleanup removed meanwhile holds nothing to keep.
+        let Ok(Some(transaction)) = transaction else {
+            continue;
+        };
+        for key in transaction
+            .transaction_properties
+            .iter()
+            .flat_map(|p| p.keys())
+        {
+            if key.starts_with(PREFIX) && seen.insert(key.clone()) {
+                oldest = Some(at);
+            }
+        }
+    }
+    Ok(oldest)
+}
+
+/// The position `job` recorded in `dataset`'s version or the newest one before it.
+async fn recorded(dataset: &Dataset, job: &str) -> Result<Option<String>> {
+    let key = key(job);
+    let mut version = dataset.manifest.version;
+    let mut current = dataset.clone();
+    loop {
+        let transaction = current.read_transaction().await.map_err(lance_error)?;
+        if let Some(position) = transaction
+            .and_then(|t| t.transaction_properties)
+            .and_then(|properties| properties.get(&key).cloned())
+        {
+            return Ok(Some(position));
+        }
+        if version <= 1 {
+            return Ok(None);
+        }
+        version -= 1;
+        current = match dataset.checkout_version(version).await {
+            Ok(older) => older,
+            // Cleaned up: no older version holds anything.
+            Err(
+                lance::Error::DatasetNotFound { .. }
+                | lance::Error::NotFound { .. }
+                | lance::Error::VersionNotFound { .. },
+            ) => return Ok(None),
+            Err(e) => return Err(lance_error(e)),
+        };
     }
 }
 
@@ -183,11 +301,36 @@ impl RowLevelTable for LanceRows {
         rows: SendableRecordBatchStream,
         _change: RowChange,
     ) -> Result<u64> {
-        self.commit_rows(files, rows).await
+        self.commit_rows(files, rows, None).await
     }
 
     async fn rewrite(&self, files: Vec<String>, rows: SendableRecordBatchStream) -> Result<u64> {
-        self.commit_rows(files, rows).await
+        self.commit_rows(files, rows, None).await
+    }
+
+    async fn recorded_position(&self, job: &str) -> Result<Option<String>> {
+        let Some(dataset) = self.dataset() else {
+            return Ok(None);
+        };
+        let mut latest = Dataset::clone(dataset);
+        latest.checkout_latest().await.map_err(lance_error)?;
+        recorded(&latest, job).await
+    }
+
+    async fn commit_recording(
+        &self,
+        files: Vec<String>,
+        rows: SendableRecordBatchStream,
+        job: &str,
+        expected: Option<&str>,
+        position: &str,
+    ) -> Result<u64> {
+        let recording = Recording {
+            job,
+            expected,
+            position,
+        };
+        self.commit_rows(files, rows, Some(recording)).await
     }
 
     async fn files(&self) -> Result<Vec<DataFileInfo>> {
