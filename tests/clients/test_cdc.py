@@ -292,6 +292,101 @@ def test_kill_9_during_100k_changes_loses_and_repeats_nothing(source, warehouse)
         server.stop()
 
 
+def recorded_in_delta(folder, job):
+    """The position the newest commit of `job` in a Delta table's log holds."""
+    import json
+
+    recorded = None
+    for entry in sorted((folder / "_delta_log").glob("*.json")):
+        for line in entry.read_text().splitlines():
+            info = json.loads(line).get("commitInfo", {}).get(f"aichemy.ingest.{job}")
+            recorded = info["position"] if info else recorded
+    return recorded
+
+
+def recorded_in_lance(folder, job):
+    """The position the newest version of a Lance dataset that records `job` holds."""
+    import lance
+
+    dataset = lance.dataset(str(folder))
+    for version in reversed(dataset.versions()):
+        transaction = dataset.read_transaction(version["version"])
+        properties = (transaction and transaction.transaction_properties) or {}
+        if f"aichemy.ingest.{job}" in properties:
+            return properties[f"aichemy.ingest.{job}"]
+    return None
+
+
+def read_with_their_client(fmt, folder):
+    """(id, balance, note) rows of a table, read by deltalake or pylance."""
+    if fmt == "delta":
+        from deltalake import DeltaTable
+        table = DeltaTable(str(folder)).to_pyarrow_table()
+    else:
+        import lance
+        table = lance.dataset(str(folder)).to_table()
+    table = table.sort_by("id")
+    return [list(r) for r in zip(*(table.column(c).to_pylist() for c in ("id", "balance", "note")))]
+
+
+@pytest.mark.parametrize("fmt", ["delta", "lance"])
+def test_changes_into_delta_and_lance_tables_through_kills(source, warehouse, fmt):
+    """Delta Lake and Lance targets: the LSN rides in each commit (Delta: a `txn` action
+    counting the job's commits, the LSN in its commitInfo; Lance: the version's
+    transaction properties), so SIGKILLs repeat and lose nothing, and the format's own
+    python client reads the mirror equal to the source."""
+    pg = source
+    transactions, kills = 200, 3
+    as_owner(pg, "CREATE TABLE accounts (id bigint PRIMARY KEY, balance bigint, note text); "
+                 "INSERT INTO accounts SELECT -g, 0, 'seed' FROM generate_series(1, 100) g")
+    server = Server(warehouse)
+    cdc_job(server, pg, "acc_bronze", f"{fmt}.bank_bronze", ", table.name = 'accounts'",
+            interval=200)
+    cdc_job(server, pg, "acc_mirror", f"{fmt}.bank_silver",
+            ", table.name = 'accounts', mode = 'upsert'", interval=200)
+    wait_for(lambda: count(server, f"{fmt}.bank_bronze.accounts") == 100 and
+             count(server, f"{fmt}.bank_silver.accounts") == 100, what="the snapshots")
+    chunk = transactions // kills
+    loader = threading.Thread(target=lambda: [
+        pg.psql("shop", f"SET ROLE {USER};\n" + load_script(k * chunk, (k + 1) * chunk))
+        for k in range(kills + 1)])
+    loader.start()
+    random.seed(5)
+    for _ in range(kills):
+        time.sleep(random.uniform(0.5, 2.0))
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait()
+        server = Server(warehouse, ports=(server.http_port, server.https_port))
+    loader.join()
+    done = chunk * (kills + 1)
+    changes = 50 * done + 30 * max(0, done - 10) + 10 * max(0, done - 20)
+    try:
+        expected = [[int(r[0]), int(r[1]), r[2]] for r in
+                    source_rows(pg, "SELECT id, balance, note FROM accounts ORDER BY id")]
+        wait_for(lambda: query(server, f"SELECT id, balance, note FROM {fmt}.bank_silver.accounts "
+                                       "ORDER BY id") == expected,
+                 timeout=300, what="the mirror to equal the source")
+        wait_for(lambda: count(server, f"{fmt}.bank_bronze.accounts") >= changes + 100,
+                 timeout=300, what="every change in bronze")
+        time.sleep(1)
+        [[rows, distinct]] = query(
+            server, "SELECT count(*), count(DISTINCT format('%s:%s', _commit_lsn, _seq)) "
+                    f"FROM {fmt}.bank_bronze.accounts WHERE _op <> 'r'")
+        assert (rows, distinct) == (changes, changes)
+        mirror = warehouse / fmt / "bank_silver" / "accounts"
+        assert read_with_their_client(fmt, mirror) == expected
+        # The slot is confirmed no further than the LSN the mirror's last commit holds.
+        recorded = (recorded_in_delta if fmt == "delta" else recorded_in_lance)(
+            mirror, "acc_mirror")
+        assert confirmed_flush(pg, "aichemy_acc_mirror") <= lsn(recorded)
+        if fmt == "delta":
+            from deltalake import DeltaTable
+            bronze = DeltaTable(str(warehouse / "delta" / "bank_bronze" / "accounts"))
+            assert bronze.metadata().partition_columns == ["_ingested_date"]
+    finally:
+        server.stop()
+
+
 def test_bad_cdc_definitions_are_refused(source, warehouse):
     server = Server(warehouse)
     try:

@@ -11,6 +11,7 @@ Run by scripts/test.sh with AICHEMY_BIN set to the debug binary.
 import json
 import random
 import signal
+import threading
 import time
 
 import pytest
@@ -341,6 +342,9 @@ def test_bad_definitions_are_refused_in_trino_terms_and_secrets_stay_hidden(brok
             ("CREATE INGESTION j INTO iceberg.s.t WITH (connector = 'kafka', topic = 't', "
              "properties.bootstrap.server = 'h:1', properties.sasl.password = '${ENV:HOME}')",
              "INVALID_ARGUMENTS", "needs properties.security.protocol"),
+            ("CREATE INGESTION j INTO hive.s.t WITH (connector = 'kafka', topic = 't', "
+             "properties.bootstrap.server = 'h:1')",
+             "NOT_SUPPORTED", "use an iceberg, delta or lance catalog"),
             ("DROP INGESTION nothing", "NOT_FOUND", "Ingestion 'nothing' does not exist"),
             ("ALTER INGESTION nothing PAUSE", "NOT_FOUND", "Ingestion 'nothing' does not exist"),
             ("ALTER INGESTION j STOP", "SYNTAX_ERROR", "PAUSE or RESUME"),
@@ -408,6 +412,134 @@ def test_kill_9_at_random_moments_loses_and_repeats_nothing(broker, warehouse):
         )
         assert (rows, keys, ids) == (messages, messages, messages)
         print(f"{killed} kills, {rows} rows")
+    finally:
+        server.stop()
+
+
+def ingest_through_kills(broker, warehouse, topic, table, messages, kills=3):
+    """A job from `topic` into `table` (compacted every 1.5 s, racing its own commits)
+    while `messages` JSON messages are produced in bursts and the server is killed with
+    SIGKILL `kills` times; answers the server once the table holds every message once."""
+    broker.create_topic(topic, partitions=3)
+
+    def produce_in_bursts():
+        producer = broker.producer(linger_ms=20)
+        burst = messages // 10
+        for start in range(0, messages, burst):
+            for i in range(start, min(start + burst, messages)):
+                producer.send(topic, json.dumps({"id": i, "kind": f"k{i % 7}"}).encode())
+            producer.flush()
+            time.sleep(0.4)
+        producer.close()
+
+    server = Server(warehouse)
+    create_json_ingestion(server, broker, topic, table, topic,
+                          ", commit.interval.ms = 100, maintenance.interval.ms = 1500")
+    producing = threading.Thread(target=produce_in_bursts)
+    producing.start()
+    random.seed(11)
+    for _ in range(kills):
+        time.sleep(random.uniform(0.5, 2.0))
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait()
+        server = Server(warehouse, ports=(server.http_port, server.https_port))
+    producing.join()
+    try:
+        wait_for(lambda: count(server, table) >= messages, timeout=300, what="every message")
+        time.sleep(1)
+        [[rows, keys]] = query(
+            server,
+            "SELECT count(*), count(DISTINCT format('%s:%s', _kafka_partition, _kafka_offset)) "
+            f"FROM {table}",
+        )
+        assert (rows, keys) == (messages, messages)
+        status = ingestion(server, topic)
+        assert status["state"] == "running" and status["last_error"] is None
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def offsets_total(position):
+    """The messages before the next offsets of a position text (`0:12,1:30,2:7`)."""
+    return sum(int(p.split(":")[1]) for p in position.split(","))
+
+
+def test_a_topic_into_a_delta_table_exactly_once_read_by_deltalake(broker, warehouse):
+    """Into Delta Lake: the offsets ride in the commit's `txn` action (with the offsets
+    text in its commitInfo), the table is partitioned by ingestion date, and the python
+    deltalake client reads each message once after SIGKILLs."""
+    from deltalake import DeltaTable
+
+    messages = 30_000
+    table = "delta.shop_bronze.orders"
+    server = ingest_through_kills(broker, warehouse, "orders", table, messages)
+    try:
+        assert query(server, f"SELECT count(DISTINCT _ingested_date) FROM {table} "
+                             "WHERE _ingested_date = current_date") == [[1]]
+        folder = warehouse / "delta" / "shop_bronze" / "orders"
+        delta = DeltaTable(str(folder))
+        assert delta.metadata().partition_columns == ["_ingested_date"]
+        ids = delta.to_pyarrow_table(columns=["id"]).column("id").to_pylist()
+        assert len(ids) == len(set(ids)) == messages
+        operations = [h["operation"] for h in delta.history()]
+        assert "OPTIMIZE" in operations and operations.count("WRITE") > 10, operations
+        txns, recorded = [], None
+        for entry in sorted((folder / "_delta_log").glob("*.json")):
+            for line in entry.read_text().splitlines():
+                action = json.loads(line)
+                if "txn" in action:
+                    txns.append(action["txn"])
+                recorded = action.get("commitInfo", {}).get("aichemy.ingest.orders", recorded)
+        assert {t["appId"] for t in txns} == {"aichemy.ingest.orders"}
+        assert recorded["sequence"] == max(t["version"] for t in txns)
+        assert offsets_total(recorded["position"]) == messages
+    finally:
+        server.stop()
+
+
+def test_a_topic_into_a_lance_table_exactly_once_read_by_pylance(broker, warehouse):
+    """Into Lance: the offsets ride in each version's transaction properties, and pylance
+    reads each message once after SIGKILLs."""
+    import lance
+
+    messages = 20_000
+    server = ingest_through_kills(broker, warehouse, "events", "lance.app_bronze.events",
+                                  messages)
+    try:
+        dataset = lance.dataset(str(warehouse / "lance" / "app_bronze" / "events"))
+        ids = dataset.to_table(columns=["id"]).column("id").to_pylist()
+        assert len(ids) == len(set(ids)) == messages
+        versions = dataset.versions()
+        assert len(versions) > 10
+        # The newest version that recorded offsets holds all of them.
+        for version in reversed(versions):
+            transaction = dataset.read_transaction(version["version"])
+            properties = (transaction and transaction.transaction_properties) or {}
+            if "aichemy.ingest.events" in properties:
+                assert offsets_total(properties["aichemy.ingest.events"]) == messages
+                break
+        else:
+            raise AssertionError("no version records the job's offsets")
+        # Compacted and expired to nothing older: the version holding the offsets stays,
+        # so a restarted job goes on after them.
+        table = "lance.app_bronze.events"
+        query(server, f"ALTER TABLE {table} EXECUTE optimize")
+        expire = trino.dbapi.connect(
+            host="127.0.0.1", port=server.http_port, user="admin",
+            session_properties={"iceberg.expire_snapshots_min_retention": "0s"}).cursor()
+        expire.execute(f"ALTER TABLE {table} EXECUTE expire_snapshots(retention_threshold => '0s')")
+        expire.fetchall()
+        assert len(lance.dataset(str(warehouse / "lance" / "app_bronze" / "events")).versions()) < 5
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait()
+        server = Server(warehouse, ports=(server.http_port, server.https_port))
+        produce(broker, "events", [{"id": messages + i, "kind": "late"} for i in range(100)])
+        wait_for(lambda: count(server, table) >= messages + 100, what="the later messages")
+        time.sleep(1)
+        assert query(server, f"SELECT count(*), count(DISTINCT id) FROM {table}") == \
+            [[messages + 100, messages + 100]]
     finally:
         server.stop()
 

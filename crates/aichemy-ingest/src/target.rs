@@ -10,7 +10,8 @@ use datafusion::arrow::array::{
     BinaryBuilder, Int32Builder, Int64Builder, RecordBatch, StringBuilder,
     TimestampMicrosecondArray, TimestampMillisecondBuilder,
 };
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 
 use aichemy_engine::ingestion::{KafkaColumn, MessageFormat};
@@ -107,7 +108,18 @@ impl Table {
             if !columns.iter().any(|(name, _)| name == INGESTED_AT) {
                 list.push(format!("{INGESTED_AT} timestamp(6) with time zone"));
             }
-            properties = format!(" WITH (partitioning = ARRAY['day({INGESTED_AT})'])");
+            match self.lakehouse.format(&self.name.catalog)?.format_name() {
+                "Iceberg" => {
+                    properties = format!(" WITH (partitioning = ARRAY['day({INGESTED_AT})'])");
+                }
+                // Delta Lake partitions by the values of columns only.
+                "Delta Lake" => {
+                    list.push(format!("{INGESTED_DATE} date"));
+                    properties = format!(" WITH (partitioned_by = ARRAY['{INGESTED_DATE}'])");
+                }
+                // Lance has no partitions.
+                _ => {}
+            }
         }
         self.run(&format!(
             "CREATE TABLE IF NOT EXISTS {} ({}){properties}",
@@ -141,6 +153,7 @@ impl Table {
         expected: Option<&str>,
         position: &str,
     ) -> Result<u64, JobError> {
+        let batch = with_ingested_date(batch)?;
         let schema = batch.schema();
         let stream = Box::pin(RecordBatchStreamAdapter::new(
             schema,
@@ -151,8 +164,9 @@ impl Table {
             .await?)
     }
 
-    /// Compacts the table's small files, then expires snapshots older than `retention`
-    /// and removes orphan files as old (what a failed commit left).
+    /// Compacts the table's small files, then drops what versions older than `retention`
+    /// alone need: Iceberg's snapshot expiry and orphan removal (what a failed commit
+    /// left), Delta Lake's vacuum, Lance's cleanup of old versions.
     pub async fn maintain(&self, retention: Duration) -> Result<(), JobError> {
         self.run(&format!(
             "ALTER TABLE {} EXECUTE optimize",
@@ -162,14 +176,43 @@ impl Table {
         let older_than = chrono::Utc::now().timestamp_millis()
             - retention.as_millis().min(i64::MAX as u128) as i64;
         let format = self.lakehouse.format(&self.name.catalog)?;
-        format
-            .expire_snapshots(&self.name.schema, &self.name.name, older_than)
-            .await?;
-        format
-            .remove_orphan_files(&self.name.schema, &self.name.name, older_than)
-            .await?;
+        let (schema, name) = (&self.name.schema, &self.name.name);
+        match format.format_name() {
+            "Iceberg" => {
+                format.expire_snapshots(schema, name, older_than).await?;
+                format.remove_orphan_files(schema, name, older_than).await?;
+            }
+            "Delta Lake" => {
+                format.vacuum(schema, name, retention).await?;
+            }
+            _ => {
+                format.expire_snapshots(schema, name, older_than).await?;
+            }
+        }
         Ok(())
     }
+}
+
+/// The date column a Delta Lake target is partitioned by: the day of `_ingested_at`, in
+/// UTC (Iceberg partitions by `day(_ingested_at)` itself).
+pub const INGESTED_DATE: &str = "_ingested_date";
+
+/// `batch` with its `_ingested_date` column, if it has one, set from `_ingested_at`.
+fn with_ingested_date(batch: RecordBatch) -> Result<RecordBatch, JobError> {
+    let schema = batch.schema();
+    let (Ok(date), Ok(at)) = (schema.index_of(INGESTED_DATE), schema.index_of(INGESTED_AT)) else {
+        return Ok(batch);
+    };
+    let utc = cast(
+        batch.column(at),
+        &DataType::Timestamp(TimeUnit::Microsecond, None),
+    )
+    .and_then(|naive| cast(&naive, schema.field(date).data_type()))
+    .map_err(|e| JobError::fatal(format!("Cannot derive {INGESTED_DATE}: {e}")))?;
+    let mut columns = batch.columns().to_vec();
+    columns[date] = utc;
+    RecordBatch::try_new(schema, columns)
+        .map_err(|e| JobError::fatal(format!("Cannot derive {INGESTED_DATE}: {e}")))
 }
 
 /// The columns of a job's table holding the Kafka attributes it includes.

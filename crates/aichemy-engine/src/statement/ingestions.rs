@@ -209,9 +209,9 @@ fn definition(
         session.qualify(target)?
     };
     let format = lakehouse.format(&target.catalog)?;
-    if !matches!(format.format_name(), "Iceberg") {
+    if !matches!(format.format_name(), "Iceberg" | "Delta Lake" | "Lance") {
         return Err(TrinoError::not_supported(format!(
-            "Ingestion into {} tables is not supported yet: use an iceberg catalog",
+            "Ingestion into {} tables is not supported: use an iceberg, delta or lance catalog",
             format.format_name()
         )));
     }
