@@ -30,7 +30,7 @@ def binary(name):
 class Postgres:
     """A PostgreSQL server of its own; `stop()` ends it, `start()` brings it back."""
 
-    def __init__(self, logical=False):
+    def __init__(self, logical=False, tls=False):
         # Logical decoding (change data capture) needs wal_level=logical and slots.
         self.settings = (
             " -c wal_level=logical -c max_replication_slots=20 -c max_wal_senders=20"
@@ -55,8 +55,39 @@ class Postgres:
              "-E", "UTF8", "--locale=C.UTF-8"],
             check=True, capture_output=True,
         )
+        if tls:
+            self.enable_tls()
         self.start()
         self.psql("postgres", f"CREATE USER {USER} PASSWORD '{PASSWORD}'")
+
+    def enable_tls(self):
+        """TLS only over TCP: a CA of its own (`self.ca`, a PEM file) signs the server's
+        certificate for 127.0.0.1 and localhost; plain TCP connections are rejected."""
+        def openssl(*args):
+            subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=self.dir)
+
+        self.ca = os.path.join(self.dir, "ca.crt")
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                "-subj", "/CN=aichemy test CA", "-keyout", "ca.key", "-out", "ca.crt")
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+                "-keyout", "server.key", "-out", "server.csr")
+        with open(os.path.join(self.dir, "san.ext"), "w") as f:
+            f.write("subjectAltName = IP:127.0.0.1, DNS:localhost\n")
+        openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.crt")
+        key = os.path.join(self.dir, "server.key")
+        os.chmod(key, 0o600)
+        if self.as_user:
+            shutil.chown(key, "postgres")
+        self.settings += (f" -c ssl=on -c ssl_cert_file={self.dir}/server.crt"
+                          f" -c ssl_key_file={key}")
+        hba = os.path.join(self.data, "pg_hba.conf")
+        with open(hba) as f:
+            lines = f.read().splitlines()
+        with open(hba, "w") as f:
+            for line in lines:
+                f.write(("hostssl " + line[len("host "):] if line.startswith("host ") else line)
+                        + "\n")
 
     def start(self):
         subprocess.run(

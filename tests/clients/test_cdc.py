@@ -40,11 +40,11 @@ def as_owner(postgres, sql):
     return postgres.psql("shop", f"SET ROLE {USER}; {sql}")
 
 
-def cdc_job(server, postgres, name, target, extra="", interval=300):
+def cdc_job(server, postgres, name, target, extra="", interval=300, host="127.0.0.1"):
     query(
         server,
         f"CREATE INGESTION {name} INTO {target} WITH ("
-        f"connector = 'postgres-cdc', hostname = '127.0.0.1', port = '{postgres.port}', "
+        f"connector = 'postgres-cdc', hostname = '{host}', port = '{postgres.port}', "
         f"username = '{USER}', password = '{PASSWORD}', database.name = 'shop', "
         f"commit.interval.ms = '{interval}'{extra})",
     )
@@ -387,6 +387,48 @@ def test_changes_into_delta_and_lance_tables_through_kills(source, warehouse, fm
         server.stop()
 
 
+def test_tls_to_postgresql_verified_against_the_servers_ca(warehouse, tmp_path):
+    """A PostgreSQL that takes TCP connections over TLS only: the job's connections (the
+    snapshot's through sqlx, the replication stream's) verify its certificate against the
+    CA named in ssl.root.cert; plain TCP and an unknown CA fail with the reason shown."""
+    pg = Postgres(logical=True, tls=True)
+    try:
+        pg.psql("postgres", f"ALTER USER {USER} REPLICATION")
+        pg.psql("postgres", f"CREATE DATABASE shop OWNER {USER}")
+        as_owner(pg, "CREATE TABLE t (id integer PRIMARY KEY, v text); "
+                     "INSERT INTO t VALUES (1, 'one')")
+        other_ca = tmp_path / "other-ca.crt"
+        import subprocess
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=not the CA", "-keyout", str(tmp_path / "other.key"),
+                        "-out", str(other_ca)], check=True, capture_output=True)
+        server = Server(warehouse)
+        try:
+            # verify-full checks the name the certificate gives (pgwire-replication
+            # checks DNS names only, not IP addresses).
+            cdc_job(server, pg, "secure", "iceberg.secure", ", table.name = 't', "
+                    f"ssl.mode = 'verify-full', ssl.root.cert = '{pg.ca}'", host="localhost")
+            cdc_job(server, pg, "plain", "iceberg.plain", ", table.name = 't', "
+                    "ssl.mode = 'disabled'")
+            cdc_job(server, pg, "unknown_ca", "iceberg.unknown", ", table.name = 't', "
+                    f"ssl.mode = 'verify-ca', ssl.root.cert = '{other_ca}'")
+            wait_for(lambda: count(server, "iceberg.secure.t") == 1, what="the snapshot")
+            as_owner(pg, "INSERT INTO t VALUES (2, 'two')")
+            wait_for(lambda: count(server, "iceberg.secure.t") == 2, what="a streamed change")
+            plain = wait_for(lambda: (s := ingestion(server, "plain")) and s["last_error"] and s,
+                             what="the plain job's error")
+            assert "no encryption" in plain["last_error"] or "SSL" in plain["last_error"], plain
+            unknown = wait_for(
+                lambda: (s := ingestion(server, "unknown_ca")) and s["last_error"] and s,
+                what="the unknown CA's error")
+            assert "certificate" in unknown["last_error"].lower(), unknown
+            assert PASSWORD not in plain["last_error"] + unknown["last_error"]
+        finally:
+            server.stop()
+    finally:
+        pg.destroy()
+
+
 def test_bad_cdc_definitions_are_refused(source, warehouse):
     server = Server(warehouse)
     try:
@@ -401,6 +443,8 @@ def test_bad_cdc_definitions_are_refused(source, warehouse):
             (base + ", slot.name = 'Bad-Slot')", "Property 'slot.name' must be lower-case"),
             (base + ", mode = 'upsert', format = 'debezium')", "is for mode 'append'"),
             (base + ", topic = 't')", "Unknown property 'topic' for a postgres-cdc"),
+            (base + ", ssl.mode = 'sometimes')", "Property 'ssl.mode' must be 'disabled'"),
+            (base + ", ssl.root.cert = '/ca.pem')", "needs ssl.mode 'verify-ca' or"),
             ("CREATE INGESTION j INTO iceberg.s.t WITH (connector = 'postgres-cdc', "
              "hostname = 'h', username = 'u', database.name = 'd', table.name = 'a, b')",
              "captures one table"),

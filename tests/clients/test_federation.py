@@ -418,3 +418,29 @@ def test_only_admin_users_manage_catalogs_when_they_are_named(pg, tmp_path):
         assert failure(server, "DROP CATALOG ops").error_name == "PERMISSION_DENIED"
     finally:
         server.stop()
+
+
+def test_a_catalog_over_tls_verified_against_the_servers_ca(tmp_path):
+    """A PostgreSQL that takes TCP connections over TLS only: `sslmode=verify-full` with
+    `sslrootcert` (the JDBC driver's URL parameters) reads it; plain TCP is refused."""
+    pg = Postgres(tls=True)
+    server = None
+    try:
+        pg.psql("postgres", f"CREATE DATABASE vault OWNER {USER}")
+        pg.psql("vault", f"SET ROLE {USER}; CREATE TABLE secrets_kept (id integer); "
+                         "INSERT INTO secrets_kept VALUES (1), (2)")
+        server = Server(tmp_path / "wh")
+        for name, query in [("verified", f"sslmode=verify-full&sslrootcert={pg.ca}"),
+                            ("plain", "sslmode=disable")]:
+            rows(server, f"CREATE CATALOG {name} USING postgresql WITH ("
+                         f"\"connection-url\" = 'jdbc:postgresql://localhost:{pg.port}/vault"
+                         f"?{query}', \"connection-user\" = '{USER}', "
+                         f"\"connection-password\" = '{PASSWORD}')")
+        assert rows(server, "SELECT count(*) FROM verified.public.secrets_kept") == [[2]]
+        error = failure(server, "SELECT count(*) FROM plain.public.secrets_kept")
+        assert "no encryption" in error.message or "SSL" in error.message, error.message
+        assert PASSWORD not in error.message
+    finally:
+        if server:
+            server.stop()
+        pg.destroy()

@@ -180,6 +180,35 @@ pub struct KafkaOptions {
     pub maintenance: Maintenance,
 }
 
+/// Whether and how a change-data-capture job's connections use TLS (`ssl.mode`; the
+/// values of libpq's `sslmode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    /// Plain TCP.
+    Disabled,
+    /// TLS when the server offers it (libpq's default), unverified.
+    Preferred,
+    /// TLS, the certificate not verified.
+    Required,
+    /// TLS, the certificate chain verified against `ssl.root.cert` (or the system's roots).
+    VerifyCa,
+    /// As `VerifyCa`, and the certificate names `hostname`.
+    VerifyFull,
+}
+
+impl SslMode {
+    fn parse(text: &str) -> Option<Self> {
+        Some(match text.trim().to_ascii_lowercase().as_str() {
+            "disabled" | "disable" => Self::Disabled,
+            "preferred" | "prefer" => Self::Preferred,
+            "required" | "require" => Self::Required,
+            "verify-ca" | "verify_ca" => Self::VerifyCa,
+            "verify-full" | "verify_full" => Self::VerifyFull,
+            _ => return None,
+        })
+    }
+}
+
 /// What a change-data-capture job writes into its tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CdcMode {
@@ -299,6 +328,9 @@ pub struct PostgresOptions {
     /// As written (maybe a `${ENV:…}` reference).
     pub password: Option<String>,
     pub database: String,
+    pub ssl_mode: SslMode,
+    /// A PEM file of the certificates `ssl_mode` verifies against; none: the system's.
+    pub ssl_root_cert: Option<String>,
     /// The tables to capture; empty: every table of the publication.
     pub tables: Vec<SourceTable>,
     pub slot: String,
@@ -352,6 +384,8 @@ const POSTGRES: &[&str] = &[
     "mode",
     "format",
     "signal.data.collection",
+    "ssl.mode",
+    "ssl.root.cert",
 ];
 
 /// The properties a Kafka job reads.
@@ -554,6 +588,21 @@ impl IngestionDefinition {
                 ))
             })?),
         };
+        let ssl_mode = match self.get("ssl.mode") {
+            None => SslMode::Preferred,
+            Some(text) => SslMode::parse(text).ok_or_else(|| {
+                invalid(format!(
+                    "Property 'ssl.mode' must be 'disabled', 'preferred', 'required', \
+                     'verify-ca' or 'verify-full': '{text}'"
+                ))
+            })?,
+        };
+        let ssl_root_cert = self.get("ssl.root.cert").map(|v| v.trim().to_string());
+        if ssl_root_cert.is_some() && !matches!(ssl_mode, SslMode::VerifyCa | SslMode::VerifyFull) {
+            return Err(invalid(
+                "Property 'ssl.root.cert' needs ssl.mode 'verify-ca' or 'verify-full'".to_string(),
+            ));
+        }
         let (commit_interval, max_batch_changes, maintenance) = self.common_batching()?;
         Ok(PostgresOptions {
             hostname: required("hostname")?,
@@ -561,6 +610,8 @@ impl IngestionDefinition {
             username: required("username")?,
             password: self.get("password").map(str::to_string),
             database: required("database.name")?,
+            ssl_mode,
+            ssl_root_cert,
             tables,
             slot: identifier("slot.name")?,
             publication: identifier("publication.name")?,

@@ -26,12 +26,16 @@ use std::time::{Duration, Instant};
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use pgwire_replication::{Lsn, ReplicationClient, ReplicationConfig, ReplicationEvent, TlsConfig};
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
+use pgwire_replication::{
+    Lsn, ReplicationClient, ReplicationConfig, ReplicationEvent, SslMode as PgwireSslMode,
+    TlsConfig,
+};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow, PgSslMode};
 use sqlx::{Connection, Row};
 
 use aichemy_engine::ingestion::{
     CdcMode, ChangeFormat, IngestionDefinition, IngestionStatus, PostgresOptions, SourceTable,
+    SslMode,
 };
 use aichemy_engine::{Lakehouse, QualifiedName};
 use aichemy_tables::RowLevelTable;
@@ -151,7 +155,18 @@ impl Job {
             .password(&self.password)
             .database(&self.options.database)
             .application_name("aichemy-ingest")
-            .options([("extra_float_digits", "3"), ("IntervalStyle", "iso_8601")]);
+            .options([("extra_float_digits", "3"), ("IntervalStyle", "iso_8601")])
+            .ssl_mode(match self.options.ssl_mode {
+                SslMode::Disabled => PgSslMode::Disable,
+                SslMode::Preferred => PgSslMode::Prefer,
+                SslMode::Required => PgSslMode::Require,
+                SslMode::VerifyCa => PgSslMode::VerifyCa,
+                SslMode::VerifyFull => PgSslMode::VerifyFull,
+            });
+        let options = match &self.options.ssl_root_cert {
+            Some(path) => options.ssl_root_cert(path.as_str()),
+            None => options,
+        };
         PgConnection::connect_with(&options).await.map_err(|e| {
             JobError::retry(format!(
                 "Cannot connect to PostgreSQL at {}:{}: {e}",
@@ -170,7 +185,17 @@ impl Job {
             self.options.publication.clone(),
         )
         .with_port(self.options.port)
-        .with_tls(TlsConfig::disabled())
+        .with_tls(TlsConfig {
+            mode: match self.options.ssl_mode {
+                SslMode::Disabled => PgwireSslMode::Disable,
+                SslMode::Preferred => PgwireSslMode::Prefer,
+                SslMode::Required => PgwireSslMode::Require,
+                SslMode::VerifyCa => PgwireSslMode::VerifyCa,
+                SslMode::VerifyFull => PgwireSslMode::VerifyFull,
+            },
+            ca_pem_path: self.options.ssl_root_cert.as_ref().map(Into::into),
+            ..TlsConfig::default()
+        })
         .with_application_name(format!("aichemy-ingest-{}", self.name()))
         .with_options(
             "-c datestyle=ISO -c timezone=UTC -c extra_float_digits=3 -c intervalstyle=iso_8601",

@@ -48,6 +48,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // rustls is built with both of its crypto providers (by different dependencies), so
+    // clients that take the process's default (sqlx's TLS to PostgreSQL) need one named;
+    // the HTTPS server names the same one.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     // The Delta kernel logs every not-yet-created table as an error; the failures that
     // matter reach the user as statement errors anyway. The server also says where it
     // listens and which certificate it serves.
