@@ -102,6 +102,33 @@ impl Decoder {
                 (Some(batch), kept, rejected)
             }
         };
+        Ok((self.assemble(data, &kept, now_us)?, rejected))
+    }
+
+    /// The rows of JSON `messages` when every one is a JSON object whose every field has a
+    /// column and whose values fit them (arrow-json's strict mode), as most batches are;
+    /// `None` otherwise, and then the batch needs [`Self::decode`] and maybe new columns.
+    /// It spares a look at each message's keys.
+    pub fn decode_known(&self, messages: &[Message], now_us: i64) -> Option<RecordBatch> {
+        if self.format != MessageFormat::Json || messages.iter().any(|m| m.value.is_none()) {
+            return None;
+        }
+        let batch = self.decode_values(messages.iter(), true).ok()??;
+        if batch.num_rows() != messages.len() {
+            return None;
+        }
+        let kept: Vec<&Message> = messages.iter().collect();
+        self.assemble(Some(batch), &kept, now_us).ok()
+    }
+
+    /// One batch in the table's columns: the JSON columns of `data` (none for raw
+    /// messages) with the Kafka attributes and `_ingested_at` of `kept`.
+    fn assemble(
+        &self,
+        data: Option<RecordBatch>,
+        kept: &[&Message],
+        now_us: i64,
+    ) -> Result<RecordBatch, String> {
         let rows = kept.len();
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.table.fields().len());
         let mut json_column = 0;
@@ -109,10 +136,10 @@ impl Decoder {
             let array: ArrayRef = if Some(i) == self.ingested_at {
                 Arc::new(TimestampMicrosecondArray::from(vec![now_us; rows]).with_timezone("UTC"))
             } else if let Some((attribute, _)) = self.attributes.iter().find(|(_, at)| *at == i) {
-                attribute_array(*attribute, &kept)
+                attribute_array(*attribute, kept)
             } else if self.format == MessageFormat::Raw && field.name() == "value" {
                 let mut values = BinaryBuilder::new();
-                for m in &kept {
+                for m in kept {
                     values.append_option(m.value.as_deref());
                 }
                 Arc::new(values.finish())
@@ -129,13 +156,12 @@ impl Decoder {
             };
             columns.push(array);
         }
-        let batch = RecordBatch::try_new_with_options(
+        RecordBatch::try_new_with_options(
             self.table.clone(),
             columns,
             &RecordBatchOptions::new().with_row_count(Some(rows)),
         )
-        .map_err(|e| e.to_string())?;
-        Ok((batch, rejected))
+        .map_err(|e| e.to_string())
     }
 
     /// The JSON values of `messages` as the table's data columns; the messages kept, in
@@ -146,7 +172,7 @@ impl Decoder {
     ) -> Result<(RecordBatch, Vec<&'a Message>, Vec<Rejected>), String> {
         // Most batches are all good: one decoder over every value.
         if messages.iter().all(|m| m.value.is_some()) {
-            if let Ok(Some(batch)) = self.decode_values(messages.iter()) {
+            if let Ok(Some(batch)) = self.decode_values(messages.iter(), false) {
                 if batch.num_rows() == messages.len() {
                     return Ok((batch, messages.iter().collect(), Vec::new()));
                 }
@@ -158,7 +184,7 @@ impl Decoder {
         for message in messages {
             let outcome = match &message.value {
                 None => Err("message has no value".to_string()),
-                Some(_) => match self.decode_values(std::iter::once(message)) {
+                Some(_) => match self.decode_values(std::iter::once(message), false) {
                     Ok(Some(batch)) if batch.num_rows() == 1 => Ok(batch),
                     Ok(_) => Err("message value is not one JSON object".to_string()),
                     Err(e) => Err(e),
@@ -179,13 +205,15 @@ impl Decoder {
         Ok((batch, kept, rejected))
     }
 
+    /// The rows of JSON values; `strict`: a field no column holds is an error too.
     fn decode_values<'a>(
         &self,
         messages: impl ExactSizeIterator<Item = &'a Message>,
+        strict: bool,
     ) -> Result<Option<RecordBatch>, String> {
         let mut decoder = ReaderBuilder::new(self.json.clone())
             .with_batch_size(messages.len().max(1))
-            .with_strict_mode(false)
+            .with_strict_mode(strict)
             .build_decoder()
             .map_err(|e| e.to_string())?;
         for message in messages {
@@ -271,15 +299,22 @@ pub fn attribute_type(attribute: KafkaColumn, format: MessageFormat) -> &'static
     }
 }
 
-/// The columns a JSON value's fields infer, from the values of `messages` (those that are
-/// objects); `None` when none is.
+/// The columns a JSON value's fields infer, from the values of `messages` (the first
+/// [`INFERENCE_SAMPLE`] that are objects); `None` when none is.
 pub fn infer_columns(messages: &[Message]) -> Option<Vec<(String, DataType)>> {
-    // arrow-json's inference keeps the fields in the order they first appear.
+    // arrow-json's inference keeps the fields in the order they first appear. It reads
+    // the first objects only (as Spark's and Kafka Connect's inference sample): a field
+    // first seen later becomes a column when it comes.
     let mut text = Vec::new();
+    let mut objects = 0;
     for value in messages.iter().filter_map(|m| m.value.as_deref()) {
+        if objects == INFERENCE_SAMPLE {
+            break;
+        }
         let is_object =
             serde_json::from_slice::<serde_json::Value>(value).is_ok_and(|v| v.is_object());
         if is_object {
+            objects += 1;
             text.extend_from_slice(value);
             text.push(b'\n');
         }
@@ -315,6 +350,9 @@ pub fn infer_columns(messages: &[Message]) -> Option<Vec<(String, DataType)>> {
             .collect(),
     )
 }
+
+/// How many JSON objects column types are inferred from.
+const INFERENCE_SAMPLE: usize = 10_000;
 
 /// The keys of a JSON object in the order written.
 pub struct KeyOrder(pub Vec<String>);
@@ -414,6 +452,32 @@ mod tests {
         // All good: the fast path.
         let (batch, rejected) = decoder.decode(&messages[..1], 0).unwrap();
         assert_eq!((batch.num_rows(), rejected.len()), (1, 0));
+    }
+
+    #[test]
+    fn only_batches_whose_every_field_has_a_column_take_the_strict_path() {
+        let decoder = Decoder::new(
+            table(),
+            MessageFormat::Json,
+            &[KafkaColumn::Partition, KafkaColumn::Offset],
+        );
+        let good = [
+            message(7, r#"{"id": 1, "name": "a"}"#),
+            message(8, r#"{"id": 2}"#),
+        ];
+        let batch = decoder.decode_known(&good, 0).unwrap();
+        assert_eq!(batch.num_rows(), 2);
+        assert_eq!(batch.schema(), table());
+        // A new field, a value of the wrong type, not an object: the lenient path.
+        for odd in [
+            r#"{"id": 3, "extra": 1}"#,
+            r#"{"id": "x"}"#,
+            "[1]",
+            r#"{"id": 4"#,
+        ] {
+            let messages = [good[0].clone(), message(9, odd)];
+            assert!(decoder.decode_known(&messages, 0).is_none(), "{odd}");
+        }
     }
 
     #[test]

@@ -454,10 +454,16 @@ async fn commit(
             .create(&columns, options.mode == CdcMode::Append)
             .await?;
         *loaded = target.load().await?;
-    } else if options.format == MessageFormat::Json {
+    }
+    let now_us = chrono::Utc::now().timestamp_micros();
+    let Some((schema, _)) = loaded.as_ref() else {
+        return Err(JobError::retry(format!("Table {} is gone", target.name)));
+    };
+    let known = Decoder::new(schema.clone(), options.format, &options.include)
+        .decode_known(messages, now_us);
+    if known.is_none() && options.format == MessageFormat::Json {
         // Fields no column holds yet become columns (typed from their values).
-        let schema = loaded.as_ref().map(|(s, _)| s.clone()).expect("loaded");
-        let added = new_fields(&schema, messages);
+        let added = new_fields(schema, messages);
         if !added.is_empty() {
             target.add_columns(&added).await?;
             *loaded = target.load().await?;
@@ -466,11 +472,16 @@ async fn commit(
     let Some((schema, rows)) = loaded.as_ref() else {
         return Err(JobError::retry(format!("Table {} is gone", target.name)));
     };
-    let decoder = Decoder::new(schema.clone(), options.format, &options.include);
-    let now_us = chrono::Utc::now().timestamp_micros();
-    let (rows_batch, decode_rejected) =
-        decoder.decode(messages, now_us).map_err(JobError::retry)?;
-    rejected.extend(decode_rejected);
+    let rows_batch = match known {
+        Some(batch) => batch,
+        None => {
+            let decoder = Decoder::new(schema.clone(), options.format, &options.include);
+            let (batch, decode_rejected) =
+                decoder.decode(messages, now_us).map_err(JobError::retry)?;
+            rejected.extend(decode_rejected);
+            batch
+        }
+    };
     if !rejected.is_empty() {
         let first = &rejected[0];
         let error = format!(
