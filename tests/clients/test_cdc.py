@@ -21,7 +21,7 @@ import pytest
 
 from lakehouse import Server
 from postgres import PASSWORD, USER, Postgres
-from test_ingestion import count, cursor, ingestion, query, wait_for
+from test_ingestion import count, cursor, ingestion, kill_and_start_again, query, wait_for
 
 
 @pytest.fixture()
@@ -354,9 +354,7 @@ def test_changes_into_delta_and_lance_tables_through_kills(source, warehouse, fm
     random.seed(5)
     for _ in range(kills):
         time.sleep(random.uniform(0.5, 2.0))
-        server.process.send_signal(signal.SIGKILL)
-        server.process.wait()
-        server = Server(warehouse, ports=(server.http_port, server.https_port))
+        server = kill_and_start_again(server, warehouse)
     loader.join()
     done = chunk * (kills + 1)
     changes = 50 * done + 30 * max(0, done - 10) + 10 * max(0, done - 20)

@@ -72,6 +72,14 @@ def ingestion(server, name):
     return dict(zip(keys, rows[0]))
 
 
+def kill_and_start_again(server, warehouse):
+    """SIGKILLs `server` and starts it again on the same address: the same node, which
+    takes its jobs' leases back at once."""
+    server.process.send_signal(signal.SIGKILL)
+    server.process.wait()
+    return Server(warehouse, ports=(server.http_port, server.https_port))
+
+
 def produce(broker, topic, values, **options):
     producer = broker.producer(**options)
     for value in values:
@@ -440,9 +448,7 @@ def ingest_through_kills(broker, warehouse, topic, table, messages, kills=3):
     random.seed(11)
     for _ in range(kills):
         time.sleep(random.uniform(0.5, 2.0))
-        server.process.send_signal(signal.SIGKILL)
-        server.process.wait()
-        server = Server(warehouse, ports=(server.http_port, server.https_port))
+        server = kill_and_start_again(server, warehouse)
     producing.join()
     try:
         wait_for(lambda: count(server, table) >= messages, timeout=300, what="every message")
@@ -532,9 +538,7 @@ def test_a_topic_into_a_lance_table_exactly_once_read_by_pylance(broker, warehou
         expire.execute(f"ALTER TABLE {table} EXECUTE expire_snapshots(retention_threshold => '0s')")
         expire.fetchall()
         assert len(lance.dataset(str(warehouse / "lance" / "app_bronze" / "events")).versions()) < 5
-        server.process.send_signal(signal.SIGKILL)
-        server.process.wait()
-        server = Server(warehouse, ports=(server.http_port, server.https_port))
+        server = kill_and_start_again(server, warehouse)
         produce(broker, "events", [{"id": messages + i, "kind": "late"} for i in range(100)])
         wait_for(lambda: count(server, table) >= messages + 100, what="the later messages")
         time.sleep(1)

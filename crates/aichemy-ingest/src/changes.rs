@@ -15,7 +15,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
 
 use aichemy_engine::ingestion::ChangeFormat;
-use aichemy_tables::{RowLevelTable, PATH_COLUMN};
+use aichemy_tables::{Recording, RowLevelTable, PATH_COLUMN};
 
 use crate::decode::INGESTED_AT;
 use crate::pgoutput::{json_kind, trino_type, JsonKind, Relation, Value};
@@ -609,8 +609,12 @@ pub async fn merge_batches(
         )?)
     });
     let stream = Box::pin(RecordBatchStreamAdapter::new(schema.clone(), conformed));
-    rows.commit_recording(files, stream, job, expected, position)
-        .await?;
+    let recording = Recording {
+        job,
+        expected,
+        position,
+    };
+    rows.commit_recording(files, stream, recording).await?;
     Ok(())
 }
 

@@ -38,7 +38,7 @@ use aichemy_engine::ingestion::{
     SslMode,
 };
 use aichemy_engine::{Lakehouse, QualifiedName};
-use aichemy_tables::RowLevelTable;
+use aichemy_tables::{Recording, RowLevelTable};
 
 use crate::changes::{self, Change, Op, SourceInfo};
 use crate::pgoutput::{self, Column, Message, Relation, Value};
@@ -509,9 +509,11 @@ impl Job {
             .commit_recording(
                 files,
                 stream,
-                &self.info.job,
-                target.recorded.as_deref(),
-                &text,
+                Recording {
+                    job: &self.info.job,
+                    expected: target.recorded.as_deref(),
+                    position: &text,
+                },
             )
             .await;
         let read = reader

@@ -16,7 +16,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 
 use aichemy_engine::ingestion::{KafkaColumn, MessageFormat};
 use aichemy_engine::{Lakehouse, QualifiedName, Session, TrinoError};
-use aichemy_tables::RowLevelTable;
+use aichemy_tables::{Recording, RowLevelTable};
 
 use crate::decode::{attribute_type, Rejected, INGESTED_AT};
 use crate::JobError;
@@ -160,7 +160,15 @@ impl Table {
             futures::stream::iter([Ok(batch)]),
         ));
         Ok(rows
-            .commit_recording(Vec::new(), stream, job, expected, position)
+            .commit_recording(
+                Vec::new(),
+                stream,
+                Recording {
+                    job,
+                    expected,
+                    position,
+                },
+            )
             .await?)
     }
 

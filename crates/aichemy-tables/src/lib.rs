@@ -356,21 +356,44 @@ pub trait RowLevelTable: Debug + Send + Sync {
     }
 
     /// Replaces `files` (none: appends) by `rows` (the table's columns, in order) and
-    /// records `position` for `job` in the same commit, provided the newest version still
-    /// records `expected` for it; fails with [`TableError::Conflict`] otherwise (another
+    /// records the job's position in the same commit, provided the newest version still
+    /// records what the job expects; fails with [`TableError::Conflict`] otherwise (another
     /// writer of the job went on) or when another commit removed one of `files`. Answers
     /// the number of rows written.
     async fn commit_recording(
         &self,
         _files: Vec<String>,
         _rows: datafusion::execution::SendableRecordBatchStream,
-        _job: &str,
-        _expected: Option<&str>,
-        _position: &str,
+        _recording: Recording<'_>,
     ) -> Result<u64> {
         Err(TableError::NotSupported {
             message: "This connector does not support ingestion".into(),
         })
+    }
+}
+
+/// A commit of an ingestion job: it records `position` (text only the job reads: Kafka
+/// offsets, a PostgreSQL LSN) for `job`, provided the table's newest version still records
+/// `expected`, so that a job that lost its lease to another node (which committed since)
+/// fails with a conflict instead of adding rows twice. Each format keeps positions its own
+/// way (Iceberg: snapshot summaries; Delta Lake: `txn` actions and `commitInfo`; Lance:
+/// transaction properties).
+#[derive(Debug, Clone, Copy)]
+pub struct Recording<'a> {
+    pub job: &'a str,
+    pub expected: Option<&'a str>,
+    pub position: &'a str,
+}
+
+impl Recording<'_> {
+    /// The conflict of a job whose table moved on meanwhile.
+    pub(crate) fn moved_on(&self, table: &dyn std::fmt::Display) -> TableError {
+        TableError::Conflict {
+            message: format!(
+                "Ingestion '{}' moved on in table '{table}' meanwhile (another node committed)",
+                self.job
+            ),
+        }
     }
 }
 

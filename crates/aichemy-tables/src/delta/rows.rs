@@ -30,7 +30,8 @@ use percent_encoding::percent_decode_str;
 use super::{commit, delta_error, recheck, write_files, FORMAT};
 use crate::row_names::{NamedScan, NamerFactory, RowNamer};
 use crate::{
-    DataFileInfo, LocationPolicy, Result, RowChange, RowLevelTable, TableError, PATH_COLUMN,
+    DataFileInfo, LocationPolicy, Recording, Result, RowChange, RowLevelTable, TableError,
+    PATH_COLUMN,
 };
 
 fn from_datafusion(e: DataFusionError) -> TableError {
@@ -107,7 +108,7 @@ impl DeltaRows {
         let mut sequence = 0;
         if let Some(recording) = &recording {
             table.update_state().await.map_err(delta_error)?;
-            sequence = recording.check(&table).await?;
+            sequence = recording.check_delta(&table).await?;
         }
         let Some(mut removes) = Self::removals(&table, &wanted, keeps_rows).await? else {
             if let Some(recording) = &recording {
@@ -165,7 +166,7 @@ impl DeltaRows {
                 (Err(e), Some(recording)) if is_conflict(&e) && attempt < self.retries => {
                     attempt += 1;
                     table.update_state().await.map_err(delta_error)?;
-                    sequence = recording.check(&table).await?;
+                    sequence = recording.check_delta(&table).await?;
                     removes = Self::removals(&table, &wanted, keeps_rows)
                         .await?
                         .ok_or_else(|| recording.files_gone())?;
@@ -202,29 +203,18 @@ fn app_id(job: &str) -> String {
     format!("aichemy.ingest.{job}")
 }
 
-/// A commit of an ingestion job. Delta Lake's `txn` action holds a number per
-/// application, kept in checkpoints and checked by the conflict checker (two commits
-/// with the same application id conflict), so each commit of `job` carries a `txn` with
-/// the count of its commits, and the `commitInfo` of the same commit holds that count with
-/// the position text (`{"sequence": n, "position": "…"}` under the application id).
-pub(super) struct Recording<'a> {
-    pub job: &'a str,
-    pub expected: Option<&'a str>,
-    pub position: &'a str,
-}
-
+/// Ingestion commits. Delta Lake's `txn` action holds a number per application, kept in
+/// checkpoints and checked by the conflict checker (two commits with the same application
+/// id conflict), so each commit of a job carries a `txn` with the count of its commits,
+/// and the `commitInfo` of the same commit holds that count with the position text
+/// (`{"sequence": n, "position": "…"}` under the application id).
 impl Recording<'_> {
     /// The count of the job's commits `table` records; fails when its position is not the
     /// expected one (another node of the job committed meanwhile).
-    async fn check(&self, table: &DeltaTable) -> Result<i64> {
+    async fn check_delta(&self, table: &DeltaTable) -> Result<i64> {
         let recorded = recorded(table, self.job).await?;
         if recorded.as_ref().map(|(_, p)| p.as_str()) != self.expected {
-            return Err(TableError::Conflict {
-                message: format!(
-                    "Ingestion '{}' moved on in the table meanwhile (another node committed)",
-                    self.job
-                ),
-            });
+            return Err(self.moved_on(table.table_url()));
         }
         Ok(recorded.map_or(0, |(sequence, _)| sequence))
     }
@@ -350,9 +340,7 @@ impl RowLevelTable for DeltaRows {
         &self,
         files: Vec<String>,
         rows: SendableRecordBatchStream,
-        job: &str,
-        expected: Option<&str>,
-        position: &str,
+        recording: Recording<'_>,
     ) -> Result<u64> {
         let operation = if files.is_empty() {
             DeltaOperation::Write {
@@ -368,11 +356,6 @@ impl RowLevelTable for DeltaRows {
                 not_matched_predicates: Vec::new(),
                 not_matched_by_source_predicates: Vec::new(),
             }
-        };
-        let recording = Recording {
-            job,
-            expected,
-            position,
         };
         self.commit_rows(files, rows, operation, false, Some(recording))
             .await

@@ -13,32 +13,17 @@ use std::collections::{HashMap, HashSet};
 use iceberg::spec::TableMetadata;
 
 use super::rows::IcebergRows;
-use crate::{Result, TableError};
-
-/// A commit of an ingestion job: it records `position` for `job`, provided the newest
-/// snapshot still records `expected`, so that a job that lost its lease to another node
-/// (which committed since) fails with a conflict instead of adding rows twice.
-pub(super) struct Recording<'a> {
-    pub job: &'a str,
-    pub expected: Option<&'a str>,
-    pub position: &'a str,
-}
+use crate::{Recording, Result, TableError};
 
 impl Recording<'_> {
     /// Fails when `current` no longer records what the job expects.
-    pub(super) fn check(
+    pub(super) fn check_iceberg(
         &self,
         current: &TableMetadata,
         table: &impl std::fmt::Display,
     ) -> Result<()> {
         if recorded_position(current, self.job).as_deref() != self.expected {
-            return Err(TableError::Conflict {
-                message: format!(
-                    "Ingestion '{}' moved on in table '{table}' meanwhile (another node \
-                     committed)",
-                    self.job
-                ),
-            });
+            return Err(self.moved_on(table));
         }
         Ok(())
     }

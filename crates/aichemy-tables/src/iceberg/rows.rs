@@ -47,11 +47,11 @@ use iceberg::table::Table;
 use iceberg::{TableRequirement, TableUpdate};
 
 use super::commit::{check_write_paths, main_unmoved, CommitError, TableChange};
-use super::ingest::Recording;
 use super::write::{df_error, plain_type, planned_field, TableWriter};
 use super::{format_error, IcebergFormat};
 use crate::{
-    DataFileInfo, Result, RowChange, RowLevelTable, TableError, PATH_COLUMN, POSITION_COLUMN,
+    DataFileInfo, Recording, Result, RowChange, RowLevelTable, TableError, PATH_COLUMN,
+    POSITION_COLUMN,
 };
 
 /// DELETE, UPDATE and MERGE on one loaded Iceberg table.
@@ -108,15 +108,8 @@ impl RowLevelTable for IcebergRows {
         &self,
         files: Vec<String>,
         rows: SendableRecordBatchStream,
-        job: &str,
-        expected: Option<&str>,
-        position: &str,
+        recording: Recording<'_>,
     ) -> Result<u64> {
-        let recording = Recording {
-            job,
-            expected,
-            position,
-        };
         self.commit_rows(files, rows, false, Some(recording)).await
     }
 
@@ -178,7 +171,7 @@ impl IcebergRows {
                 .map_err(TableError::from)?
                 .metadata;
             if let Some(recording) = &recording {
-                recording.check(&current, ident)?;
+                recording.check_iceberg(&current, ident)?;
             }
             // The new files follow the schema and partitioning they were written with.
             if current.current_schema_id() != base.current_schema_id()

@@ -24,7 +24,7 @@ use lance::Dataset;
 use super::{conforming, lance_error, write_params, LanceTable, FORMAT};
 use crate::locations::recheck;
 use crate::row_names::{NamedScan, NamerFactory, RowNamer};
-use crate::{DataFileInfo, Result, RowChange, RowLevelTable, TableError};
+use crate::{DataFileInfo, Recording, Result, RowChange, RowLevelTable, TableError};
 
 /// Lance's row address column.
 const ROW_ADDRESS: &str = "_rowaddr";
@@ -71,13 +71,7 @@ impl LanceRows {
             let mut latest = Dataset::clone(&dataset);
             latest.checkout_latest().await.map_err(lance_error)?;
             if recorded(&latest, recording.job).await?.as_deref() != recording.expected {
-                return Err(TableError::Conflict {
-                    message: format!(
-                        "Ingestion '{}' moved on in the table meanwhile (another node \
-                         committed)",
-                        recording.job
-                    ),
-                });
+                return Err(recording.moved_on(&self.table.location));
             }
             dataset = Arc::new(latest);
             properties = Some(Arc::new(HashMap::from([(
@@ -158,19 +152,14 @@ impl LanceRows {
     }
 }
 
-/// A commit of an ingestion job. Lance keeps a transaction's properties with each version:
-/// the commit records `position` under `aichemy.ingest.<job>`, and the job reads it back
-/// from the newest version whose transaction holds that key (other writers' commits, and
-/// this lakehouse's DELETE, UPDATE, MERGE and optimize, hold none). Lance rebases a commit
-/// over compatible ones that won the race, so the check that the newest version records
-/// `expected` comes just before the commit rather than inside it: two nodes committing
-/// for the same job at the same moment (one that lost its lease a moment ago) could both
-/// succeed. Expiry keeps the newest version recording each job's position.
-struct Recording<'a> {
-    job: &'a str,
-    expected: Option<&'a str>,
-    position: &'a str,
-}
+// Ingestion commits. Lance keeps a transaction's properties with each version: a job's
+// commit records its position under `aichemy.ingest.<job>`, and the job reads it back
+// from the newest version whose transaction holds that key (other writers' commits, and
+// this lakehouse's DELETE, UPDATE, MERGE and optimize, hold none). Lance rebases a commit
+// over compatible ones that won the race, so the check that the newest version records
+// what the job expects comes just before the commit rather than inside it: two nodes
+// committing for the same job at the same moment (one that lost its lease a moment ago)
+// could both succeed. Expiry keeps the newest version recording each job's position.
 
 /// The transaction property prefix of ingestion positions.
 const PREFIX: &str = "aichemy.ingest.";
@@ -321,15 +310,8 @@ impl RowLevelTable for LanceRows {
         &self,
         files: Vec<String>,
         rows: SendableRecordBatchStream,
-        job: &str,
-        expected: Option<&str>,
-        position: &str,
+        recording: Recording<'_>,
     ) -> Result<u64> {
-        let recording = Recording {
-            job,
-            expected,
-            position,
-        };
         self.commit_rows(files, rows, Some(recording)).await
     }
 
