@@ -143,11 +143,10 @@ impl DeltaRows {
             .collect();
         let mut attempt = 0;
         loop {
-            let mut properties = CommitProperties::default().with_max_retries(self.retries);
-            if let Some(recording) = &recording {
-                properties = recording.properties(sequence + 1);
-                properties = properties.with_max_retries(self.retries);
-            }
+            let properties = recording
+                .as_ref()
+                .map_or_else(CommitProperties::default, |r| r.properties(sequence + 1))
+                .with_max_retries(self.retries);
             let actions = removes.iter().chain(&adds).cloned().collect();
             recheck(self.guard.as_ref(), &self.location).map_err(from_datafusion)?;
             let committed = commit(
