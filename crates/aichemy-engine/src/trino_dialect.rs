@@ -120,6 +120,30 @@ impl Dialect for TrinoDialect {
             Token::Word(w) if w.quote_style.is_none() => Some(w.value.to_ascii_uppercase()),
             _ => None,
         };
+        // `a IS [NOT] DISTINCT FROM b AND c`: sqlparser reads the right side as a whole
+        // expression (`b AND c`); Trino's comparison binds tighter than AND.
+        if word(0, parser).as_deref() == Some("IS") {
+            let negated = word(1, parser).as_deref() == Some("NOT");
+            let at = 1 + usize::from(negated);
+            if word(at, parser).as_deref() != Some("DISTINCT")
+                || word(at + 1, parser).as_deref() != Some("FROM")
+            {
+                return None;
+            }
+            for _ in 0..at + 2 {
+                parser.next_token();
+            }
+            let right = match parser.parse_subexpr(self.prec_value(Precedence::Is)) {
+                Ok(right) => Box::new(right),
+                Err(e) => return Some(Err(e)),
+            };
+            let left = Box::new(expr.clone());
+            return Some(Ok(if negated {
+                Expr::IsNotDistinctFrom(left, right)
+            } else {
+                Expr::IsDistinctFrom(left, right)
+            }));
+        }
         let negated = word(0, parser).as_deref() == Some("NOT");
         let at = usize::from(negated);
         if word(at, parser).as_deref() != Some("BETWEEN") {
