@@ -347,6 +347,19 @@ pub trait RowLevelTable: Debug + Send + Sync {
     /// The data files of the loaded version.
     async fn files(&self) -> Result<Vec<DataFileInfo>>;
 
+    /// The loaded version, as [`RowLevelTable::changes_since`] takes it back (Iceberg's
+    /// snapshot id, 0 before the first); `None` where the format does not say.
+    fn version(&self) -> Option<i64> {
+        None
+    }
+
+    /// What changed from `version` to the loaded one, as rows; `None` when that cannot be
+    /// told (the older version expired, the format does not keep such a record, files
+    /// whose rows another file deletes).
+    async fn changes_since(&self, _version: i64) -> Result<Option<TableChanges>> {
+        Ok(None)
+    }
+
     /// How far ingestion job `job` had read its source (text only the job reads) when it
     /// last committed to the table, as the table's newest version records it.
     async fn recorded_position(&self, _job: &str) -> Result<Option<String>> {
@@ -370,6 +383,21 @@ pub trait RowLevelTable: Debug + Send + Sync {
             message: "This connector does not support ingestion".into(),
         })
     }
+}
+
+/// What changed in a table between an older version and a newer one, file by file: a
+/// row that moved to a rewritten file is among both `removed` and `added`. All three read
+/// the newer version's columns.
+#[derive(Debug, Clone)]
+pub struct TableChanges {
+    /// The rows of the files the newer version has and the older had not.
+    pub added: Arc<dyn TableProvider>,
+    /// The rows of the files the older version had and the newer has not.
+    pub removed: Arc<dyn TableProvider>,
+    /// The table as the older version was.
+    pub before: Arc<dyn TableProvider>,
+    /// Whether no file went: rows were only appended.
+    pub appends_only: bool,
 }
 
 /// A commit of an ingestion job: it records `position` (text only the job reads: Kafka

@@ -284,6 +284,10 @@ async fn recorded(table: &DeltaTable, job: &str) -> Result<Option<(i64, String)>
 
 #[async_trait]
 impl RowLevelTable for DeltaRows {
+    fn version(&self) -> Option<i64> {
+        self.table.version().and_then(|v| i64::try_from(v).ok())
+    }
+
     async fn scan(&self, files: Option<Arc<HashSet<String>>>) -> Result<Arc<dyn TableProvider>> {
         let inner = self
             .table

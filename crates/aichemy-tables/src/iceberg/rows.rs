@@ -50,8 +50,8 @@ use super::commit::{check_write_paths, main_unmoved, CommitError, TableChange};
 use super::write::{df_error, plain_type, planned_field, TableWriter};
 use super::{format_error, IcebergFormat};
 use crate::{
-    DataFileInfo, Recording, Result, RowChange, RowLevelTable, TableError, PATH_COLUMN,
-    POSITION_COLUMN,
+    DataFileInfo, Recording, Result, RowChange, RowLevelTable, TableChanges, TableError,
+    PATH_COLUMN, POSITION_COLUMN,
 };
 
 /// DELETE, UPDATE and MERGE on one loaded Iceberg table.
@@ -113,6 +113,46 @@ impl RowLevelTable for IcebergRows {
         self.commit_rows(files, rows, false, Some(recording)).await
     }
 
+    fn version(&self) -> Option<i64> {
+        Some(self.table.metadata().current_snapshot_id().unwrap_or(0))
+    }
+
+    async fn changes_since(&self, version: i64) -> Result<Option<TableChanges>> {
+        let metadata = self.table.metadata();
+        let current = metadata.current_snapshot_id();
+        let files_of = |snapshot: Option<i64>| async move {
+            match snapshot {
+                None | Some(0) => Ok(Some(HashSet::new())),
+                Some(id) if metadata.snapshot_by_id(id).is_none() => Ok(None),
+                Some(id) => self.live_data_files(id).await,
+            }
+        };
+        // An expired version, or delete files (another writer's merge-on-read) that are
+        // not followed here: the caller starts over from the whole table.
+        let (Some(before), Some(after)) =
+            (files_of(Some(version)).await?, files_of(current).await?)
+        else {
+            return Ok(None);
+        };
+        // Version 0 (no snapshot yet) reads an empty selection of the loaded snapshot.
+        let read = |snapshot: Option<i64>,
+                    files: HashSet<String>|
+         -> Result<Arc<dyn TableProvider>> {
+            let snapshot = snapshot.filter(|id| *id != 0).or(current);
+            let scan =
+                PathScan::with_columns(self.table.clone(), snapshot, Some(Arc::new(files)), false)?;
+            Ok(Arc::new(scan))
+        };
+        let added: HashSet<String> = after.difference(&before).cloned().collect();
+        let removed: HashSet<String> = before.difference(&after).cloned().collect();
+        Ok(Some(TableChanges {
+            appends_only: removed.is_empty(),
+            added: read(current, added)?,
+            removed: read(Some(version), removed)?,
+            before: read(Some(version), before)?,
+        }))
+    }
+
     async fn files(&self) -> Result<Vec<DataFileInfo>> {
         let metadata = self.table.metadata();
         let Some(snapshot) = metadata.current_snapshot() else {
@@ -143,6 +183,29 @@ impl RowLevelTable for IcebergRows {
 }
 
 impl IcebergRows {
+    /// The data files live in `snapshot`; `None` when it has delete files.
+    async fn live_data_files(&self, snapshot: i64) -> Result<Option<HashSet<String>>> {
+        let metadata = self.table.metadata();
+        let Some(snapshot) = metadata.snapshot_by_id(snapshot) else {
+            return Ok(Some(HashSet::new()));
+        };
+        let file_io = self.table.file_io();
+        let mut files = HashSet::new();
+        for manifest in manifest_list(file_io, metadata, snapshot).await?.entries() {
+            if manifest.content != ManifestContentType::Data {
+                return Ok(None);
+            }
+            let manifest = manifest
+                .load_manifest(file_io)
+                .await
+                .map_err(format_error)?;
+            for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
+                files.insert(entry.file_path().to_string());
+            }
+        }
+        Ok(Some(files))
+    }
+
     /// Writes `rows` and commits them in place of `files`: a `replace` snapshot when
     /// `keeps_rows` (compaction), else `append`, `overwrite` or `delete`; with the position
     /// of an ingestion job when `recording`. Lost races with other writers are retried on
@@ -586,6 +649,8 @@ fn with_totals(
 #[derive(Debug)]
 pub(crate) struct PathScan {
     table: Table,
+    /// The snapshot read; the current one when `None`.
+    snapshot: Option<i64>,
     files: Option<Arc<HashSet<String>>>,
     /// The table's columns as the engine plans with them, then `$path` and `$position`.
     schema: SchemaRef,
@@ -597,23 +662,30 @@ pub(crate) struct PathScan {
 
 impl PathScan {
     fn try_new(table: Table, files: Option<Arc<HashSet<String>>>) -> Result<Self> {
-        Self::with_columns(table, files, true)
+        Self::with_columns(table, None, files, true)
     }
 
     /// The current snapshot's rows in the current schema, without `$path`/`$position`.
     pub(crate) fn current(table: Table) -> Result<Self> {
-        Self::with_columns(table, None, false)
+        Self::with_columns(table, None, None, false)
     }
 
+    /// The rows of `snapshot` (the current one when `None`), of `files` only when given,
+    /// in the current columns; with `$path` and `$position` when `added_columns`.
     fn with_columns(
         table: Table,
+        snapshot: Option<i64>,
         files: Option<Arc<HashSet<String>>>,
         added_columns: bool,
     ) -> Result<Self> {
         let metadata = table.metadata();
         let current = metadata.current_schema();
         let arrow = schema_to_arrow_schema(current).map_err(format_error)?;
-        let snapshot_schema = match metadata.current_snapshot() {
+        let read = match snapshot {
+            Some(id) => metadata.snapshot_by_id(id).cloned(),
+            None => metadata.current_snapshot().cloned(),
+        };
+        let snapshot_schema = match read {
             Some(snapshot) => snapshot.schema(metadata).map_err(format_error)?,
             None => current.clone(),
         };
@@ -649,6 +721,7 @@ impl PathScan {
             .collect();
         Ok(Self {
             table,
+            snapshot,
             files,
             schema: Arc::new(Schema::new(plain)),
             read_schema: Arc::new(Schema::new(read)),
@@ -712,7 +785,10 @@ impl TableProvider for PathScan {
             .collect();
         // The file column is always read: an empty projection still needs row counts.
         names.push(RESERVED_COL_NAME_FILE.to_string());
-        let Some(snapshot) = self.table.metadata().current_snapshot_id() else {
+        let Some(snapshot) = self
+            .snapshot
+            .or_else(|| self.table.metadata().current_snapshot_id())
+        else {
             return Ok(Arc::new(PathScanExec::new(
                 self.table.clone(),
                 Vec::new(),
