@@ -14,6 +14,7 @@ mod catalogs;
 mod iceberg;
 mod ingestions;
 mod locations;
+mod materialized_views;
 mod tables;
 mod transfer;
 mod users;
@@ -32,6 +33,7 @@ pub use catalogs::CatalogRecord;
 pub use iceberg::PointerSwap;
 pub use ingestions::IngestionRecord;
 pub use locations::RecordedLocation;
+pub use materialized_views::MaterializedViewRecord;
 pub use tables::{SchemaRecord, TableRecord};
 pub use transfer::{Export, ImportSummary};
 pub use views::{ViewColumn, ViewRecord};
@@ -463,8 +465,8 @@ mod tests {
         let store = Metastore::connect(&url).await.unwrap();
         assert_eq!(store.schema_version().await.unwrap(), 0);
         let report = store.migrate().await.unwrap();
-        assert_eq!(report.applied, vec![1, 2, 3, 4, 5, 6]);
-        assert_eq!(report.version, 6);
+        assert_eq!(report.applied, vec![1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(report.version, 7);
         let again = store.migrate().await.unwrap();
         assert!(again.applied.is_empty());
     }

@@ -84,6 +84,25 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "aichemy_materialized_views",
+        key: 3,
+        columns: &[
+            ("catalog_name", Text),
+            ("schema_name", Text),
+            ("view_name", Text),
+            ("view_sql", Text),
+            ("columns_json", Text),
+            ("comment", Text),
+            ("owner", Text),
+            ("grace_period_ms", Integer),
+            ("when_stale", Text),
+            ("properties_json", Text),
+            ("storage_schema", Text),
+            ("storage_table", Text),
+            ("created_at", Text),
+        ],
+    },
+    Table {
         name: "iceberg_namespace_properties",
         key: 3,
         columns: &[
