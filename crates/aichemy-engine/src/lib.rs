@@ -22,6 +22,7 @@ mod functions;
 mod hidden_path;
 pub mod ingestion;
 mod inline_functions;
+mod materialized;
 mod optimizer;
 mod planner;
 mod session;

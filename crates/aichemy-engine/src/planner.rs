@@ -28,6 +28,8 @@ pub struct Scope<'a> {
     /// Relations that resolve to these providers instead of being loaded (a statement that
     /// changes a table reads one version of it throughout).
     pub pinned: &'a [(QualifiedName, Arc<dyn TableProvider>)],
+    /// Where the relations planning reads are recorded, views followed inside.
+    pub reads: Option<&'a Arc<crate::catalog::lakehouse::ReadTables>>,
 }
 
 /// Plans a statement DataFusion understands (queries, INSERT, EXPLAIN), resolving the
@@ -47,6 +49,12 @@ pub async fn plan_statement(
         scope.time_zone,
         scope.user,
     );
+    if let Some(reads) = scope.reads {
+        ctx.state_ref()
+            .write()
+            .config_mut()
+            .set_extension(reads.clone());
+    }
     let state = ctx.state();
     let mut statement = statement;
     versioned_relations(lakehouse, &mut statement, scope, depth).await?;
@@ -359,12 +367,16 @@ pub async fn plan_query_text(
     let user = outer
         .config()
         .get_extension::<crate::catalog::lakehouse::QueryUser>();
+    let reads = outer
+        .config()
+        .get_extension::<crate::catalog::lakehouse::ReadTables>();
     let scope = Scope {
         catalog,
         schema,
         time_zone: outer.config().options().execution.time_zone.as_deref(),
         user: user.as_ref().map(|user| user.0.as_str()),
         pinned: &[],
+        reads: reads.as_ref(),
     };
     let (plan, _) = Box::pin(plan_statement(lakehouse, statement, scope, depth)).await?;
     Ok(plan)

@@ -169,6 +169,7 @@ impl Session {
             time_zone: self.time_zone.as_deref(),
             user: Some(&self.user),
             pinned: &[],
+            reads: None,
         }
     }
 
@@ -246,6 +247,11 @@ impl Session {
                 Some(statement) => return ingestions::execute(self, statement).await,
                 None => {}
             },
+            Family::Materialized => {
+                if let Some(statement) = crate::statement::materialized::parse(sql)? {
+                    return crate::statement::materialized::execute(self, statement).await;
+                }
+            }
             Family::SessionState => {
                 if let Some(statement) = session_state::parse(sql)? {
                     return session_state::execute(self, statement).await;

@@ -75,6 +75,8 @@ const MATERIALIZED_VIEWS: Columns = &[
     ("last_fresh_time", false),
     ("comment", false),
     ("definition", false),
+    ("last_refresh_type", false),
+    ("last_refresh_reason", false),
 ];
 const JDBC_CATALOGS: Columns = &[("table_cat", false)];
 const QUERIES: Columns = &[
@@ -259,6 +261,30 @@ async fn relations(
             }
         }
     }
+    let materialized = lakehouse
+        .metastore()
+        .list_materialized_views(Some(catalog), None)
+        .await?;
+    // Storage tables are the views' own; the views are listed as tables.
+    out.retain(|r| {
+        !materialized
+            .iter()
+            .any(|v| v.storage_schema == r.schema && v.storage_table == r.name)
+    });
+    for view in materialized {
+        out.push(Relation {
+            schema: view.schema,
+            name: view.name,
+            kind: "BASE TABLE",
+            comment: view.comment,
+            columns: view
+                .columns
+                .into_iter()
+                .map(|c| (c.name, c.trino_type, true, None))
+                .collect(),
+            view_sql: None,
+        });
+    }
     for view in lakehouse.metastore().list_views(catalog, None).await? {
         out.push(Relation {
             schema: view.schema,
@@ -380,7 +406,9 @@ pub async fn system_table(
                 .map(|(c, connector)| vec![c.clone().into(), c.into(), connector.into()])
                 .collect(),
         ),
-        ("metadata", "materialized_views") => mem_table(MATERIALIZED_VIEWS, Vec::new()),
+        ("metadata", "materialized_views") => {
+            mem_table(MATERIALIZED_VIEWS, materialized_view_rows(lakehouse).await?)
+        }
         ("metadata", "table_comments") => {
             let mut rows = Vec::new();
             for catalog in lakehouse.catalog_names() {
@@ -470,6 +498,38 @@ async fn ingestion_rows(lakehouse: &Lakehouse) -> Result<Vec<Vec<Cell>>> {
             Cell::Text(status.last_error),
             definition.owner.clone().into(),
             definition.shown_properties().into(),
+        ]);
+    }
+    Ok(rows)
+}
+
+/// A row of `system.metadata.materialized_views` per materialized view of every catalog.
+async fn materialized_view_rows(lakehouse: &Lakehouse) -> Result<Vec<Vec<Cell>>> {
+    let mut rows = Vec::new();
+    for view in lakehouse
+        .metastore()
+        .list_materialized_views(None, None)
+        .await?
+    {
+        let (last, freshness) = crate::materialized::freshness(lakehouse, &view).await?;
+        let fresh_time = last.as_ref().map(|l| {
+            chrono::DateTime::from_timestamp_millis(l.refreshed_at_ms)
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string())
+                .unwrap_or_default()
+        });
+        rows.push(vec![
+            view.catalog.clone().into(),
+            view.schema.clone().into(),
+            view.name.clone().into(),
+            view.catalog.clone().into(),
+            view.storage_schema.clone().into(),
+            view.storage_table.clone().into(),
+            freshness.name().into(),
+            fresh_time.into(),
+            view.comment.clone().into(),
+            view.sql.clone().into(),
+            last.as_ref().map(|l| l.kind.clone()).into(),
+            last.and_then(|l| l.reason).into(),
         ]);
     }
     Ok(rows)

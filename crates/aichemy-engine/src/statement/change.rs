@@ -71,6 +71,14 @@ impl Target {
                     "Modifying views is not supported: '{qualified}'"
                 )));
             }
+            if crate::materialized::record(lakehouse, &qualified)
+                .await?
+                .is_some()
+            {
+                return Err(TrinoError::not_supported(format!(
+                    "Modifying materialized views is not supported: '{qualified}'"
+                )));
+            }
             lakehouse
                 .require_schema(&qualified.catalog, &qualified.schema)
                 .await?;

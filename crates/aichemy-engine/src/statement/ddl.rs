@@ -20,7 +20,7 @@ use crate::statement::query;
 use crate::types::{declared_type, trino_type_name};
 
 /// `catalog.schema` from a schema name, completing it with the session's catalog.
-fn schema_name(session: &Session, name: &ObjectName) -> Result<(String, String)> {
+pub(crate) fn schema_name(session: &Session, name: &ObjectName) -> Result<(String, String)> {
     match name_parts(name)?.as_slice() {
         [schema] => {
             let catalog = session.catalog.clone().ok_or_else(|| {
@@ -90,7 +90,7 @@ fn property_value(key: &str, value: &Expr) -> Result<PropertyValue> {
 /// Table properties as written: names (lower case) and values, in order.
 type Properties = Vec<(String, PropertyValue)>;
 
-fn properties(options: &[SqlOption]) -> Result<Properties> {
+pub(crate) fn properties(options: &[SqlOption]) -> Result<Properties> {
     let mut out: Vec<(String, PropertyValue)> = Vec::new();
     for option in options {
         let SqlOption::KeyValue { key, value } = option else {
@@ -228,6 +228,7 @@ pub async fn drop_table(
     for name in names {
         let name = session.qualify(name)?;
         let format = lakehouse.format(&name.catalog)?;
+        crate::materialized::refuse_table_statement(lakehouse, &name, "DROP TABLE").await?;
         match format.drop_table(&name.schema, &name.name).await {
             Ok(()) => {}
             Err(TableError::TableNotFound { .. } | TableError::SchemaNotFound { .. }) => {
@@ -257,6 +258,17 @@ pub async fn drop_view(session: &Session, names: &[ObjectName], if_exists: bool)
     for name in names {
         let name = session.qualify(name)?;
         lakehouse.catalog(&name.catalog)?;
+        if crate::materialized::record(lakehouse, &name)
+            .await?
+            .is_some()
+        {
+            return Err(TrinoError::new(
+                ErrorCode::GENERIC_USER_ERROR,
+                format!(
+                    "View '{name}' is a materialized view, not a view: use DROP MATERIALIZED VIEW"
+                ),
+            ));
+        }
         let dropped = lakehouse
             .metastore()
             .drop_view(&name.catalog, &name.schema, &name.name)
@@ -300,7 +312,7 @@ fn column_spec(column: &ColumnDef) -> Result<ColumnSpec> {
     Ok(spec)
 }
 
-fn check_unique_columns(columns: &[ColumnSpec]) -> Result<()> {
+pub(crate) fn check_unique_columns(columns: &[ColumnSpec]) -> Result<()> {
     for (i, column) in columns.iter().enumerate() {
         if columns[..i].iter().any(|c| c.name == column.name) {
             return Err(TrinoError::new(
@@ -319,6 +331,24 @@ fn storable(data_type: &DataType) -> DataType {
         DataType::BinaryView | DataType::LargeBinary => DataType::Binary,
         other => other.clone(),
     }
+}
+
+/// The column a query's output field makes in a table it creates.
+pub(crate) fn column_of(name: &str, data_type: &DataType) -> Result<ColumnSpec> {
+    if *data_type == DataType::Null {
+        return Err(TrinoError::new(
+            ErrorCode::GENERIC_USER_ERROR,
+            format!("Column type is unknown: {name}"),
+        ));
+    }
+    let data_type = storable(data_type);
+    Ok(ColumnSpec {
+        name: name.to_string(),
+        trino_type: trino_type_name(&data_type),
+        data_type,
+        nullable: true,
+        comment: None,
+    })
 }
 
 /// The Arrow schema of declared columns.
@@ -430,20 +460,7 @@ pub async fn create_table(session: &Session, create: CreateTable) -> Result<Outp
                 format!("Column name not specified at position {}", i + 1),
             ));
         }
-        if *field.data_type() == DataType::Null {
-            return Err(TrinoError::new(
-                ErrorCode::GENERIC_USER_ERROR,
-                format!("Column type is unknown: {column_name}"),
-            ));
-        }
-        let data_type = storable(field.data_type());
-        columns.push(ColumnSpec {
-            name: column_name,
-            trino_type: trino_type_name(&data_type),
-            data_type,
-            nullable: true,
-            comment: None,
-        });
+        columns.push(column_of(&column_name, field.data_type())?);
     }
     check_unique_columns(&columns)?;
     let request = CreateTableRequest {
@@ -522,6 +539,7 @@ pub async fn create_view(session: &Session, create: CreateView) -> Result<Output
             time_zone: session.time_zone.as_deref(),
             user: Some(&session.user),
             pinned: &[],
+            reads: None,
         },
         0,
     )

@@ -6,6 +6,7 @@ pub mod catalogs;
 pub(crate) mod change;
 pub(crate) mod ddl;
 pub(crate) mod ingestions;
+pub(crate) mod materialized;
 pub(crate) mod merge;
 pub(crate) mod partitions;
 pub(crate) mod procedures;
@@ -24,6 +25,9 @@ pub(crate) enum Family {
     Catalog,
     /// `CREATE|ALTER|DROP INGESTION`, `SHOW INGESTIONS`: [`ingestions`].
     Ingestion,
+    /// `CREATE [OR REPLACE]|DROP|REFRESH MATERIALIZED VIEW`, `SHOW MATERIALIZED VIEWS`,
+    /// `SHOW CREATE MATERIALIZED VIEW`: [`materialized`].
+    Materialized,
     /// `PREPARE`, `DEALLOCATE PREPARE`, `DESCRIBE INPUT|OUTPUT`, `SET|RESET|SHOW SESSION`:
     /// [`session_state`].
     SessionState,
@@ -34,11 +38,11 @@ pub(crate) enum Family {
     Sql,
 }
 
-/// The family of `sql`, read from its first two words (unquoted, any case, after
-/// whitespace and comments).
+/// The family of `sql`, read from its first words (unquoted, any case, after whitespace
+/// and comments).
 pub(crate) fn family(sql: &str) -> Family {
     let mut rest = sql;
-    let mut words: [String; 2] = Default::default();
+    let mut words: [String; 4] = Default::default();
     for word in &mut words {
         rest = skip_blanks(rest);
         let end = rest
@@ -50,7 +54,11 @@ pub(crate) fn family(sql: &str) -> Family {
             break;
         }
     }
+    let materialized = |at: usize| words[at] == "MATERIALIZED";
     match (words[0].as_str(), words[1].as_str()) {
+        ("CREATE" | "DROP" | "REFRESH" | "SHOW", _) if materialized(1) => Family::Materialized,
+        ("CREATE", "OR") if words[2] == "REPLACE" && materialized(3) => Family::Materialized,
+        ("SHOW", "CREATE") if materialized(2) => Family::Materialized,
         ("CREATE" | "DROP", "CATALOG") => Family::Catalog,
         ("CREATE" | "ALTER" | "DROP", "INGESTION") | ("SHOW", "INGESTIONS") => Family::Ingestion,
         ("PREPARE", _)
@@ -132,6 +140,14 @@ mod tests {
             ("DESC iceberg.s.t", Family::Show),
             ("SELECT 1", Family::Sql),
             ("show ingestions", Family::Ingestion),
+            (
+                "create or replace materialized view v as select 1",
+                Family::Materialized,
+            ),
+            ("REFRESH MATERIALIZED VIEW v", Family::Materialized),
+            ("SHOW CREATE MATERIALIZED VIEW v", Family::Materialized),
+            ("SHOW CREATE VIEW v", Family::Show),
+            ("CREATE OR REPLACE VIEW v AS SELECT 1", Family::Sql),
             ("ALTER INGESTION j PAUSE", Family::Ingestion),
             ("CREATE TABLE catalog (x int)", Family::Sql),
             ("CREATE \"CATALOG\" x", Family::Sql),

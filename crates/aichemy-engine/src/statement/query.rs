@@ -57,6 +57,7 @@ pub(crate) async fn insert(
     target: &ObjectName,
 ) -> Result<u64> {
     let name = session.qualify(target)?;
+    crate::materialized::refuse_table_statement(session.lakehouse(), &name, "INSERT").await?;
     let Some(table) = session.lakehouse().load_table(&name).await? else {
         session.lakehouse().catalog(&name.catalog)?;
         if session

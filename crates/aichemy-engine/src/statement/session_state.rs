@@ -181,7 +181,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 }
 
 /// The byte offset of a tokenizer location (1-based line and column, in characters).
-fn offset_of(sql: &str, at: Location) -> usize {
+pub(crate) fn offset_of(sql: &str, at: Location) -> usize {
     let mut line = 1;
     let mut column = 1;
     for (offset, c) in sql.char_indices() {
@@ -350,6 +350,7 @@ pub fn prepared_statement(text: &str) -> Result<Prepared> {
         Family::SessionState => return parse(text).map(|_| Prepared::Other),
         Family::Show => return show::parse(text).map(|_| Prepared::Other),
         Family::Ingestion => return super::ingestions::parse(text).map(|_| Prepared::Other),
+        Family::Materialized => return super::materialized::parse(text).map(|_| Prepared::Other),
     }
     let mut statements = dialect::parse_statements(text)?;
     if statements.len() != 1 {

@@ -175,7 +175,7 @@ pub fn like_matches(pattern: &str, text: &str) -> bool {
     pi == p.len()
 }
 
-fn text_schema(names: &[&str]) -> SchemaRef {
+pub(crate) fn text_schema(names: &[&str]) -> SchemaRef {
     Arc::new(Schema::new(
         names
             .iter()
@@ -485,6 +485,22 @@ async fn table_names(session: &Session, catalog: &str, schema: &str) -> Result<V
     {
         names.push(view.name);
     }
+    // Materialized views are listed as tables; their storage tables are theirs alone.
+    let materialized = lakehouse
+        .metastore()
+        .list_materialized_views(Some(catalog), None)
+        .await?;
+    names.retain(|name| {
+        !materialized
+            .iter()
+            .any(|v| v.storage_schema == schema && v.storage_table == *name)
+    });
+    names.extend(
+        materialized
+            .into_iter()
+            .filter(|v| v.schema == schema)
+            .map(|v| v.name),
+    );
     names.sort();
     Ok(names)
 }
@@ -507,6 +523,17 @@ async fn describe_columns(
     if let Some(view) = lakehouse
         .metastore()
         .get_view(&name.catalog, &name.schema, &name.name)
+        .await?
+    {
+        return Ok(view
+            .columns
+            .into_iter()
+            .map(|c| (c.name, c.trino_type, None))
+            .collect());
+    }
+    if let Some(view) = lakehouse
+        .metastore()
+        .get_materialized_view(&name.catalog, &name.schema, &name.name)
         .await?
     {
         return Ok(view

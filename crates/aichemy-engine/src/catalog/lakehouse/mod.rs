@@ -99,7 +99,7 @@ impl ExternalCatalog {
 }
 
 /// A fully qualified relation name.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct QualifiedName {
     pub catalog: String,
     pub schema: String,
@@ -137,6 +137,35 @@ pub struct Lakehouse {
 /// queries unless they are an administrator).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueryUser(pub String);
+
+/// The relations a statement's planning read, in the order it resolved them, views
+/// followed inside: set on its state by a materialized view's refresh and freshness check,
+/// which record the version of each source.
+#[derive(Debug, Default)]
+pub struct ReadTables(pub std::sync::Mutex<Vec<ReadTable>>);
+
+/// One relation a statement read.
+#[derive(Debug, Clone)]
+pub struct ReadTable {
+    pub name: QualifiedName,
+    /// The provider planned with; `None` for what is not a table (system and metadata
+    /// tables, a table read at a version).
+    pub provider: Option<Arc<dyn datafusion::catalog::TableProvider>>,
+    /// Its rows at the version loaded, where the format can say which version that is.
+    pub rows: Option<Arc<dyn aichemy_tables::RowLevelTable>>,
+    /// How many views deep it was read (0: named by the statement itself).
+    pub depth: usize,
+}
+
+impl ReadTables {
+    pub fn push(&self, table: ReadTable) {
+        self.0.lock().expect("not poisoned").push(table);
+    }
+
+    pub fn take(&self) -> Vec<ReadTable> {
+        std::mem::take(&mut *self.0.lock().expect("not poisoned"))
+    }
+}
 
 /// The storage options of `s3://` stores: the configuration's S3 settings, the secret key
 /// read from `${ENV:…}`/`${FILE:…}` when it is a reference.

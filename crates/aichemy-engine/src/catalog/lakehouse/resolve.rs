@@ -248,6 +248,20 @@ impl Lakehouse {
         depth: usize,
     ) -> Result<Arc<dyn TableProvider>> {
         let entry = self.catalog(&name.catalog)?;
+        let reads = state.config().get_extension::<super::ReadTables>();
+        let read = |provider: Option<&Arc<dyn TableProvider>>, rows| {
+            if let Some(reads) = &reads {
+                reads.push(super::ReadTable {
+                    name: name.clone(),
+                    provider: provider.cloned(),
+                    rows,
+                    depth,
+                });
+            }
+        };
+        if name.schema == "information_schema" || matches!(entry, CatalogEntry::System) {
+            read(None, None);
+        }
         if name.schema == "information_schema" {
             return metadata::information_schema_table(self, name).await;
         }
@@ -259,6 +273,7 @@ impl Lakehouse {
             return self.with_path(name, base, state, depth).await;
         }
         if let Some(provider) = self.versioned_or_metadata(name).await? {
+            read(None, None);
             return Ok(provider);
         }
         if let Some(table) = self.load_table(name).await? {
@@ -266,7 +281,15 @@ impl Lakehouse {
             if let Some(statistics) = aichemy_tables::statistics_of(table.provider.as_ref()) {
                 statistics.gather(state).await;
             }
+            read(Some(&table.provider), table.rows.clone());
             return Ok(table.provider);
+        }
+        if let Some(view) = self
+            .metastore
+            .get_materialized_view(&name.catalog, &name.schema, &name.name)
+            .await?
+        {
+            return crate::materialized::relation(self, name, &view, state, depth).await;
         }
         if let Some(view) = self
             .metastore
