@@ -59,6 +59,7 @@ pub async fn plan_statement(
     let mut statement = statement;
     versioned_relations(lakehouse, &mut statement, scope, depth).await?;
     crate::hidden_path::hidden_path_columns(&mut statement)?;
+    crate::bag_set_operations::mark(&mut statement);
     let statement = DFStatement::Statement(Box::new(statement));
     let references = state.resolve_table_references(&statement)?;
     let catalogs = lakehouse
@@ -80,6 +81,7 @@ pub async fn plan_statement(
         other => other,
     };
     let plan = state.statement_to_plan(statement).await?;
+    let plan = crate::bag_set_operations::rewrite(plan)?;
     Ok((name_row_fields(plan)?, state))
 }
 
