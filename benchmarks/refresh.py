@@ -111,8 +111,8 @@ class Aichemy:
             self.run(sql.format(orders="iceberg.bench.orders", lineitem="iceberg.bench.lineitem"))
 
     def rows(self):
-        return sorted(self.run("SELECT o_orderdate, line_count, CAST(revenue AS DOUBLE) "
-                               "FROM iceberg.bench.revenue"))
+        return sorted(tuple(row) for row in self.run(
+            "SELECT o_orderdate, line_count, CAST(revenue AS DOUBLE) FROM iceberg.bench.revenue"))
 
     def close(self):
         self.server.stop()
@@ -164,8 +164,11 @@ def main():
                 results.append((name, *aichemy.refresh(), duck.recompute()))
             aichemy.create_view(replace=True)
             results.append(("full again", *aichemy.refresh(), duck.recompute()))
-            if aichemy.rows() != duck.rows():
-                sys.exit("AIchemy's view and DuckDB's table disagree")
+            mine, theirs = aichemy.rows(), duck.rows()
+            if mine != theirs:
+                differ = [(a, b) for a, b in zip(mine, theirs) if a != b][:5]
+                sys.exit(f"AIchemy's view ({len(mine)} rows) and DuckDB's table "
+                         f"({len(theirs)} rows) disagree: {differ}")
         finally:
             aichemy.close()
     print(f"\nrevenue per order day over orders JOIN lineitem, TPC-H SF{args.scale:g}, "

@@ -791,28 +791,17 @@ impl Refresh<'_> {
 
 /// The rows of relation `left` less those of `right`, as bags: each row as many times as
 /// `left` has it more often than `right` (DataFusion's `EXCEPT ALL` removes every copy).
+/// One aggregation counts each distinct row on both sides; the surplus is repeated.
 fn bag_difference(left: &str, right: &str, columns: &[String]) -> String {
     let list = columns.join(", ");
-    let numbered = |relation: &str| {
-        format!(
-            "SELECT {list}, row_number() OVER (PARTITION BY {list}) AS aichemy_copy FROM {relation}"
-        )
-    };
-    let on: Vec<String> = columns
-        .iter()
-        .map(|c| format!("l.{c} IS NOT DISTINCT FROM r.{c}"))
-        .chain(std::iter::once(
-            "l.aichemy_copy = r.aichemy_copy".to_string(),
-        ))
-        .collect();
-    let left_columns: Vec<String> = columns.iter().map(|c| format!("l.{c}")).collect();
+    let g_list: Vec<String> = columns.iter().map(|c| format!("g.{c}")).collect();
     format!(
-        "SELECT {} FROM ({}) l LEFT JOIN (SELECT n.*, 1 AS aichemy_hit FROM ({}) n) r ON {} \
-         WHERE r.aichemy_hit IS NULL",
-        left_columns.join(", "),
-        numbered(left),
-        numbered(right),
-        on.join(" AND ")
+        "SELECT {} FROM (SELECT {list}, sum(aichemy_sign) AS aichemy_n FROM \
+         (SELECT {list}, 1 AS aichemy_sign FROM {left} \
+          UNION ALL SELECT {list}, -1 AS aichemy_sign FROM {right}) d \
+         GROUP BY {list} HAVING sum(aichemy_sign) > 0) g \
+         CROSS JOIN UNNEST(sequence(1, g.aichemy_n)) AS u(aichemy_copy)",
+        g_list.join(", ")
     )
 }
 
