@@ -8,6 +8,7 @@ import threading
 from trino.dbapi import connect
 
 from lakehouse import Server, aichemy, sql_command
+from test_cdc import source  # noqa: F401 — the PostgreSQL fixture
 
 DEFINITION = (
     "SELECT o.day, count(*) AS orders, sum(o.amount) AS revenue, max(o.amount) AS largest "
@@ -122,3 +123,60 @@ def test_a_failing_refresh_leaves_the_stored_rows(warehouse):
                        "REFRESH MATERIALIZED VIEW iceberg.gold.shares")
     [row] = aichemy(warehouse, "SELECT freshness FROM system.metadata.materialized_views")
     assert row == {"freshness": "FRESH"}
+
+
+def test_gold_view_over_a_cdc_mirror_refreshes_incrementally(source, warehouse):
+    """A PostgreSQL mirror (upsert mode: each change merged by key into Iceberg) under a
+    grouped view: after inserts, then updates and deletes, in PostgreSQL reach the mirror,
+    each refresh reads only the added and rewritten files and the view equals its
+    definition and PostgreSQL's own answer."""
+    from test_cdc import as_owner, cdc_job
+    from test_ingestion import query, wait_for
+
+    as_owner(source, """
+        CREATE TABLE customers (id integer PRIMARY KEY, segment text);
+        CREATE TABLE orders (id bigint PRIMARY KEY, customer integer, amount numeric(12,2));
+        INSERT INTO customers SELECT g, CASE WHEN g % 3 = 0 THEN 'corporate' ELSE 'retail' END
+            FROM generate_series(1, 50) g;
+        INSERT INTO orders SELECT g, g % 50 + 1, g * 1.25 FROM generate_series(1, 500) g;
+    """)
+    definition = (
+        "SELECT c.segment, count(*) AS orders, sum(o.amount) AS revenue, "
+        "min(o.amount) AS smallest FROM iceberg.shop_silver.orders o "
+        "JOIN iceberg.shop_silver.customers c ON o.customer = c.id GROUP BY c.segment")
+    server = Server(warehouse)
+    try:
+        cdc_job(server, source, "shop_mirror", "iceberg.shop_silver",
+                ", table.name = 'customers, orders', mode = 'upsert'")
+        wait_for(lambda: query(server, "SELECT count(*) FROM iceberg.shop_silver.orders")
+                 == [[500]], what="snapshot")
+        query(server, "CREATE SCHEMA iceberg.shop_gold")
+        query(server, f"CREATE MATERIALIZED VIEW iceberg.shop_gold.revenue AS {definition}")
+        query(server, "REFRESH MATERIALIZED VIEW iceberg.shop_gold.revenue")
+        refresh_kinds = []
+
+        def change_then_refresh(sql, orders):
+            as_owner(source, sql)
+            wait_for(lambda: query(server, "SELECT count(*) FROM iceberg.shop_silver.orders")
+                     == [[orders]], what="changes mirrored")
+            query(server, "REFRESH MATERIALIZED VIEW iceberg.shop_gold.revenue")
+            [[kind]] = query(server, "SELECT last_refresh_type FROM "
+                                     "system.metadata.materialized_views WHERE name = 'revenue'")
+            refresh_kinds.append(kind)
+
+        change_then_refresh(
+            "INSERT INTO orders SELECT g, g % 50 + 1, 2 FROM generate_series(501, 520) g", 520)
+        # Changes to the newer orders rewrite only the mirror's newer files.
+        change_then_refresh("UPDATE orders SET amount = amount + 1000 WHERE id IN (505, 510); "
+                            "DELETE FROM orders WHERE id = 515", 519)
+        assert refresh_kinds == ["INCREMENTAL", "INCREMENTAL"]
+        stored = query(server, "SELECT * FROM iceberg.shop_gold.revenue ORDER BY segment")
+        assert stored == query(server, definition + " ORDER BY segment")
+        # PostgreSQL's own answer.
+        expected = source.psql("shop", "SELECT c.segment, count(*), sum(o.amount), min(o.amount) "
+                                       "FROM orders o JOIN customers c ON o.customer = c.id "
+                                       "GROUP BY c.segment ORDER BY 1")
+        assert [[s, str(n), str(r), str(m)] for s, n, r, m in stored] == [
+            line.split("|") for line in expected.splitlines() if line]
+    finally:
+        server.stop()

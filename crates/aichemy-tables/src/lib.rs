@@ -398,6 +398,10 @@ pub struct TableChanges {
     pub before: Arc<dyn TableProvider>,
     /// Whether no file went: rows were only appended.
     pub appends_only: bool,
+    /// The bytes of the added and removed files together.
+    pub changed_bytes: u64,
+    /// The bytes of the newer version's files.
+    pub bytes: u64,
 }
 
 /// A commit of an ingestion job: it records `position` (text only the job reads: Kafka

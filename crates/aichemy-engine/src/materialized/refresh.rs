@@ -195,6 +195,16 @@ async fn incremental_sources(
             )));
         };
         let unchanged = rows.version() == Some(before);
+        // Copy-on-write rewrites whole files: once the added and removed files weigh as
+        // much as the table (half of it or more rewritten), reading the changes costs
+        // more than reading the table.
+        if !unchanged && changes.bytes > 0 && changes.changed_bytes >= changes.bytes {
+            return Ok(Err(format!(
+                "the files {text} rewrote since the last refresh hold as much as the table \
+                 ({} of {} bytes): reading the whole definition costs less",
+                changes.changed_bytes, changes.bytes
+            )));
+        }
         sources.push(Source {
             name: table.name.clone(),
             now: now.clone(),

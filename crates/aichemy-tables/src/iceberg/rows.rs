@@ -122,7 +122,7 @@ impl RowLevelTable for IcebergRows {
         let current = metadata.current_snapshot_id();
         let files_of = |snapshot: Option<i64>| async move {
             match snapshot {
-                None | Some(0) => Ok(Some(HashSet::new())),
+                None | Some(0) => Ok(Some(HashMap::new())),
                 Some(id) if metadata.snapshot_by_id(id).is_none() => Ok(None),
                 Some(id) => self.live_data_files(id).await,
             }
@@ -143,13 +143,24 @@ impl RowLevelTable for IcebergRows {
                 PathScan::with_columns(self.table.clone(), snapshot, Some(Arc::new(files)), false)?;
             Ok(Arc::new(scan))
         };
-        let added: HashSet<String> = after.difference(&before).cloned().collect();
-        let removed: HashSet<String> = before.difference(&after).cloned().collect();
+        let only_in = |these: &HashMap<String, u64>, those: &HashMap<String, u64>| {
+            these
+                .iter()
+                .filter(|(path, _)| !those.contains_key(*path))
+                .map(|(path, bytes)| (path.clone(), *bytes))
+                .collect::<HashMap<String, u64>>()
+        };
+        let added = only_in(&after, &before);
+        let removed = only_in(&before, &after);
+        let size = |files: &HashMap<String, u64>| files.values().sum::<u64>();
+        let paths = |files: HashMap<String, u64>| files.into_keys().collect::<HashSet<String>>();
         Ok(Some(TableChanges {
             appends_only: removed.is_empty(),
-            added: read(current, added)?,
-            removed: read(Some(version), removed)?,
-            before: read(Some(version), before)?,
+            changed_bytes: size(&added) + size(&removed),
+            bytes: size(&after),
+            added: read(current, paths(added))?,
+            removed: read(Some(version), paths(removed))?,
+            before: read(Some(version), paths(before))?,
         }))
     }
 
@@ -183,14 +194,15 @@ impl RowLevelTable for IcebergRows {
 }
 
 impl IcebergRows {
-    /// The data files live in `snapshot`; `None` when it has delete files.
-    async fn live_data_files(&self, snapshot: i64) -> Result<Option<HashSet<String>>> {
+    /// The data files live in `snapshot`, with their sizes; `None` when it has delete
+    /// files.
+    async fn live_data_files(&self, snapshot: i64) -> Result<Option<HashMap<String, u64>>> {
         let metadata = self.table.metadata();
         let Some(snapshot) = metadata.snapshot_by_id(snapshot) else {
-            return Ok(Some(HashSet::new()));
+            return Ok(Some(HashMap::new()));
         };
         let file_io = self.table.file_io();
-        let mut files = HashSet::new();
+        let mut files = HashMap::new();
         for manifest in manifest_list(file_io, metadata, snapshot).await?.entries() {
             if manifest.content != ManifestContentType::Data {
                 return Ok(None);
@@ -200,7 +212,8 @@ impl IcebergRows {
                 .await
                 .map_err(format_error)?;
             for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
-                files.insert(entry.file_path().to_string());
+                let bytes = entry.data_file().file_size_in_bytes();
+                files.insert(entry.file_path().to_string(), bytes);
             }
         }
         Ok(Some(files))
