@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use aichemy_metastore::MaterializedViewRecord;
 use datafusion::catalog::TableProvider;
-use datafusion::datasource::ViewTable;
 use datafusion::execution::context::SessionState;
 use serde::{Deserialize, Serialize};
 
@@ -212,25 +211,9 @@ pub(crate) async fn relation(
     } else {
         view.sql.clone()
     };
-    let plan = crate::planner::plan_query_text(
-        lakehouse,
-        &sql,
-        Some(&name.catalog),
-        Some(&name.schema),
-        state,
-        depth + 1,
-    )
-    .await
-    .map_err(|e| {
-        TrinoError::new(
-            ErrorCode::INVALID_VIEW,
-            format!(
-                "Failed analyzing stored materialized view '{name}': {}",
-                e.full_message()
-            ),
-        )
-    })?;
-    Ok(Arc::new(ViewTable::new(plan, Some(sql))))
+    lakehouse
+        .stored_query(name, "materialized view", sql, state, depth)
+        .await
 }
 
 /// Refuses a table statement (`DROP TABLE`, `INSERT`, …) on a materialized view or on its

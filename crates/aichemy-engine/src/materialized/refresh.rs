@@ -541,22 +541,26 @@ impl Refresh<'_> {
         // Each changed group beside its stored row (if any).
         let stored = self.storage_rows.scan(None).await?;
         pinned.push((self.helper("stored"), stored));
-        let on: Vec<String> = aggregate
-            .keys
-            .iter()
-            .enumerate()
-            .map(|(j, (_, output))| {
-                format!(
-                    "o.{} IS NOT DISTINCT FROM g.aichemy_k_{j}",
-                    ident(&visible[*output].name)
-                )
-            })
-            .collect();
-        let on = if on.is_empty() {
-            "TRUE".to_string()
-        } else {
-            on.join(" AND ")
+        // `<stored>.<key column> IS NOT DISTINCT FROM <changes>.aichemy_k_<j>`, every key.
+        let same_group = |stored: &str, changes: &str| -> String {
+            let on: Vec<String> = aggregate
+                .keys
+                .iter()
+                .enumerate()
+                .map(|(j, (_, output))| {
+                    format!(
+                        "{stored}.{} IS NOT DISTINCT FROM {changes}.aichemy_k_{j}",
+                        ident(&visible[*output].name)
+                    )
+                })
+                .collect();
+            if on.is_empty() {
+                "TRUE".to_string()
+            } else {
+                on.join(" AND ")
+            }
         };
+        let on = same_group("o", "g");
         let old: Vec<String> = storage_columns
             .iter()
             .enumerate()
@@ -691,17 +695,6 @@ impl Refresh<'_> {
             .scan(Some(Arc::new(files.iter().cloned().collect())))
             .await?;
         pinned.push((self.helper("touched"), touched));
-        let changed_on: Vec<String> = aggregate
-            .keys
-            .iter()
-            .enumerate()
-            .map(|(j, (_, output))| {
-                format!(
-                    "t.{} IS NOT DISTINCT FROM c.aichemy_k_{j}",
-                    ident(&visible[*output].name)
-                )
-            })
-            .collect();
         let changed_keys = if keys.is_empty() {
             "SELECT DISTINCT 1 AS aichemy_changed".to_string()
         } else {
@@ -713,7 +706,7 @@ impl Refresh<'_> {
             t_names.join(", "),
             relation_text(&self.helper("touched")),
             relation_text(&self.helper("joined")),
-            if changed_on.is_empty() { "TRUE".to_string() } else { changed_on.join(" AND ") }
+            same_group("t", "c")
         ));
         if recompute {
             // Groups that lost rows, their min/max computed again from the definition.
@@ -722,17 +715,6 @@ impl Refresh<'_> {
                 self.helper("definition"),
                 Arc::new(ViewTable::new(plan, None)),
             ));
-            let again_on: Vec<String> = aggregate
-                .keys
-                .iter()
-                .enumerate()
-                .map(|(j, (_, output))| {
-                    format!(
-                        "f.{} IS NOT DISTINCT FROM c.aichemy_k_{j}",
-                        ident(&visible[*output].name)
-                    )
-                })
-                .collect();
             let f_names: Vec<String> = names.iter().map(|n| format!("f.{n}")).collect();
             let lost_keys = if keys.is_empty() {
                 "SELECT DISTINCT 1 AS aichemy_one".to_string()
@@ -744,11 +726,7 @@ impl Refresh<'_> {
                 f_names.join(", "),
                 relation_text(&self.helper("definition")),
                 relation_text(&self.helper("joined")),
-                if again_on.is_empty() {
-                    "TRUE".to_string()
-                } else {
-                    again_on.join(" AND ")
-                }
+                same_group("f", "c")
             ));
         }
         self.commit_query(files, &parts.join(" UNION ALL "), &pinned, recorded)

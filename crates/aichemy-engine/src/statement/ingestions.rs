@@ -100,14 +100,7 @@ pub(crate) fn parse(sql: &str) -> Result<Option<IngestionStatement>> {
     } else {
         return Ok(None);
     };
-    while parser.consume_token(&Token::SemiColon) {}
-    if parser.peek_token().token != Token::EOF {
-        return Err(syntax_error(
-            parser
-                .expected::<()>("end of statement", parser.peek_token())
-                .unwrap_err(),
-        ));
-    }
+    crate::statement::expect_end(&mut parser)?;
     Ok(Some(statement))
 }
 

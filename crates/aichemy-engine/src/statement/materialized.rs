@@ -10,7 +10,6 @@ use aichemy_tables::{ColumnSpec, CreateTableRequest, PropertyValue};
 use datafusion::sql::sqlparser::ast::{Expr, ObjectName, SqlOption, Statement, Value};
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
-use datafusion::sql::sqlparser::tokenizer::Token;
 
 use crate::catalog::lakehouse::QualifiedName;
 use crate::catalog::metadata::batch_of;
@@ -182,14 +181,7 @@ pub(crate) fn parse(sql: &str) -> Result<Option<MaterializedStatement>> {
     } else {
         return Ok(None);
     };
-    while parser.consume_token(&Token::SemiColon) {}
-    if parser.peek_token().token != Token::EOF {
-        return Err(syntax_error(
-            parser
-                .expected::<()>("end of statement", parser.peek_token())
-                .unwrap_err(),
-        ));
-    }
+    crate::statement::expect_end(&mut parser)?;
     Ok(Some(statement))
 }
 

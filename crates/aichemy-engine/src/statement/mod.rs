@@ -99,6 +99,21 @@ pub(crate) fn parse_object_name(text: &str) -> crate::error::Result<ObjectName> 
     }
 }
 
+/// The end of a statement read with `parser`: trailing `;` and nothing else.
+pub(crate) fn expect_end(
+    parser: &mut datafusion::sql::sqlparser::parser::Parser,
+) -> crate::error::Result<()> {
+    while parser.consume_token(&Token::SemiColon) {}
+    if parser.peek_token().token != Token::EOF {
+        return Err(crate::dialect::syntax_error(
+            parser
+                .expected::<()>("end of statement", parser.peek_token())
+                .unwrap_err(),
+        ));
+    }
+    Ok(())
+}
+
 /// Whether `token` is the unquoted keyword `word` (any case).
 pub(crate) fn is_word(token: &Token, word: &str) -> bool {
     matches!(token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word))

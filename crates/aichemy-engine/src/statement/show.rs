@@ -520,24 +520,19 @@ async fn describe_columns(
             .map(|(c, trino_type)| (c.name.clone(), trino_type, c.comment.clone()))
             .collect());
     }
-    if let Some(view) = lakehouse
-        .metastore()
+    let metastore = lakehouse.metastore();
+    let view_columns = match metastore
         .get_view(&name.catalog, &name.schema, &name.name)
         .await?
     {
-        return Ok(view
-            .columns
-            .into_iter()
-            .map(|c| (c.name, c.trino_type, None))
-            .collect());
-    }
-    if let Some(view) = lakehouse
-        .metastore()
-        .get_materialized_view(&name.catalog, &name.schema, &name.name)
-        .await?
-    {
-        return Ok(view
-            .columns
+        Some(view) => Some(view.columns),
+        None => metastore
+            .get_materialized_view(&name.catalog, &name.schema, &name.name)
+            .await?
+            .map(|view| view.columns),
+    };
+    if let Some(columns) = view_columns {
+        return Ok(columns
             .into_iter()
             .map(|c| (c.name, c.trino_type, None))
             .collect());

@@ -240,6 +240,37 @@ impl Lakehouse {
         }
     }
 
+    /// The query text a view keeps (`what`: "view" or "materialized view"), planned in
+    /// its own schema one level deeper.
+    pub(crate) async fn stored_query(
+        self: &Arc<Self>,
+        name: &QualifiedName,
+        what: &str,
+        sql: String,
+        state: &SessionState,
+        depth: usize,
+    ) -> Result<Arc<dyn TableProvider>> {
+        let plan = crate::planner::plan_query_text(
+            self,
+            &sql,
+            Some(&name.catalog),
+            Some(&name.schema),
+            state,
+            depth + 1,
+        )
+        .await
+        .map_err(|e| {
+            TrinoError::new(
+                ErrorCode::INVALID_VIEW,
+                format!(
+                    "Failed analyzing stored {what} '{name}': {}",
+                    e.full_message()
+                ),
+            )
+        })?;
+        Ok(Arc::new(ViewTable::new(plan, Some(sql))))
+    }
+
     /// The provider for one relation: a metadata table, a table or a view.
     async fn relation(
         self: &Arc<Self>,
@@ -302,25 +333,9 @@ impl Lakehouse {
                     format!("View '{name}' is recursive or nested too deeply"),
                 ));
             }
-            let plan = crate::planner::plan_query_text(
-                self,
-                &view.sql,
-                Some(&name.catalog),
-                Some(&name.schema),
-                state,
-                depth + 1,
-            )
-            .await
-            .map_err(|e| {
-                TrinoError::new(
-                    ErrorCode::INVALID_VIEW,
-                    format!(
-                        "Failed analyzing stored view '{name}': {}",
-                        e.full_message()
-                    ),
-                )
-            })?;
-            return Ok(Arc::new(ViewTable::new(plan, Some(view.sql.clone()))));
+            return self
+                .stored_query(name, "view", view.sql, state, depth)
+                .await;
         }
         self.require_schema(&name.catalog, &name.schema).await?;
         Err(TrinoError::table_not_found(&name.to_string()))
