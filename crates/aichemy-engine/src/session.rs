@@ -189,7 +189,9 @@ impl Session {
     /// statement's GENERIC_INTERNAL_ERROR: the session, and the server or shell around
     /// it, go on.
     pub async fn execute(&mut self, sql: &str) -> Result<Output> {
-        match AssertUnwindSafe(self.execute_limited(sql))
+        // Boxed: a statement's future is large in debug builds, and whoever blocks on
+        // this one (a test's thread, a 2 MiB tokio worker) would carry it on its stack.
+        match AssertUnwindSafe(Box::pin(self.execute_limited(sql)))
             .catch_unwind()
             .await
         {
@@ -249,7 +251,10 @@ impl Session {
             },
             Family::Materialized => {
                 if let Some(statement) = crate::statement::materialized::parse(sql)? {
-                    return crate::statement::materialized::execute(self, statement).await;
+                    // Boxed: a refresh's future is large, and every statement's would
+                    // grow by it (on the stack of whoever blocks on it).
+                    return Box::pin(crate::statement::materialized::execute(self, statement))
+                        .await;
                 }
             }
             Family::SessionState => {

@@ -320,7 +320,11 @@ impl Lakehouse {
             .get_materialized_view(&name.catalog, &name.schema, &name.name)
             .await?
         {
-            return crate::materialized::relation(self, name, &view, state, depth).await;
+            // Boxed, as the view's planning below: every relation's future would grow by it.
+            return Box::pin(crate::materialized::relation(
+                self, name, &view, state, depth,
+            ))
+            .await;
         }
         if let Some(view) = self
             .metastore
@@ -333,9 +337,7 @@ impl Lakehouse {
                     format!("View '{name}' is recursive or nested too deeply"),
                 ));
             }
-            return self
-                .stored_query(name, "view", view.sql, state, depth)
-                .await;
+            return Box::pin(self.stored_query(name, "view", view.sql, state, depth)).await;
         }
         self.require_schema(&name.catalog, &name.schema).await?;
         Err(TrinoError::table_not_found(&name.to_string()))
