@@ -398,7 +398,10 @@ pub async fn create_table(session: &Session, create: CreateTable) -> Result<Outp
         .metastore()
         .get_view(&name.catalog, &name.schema, &name.name)
         .await?
-        .is_some();
+        .is_some()
+        || crate::materialized::record(lakehouse, &name)
+            .await?
+            .is_some();
     // CREATE OR REPLACE of an existing table replaces it in one commit, keeping its history.
     let replace = table_exists && create.or_replace;
     if view_exists || (table_exists && !replace) {
@@ -512,7 +515,11 @@ pub async fn create_view(session: &Session, create: CreateView) -> Result<Output
     lakehouse
         .require_schema(&name.catalog, &name.schema)
         .await?;
-    if format.load_table(&name.schema, &name.name).await?.is_some() {
+    if format.load_table(&name.schema, &name.name).await?.is_some()
+        || crate::materialized::record(lakehouse, &name)
+            .await?
+            .is_some()
+    {
         return Err(TrinoError::new(
             ErrorCode::TABLE_ALREADY_EXISTS,
             format!("Table '{name}' already exists"),
