@@ -103,13 +103,13 @@ pub(crate) fn rewrite(plan: LogicalPlan) -> Result<LogicalPlan> {
 fn copies_join(join: Join) -> datafusion::error::Result<LogicalPlan> {
     let numbered =
         |plan: Arc<LogicalPlan>, alias: &str| -> datafusion::error::Result<LogicalPlan> {
-            let columns: Vec<_> = plan.schema().columns().into_iter().map(col_of).collect();
+            let columns: Vec<_> = plan.schema().columns().into_iter().map(col).collect();
             let copy = row_number().partition_by(columns).build()?;
             let name = copy.schema_name().to_string();
             let windowed = LogicalPlanBuilder::from(plan.as_ref().clone())
                 .window(vec![copy])?
                 .build()?;
-            let mut keep: Vec<_> = plan.schema().columns().into_iter().map(col_of).collect();
+            let mut keep: Vec<_> = plan.schema().columns().into_iter().map(col).collect();
             keep.push(col(Column::from_name(name)).alias("$copy"));
             LogicalPlanBuilder::from(windowed)
                 .project(keep)?
@@ -151,8 +151,4 @@ fn copies_join(join: Join) -> datafusion::error::Result<LogicalPlan> {
         })
         .collect();
     LogicalPlanBuilder::from(joined).project(back)?.build()
-}
-
-fn col_of(column: Column) -> datafusion::logical_expr::Expr {
-    col(column)
 }

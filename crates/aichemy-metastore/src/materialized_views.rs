@@ -32,6 +32,13 @@ pub struct MaterializedViewRecord {
     pub storage_table: String,
 }
 
+impl MaterializedViewRecord {
+    /// Whether the view's rows live in table `schema.table` of its catalog.
+    pub fn stores_in(&self, schema: &str, table: &str) -> bool {
+        self.storage_schema == schema && self.storage_table == table
+    }
+}
+
 const COLUMNS: &str = "catalog_name, schema_name, view_name, view_sql, columns_json, comment, \
      owner, grace_period_ms, when_stale, properties_json, storage_schema, storage_table";
 
@@ -97,6 +104,29 @@ impl Metastore {
              WHERE catalog_name = $1 AND schema_name = $2 AND view_name = $3"
         ))
         .bind(catalog)
+        .bind(schema)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(materialized_view_from_row).transpose()
+    }
+
+    /// The materialized view named `schema.name` in `catalog`, or the one whose rows live
+    /// in the table of that name.
+    pub async fn materialized_view_named_or_stored_in(
+        &self,
+        catalog: &str,
+        schema: &str,
+        name: &str,
+    ) -> Result<Option<MaterializedViewRecord>, MetastoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM aichemy_materialized_views WHERE catalog_name = $1
+             AND ((schema_name = $2 AND view_name = $3)
+                  OR (storage_schema = $4 AND storage_table = $5))"
+        ))
+        .bind(catalog)
+        .bind(schema)
+        .bind(name)
         .bind(schema)
         .bind(name)
         .fetch_optional(&self.pool)

@@ -266,11 +266,7 @@ async fn relations(
         .list_materialized_views(Some(catalog), None)
         .await?;
     // Storage tables are the views' own; the views are listed as tables.
-    out.retain(|r| {
-        !materialized
-            .iter()
-            .any(|v| v.storage_schema == r.schema && v.storage_table == r.name)
-    });
+    out.retain(|r| !materialized.iter().any(|v| v.stores_in(&r.schema, &r.name)));
     for view in materialized {
         out.push(Relation {
             schema: view.schema,

@@ -137,7 +137,13 @@ pub(crate) async fn recorded_state(
     Ok(rows
         .recorded_position(RECORDING_JOB)
         .await?
-        .and_then(|text| serde_json::from_str(&text).ok()))
+        .as_deref()
+        .and_then(parse_state))
+}
+
+/// A refresh record as [`RECORDING_JOB`]'s position holds it; `None` if unreadable.
+pub(crate) fn parse_state(text: &str) -> Option<RefreshState> {
+    serde_json::from_str(text).ok()
 }
 
 /// `catalog.schema.name` as a refresh records it (the parts hold no dots: they are
@@ -223,24 +229,15 @@ pub(crate) async fn refuse_table_statement(
     name: &QualifiedName,
     statement: &str,
 ) -> Result<()> {
-    if record(lakehouse, name).await?.is_some() {
-        let hint = if statement == "DROP TABLE" {
-            ": use DROP MATERIALIZED VIEW"
-        } else {
-            ""
-        };
-        return Err(TrinoError::new(
-            ErrorCode::NOT_SUPPORTED,
-            format!("{statement} is not supported on materialized view '{name}'{hint}"),
-        ));
-    }
-    let owner = lakehouse
+    lakehouse.catalog(&name.catalog)?;
+    let Some(view) = lakehouse
         .metastore()
-        .list_materialized_views(Some(&name.catalog), None)
+        .materialized_view_named_or_stored_in(&name.catalog, &name.schema, &name.name)
         .await?
-        .into_iter()
-        .find(|v| v.storage_schema == name.schema && v.storage_table == name.name);
-    if let Some(view) = owner {
+    else {
+        return Ok(());
+    };
+    if view.stores_in(&name.schema, &name.name) {
         return Err(TrinoError::new(
             ErrorCode::NOT_SUPPORTED,
             format!(
@@ -249,5 +246,13 @@ pub(crate) async fn refuse_table_statement(
             ),
         ));
     }
-    Ok(())
+    let hint = if statement == "DROP TABLE" {
+        ": use DROP MATERIALIZED VIEW"
+    } else {
+        ""
+    };
+    Err(TrinoError::new(
+        ErrorCode::NOT_SUPPORTED,
+        format!("{statement} is not supported on materialized view '{name}'{hint}"),
+    ))
 }

@@ -26,7 +26,7 @@ use datafusion::sql::sqlparser::ast::{Query, Statement};
 
 use super::shape::{count_column, sum_column, Aggregate, Function, Output, ROWS_COLUMN};
 use super::{
-    ident, not_found, now_ms, record, recorded_state, relation_text, storage_name, RefreshState,
+    ident, not_found, now_ms, parse_state, record, relation_text, storage_name, RefreshState,
     Shape, SourceVersion, RECORDING_JOB,
 };
 use crate::catalog::lakehouse::{QualifiedName, ReadTable, ReadTables};
@@ -73,7 +73,7 @@ pub(crate) async fn refresh(session: &Session, name: &QualifiedName) -> Result<R
         TrinoError::internal(format!("storage table {storage_name} cannot change rows"))
     })?;
     let previous_text = storage_rows.recorded_position(RECORDING_JOB).await?;
-    let previous = recorded_state(&storage).await?;
+    let previous = previous_text.as_deref().and_then(parse_state);
 
     let mut statements = crate::dialect::parse_statements(&view.sql)?;
     let Some(Statement::Query(definition)) = statements.pop() else {
@@ -90,20 +90,16 @@ pub(crate) async fn refresh(session: &Session, name: &QualifiedName) -> Result<R
         reads: Some(&reads),
         ..session.scope()
     };
-    let (plain, _) = plan_statement(
-        lakehouse,
-        Statement::Query(definition.clone()),
-        Scope {
-            reads: None,
-            ..scope
-        },
-        0,
-    )
-    .await?;
-    let shape = Shape::of(&definition, &plain);
-    let augmented = shape.augmented(&definition);
-    let (plan, state) =
-        plan_statement(lakehouse, Statement::Query(Box::new(augmented)), scope, 0).await?;
+    let (mut plan, mut state) =
+        plan_statement(lakehouse, Statement::Query(definition.clone()), scope, 0).await?;
+    let shape = Shape::of(&definition, &plan);
+    // A grouped view's rows carry their state columns: that query is the one run and
+    // recorded.
+    if let Shape::Aggregate(_) = shape {
+        reads.take();
+        let augmented = Statement::Query(Box::new(shape.augmented(&definition)));
+        (plan, state) = plan_statement(lakehouse, augmented, scope, 0).await?;
+    }
     let read = reads.take();
     let versions: Vec<SourceVersion> = read
         .iter()

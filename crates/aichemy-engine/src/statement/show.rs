@@ -490,11 +490,7 @@ async fn table_names(session: &Session, catalog: &str, schema: &str) -> Result<V
         .metastore()
         .list_materialized_views(Some(catalog), None)
         .await?;
-    names.retain(|name| {
-        !materialized
-            .iter()
-            .any(|v| v.storage_schema == schema && v.storage_table == *name)
-    });
+    names.retain(|name| !materialized.iter().any(|v| v.stores_in(schema, name)));
     names.extend(
         materialized
             .into_iter()
