@@ -42,8 +42,20 @@ pub(crate) struct RefreshState {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct SourceVersion {
+    pub catalog: String,
+    pub schema: String,
     pub table: String,
     pub version: Option<i64>,
+}
+
+impl SourceVersion {
+    pub(crate) fn name(&self) -> QualifiedName {
+        QualifiedName {
+            catalog: self.catalog.clone(),
+            schema: self.schema.clone(),
+            name: self.table.clone(),
+        }
+    }
 }
 
 /// Whether the stored rows answer for the sources as they are now.
@@ -111,15 +123,11 @@ pub(crate) async fn freshness(
             freshness = Freshness::Unknown;
             continue;
         };
-        let name = parse_name(&source.table);
-        let now = match name {
-            Some(name) => lakehouse
-                .load_table(&name)
-                .await?
-                .and_then(|t| t.rows)
-                .and_then(|rows| rows.version()),
-            None => None,
-        };
+        let now = lakehouse
+            .load_table(&source.name())
+            .await?
+            .and_then(|t| t.rows)
+            .and_then(|rows| rows.version());
         if now != Some(version) {
             return Ok((Some(state), Freshness::Stale));
         }
@@ -144,17 +152,6 @@ pub(crate) async fn recorded_state(
 /// A refresh record as [`RECORDING_JOB`]'s position holds it; `None` if unreadable.
 pub(crate) fn parse_state(text: &str) -> Option<RefreshState> {
     serde_json::from_str(text).ok()
-}
-
-/// `catalog.schema.name` as a refresh records it (the parts hold no dots: they are
-/// resolved names written back with `Display`).
-fn parse_name(text: &str) -> Option<QualifiedName> {
-    let mut parts = text.splitn(3, '.');
-    Some(QualifiedName {
-        catalog: parts.next()?.to_string(),
-        schema: parts.next()?.to_string(),
-        name: parts.next()?.to_string(),
-    })
 }
 
 pub(crate) fn now_ms() -> i64 {

@@ -104,7 +104,9 @@ pub(crate) async fn refresh(session: &Session, name: &QualifiedName) -> Result<R
     let versions: Vec<SourceVersion> = read
         .iter()
         .map(|r| SourceVersion {
-            table: r.name.to_string(),
+            catalog: r.name.catalog.clone(),
+            schema: r.name.schema.clone(),
+            table: r.name.name.clone(),
             version: r.rows.as_ref().and_then(|rows| rows.version()),
         })
         .collect();
@@ -180,7 +182,7 @@ async fn incremental_sources(
         let Some(Some(before)) = previous
             .sources
             .iter()
-            .find(|s| s.table == text)
+            .find(|s| s.name() == table.name)
             .map(|s| s.version)
         else {
             return Ok(Err(format!("the last refresh did not read {text}")));
