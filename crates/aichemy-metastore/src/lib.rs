@@ -15,6 +15,7 @@ mod iceberg;
 mod ingestions;
 mod locations;
 mod materialized_views;
+mod pipelines;
 mod tables;
 mod transfer;
 mod users;
@@ -34,6 +35,7 @@ pub use iceberg::PointerSwap;
 pub use ingestions::IngestionRecord;
 pub use locations::RecordedLocation;
 pub use materialized_views::MaterializedViewRecord;
+pub use pipelines::{PipelineRecord, PipelineRunRecord, PipelineStepRecord};
 pub use tables::{SchemaRecord, TableRecord};
 pub use transfer::{Export, ImportSummary};
 pub use views::{ViewColumn, ViewRecord};
@@ -79,6 +81,8 @@ pub enum MetastoreError {
     },
     #[error("ingestion '{name}' already exists")]
     IngestionAlreadyExists { name: String },
+    #[error("pipeline '{name}' already exists")]
+    PipelineAlreadyExists { name: String },
     #[error("user '{user}' already exists")]
     UserAlreadyExists { user: String },
     #[error("cannot import: {message}")]
@@ -465,8 +469,8 @@ mod tests {
         let store = Metastore::connect(&url).await.unwrap();
         assert_eq!(store.schema_version().await.unwrap(), 0);
         let report = store.migrate().await.unwrap();
-        assert_eq!(report.applied, vec![1, 2, 3, 4, 5, 6, 7]);
-        assert_eq!(report.version, 7);
+        assert_eq!(report.applied, vec![1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(report.version, 8);
         let again = store.migrate().await.unwrap();
         assert!(again.applied.is_empty());
     }

@@ -144,6 +144,18 @@ const TABLES: &[Table] = &[
             ("created_at", Text),
         ],
     },
+    // Likewise a pipeline's lease; its schedule starts again from the import, and the
+    // history of its runs stays behind.
+    Table {
+        name: "aichemy_pipelines",
+        key: 1,
+        columns: &[
+            ("pipeline_name", Text),
+            ("definition_json", Text),
+            ("desired_state", Text),
+            ("created_at", Text),
+        ],
+    },
 ];
 
 /// One row: column name to text value.
