@@ -188,16 +188,23 @@ impl Session {
     /// included. A panic anywhere in the statement, planning or reading its rows, is this
     /// statement's GENERIC_INTERNAL_ERROR: the session, and the server or shell around
     /// it, go on.
-    pub async fn execute(&mut self, sql: &str) -> Result<Output> {
+    pub fn execute<'a>(
+        &'a mut self,
+        sql: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Output>> + Send + 'a>> {
         // Boxed: a statement's future is large in debug builds, and whoever blocks on
         // this one (a test's thread, a 2 MiB tokio worker) would carry it on its stack.
-        match AssertUnwindSafe(Box::pin(self.execute_limited(sql)))
-            .catch_unwind()
-            .await
-        {
-            Ok(output) => output.map(Output::contain_panics),
-            Err(panic) => Err(TrinoError::panicked(panic.as_ref())),
-        }
+        // Its type erased: a pipeline step runs a statement inside a statement (RUN
+        // PIPELINE), a future that would otherwise contain itself.
+        Box::pin(async move {
+            match AssertUnwindSafe(self.execute_limited(sql))
+                .catch_unwind()
+                .await
+            {
+                Ok(output) => output.map(Output::contain_panics),
+                Err(panic) => Err(TrinoError::panicked(panic.as_ref())),
+            }
+        })
     }
 
     async fn execute_limited(&mut self, sql: &str) -> Result<Output> {
@@ -249,6 +256,11 @@ impl Session {
                 Some(statement) => return ingestions::execute(self, statement).await,
                 None => {}
             },
+            Family::Pipeline => {
+                if let Some(statement) = crate::statement::pipelines::parse(sql)? {
+                    return Box::pin(crate::statement::pipelines::execute(self, statement)).await;
+                }
+            }
             Family::Materialized => {
                 if let Some(statement) = crate::statement::materialized::parse(sql)? {
                     // Boxed: a refresh's future is large, and every statement's would

@@ -4,6 +4,7 @@
 
 mod metastore;
 mod output;
+mod pipeline;
 mod serve;
 mod shell;
 mod user;
@@ -44,6 +45,8 @@ enum Command {
     Migrate,
     /// The whole metastore as one JSON document: export, import (SQLite <-> PostgreSQL, backups).
     Metastore(metastore::MetastoreArgs),
+    /// Pipelines of SQL steps: list, run, backfill, history, deploy (a folder of .sql files).
+    Pipeline(pipeline::PipelineArgs),
 }
 
 fn main() -> ExitCode {
@@ -137,6 +140,11 @@ fn main() -> ExitCode {
             http.shutdown_background();
             code
         }
+        Command::Pipeline(args) => runtime.block_on(async {
+            aichemy_task::spawn("pipeline command", pipeline::run(config, args))
+                .await
+                .unwrap_or(ExitCode::FAILURE)
+        }),
         Command::Migrate => runtime.block_on(metastore::migrate(config)),
         Command::Metastore(args) => runtime.block_on(metastore::run(config, args)),
         Command::User(args) => user::run(&config, args, &runtime),

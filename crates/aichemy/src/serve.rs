@@ -119,6 +119,19 @@ pub async fn run(
             let _ = until_stopped.wait_for(|stop| *stop).await;
         }),
     );
+    // So do the pipelines' runs.
+    let pipelines = aichemy_engine::pipeline::runner::PipelineRunner::new(
+        lakehouse.clone(),
+        node_name(config.server.http_port),
+    );
+    let mut until_stopped = stopped.clone();
+    let pipelines = aichemy_task::spawn_on(
+        &options.query_runtime,
+        "pipeline-runner",
+        pipelines.run(async move {
+            let _ = until_stopped.wait_for(|stop| *stop).await;
+        }),
+    );
     let shutdown = async move {
         shutdown_signal(grace).await;
         let _ = stopping.send(true);
@@ -127,6 +140,7 @@ pub async fn run(
     drop(stopped);
     // The jobs give their leases up so that another node takes over at once.
     let _ = tokio::time::timeout(Duration::from_secs(5), runner).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), pipelines).await;
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -136,7 +150,7 @@ pub async fn run(
     }
 }
 
-/// This server's name in ingestion leases: host and HTTP port, which one process at a
+/// This server's name in ingestion and pipeline leases: host and HTTP port, which one process at a
 /// time can listen on; a server started again there takes its jobs back at once.
 fn node_name(port: u16) -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")

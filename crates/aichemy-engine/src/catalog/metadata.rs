@@ -109,13 +109,55 @@ const INGESTIONS: Columns = &[
     ("owner", false),
     ("properties", false),
 ];
-const SYSTEM_TABLES: [(&str, &str, Columns); 6] = [
+const PIPELINES: Columns = &[
+    ("pipeline_name", false),
+    ("state", false),
+    ("schedule", false),
+    ("steps", true),
+    ("node", false),
+    ("next_run", false),
+    ("last_run_id", false),
+    ("last_run_state", false),
+    ("last_run_end", false),
+    ("owner", false),
+    ("comment", false),
+];
+const PIPELINE_RUNS: Columns = &[
+    ("pipeline_name", false),
+    ("run_id", false),
+    ("trigger", false),
+    ("logical_date", false),
+    ("state", false),
+    ("node", false),
+    ("queued", false),
+    ("started", false),
+    ("ended", false),
+    ("elapsed_ms", true),
+    ("error", false),
+];
+const PIPELINE_STEPS: Columns = &[
+    ("pipeline_name", false),
+    ("run_id", false),
+    ("step_name", false),
+    ("state", false),
+    ("attempt", true),
+    ("started", false),
+    ("ended", false),
+    ("elapsed_ms", true),
+    ("rows_written", true),
+    ("query_id", false),
+    ("error", false),
+];
+const SYSTEM_TABLES: [(&str, &str, Columns); 9] = [
     ("jdbc", "catalogs", JDBC_CATALOGS),
     ("metadata", "catalogs", CATALOGS),
     ("metadata", "materialized_views", MATERIALIZED_VIEWS),
     ("metadata", "table_comments", TABLE_COMMENTS),
     ("runtime", "queries", QUERIES),
     ("runtime", "ingestions", INGESTIONS),
+    ("runtime", "pipelines", PIPELINES),
+    ("runtime", "pipeline_runs", PIPELINE_RUNS),
+    ("runtime", "pipeline_steps", PIPELINE_STEPS),
 ];
 
 /// One cell of a metadata row.
@@ -442,6 +484,13 @@ pub async fn system_table(
                 .collect(),
         ),
         ("runtime", "ingestions") => mem_table(INGESTIONS, ingestion_rows(lakehouse).await?),
+        ("runtime", "pipelines") => mem_table(PIPELINES, pipeline_rows(lakehouse).await?),
+        ("runtime", "pipeline_runs") => {
+            mem_table(PIPELINE_RUNS, pipeline_run_rows(lakehouse).await?)
+        }
+        ("runtime", "pipeline_steps") => {
+            mem_table(PIPELINE_STEPS, pipeline_step_rows(lakehouse).await?)
+        }
         (schema, _) if !SYSTEM_SCHEMAS.contains(&schema) => {
             Err(TrinoError::schema_not_found(schema))
         }
@@ -497,6 +546,115 @@ async fn ingestion_rows(lakehouse: &Lakehouse) -> Result<Vec<Vec<Cell>>> {
         ]);
     }
     Ok(rows)
+}
+
+/// A time in ms since the epoch as the system tables show times.
+fn time_text(ms: Option<i64>) -> Cell {
+    Cell::Text(ms.and_then(|ms| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string())
+    }))
+}
+
+fn elapsed(started: Option<i64>, ended: Option<i64>) -> Cell {
+    let now = chrono::Utc::now().timestamp_millis();
+    Cell::Number(started.map_or(0, |s| ended.unwrap_or(now) - s))
+}
+
+/// The rows of `system.runtime.pipelines`: each pipeline with the node that holds it (a
+/// lease past its deadline shows none), its next scheduled time and its newest run.
+async fn pipeline_rows(lakehouse: &Lakehouse) -> Result<Vec<Vec<Cell>>> {
+    use crate::pipeline::PipelineDefinition;
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let metastore = lakehouse.metastore();
+    let runs = metastore.list_pipeline_runs(None, i64::MAX).await?;
+    let mut rows = Vec::new();
+    for record in metastore.list_pipelines().await? {
+        let Ok(definition) = serde_json::from_str::<PipelineDefinition>(&record.definition_json)
+        else {
+            continue;
+        };
+        let held = record.lease_until.is_some_and(|until| until >= now_ms);
+        let next = match (&definition.schedule, record.desired_state.as_str()) {
+            (Some(schedule), "active") => schedule.next_after(match record.scheduled_until {
+                0 => now_ms,
+                until => until,
+            }),
+            _ => None,
+        };
+        let last = runs.iter().find(|r| r.pipeline == record.name);
+        rows.push(vec![
+            record.name.clone().into(),
+            record.desired_state.clone().into(),
+            Cell::Text(definition.schedule.as_ref().map(|s| s.text())),
+            Cell::Number(definition.steps.len() as i64),
+            Cell::Text(record.lease_node.filter(|_| held)),
+            time_text(next),
+            Cell::Text(last.map(|r| r.run_id.clone())),
+            Cell::Text(last.map(|r| r.state.clone())),
+            time_text(last.and_then(|r| r.ended_ms)),
+            definition.owner.clone().into(),
+            Cell::Text(definition.comment.clone()),
+        ]);
+    }
+    Ok(rows)
+}
+
+/// The rows of `system.runtime.pipeline_runs`, newest first.
+async fn pipeline_run_rows(lakehouse: &Lakehouse) -> Result<Vec<Vec<Cell>>> {
+    Ok(lakehouse
+        .metastore()
+        .list_pipeline_runs(None, i64::MAX)
+        .await?
+        .into_iter()
+        .map(|run| {
+            vec![
+                run.pipeline.into(),
+                run.run_id.into(),
+                run.trigger.into(),
+                run.logical_date.into(),
+                run.state.into(),
+                Cell::Text(run.node),
+                time_text(Some(run.queued_ms)),
+                time_text(run.started_ms),
+                time_text(run.ended_ms),
+                elapsed(run.started_ms, run.ended_ms),
+                Cell::Text(run.error),
+            ]
+        })
+        .collect())
+}
+
+/// The rows of `system.runtime.pipeline_steps`: the latest attempt of each step of the
+/// runs the metastore keeps.
+async fn pipeline_step_rows(lakehouse: &Lakehouse) -> Result<Vec<Vec<Cell>>> {
+    let metastore = lakehouse.metastore();
+    let pipelines: std::collections::BTreeMap<String, String> = metastore
+        .list_pipeline_runs(None, i64::MAX)
+        .await?
+        .into_iter()
+        .map(|r| (r.run_id, r.pipeline))
+        .collect();
+    Ok(metastore
+        .list_pipeline_steps(None, i64::MAX)
+        .await?
+        .into_iter()
+        .map(|step| {
+            vec![
+                Cell::Text(pipelines.get(&step.run_id).cloned()),
+                step.run_id.into(),
+                step.step.into(),
+                step.state.into(),
+                Cell::Number(step.attempt),
+                time_text(step.started_ms),
+                time_text(step.ended_ms),
+                elapsed(step.started_ms, step.ended_ms),
+                Cell::Number(step.rows_written.unwrap_or(0)),
+                Cell::Text(step.query_id),
+                Cell::Text(step.error),
+            ]
+        })
+        .collect())
 }
 
 /// A row of `system.metadata.materialized_views` per materialized view of every catalog.

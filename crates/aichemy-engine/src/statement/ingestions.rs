@@ -67,7 +67,7 @@ pub(crate) fn parse(sql: &str) -> Result<Option<IngestionStatement>> {
         parser.expect_keyword(Keyword::INTO).map_err(syntax_error)?;
         let target = parser.parse_object_name(false).map_err(syntax_error)?;
         parser.expect_keyword(Keyword::WITH).map_err(syntax_error)?;
-        let properties = parse_properties(&mut parser)?;
+        let properties = parse_properties(&mut parser, "Ingestion")?;
         IngestionStatement::Create {
             name: job,
             target,
@@ -105,8 +105,12 @@ pub(crate) fn parse(sql: &str) -> Result<Option<IngestionStatement>> {
 }
 
 /// `( key = 'value', … )`: keys dotted words or quoted, values strings, numbers or
-/// booleans, kept as text.
-fn parse_properties(parser: &mut Parser) -> Result<BTreeMap<String, String>> {
+/// booleans, kept as text. `kind` names what they are properties of in errors
+/// (`Ingestion`, `Pipeline`).
+pub(crate) fn parse_properties(
+    parser: &mut Parser,
+    kind: &str,
+) -> Result<BTreeMap<String, String>> {
     parser.expect_token(&Token::LParen).map_err(syntax_error)?;
     let mut properties = BTreeMap::new();
     loop {
@@ -141,14 +145,14 @@ fn parse_properties(parser: &mut Parser) -> Result<BTreeMap<String, String>> {
             _ => {
                 return Err(TrinoError::new(
                     ErrorCode::INVALID_ARGUMENTS,
-                    format!("Ingestion property '{key}' must be a string literal"),
+                    format!("{kind} property '{key}' must be a string literal"),
                 ))
             }
         };
         if properties.insert(key.clone(), value).is_some() {
             return Err(TrinoError::new(
                 ErrorCode::INVALID_ARGUMENTS,
-                format!("Duplicate ingestion property '{key}'"),
+                format!("Duplicate {} property '{key}'", kind.to_lowercase()),
             ));
         }
         if !parser.consume_token(&Token::Comma) {

@@ -89,7 +89,7 @@ pub(crate) fn parse(sql: &str) -> Result<Option<MaterializedStatement>> {
                 ));
             }
             let interval = parser.parse_expr().map_err(syntax_error)?;
-            grace_period_ms = Some(interval_millis(&interval)?);
+            grace_period_ms = Some(interval_millis(&interval, "GRACE PERIOD")?);
         }
         let mut when_stale = "INLINE".to_string();
         if word(&mut parser, "WHEN") {
@@ -186,14 +186,12 @@ pub(crate) fn parse(sql: &str) -> Result<Option<MaterializedStatement>> {
 }
 
 /// An `INTERVAL 'n' unit` (SECOND to DAY, as Trino's day-to-second intervals) in
-/// milliseconds.
-fn interval_millis(interval: &Expr) -> Result<i64> {
+/// milliseconds; `clause` names where it was written, for the error.
+pub(crate) fn interval_millis(interval: &Expr, clause: &str) -> Result<i64> {
     let invalid = || {
         TrinoError::new(
             ErrorCode::INVALID_LITERAL,
-            format!(
-                "Invalid GRACE PERIOD: {interval}; expected INTERVAL 'n' SECOND|MINUTE|HOUR|DAY"
-            ),
+            format!("Invalid {clause}: {interval}; expected INTERVAL 'n' SECOND|MINUTE|HOUR|DAY"),
         )
     };
     let Expr::Interval(interval) = interval else {
@@ -322,7 +320,7 @@ fn show_create_text(name: &QualifiedName, view: &MaterializedViewRecord) -> Stri
 
 /// A grace period as Trino prints it: `INTERVAL '1' HOUR`, else in the largest whole
 /// unit.
-fn interval_text(ms: i64) -> String {
+pub(crate) fn interval_text(ms: i64) -> String {
     if ms == 0 {
         return "INTERVAL '0' SECOND".into();
     }

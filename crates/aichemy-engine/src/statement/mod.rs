@@ -9,6 +9,7 @@ pub(crate) mod ingestions;
 pub(crate) mod materialized;
 pub(crate) mod merge;
 pub(crate) mod partitions;
+pub(crate) mod pipelines;
 pub(crate) mod procedures;
 pub(crate) mod query;
 pub mod session_state;
@@ -25,6 +26,9 @@ pub(crate) enum Family {
     Catalog,
     /// `CREATE|ALTER|DROP INGESTION`, `SHOW INGESTIONS`: [`ingestions`].
     Ingestion,
+    /// `CREATE|ALTER|DROP|RUN|BACKFILL PIPELINE`, `SHOW PIPELINES`, `SHOW CREATE
+    /// PIPELINE`: [`pipelines`].
+    Pipeline,
     /// `CREATE [OR REPLACE]|DROP|REFRESH MATERIALIZED VIEW`, `SHOW MATERIALIZED VIEWS`,
     /// `SHOW CREATE MATERIALIZED VIEW`: [`materialized`].
     Materialized,
@@ -61,6 +65,11 @@ pub(crate) fn family(sql: &str) -> Family {
         ("SHOW", "CREATE") if materialized(2) => Family::Materialized,
         ("CREATE" | "DROP", "CATALOG") => Family::Catalog,
         ("CREATE" | "ALTER" | "DROP", "INGESTION") | ("SHOW", "INGESTIONS") => Family::Ingestion,
+        ("CREATE" | "ALTER" | "DROP" | "RUN" | "BACKFILL", "PIPELINE") | ("SHOW", "PIPELINES") => {
+            Family::Pipeline
+        }
+        ("CREATE", "OR") if words[2] == "REPLACE" && words[3] == "PIPELINE" => Family::Pipeline,
+        ("SHOW", "CREATE") if words[2] == "PIPELINE" => Family::Pipeline,
         ("PREPARE", _)
         | ("DEALLOCATE", "PREPARE")
         | ("DESCRIBE" | "DESC", "INPUT" | "OUTPUT")
@@ -164,6 +173,10 @@ mod tests {
             ("SHOW CREATE VIEW v", Family::Show),
             ("CREATE OR REPLACE VIEW v AS SELECT 1", Family::Sql),
             ("ALTER INGESTION j PAUSE", Family::Ingestion),
+            ("create or replace pipeline p", Family::Pipeline),
+            ("RUN PIPELINE p", Family::Pipeline),
+            ("SHOW CREATE PIPELINE p", Family::Pipeline),
+            ("SHOW PIPELINES", Family::Pipeline),
             ("CREATE TABLE catalog (x int)", Family::Sql),
             ("CREATE \"CATALOG\" x", Family::Sql),
             ("EXECUTE q USING 1", Family::Sql),
