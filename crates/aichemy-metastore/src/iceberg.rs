@@ -46,8 +46,18 @@ impl Metastore {
         catalog: &str,
         swaps: &[PointerSwap],
     ) -> Result<bool, MetastoreError> {
+        let swaps: Vec<(&str, &PointerSwap)> = swaps.iter().map(|s| (catalog, s)).collect();
+        self.swap_iceberg_pointers_across(&swaps).await
+    }
+
+    /// [`Self::swap_iceberg_pointers`] for tables of several catalogs, still in one
+    /// transaction: each swap with the name of its catalog.
+    pub async fn swap_iceberg_pointers_across(
+        &self,
+        swaps: &[(&str, &PointerSwap)],
+    ) -> Result<bool, MetastoreError> {
         let mut tx = self.pool.begin().await?;
-        for swap in swaps {
+        for (catalog, swap) in swaps {
             let done = match &swap.expected {
                 Some(expected) => {
                     sqlx::query(
@@ -58,7 +68,7 @@ impl Metastore {
                     )
                     .bind(&swap.new)
                     .bind(expected)
-                    .bind(catalog)
+                    .bind(*catalog)
                     .bind(&swap.namespace)
                     .bind(&swap.name)
                     .bind(expected)
@@ -71,7 +81,7 @@ impl Metastore {
                              metadata_location, iceberg_type)
                          VALUES ($1, $2, $3, $4, 'TABLE')",
                     )
-                    .bind(catalog)
+                    .bind(*catalog)
                     .bind(&swap.namespace)
                     .bind(&swap.name)
                     .bind(&swap.new)

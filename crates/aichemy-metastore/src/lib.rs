@@ -35,7 +35,7 @@ pub use iceberg::PointerSwap;
 pub use ingestions::IngestionRecord;
 pub use locations::RecordedLocation;
 pub use materialized_views::MaterializedViewRecord;
-pub use pipelines::{PipelineRecord, PipelineRunRecord, PipelineStepRecord};
+pub use pipelines::{PipelineCheckRecord, PipelineRecord, PipelineRunRecord, PipelineStepRecord};
 pub use tables::{SchemaRecord, TableRecord};
 pub use transfer::{Export, ImportSummary};
 pub use views::{ViewColumn, ViewRecord};
@@ -469,8 +469,8 @@ mod tests {
         let store = Metastore::connect(&url).await.unwrap();
         assert_eq!(store.schema_version().await.unwrap(), 0);
         let report = store.migrate().await.unwrap();
-        assert_eq!(report.applied, vec![1, 2, 3, 4, 5, 6, 7, 8]);
-        assert_eq!(report.version, 8);
+        assert_eq!(report.applied, vec![1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(report.version, 9);
         let again = store.migrate().await.unwrap();
         assert!(again.applied.is_empty());
     }

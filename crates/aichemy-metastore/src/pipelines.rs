@@ -64,6 +64,19 @@ pub struct PipelineStepRecord {
     pub error: Option<String>,
 }
 
+/// How one check of a run came out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineCheckRecord {
+    pub run_id: String,
+    pub check: String,
+    pub table: String,
+    /// `passed`, `failed`, `warned` or `quarantined`.
+    pub state: String,
+    pub failing_rows: Option<i64>,
+    pub message: Option<String>,
+    pub checked_ms: i64,
+}
+
 const RUN_COLUMNS: &str = "run_id, pipeline_name, run_trigger, logical_date, batch_id, \
      max_parallel, state, queued_ms, started_ms, ended_ms, node, error";
 
@@ -217,13 +230,15 @@ impl Metastore {
     /// stops once its node sees the pipeline gone.
     pub async fn drop_pipeline(&self, name: &str) -> Result<bool, MetastoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "DELETE FROM aichemy_pipeline_steps WHERE run_id IN \
-             (SELECT run_id FROM aichemy_pipeline_runs WHERE pipeline_name = $1)",
-        )
-        .bind(name)
-        .execute(&mut *tx)
-        .await?;
+        for table in ["aichemy_pipeline_steps", "aichemy_pipeline_checks"] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE run_id IN \
+                 (SELECT run_id FROM aichemy_pipeline_runs WHERE pipeline_name = $1)"
+            ))
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        }
         sqlx::query("DELETE FROM aichemy_pipeline_runs WHERE pipeline_name = $1")
             .bind(name)
             .execute(&mut *tx)
@@ -470,6 +485,51 @@ impl Metastore {
             .collect())
     }
 
+    /// Records how a check of a run came out.
+    pub async fn record_pipeline_check(
+        &self,
+        check: &PipelineCheckRecord,
+    ) -> Result<(), MetastoreError> {
+        sqlx::query(
+            "INSERT INTO aichemy_pipeline_checks (run_id, check_name, table_name, state, \
+             failing_rows, message, checked_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (run_id, check_name) DO UPDATE SET table_name = $3, state = $4, \
+             failing_rows = $5, message = $6, checked_ms = $7",
+        )
+        .bind(&check.run_id)
+        .bind(&check.check)
+        .bind(&check.table)
+        .bind(&check.state)
+        .bind(check.failing_rows)
+        .bind(&check.message)
+        .bind(check.checked_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The checks of every run the metastore keeps, newest first.
+    pub async fn list_pipeline_checks(&self) -> Result<Vec<PipelineCheckRecord>, MetastoreError> {
+        let rows = sqlx::query(
+            "SELECT run_id, check_name, table_name, state, failing_rows, message, checked_ms \
+             FROM aichemy_pipeline_checks ORDER BY checked_ms DESC, check_name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| PipelineCheckRecord {
+                run_id: row.get(0),
+                check: row.get(1),
+                table: row.get(2),
+                state: row.get(3),
+                failing_rows: row.get(4),
+                message: row.get(5),
+                checked_ms: row.get(6),
+            })
+            .collect())
+    }
+
     /// Forgets the finished runs of `pipeline` beyond its newest `keep`.
     pub async fn prune_pipeline_runs(
         &self,
@@ -481,13 +541,13 @@ impl Metastore {
                    AND state NOT IN ('queued', 'running') AND run_id NOT IN \
                    (SELECT run_id FROM aichemy_pipeline_runs WHERE pipeline_name = $1 \
                     ORDER BY queued_ms DESC LIMIT $2)";
-        sqlx::query(&format!(
-            "DELETE FROM aichemy_pipeline_steps WHERE run_id IN ({old})"
-        ))
-        .bind(pipeline)
-        .bind(keep)
-        .execute(&mut *tx)
-        .await?;
+        for table in ["aichemy_pipeline_steps", "aichemy_pipeline_checks"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE run_id IN ({old})"))
+                .bind(pipeline)
+                .bind(keep)
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query(&format!(
             "DELETE FROM aichemy_pipeline_runs WHERE run_id IN ({old})"
         ))
@@ -584,6 +644,22 @@ mod tests {
             .await
             .unwrap();
         store
+            .record_pipeline_check(&PipelineCheckRecord {
+                run_id: "r0".into(),
+                check: "c".into(),
+                table: "t".into(),
+                state: "quarantined".into(),
+                failing_rows: Some(2),
+                message: None,
+                checked_ms: 175,
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            store.list_pipeline_checks().await.unwrap()[0].failing_rows,
+            Some(2)
+        );
+        store
             .finish_pipeline_run("r0", "succeeded", None, 180)
             .await
             .unwrap();
@@ -601,6 +677,7 @@ mod tests {
         store.prune_pipeline_runs("p", 1).await.unwrap();
         // r0 is the oldest finished run: it and its steps go; open runs stay.
         assert!(store.pipeline_run("r0").await.unwrap().is_none());
+        assert!(store.list_pipeline_checks().await.unwrap().is_empty());
         assert_eq!(
             store.list_pipeline_runs(Some("p"), 10).await.unwrap().len(),
             2
