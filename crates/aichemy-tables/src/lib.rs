@@ -31,6 +31,7 @@ mod row_names;
 pub use delta::DeltaStore;
 pub use estimates::{statistics_of, TableEstimate, TableStatistics};
 pub use hive::HiveStore;
+pub use iceberg::staging::Staging;
 pub use iceberg::IcebergFormat;
 pub use lance::LanceStore;
 pub use locations::LocationPolicy;

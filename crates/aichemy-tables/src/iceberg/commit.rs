@@ -15,6 +15,7 @@ use iceberg::{Catalog, NamespaceIdent, TableCreation, TableIdent, TableRequireme
 use aichemy_metastore::PointerSwap;
 use iceberg::MetadataLocation;
 
+use super::staging::Staging;
 use super::IcebergFormat;
 use crate::claims::within;
 use crate::LocationPolicy;
@@ -137,6 +138,22 @@ impl IcebergFormat {
 
     /// The table's current metadata file and metadata, `None` when it does not exist.
     async fn load(&self, ident: &TableIdent) -> Result<Option<Committed>, CommitError> {
+        let staged = Staging::current().and_then(|staging| {
+            staging.location(
+                &self.catalog_name,
+                &namespace_key(ident.namespace()),
+                ident.name(),
+            )
+        });
+        if let Some(location) = staged {
+            return Ok(Some(Committed {
+                ident: ident.clone(),
+                metadata: TableMetadata::read_from(&self.file_io, &location)
+                    .await
+                    .map_err(failed)?,
+                metadata_location: location,
+            }));
+        }
         let pointer = self
             .metastore
             .iceberg_pointer(
@@ -430,6 +447,23 @@ impl IcebergFormat {
                 metadata_location: location.to_string(),
                 metadata,
             });
+        }
+        // A pipeline run stages its changes of existing tables: they are published with
+        // the run's other changes, or not at all.
+        if let Some(staging) = Staging::current() {
+            if swaps.iter().all(|s| s.expected.is_some()) {
+                for swap in swaps {
+                    let base = swap.expected.unwrap_or_default();
+                    staging.record(
+                        &self.catalog_name,
+                        &swap.namespace,
+                        &swap.name,
+                        &base,
+                        swap.new,
+                    );
+                }
+                return Ok(committed);
+            }
         }
         let swapped = self
             .metastore

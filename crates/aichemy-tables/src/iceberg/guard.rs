@@ -32,16 +32,21 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use aichemy_metastore::Metastore;
 use async_trait::async_trait;
+use iceberg::io::FileIO;
+use iceberg::spec::TableMetadata;
 use iceberg::table::Table;
 use iceberg::{
-    Catalog, Error, ErrorKind, Namespace, NamespaceIdent, Result, TableCommit, TableCreation,
-    TableIdent,
+    Catalog, Error, ErrorKind, MetadataLocation, Namespace, NamespaceIdent, Result, TableCommit,
+    TableCreation, TableIdent,
 };
+
+use super::staging::Staging;
 
 /// How long a read runs before the metastore is checked again (and again as often while
 /// it runs).
@@ -115,6 +120,9 @@ pub(crate) struct FailFastCatalog {
     /// `None` for an SQLite metastore.
     reachability: Option<Arc<dyn Reachability>>,
     watch_every: Duration,
+    /// The catalog's name and file I/O, for the commits a pipeline run stages
+    /// ([`Staging`]); `None`: commits are never staged.
+    staged_as: Option<(String, FileIO)>,
 }
 
 impl FailFastCatalog {
@@ -126,7 +134,41 @@ impl FailFastCatalog {
             inner,
             reachability,
             watch_every: WATCH_EVERY,
+            staged_as: None,
         }
+    }
+
+    /// Stages the commits made within a [`Staging`] scope, as the catalog `name`.
+    pub(crate) fn staging_as(mut self, name: &str, file_io: FileIO) -> Self {
+        self.staged_as = Some((name.to_string(), file_io));
+        self
+    }
+
+    /// The staging of this task and this catalog's name and file I/O, when a run stages.
+    fn staging(&self) -> Option<(Arc<Staging>, &str, &FileIO)> {
+        let (name, file_io) = self.staged_as.as_ref()?;
+        Some((Staging::current()?, name.as_str(), file_io))
+    }
+
+    /// The table as the running pipeline run staged it, if it did.
+    async fn staged_table(&self, ident: &TableIdent) -> Result<Option<Table>> {
+        let Some((staging, name, file_io)) = self.staging() else {
+            return Ok(None);
+        };
+        let Some(location) = staging.location(name, &ident.namespace().join("."), ident.name())
+        else {
+            return Ok(None);
+        };
+        let metadata = TableMetadata::read_from(file_io, &location).await?;
+        Ok(Some(
+            Table::builder()
+                .file_io(file_io.clone())
+                .identifier(ident.clone())
+                .metadata_location(location)
+                .metadata(metadata)
+                .runtime(iceberg::Runtime::try_current()?)
+                .build()?,
+        ))
     }
 
     async fn check(&self) -> Result<()> {
@@ -236,6 +278,9 @@ impl Catalog for FailFastCatalog {
     }
 
     async fn load_table(&self, table: &TableIdent) -> Result<Table> {
+        if let Some(staged) = self.staged_table(table).await? {
+            return Ok(staged);
+        }
         self.read(self.inner.load_table(table)).await
     }
 
@@ -261,7 +306,27 @@ impl Catalog for FailFastCatalog {
     }
 
     async fn update_table(&self, commit: TableCommit) -> Result<Table> {
-        self.write(self.inner.update_table(commit)).await
+        let Some((staging, name, _)) = self.staging() else {
+            return self.write(self.inner.update_table(commit)).await;
+        };
+        // As the SQL catalog commits, but the pointer stays: the run's staging keeps it.
+        let ident = commit.identifier().clone();
+        let current = self.load_table(&ident).await?;
+        let base = current.metadata_location_result()?.to_string();
+        let table = commit.apply(current)?;
+        let location = MetadataLocation::from_str(table.metadata_location_result()?)?;
+        table
+            .metadata()
+            .write_to(table.file_io(), &location)
+            .await?;
+        staging.record(
+            name,
+            &ident.namespace().join("."),
+            ident.name(),
+            &base,
+            location.to_string(),
+        );
+        Ok(table)
     }
 }
 
@@ -394,6 +459,7 @@ mod tests {
             inner,
             reachability: Some(reachability),
             watch_every: Duration::from_millis(20),
+            staged_as: None,
         }
     }
 

@@ -11,6 +11,7 @@ mod maintenance;
 mod partitioning;
 mod replace;
 mod rows;
+pub mod staging;
 mod storage;
 mod types;
 mod write;
@@ -111,7 +112,10 @@ impl IcebergFormat {
             ))),
         };
         Ok(Self {
-            catalog: Arc::new(FailFastCatalog::new(Arc::new(catalog), reachability)),
+            catalog: Arc::new(
+                FailFastCatalog::new(Arc::new(catalog), reachability)
+                    .staging_as(catalog_name, file_io.clone()),
+            ),
             retry,
             metastore: metastore.clone(),
             file_io,
