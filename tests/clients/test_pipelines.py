@@ -4,6 +4,7 @@ with a manifest, and two nodes on one PostgreSQL metastore of which one runs a p
 the other takes over when it dies."""
 
 import datetime
+import json
 import signal
 import subprocess
 import time
@@ -325,3 +326,166 @@ def test_one_of_two_nodes_runs_a_schedule_and_the_other_takes_over_when_it_dies(
                     node.stop()
     finally:
         postgres.destroy()
+
+
+def test_a_run_publishes_all_its_tables_at_once_or_nothing(warehouse):
+    """Write-audit-publish: a run's steps see what the run wrote before them, other sessions
+    see nothing of it until every step succeeded; then every table changes at once. A run
+    that fails leaves them as they were; one whose tables another writer changed meanwhile
+    runs again on top of that writer's change.
+    The server logs JSON lines, each step's with its run id and query id."""
+    server = Server(warehouse, env={"AICHEMY_LOG_FORMAT": "json"})
+    try:
+        cur = connect(host="127.0.0.1", port=server.http_port, user="engineer").cursor()
+        run(cur, "CREATE SCHEMA iceberg.s")
+        run(cur, "CREATE TABLE iceberg.s.silver (id INTEGER, v VARCHAR)")
+        run(cur, "INSERT INTO iceberg.s.silver VALUES (1, 'old'), (2, 'old')")
+        run(cur, "CREATE TABLE iceberg.s.gold (rows_seen BIGINT, news BIGINT)")
+        run(cur, "CREATE TABLE iceberg.s.fix (ok BOOLEAN)")
+        run(cur, "CREATE PIPELINE wap WITH (catalog = 'iceberg', schema = 's')")
+        # A row-level change and an append to silver, then gold computed from silver as
+        # the run left it; then a slow step, then a check that fails until fixed.
+        run(cur, "ALTER PIPELINE wap ADD STEP change AS UPDATE silver SET v = 'new' WHERE id = 2")
+        run(cur, "ALTER PIPELINE wap ADD STEP add AFTER change AS "
+                 "INSERT INTO silver VALUES (3, 'new')")
+        run(cur, "ALTER PIPELINE wap ADD STEP summary AFTER add AS INSERT INTO gold "
+                 "SELECT count(*), count_if(v = 'new') FROM silver")
+        run(cur, "ALTER PIPELINE wap ADD STEP slow AFTER summary AS "
+                 "SELECT count(*) FROM UNNEST(sequence(1, 6000)) a(x) "
+                 "CROSS JOIN UNNEST(sequence(1, 6000)) b(y) WHERE (x * y) % 7 = 3")
+        run(cur, "ALTER PIPELINE wap ADD STEP audit AFTER slow AS "
+                 "SELECT CAST(CASE WHEN ok THEN '1' ELSE 'not fixed' END AS INTEGER) FROM fix")
+        before = run(cur, "SELECT id, v FROM iceberg.s.silver ORDER BY id")
+        [[snapshots]] = run(cur, 'SELECT count(*) FROM iceberg.s."silver$snapshots"')
+
+        # The audit fails: nothing is published.
+        run(cur, "INSERT INTO iceberg.s.fix VALUES (false)")
+        [[failing, *_]] = run(cur, "RUN PIPELINE wap")
+        # While the run is in its slow step, its writes are done but not visible.
+        wait_for(lambda: steps(cur, failing).get("slow", ("",))[0] == "running", "the slow step")
+        assert steps(cur, failing)["add"][:1] == ("succeeded",)
+        assert run(cur, "SELECT id, v FROM iceberg.s.silver ORDER BY id") == before
+        assert run(cur, "SELECT * FROM iceberg.s.gold") == []
+        assert wait_for(lambda: finished(cur, failing), "the failing run") == "failed"
+        [last] = [r for r in runs(cur, "wap") if r["run_id"] == failing]
+        assert "Step 'audit' failed" in last["error"] and "nothing was published" in last["error"]
+        assert run(cur, "SELECT id, v FROM iceberg.s.silver ORDER BY id") == before
+        assert run(cur, "SELECT * FROM iceberg.s.gold") == []
+        assert run(cur, 'SELECT count(*) FROM iceberg.s."silver$snapshots"') == [[snapshots]]
+
+        # Another writer commits to silver during the run: the publish loses the race, and
+        # the run runs again on top of that writer's row.
+        run(cur, "DELETE FROM iceberg.s.fix")
+        run(cur, "INSERT INTO iceberg.s.fix VALUES (true)")
+        [[good, *_]] = run(cur, "RUN PIPELINE wap")
+        wait_for(lambda: steps(cur, good).get("slow", ("",))[0] == "running", "the slow step")
+        run(cur, "INSERT INTO iceberg.s.silver VALUES (9, 'other writer')")
+        assert run(cur, "SELECT id, v FROM iceberg.s.silver ORDER BY id") == before + [
+            [9, "other writer"]]
+        assert wait_for(lambda: finished(cur, good), "the raced run") == "succeeded"
+        assert run(cur, "SELECT id, v FROM iceberg.s.silver ORDER BY id") == [
+            [1, "old"], [2, "new"], [3, "new"], [9, "other writer"]]
+        assert run(cur, "SELECT * FROM iceberg.s.gold") == [[4, 2]]
+    finally:
+        logs = server.stop()
+    lines = [json.loads(line) for line in logs.splitlines() if line.strip()]
+    done = [line for line in lines if line["fields"]["message"] == "pipeline step succeeded"
+            and any(span.get("run_id") == good for span in line.get("spans", []))]
+    assert {line["fields"]["step"] for line in done} == {"change", "add", "summary", "slow", "audit"}
+    assert all(line["fields"]["query_id"].startswith(good + ".") for line in done)
+    assert any(line["fields"]["message"] == "pipeline run not published; running it again"
+               and "iceberg.s.silver" in line["fields"]["error"]
+               and any(span.get("run_id") == good for span in line.get("spans", []))
+               for line in lines)
+    assert any(line["fields"]["message"] == "pipeline step failed" and
+               line["fields"]["query_id"] == f"{failing}.audit.1" for line in lines)
+
+
+def checks(cur, run_id):
+    return {row[0]: tuple(row[1:]) for row in run(
+        cur, "SELECT check_name, state, failing_rows FROM system.runtime.pipeline_checks "
+             f"WHERE run_id = '{run_id}'")}
+
+
+def test_quality_gates_block_the_publish_warn_or_quarantine_rows(warehouse):
+    server = Server(warehouse)
+    try:
+        cur = connect(host="127.0.0.1", port=server.http_port, user="engineer").cursor()
+        run(cur, "CREATE SCHEMA iceberg.q")
+        run(cur, "CREATE TABLE iceberg.q.customers (id INTEGER, segment VARCHAR)")
+        run(cur, "INSERT INTO iceberg.q.customers VALUES (1, 'retail'), (2, 'b2b')")
+        columns = "(id INTEGER, customer INTEGER, amount DOUBLE, status VARCHAR)"
+        run(cur, f"CREATE TABLE iceberg.q.bronze {columns}")
+        run(cur, f"CREATE TABLE iceberg.q.silver {columns}")
+        run(cur, "INSERT INTO iceberg.q.bronze VALUES (1, 1, 10, 'open'), (2, 2, -5, 'open'), "
+                 "(NULL, 1, 3, 'done'), (3, 7, 4, 'open'), (4, 1, 5, 'weird')")
+        run(cur, "CREATE PIPELINE q WITH (catalog = 'iceberg', schema = 'q')")
+        run(cur, "ALTER PIPELINE q ADD STEP clear AS DELETE FROM silver")
+        run(cur, "ALTER PIPELINE q ADD STEP load AFTER clear AS INSERT INTO silver SELECT * FROM bronze")
+        for check in [
+            "ids ON silver AFTER load NOT NULL (id) QUARANTINE",
+            "amounts ON silver AFTER load RANGE amount BETWEEN 0 AND 1000 QUARANTINE",
+            "customers ON silver AFTER load FOREIGN KEY (customer) REFERENCES customers (id) "
+            "QUARANTINE",
+            "statuses ON silver ACCEPTED VALUES status IN ('open', 'done') WARN",
+            "unique_ids ON silver UNIQUE (id)",
+            "enough ON silver ROW COUNT BETWEEN 1 AND 100",
+            "small ON silver EXPECT (amount < 10000)",
+            "has_customers ON customers ASSERT ((SELECT count(*) FROM customers) > 0)",
+        ]:
+            run(cur, f"ALTER PIPELINE q ADD CHECK {check}")
+        [[text]] = run(cur, "SHOW CREATE PIPELINE q")
+        assert "ALTER PIPELINE q ADD CHECK customers ON silver AFTER load FOREIGN KEY (customer) " \
+               "REFERENCES customers (id) QUARANTINE" in text
+
+        # Bad rows go to the quarantine table with the check and the run; the good ones
+        # are published; a warning is recorded only.
+        [[first, *_]] = run(cur, "RUN PIPELINE q")
+        assert wait_for(lambda: finished(cur, first), "the first run") == "succeeded", \
+            runs(cur, "q")
+        assert run(cur, "SELECT id FROM iceberg.q.silver ORDER BY id") == [[1], [4]]
+        assert run(cur, "SELECT id, _check, _run_id FROM iceberg.q.silver_quarantine "
+                        "ORDER BY _check") == [
+            [2, "amounts", first], [3, "customers", first], [None, "ids", first]]
+        assert checks(cur, first) == {
+            "ids": ("quarantined", 1), "amounts": ("quarantined", 1),
+            "customers": ("quarantined", 1), "statuses": ("warned", 1),
+            "unique_ids": ("passed", 0), "enough": ("passed", 0), "small": ("passed", 0),
+            "has_customers": ("passed", 0)}
+
+        # A failing check blocks the publish: silver and the quarantine stay as they were.
+        run(cur, "INSERT INTO iceberg.q.bronze VALUES (1, 2, 20, 'done')")
+        [[second, *_]] = run(cur, "RUN PIPELINE q")
+        assert wait_for(lambda: finished(cur, second), "the second run") == "failed"
+        [last] = [r for r in runs(cur, "q") if r["run_id"] == second]
+        assert last["error"].startswith("Check 'unique_ids' failed: ")
+        assert "nothing was published" in last["error"]
+        assert checks(cur, second)["unique_ids"][0] == "failed"
+        assert run(cur, "SELECT id FROM iceberg.q.silver ORDER BY id") == [[1], [4]]
+        assert run(cur, "SELECT count(*) FROM iceberg.q.silver_quarantine") == [[3]]
+
+        # Reprocessing: fixed at the source, taken out of the quarantine, run again.
+        run(cur, "DELETE FROM iceberg.q.bronze WHERE id = 1 AND customer = 2")
+        run(cur, "UPDATE iceberg.q.bronze SET id = 5 WHERE id IS NULL")
+        run(cur, "DELETE FROM iceberg.q.silver_quarantine WHERE _check = 'ids'")
+        [[third, *_]] = run(cur, "RUN PIPELINE q")
+        assert wait_for(lambda: finished(cur, third), "the third run") == "succeeded"
+        assert run(cur, "SELECT id FROM iceberg.q.silver ORDER BY id") == [[1], [4], [5]]
+        assert run(cur, "SELECT _check, count(*) FROM iceberg.q.silver_quarantine "
+                        "GROUP BY _check ORDER BY 1") == [["amounts", 2], ["customers", 2]]
+
+        for statement, message in [
+            ("ALTER PIPELINE q ADD CHECK ids ON silver NOT NULL (id)", "already exists"),
+            ("ALTER PIPELINE q ADD CHECK u ON silver UNIQUE (id) QUARANTINE",
+             "only NOT NULL, ACCEPTED VALUES, RANGE, FOREIGN KEY and EXPECT"),
+            ("ALTER PIPELINE q ADD CHECK x ON silver AFTER nope NOT NULL (id)", "does not exist"),
+            ("ALTER PIPELINE q ADD CHECK x ON silver LOOKS GOOD", "Expecting: NOT NULL"),
+            ("ALTER PIPELINE q DROP STEP load", "check 'ids' runs after it"),
+            ("ALTER PIPELINE q DROP CHECK nope", "Check 'nope' of pipeline 'q' does not exist"),
+        ]:
+            with pytest.raises(TrinoUserError) as e:
+                run(cur, statement)
+            assert message in e.value.message, (statement, e.value.message)
+        run(cur, "ALTER PIPELINE q DROP CHECK statuses")
+    finally:
+        server.stop()

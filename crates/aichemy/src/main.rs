@@ -29,8 +29,18 @@ struct Cli {
     /// to serve as catalogs (catalog_dir).
     #[arg(long, global = true)]
     catalog_dir: Option<PathBuf>,
+    /// Log lines as text, or as JSON objects with their spans' fields (query id, user,
+    /// pipeline run and step) for log collectors.
+    #[arg(long, global = true, env = "AICHEMY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -59,17 +69,26 @@ fn main() -> ExitCode {
     // matter reach the user as statement errors anyway. The server also says where it
     // listens and which certificate it serves.
     let default_filter = match cli.command {
-        Command::Serve(_) => "warn,aichemy=info,aichemy_server=info,buoyant_kernel=off",
+        Command::Serve(_) => {
+            "warn,aichemy=info,aichemy_server=info,aichemy_engine::pipeline=info,buoyant_kernel=off"
+        }
         _ => "warn,buoyant_kernel=off",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("AICHEMY_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
-        )
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AICHEMY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
+    }
     // A panic is the error of the statement that hit it (the engine and the server catch
     // it); here it is logged once, as one line, with a backtrace only when RUST_BACKTRACE
     // asks for one, instead of the default report on standard error.

@@ -10,6 +10,7 @@
 //! timeout = "30m"               # per attempt of a step
 //! catalog = "iceberg"           # where unqualified names resolve
 //! schema = "silver"
+//! checks = ["ids ON orders AFTER silver_orders NOT NULL (id) QUARANTINE"]   # as ADD CHECK
 //!
 //! [[steps]]
 //! name = "silver_orders"        # runs silver_orders.sql unless `file` names another
@@ -241,6 +242,9 @@ struct Manifest {
     comment: Option<String>,
     #[serde(default)]
     steps: Vec<ManifestStep>,
+    /// Quality checks, each as `ALTER PIPELINE … ADD CHECK` takes it.
+    #[serde(default)]
+    checks: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -345,5 +349,10 @@ fn manifest(folder: &Path) -> Result<PipelineDefinition, TrinoError> {
             .transpose()?,
         comment: manifest.comment,
         steps,
+        checks: manifest
+            .checks
+            .iter()
+            .map(|text| aichemy_engine::pipeline::checks::parse_check_clause(text))
+            .collect::<Result<_, _>>()?,
     })
 }

@@ -148,7 +148,17 @@ const PIPELINE_STEPS: Columns = &[
     ("query_id", false),
     ("error", false),
 ];
-const SYSTEM_TABLES: [(&str, &str, Columns); 9] = [
+const PIPELINE_CHECKS: Columns = &[
+    ("pipeline_name", false),
+    ("run_id", false),
+    ("check_name", false),
+    ("table_name", false),
+    ("state", false),
+    ("failing_rows", true),
+    ("message", false),
+    ("checked", false),
+];
+const SYSTEM_TABLES: [(&str, &str, Columns); 10] = [
     ("jdbc", "catalogs", JDBC_CATALOGS),
     ("metadata", "catalogs", CATALOGS),
     ("metadata", "materialized_views", MATERIALIZED_VIEWS),
@@ -158,6 +168,7 @@ const SYSTEM_TABLES: [(&str, &str, Columns); 9] = [
     ("runtime", "pipelines", PIPELINES),
     ("runtime", "pipeline_runs", PIPELINE_RUNS),
     ("runtime", "pipeline_steps", PIPELINE_STEPS),
+    ("runtime", "pipeline_checks", PIPELINE_CHECKS),
 ];
 
 /// One cell of a metadata row.
@@ -491,6 +502,9 @@ pub async fn system_table(
         ("runtime", "pipeline_steps") => {
             mem_table(PIPELINE_STEPS, pipeline_step_rows(lakehouse).await?)
         }
+        ("runtime", "pipeline_checks") => {
+            mem_table(PIPELINE_CHECKS, pipeline_check_rows(lakehouse).await?)
+        }
         (schema, _) if !SYSTEM_SCHEMAS.contains(&schema) => {
             Err(TrinoError::schema_not_found(schema))
         }
@@ -629,12 +643,7 @@ async fn pipeline_run_rows(lakehouse: &Lakehouse) -> Result<Vec<Vec<Cell>>> {
 /// runs the metastore keeps.
 async fn pipeline_step_rows(lakehouse: &Lakehouse) -> Result<Vec<Vec<Cell>>> {
     let metastore = lakehouse.metastore();
-    let pipelines: std::collections::BTreeMap<String, String> = metastore
-        .list_pipeline_runs(None, i64::MAX)
-        .await?
-        .into_iter()
-        .map(|r| (r.run_id, r.pipeline))
-        .collect();
+    let pipelines = run_pipelines(lakehouse).await?;
     Ok(metastore
         .list_pipeline_steps(None, i64::MAX)
         .await?
@@ -652,6 +661,42 @@ async fn pipeline_step_rows(lakehouse: &Lakehouse) -> Result<Vec<Vec<Cell>>> {
                 Cell::Number(step.rows_written.unwrap_or(0)),
                 Cell::Text(step.query_id),
                 Cell::Text(step.error),
+            ]
+        })
+        .collect())
+}
+
+/// The pipeline each kept run belongs to.
+async fn run_pipelines(
+    lakehouse: &Lakehouse,
+) -> Result<std::collections::BTreeMap<String, String>> {
+    Ok(lakehouse
+        .metastore()
+        .list_pipeline_runs(None, i64::MAX)
+        .await?
+        .into_iter()
+        .map(|r| (r.run_id, r.pipeline))
+        .collect())
+}
+
+/// The rows of `system.runtime.pipeline_checks`: how each check of the kept runs came out.
+async fn pipeline_check_rows(lakehouse: &Lakehouse) -> Result<Vec<Vec<Cell>>> {
+    let pipelines = run_pipelines(lakehouse).await?;
+    Ok(lakehouse
+        .metastore()
+        .list_pipeline_checks()
+        .await?
+        .into_iter()
+        .map(|check| {
+            vec![
+                Cell::Text(pipelines.get(&check.run_id).cloned()),
+                check.run_id.into(),
+                check.check.into(),
+                check.table.into(),
+                check.state.into(),
+                Cell::Number(check.failing_rows.unwrap_or(0)),
+                Cell::Text(check.message),
+                time_text(Some(check.checked_ms)),
             ]
         })
         .collect())

@@ -9,6 +9,7 @@
 //! then twice that, and so on (at most [`MAX_RETRY_WAIT`]); each attempt is bounded by
 //! its `timeout` (the session's `query_max_run_time`).
 
+pub mod checks;
 pub mod run;
 pub mod runner;
 
@@ -54,6 +55,9 @@ pub struct PipelineDefinition {
     pub comment: Option<String>,
     /// In the order they were declared.
     pub steps: Vec<StepDefinition>,
+    /// Quality gates, in the order they were declared.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<checks::CheckDefinition>,
 }
 
 /// One SQL step of a pipeline.
@@ -169,6 +173,23 @@ impl PipelineDefinition {
                 }
             }
         }
+        let mut checks = BTreeSet::new();
+        for check in &self.checks {
+            if !checks.insert(check.name.as_str()) {
+                return Err(invalid(format!(
+                    "Pipeline '{}' has two checks named '{}'",
+                    self.name, check.name
+                )));
+            }
+            if let Some(after) = &check.after {
+                if !names.contains(after.as_str()) {
+                    return Err(invalid(format!(
+                        "Check '{}' of pipeline '{}' runs after step '{after}', which does not exist",
+                        check.name, self.name
+                    )));
+                }
+            }
+        }
         self.order().map(|_| ())
     }
 
@@ -264,6 +285,13 @@ impl PipelineDefinition {
                 text.push_str(&format!(" WITH ({})", options.join(", ")));
             }
             text.push_str(&format!(" AS\n{}", step.sql));
+        }
+        for check in &self.checks {
+            text.push_str(&format!(
+                ";\nALTER PIPELINE {} ADD CHECK {}",
+                self.name,
+                check.sql()
+            ));
         }
         text
     }
@@ -391,6 +419,7 @@ mod tests {
             timeout_ms: None,
             comment: None,
             steps,
+            checks: Vec::new(),
         }
     }
 

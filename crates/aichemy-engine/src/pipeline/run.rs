@@ -2,6 +2,14 @@
 //! session of the pipeline's owner, bounded by the step's timeout, retried with growing
 //! waits; every attempt and the run's end recorded in the metastore as they happen.
 //!
+//! A run publishes atomically (write-audit-publish): its commits to Iceberg tables are
+//! staged ([`Staging`]) and seen by its later steps only; when every step succeeded, all
+//! the tables it changed move to their new snapshots in one metastore transaction, and a
+//! run that failed leaves every table as it was. Another writer committing to one of
+//! those tables meanwhile (another run of a backfill, too) fails the publish: the run is
+//! run again from its start, up to [`PUBLISH_ATTEMPTS`] times, then fails with
+//! TRANSACTION_CONFLICT. New tables (DDL) and tables of other formats change at once.
+//!
 //! Which queued runs may start is decided here too ([`startable`]), the same for the
 //! server's runner and for a session that runs a pipeline nobody holds.
 
@@ -11,7 +19,8 @@ use std::time::Instant;
 use futures::StreamExt;
 use tracing::Instrument;
 
-use aichemy_metastore::{PipelineRunRecord, PipelineStepRecord};
+use aichemy_metastore::{PipelineCheckRecord, PipelineRunRecord, PipelineStepRecord};
+use aichemy_tables::Staging;
 
 use super::{PipelineDefinition, RunValues, StepDefinition};
 use crate::error::{ErrorCode, Result, TrinoError};
@@ -50,33 +59,26 @@ pub async fn execute_run(
             ds: run.logical_date.clone(),
         };
         let metastore = lakehouse.metastore();
-        let mut succeeded: Vec<&str> = Vec::new();
-        let mut first_error: Option<String> = None;
-        for step in definition.order()? {
-            if !step.after.iter().all(|b| succeeded.contains(&b.as_str())) {
-                metastore
-                    .record_pipeline_step(&PipelineStepRecord {
-                        run_id: run.run_id.clone(),
-                        step: step.name.clone(),
-                        state: "upstream_failed".into(),
-                        attempt: 0,
-                        started_ms: None,
-                        ended_ms: None,
-                        rows_written: None,
-                        query_id: None,
-                        error: None,
-                    })
-                    .await?;
-                continue;
-            }
-            match run_step(lakehouse, definition, step, &values).await? {
-                Ok(()) => succeeded.push(&step.name),
-                Err(message) => {
-                    first_error
-                        .get_or_insert_with(|| format!("Step '{}' failed: {message}", step.name));
+        // Every Iceberg table the steps change is published at the end, all at once; a
+        // publish that lost a race to another writer runs the run again, from the start.
+        let mut attempt = 1;
+        let (staging, first_error) = loop {
+            let staging = Arc::new(Staging::default());
+            let mut first_error = attempt_run(lakehouse, definition, &values, &staging).await?;
+            if first_error.is_none() && !staging.publish(metastore).await? {
+                let error = format!(
+                    "TRANSACTION_CONFLICT: Another writer changed {} during the run",
+                    staging.tables().join(", ")
+                );
+                if attempt < PUBLISH_ATTEMPTS {
+                    tracing::warn!(%error, attempt, "pipeline run not published; running it again");
+                    attempt += 1;
+                    continue;
                 }
+                first_error = Some(error);
             }
-        }
+            break (staging, first_error);
+        };
         let end = match first_error {
             None => RunEnd {
                 state: "succeeded".into(),
@@ -84,7 +86,10 @@ pub async fn execute_run(
             },
             Some(error) => RunEnd {
                 state: "failed".into(),
-                error: Some(error),
+                error: Some(match staging.tables().is_empty() {
+                    true => error,
+                    false => format!("{error} (nothing was published)"),
+                }),
             },
         };
         metastore
@@ -103,6 +108,116 @@ pub async fn execute_run(
     .await
 }
 
+/// How often a run is run again when its publish lost a race.
+const PUBLISH_ATTEMPTS: u32 = 3;
+
+/// Runs the steps and their checks once, staged; answers the first failure.
+async fn attempt_run(
+    lakehouse: &Arc<Lakehouse>,
+    definition: &PipelineDefinition,
+    values: &RunValues,
+    staging: &Arc<Staging>,
+) -> Result<Option<String>> {
+    let metastore = lakehouse.metastore();
+    let mut succeeded: Vec<&str> = Vec::new();
+    let mut first_error: Option<String> = None;
+    for step in definition.order()? {
+        if !step.after.iter().all(|b| succeeded.contains(&b.as_str())) {
+            metastore
+                .record_pipeline_step(&PipelineStepRecord {
+                    run_id: values.run_id.clone(),
+                    step: step.name.clone(),
+                    state: "upstream_failed".into(),
+                    attempt: 0,
+                    started_ms: None,
+                    ended_ms: None,
+                    rows_written: None,
+                    query_id: None,
+                    error: None,
+                })
+                .await?;
+            continue;
+        }
+        match run_step(lakehouse, definition, step, values, staging).await? {
+            Ok(()) => {
+                // Its checks gate the steps after it: a failed one counts as the step's.
+                match run_checks(lakehouse, definition, Some(&step.name), values, staging).await? {
+                    None => succeeded.push(&step.name),
+                    Some(error) => {
+                        first_error.get_or_insert(error);
+                    }
+                }
+            }
+            Err(message) => {
+                first_error
+                    .get_or_insert_with(|| format!("Step '{}' failed: {message}", step.name));
+            }
+        }
+    }
+    if first_error.is_none() {
+        first_error = run_checks(lakehouse, definition, None, values, staging).await?;
+    }
+    Ok(first_error)
+}
+
+/// Evaluates the checks that follow `after` (the run's last step when `None`), each
+/// recorded; answers the first failure of a check that is not a warning.
+async fn run_checks(
+    lakehouse: &Arc<Lakehouse>,
+    definition: &PipelineDefinition,
+    after: Option<&str>,
+    values: &RunValues,
+    staging: &Arc<Staging>,
+) -> Result<Option<String>> {
+    let metastore = lakehouse.metastore();
+    let mut first_error = None;
+    for check in definition
+        .checks
+        .iter()
+        .filter(|c| c.after.as_deref() == after)
+    {
+        let outcome = match staging
+            .scope(check.evaluate(lakehouse, definition, values))
+            .await
+        {
+            Ok(outcome) => outcome,
+            Err(e) => super::checks::CheckOutcome {
+                state: "failed",
+                failing_rows: None,
+                message: Some(format!("{}: {}", e.code.name(), e.message)),
+            },
+        };
+        metastore
+            .record_pipeline_check(&PipelineCheckRecord {
+                run_id: values.run_id.clone(),
+                check: check.name.clone(),
+                table: check.table.clone(),
+                state: outcome.state.to_string(),
+                failing_rows: outcome.failing_rows,
+                message: outcome.message.clone(),
+                checked_ms: now_ms(),
+            })
+            .await?;
+        match outcome.state {
+            "failed" => {
+                tracing::warn!(check = %check.name, message = ?outcome.message, "pipeline check failed");
+                first_error.get_or_insert_with(|| {
+                    format!(
+                        "Check '{}' failed: {}",
+                        check.name,
+                        outcome.message.unwrap_or_default()
+                    )
+                });
+            }
+            "passed" => {}
+            state => {
+                tracing::info!(check = %check.name, state, message = ?outcome.message, "pipeline check")
+            }
+        }
+    }
+    Ok(first_error)
+}
+
 /// Runs one step to success or to its last attempt; the outer error is the metastore's,
 /// the inner one the step's.
 async fn run_step(
@@ -110,6 +225,7 @@ async fn run_step(
     definition: &PipelineDefinition,
     step: &StepDefinition,
     values: &RunValues,
+    staging: &Arc<Staging>,
 ) -> Result<std::result::Result<(), String>> {
     let metastore = lakehouse.metastore();
     let retries = definition.step_retries(step);
@@ -130,7 +246,8 @@ async fn run_step(
         };
         metastore.record_pipeline_step(&record).await?;
         let clock = Instant::now();
-        let outcome = attempt_step(lakehouse, definition, step, values)
+        let outcome = staging
+            .scope(attempt_step(lakehouse, definition, step, values))
             .instrument(
                 tracing::info_span!("pipeline_step", step = %step.name, query_id = %query_id),
             )
@@ -362,7 +479,16 @@ pub async fn run_queued_here(lakehouse: &Arc<Lakehouse>, pipeline: &str, node: &
                     let lakehouse = lakehouse.clone();
                     let definition = definition.clone();
                     aichemy_task::spawn_in(&mut tasks, "pipeline run", async move {
-                        execute_run(&lakehouse, &definition, &run).await
+                        let ended = execute_run(&lakehouse, &definition, &run).await;
+                        if let Err(e) = &ended {
+                            // Not left running: it would hold the pipeline's queue.
+                            let error = format!("{}: {}", e.code.name(), e.message);
+                            let _ = lakehouse
+                                .metastore()
+                                .finish_pipeline_run(&run.run_id, "failed", Some(&error), now_ms())
+                                .await;
+                        }
+                        ended
                     });
                 }
             }

@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 
 use super::run::{execute_run, now_ms, schedule_due, startable, take_over, RunEnd};
 use super::{PipelineDefinition, LEASE, TICK};
-use crate::error::Result;
+use crate::error::{Result, TrinoError};
 use crate::Lakehouse;
 
 /// Whether a runner works in this process: a session here then leaves the runs it
@@ -97,7 +97,30 @@ impl PipelineRunner {
 
     /// One look at the pipelines: leases, schedules, runs to start.
     async fn step(&mut self) -> Result<()> {
-        self.runs.retain(|_, running| !running.task.is_finished());
+        // A run that ended in an error of its own (the metastore gone mid-run, a panic)
+        // is failed with it: an unfinished run would hold its pipeline's queue.
+        let ended: Vec<String> = self
+            .runs
+            .iter()
+            .filter(|(_, running)| running.task.is_finished())
+            .map(|(run_id, _)| run_id.clone())
+            .collect();
+        for run_id in ended {
+            let Some(running) = self.runs.remove(&run_id) else {
+                continue;
+            };
+            let error = match running.task.await {
+                Ok(Ok(_)) => continue,
+                Ok(Err(e)) => format!("{}: {}", e.code.name(), e.message),
+                Err(e) if e.is_panic() => TrinoError::panicked(e.into_panic().as_ref()).message,
+                Err(e) => e.to_string(),
+            };
+            tracing::warn!(pipeline = %running.pipeline, %run_id, %error, "pipeline run ended in an error");
+            self.lakehouse
+                .metastore()
+                .finish_pipeline_run(&run_id, "failed", Some(&error), now_ms())
+                .await?;
+        }
         let lakehouse = self.lakehouse.clone();
         let metastore = lakehouse.metastore();
         let records = metastore.list_pipelines().await?;

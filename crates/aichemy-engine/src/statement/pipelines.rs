@@ -6,6 +6,8 @@
 //!     [WITH (retries = 2, retry_delay = '10s', timeout = '30m', catalog = 'c', schema = 's')]
 //! ALTER PIPELINE name ADD STEP step [AFTER a, b] [WITH (retries = n, timeout = '…')] AS statement
 //! ALTER PIPELINE name DROP STEP step
+//! ALTER PIPELINE name ADD CHECK check ON table [AFTER step] rule [WARN | QUARANTINE]
+//! ALTER PIPELINE name DROP CHECK check
 //! ALTER PIPELINE name SET SCHEDULE 'cron pattern' | EVERY INTERVAL … | NONE
 //! ALTER PIPELINE name PAUSE | RESUME
 //! DROP PIPELINE [IF EXISTS] name
@@ -33,6 +35,7 @@ use std::sync::Arc;
 
 use crate::dialect::{dialect, syntax_error};
 use crate::error::{ErrorCode, Result, TrinoError};
+use crate::pipeline::checks::{parse_check, CheckDefinition};
 use crate::pipeline::run::{new_run, now_ms, run_queued_here};
 use crate::pipeline::{
     load, logical_date, parse_duration_property, PipelineDefinition, RunValues, Schedule,
@@ -61,6 +64,14 @@ pub(crate) enum PipelineStatement {
     DropStep {
         pipeline: String,
         step: String,
+    },
+    AddCheck {
+        pipeline: String,
+        check: CheckDefinition,
+    },
+    DropCheck {
+        pipeline: String,
+        check: String,
     },
     SetSchedule {
         pipeline: String,
@@ -184,7 +195,13 @@ pub(crate) fn parse(sql: &str) -> Result<Option<PipelineStatement>> {
             return Ok(None);
         }
         let pipeline = name(&mut parser)?;
-        if word(&mut parser, "ADD") {
+        let add = word(&mut parser, "ADD");
+        if add && parser.parse_keyword(Keyword::CHECK) {
+            PipelineStatement::AddCheck {
+                pipeline,
+                check: parse_check(&mut parser)?,
+            }
+        } else if add {
             expect_word(&mut parser, "STEP", "ADD")?;
             let step = name(&mut parser)?;
             let mut after = Vec::new();
@@ -231,10 +248,17 @@ pub(crate) fn parse(sql: &str) -> Result<Option<PipelineStatement>> {
                 },
             }));
         } else if parser.parse_keyword(Keyword::DROP) {
-            expect_word(&mut parser, "STEP", "DROP")?;
-            PipelineStatement::DropStep {
-                pipeline,
-                step: name(&mut parser)?,
+            if parser.parse_keyword(Keyword::CHECK) {
+                PipelineStatement::DropCheck {
+                    pipeline,
+                    check: name(&mut parser)?,
+                }
+            } else {
+                expect_word(&mut parser, "STEP", "DROP")?;
+                PipelineStatement::DropStep {
+                    pipeline,
+                    step: name(&mut parser)?,
+                }
             }
         } else if parser.parse_keyword(Keyword::SET) {
             expect_word(&mut parser, "SCHEDULE", "SET")?;
@@ -257,7 +281,8 @@ pub(crate) fn parse(sql: &str) -> Result<Option<PipelineStatement>> {
         } else {
             return Err(TrinoError::new(
                 ErrorCode::SYNTAX_ERROR,
-                "Expected ADD STEP, DROP STEP, SET SCHEDULE, PAUSE or RESUME after ALTER PIPELINE name",
+                "Expected ADD STEP, DROP STEP, ADD CHECK, DROP CHECK, SET SCHEDULE, PAUSE or RESUME \
+                 after ALTER PIPELINE name",
             ));
         }
     } else if word(&mut parser, "DROP") {
@@ -429,6 +454,7 @@ fn new_definition(
         timeout_ms: None,
         comment,
         steps: Vec::new(),
+        checks: Vec::new(),
     };
     for (key, value) in properties {
         match key.as_str() {
@@ -659,6 +685,19 @@ pub(crate) async fn execute(session: &mut Session, statement: PipelineStatement)
                         format!("Step '{step}' of pipeline '{pipeline}' does not exist"),
                     ));
                 };
+                if let Some(check) = definition
+                    .checks
+                    .iter()
+                    .find(|c| c.after.as_deref() == Some(step.as_str()))
+                {
+                    return Err(TrinoError::new(
+                        ErrorCode::INVALID_ARGUMENTS,
+                        format!(
+                            "Cannot drop step '{step}' of pipeline '{pipeline}': check '{}' runs after it",
+                            check.name
+                        ),
+                    ));
+                }
                 if let Some(dependent) = definition.steps.iter().find(|s| s.after.contains(&step)) {
                     return Err(TrinoError::new(
                         ErrorCode::INVALID_ARGUMENTS,
@@ -669,6 +708,38 @@ pub(crate) async fn execute(session: &mut Session, statement: PipelineStatement)
                     ));
                 }
                 definition.steps.remove(at);
+                Ok(false)
+            })
+            .await?;
+            Ok(Output::update("ALTER PIPELINE"))
+        }
+        PipelineStatement::AddCheck { pipeline, check } => {
+            alter(session, &pipeline, |definition| {
+                if definition.checks.iter().any(|c| c.name == check.name) {
+                    return Err(TrinoError::new(
+                        ErrorCode::ALREADY_EXISTS,
+                        format!(
+                            "Check '{}' of pipeline '{pipeline}' already exists",
+                            check.name
+                        ),
+                    ));
+                }
+                definition.checks.push(check);
+                Ok(false)
+            })
+            .await?;
+            Ok(Output::update("ALTER PIPELINE"))
+        }
+        PipelineStatement::DropCheck { pipeline, check } => {
+            alter(session, &pipeline, |definition| {
+                let before = definition.checks.len();
+                definition.checks.retain(|c| c.name != check);
+                if definition.checks.len() == before {
+                    return Err(TrinoError::new(
+                        ErrorCode::NOT_FOUND,
+                        format!("Check '{check}' of pipeline '{pipeline}' does not exist"),
+                    ));
+                }
                 Ok(false)
             })
             .await?;
