@@ -489,3 +489,26 @@ def test_quality_gates_block_the_publish_warn_or_quarantine_rows(warehouse):
         run(cur, "ALTER PIPELINE q DROP CHECK statuses")
     finally:
         server.stop()
+
+
+def test_a_run_refreshes_a_materialized_view_incrementally_with_its_sources(tmp_path):
+    """The simplest pipeline: load a source, refresh a view of it. Both are published
+    together, and the refresh reads only what the run added (the source's staged snapshot)."""
+    warehouse = tmp_path / "wh"
+    done = cli(warehouse, "sql", "--format", "csv", "-e",
+               "CREATE SCHEMA iceberg.s; "
+               "CREATE TABLE iceberg.s.src (d DATE, v INTEGER); "
+               "INSERT INTO iceberg.s.src VALUES (DATE '2026-12-01', 1); "
+               "CREATE MATERIALIZED VIEW iceberg.s.mv AS "
+               "SELECT d, sum(v) AS total, count(*) AS n FROM iceberg.s.src GROUP BY d; "
+               "REFRESH MATERIALIZED VIEW iceberg.s.mv; "
+               "CREATE PIPELINE p WITH (catalog = 'iceberg', schema = 's'); "
+               "ALTER PIPELINE p ADD STEP load AS INSERT INTO src VALUES (DATE '${ds}', 5); "
+               "ALTER PIPELINE p ADD STEP gold AFTER load AS REFRESH MATERIALIZED VIEW mv; "
+               "RUN PIPELINE p FOR '2026-12-02'; RUN PIPELINE p FOR '2026-12-02'; "
+               "SELECT * FROM iceberg.s.mv ORDER BY d; "
+               "SELECT freshness, last_refresh_type FROM system.metadata.materialized_views")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[-2:] == ['"freshness","last_refresh_type"', '"FRESH","INCREMENTAL"'], lines
+    assert lines[-5:-2] == ['"d","total","n"', '"2026-12-01","1","1"', '"2026-12-02","10","2"'], lines
