@@ -490,7 +490,9 @@ def test_a_topic_into_a_delta_table_exactly_once_read_by_deltalake(broker, wareh
         ids = delta.to_pyarrow_table(columns=["id"]).column("id").to_pylist()
         assert len(ids) == len(set(ids)) == messages
         operations = [h["operation"] for h in delta.history()]
-        assert "OPTIMIZE" in operations and operations.count("WRITE") > 10, operations
+        # Many commits, then upkeep: how many of them the log still shows after its
+        # cleanup depends on when upkeep ran, so only "several" is certain.
+        assert "OPTIMIZE" in operations and operations.count("WRITE") >= 5, operations
         txns, recorded = [], None
         for entry in sorted((folder / "_delta_log").glob("*.json")):
             for line in entry.read_text().splitlines():
