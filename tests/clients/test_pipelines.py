@@ -512,3 +512,33 @@ def test_a_run_refreshes_a_materialized_view_incrementally_with_its_sources(tmp_
     lines = done.stdout.splitlines()
     assert lines[-2:] == ['"freshness","last_refresh_type"', '"FRESH","INCREMENTAL"'], lines
     assert lines[-5:-2] == ['"d","total","n"', '"2026-12-01","1","1"', '"2026-12-02","10","2"'], lines
+
+
+def test_a_restarted_server_fails_the_run_it_left_and_goes_on(warehouse):
+    """Killed in the middle of a run and started again on the same port (the same node
+    name): the run it left is failed, not left running, and the next run runs."""
+    server = Server(warehouse)
+    ports = (server.http_port, server.https_port)
+    try:
+        cur = connect(host="127.0.0.1", port=server.http_port, user="engineer").cursor()
+        run(cur, "CREATE PIPELINE p")
+        run(cur, "ALTER PIPELINE p ADD STEP slow AS "
+                 "SELECT count(*) FROM UNNEST(sequence(1, 10000)) a(x) "
+                 "CROSS JOIN UNNEST(sequence(1, 10000)) b(y) WHERE (x * y) % 7 = 3")
+        [[left, *_]] = run(cur, "RUN PIPELINE p")
+        wait_for(lambda: steps(cur, left).get("slow", ("",))[0] == "running", "the slow step")
+    finally:
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait()
+    server = Server(warehouse, ports=ports)
+    try:
+        cur = connect(host="127.0.0.1", port=server.http_port, user="engineer").cursor()
+        assert wait_for(lambda: finished(cur, left), "the left run") == "failed"
+        [last] = [r for r in runs(cur, "p") if r["run_id"] == left]
+        assert "stopped before it ended" in last["error"]
+        run(cur, "ALTER PIPELINE p DROP STEP slow")
+        run(cur, "ALTER PIPELINE p ADD STEP quick AS SELECT 1")
+        [[next_run, *_]] = run(cur, "RUN PIPELINE p")
+        assert wait_for(lambda: finished(cur, next_run), "the next run") == "succeeded"
+    finally:
+        server.stop()

@@ -57,6 +57,21 @@ impl Metastore {
         swaps: &[(&str, &PointerSwap)],
     ) -> Result<bool, MetastoreError> {
         let mut tx = self.pool.begin().await?;
+        if !swap_in(&mut tx, swaps).await? {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+/// The swaps of [`Metastore::swap_iceberg_pointers_across`] inside a transaction of the
+/// caller's; false when one of them failed (the caller rolls back).
+pub(crate) async fn swap_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    swaps: &[(&str, &PointerSwap)],
+) -> Result<bool, MetastoreError> {
+    {
         for (catalog, swap) in swaps {
             let done = match &swap.expected {
                 Some(expected) => {
@@ -72,7 +87,7 @@ impl Metastore {
                     .bind(&swap.namespace)
                     .bind(&swap.name)
                     .bind(expected)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await
                 }
                 None => {
@@ -85,7 +100,7 @@ impl Metastore {
                     .bind(&swap.namespace)
                     .bind(&swap.name)
                     .bind(&swap.new)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await
                 }
             };
@@ -96,7 +111,6 @@ impl Metastore {
                 Err(e) => return Err(e.into()),
             }
         }
-        tx.commit().await?;
         Ok(true)
     }
 }

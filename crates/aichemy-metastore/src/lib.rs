@@ -35,7 +35,9 @@ pub use iceberg::PointerSwap;
 pub use ingestions::IngestionRecord;
 pub use locations::RecordedLocation;
 pub use materialized_views::MaterializedViewRecord;
-pub use pipelines::{PipelineCheckRecord, PipelineRecord, PipelineRunRecord, PipelineStepRecord};
+pub use pipelines::{
+    PipelineCheckRecord, PipelineRecord, PipelineRunRecord, PipelineStepRecord, RunPublish,
+};
 pub use tables::{SchemaRecord, TableRecord};
 pub use transfer::{Export, ImportSummary};
 pub use views::{ViewColumn, ViewRecord};

@@ -77,6 +77,16 @@ pub struct PipelineCheckRecord {
     pub checked_ms: i64,
 }
 
+/// What [`Metastore::publish_pipeline_run`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunPublish {
+    Published,
+    /// Another writer moved one of the pointers first.
+    Conflict,
+    /// The run was no longer running.
+    Gone,
+}
+
 const RUN_COLUMNS: &str = "run_id, pipeline_name, run_trigger, logical_date, batch_id, \
      max_parallel, state, queued_ms, started_ms, ended_ms, node, error";
 
@@ -401,6 +411,35 @@ impl Metastore {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    /// Ends a run that is still `running` as `succeeded` and moves the table pointers it
+    /// staged, in one transaction: the run's data is published exactly when the run is
+    /// recorded as succeeded. Answers `Gone` (changing nothing) when the run is no longer
+    /// running (another node failed it), `Conflict` when another writer moved a pointer.
+    pub async fn publish_pipeline_run(
+        &self,
+        run_id: &str,
+        now_ms: i64,
+        swaps: &[(&str, &crate::PointerSwap)],
+    ) -> Result<RunPublish, MetastoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE aichemy_pipeline_runs SET state = 'succeeded', error = NULL, ended_ms = $1 \
+             WHERE run_id = $2 AND state = 'running'",
+        )
+        .bind(now_ms)
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(RunPublish::Gone);
+        }
+        if !crate::iceberg::swap_in(&mut tx, swaps).await? {
+            return Ok(RunPublish::Conflict);
+        }
+        tx.commit().await?;
+        Ok(RunPublish::Published)
     }
 
     /// Records how a run ended (`succeeded`, `failed` or `cancelled`), unless it ended

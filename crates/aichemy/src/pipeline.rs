@@ -81,14 +81,10 @@ enum PipelineCommand {
 }
 
 pub async fn run(config: Config, args: PipelineArgs) -> ExitCode {
-    let lakehouse = match Lakehouse::open(&config).await {
-        Ok(lakehouse) => lakehouse,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::FAILURE;
-        }
+    let (lakehouse, user) = match crate::shell::open(&config).await {
+        Ok(opened) => opened,
+        Err(code) => return code,
     };
-    let user = std::env::var("USER").unwrap_or_else(|_| "aichemy".into());
     let result = match args.command {
         PipelineCommand::List => print(&lakehouse, &user, "SHOW PIPELINES", args.format).await,
         PipelineCommand::Run { name, date } => {
@@ -117,7 +113,7 @@ pub async fn run(config: Config, args: PipelineArgs) -> ExitCode {
                 "SELECT run_id, trigger, logical_date, state, node, started, ended, elapsed_ms, \
                  error FROM system.runtime.pipeline_runs WHERE pipeline_name = {} \
                  ORDER BY queued DESC, run_id DESC LIMIT {limit}",
-                literal(&name)
+                literal(&name.to_lowercase())
             );
             print(&lakehouse, &user, &runs, args.format).await
         }
@@ -144,8 +140,18 @@ pub async fn run(config: Config, args: PipelineArgs) -> ExitCode {
     }
 }
 
+/// A name as SQL reads it: a plain one as written (so `Medallion` is `medallion`, as in
+/// SQL), any other quoted.
 fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    match plain {
+        true => name.to_string(),
+        false => format!("\"{}\"", name.replace('"', "\"\"")),
+    }
 }
 
 fn literal(text: &str) -> String {
@@ -262,6 +268,26 @@ fn invalid(message: String) -> TrinoError {
     TrinoError::new(aichemy_engine::ErrorCode::INVALID_ARGUMENTS, message)
 }
 
+/// A step or pipeline name of a manifest: a plain SQL name, lowercased as SQL reads it.
+fn plain_name(name: &str, what: &str) -> Result<String, TrinoError> {
+    if ident(name).starts_with('"') {
+        return Err(invalid(format!(
+            "{what} name '{name}' must be letters, digits and underscores, not starting \
+             with a digit"
+        )));
+    }
+    Ok(name.to_lowercase())
+}
+
+fn retries(value: u32) -> Result<u32, TrinoError> {
+    if value > 100 {
+        return Err(invalid(format!(
+            "retries must be a whole number from 0 to 100, not {value}"
+        )));
+    }
+    Ok(value)
+}
+
 /// The pipeline a folder declares (owner left for the caller).
 fn manifest(folder: &Path) -> Result<PipelineDefinition, TrinoError> {
     let path = folder.join("pipeline.toml");
@@ -285,7 +311,7 @@ fn manifest(folder: &Path) -> Result<PipelineDefinition, TrinoError> {
             .collect();
         files.sort();
         for file in files {
-            let name = file.trim_end_matches(".sql").to_string();
+            let name = plain_name(file.trim_end_matches(".sql"), "Step")?;
             let after = steps
                 .last()
                 .map(|s: &StepDefinition| vec![s.name.clone()])
@@ -303,9 +329,13 @@ fn manifest(folder: &Path) -> Result<PipelineDefinition, TrinoError> {
         let file = step.file.unwrap_or_else(|| format!("{}.sql", step.name));
         steps.push(StepDefinition {
             sql: read(&file)?,
-            name: step.name,
-            after: step.after,
-            retries: step.retries,
+            name: plain_name(&step.name, "Step")?,
+            after: step
+                .after
+                .iter()
+                .map(|a| plain_name(a, "Step"))
+                .collect::<Result<_, _>>()?,
+            retries: step.retries.map(retries).transpose()?,
             timeout_ms: step
                 .timeout
                 .map(|t| parse_duration_property("timeout", &t))
@@ -333,12 +363,12 @@ fn manifest(folder: &Path) -> Result<PipelineDefinition, TrinoError> {
             .ok_or_else(|| invalid("the manifest needs a name".into()))?,
     };
     Ok(PipelineDefinition {
-        name: name.to_lowercase(),
+        name: plain_name(&name, "Pipeline")?,
         owner: String::new(),
         catalog: manifest.catalog,
         schema: manifest.schema,
         schedule,
-        retries: manifest.retries,
+        retries: retries(manifest.retries)?,
         retry_delay_ms: match manifest.retry_delay {
             Some(delay) => parse_duration_property("retry_delay", &delay)?,
             None => aichemy_engine::pipeline::DEFAULT_RETRY_DELAY.as_millis() as u64,

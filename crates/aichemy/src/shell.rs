@@ -36,15 +36,22 @@ pub struct SqlArgs {
     ignore_errors: bool,
 }
 
-pub async fn run(config: Config, args: SqlArgs) -> ExitCode {
-    let lakehouse = match Lakehouse::open(&config).await {
-        Ok(lakehouse) => lakehouse,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::FAILURE;
-        }
-    };
+/// The embedded lakehouse and the user the command line acts as (`$USER`), or the exit
+/// code of a lakehouse that could not be opened (its error printed).
+pub async fn open(config: &Config) -> Result<(std::sync::Arc<Lakehouse>, String), ExitCode> {
+    let lakehouse = Lakehouse::open(config).await.map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::FAILURE
+    })?;
     let user = std::env::var("USER").unwrap_or_else(|_| "aichemy".into());
+    Ok((lakehouse, user))
+}
+
+pub async fn run(config: Config, args: SqlArgs) -> ExitCode {
+    let (lakehouse, user) = match open(&config).await {
+        Ok(opened) => opened,
+        Err(code) => return code,
+    };
     let mut session = Session::new(lakehouse, user);
     session.catalog = args.catalog.clone();
     session.schema = args.schema.clone();

@@ -32,8 +32,8 @@ use super::{PipelineDefinition, RunValues};
 use crate::dialect::syntax_error;
 use crate::error::{ErrorCode, Result, TrinoError};
 use crate::session::{Output, Session};
-use crate::statement::is_word;
 use crate::statement::session_state::statement_name;
+use crate::statement::take_word as word;
 use crate::Lakehouse;
 
 /// One check of a pipeline.
@@ -104,14 +104,6 @@ fn idents(parser: &mut Parser) -> Result<Vec<String>> {
     }
     parser.expect_token(&Token::RParen).map_err(syntax_error)?;
     Ok(names)
-}
-
-fn word(parser: &mut Parser, word: &str) -> bool {
-    let found = is_word(&parser.peek_token().token, word);
-    if found {
-        parser.next_token();
-    }
-    found
 }
 
 /// `low AND high` of a BETWEEN, as SQL text.
@@ -296,7 +288,7 @@ impl CheckRule {
                 "{table}.{column} IS NOT NULL AND NOT EXISTS \
                  (SELECT 1 FROM {other} referenced_rows_ WHERE referenced_rows_.{key} = {table}.{column})"
             ),
-            CheckRule::Expect(condition) => format!("NOT coalesce(({condition}), false)"),
+            CheckRule::Expect(condition) => format!("NOT coalesce(({condition}), true)"),
             CheckRule::Unique(_)
             | CheckRule::RowCount { .. }
             | CheckRule::Freshness { .. }
@@ -308,9 +300,15 @@ impl CheckRule {
     fn holds(&self, table: &str) -> Option<String> {
         Some(match self {
             CheckRule::Unique(columns) => {
+                // As dbt's test: rows with a NULL key are not compared.
+                let present = columns
+                    .iter()
+                    .map(|c| format!("{c} IS NOT NULL"))
+                    .collect::<Vec<_>>()
+                    .join(" AND ");
                 let columns = columns.join(", ");
                 format!(
-                    "SELECT count(*) = 0 FROM (SELECT {columns} FROM {table} \
+                    "SELECT count(*) = 0 FROM (SELECT {columns} FROM {table} WHERE {present} \
                      GROUP BY {columns} HAVING count(*) > 1)"
                 )
             }
@@ -409,7 +407,7 @@ impl CheckDefinition {
             )
             .await?
             .parse::<i64>()
-            .unwrap_or(0);
+            .map_err(|_| TrinoError::internal("a check's count was not a number"))?;
             if count == 0 {
                 return Ok(passed());
             }

@@ -1,7 +1,7 @@
 //! Pipelines as users declare them (`CREATE PIPELINE`, `ALTER PIPELINE … ADD STEP`, or a
 //! folder of `.sql` files with a manifest): the definition the metastore keeps, its
 //! schedule, the order its steps run in, and the values a run gives its steps. The runs
-//! themselves happen in `aichemy-pipeline`.
+//! themselves happen in [`run`], started by [`runner`] in a server.
 //!
 //! A pipeline is a DAG of SQL steps. Each step names the steps it runs after; a step
 //! whose dependencies did not all succeed does not run (`upstream_failed`, as Airflow

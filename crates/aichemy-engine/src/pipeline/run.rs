@@ -19,7 +19,7 @@ use std::time::Instant;
 use futures::StreamExt;
 use tracing::Instrument;
 
-use aichemy_metastore::{PipelineCheckRecord, PipelineRunRecord, PipelineStepRecord};
+use aichemy_metastore::{PipelineCheckRecord, PipelineRunRecord, PipelineStepRecord, RunPublish};
 use aichemy_tables::Staging;
 
 use super::{PipelineDefinition, RunValues, StepDefinition};
@@ -59,23 +59,43 @@ pub async fn execute_run(
             ds: run.logical_date.clone(),
         };
         let metastore = lakehouse.metastore();
-        // Every Iceberg table the steps change is published at the end, all at once; a
-        // publish that lost a race to another writer runs the run again, from the start.
+        // Every Iceberg table the steps change is published at the end, all at once, in
+        // the transaction that records the run's success; a publish that lost a race to
+        // another writer runs the run again, from the start. A backfill's runs race each
+        // other for their shared tables: they get as many more attempts as run beside them.
+        let attempts = PUBLISH_ATTEMPTS + run.max_parallel.clamp(1, 100) as u32 - 1;
         let mut attempt = 1;
         let (staging, first_error) = loop {
             let staging = Arc::new(Staging::default());
             let mut first_error = attempt_run(lakehouse, definition, &values, &staging).await?;
-            if first_error.is_none() && !staging.publish(metastore).await? {
-                let error = format!(
-                    "TRANSACTION_CONFLICT: Another writer changed {} during the run",
-                    staging.tables().join(", ")
-                );
-                if attempt < PUBLISH_ATTEMPTS {
-                    tracing::warn!(%error, attempt, "pipeline run not published; running it again");
-                    attempt += 1;
-                    continue;
+            if first_error.is_none() {
+                let swaps = staging.swaps();
+                let swaps: Vec<(&str, &aichemy_metastore::PointerSwap)> =
+                    swaps.iter().map(|(c, s)| (c.as_str(), s)).collect();
+                match metastore
+                    .publish_pipeline_run(&run.run_id, now_ms(), &swaps)
+                    .await?
+                {
+                    RunPublish::Published => {}
+                    RunPublish::Gone => {
+                        first_error = Some(
+                            "The run was ended by another node meanwhile (its lease was lost)"
+                                .to_string(),
+                        )
+                    }
+                    RunPublish::Conflict => {
+                        let error = format!(
+                            "TRANSACTION_CONFLICT: Another writer changed {} during the run",
+                            staging.tables().join(", ")
+                        );
+                        if attempt < attempts {
+                            tracing::warn!(%error, attempt, "pipeline run not published; running it again");
+                            attempt += 1;
+                            continue;
+                        }
+                        first_error = Some(error);
+                    }
                 }
-                first_error = Some(error);
             }
             break (staging, first_error);
         };
@@ -84,17 +104,20 @@ pub async fn execute_run(
                 state: "succeeded".into(),
                 error: None,
             },
-            Some(error) => RunEnd {
-                state: "failed".into(),
-                error: Some(match staging.tables().is_empty() {
-                    true => error,
-                    false => format!("{error} (nothing was published)"),
-                }),
-            },
+            Some(error) => {
+                let end = RunEnd {
+                    state: "failed".into(),
+                    error: Some(match staging.tables().is_empty() {
+                        true => error,
+                        false => format!("{error} (nothing was published)"),
+                    }),
+                };
+                metastore
+                    .finish_pipeline_run(&run.run_id, &end.state, end.error.as_deref(), now_ms())
+                    .await?;
+                end
+            }
         };
-        metastore
-            .finish_pipeline_run(&run.run_id, &end.state, end.error.as_deref(), now_ms())
-            .await?;
         metastore
             .prune_pipeline_runs(&definition.name, super::KEPT_RUNS)
             .await?;
@@ -108,7 +131,8 @@ pub async fn execute_run(
     .await
 }
 
-/// How often a run is run again when its publish lost a race.
+/// How often a run is tried when its publish lost a race (plus one for each run of its
+/// backfill beside it).
 const PUBLISH_ATTEMPTS: u32 = 3;
 
 /// Runs the steps and their checks once, staged; answers the first failure.
@@ -182,7 +206,7 @@ async fn run_checks(
         {
             Ok(outcome) => outcome,
             Err(e) => super::checks::CheckOutcome {
-                state: "failed",
+                state: if check.warn { "warned" } else { "failed" },
                 failing_rows: None,
                 message: Some(format!("{}: {}", e.code.name(), e.message)),
             },
@@ -335,13 +359,18 @@ pub fn startable(open: &[PipelineRunRecord]) -> Vec<PipelineRunRecord> {
         .collect()
 }
 
-/// What a node that just took a pipeline's lease does first: the runs another node
-/// started and did not finish (it stopped renewing the lease) are failed, for their
-/// writers are gone.
-pub async fn take_over(lakehouse: &Lakehouse, pipeline: &str, node: &str) -> Result<()> {
+/// What the holder of a pipeline's lease does before it starts runs: the runs recorded as
+/// running that it does not run itself (`running_here`) are failed, for their writers are
+/// gone: another node that stopped renewing the lease, this node before a restart, a run
+/// whose end could not be recorded.
+pub async fn fail_orphans(
+    lakehouse: &Lakehouse,
+    pipeline: &str,
+    running_here: impl Fn(&str) -> bool,
+) -> Result<()> {
     let metastore = lakehouse.metastore();
     for run in metastore.open_pipeline_runs(pipeline).await? {
-        if run.state == "running" && run.node.as_deref() != Some(node) {
+        if run.state == "running" && !running_here(&run.run_id) {
             let error = format!(
                 "The node {} running this run stopped before it ended",
                 run.node.as_deref().unwrap_or("?")
@@ -467,7 +496,7 @@ pub async fn run_queued_here(lakehouse: &Arc<Lakehouse>, pipeline: &str, node: &
         ));
     }
     let result = async {
-        take_over(lakehouse, pipeline, node).await?;
+        fail_orphans(lakehouse, pipeline, |_| false).await?;
         let definition = super::load(lakehouse, pipeline).await?.1;
         let mut tasks = tokio::task::JoinSet::new();
         loop {

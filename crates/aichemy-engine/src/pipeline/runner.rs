@@ -1,7 +1,8 @@
 //! The pipeline runner inside `aichemy serve`: each second it takes or renews the lease of
 //! every pipeline it can, queues the runs their schedules ask for, and starts the queued
 //! runs that may start. Another node takes a pipeline over when this one stops renewing;
-//! it fails the runs this node left unfinished and goes on with the schedule.
+//! it fails the runs this node left unfinished (as this node does with its own after a
+//! restart) and goes on with the schedule.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,7 +10,7 @@ use std::sync::Arc;
 
 use tokio::task::JoinHandle;
 
-use super::run::{execute_run, now_ms, schedule_due, startable, take_over, RunEnd};
+use super::run::{execute_run, fail_orphans, now_ms, schedule_due, startable, RunEnd};
 use super::{PipelineDefinition, LEASE, TICK};
 use crate::error::{Result, TrinoError};
 use crate::Lakehouse;
@@ -149,8 +150,12 @@ impl PipelineRunner {
             }
             if self.held.insert(record.name.clone()) {
                 tracing::info!(pipeline = %record.name, node = %self.node, "pipeline lease taken");
-                take_over(&self.lakehouse, &record.name, &self.node).await?;
             }
+            let runs = &self.runs;
+            fail_orphans(&self.lakehouse, &record.name, |run_id| {
+                runs.contains_key(run_id)
+            })
+            .await?;
             let definition: PipelineDefinition = match serde_json::from_str(&record.definition_json)
             {
                 Ok(definition) => definition,

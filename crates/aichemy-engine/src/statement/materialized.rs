@@ -19,7 +19,7 @@ use crate::materialized::{self, Shape};
 use crate::planner::{plan_statement, Scope};
 use crate::session::{Output, Session};
 use crate::statement::is_word;
-use crate::statement::session_state::offset_of;
+use crate::statement::session_state::rest_of;
 use crate::statement::show::text_schema;
 
 /// A materialized view statement.
@@ -59,13 +59,7 @@ pub(crate) fn parse(sql: &str) -> Result<Option<MaterializedStatement>> {
     let Ok(mut parser) = Parser::new(&dialect).try_with_sql(sql) else {
         return Ok(None);
     };
-    let word = |parser: &mut Parser, word: &str| {
-        let found = is_word(&parser.peek_token().token, word);
-        if found {
-            parser.next_token();
-        }
-        found
-    };
+    let word = crate::statement::take_word;
     let materialized_view =
         |parser: &mut Parser| word(parser, "MATERIALIZED") && word(parser, "VIEW");
     let statement = if word(&mut parser, "CREATE") {
@@ -116,18 +110,11 @@ pub(crate) fn parse(sql: &str) -> Result<Option<MaterializedStatement>> {
         }
         let options = parser.parse_options(Keyword::WITH).map_err(syntax_error)?;
         parser.expect_keyword(Keyword::AS).map_err(syntax_error)?;
-        let start = parser.peek_token().span.start;
-        let query = sql[offset_of(sql, start)..]
-            .trim()
-            .trim_end_matches(';')
-            .trim()
-            .to_string();
-        if query.is_empty() {
-            return Err(TrinoError::new(
-                ErrorCode::SYNTAX_ERROR,
-                "CREATE MATERIALIZED VIEW needs a query after AS",
-            ));
-        }
+        let query = rest_of(
+            &parser,
+            sql,
+            "CREATE MATERIALIZED VIEW needs a query after AS",
+        )?;
         return Ok(Some(MaterializedStatement::Create(Box::new(
             CreateMaterialized {
                 name,

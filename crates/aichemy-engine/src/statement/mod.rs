@@ -128,6 +128,19 @@ pub(crate) fn is_word(token: &Token, word: &str) -> bool {
     matches!(token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word))
 }
 
+/// Consumes the parser's next token when it is the unquoted word `word`; answers whether
+/// it did.
+pub(crate) fn take_word(
+    parser: &mut datafusion::sql::sqlparser::parser::Parser,
+    word: &str,
+) -> bool {
+    let found = is_word(&parser.peek_token().token, word);
+    if found {
+        parser.next_token();
+    }
+    found
+}
+
 /// `text` after its leading whitespace and comments (`-- …` to the line's end, `/* … */`).
 fn skip_blanks(mut text: &str) -> &str {
     loop {

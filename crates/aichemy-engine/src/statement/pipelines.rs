@@ -43,8 +43,8 @@ use crate::pipeline::{
 };
 use crate::session::{Output, Session};
 use crate::statement::ingestions::parse_properties;
-use crate::statement::is_word;
-use crate::statement::session_state::{offset_of, statement_name as name};
+use crate::statement::session_state::{rest_of, statement_name as name};
+use crate::statement::take_word as word;
 
 /// A pipeline statement.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,14 +108,6 @@ pub(crate) const SHOW_QUERY: &str = "SELECT pipeline_name AS \"Pipeline\", state
 
 /// The most runs one BACKFILL queues.
 const MAX_BACKFILL_RUNS: i64 = 1000;
-
-fn word(parser: &mut Parser, word: &str) -> bool {
-    let found = is_word(&parser.peek_token().token, word);
-    if found {
-        parser.next_token();
-    }
-    found
-}
 
 fn expect_word(parser: &mut Parser, expected: &str, after: &str) -> Result<()> {
     if word(parser, expected) {
@@ -225,18 +217,7 @@ pub(crate) fn parse(sql: &str) -> Result<Option<PipelineStatement>> {
                 }
             }
             parser.expect_keyword(Keyword::AS).map_err(syntax_error)?;
-            let start = parser.peek_token().span.start;
-            let statement = sql[offset_of(sql, start)..]
-                .trim()
-                .trim_end_matches(';')
-                .trim()
-                .to_string();
-            if statement.is_empty() {
-                return Err(TrinoError::new(
-                    ErrorCode::SYNTAX_ERROR,
-                    "ADD STEP needs a statement after AS",
-                ));
-            }
+            let statement = rest_of(&parser, sql, "ADD STEP needs a statement after AS")?;
             return Ok(Some(PipelineStatement::AddStep {
                 pipeline,
                 step: StepDefinition {
@@ -579,7 +560,7 @@ async fn queue_and_maybe_run(
     let record = metastore.pipeline(pipeline).await?;
     let held = record.is_some_and(|r| r.lease_until.is_some_and(|until| until >= now_ms()));
     if !held && !crate::pipeline::runner::active() {
-        let node = format!("session-{}-{}", std::process::id(), session.user);
+        let node = format!("session-{}", uuid::Uuid::new_v4().simple());
         run_queued_here(lakehouse, pipeline, &node).await?;
     }
     let mut ids = Vec::new();

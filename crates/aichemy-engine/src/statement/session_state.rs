@@ -180,8 +180,23 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     (number.is_finite() && number >= 0.0).then(|| Duration::from_secs_f64(number * seconds))
 }
 
+/// The text of `sql` from the parser's next token to the end, without a trailing `;`: the
+/// statement or query a statement carries (`PREPARE … FROM`, `… AS`). `clause` names it
+/// for the error when there is none (`PREPARE needs a statement after FROM`).
+pub(crate) fn rest_of(parser: &Parser, sql: &str, clause: &str) -> Result<String> {
+    let start = parser.peek_token().span.start;
+    let rest = sql[offset_of(sql, start)..]
+        .trim()
+        .trim_end_matches(';')
+        .trim();
+    if rest.is_empty() {
+        return Err(TrinoError::new(ErrorCode::SYNTAX_ERROR, clause.to_string()));
+    }
+    Ok(rest.to_string())
+}
+
 /// The byte offset of a tokenizer location (1-based line and column, in characters).
-pub(crate) fn offset_of(sql: &str, at: Location) -> usize {
+fn offset_of(sql: &str, at: Location) -> usize {
     let mut line = 1;
     let mut column = 1;
     for (offset, c) in sql.char_indices() {
@@ -219,21 +234,8 @@ pub fn parse(sql: &str) -> Result<Option<SessionStatement>> {
         parser.next_token();
         let name = statement_name(&mut parser)?;
         parser.expect_keyword(Keyword::FROM).map_err(syntax_error)?;
-        let start = parser.peek_token().span.start;
-        let body = sql[offset_of(sql, start)..]
-            .trim()
-            .trim_end_matches(';')
-            .trim();
-        if body.is_empty() {
-            return Err(TrinoError::new(
-                ErrorCode::SYNTAX_ERROR,
-                "PREPARE needs a statement after FROM",
-            ));
-        }
-        SessionStatement::Prepare {
-            name,
-            body: body.to_string(),
-        }
+        let body = rest_of(&parser, sql, "PREPARE needs a statement after FROM")?;
+        SessionStatement::Prepare { name, body }
     } else if is_word(&first, "DEALLOCATE") && is_word(&second, "PREPARE") {
         parser.next_token();
         parser.next_token();

@@ -1,9 +1,10 @@
 //! Write-audit-publish for the Iceberg tables of a pipeline run: inside
 //! [`Staging::scope`], a commit to an existing table writes its metadata file as usual but
 //! moves no table pointer; the run's later statements read the table as staged, other
-//! sessions keep reading what was published; [`Staging::publish`] then moves the pointer
+//! sessions keep reading what was published; publishing then moves the pointer
 //! of every staged table at once, in one metastore transaction, each from the metadata
-//! file it named when the run first wrote it. A run that fails publishes nothing, and its
+//! file it named when the run first wrote it ([`Staging::swaps`], applied by the pipeline
+//! run in the transaction that records its end). A run that fails publishes nothing, and its
 //! staged files become orphans (`remove_orphan_files` deletes them).
 //!
 //! Both ways a commit reaches the catalog honour it: iceberg-rust transactions (INSERT,
@@ -16,7 +17,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use aichemy_metastore::{Metastore, MetastoreError, PointerSwap};
+use aichemy_metastore::PointerSwap;
 
 tokio::task_local! {
     static STAGING: Arc<Staging>;
@@ -90,11 +91,11 @@ impl Staging {
             .collect()
     }
 
-    /// Moves every staged table's pointer in one transaction; answers false, changing
-    /// nothing, when another writer moved one of them since the run first wrote it.
-    pub async fn publish(&self, metastore: &Metastore) -> Result<bool, MetastoreError> {
+    /// The pointer swaps that publish the staged tables, each with its catalog: from the
+    /// metadata file the run first wrote over to its newest.
+    pub fn swaps(&self) -> Vec<(String, PointerSwap)> {
         let tables = self.tables.lock().unwrap().clone();
-        let swaps: Vec<(String, PointerSwap)> = tables
+        tables
             .into_iter()
             .map(|((catalog, namespace, name), staged)| {
                 (
@@ -107,11 +108,6 @@ impl Staging {
                     },
                 )
             })
-            .collect();
-        if swaps.is_empty() {
-            return Ok(true);
-        }
-        let swaps: Vec<(&str, &PointerSwap)> = swaps.iter().map(|(c, s)| (c.as_str(), s)).collect();
-        metastore.swap_iceberg_pointers_across(&swaps).await
+            .collect()
     }
 }
