@@ -363,23 +363,27 @@ pub fn startable(open: &[PipelineRunRecord]) -> Vec<PipelineRunRecord> {
 /// running that it does not run itself (`running_here`) are failed, for their writers are
 /// gone: another node that stopped renewing the lease, this node before a restart, a run
 /// whose end could not be recorded.
+/// `open` is the pipeline's open runs, as read; the failed ones leave it.
 pub async fn fail_orphans(
     lakehouse: &Lakehouse,
     pipeline: &str,
+    open: &mut Vec<PipelineRunRecord>,
     running_here: impl Fn(&str) -> bool,
 ) -> Result<()> {
     let metastore = lakehouse.metastore();
-    for run in metastore.open_pipeline_runs(pipeline).await? {
-        if run.state == "running" && !running_here(&run.run_id) {
-            let error = format!(
-                "The node {} running this run stopped before it ended",
-                run.node.as_deref().unwrap_or("?")
-            );
-            tracing::warn!(pipeline, run_id = %run.run_id, %error, "pipeline run abandoned");
-            metastore
-                .finish_pipeline_run(&run.run_id, "failed", Some(&error), now_ms())
-                .await?;
-        }
+    let (orphans, kept): (Vec<_>, Vec<_>) = std::mem::take(open)
+        .into_iter()
+        .partition(|run| run.state == "running" && !running_here(&run.run_id));
+    *open = kept;
+    for run in orphans {
+        let error = format!(
+            "The node {} running this run stopped before it ended",
+            run.node.as_deref().unwrap_or("?")
+        );
+        tracing::warn!(pipeline, run_id = %run.run_id, %error, "pipeline run abandoned");
+        metastore
+            .finish_pipeline_run(&run.run_id, "failed", Some(&error), now_ms())
+            .await?;
     }
     Ok(())
 }
@@ -392,6 +396,7 @@ pub async fn schedule_due(
     record: &aichemy_metastore::PipelineRecord,
     definition: &PipelineDefinition,
     node: &str,
+    open: &[PipelineRunRecord],
 ) -> Result<Option<PipelineRunRecord>> {
     let Some(schedule) = &definition.schedule else {
         return Ok(None);
@@ -417,10 +422,8 @@ pub async fn schedule_due(
         return Ok(None);
     };
     // One scheduled run waiting is enough: a slow pipeline does not pile runs up.
-    let waiting = metastore
-        .open_pipeline_runs(&record.name)
-        .await?
-        .into_iter()
+    let waiting = open
+        .iter()
         .any(|r| r.state == "queued" && r.trigger == "schedule");
     let run = (!waiting).then(|| new_run(&record.name, "schedule", &date_of(due), None, 1, now));
     let moved = metastore
@@ -496,7 +499,8 @@ pub async fn run_queued_here(lakehouse: &Arc<Lakehouse>, pipeline: &str, node: &
         ));
     }
     let result = async {
-        fail_orphans(lakehouse, pipeline, |_| false).await?;
+        let mut open = metastore.open_pipeline_runs(pipeline).await?;
+        fail_orphans(lakehouse, pipeline, &mut open, |_| false).await?;
         let definition = super::load(lakehouse, pipeline).await?.1;
         let mut tasks = tokio::task::JoinSet::new();
         loop {

@@ -151,8 +151,10 @@ impl PipelineRunner {
             if self.held.insert(record.name.clone()) {
                 tracing::info!(pipeline = %record.name, node = %self.node, "pipeline lease taken");
             }
+            // One read of the open runs serves the orphans, the schedule and the starts.
+            let mut open = metastore.open_pipeline_runs(&record.name).await?;
             let runs = &self.runs;
-            fail_orphans(&self.lakehouse, &record.name, |run_id| {
+            fail_orphans(&self.lakehouse, &record.name, &mut open, |run_id| {
                 runs.contains_key(run_id)
             })
             .await?;
@@ -166,12 +168,13 @@ impl PipelineRunner {
             };
             if record.desired_state == "active" {
                 if let Some(run) =
-                    schedule_due(&self.lakehouse, record, &definition, &self.node).await?
+                    schedule_due(&self.lakehouse, record, &definition, &self.node, &open).await?
                 {
                     tracing::info!(pipeline = %record.name, run_id = %run.run_id, ds = %run.logical_date, "scheduled run queued");
+                    open.push(run);
                 }
             }
-            for run in startable(&metastore.open_pipeline_runs(&record.name).await?) {
+            for run in startable(&open) {
                 if !metastore
                     .start_pipeline_run(&run.run_id, &self.node, now_ms())
                     .await?
