@@ -13,6 +13,7 @@
 mod catalogs;
 mod iceberg;
 mod ingestions;
+mod lineage;
 mod locations;
 mod materialized_views;
 mod pipelines;
@@ -33,6 +34,7 @@ use sqlx::{AnyPool, Connection, Executor};
 pub use catalogs::CatalogRecord;
 pub use iceberg::PointerSwap;
 pub use ingestions::IngestionRecord;
+pub use lineage::{LineageRecord, KEPT_LINEAGE};
 pub use locations::RecordedLocation;
 pub use materialized_views::MaterializedViewRecord;
 pub use pipelines::{
@@ -471,8 +473,8 @@ mod tests {
         let store = Metastore::connect(&url).await.unwrap();
         assert_eq!(store.schema_version().await.unwrap(), 0);
         let report = store.migrate().await.unwrap();
-        assert_eq!(report.applied, vec![1, 2, 3, 4, 5, 6, 7, 8, 9]);
-        assert_eq!(report.version, 9);
+        assert_eq!(report.applied, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        assert_eq!(report.version, 10);
         let again = store.migrate().await.unwrap();
         assert!(again.applied.is_empty());
     }
