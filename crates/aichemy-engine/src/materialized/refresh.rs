@@ -92,6 +92,13 @@ pub(crate) async fn refresh(session: &Session, name: &QualifiedName) -> Result<R
     };
     let (mut plan, mut state) =
         plan_statement(lakehouse, Statement::Query(definition.clone()), scope, 0).await?;
+    let planned = crate::lineage::Planned {
+        catalog: Some(&view.catalog),
+        schema: Some(&view.schema),
+        aliases: &[],
+    };
+    let columns = crate::lineage::typed_columns(plan.schema().as_arrow());
+    crate::lineage::note(name, Some(&columns), &plan, &planned, false);
     let shape = Shape::of(&definition, &plan);
     // A grouped view's rows carry their state columns: that query is the one run and
     // recorded.
@@ -168,6 +175,9 @@ async fn incremental_sources(
     }
     let mut sources: Vec<Source> = Vec::new();
     let mut seen = HashSet::new();
+    // What the sources hold, and what the changed ones added and removed since.
+    let (mut total_bytes, mut changed_bytes) = (0u64, 0u64);
+    let mut changed: Vec<String> = Vec::new();
     for table in read {
         let (Some(rows), Some(now)) = (&table.rows, &table.provider) else {
             return Ok(Err(format!("{} has no versions to compare", table.name)));
@@ -193,15 +203,10 @@ async fn incremental_sources(
             )));
         };
         let unchanged = rows.version() == Some(before);
-        // Copy-on-write rewrites whole files: once the added and removed files weigh as
-        // much as the table (half of it or more rewritten), reading the changes costs
-        // more than reading the table.
-        if !unchanged && changes.bytes > 0 && changes.changed_bytes >= changes.bytes {
-            return Ok(Err(format!(
-                "the files {text} rewrote since the last refresh hold as much as the table \
-                 ({} of {} bytes): reading the whole definition costs less",
-                changes.changed_bytes, changes.bytes
-            )));
+        total_bytes += changes.bytes;
+        if !unchanged {
+            changed_bytes += changes.changed_bytes;
+            changed.push(text);
         }
         sources.push(Source {
             name: table.name.clone(),
@@ -215,6 +220,16 @@ async fn incremental_sources(
     }
     if sources.iter().all(|s| s.delta.is_none()) {
         return Ok(Ok(None));
+    }
+    // Copy-on-write rewrites whole files: once the files the changed sources added and
+    // removed weigh as much as all the sources together, reading the changes (and joining
+    // them with the other sources) costs more than computing the definition again.
+    if total_bytes > 0 && changed_bytes >= total_bytes {
+        return Ok(Err(format!(
+            "the files {} rewrote since the last refresh hold as much as all its sources \
+             ({changed_bytes} of {total_bytes} bytes): reading the whole definition costs less",
+            changed.join(", ")
+        )));
     }
     Ok(Ok(Some(sources)))
 }
