@@ -62,6 +62,34 @@ pub struct Config {
     /// under `[ingestions.orders.with]`. `aichemy serve` creates each in the metastore,
     /// or replaces its definition when the file changed it.
     pub ingestions: BTreeMap<String, IngestionConfig>,
+    /// Where lineage goes besides `system.runtime.lineage`: OpenLineage run events.
+    pub lineage: LineageConfig,
+}
+
+/// Lineage: every write's inputs and outputs down to columns, kept in the metastore and,
+/// when `openlineage_url` is set, sent as OpenLineage run events (START, then COMPLETE or
+/// FAIL) to that HTTP endpoint (Marquez: `http://host:5000/api/v1/lineage`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LineageConfig {
+    /// The URL events are POSTed to, as JSON. Default: none (no events sent).
+    pub openlineage_url: Option<String>,
+    /// A token sent as `Authorization: Bearer …`; may be `${ENV:NAME}` or `${FILE:/path}`.
+    /// Default: none.
+    pub openlineage_api_key: Option<String>,
+    /// The namespace of AIchemy's jobs and of its tables as datasets (tables are named
+    /// `catalog.schema.table` in it). Default: `aichemy`.
+    pub namespace: String,
+}
+
+impl Default for LineageConfig {
+    fn default() -> Self {
+        Self {
+            openlineage_url: None,
+            openlineage_api_key: None,
+            namespace: "aichemy".to_string(),
+        }
+    }
 }
 
 /// One ingestion job of the configuration file.
@@ -402,6 +430,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             execution: ExecutionConfig::default(),
             ingestions: BTreeMap::new(),
+            lineage: LineageConfig::default(),
         }
     }
 }
@@ -531,6 +560,11 @@ impl Config {
                 self.execution.query_max_cpu_time_seconds = Some(parse(key, value)?)
             }
             "execution.spill_path" => self.execution.spill_path = Some(value.into()),
+            "lineage.openlineage_url" => self.lineage.openlineage_url = Some(value.to_string()),
+            "lineage.openlineage_api_key" => {
+                self.lineage.openlineage_api_key = Some(value.to_string())
+            }
+            "lineage.namespace" => self.lineage.namespace = value.to_string(),
             _ if key.starts_with("execution.datafusion.") => {
                 self.execution.datafusion.insert(
                     key["execution.datafusion.".len()..].to_string(),

@@ -23,6 +23,7 @@ mod functions;
 mod hidden_path;
 pub mod ingestion;
 mod inline_functions;
+pub mod lineage;
 mod materialized;
 mod optimizer;
 pub mod pipeline;

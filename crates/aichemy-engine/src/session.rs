@@ -141,6 +141,11 @@ pub struct Session {
     /// Stops the statement running in this session from another thread (a cancel); its
     /// time limit reaches the running plan through it too.
     pub stop: StopSignal,
+    /// The id the server gave the statement running (`system.runtime.queries`), for its
+    /// lineage.
+    pub query_id: Option<String>,
+    /// The pipeline run and step the session runs statements for.
+    pub parent: Option<crate::lineage::Parent>,
 }
 
 impl Session {
@@ -154,6 +159,8 @@ impl Session {
             properties: BTreeMap::new(),
             prepared: BTreeMap::new(),
             stop: StopSignal::new(),
+            query_id: None,
+            parent: None,
         }
     }
 
@@ -331,6 +338,15 @@ impl Session {
         if !matches!(statement, Statement::CreateView(_)) {
             dialect::bind_session_functions(&mut statement, &self.values());
         }
+        // A write's text, for its lineage.
+        let text = match &statement {
+            Statement::Insert(_)
+            | Statement::Delete(_)
+            | Statement::Update(_)
+            | Statement::Merge(_)
+            | Statement::CreateTable(_) => statement.to_string(),
+            _ => String::new(),
+        };
         match statement {
             // EXECUTE IMMEDIATE 'text with ?' USING values (sqlparser reads IMMEDIATE as a
             // procedure name in the generic dialect).
@@ -390,7 +406,13 @@ impl Session {
                         return Err(TrinoError::not_supported("INSERT into a table function"))
                     }
                 };
-                let count = query::insert(self, statement.clone(), &target).await?;
+                let count = crate::lineage::recorded(
+                    self,
+                    "INSERT",
+                    &text,
+                    query::insert(self, statement.clone(), &target),
+                )
+                .await?;
                 Ok(Output::Update {
                     update_type: "INSERT".into(),
                     count: Some(count),
@@ -398,18 +420,27 @@ impl Session {
             }
             // Statements that change rows run again on the newest version when another
             // writer changed the same files first.
-            Statement::Delete(delete) => Ok(Output::Update {
-                update_type: "DELETE".into(),
-                count: Some(change::replanned(|| change::delete(self, delete.clone())).await?),
-            }),
-            Statement::Update(update) => Ok(Output::Update {
-                update_type: "UPDATE".into(),
-                count: Some(change::replanned(|| change::update(self, update.clone())).await?),
-            }),
-            Statement::Merge(statement) => Ok(Output::Update {
-                update_type: "MERGE".into(),
-                count: Some(change::replanned(|| merge::merge(self, statement.clone())).await?),
-            }),
+            Statement::Delete(delete) => {
+                let work = change::replanned(|| change::delete(self, delete.clone()));
+                Ok(Output::Update {
+                    update_type: "DELETE".into(),
+                    count: Some(crate::lineage::recorded(self, "DELETE", &text, work).await?),
+                })
+            }
+            Statement::Update(update) => {
+                let work = change::replanned(|| change::update(self, update.clone()));
+                Ok(Output::Update {
+                    update_type: "UPDATE".into(),
+                    count: Some(crate::lineage::recorded(self, "UPDATE", &text, work).await?),
+                })
+            }
+            Statement::Merge(statement) => {
+                let work = change::replanned(|| merge::merge(self, statement.clone()));
+                Ok(Output::Update {
+                    update_type: "MERGE".into(),
+                    count: Some(crate::lineage::recorded(self, "MERGE", &text, work).await?),
+                })
+            }
             Statement::Truncate(truncate) => {
                 change::replanned(|| change::truncate(self, truncate.clone())).await?;
                 Ok(Output::update("TRUNCATE TABLE"))
@@ -438,6 +469,13 @@ impl Session {
                     "DROP {other} is not supported"
                 ))),
             },
+            Statement::CreateTable(create) if create.query.is_some() => {
+                let this = &*self;
+                crate::lineage::recorded(this, "CREATE TABLE", &text, async move {
+                    ddl::create_table(this, create).await
+                })
+                .await
+            }
             Statement::CreateTable(create) => ddl::create_table(self, create).await,
             Statement::CreateView(create) => ddl::create_view(self, create).await,
             Statement::AlterTable(alter) => ddl::alter_table(self, alter).await,

@@ -128,6 +128,21 @@ async fn connect(options: &KafkaOptions) -> Result<Client, JobError> {
     })
 }
 
+/// The topic as a lineage dataset: named in the namespace of its first broker, as
+/// OpenLineage names Kafka topics.
+fn source(options: &KafkaOptions) -> aichemy_engine::lineage::Dataset {
+    let broker = options
+        .bootstrap_servers
+        .first()
+        .cloned()
+        .unwrap_or_default();
+    aichemy_engine::lineage::Dataset {
+        catalog: format!("kafka://{broker}"),
+        schema: None,
+        table: options.topic.clone(),
+    }
+}
+
 /// The partitions of the topic.
 async fn partitions(client: &Client, topic: &str) -> Result<Vec<i32>, JobError> {
     let topics = client
@@ -256,6 +271,9 @@ pub async fn run(
 
     // Where the table stands: its recorded offsets, or none before the first commit.
     let mut loaded = target.load().await?;
+    if let Some((schema, _)) = &loaded {
+        target.record_lineage(job, source(&options), schema).await;
+    }
     let mut recorded = match &loaded {
         Some((_, rows)) => rows.recorded_position(job).await?,
         None => None,
@@ -454,6 +472,9 @@ async fn commit(
             .create(&columns, options.mode == CdcMode::Append)
             .await?;
         *loaded = target.load().await?;
+        if let Some((schema, _)) = loaded.as_ref() {
+            target.record_lineage(job, source(options), schema).await;
+        }
     }
     let now_us = chrono::Utc::now().timestamp_micros();
     let Some((schema, _)) = loaded.as_ref() else {
@@ -467,6 +488,9 @@ async fn commit(
         if !added.is_empty() {
             target.add_columns(&added).await?;
             *loaded = target.load().await?;
+            if let Some((schema, _)) = loaded.as_ref() {
+                target.record_lineage(job, source(options), schema).await;
+            }
         }
     }
     let Some((schema, rows)) = loaded.as_ref() else {

@@ -351,6 +351,16 @@ impl Job {
         }
     }
 
+    /// A followed table as a lineage dataset, named as OpenLineage names PostgreSQL tables:
+    /// `database.schema.table` in `postgres://host:port`.
+    fn source(&self, source: &SourceTable) -> aichemy_engine::lineage::Dataset {
+        aichemy_engine::lineage::Dataset {
+            catalog: format!("postgres://{}:{}", self.options.hostname, self.options.port),
+            schema: Some(format!("{}.{}", self.options.database, source.schema)),
+            table: source.table.clone(),
+        }
+    }
+
     fn target_name(&self, source: &SourceTable) -> QualifiedName {
         let target = &self.definition.target;
         QualifiedName {
@@ -395,6 +405,11 @@ impl Job {
                 .create(&columns, self.options.mode == CdcMode::Append)
                 .await?;
             loaded = table.load().await?;
+        }
+        if let Some((schema, _)) = &loaded {
+            table
+                .record_lineage(self.name(), self.source(source), schema)
+                .await;
         }
         let recorded = match &loaded {
             Some((_, rows)) => rows.recorded_position(self.name()).await?,
@@ -445,6 +460,8 @@ impl Job {
         let relation = Arc::new(self.describe(&mut conn, source).await?);
         let format = self.format();
         let mirror = self.options.mode == CdcMode::Upsert;
+        let lineage_source = self.source(source);
+        let job = self.name().to_string();
         let target = self.targets.get_mut(source).expect("a followed table");
         target.relation = relation.clone();
         let missing = match &target.loaded {
@@ -461,6 +478,12 @@ impl Job {
             .load()
             .await?
             .ok_or_else(|| JobError::retry(format!("Table {} vanished", target.table.name)))?;
+        if !missing.is_empty() {
+            target
+                .table
+                .record_lineage(&job, lineage_source, &schema)
+                .await;
+        }
         let select = format!(
             "SELECT {} FROM {}",
             relation
@@ -862,7 +885,9 @@ impl Job {
         let format = self.format();
         let mirror = self.options.mode == CdcMode::Upsert;
         let sources: Vec<SourceTable> = self.targets.keys().cloned().collect();
+        let job = self.name().to_string();
         for source in sources {
+            let lineage_source = self.source(&source);
             let target = self.targets.get_mut(&source).expect("followed");
             let behind = target.position.as_ref().is_none_or(|p| p.lsn < lsn);
             let idle = target.pending.is_empty();
@@ -898,6 +923,12 @@ impl Job {
                     if !missing.is_empty() {
                         target.table.add_columns(&missing).await?;
                         loaded = target.table.load().await?;
+                        if let Some((schema, _)) = &loaded {
+                            target
+                                .table
+                                .record_lineage(&job, lineage_source, schema)
+                                .await;
+                        }
                     }
                 }
                 target.loaded = loaded;

@@ -72,6 +72,29 @@ impl Table {
         Ok(())
     }
 
+    /// Records that `job` fills this table (with `schema`, its columns now) from `source`.
+    pub async fn record_lineage(
+        &self,
+        job: &str,
+        source: aichemy_engine::lineage::Dataset,
+        schema: &SchemaRef,
+    ) {
+        let columns: Vec<(String, String)> = schema
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), aichemy_engine::types::field_type_name(f)))
+            .collect();
+        aichemy_engine::lineage::record_ingestion(
+            &self.lakehouse,
+            job,
+            &self.owner,
+            source,
+            &self.name,
+            &columns,
+        )
+        .await;
+    }
+
     /// The table's columns and its row-level access, or `None` when it does not exist.
     pub async fn load(&self) -> Result<Option<(SchemaRef, Arc<dyn RowLevelTable>)>, JobError> {
         let Some(handle) = self.lakehouse.load_table(&self.name).await? else {

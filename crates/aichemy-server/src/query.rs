@@ -658,6 +658,7 @@ impl Queries {
         }
         // Every log line of the statement, on whichever thread, names its query and user.
         let span = tracing::info_span!("query", query_id = %id, user = %session.user);
+        let query_id = id.clone();
         let work = async move {
             if let Some(error) = refusal {
                 let _ = sender.send(Event::Failed(error)).await;
@@ -670,10 +671,16 @@ impl Queries {
             // The engine makes a statement's panic its error; one in the server's own
             // work around it (pages, encoding) is this query's error too, never the
             // server's: the task ends, the others go on.
-            let outcome =
-                std::panic::AssertUnwindSafe(run(lakehouse, sql, session, stop, sender.clone()))
-                    .catch_unwind()
-                    .await;
+            let outcome = std::panic::AssertUnwindSafe(run(
+                lakehouse,
+                sql,
+                query_id,
+                session,
+                stop,
+                sender.clone(),
+            ))
+            .catch_unwind()
+            .await;
             if let Err(panic) = outcome {
                 let _ = sender
                     .send(Event::Failed(TrinoError::panicked(panic.as_ref())))
@@ -880,12 +887,14 @@ fn value_bytes(value: &Value) -> usize {
 async fn run(
     lakehouse: Arc<Lakehouse>,
     sql: String,
+    query_id: String,
     client: ClientSession,
     stop: StopSignal,
     events: mpsc::Sender<Event>,
 ) {
     let mut session = Session::new(lakehouse, client.user.clone());
     session.stop = stop;
+    session.query_id = Some(query_id);
     session.catalog = client.catalog.clone();
     session.schema = client.schema.clone();
     session.time_zone = client.time_zone.clone();

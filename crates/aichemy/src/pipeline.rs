@@ -130,6 +130,10 @@ pub async fn run(config: Config, args: PipelineArgs) -> ExitCode {
             Err(e) => Err(e),
         },
     };
+    lakehouse
+        .lineage()
+        .flush(std::time::Duration::from_secs(5))
+        .await;
     match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,

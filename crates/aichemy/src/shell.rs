@@ -70,17 +70,24 @@ pub async fn run(config: Config, args: SqlArgs) -> ExitCode {
         },
         (None, None) => None,
     };
-    match script {
+    let lakehouse = session.lakehouse().clone();
+    let code = match script {
         Some(script) => {
             let mut failed = false;
-            if !run_batch(&mut session, &script, &args, &mut failed).await {
-                return ExitCode::FAILURE;
+            match run_batch(&mut session, &script, &args, &mut failed).await {
+                true => exit_code(failed),
+                false => ExitCode::FAILURE,
             }
-            exit_code(failed)
         }
         None if !std::io::stdin().is_terminal() => piped(session, &args).await,
         None => interactive(session, args.format).await,
-    }
+    };
+    // The lineage events of the last statements, before the process ends.
+    lakehouse
+        .lineage()
+        .flush(std::time::Duration::from_secs(5))
+        .await;
+    code
 }
 
 fn exit_code(failed: bool) -> ExitCode {

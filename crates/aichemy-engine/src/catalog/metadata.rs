@@ -158,7 +158,26 @@ const PIPELINE_CHECKS: Columns = &[
     ("message", false),
     ("checked", false),
 ];
-const SYSTEM_TABLES: [(&str, &str, Columns); 10] = [
+const LINEAGE: Columns = &[
+    ("recorded", false),
+    ("kind", false),
+    ("user", false),
+    ("query_id", false),
+    ("pipeline_name", false),
+    ("run_id", false),
+    ("step_name", false),
+    ("target_catalog", false),
+    ("target_schema", false),
+    ("target_table", false),
+    ("target_column", false),
+    ("source_catalog", false),
+    ("source_schema", false),
+    ("source_table", false),
+    ("source_column", false),
+    ("lineage_type", false),
+    ("transformation", false),
+];
+const SYSTEM_TABLES: [(&str, &str, Columns); 11] = [
     ("jdbc", "catalogs", JDBC_CATALOGS),
     ("metadata", "catalogs", CATALOGS),
     ("metadata", "materialized_views", MATERIALIZED_VIEWS),
@@ -169,6 +188,7 @@ const SYSTEM_TABLES: [(&str, &str, Columns); 10] = [
     ("runtime", "pipeline_runs", PIPELINE_RUNS),
     ("runtime", "pipeline_steps", PIPELINE_STEPS),
     ("runtime", "pipeline_checks", PIPELINE_CHECKS),
+    ("runtime", "lineage", LINEAGE),
 ];
 
 /// One cell of a metadata row.
@@ -505,6 +525,7 @@ pub async fn system_table(
         ("runtime", "pipeline_checks") => {
             mem_table(PIPELINE_CHECKS, pipeline_check_rows(lakehouse).await?)
         }
+        ("runtime", "lineage") => mem_table(LINEAGE, crate::lineage::rows(lakehouse).await?),
         (schema, _) if !SYSTEM_SCHEMAS.contains(&schema) => {
             Err(TrinoError::schema_not_found(schema))
         }

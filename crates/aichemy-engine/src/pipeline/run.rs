@@ -53,6 +53,7 @@ pub async fn execute_run(
     );
     async {
         tracing::info!(trigger = %run.trigger, "pipeline run started");
+        crate::lineage::pipeline_run_event(lakehouse, &definition.name, &run.run_id, "START", None);
         let values = RunValues {
             pipeline: definition.name.clone(),
             run_id: run.run_id.clone(),
@@ -121,6 +122,13 @@ pub async fn execute_run(
         metastore
             .prune_pipeline_runs(&definition.name, super::KEPT_RUNS)
             .await?;
+        crate::lineage::pipeline_run_event(
+            lakehouse,
+            &definition.name,
+            &run.run_id,
+            &end.state,
+            end.error.as_deref(),
+        );
         match &end.error {
             None => tracing::info!("pipeline run succeeded"),
             Some(error) => tracing::warn!(%error, "pipeline run failed"),
@@ -271,7 +279,7 @@ async fn run_step(
         metastore.record_pipeline_step(&record).await?;
         let clock = Instant::now();
         let outcome = staging
-            .scope(attempt_step(lakehouse, definition, step, values))
+            .scope(attempt_step(lakehouse, definition, step, values, &query_id))
             .instrument(
                 tracing::info_span!("pipeline_step", step = %step.name, query_id = %query_id),
             )
@@ -309,9 +317,16 @@ async fn attempt_step(
     definition: &PipelineDefinition,
     step: &StepDefinition,
     values: &RunValues,
+    query_id: &str,
 ) -> Result<u64> {
     let sql = values.substitute(&step.sql)?;
     let mut session = Session::new(lakehouse.clone(), definition.owner.clone());
+    session.query_id = Some(query_id.to_string());
+    session.parent = Some(crate::lineage::Parent {
+        pipeline: definition.name.clone(),
+        run_id: values.run_id.clone(),
+        step: step.name.clone(),
+    });
     session.catalog = definition.catalog.clone();
     session.schema = definition.schema.clone();
     if let Some(timeout) = definition.step_timeout(step) {

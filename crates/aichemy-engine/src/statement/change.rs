@@ -156,6 +156,17 @@ impl Target {
             0,
         )
         .await?;
+        let aliases = [
+            (self.rows_name("$rows"), self.name.clone()),
+            (self.rows_name("$all"), self.name.clone()),
+        ];
+        let planned = crate::lineage::Planned {
+            catalog: session.catalog.as_deref(),
+            schema: session.schema.as_deref(),
+            aliases: &aliases,
+        };
+        let columns = rewrite.then(|| crate::lineage::typed_columns(&self.table.provider.schema()));
+        crate::lineage::note(&self.name, columns.as_deref(), &plan, &planned, true);
         if !rewrite {
             return super::query::execute(session, plan, state).await;
         }

@@ -218,8 +218,15 @@ pub(crate) async fn execute(
     match statement {
         MaterializedStatement::Create(create) => create_view(session, *create).await,
         MaterializedStatement::Refresh(name) => {
-            let name = session.qualify(&name)?;
-            let report = materialized::refresh(session, &name).await?;
+            let qualified = session.qualify(&name)?;
+            let sql = format!("REFRESH MATERIALIZED VIEW {name}");
+            let report = crate::lineage::recorded(
+                session,
+                "REFRESH MATERIALIZED VIEW",
+                &sql,
+                materialized::refresh(session, &qualified),
+            )
+            .await?;
             Ok(Output::Update {
                 update_type: "REFRESH MATERIALIZED VIEW".into(),
                 count: Some(report.rows),

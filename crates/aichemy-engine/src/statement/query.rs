@@ -139,7 +139,7 @@ pub(crate) async fn insert(
     let (plan, state) = plan_statement(session.lakehouse(), statement, session.scope(), 0)
         .await
         .map_err(named)?;
-    write(session, plan, state).await.map_err(named)
+    write(session, &name, plan, state).await.map_err(named)
 }
 
 /// Appends the rows of a planned query to a table whose columns match the query's by
@@ -165,7 +165,7 @@ pub(crate) async fn append(
         InsertOp::Append,
     )?
     .build()?;
-    write(session, plan, state).await
+    write(session, name, plan, state).await
 }
 
 /// A query's rows as the columns of table `name` (`target`), matched by position: each
@@ -196,8 +196,23 @@ pub(crate) fn conformed(
     Ok(LogicalPlanBuilder::from(plan).project(columns)?.build()?)
 }
 
-/// Runs a planned write to its end; answers the number of rows written.
-async fn write(session: &Session, plan: LogicalPlan, state: SessionState) -> Result<u64> {
+/// Runs a planned write to `target` to its end, its lineage noted; answers the number of
+/// rows written.
+async fn write(
+    session: &Session,
+    target: &QualifiedName,
+    plan: LogicalPlan,
+    state: SessionState,
+) -> Result<u64> {
+    if let LogicalPlan::Dml(dml) = &plan {
+        let columns = crate::lineage::typed_columns(&dml.target.schema());
+        let planned = crate::lineage::Planned {
+            catalog: session.catalog.as_deref(),
+            schema: session.schema.as_deref(),
+            aliases: &[],
+        };
+        crate::lineage::note(target, Some(&columns), &plan, &planned, false);
+    }
     let batches: Vec<_> =
         futures::TryStreamExt::try_collect(execute(session, plan, state).await?).await?;
     Ok(batches

@@ -130,6 +130,8 @@ pub struct Lakehouse {
     query_log: std::sync::RwLock<Option<Arc<dyn QueryLog>>>,
     /// The runtime (memory pool, spill folder, caches) and base settings of its queries.
     execution: Execution,
+    /// Where lineage goes besides the metastore (OpenLineage events).
+    lineage: crate::lineage::Sink,
 }
 
 /// The user a statement is planned for, kept in its session's configuration so that
@@ -358,11 +360,17 @@ impl Lakehouse {
             iceberg: iceberg_format,
             query_log: std::sync::RwLock::new(None),
             execution,
+            lineage: crate::lineage::Sink::from_config(&config.lineage)?,
         }))
     }
 
     pub fn metastore(&self) -> &Metastore {
         &self.metastore
+    }
+
+    /// Where lineage goes besides the metastore.
+    pub fn lineage(&self) -> &crate::lineage::Sink {
+        &self.lineage
     }
 
     /// The `${ENV:…}`/`${FILE:…}` secrets statements may refer to
