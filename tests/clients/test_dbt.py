@@ -24,13 +24,14 @@ PROJECT = Path(__file__).parent / "dbt_medallion"
 DBT = Path(sys.executable).parent / "dbt"
 
 
-@pytest.fixture()
-def lakehouse(tmp_path):
-    server = Server(tmp_path / "wh")
-    profiles = tmp_path / "profiles"
-    profiles.mkdir()
+def run_dbt(project, profile, schema, port, folder, *args):
+    """Runs dbt on `project` against the server on `port` (its profile `profile` writing
+    into `iceberg.<schema>`, its profile, target and log folders under `folder`); answers
+    (exit code, what it printed)."""
+    profiles = folder / "profiles"
+    profiles.mkdir(exist_ok=True)
     (profiles / "profiles.yml").write_text(f"""
-aichemy:
+{profile}:
   target: dev
   outputs:
     dev:
@@ -38,12 +39,23 @@ aichemy:
       method: none
       user: dbt
       host: 127.0.0.1
-      port: {server.http_port}
+      port: {port}
       http_scheme: http
       database: iceberg
-      schema: medallion
+      schema: {schema}
       threads: 2
 """)
+    done = subprocess.run(
+        [DBT, *args, "--project-dir", project, "--profiles-dir", profiles,
+         "--target-path", folder / "target", "--log-path", folder / "logs"],
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "NO_COLOR": "1"})
+    return done.returncode, done.stdout + done.stderr
+
+
+@pytest.fixture()
+def lakehouse(tmp_path):
+    server = Server(tmp_path / "wh")
     yield server, tmp_path
     server.stop()
 
@@ -51,12 +63,7 @@ aichemy:
 def dbt(lakehouse, *args):
     """Runs dbt on the project; answers (exit code, what it printed)."""
     server, tmp = lakehouse
-    done = subprocess.run(
-        [DBT, *args, "--project-dir", PROJECT, "--profiles-dir", tmp / "profiles",
-         "--target-path", tmp / "target", "--log-path", tmp / "logs"],
-        capture_output=True, text=True, timeout=600,
-        env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "NO_COLOR": "1"})
-    return done.returncode, done.stdout + done.stderr
+    return run_dbt(PROJECT, "aichemy", "medallion", server.http_port, tmp, *args)
 
 
 def query(lakehouse, *statements):

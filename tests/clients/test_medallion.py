@@ -14,10 +14,7 @@ Run by scripts/test.sh with AICHEMY_BIN set to the debug binary.
 """
 
 import datetime
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -26,9 +23,9 @@ from trino.exceptions import TrinoUserError
 
 from lakehouse import Server
 from postgres import PASSWORD, USER, Postgres
+from test_dbt import run_dbt
 from test_pipelines import run, wait_for
 
-DBT = Path(sys.executable).parent / "dbt"
 DBT_PROJECT = Path(__file__).parent / "dbt_reference"
 TODAY = datetime.datetime.now(datetime.timezone.utc).date()
 PERIOD_SECONDS = 3
@@ -132,33 +129,6 @@ def pipeline_runs(cur):
                 "ORDER BY queued")
     names = [d[0] for d in cur.description]
     return [dict(zip(names, row)) for row in cur.fetchall()]
-
-
-def dbt(tmp_path, port, *args):
-    profiles = tmp_path / "profiles"
-    profiles.mkdir(exist_ok=True)
-    (profiles / "profiles.yml").write_text(f"""
-reference:
-  target: dev
-  outputs:
-    dev:
-      type: trino
-      method: none
-      user: dbt
-      host: 127.0.0.1
-      port: {port}
-      http_scheme: http
-      database: iceberg
-      schema: dbt
-      threads: 2
-""")
-    done = subprocess.run(
-        [DBT, *args, "--project-dir", DBT_PROJECT, "--profiles-dir", profiles,
-         "--target-path", tmp_path / "dbt-target", "--log-path", tmp_path / "dbt-logs"],
-        capture_output=True, text=True, timeout=600,
-        env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "NO_COLOR": "1"})
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
 
 
 def test_the_medallion_runs_itself_from_cdc_to_gold_on_two_nodes(tmp_path):
@@ -318,8 +288,9 @@ def test_the_medallion_runs_itself_from_cdc_to_gold_on_two_nodes(tmp_path):
         assert ("shop.public.customers", "segment", "bronze.customers", "segment") in edges
 
         # The same medallion as a dbt project, over the same bronze: the same gold.
-        out = dbt(tmp_path, survivor.http_port, "build")
-        assert "Completed successfully" in out, out
+        code, out = run_dbt(DBT_PROJECT, "reference", "dbt", survivor.http_port, tmp_path,
+                            "build")
+        assert code == 0 and "Completed successfully" in out, out
         days = week + [day(0)]
         assert gold(cur, days, "iceberg.dbt.daily_revenue") == gold(cur, days)
     finally:
