@@ -79,11 +79,7 @@ impl Table {
         source: aichemy_engine::lineage::Dataset,
         schema: &SchemaRef,
     ) {
-        let columns: Vec<(String, String)> = schema
-            .fields()
-            .iter()
-            .map(|f| (f.name().clone(), aichemy_engine::types::field_type_name(f)))
-            .collect();
+        let columns = aichemy_engine::lineage::typed_columns(schema);
         aichemy_engine::lineage::record_ingestion(
             &self.lakehouse,
             job,

@@ -214,9 +214,7 @@ pub(crate) fn note(
 }
 
 /// A table's columns with their Trino type names, for [`note`].
-pub(crate) fn typed_columns(
-    schema: &datafusion::arrow::datatypes::Schema,
-) -> Vec<(String, String)> {
+pub fn typed_columns(schema: &datafusion::arrow::datatypes::Schema) -> Vec<(String, String)> {
     schema
         .fields()
         .iter()
