@@ -6,6 +6,7 @@ mod execution;
 mod fuzz;
 mod hive;
 mod plans;
+mod pruning;
 mod slt;
 
 use std::sync::Arc;

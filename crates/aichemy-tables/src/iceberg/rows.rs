@@ -26,7 +26,7 @@ use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::{project_schema, DataFusionError, Result as DFResult};
 use datafusion::datasource::TableType;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -45,6 +45,7 @@ use iceberg::spec::{
 };
 use iceberg::table::Table;
 use iceberg::{TableRequirement, TableUpdate};
+use iceberg_datafusion::physical_plan::convert_filters_to_predicate;
 
 use super::commit::{check_write_paths, main_unmoved, CommitError, TableChange};
 use super::write::{df_error, plain_type, planned_field, TableWriter};
@@ -671,6 +672,9 @@ pub(crate) struct PathScan {
     read_schema: SchemaRef,
     /// Each current column's name in the snapshot's schema; `None` when added since.
     snapshot_names: Vec<Option<String>>,
+    /// Whether each current column has the snapshot's name and type, so that a filter on
+    /// it can prune the snapshot's files.
+    prunable: Vec<bool>,
 }
 
 impl PathScan {
@@ -712,6 +716,16 @@ impl PathScan {
                     .map(|old| old.name.clone())
             })
             .collect();
+        let prunable = current
+            .as_struct()
+            .fields()
+            .iter()
+            .map(|field| {
+                snapshot_schema
+                    .field_by_id(field.id)
+                    .is_some_and(|old| old.name == field.name && old.field_type == field.field_type)
+            })
+            .collect();
         let added: Vec<Field> = if added_columns {
             vec![
                 Field::new(PATH_COLUMN, DataType::Utf8, false),
@@ -739,7 +753,18 @@ impl PathScan {
             schema: Arc::new(Schema::new(plain)),
             read_schema: Arc::new(Schema::new(read)),
             snapshot_names,
+            prunable,
         })
+    }
+
+    /// Whether `filter` can prune the snapshot's files: it reads only columns the snapshot
+    /// has unchanged, and Iceberg can evaluate it.
+    fn prunes(&self, filter: &Expr) -> bool {
+        filter.column_refs().iter().all(|column| {
+            self.schema
+                .index_of(&column.name)
+                .is_ok_and(|i| self.prunable.get(i) == Some(&true))
+        }) && convert_filters_to_predicate(std::slice::from_ref(filter)).is_some()
     }
 }
 
@@ -768,11 +793,24 @@ impl TableProvider for PathScan {
         TableType::Base
     }
 
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DFResult<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|filter| match self.prunes(filter) {
+                true => TableProviderFilterPushDown::Inexact,
+                false => TableProviderFilterPushDown::Unsupported,
+            })
+            .collect())
+    }
+
     async fn scan(
         &self,
         state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
+        filters: &[Expr],
         _limit: Option<usize>,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
         let output = project_schema(&self.read_schema, projection)?;
@@ -809,13 +847,15 @@ impl TableProvider for PathScan {
                 output,
             )));
         };
-        let scan = self
-            .table
-            .scan()
-            .snapshot_id(snapshot)
-            .select(names)
-            .build()
-            .map_err(df_error)?;
+        let mut scan = self.table.scan().snapshot_id(snapshot).select(names);
+        let pruning: Vec<Expr> = filters.iter().filter(|f| self.prunes(f)).cloned().collect();
+        if let Some(predicate) = convert_filters_to_predicate(&pruning) {
+            scan = scan.with_filter(predicate);
+        }
+        let scan = scan.build().map_err(df_error)?;
+        // A row's position counts every row of its file before it: files are pruned, but
+        // no row of a file read is skipped when positions are asked for.
+        let positions = sources.iter().any(|s| matches!(s, Source::Position));
         let tasks: Vec<FileScanTask> = scan
             .plan_files()
             .await
@@ -827,6 +867,12 @@ impl TableProvider for PathScan {
                     .as_ref()
                     .is_none_or(|files| files.contains(task.data_file_path()));
                 futures::future::ready(keep)
+            })
+            .map_ok(|mut task| {
+                if positions {
+                    task.predicate = None;
+                }
+                task
             })
             .try_collect()
             .await?;
