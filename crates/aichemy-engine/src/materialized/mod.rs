@@ -4,8 +4,10 @@
 //! change together. A query of the view reads the stored rows while they are fresh (no
 //! source moved since) or stale within the grace period, and runs the definition
 //! otherwise (or fails, `WHEN STALE FAIL`), as Trino does. `shape.rs` tells whether a
-//! definition can be refreshed from the sources' changes, `refresh.rs` refreshes.
+//! definition can be refreshed from the sources' changes, `refresh.rs` refreshes,
+//! `narrow.rs` keeps a change's joins from reading more of the other sources than it can join.
 
+mod narrow;
 mod refresh;
 mod shape;
 

@@ -24,6 +24,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion::sql::sqlparser::ast::{Query, Statement};
 
+use super::narrow::narrowed;
 use super::shape::{count_column, sum_column, Aggregate, Function, Output, ROWS_COLUMN};
 use super::{
     ident, not_found, now_ms, parse_state, record, relation_text, storage_name, RefreshState,
@@ -375,8 +376,8 @@ impl Refresh<'_> {
                     })
                     .collect();
                 let statement = Statement::Query(Box::new(rows_query.clone()));
-                let (plan, _) = self.plan_statement(statement, &pinned).await?;
-                into.push(plan);
+                let (plan, state) = self.plan_statement(statement, &pinned).await?;
+                into.push(narrowed(self.session, &state, plan, delta).await?);
             }
         }
         let union = |plans: Vec<LogicalPlan>| -> Result<Option<LogicalPlan>> {
