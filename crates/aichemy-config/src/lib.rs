@@ -371,6 +371,14 @@ pub struct ServerConfig {
     /// Users who may run CREATE CATALOG and DROP CATALOG. Empty (the default) lets every
     /// user, as Trino's default allow-all access control does.
     pub admin_users: Vec<String>,
+    /// Trino's `access-control.properties` (`access-control.name=file`,
+    /// `security.config-file`, `security.refresh-period`, `security.json-pointer`), or the
+    /// rules JSON file itself: who may read, write and change what, applied to every
+    /// statement. None (the default): everyone may do everything.
+    pub access_control_config: Option<PathBuf>,
+    /// Trino's `group-provider.properties` (`group-provider.name=file`,
+    /// `file.group-file`, `file.refresh-period`): the groups the access rules match.
+    pub group_provider_config: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -391,6 +399,8 @@ impl Default for ServerConfig {
             max_concurrent_queries: None,
             max_queued_queries: 1000,
             admin_users: Vec::new(),
+            access_control_config: None,
+            group_provider_config: None,
         }
     }
 }
@@ -532,6 +542,12 @@ impl Config {
             }
             "server.max_queued_queries" => self.server.max_queued_queries = parse(key, value)?,
             "server.admin_users" => self.server.admin_users = comma_list(value),
+            "server.access_control_config" => {
+                self.server.access_control_config = Some(value.into())
+            }
+            "server.group_provider_config" => {
+                self.server.group_provider_config = Some(value.into())
+            }
             "catalog_dir" => self.catalog_dir = Some(value.into()),
             "create_catalog_secrets" => {
                 self.create_catalog_secrets = comma_list(value)
@@ -991,10 +1007,18 @@ mod tests {
                     "sqlite:///tmp/m.db".to_string(),
                 ),
                 ("AICHEMY_SOMETHING_ELSE".to_string(), "x".to_string()),
+                (
+                    "AICHEMY_SERVER__ACCESS_CONTROL_CONFIG".to_string(),
+                    "/etc/trino/access-control.properties".to_string(),
+                ),
             ])
             .unwrap();
         assert_eq!(config.warehouse_url().unwrap().as_str(), "file:///tmp/wh");
         assert_eq!(config.metastore_url().unwrap(), "sqlite:///tmp/m.db");
+        assert_eq!(
+            config.server.access_control_config,
+            Some(PathBuf::from("/etc/trino/access-control.properties"))
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! Every error leaves as a [`TrinoError`] with Trino's name, code and wording.
 #![forbid(unsafe_code)]
 
+mod access;
 mod bag_set_operations;
 mod catalog;
 pub mod dialect;

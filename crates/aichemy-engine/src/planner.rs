@@ -349,7 +349,8 @@ fn name_row_fields(plan: LogicalPlan) -> Result<LogicalPlan> {
         .build()?)
 }
 
-/// Plans the text of one query (a view's definition).
+/// Plans the text of one query (a view's definition), its relations read as `outer`'s user
+/// reads them, or unchecked when `checked` is false (a materialized view's own storage).
 pub async fn plan_query_text(
     lakehouse: &Arc<Lakehouse>,
     sql: &str,
@@ -357,6 +358,7 @@ pub async fn plan_query_text(
     schema: Option<&str>,
     outer: &SessionState,
     depth: usize,
+    checked: bool,
 ) -> Result<LogicalPlan> {
     let mut statements = dialect::parse_statements(sql)?;
     if statements.len() != 1 || !matches!(statements[0], Statement::Query(_)) {
@@ -376,7 +378,10 @@ pub async fn plan_query_text(
         catalog,
         schema,
         time_zone: outer.config().options().execution.time_zone.as_deref(),
-        user: user.as_ref().map(|user| user.0.as_str()),
+        user: user
+            .as_ref()
+            .filter(|_| checked)
+            .map(|user| user.0.as_str()),
         pinned: &[],
         reads: reads.as_ref(),
     };

@@ -215,6 +215,8 @@ impl Session {
     }
 
     async fn execute_limited(&mut self, sql: &str) -> Result<Output> {
+        self.lakehouse
+            .check_access(&self.user, |p, who| p.check_can_execute_query(who))?;
         for (name, value) in &self.properties {
             session_state::check_session_property(name, value)?;
         }
@@ -338,6 +340,7 @@ impl Session {
         if !matches!(statement, Statement::CreateView(_)) {
             dialect::bind_session_functions(&mut statement, &self.values());
         }
+        crate::access::statements::check(self, &statement)?;
         // A write's text, for its lineage.
         let text = match &statement {
             Statement::Insert(_)

@@ -33,6 +33,14 @@ pub struct ServeArgs {
     /// HTTPS private key, PEM (server.tls_key).
     #[arg(long)]
     tls_key: Option<PathBuf>,
+    /// Trino's access-control.properties (access-control.name=file) or its rules JSON
+    /// (server.access_control_config).
+    #[arg(long)]
+    access_control_config: Option<PathBuf>,
+    /// Trino's group-provider.properties (group-provider.name=file)
+    /// (server.group_provider_config).
+    #[arg(long)]
+    group_provider_config: Option<PathBuf>,
 }
 
 /// Worker threads of the runtime that answers HTTP (the protocol, the REST catalog and
@@ -54,6 +62,12 @@ pub async fn run(
     server.password_file = args.password_file.or(server.password_file.take());
     server.tls_certificate = args.tls_certificate.or(server.tls_certificate.take());
     server.tls_key = args.tls_key.or(server.tls_key.take());
+    server.access_control_config = args
+        .access_control_config
+        .or(server.access_control_config.take());
+    server.group_provider_config = args
+        .group_provider_config
+        .or(server.group_provider_config.take());
     let mut options = match options(&config, query_runtime) {
         Ok(options) => options,
         Err(message) => {

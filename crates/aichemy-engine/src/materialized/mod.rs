@@ -217,7 +217,7 @@ pub(crate) async fn relation(
         view.sql.clone()
     };
     lakehouse
-        .stored_query(name, "materialized view", sql, state, depth)
+        .stored_query(name, "materialized view", sql, state, depth, !stored)
         .await
 }
 

@@ -184,6 +184,10 @@ pub async fn execute(session: &Session, statement: CatalogStatement) -> Result<O
             format!("Access Denied: Cannot {verb} catalog {catalog}"),
         ));
     }
+    lakehouse.check_access(&session.user, |p, who| match verb {
+        "create" => p.check_can_create_catalog(who, catalog),
+        _ => p.check_can_drop_catalog(who, catalog),
+    })?;
     match statement {
         CatalogStatement::Create {
             name,

@@ -623,6 +623,13 @@ pub async fn alter_table(session: &Session, alter: AlterTable) -> Result<Output>
                     "Table rename across catalogs is not supported",
                 ));
             }
+            let (from, to) = (
+                crate::access::table_name(&name),
+                crate::access::table_name(&target),
+            );
+            lakehouse.check_access(&session.user, |p, who| {
+                p.check_can_rename_table(who, &from, &to)
+            })?;
             if format.load_table(&name.schema, &name.name).await?.is_none() {
                 if alter.if_exists {
                     return Ok(Output::update("RENAME TABLE"));

@@ -219,6 +219,10 @@ pub(crate) async fn execute(
         MaterializedStatement::Create(create) => create_view(session, *create).await,
         MaterializedStatement::Refresh(name) => {
             let qualified = session.qualify(&name)?;
+            let view = crate::access::table_name(&qualified);
+            session.lakehouse().check_access(&session.user, |p, who| {
+                p.check_can_refresh_materialized_view(who, &view)
+            })?;
             let sql = format!("REFRESH MATERIALIZED VIEW {name}");
             let report = crate::lineage::recorded(
                 session,
@@ -234,6 +238,10 @@ pub(crate) async fn execute(
         }
         MaterializedStatement::Drop { name, if_exists } => {
             let name = session.qualify(&name)?;
+            let view = crate::access::table_name(&name);
+            session.lakehouse().check_access(&session.user, |p, who| {
+                p.check_can_drop_materialized_view(who, &view)
+            })?;
             drop_view(session, &name, if_exists).await
         }
         MaterializedStatement::Show { schema, like } => {
@@ -334,6 +342,10 @@ pub(crate) fn interval_text(ms: i64) -> String {
 async fn create_view(session: &Session, create: CreateMaterialized) -> Result<Output> {
     let lakehouse = session.lakehouse();
     let name = session.qualify(&create.name)?;
+    let view = crate::access::table_name(&name);
+    lakehouse.check_access(&session.user, |p, who| {
+        p.check_can_create_materialized_view(who, &view)
+    })?;
     let format = lakehouse.format(&name.catalog)?;
     if format.format_name() != "Iceberg" {
         return Err(TrinoError::not_supported(format!(

@@ -29,6 +29,13 @@ use crate::stop::stoppable;
 /// Plans and starts a query or `EXPLAIN`; its rows stream as they are computed.
 pub(crate) async fn run(session: &Session, statement: Statement) -> Result<Output> {
     let (plan, state) = plan_statement(session.lakehouse(), statement, session.scope(), 0).await?;
+    if let LogicalPlan::Explain(explain) = &plan {
+        // DataFusion writes an error of physical planning into EXPLAIN's rows: a read the
+        // access policy refuses (checked as scans are planned) must fail the statement.
+        if session.lakehouse().policy().is_some() {
+            state.create_physical_plan(&explain.plan).await?;
+        }
+    }
     let stream = execute(session, plan, state).await?;
     // The types of the plan as analyzed (a CAST of JSON is a function, whose field does
     // not carry the `json` name the written CAST's would).

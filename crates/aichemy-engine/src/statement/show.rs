@@ -1,6 +1,7 @@
 //! Statements about the session and the catalog: `USE`, `SHOW …`, `DESCRIBE`.
 //! sqlparser's generic dialect lacks Trino's forms of these, so they are parsed here.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch, StringArray};
@@ -304,7 +305,13 @@ pub async fn execute(session: &mut Session, statement: ShowStatement) -> Result<
             session.schema = Some(schema);
             Ok(Output::update("USE"))
         }
-        ShowStatement::Catalogs { like } => listing("Catalog", lakehouse.catalog_names(), &like),
+        ShowStatement::Catalogs { like } => {
+            let mut catalogs = lakehouse.catalog_names();
+            if let Some(access) = lakehouse.access(&session.user)? {
+                catalogs.retain(|c| access.rules.catalog_visible(&access.identity, c));
+            }
+            listing("Catalog", catalogs, &like)
+        }
         ShowStatement::Functions { like } => functions(session, &like),
         ShowStatement::Schemas { catalog, like } => {
             let catalog = match catalog {
@@ -322,6 +329,10 @@ pub async fn execute(session: &mut Session, statement: ShowStatement) -> Result<
             let mut schemas = lakehouse.list_schemas(&catalog).await?;
             schemas.push("information_schema".into());
             schemas.sort();
+            if let Some(access) = lakehouse.access(&session.user)? {
+                access.check(|p, who| p.check_can_show_schemas(who, &catalog))?;
+                schemas.retain(|s| access.rules.schema_visible(&access.identity, &catalog, s));
+            }
             listing("Schema", schemas, &like)
         }
         ShowStatement::Tables { schema, like } => {
@@ -353,12 +364,31 @@ pub async fn execute(session: &mut Session, statement: ShowStatement) -> Result<
                     format!("Schema '{schema}' does not exist"),
                 ));
             }
-            let tables = table_names(session, &catalog, &schema).await?;
+            let mut tables = table_names(session, &catalog, &schema).await?;
+            if let Some(access) = lakehouse.access(&session.user)? {
+                access.check(|p, who| p.check_can_show_tables(who, &catalog, &schema))?;
+                tables.retain(|t| {
+                    let name = aichemy_access::TableName::new(&catalog, &schema, t);
+                    access.rules.table_visible(&access.identity, &name)
+                });
+            }
             listing("Table", tables, &like)
         }
         ShowStatement::Columns { table, like } => {
             let name = session.qualify(&table)?;
-            let columns = describe_columns(session, &name).await?;
+            let mut columns = describe_columns(session, &name).await?;
+            if let Some(access) = lakehouse.access(&session.user)? {
+                let table = crate::access::table_name(&name);
+                access.check(|p, who| p.check_can_show_columns(who, &table))?;
+                let names: Vec<&str> = columns.iter().map(|(c, ..)| c.as_str()).collect();
+                let visible: HashSet<String> = access
+                    .rules
+                    .visible_columns(&access.identity, &table, &names)
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect();
+                columns.retain(|(c, ..)| visible.contains(c));
+            }
             let rows: Vec<Vec<Cell>> = columns
                 .into_iter()
                 .filter(|(column, ..)| like.as_ref().is_none_or(|p| like_matches(p, column)))
@@ -378,6 +408,10 @@ pub async fn execute(session: &mut Session, statement: ShowStatement) -> Result<
         }
         ShowStatement::CreateTable(table) => {
             let name = session.qualify(&table)?;
+            let shown = crate::access::table_name(&name);
+            lakehouse.check_access(&session.user, |p, who| {
+                p.check_can_show_create_table(who, &shown)
+            })?;
             let Some(handle) = lakehouse.load_table(&name).await? else {
                 lakehouse.catalog(&name.catalog)?;
                 lakehouse
@@ -426,6 +460,10 @@ pub async fn execute(session: &mut Session, statement: ShowStatement) -> Result<
         }
         ShowStatement::CreateView(view) => {
             let name = session.qualify(&view)?;
+            let shown = crate::access::table_name(&name);
+            lakehouse.check_access(&session.user, |p, who| {
+                p.check_can_show_create_table(who, &shown)
+            })?;
             let record = lakehouse
                 .metastore()
                 .get_view(&name.catalog, &name.schema, &name.name)

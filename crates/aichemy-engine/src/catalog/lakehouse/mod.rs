@@ -132,6 +132,8 @@ pub struct Lakehouse {
     execution: Execution,
     /// Where lineage goes besides the metastore (OpenLineage events).
     lineage: crate::lineage::Sink,
+    /// Who may do what (`server.access_control_config`); everyone everything when `None`.
+    policy: Option<aichemy_access::Policy>,
 }
 
 /// The user a statement is planned for, kept in its session's configuration so that
@@ -361,6 +363,7 @@ impl Lakehouse {
             query_log: std::sync::RwLock::new(None),
             execution,
             lineage: crate::lineage::Sink::from_config(&config.lineage)?,
+            policy: open_policy(&config.server)?,
         }))
     }
 
@@ -430,6 +433,11 @@ impl Lakehouse {
     /// How much CPU time any statement's operators may spend, whatever its session says.
     pub fn max_cpu_time(&self) -> Option<std::time::Duration> {
         self.execution.max_cpu_time()
+    }
+
+    /// The access policy, if one is configured.
+    pub fn policy(&self) -> Option<&aichemy_access::Policy> {
+        self.policy.as_ref()
     }
 
     /// Whether a user may create and drop catalogs.
@@ -557,4 +565,32 @@ impl Lakehouse {
             None => Ok(None),
         }
     }
+}
+
+/// The access policy the server configuration names; a file that cannot be read or used
+/// stops the start.
+fn open_policy(server: &aichemy_config::ServerConfig) -> Result<Option<aichemy_access::Policy>> {
+    let Some(path) = &server.access_control_config else {
+        if server.group_provider_config.is_some() {
+            return Err(TrinoError::new(
+                ErrorCode::GENERIC_USER_ERROR,
+                "server.group_provider_config needs server.access_control_config: groups \
+                 only matter to access rules",
+            ));
+        }
+        return Ok(None);
+    };
+    let invalid = |e: aichemy_access::RulesError| {
+        TrinoError::new(
+            ErrorCode::GENERIC_USER_ERROR,
+            format!("Access control configuration {}: {e}", path.display()),
+        )
+    };
+    let mut config = aichemy_access::AccessControlConfig::load(path).map_err(invalid)?;
+    if let Some(groups) = &server.group_provider_config {
+        config = config.with_group_provider(groups).map_err(invalid)?;
+    }
+    aichemy_access::Policy::open(&config)
+        .map(Some)
+        .map_err(invalid)
 }

@@ -74,6 +74,11 @@ impl Lakehouse {
         pinned: &[(QualifiedName, Arc<dyn TableProvider>)],
     ) -> Result<Arc<dyn CatalogProviderList>> {
         let list = Arc::new(MemoryCatalogProviderList::new());
+        // The reader's rights, when a policy is configured and the statement has a user.
+        let access = match state.config().get_extension::<QueryUser>() {
+            Some(user) => self.access(&user.0)?,
+            None => None,
+        };
         for reference in references {
             // Table functions (generate_series, unnest, …) are not relations.
             if let TableReference::Bare { table } = reference {
@@ -84,7 +89,13 @@ impl Lakehouse {
             let name = self.qualify(reference, default_catalog, default_schema)?;
             let provider = match pinned.iter().find(|(pinned, _)| *pinned == name) {
                 Some((_, provider)) => provider.clone(),
-                None => self.relation(&name, state, depth).await?,
+                None => {
+                    let provider = self.relation(&name, state, depth).await?;
+                    match &access {
+                        Some(access) => guarded(access, &name, provider)?,
+                        None => provider,
+                    }
+                }
             };
             let catalog = match list.catalog(&name.catalog) {
                 Some(c) => c,
@@ -241,7 +252,8 @@ impl Lakehouse {
     }
 
     /// The query text a view keeps (`what`: "view" or "materialized view"), planned in
-    /// its own schema one level deeper.
+    /// its own schema one level deeper; its relations are read unchecked when `checked` is
+    /// false (a materialized view's own storage, which only the view's name guards).
     pub(crate) async fn stored_query(
         self: &Arc<Self>,
         name: &QualifiedName,
@@ -249,6 +261,7 @@ impl Lakehouse {
         sql: String,
         state: &SessionState,
         depth: usize,
+        checked: bool,
     ) -> Result<Arc<dyn TableProvider>> {
         let plan = crate::planner::plan_query_text(
             self,
@@ -257,6 +270,7 @@ impl Lakehouse {
             Some(&name.schema),
             state,
             depth + 1,
+            checked,
         )
         .await
         .map_err(|e| {
@@ -337,9 +351,39 @@ impl Lakehouse {
                     format!("View '{name}' is recursive or nested too deeply"),
                 ));
             }
-            return Box::pin(self.stored_query(name, "view", view.sql, state, depth)).await;
+            return Box::pin(self.stored_query(name, "view", view.sql, state, depth, true)).await;
         }
         self.require_schema(&name.catalog, &name.schema).await?;
         Err(TrinoError::table_not_found(&name.to_string()))
     }
+}
+
+/// `provider` (relation `name`) as `access` lets its user read it: a view is checked by
+/// name now (its body's tables are checked as they are read), a table when scanned.
+fn guarded(
+    access: &crate::access::Access,
+    name: &QualifiedName,
+    provider: Arc<dyn TableProvider>,
+) -> Result<Arc<dyn TableProvider>> {
+    // Time travel and the hidden path column read the table itself.
+    let mut table = name.clone();
+    for suffix in [VERSION_SUFFIX, TIMESTAMP_SUFFIX, REF_SUFFIX] {
+        if let Some(at) = table.name.find(suffix) {
+            table.name.truncate(at);
+        }
+    }
+    if let Some(base) = table.name.strip_suffix(PATH_SUFFIX) {
+        table.name = base.to_string();
+    }
+    let table = crate::access::table_name(&table);
+    if provider.get_logical_plan().is_some() {
+        access.check(|rules, who| rules.check_can_select(who, &table, &[]))?;
+        return Ok(provider);
+    }
+    Ok(Arc::new(crate::access::guard::GuardedTable::new(
+        provider,
+        table,
+        access.rules.clone(),
+        access.identity.clone(),
+    )))
 }

@@ -1,0 +1,127 @@
+//! A table read under the access policy: its scan first checks that the reader may select
+//! the columns the scan reads (all of them for `SELECT *`, none for `count(*)`).
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use aichemy_access::{FileAccessControl, Identity, TableName};
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::{ScanArgs, ScanResult, Session, TableProvider};
+use datafusion::common::{Constraints, DataFusionError, Result as DFResult, Statistics};
+use datafusion::datasource::TableType;
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{Expr, LogicalPlan, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+
+/// `inner` as `reader` may read it.
+#[derive(Debug)]
+pub(crate) struct GuardedTable {
+    inner: Arc<dyn TableProvider>,
+    name: TableName,
+    rules: Arc<FileAccessControl>,
+    reader: Identity,
+}
+
+impl GuardedTable {
+    pub(crate) fn new(
+        inner: Arc<dyn TableProvider>,
+        name: TableName,
+        rules: Arc<FileAccessControl>,
+        reader: Identity,
+    ) -> Self {
+        Self {
+            inner,
+            name,
+            rules,
+            reader,
+        }
+    }
+
+    fn check(&self, projection: Option<&[usize]>) -> DFResult<()> {
+        let schema = self.inner.schema();
+        let columns: Vec<&str> = match projection {
+            Some(indices) => indices
+                .iter()
+                .map(|&i| schema.field(i).name().as_str())
+                .collect(),
+            None => schema.fields().iter().map(|f| f.name().as_str()).collect(),
+        };
+        self.rules
+            .check_can_select(&self.reader, &self.name, &columns)
+            .map_err(|d| DataFusionError::External(Box::new(super::denied(d))))
+    }
+}
+
+#[async_trait]
+impl TableProvider for GuardedTable {
+    /// The table's own: code that looks into a provider finds what it looks for.
+    fn as_any(&self) -> &dyn Any {
+        self.inner.as_any()
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
+    }
+
+    fn constraints(&self) -> Option<&Constraints> {
+        self.inner.constraints()
+    }
+
+    fn table_type(&self) -> TableType {
+        self.inner.table_type()
+    }
+
+    fn get_table_definition(&self) -> Option<&str> {
+        self.inner.get_table_definition()
+    }
+
+    fn get_logical_plan(&'_ self) -> Option<Cow<'_, LogicalPlan>> {
+        self.inner.get_logical_plan()
+    }
+
+    fn get_column_default(&self, column: &str) -> Option<&Expr> {
+        self.inner.get_column_default(column)
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        self.check(projection.map(Vec::as_slice))?;
+        self.inner.scan(state, projection, filters, limit).await
+    }
+
+    async fn scan_with_args<'a>(
+        &self,
+        state: &dyn Session,
+        args: ScanArgs<'a>,
+    ) -> DFResult<ScanResult> {
+        self.check(args.projection())?;
+        self.inner.scan_with_args(state, args).await
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DFResult<Vec<TableProviderFilterPushDown>> {
+        self.inner.supports_filters_pushdown(filters)
+    }
+
+    fn statistics(&self) -> Option<Statistics> {
+        self.inner.statistics()
+    }
+
+    async fn insert_into(
+        &self,
+        state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        insert_op: InsertOp,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        self.inner.insert_into(state, input, insert_op).await
+    }
+}

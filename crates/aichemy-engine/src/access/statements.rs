@@ -1,0 +1,191 @@
+//! The checks a parsed statement makes before it runs: the privilege its writes, drops and
+//! definitions need on their target (what it reads is checked as it is read).
+
+use aichemy_access::TableName;
+use datafusion::sql::sqlparser::ast::{
+    AlterTableOperation, CommentObject, FromTable, MergeAction, ObjectName, ObjectType, SchemaName,
+    Statement, TableFactor, TableObject, TableWithJoins,
+};
+
+use super::{table_name, Access};
+use crate::error::Result;
+use crate::session::Session;
+use crate::statement::ddl::schema_name;
+
+/// Checks `statement`'s writes and definitions for `session`'s user.
+pub(crate) fn check(session: &Session, statement: &Statement) -> Result<()> {
+    let Some(access) = session.lakehouse().access(&session.user)? else {
+        return Ok(());
+    };
+    let table =
+        |name: &ObjectName| -> Result<TableName> { Ok(table_name(&session.qualify(name)?)) };
+    match statement {
+        // EXPLAIN needs what the statement it explains needs.
+        Statement::Explain { statement, .. } => return check(session, statement),
+        Statement::Insert(insert) => {
+            if let TableObject::TableName(name) = &insert.table {
+                let t = table(name)?;
+                access.check(|p, who| p.check_can_insert(who, &t))?;
+            }
+        }
+        Statement::Delete(delete) => {
+            let tables = match &delete.from {
+                FromTable::WithFromKeyword(tables) | FromTable::WithoutKeyword(tables) => tables,
+            };
+            for name in tables.iter().filter_map(changed_table) {
+                let t = table(name)?;
+                access.check(|p, who| p.check_can_delete(who, &t))?;
+            }
+        }
+        Statement::Update(update) => {
+            if let Some(name) = changed_table(&update.table) {
+                let t = table(name)?;
+                let columns: Vec<String> = update
+                    .assignments
+                    .iter()
+                    .map(|a| assigned_column(&a.target.to_string()))
+                    .collect();
+                let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+                access.check(|p, who| p.check_can_update(who, &t, &columns))?;
+            }
+        }
+        Statement::Merge(merge) => {
+            if let TableFactor::Table { name, .. } = &merge.table {
+                let t = table(name)?;
+                for clause in &merge.clauses {
+                    match &clause.action {
+                        MergeAction::Insert(_) => {
+                            access.check(|p, who| p.check_can_insert(who, &t))?
+                        }
+                        MergeAction::Delete { .. } => {
+                            access.check(|p, who| p.check_can_delete(who, &t))?
+                        }
+                        MergeAction::Update(update) => {
+                            let columns: Vec<String> = update
+                                .assignments
+                                .iter()
+                                .map(|a| assigned_column(&a.target.to_string()))
+                                .collect();
+                            let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+                            access.check(|p, who| p.check_can_update(who, &t, &columns))?
+                        }
+                    }
+                }
+            }
+        }
+        Statement::Truncate(truncate) => {
+            for target in &truncate.table_names {
+                let t = table(&target.name)?;
+                access.check(|p, who| p.check_can_truncate(who, &t))?;
+            }
+        }
+        Statement::CreateSchema {
+            schema_name: SchemaName::Simple(name),
+            ..
+        } => {
+            let (catalog, schema) = schema_name(session, name)?;
+            access.check(|p, who| p.check_can_create_schema(who, &catalog, &schema))?;
+        }
+        Statement::Drop {
+            object_type, names, ..
+        } => {
+            for name in names {
+                check_drop(session, &access, *object_type, name)?;
+            }
+        }
+        Statement::CreateTable(create) => {
+            let t = table(&create.name)?;
+            access.check(|p, who| p.check_can_create_table(who, &t))?;
+        }
+        Statement::CreateView(create) => {
+            let t = table(&create.name)?;
+            access.check(|p, who| p.check_can_create_view(who, &t))?;
+        }
+        Statement::Comment {
+            object_type,
+            object_name,
+            ..
+        } => match object_type {
+            CommentObject::Table => {
+                let t = table(object_name)?;
+                access.check(|p, who| p.check_can_comment_table(who, &t))?;
+            }
+            CommentObject::Column => {
+                // `catalog.schema.table.column`: the table is the name less its last part.
+                let mut parts = object_name.0.clone();
+                parts.pop();
+                let t = table(&ObjectName(parts))?;
+                access.check(|p, who| p.check_can_comment_column(who, &t))?;
+            }
+            _ => {}
+        },
+        Statement::AlterTable(alter) => {
+            let t = table(&alter.name)?;
+            for operation in &alter.operations {
+                check_alter(&access, &t, operation)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The table a DELETE or UPDATE changes, when it names one.
+fn changed_table(table: &TableWithJoins) -> Option<&ObjectName> {
+    match &table.relation {
+        TableFactor::Table { name, .. } => Some(name),
+        _ => None,
+    }
+}
+
+/// A SET target's column: the last part of a possibly qualified name, unquoted.
+fn assigned_column(target: &str) -> String {
+    let last = target.rsplit('.').next().unwrap_or(target);
+    match last.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+        Some(quoted) => quoted.replace("\"\"", "\""),
+        None => last.to_lowercase(),
+    }
+}
+
+fn check_drop(
+    session: &Session,
+    access: &Access,
+    object_type: ObjectType,
+    name: &ObjectName,
+) -> Result<()> {
+    match object_type {
+        ObjectType::Schema | ObjectType::Database => {
+            let (catalog, schema) = schema_name(session, name)?;
+            access.check(|p, who| p.check_can_drop_schema(who, &catalog, &schema))
+        }
+        ObjectType::Table => {
+            let t = table_name(&session.qualify(name)?);
+            access.check(|p, who| p.check_can_drop_table(who, &t))
+        }
+        ObjectType::View => {
+            let t = table_name(&session.qualify(name)?);
+            access.check(|p, who| p.check_can_drop_view(who, &t))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// One ALTER TABLE operation; a rename's target is checked where the new name is made.
+fn check_alter(access: &Access, t: &TableName, operation: &AlterTableOperation) -> Result<()> {
+    match operation {
+        AlterTableOperation::RenameTable { .. } => Ok(()),
+        AlterTableOperation::AddColumn { .. } => {
+            access.check(|p, who| p.check_can_add_column(who, t))
+        }
+        AlterTableOperation::DropColumn { .. } => {
+            access.check(|p, who| p.check_can_drop_column(who, t))
+        }
+        AlterTableOperation::RenameColumn { .. } => {
+            access.check(|p, who| p.check_can_rename_column(who, t))
+        }
+        AlterTableOperation::AlterColumn { .. } => {
+            access.check(|p, who| p.check_can_alter_column(who, t))
+        }
+        _ => access.check(|p, who| p.check_can_set_table_properties(who, t)),
+    }
+}
