@@ -25,6 +25,13 @@ RULES = {
     "tables": [
         {"group": "admins", "privileges": ALL},
         {"user": "eng", "schema": "sales_.*", "privileges": ALL},
+        # A regional analyst: her region's rows only.
+        {"user": "rita", "schema": "sales_gold", "table": "contacts",
+         "privileges": ["SELECT", "INSERT", "DELETE", "UPDATE"], "filter": "region = 'EU'"},
+        # Analysts read contacts masked.
+        {"group": "sales", "schema": "sales_gold", "table": "contacts", "privileges": ["SELECT"],
+         "columns": [{"name": "email", "mask": "'***'"},
+                     {"name": "phone", "mask": "substr(phone, 1, 3) || '****'"}]},
         {"group": "sales", "schema": "sales_gold", "privileges": ["SELECT"],
          "columns": [{"name": "email", "allow": False}]},
     ],
@@ -75,6 +82,10 @@ def policy_server(tmp_path_factory):
         "CREATE TABLE iceberg.sales_gold.customers (id BIGINT, name VARCHAR, email VARCHAR)",
         "INSERT INTO iceberg.sales_gold.customers VALUES (1, 'Ann', 'ann@x.org'), "
         "(2, 'Bo', 'bo@x.org')",
+        "CREATE TABLE iceberg.sales_gold.contacts (id BIGINT, region VARCHAR, email VARCHAR, "
+        "phone VARCHAR)",
+        "INSERT INTO iceberg.sales_gold.contacts VALUES (1, 'EU', 'a@x.org', '5551234'), "
+        "(2, 'US', 'b@x.org', '5559876'), (3, 'EU', 'c@x.org', '5550000')",
         "CREATE TABLE iceberg.marketing_gold.leads (id BIGINT, email VARCHAR)",
         "INSERT INTO iceberg.marketing_gold.leads VALUES (1, 'lead@x.org')",
     ]:
@@ -155,6 +166,33 @@ def test_writes_and_definitions_need_their_privilege(policy_server):
     run(port, "eng", "DROP TABLE iceberg.sales_silver.orders")
 
 
+def test_masks_and_row_filters_apply_on_every_read(policy_server):
+    _, server = policy_server
+    port = server.http_port
+    contacts = "iceberg.sales_gold.contacts"
+    assert run(port, "sam", f"SELECT id, region, email, phone FROM {contacts} ORDER BY id") == [
+        [1, "EU", "***", "555****"], [2, "US", "***", "555****"], [3, "EU", "***", "555****"]]
+    # A condition sees the masked value, as it does in Trino.
+    assert run(port, "sam", f"SELECT count(*) FROM {contacts} WHERE email = 'a@x.org'") == [[0]]
+    assert run(port, "sam", f"SELECT max(c.email) FROM {contacts} c JOIN "
+               "iceberg.sales_gold.customers u ON u.id = c.id") == [["***"]]
+    # The regional analyst reads her region only, however she asks.
+    assert run(port, "rita", f"SELECT id, email FROM {contacts} ORDER BY id") == [
+        [1, "a@x.org"], [3, "c@x.org"]]
+    assert run(port, "rita", f"SELECT count(*) FROM {contacts}") == [[2]]
+    assert run(port, "rita", f"WITH x AS (SELECT * FROM {contacts} WHERE id > 1) "
+               "SELECT id FROM x") == [[3]]
+    # Her DELETE deletes within the filter; UPDATE is refused as Trino refuses it.
+    assert run(port, "rita", f"DELETE FROM {contacts} WHERE id >= 2") == [[1]]
+    assert sorted(run(port, "root", f"SELECT id FROM {contacts}")) == [[1], [2]]
+    with pytest.raises(trino.exceptions.TrinoUserError) as failure:
+        run(port, "rita", f"UPDATE {contacts} SET email = 'x' WHERE id = 1")
+    assert failure.value.error_name == "NOT_SUPPORTED"
+    assert failure.value.message == "Updating a table with a row filter is not supported"
+    run(port, "rita", f"INSERT INTO {contacts} VALUES (3, 'EU', 'c@x.org', '5550000')")
+    assert run(port, "root", f"SELECT count(*) FROM {contacts}") == [[3]]
+
+
 def test_a_materialized_view_is_read_by_its_name(policy_server):
     _, server = policy_server
     port = server.http_port
@@ -175,7 +213,8 @@ def test_listings_show_only_what_a_user_may_see(policy_server):
     schemas = [r[0] for r in run(port, "sam", "SHOW SCHEMAS FROM iceberg")]
     assert "sales_gold" in schemas and "marketing_gold" not in schemas, schemas
     assert "marketing_gold" in [r[0] for r in run(port, "root", "SHOW SCHEMAS FROM iceberg")]
-    assert run(port, "sam", "SHOW TABLES FROM iceberg.sales_gold") == [["customers"]]
+    assert run(port, "sam", "SHOW TABLES FROM iceberg.sales_gold") == [
+        ["contacts"], ["customers"]]
     assert denied(port, "sam", "SHOW TABLES FROM iceberg.marketing_gold") == (
         "Access Denied: Cannot show tables of schema iceberg.marketing_gold")
     columns = [r[0] for r in run(port, "sam", "SHOW COLUMNS FROM iceberg.sales_gold.customers")]
@@ -192,7 +231,8 @@ def test_changed_rules_apply_after_the_refresh_period(policy_server):
     port = server.http_port
     table = "iceberg.sales_gold.customers"
     opened = json.loads(json.dumps(RULES))
-    opened["tables"][2]["columns"] = []
+    next(r for r in opened["tables"] if r.get("group") == "sales" and "table" not in r)[
+        "columns"] = []
     (folder / "rules.json").write_text(json.dumps(opened))
     time.sleep(1)
     assert len(run(port, "sam", f"SELECT * FROM {table}")) == 2

@@ -92,6 +92,8 @@ error_codes! {
     AMBIGUOUS_NAME = 62, UserError;
     INVALID_ARGUMENTS = 76, UserError;
     INVALID_PARAMETER_USAGE = 80, UserError;
+    INVALID_ROW_FILTER = 84, UserError;
+    INVALID_COLUMN_MASK = 85, UserError;
     STACK_OVERFLOW = 108, UserError;
     MERGE_TARGET_ROW_MULTIPLE_MATCHES = 119, UserError;
     GENERIC_INTERNAL_ERROR = 65536, InternalError;

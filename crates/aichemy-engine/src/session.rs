@@ -336,11 +336,12 @@ impl Session {
 
     /// Executes one parsed statement.
     pub async fn execute_statement(&mut self, mut statement: Statement) -> Result<Output> {
+        // Before `current_user` is bound: a DELETE may gain the user's row filter.
+        crate::access::statements::check(self, &mut statement)?;
         // A view keeps `current_user` to be evaluated when it is read.
         if !matches!(statement, Statement::CreateView(_)) {
             dialect::bind_session_functions(&mut statement, &self.values());
         }
-        crate::access::statements::check(self, &statement)?;
         // A write's text, for its lineage.
         let text = match &statement {
             Statement::Insert(_)

@@ -4,10 +4,14 @@
 //! Reads are checked where they happen: every table a statement resolves is wrapped in a
 //! [`guard::GuardedTable`] whose scan checks the columns it reads, so joins, subqueries,
 //! CTEs, views' bodies and the sources of INSERT, CTAS and MERGE are all covered; views
-//! are checked by name when resolved. Writes and definitions are checked by statement
-//! (`statements.rs`) before they run. Without a configured policy nothing is checked.
+//! are checked by name when resolved; a user's row filter and column masks replace the
+//! table by its restriction (`restrict.rs`). Writes and definitions are checked by
+//! statement (`statements.rs`) before they run, which also keeps a DELETE within the row
+//! filter and refuses what Trino refuses on restricted tables. Without a configured policy
+//! nothing is checked.
 
 pub(crate) mod guard;
+pub(crate) mod restrict;
 pub(crate) mod statements;
 
 use std::sync::Arc;

@@ -1,19 +1,23 @@
 //! The checks a parsed statement makes before it runs: the privilege its writes, drops and
-//! definitions need on their target (what it reads is checked as it is read).
+//! definitions need on their target (what it reads is checked as it is read). On a table
+//! with a row filter or column masks for the user, a DELETE deletes only rows the filter
+//! keeps (the filter joins its WHERE) and the rest is refused as Trino refuses it.
 
 use aichemy_access::TableName;
 use datafusion::sql::sqlparser::ast::{
-    AlterTableOperation, CommentObject, FromTable, MergeAction, ObjectName, ObjectType, SchemaName,
-    Statement, TableFactor, TableObject, TableWithJoins,
+    AlterTableOperation, BinaryOperator, CommentObject, Expr as SqlExpr, FromTable, MergeAction,
+    ObjectName, ObjectType, SchemaName, SetExpr, Statement, TableFactor, TableObject,
+    TableWithJoins,
 };
 
 use super::{table_name, Access};
-use crate::error::Result;
+use crate::error::{ErrorCode, Result, TrinoError};
 use crate::session::Session;
 use crate::statement::ddl::schema_name;
 
-/// Checks `statement`'s writes and definitions for `session`'s user.
-pub(crate) fn check(session: &Session, statement: &Statement) -> Result<()> {
+/// Checks `statement`'s writes and definitions for `session`'s user; a DELETE's condition
+/// gains the user's row filter.
+pub(crate) fn check(session: &Session, statement: &mut Statement) -> Result<()> {
     let Some(access) = session.lakehouse().access(&session.user)? else {
         return Ok(());
     };
@@ -26,6 +30,11 @@ pub(crate) fn check(session: &Session, statement: &Statement) -> Result<()> {
             if let TableObject::TableName(name) = &insert.table {
                 let t = table(name)?;
                 access.check(|p, who| p.check_can_insert(who, &t))?;
+                if masked(&access, &t) {
+                    return Err(refused(
+                        "Insert into table with column masks is not supported",
+                    ));
+                }
             }
         }
         Statement::Delete(delete) => {
@@ -35,6 +44,20 @@ pub(crate) fn check(session: &Session, statement: &Statement) -> Result<()> {
             for name in tables.iter().filter_map(changed_table) {
                 let t = table(name)?;
                 access.check(|p, who| p.check_can_delete(who, &t))?;
+                if masked(&access, &t) {
+                    return Err(refused("Delete from table with column mask"));
+                }
+                if let Some(filter) = access.rules.row_filter(&access.identity, &t) {
+                    let filter = filter_expr(&t, &filter.sql)?;
+                    delete.selection = Some(match delete.selection.take() {
+                        Some(condition) => SqlExpr::BinaryOp {
+                            left: Box::new(SqlExpr::Nested(Box::new(filter))),
+                            op: BinaryOperator::And,
+                            right: Box::new(SqlExpr::Nested(Box::new(condition))),
+                        },
+                        None => filter,
+                    });
+                }
             }
         }
         Statement::Update(update) => {
@@ -47,6 +70,16 @@ pub(crate) fn check(session: &Session, statement: &Statement) -> Result<()> {
                     .collect();
                 let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
                 access.check(|p, who| p.check_can_update(who, &t, &columns))?;
+                if access.rules.row_filter(&access.identity, &t).is_some() {
+                    return Err(refused(
+                        "Updating a table with a row filter is not supported",
+                    ));
+                }
+                if masked(&access, &t) {
+                    return Err(refused(
+                        "Updating a table with column masks is not supported",
+                    ));
+                }
             }
         }
         Statement::Merge(merge) => {
@@ -71,12 +104,23 @@ pub(crate) fn check(session: &Session, statement: &Statement) -> Result<()> {
                         }
                     }
                 }
+                if access.rules.row_filter(&access.identity, &t).is_some() {
+                    return Err(refused("Cannot merge into a table with row filters"));
+                }
+                if masked(&access, &t) {
+                    return Err(refused("Cannot merge into a table with column masks"));
+                }
             }
         }
         Statement::Truncate(truncate) => {
             for target in &truncate.table_names {
                 let t = table(&target.name)?;
                 access.check(|p, who| p.check_can_truncate(who, &t))?;
+                if access.rules.row_filter(&access.identity, &t).is_some() {
+                    return Err(refused(
+                        "Truncating a table with a row filter is not supported: DELETE the rows",
+                    ));
+                }
             }
         }
         Statement::CreateSchema {
@@ -128,6 +172,39 @@ pub(crate) fn check(session: &Session, statement: &Statement) -> Result<()> {
         _ => {}
     }
     Ok(())
+}
+
+/// Whether the user reads any column of `t` masked.
+fn masked(access: &Access, t: &TableName) -> bool {
+    access
+        .rules
+        .table_rule(&access.identity, t)
+        .is_some_and(|rule| rule.columns.iter().any(|c| c.mask.is_some()))
+}
+
+fn refused(message: &str) -> TrinoError {
+    TrinoError::new(ErrorCode::NOT_SUPPORTED, message)
+}
+
+/// A row filter's text as an expression.
+fn filter_expr(t: &TableName, sql: &str) -> Result<SqlExpr> {
+    let invalid = |message: String| {
+        TrinoError::new(
+            ErrorCode::INVALID_ROW_FILTER,
+            format!("Invalid row filter for '{t}': {message}"),
+        )
+    };
+    let mut statements = crate::dialect::parse_statements(&format!("SELECT 1 WHERE ({sql})"))
+        .map_err(|e| invalid(e.message))?;
+    match statements.pop() {
+        Some(Statement::Query(query)) => match *query.body {
+            SetExpr::Select(select) if statements.is_empty() => select
+                .selection
+                .ok_or_else(|| invalid("no condition".into())),
+            _ => Err(invalid("not one condition".into())),
+        },
+        _ => Err(invalid("not one condition".into())),
+    }
 }
 
 /// The table a DELETE or UPDATE changes, when it names one.

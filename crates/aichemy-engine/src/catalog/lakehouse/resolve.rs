@@ -92,7 +92,9 @@ impl Lakehouse {
                 None => {
                     let provider = self.relation(&name, state, depth).await?;
                     match &access {
-                        Some(access) => guarded(access, &name, provider)?,
+                        Some(access) => {
+                            guarded(self, state, access, &name, provider, depth).await?
+                        }
                         None => provider,
                     }
                 }
@@ -359,11 +361,15 @@ impl Lakehouse {
 }
 
 /// `provider` (relation `name`) as `access` lets its user read it: a view is checked by
-/// name now (its body's tables are checked as they are read), a table when scanned.
-fn guarded(
+/// name now (its body's tables are checked as they are read), a table when scanned, and
+/// read through the user's row filter and column masks.
+async fn guarded(
+    lakehouse: &Arc<Lakehouse>,
+    state: &SessionState,
     access: &crate::access::Access,
     name: &QualifiedName,
     provider: Arc<dyn TableProvider>,
+    depth: usize,
 ) -> Result<Arc<dyn TableProvider>> {
     // Time travel and the hidden path column read the table itself.
     let mut table = name.clone();
@@ -380,10 +386,12 @@ fn guarded(
         access.check(|rules, who| rules.check_can_select(who, &table, &[]))?;
         return Ok(provider);
     }
-    Ok(Arc::new(crate::access::guard::GuardedTable::new(
+    let guarded: Arc<dyn TableProvider> = Arc::new(crate::access::guard::GuardedTable::new(
         provider,
-        table,
+        table.clone(),
         access.rules.clone(),
         access.identity.clone(),
-    )))
+    ));
+    crate::access::restrict::restricted(lakehouse, state, access, name, &table, guarded, depth)
+        .await
 }
