@@ -224,6 +224,16 @@ def test_listings_show_only_what_a_user_may_see(policy_server):
     assert denied(port, "sam", "SHOW CREATE TABLE iceberg.sales_gold.customers") == (
         "Access Denied: Cannot show create table for iceberg.sales_gold.customers")
     assert "iceberg" in [r[0] for r in run(port, "sam", "SHOW CATALOGS")]
+    # information_schema lists the same.
+    tables = run(port, "sam", "SELECT table_schema, table_name FROM iceberg.information_schema"
+                 ".tables WHERE table_schema <> 'information_schema' ORDER BY 1, 2")
+    assert tables == [["sales_gold", "contacts"], ["sales_gold", "customers"]]
+    assert run(port, "sam", "SELECT column_name FROM iceberg.information_schema.columns "
+               "WHERE table_name = 'customers' ORDER BY ordinal_position") == [["id"], ["name"]]
+    assert run(port, "sam", "SELECT schema_name FROM iceberg.information_schema.schemata") == [
+        ["sales_gold"]]
+    assert ["marketing_gold", "leads"] in run(
+        port, "root", "SELECT table_schema, table_name FROM iceberg.information_schema.tables")
 
 
 def test_changed_rules_apply_after_the_refresh_period(policy_server):

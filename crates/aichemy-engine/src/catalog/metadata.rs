@@ -1,13 +1,16 @@
 //! Metadata tables: `information_schema` in every catalog (with Trino's column names)
 //! and the `system` catalog.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
+use aichemy_access::TableName;
 use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
 
+use crate::access::Access;
 use crate::catalog::lakehouse::{CatalogEntry, Lakehouse, QualifiedName};
 use crate::error::{Result, TrinoError};
 use crate::types::{column_type_names, trino_type_name};
@@ -292,12 +295,14 @@ fn fixed_relation(schema: &str, name: &str, columns: Columns) -> Relation {
     }
 }
 
-/// Every relation of a catalog, in schema then name order. Column details are loaded
-/// only when `with_columns` is set, as that reads each table's metadata.
+/// Every relation of a catalog that `access`'s user may see (all without a policy), with
+/// the columns they may see, in schema then name order. Column details are loaded only
+/// when `with_columns` is set, as that reads each table's metadata.
 async fn relations(
     lakehouse: &Lakehouse,
     catalog: &str,
     with_columns: bool,
+    access: Option<&Access>,
 ) -> Result<Vec<Relation>> {
     let mut out = Vec::new();
     let entry = lakehouse.catalog(catalog)?;
@@ -368,6 +373,23 @@ async fn relations(
             view_sql: Some(view.sql),
         });
     }
+    if let Some(access) = access {
+        let (rules, who) = (&access.rules, &access.identity);
+        if !rules.catalog_visible(who, catalog) {
+            return Ok(Vec::new());
+        }
+        out.retain(|r| rules.table_visible(who, &TableName::new(catalog, &r.schema, &r.name)));
+        for relation in &mut out {
+            let table = TableName::new(catalog, &relation.schema, &relation.name);
+            let names: Vec<&str> = relation.columns.iter().map(|c| c.0.as_str()).collect();
+            let visible: HashSet<String> = rules
+                .visible_columns(who, &table, &names)
+                .into_iter()
+                .map(str::to_string)
+                .collect();
+            relation.columns.retain(|c| visible.contains(&c.0));
+        }
+    }
     for (name, columns) in INFORMATION_SCHEMA {
         out.push(fixed_relation("information_schema", name, columns));
     }
@@ -375,10 +397,11 @@ async fn relations(
     Ok(out)
 }
 
-/// A table of `<catalog>.information_schema`.
+/// A table of `<catalog>.information_schema`, listing what `access`'s user may see.
 pub async fn information_schema_table(
     lakehouse: &Lakehouse,
     name: &QualifiedName,
+    access: Option<&Access>,
 ) -> Result<Arc<dyn TableProvider>> {
     let catalog = name.catalog.as_str();
     match name.name.as_str() {
@@ -386,6 +409,12 @@ pub async fn information_schema_table(
             let mut schemas = lakehouse.list_schemas(catalog).await?;
             schemas.push("information_schema".into());
             schemas.sort();
+            if let Some(access) = access {
+                let (rules, who) = (&access.rules, &access.identity);
+                schemas.retain(|s| {
+                    rules.catalog_visible(who, catalog) && rules.schema_visible(who, catalog, s)
+                });
+            }
             mem_table(
                 SCHEMATA,
                 schemas
@@ -395,7 +424,7 @@ pub async fn information_schema_table(
             )
         }
         "tables" => {
-            let rows = relations(lakehouse, catalog, false)
+            let rows = relations(lakehouse, catalog, false, access)
                 .await?
                 .into_iter()
                 .map(|r| {
@@ -411,7 +440,7 @@ pub async fn information_schema_table(
             mem_table(TABLES, rows)
         }
         "views" => {
-            let rows = relations(lakehouse, catalog, false)
+            let rows = relations(lakehouse, catalog, false, access)
                 .await?
                 .into_iter()
                 .filter(|r| r.view_sql.is_some())
@@ -428,7 +457,7 @@ pub async fn information_schema_table(
         }
         "columns" => {
             let mut rows = Vec::new();
-            for relation in relations(lakehouse, catalog, true).await? {
+            for relation in relations(lakehouse, catalog, true, access).await? {
                 for (i, (column, trino_type, nullable, comment)) in
                     relation.columns.into_iter().enumerate()
                 {
@@ -479,9 +508,13 @@ pub async fn system_table(
             mem_table(MATERIALIZED_VIEWS, materialized_view_rows(lakehouse).await?)
         }
         ("metadata", "table_comments") => {
+            let access = match user {
+                Some(user) => lakehouse.access(user)?,
+                None => None,
+            };
             let mut rows = Vec::new();
             for catalog in lakehouse.catalog_names() {
-                for relation in relations(lakehouse, &catalog, true).await? {
+                for relation in relations(lakehouse, &catalog, true, access.as_ref()).await? {
                     if relation.schema != "information_schema" {
                         rows.push(vec![
                             catalog.clone().into(),

@@ -310,7 +310,11 @@ impl Lakehouse {
             read(None, None);
         }
         if name.schema == "information_schema" {
-            return metadata::information_schema_table(self, name).await;
+            let access = match state.config().get_extension::<QueryUser>() {
+                Some(user) => self.access(&user.0)?,
+                None => None,
+            };
+            return metadata::information_schema_table(self, name, access.as_ref()).await;
         }
         if matches!(entry, CatalogEntry::System) {
             let user = state.config().get_extension::<QueryUser>();
