@@ -189,6 +189,10 @@ def test_masks_and_row_filters_apply_on_every_read(policy_server):
         run(port, "rita", f"UPDATE {contacts} SET email = 'x' WHERE id = 1")
     assert failure.value.error_name == "NOT_SUPPORTED"
     assert failure.value.message == "Updating a table with a row filter is not supported"
+    # The metadata tables of a filtered or masked table would show its values.
+    for user in ("rita", "sam"):
+        assert denied(port, user, 'SELECT * FROM iceberg.sales_gold."contacts$files"') == (
+            "Access Denied: Cannot select from table iceberg.sales_gold.contacts$files")
     run(port, "rita", f"INSERT INTO {contacts} VALUES (3, 'EU', 'c@x.org', '5550000')")
     assert run(port, "root", f"SELECT count(*) FROM {contacts}") == [[3]]
 

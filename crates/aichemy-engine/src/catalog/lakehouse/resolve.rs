@@ -386,6 +386,21 @@ async fn guarded(
         table.name = base.to_string();
     }
     let table = crate::access::table_name(&table);
+    // A metadata table (`t$files`, `t$partitions`, …) shows the rows' values in its column
+    // bounds and partitions: a user who reads `t` filtered or masked may not read them.
+    if let Some((base, _)) = table.table.split_once('$') {
+        let base = aichemy_access::TableName::new(&table.catalog, &table.schema, base);
+        let (rules, who) = (&access.rules, &access.identity);
+        let restricted = rules.row_filter(who, &base).is_some()
+            || rules
+                .table_rule(who, &base)
+                .is_some_and(|r| r.columns.iter().any(|c| c.mask.is_some() || !c.allow));
+        if restricted {
+            return Err(crate::access::denied(aichemy_access::Denied(format!(
+                "Cannot select from table {table}"
+            ))));
+        }
+    }
     if provider.get_logical_plan().is_some() {
         access.check(|rules, who| rules.check_can_select(who, &table, &[]))?;
         return Ok(provider);
