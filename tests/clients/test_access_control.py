@@ -148,6 +148,9 @@ def test_writes_and_definitions_need_their_privilege(policy_server):
         (f"MERGE INTO {table} t USING (SELECT 9 AS id) s ON t.id = s.id "
          "WHEN NOT MATCHED THEN INSERT VALUES (s.id, 'n', 'e')", f"Cannot insert into table {table}"),
         ("CREATE CATALOG other USING memory", "Cannot create catalog other"),
+        # An ingestion job writes as its owner.
+        (f"CREATE INGESTION feed INTO {table} WITH (connector = 'kafka', topic = 't', "
+         "properties.bootstrap.server = '127.0.0.1:1')", f"Cannot insert into table {table}"),
     ]:
         assert denied(port, "sam", sql) == f"Access Denied: {message}", sql
     # Nothing changed.

@@ -298,6 +298,13 @@ pub(crate) async fn execute(session: &Session, statement: IngestionStatement) ->
             if_not_exists,
         } => {
             let definition = definition(session, &name, &target, properties, false)?;
+            // The job writes as its owner: the owner must be allowed to.
+            let table = &definition.target;
+            if !table.table.is_empty() {
+                let table =
+                    aichemy_access::TableName::new(&table.catalog, &table.schema, &table.table);
+                lakehouse.check_access(&session.user, |p, who| p.check_can_insert(who, &table))?;
+            }
             let json = serde_json::to_string(&definition)
                 .map_err(|e| TrinoError::internal(e.to_string()))?;
             match metastore.create_ingestion(&name, &json, "running").await {
