@@ -25,6 +25,8 @@ RULES = {
     "tables": [
         {"group": "admins", "privileges": ALL},
         {"user": "eng", "schema": "sales_.*", "privileges": ALL},
+        # Owns the views he makes in sales_gold, but may not let others read its tables.
+        {"user": "vic", "schema": "sales_gold", "privileges": ["SELECT", "OWNERSHIP"]},
         # A regional analyst: her region's rows only.
         {"user": "rita", "schema": "sales_gold", "table": "contacts",
          "privileges": ["SELECT", "INSERT", "DELETE", "UPDATE"], "filter": "region = 'EU'"},
@@ -198,6 +200,31 @@ def test_masks_and_row_filters_apply_on_every_read(policy_server):
             "Access Denied: Cannot select from table iceberg.sales_gold.contacts$files")
     run(port, "rita", f"INSERT INTO {contacts} VALUES (3, 'EU', 'c@x.org', '5550000')")
     assert run(port, "root", f"SELECT count(*) FROM {contacts}") == [[3]]
+
+
+def test_views_read_with_their_owners_rights_unless_invoker(policy_server):
+    _, server = policy_server
+    port = server.http_port
+    leads = "iceberg.marketing_gold.leads"
+    # Trino's default, SECURITY DEFINER: the owner's rights read the view's tables.
+    run(port, "root", f"CREATE VIEW iceberg.sales_gold.lead_count AS SELECT count(*) AS n "
+        f"FROM {leads}")
+    assert run(port, "sam", "SELECT n FROM iceberg.sales_gold.lead_count") == [[1]]
+    run(port, "root", f"CREATE VIEW iceberg.sales_gold.lead_count_invoker SECURITY INVOKER AS "
+        f"SELECT count(*) AS n FROM {leads}")
+    assert denied(port, "sam", "SELECT n FROM iceberg.sales_gold.lead_count_invoker") == (
+        f"Access Denied: Cannot select from table {leads}")
+    assert run(port, "root", "SHOW CREATE VIEW iceberg.sales_gold.lead_count_invoker")[0][0] \
+        .startswith("CREATE VIEW iceberg.sales_gold.lead_count_invoker SECURITY INVOKER AS")
+    # An owner who may read a table but not let others read it.
+    run(port, "vic", "CREATE VIEW iceberg.sales_gold.vic_ids AS "
+        "SELECT id FROM iceberg.sales_gold.customers")
+    assert sorted(run(port, "vic", "SELECT id FROM iceberg.sales_gold.vic_ids")) == [[1], [2]]
+    assert denied(port, "sam", "SELECT id FROM iceberg.sales_gold.vic_ids") == (
+        "Access Denied: View owner does not have sufficient privileges: View owner 'vic' "
+        "cannot create view that selects from iceberg.sales_gold.customers")
+    for view in ("lead_count", "lead_count_invoker", "vic_ids"):
+        run(port, "root", f"DROP VIEW iceberg.sales_gold.{view}")
 
 
 def test_a_materialized_view_is_read_by_its_name(policy_server):

@@ -176,22 +176,41 @@ fn corresponding_by_name(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
     tokens
 }
 
-/// `CREATE VIEW v SECURITY DEFINER|INVOKER AS …` without the security clause, which the
-/// parser does not take: with no access control yet both modes read the same rows.
+/// The view option that carries `SECURITY INVOKER` to [`crate::statement::ddl`].
+pub const VIEW_SECURITY_OPTION: &str = "$security";
+
+/// `CREATE VIEW v SECURITY DEFINER|INVOKER AS …`, which the parser does not take: DEFINER
+/// (Trino's default) is dropped, INVOKER becomes the view option `"$security" = 'INVOKER'`.
 fn view_security(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
     let significant = significant_positions(&tokens);
-    let mut drop = Vec::new();
+    let mut clauses = Vec::new();
     for (n, &i) in significant.iter().enumerate() {
         let word = |k: usize| significant.get(n + k).and_then(|&j| bare_word(&tokens[j]));
         if word(0).as_deref() == Some("SECURITY")
             && matches!(word(1).as_deref(), Some("DEFINER" | "INVOKER"))
             && word(2).as_deref() == Some("AS")
         {
-            drop.extend([i, significant[n + 1]]);
+            clauses.push((i, significant[n + 1], word(1).as_deref() == Some("INVOKER")));
         }
     }
-    for i in drop.into_iter().rev() {
-        tokens.remove(i);
+    for (security, mode, invoker) in clauses.into_iter().rev() {
+        let span = tokens[security].span;
+        tokens.remove(mode);
+        tokens.remove(security);
+        if invoker {
+            let option = [
+                Token::make_keyword("WITH"),
+                Token::LParen,
+                Token::make_word(VIEW_SECURITY_OPTION, Some('"')),
+                Token::Eq,
+                Token::SingleQuotedString("INVOKER".into()),
+                Token::RParen,
+                Token::Whitespace(Whitespace::Space),
+            ];
+            for (k, token) in option.into_iter().enumerate() {
+                tokens.insert(security + k, TokenWithSpan::new(token, span));
+            }
+        }
     }
     tokens
 }

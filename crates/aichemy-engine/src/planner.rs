@@ -30,6 +30,19 @@ pub struct Scope<'a> {
     pub pinned: &'a [(QualifiedName, Arc<dyn TableProvider>)],
     /// Where the relations planning reads are recorded, views followed inside.
     pub reads: Option<&'a Arc<crate::catalog::lakehouse::ReadTables>>,
+    /// `user` reads as the owner of a DEFINER view someone else queries.
+    pub view_owner: bool,
+}
+
+/// Who a stored query's relations are read as.
+#[derive(Debug, Clone, Copy)]
+pub enum BodyReader<'a> {
+    /// The user of the statement that reads it (a SECURITY INVOKER view).
+    Invoker,
+    /// The view's owner (a SECURITY DEFINER view, Trino's default).
+    Owner(&'a str),
+    /// Nobody: not checked (a materialized view's own storage).
+    Unchecked,
 }
 
 /// Plans a statement DataFusion understands (queries, INSERT, EXPLAIN), resolving the
@@ -54,6 +67,12 @@ pub async fn plan_statement(
             .write()
             .config_mut()
             .set_extension(reads.clone());
+    }
+    if scope.view_owner {
+        ctx.state_ref()
+            .write()
+            .config_mut()
+            .set_extension(Arc::new(crate::catalog::lakehouse::ViewOwnerReads));
     }
     let state = ctx.state();
     let mut statement = statement;
@@ -349,8 +368,7 @@ fn name_row_fields(plan: LogicalPlan) -> Result<LogicalPlan> {
         .build()?)
 }
 
-/// Plans the text of one query (a view's definition), its relations read as `outer`'s user
-/// reads them, or unchecked when `checked` is false (a materialized view's own storage).
+/// Plans the text of one query (a view's definition), its relations read as `reader`.
 pub async fn plan_query_text(
     lakehouse: &Arc<Lakehouse>,
     sql: &str,
@@ -358,7 +376,7 @@ pub async fn plan_query_text(
     schema: Option<&str>,
     outer: &SessionState,
     depth: usize,
-    checked: bool,
+    reader: BodyReader<'_>,
 ) -> Result<LogicalPlan> {
     let mut statements = dialect::parse_statements(sql)?;
     if statements.len() != 1 || !matches!(statements[0], Statement::Query(_)) {
@@ -374,14 +392,21 @@ pub async fn plan_query_text(
     let reads = outer
         .config()
         .get_extension::<crate::catalog::lakehouse::ReadTables>();
+    let as_owner = outer
+        .config()
+        .get_extension::<crate::catalog::lakehouse::ViewOwnerReads>()
+        .is_some();
+    let (user, view_owner) = match (reader, user.as_ref()) {
+        (BodyReader::Unchecked, _) | (_, None) => (None, false),
+        (BodyReader::Invoker, Some(user)) => (Some(user.0.as_str()), as_owner),
+        (BodyReader::Owner(owner), Some(user)) => (Some(owner), as_owner || user.0 != owner),
+    };
     let scope = Scope {
         catalog,
         schema,
         time_zone: outer.config().options().execution.time_zone.as_deref(),
-        user: user
-            .as_ref()
-            .filter(|_| checked)
-            .map(|user| user.0.as_str()),
+        user,
+        view_owner,
         pinned: &[],
         reads: reads.as_ref(),
     };

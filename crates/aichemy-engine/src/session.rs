@@ -177,6 +177,7 @@ impl Session {
             user: Some(&self.user),
             pinned: &[],
             reads: None,
+            view_owner: false,
         }
     }
 

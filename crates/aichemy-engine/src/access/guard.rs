@@ -22,6 +22,8 @@ pub(crate) struct GuardedTable {
     name: TableName,
     rules: Arc<FileAccessControl>,
     reader: Identity,
+    /// The reader owns a DEFINER view someone else queries.
+    as_view_owner: bool,
 }
 
 impl GuardedTable {
@@ -30,12 +32,14 @@ impl GuardedTable {
         name: TableName,
         rules: Arc<FileAccessControl>,
         reader: Identity,
+        as_view_owner: bool,
     ) -> Self {
         Self {
             inner,
             name,
             rules,
             reader,
+            as_view_owner,
         }
     }
 
@@ -48,9 +52,16 @@ impl GuardedTable {
                 .collect(),
             None => schema.fields().iter().map(|f| f.name().as_str()).collect(),
         };
-        self.rules
-            .check_can_select(&self.reader, &self.name, &columns)
-            .map_err(|d| DataFusionError::External(Box::new(super::denied(d))))
+        let checked = match self.as_view_owner {
+            true => {
+                self.rules
+                    .check_can_create_view_with_select(&self.reader, &self.name, &columns)
+            }
+            false => self
+                .rules
+                .check_can_select(&self.reader, &self.name, &columns),
+        };
+        checked.map_err(|d| DataFusionError::External(Box::new(super::denied(d))))
     }
 }
 

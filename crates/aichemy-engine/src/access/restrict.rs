@@ -94,6 +94,7 @@ pub(crate) async fn restricted(
         user: Some(&who.user),
         pinned: &pinned,
         reads: None,
+        view_owner: false,
     };
     let (plan, _) = Box::pin(plan_statement(lakehouse, statement, scope, depth + 1))
         .await

@@ -201,6 +201,11 @@ pub(crate) async fn relation(
             .grace_period_ms
             .is_none_or(|grace| now_ms() - last.refreshed_at_ms <= grace),
     };
+    // The storage table is the view's own: only the view's name guards it.
+    let reader = match stored {
+        true => crate::planner::BodyReader::Unchecked,
+        false => crate::planner::BodyReader::Invoker,
+    };
     let sql = if stored {
         let columns: Vec<String> = view.columns.iter().map(|c| ident(&c.name)).collect();
         format!(
@@ -217,7 +222,7 @@ pub(crate) async fn relation(
         view.sql.clone()
     };
     lakehouse
-        .stored_query(name, "materialized view", sql, state, depth, !stored)
+        .stored_query(name, "materialized view", sql, state, depth, reader)
         .await
 }
 

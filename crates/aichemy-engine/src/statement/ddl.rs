@@ -511,6 +511,15 @@ pub async fn create_view(session: &Session, create: CreateView) -> Result<Output
         ));
     }
     let name = session.qualify(&create.name)?;
+    // SECURITY INVOKER (the dialect's view option): a view without an owner, read with
+    // its reader's rights; DEFINER, the default, reads with its owner's.
+    let invoker = match &create.options {
+        CreateTableOptions::With(options) => options.iter().any(|option| {
+            matches!(option, SqlOption::KeyValue { key, .. }
+                if key.value == crate::dialect::VIEW_SECURITY_OPTION)
+        }),
+        _ => false,
+    };
     let format = lakehouse.format(&name.catalog)?;
     lakehouse
         .require_schema(&name.catalog, &name.schema)
@@ -547,6 +556,7 @@ pub async fn create_view(session: &Session, create: CreateView) -> Result<Output
             user: Some(&session.user),
             pinned: &[],
             reads: None,
+            view_owner: false,
         },
         0,
     )
@@ -567,7 +577,7 @@ pub async fn create_view(session: &Session, create: CreateView) -> Result<Output
         sql,
         columns,
         comment: None,
-        owner: Some(session.user.clone()),
+        owner: (!invoker).then(|| session.user.clone()),
     };
     match lakehouse
         .metastore()

@@ -474,7 +474,11 @@ pub async fn execute(session: &mut Session, statement: ShowStatement) -> Result<
                         format!("View '{name}' does not exist"),
                     )
                 })?;
-            let text = format!("CREATE VIEW {name} SECURITY DEFINER AS\n{}", record.sql);
+            let security = match record.owner {
+                Some(_) => "DEFINER",
+                None => "INVOKER",
+            };
+            let text = format!("CREATE VIEW {name} SECURITY {security} AS\n{}", record.sql);
             Ok(Output::batch(batch_of(
                 text_schema(&["Create View"]),
                 &[vec![text.into()]],

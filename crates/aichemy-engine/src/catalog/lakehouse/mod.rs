@@ -142,6 +142,12 @@ pub struct Lakehouse {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueryUser(pub String);
 
+/// Set on the planning of a DEFINER view's body that another user queries: its
+/// [`QueryUser`] is the view's owner, who must hold the right to let others read what the
+/// body reads (Trino's `GRANT_SELECT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ViewOwnerReads;
+
 /// The relations a statement's planning read, in the order it resolved them, views
 /// followed inside: set on its state by a materialized view's refresh and freshness check,
 /// which record the version of each source.

@@ -19,7 +19,7 @@ use crate::error::{ErrorCode, Result, TrinoError};
 use crate::hidden_path::PATH_SUFFIX;
 use crate::planner::{REF_SUFFIX, TIMESTAMP_SUFFIX, VERSION_SUFFIX};
 
-use super::{CatalogEntry, Lakehouse, QualifiedName, QueryUser};
+use super::{CatalogEntry, Lakehouse, QualifiedName, QueryUser, ViewOwnerReads};
 
 impl Lakehouse {
     /// A base session state with Trino-compatible settings and functions, for `user`'s
@@ -79,6 +79,7 @@ impl Lakehouse {
             Some(user) => self.access(&user.0)?,
             None => None,
         };
+        let as_owner = state.config().get_extension::<ViewOwnerReads>().is_some();
         for reference in references {
             // Table functions (generate_series, unnest, …) are not relations.
             if let TableReference::Bare { table } = reference {
@@ -93,7 +94,8 @@ impl Lakehouse {
                     let provider = self.relation(&name, state, depth).await?;
                     match &access {
                         Some(access) => {
-                            guarded(self, state, access, &name, provider, depth).await?
+                            let reader = (access, as_owner);
+                            guarded(self, state, reader, &name, provider, depth).await?
                         }
                         None => provider,
                     }
@@ -254,8 +256,7 @@ impl Lakehouse {
     }
 
     /// The query text a view keeps (`what`: "view" or "materialized view"), planned in
-    /// its own schema one level deeper; its relations are read unchecked when `checked` is
-    /// false (a materialized view's own storage, which only the view's name guards).
+    /// its own schema one level deeper, its relations read as `reader`.
     pub(crate) async fn stored_query(
         self: &Arc<Self>,
         name: &QualifiedName,
@@ -263,7 +264,7 @@ impl Lakehouse {
         sql: String,
         state: &SessionState,
         depth: usize,
-        checked: bool,
+        reader: crate::planner::BodyReader<'_>,
     ) -> Result<Arc<dyn TableProvider>> {
         let plan = crate::planner::plan_query_text(
             self,
@@ -272,7 +273,7 @@ impl Lakehouse {
             Some(&name.schema),
             state,
             depth + 1,
-            checked,
+            reader,
         )
         .await
         .map_err(|e| {
@@ -357,7 +358,12 @@ impl Lakehouse {
                     format!("View '{name}' is recursive or nested too deeply"),
                 ));
             }
-            return Box::pin(self.stored_query(name, "view", view.sql, state, depth, true)).await;
+            // Trino's views are SECURITY DEFINER unless made INVOKER (no owner).
+            let reader = match &view.owner {
+                Some(owner) => crate::planner::BodyReader::Owner(owner),
+                None => crate::planner::BodyReader::Invoker,
+            };
+            return Box::pin(self.stored_query(name, "view", view.sql, state, depth, reader)).await;
         }
         self.require_schema(&name.catalog, &name.schema).await?;
         Err(TrinoError::table_not_found(&name.to_string()))
@@ -367,10 +373,12 @@ impl Lakehouse {
 /// `provider` (relation `name`) as `access` lets its user read it: a view is checked by
 /// name now (its body's tables are checked as they are read), a table when scanned, and
 /// read through the user's row filter and column masks.
+/// When `as_owner`, the user is the owner of a DEFINER view someone else queries, and
+/// each read needs the right to let others read it.
 async fn guarded(
     lakehouse: &Arc<Lakehouse>,
     state: &SessionState,
-    access: &crate::access::Access,
+    (access, as_owner): (&crate::access::Access, bool),
     name: &QualifiedName,
     provider: Arc<dyn TableProvider>,
     depth: usize,
@@ -402,7 +410,10 @@ async fn guarded(
         }
     }
     if provider.get_logical_plan().is_some() {
-        access.check(|rules, who| rules.check_can_select(who, &table, &[]))?;
+        access.check(|rules, who| match as_owner {
+            true => rules.check_can_create_view_with_select(who, &table, &[]),
+            false => rules.check_can_select(who, &table, &[]),
+        })?;
         return Ok(provider);
     }
     let guarded: Arc<dyn TableProvider> = Arc::new(crate::access::guard::GuardedTable::new(
@@ -410,6 +421,7 @@ async fn guarded(
         table.clone(),
         access.rules.clone(),
         access.identity.clone(),
+        as_owner,
     ));
     crate::access::restrict::restricted(lakehouse, state, access, name, &table, guarded, depth)
         .await
