@@ -30,31 +30,10 @@ fn properties(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// A Trino duration: a number and a unit (`ns`, `us`, `ms`, `s`, `m`, `h`, `d`).
-pub fn parse_duration(text: &str) -> Result<Duration, RulesError> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| c.is_ascii_alphabetic())
-        .ok_or_else(|| RulesError(format!("duration is not a number and a unit: {text:?}")))?;
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .trim()
-        .parse()
-        .map_err(|_| RulesError(format!("duration is not a number and a unit: {text:?}")))?;
-    let seconds = match unit.trim() {
-        "ns" => 1e-9,
-        "us" => 1e-6,
-        "ms" => 1e-3,
-        "s" => 1.0,
-        "m" => 60.0,
-        "h" => 3600.0,
-        "d" => 86400.0,
-        other => return Err(RulesError(format!("unknown duration unit {other:?}"))),
-    };
-    if !(value.is_finite() && value >= 0.0) {
-        return Err(RulesError(format!("duration out of range: {text:?}")));
-    }
-    Ok(Duration::from_secs_f64(value * seconds))
+/// A Trino duration (`5s`, `1.5m`), or why it is none.
+fn parse_duration(text: &str) -> Result<Duration, RulesError> {
+    aichemy_config::parse_duration(text)
+        .ok_or_else(|| RulesError(format!("not a duration (a number and a unit): {text:?}")))
 }
 
 /// A path a properties file names: as given when it exists from the working folder (as

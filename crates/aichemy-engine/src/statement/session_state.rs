@@ -161,24 +161,7 @@ pub fn time_limit_exceeded(limit: &str) -> TrinoError {
     )
 }
 
-/// A Trino duration (`90s`, `1.5h`, `100.00d`).
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.trim().parse().ok()?;
-    let seconds = match unit.trim() {
-        "ns" => 1e-9,
-        "us" => 1e-6,
-        "ms" => 1e-3,
-        "s" => 1.0,
-        "m" => 60.0,
-        "h" => 3600.0,
-        "d" => 86_400.0,
-        _ => return None,
-    };
-    (number.is_finite() && number >= 0.0).then(|| Duration::from_secs_f64(number * seconds))
-}
+pub use aichemy_config::parse_duration;
 
 /// The text of `sql` from the parser's next token to the end, without a trailing `;`: the
 /// statement or query a statement carries (`PREPARE … FROM`, `… AS`). `clause` names it
