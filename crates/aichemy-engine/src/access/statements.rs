@@ -5,8 +5,8 @@
 
 use aichemy_access::TableName;
 use datafusion::sql::sqlparser::ast::{
-    AlterTableOperation, BinaryOperator, CommentObject, Expr as SqlExpr, FromTable, MergeAction,
-    ObjectName, ObjectType, SchemaName, SetExpr, Statement, TableFactor, TableObject,
+    AlterTableOperation, Assignment, BinaryOperator, CommentObject, Expr as SqlExpr, FromTable,
+    MergeAction, ObjectName, ObjectType, SchemaName, SetExpr, Statement, TableFactor, TableObject,
     TableWithJoins,
 };
 
@@ -63,11 +63,7 @@ pub(crate) fn check(session: &Session, statement: &mut Statement) -> Result<()> 
         Statement::Update(update) => {
             if let Some(name) = changed_table(&update.table) {
                 let t = table(name)?;
-                let columns: Vec<String> = update
-                    .assignments
-                    .iter()
-                    .map(|a| assigned_column(&a.target.to_string()))
-                    .collect();
+                let columns = assigned_columns(&update.assignments);
                 let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
                 access.check(|p, who| p.check_can_update(who, &t, &columns))?;
                 if access.rules.row_filter(&access.identity, &t).is_some() {
@@ -94,11 +90,7 @@ pub(crate) fn check(session: &Session, statement: &mut Statement) -> Result<()> 
                             access.check(|p, who| p.check_can_delete(who, &t))?
                         }
                         MergeAction::Update(update) => {
-                            let columns: Vec<String> = update
-                                .assignments
-                                .iter()
-                                .map(|a| assigned_column(&a.target.to_string()))
-                                .collect();
+                            let columns = assigned_columns(&update.assignments);
                             let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
                             access.check(|p, who| p.check_can_update(who, &t, &columns))?
                         }
@@ -213,6 +205,14 @@ fn changed_table(table: &TableWithJoins) -> Option<&ObjectName> {
         TableFactor::Table { name, .. } => Some(name),
         _ => None,
     }
+}
+
+/// The columns SET assigns.
+fn assigned_columns(assignments: &[Assignment]) -> Vec<String> {
+    assignments
+        .iter()
+        .map(|a| assigned_column(&a.target.to_string()))
+        .collect()
 }
 
 /// A SET target's column: the last part of a possibly qualified name, unquoted.

@@ -706,26 +706,19 @@ impl PathScan {
             Some(snapshot) => snapshot.schema(metadata).map_err(format_error)?,
             None => current.clone(),
         };
-        let snapshot_names = current
+        // Each column's name in the snapshot, and whether it is unchanged there.
+        let (snapshot_names, prunable) = current
             .as_struct()
             .fields()
             .iter()
-            .map(|field| {
-                snapshot_schema
-                    .field_by_id(field.id)
-                    .map(|old| old.name.clone())
+            .map(|field| match snapshot_schema.field_by_id(field.id) {
+                Some(old) => (
+                    Some(old.name.clone()),
+                    old.name == field.name && old.field_type == field.field_type,
+                ),
+                None => (None, false),
             })
-            .collect();
-        let prunable = current
-            .as_struct()
-            .fields()
-            .iter()
-            .map(|field| {
-                snapshot_schema
-                    .field_by_id(field.id)
-                    .is_some_and(|old| old.name == field.name && old.field_type == field.field_type)
-            })
-            .collect();
+            .unzip();
         let added: Vec<Field> = if added_columns {
             vec![
                 Field::new(PATH_COLUMN, DataType::Utf8, false),
