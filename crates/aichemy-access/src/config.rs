@@ -5,7 +5,7 @@
 //! check after the period reads them again, and a file that no longer parses fails every
 //! check until it is fixed (the old rules are not kept).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -51,6 +51,9 @@ fn named_path(given: &str, properties_file: &Path) -> PathBuf {
 /// What an access-control configuration names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessControlConfig {
+    /// `access-control.name=sql-standard`: the grants kept in the metastore decide, and
+    /// these users hold the `admin` role (`sql-standard.admin-users`); no rules file.
+    pub sql_standard: Option<BTreeSet<String>>,
     /// The rules file (`security.config-file`).
     pub rules_file: PathBuf,
     /// How often the rules are read again (`security.refresh-period`); never when `None`.
@@ -69,6 +72,7 @@ impl AccessControlConfig {
     pub fn load(path: &Path) -> Result<Self, RulesError> {
         if path.extension().is_some_and(|e| e == "json") {
             return Ok(Self {
+                sql_standard: None,
                 rules_file: path.to_path_buf(),
                 refresh_period: None,
                 json_pointer: String::new(),
@@ -81,9 +85,11 @@ impl AccessControlConfig {
         let values = properties(&text);
         match values.get("access-control.name").map(String::as_str) {
             Some("file") => {}
+            Some("sql-standard") => return Self::sql_standard(path, &values),
             Some(other) => {
                 return Err(RulesError(format!(
-                    "Access control '{other}' is not supported: only 'file' is"
+                    "Access control '{other}' is not supported: only 'file' and \
+                     'sql-standard' are"
                 )))
             }
             None => {
@@ -114,6 +120,7 @@ impl AccessControlConfig {
             )));
         }
         Ok(Self {
+            sql_standard: None,
             rules_file: named_path(rules, path),
             refresh_period: values
                 .get("security.refresh-period")
@@ -123,6 +130,36 @@ impl AccessControlConfig {
                 .get("security.json-pointer")
                 .cloned()
                 .unwrap_or_default(),
+            group_file: None,
+            group_refresh_period: Duration::from_secs(5),
+        })
+    }
+
+    /// `access-control.name=sql-standard` and the users holding `admin`.
+    fn sql_standard(path: &Path, values: &BTreeMap<String, String>) -> Result<Self, RulesError> {
+        let known = ["access-control.name", "sql-standard.admin-users"];
+        if let Some(unknown) = values.keys().find(|k| !known.contains(&k.as_str())) {
+            return Err(RulesError(format!(
+                "{}: unknown property {unknown}",
+                path.display()
+            )));
+        }
+        let admins = values
+            .get("sql-standard.admin-users")
+            .map(|users| {
+                users
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|u| !u.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Self {
+            sql_standard: Some(admins),
+            rules_file: PathBuf::new(),
+            refresh_period: None,
+            json_pointer: String::new(),
             group_file: None,
             group_refresh_period: Duration::from_secs(5),
         })
@@ -205,22 +242,29 @@ fn read_groups(path: &Path, _: &str) -> Result<GroupFile, RulesError> {
     GroupFile::parse(&text)
 }
 
-/// The access policy of a running server: the rules and, if configured, the groups.
+/// The access policy of a running server: the rules file or SQL grants, and, if
+/// configured, the groups.
 #[derive(Debug)]
 pub struct Policy {
-    rules: Reloading<FileAccessControl>,
+    /// `None` under SQL grants, which the caller reads from its metastore.
+    rules: Option<Reloading<FileAccessControl>>,
+    /// The users holding `admin` under SQL grants.
+    admins: BTreeSet<String>,
     groups: Option<Reloading<GroupFile>>,
 }
 
 impl Policy {
     /// Reads the files `config` names; a file missing or malformed now is an error now.
     pub fn open(config: &AccessControlConfig) -> Result<Self, RulesError> {
-        let rules = Reloading::new(
-            read_rules,
-            config.rules_file.clone(),
-            config.json_pointer.clone(),
-            config.refresh_period,
-        )?;
+        let rules = match config.sql_standard {
+            Some(_) => None,
+            None => Some(Reloading::new(
+                read_rules,
+                config.rules_file.clone(),
+                config.json_pointer.clone(),
+                config.refresh_period,
+            )?),
+        };
         let groups = config
             .group_file
             .as_ref()
@@ -233,12 +277,28 @@ impl Policy {
                 )
             })
             .transpose()?;
-        Ok(Self { rules, groups })
+        let admins = config.sql_standard.clone().unwrap_or_default();
+        Ok(Self {
+            rules,
+            admins,
+            groups,
+        })
     }
 
-    /// The rules as they stand, or why they cannot be used.
-    pub fn rules(&self) -> Result<Arc<FileAccessControl>, RulesError> {
-        self.rules.current()
+    /// The rules file's rules as they stand, or why they cannot be used; `None` under SQL
+    /// grants.
+    pub fn rules(&self) -> Option<Result<Arc<FileAccessControl>, RulesError>> {
+        self.rules.as_ref().map(Reloading::current)
+    }
+
+    /// Whether SQL grants decide (`access-control.name=sql-standard`).
+    pub fn is_sql_standard(&self) -> bool {
+        self.rules.is_none()
+    }
+
+    /// The users holding `admin` under SQL grants.
+    pub fn admin_users(&self) -> &BTreeSet<String> {
+        &self.admins
     }
 
     /// The groups of `user` (none without a group file).
@@ -279,6 +339,15 @@ mod tests {
         assert_eq!(config.rules_file, dir.join("rules.json"));
         assert_eq!(config.refresh_period, Some(Duration::from_secs(1)));
         assert!(Policy::open(&config).is_ok());
+        std::fs::write(
+            &properties,
+            "access-control.name=sql-standard\nsql-standard.admin-users=alice, bob\n",
+        )
+        .unwrap();
+        let config = AccessControlConfig::load(&properties).unwrap();
+        let policy = Policy::open(&config).unwrap();
+        assert!(policy.is_sql_standard());
+        assert_eq!(policy.admin_users().len(), 2);
         std::fs::write(&properties, "access-control.name=ranger\n").unwrap();
         assert!(AccessControlConfig::load(&properties)
             .unwrap_err()

@@ -5,13 +5,16 @@
 //! `file.rs` answers its questions the way Trino does (first matching rule decides, no
 //! match denies, no rules allow), `checks.rs` turns them into the checks each statement
 //! makes, with Trino's wording when denied, `groups.rs` reads a Trino group file and
-//! `config.rs` an `access-control.properties` file, reloading both when they change.
+//! `config.rs` an `access-control.properties` file, reloading both when they change;
+//! `grants.rs` compiles SQL grants kept in a metastore into the same rules, one user at a
+//! time.
 //! Nothing here knows SQL engines or servers: callers name the user, the object and the
 //! operation.
 
 mod checks;
 mod config;
 mod file;
+mod grants;
 mod groups;
 pub mod rules;
 
@@ -20,6 +23,10 @@ use std::fmt;
 
 pub use config::{AccessControlConfig, Policy};
 pub use file::FileAccessControl;
+pub use grants::{
+    principals, Grantee, Grants, Object, PrivilegeGrant, Restriction, RoleGrant, RoleSelection,
+    ADMIN_ROLE, PRIVILEGES, PUBLIC_ROLE,
+};
 pub use groups::GroupFile;
 pub use rules::{
     CatalogAccess, QueryAccess, RoutinePrivilege, Rules, SystemAccess, TablePrivilege,
@@ -27,7 +34,7 @@ pub use rules::{
 
 /// A user as a policy sees it: the name, the groups a group provider gives it and the
 /// roles it has enabled.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Identity {
     pub user: String,
     pub groups: BTreeSet<String>,

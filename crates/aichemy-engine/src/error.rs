@@ -79,10 +79,12 @@ error_codes! {
     SCHEMA_NOT_FOUND = 45, UserError;
     TABLE_NOT_FOUND = 46, UserError;
     COLUMN_NOT_FOUND = 47, UserError;
+    ROLE_NOT_FOUND = 48, UserError;
     MISMATCHED_COLUMN_ALIASES = 61, UserError;
     SCHEMA_ALREADY_EXISTS = 49, UserError;
     TABLE_ALREADY_EXISTS = 50, UserError;
     COLUMN_ALREADY_EXISTS = 51, UserError;
+    ROLE_ALREADY_EXISTS = 52, UserError;
     DUPLICATE_COLUMN_NAME = 54, UserError;
     MISSING_COLUMN_NAME = 55, UserError;
     MISSING_CATALOG_NAME = 56, UserError;
@@ -91,6 +93,7 @@ error_codes! {
     INVALID_LITERAL = 59, UserError;
     AMBIGUOUS_NAME = 62, UserError;
     INVALID_ARGUMENTS = 76, UserError;
+    INVALID_PRIVILEGE = 78, UserError;
     INVALID_PARAMETER_USAGE = 80, UserError;
     INVALID_ROW_FILTER = 84, UserError;
     INVALID_COLUMN_MASK = 85, UserError;

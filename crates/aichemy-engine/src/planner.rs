@@ -25,6 +25,8 @@ pub struct Scope<'a> {
     pub schema: Option<&'a str>,
     pub time_zone: Option<&'a str>,
     pub user: Option<&'a str>,
+    /// The roles `user` has enabled (`SET ROLE`); her default selection when `None`.
+    pub role: Option<&'a aichemy_access::RoleSelection>,
     /// Relations that resolve to these providers instead of being loaded (a statement that
     /// changes a table reads one version of it throughout).
     pub pinned: &'a [(QualifiedName, Arc<dyn TableProvider>)],
@@ -60,7 +62,12 @@ pub async fn plan_statement(
         catalog.unwrap_or("system"),
         schema.unwrap_or("information_schema"),
         scope.time_zone,
-        scope.user,
+        scope.user.map(|user| {
+            (
+                user,
+                scope.role.unwrap_or(&aichemy_access::RoleSelection::All),
+            )
+        }),
     );
     if let Some(reads) = scope.reads {
         ctx.state_ref()
@@ -396,16 +403,18 @@ pub async fn plan_query_text(
         .config()
         .get_extension::<crate::catalog::lakehouse::ViewOwnerReads>()
         .is_some();
-    let (user, view_owner) = match (reader, user.as_ref()) {
-        (BodyReader::Unchecked, _) | (_, None) => (None, false),
-        (BodyReader::Invoker, Some(user)) => (Some(user.0.as_str()), as_owner),
-        (BodyReader::Owner(owner), Some(user)) => (Some(owner), as_owner || user.0 != owner),
+    // The owner reads with her default roles, the invoker with hers.
+    let (user, role, view_owner) = match (reader, user.as_ref()) {
+        (BodyReader::Unchecked, _) | (_, None) => (None, None, false),
+        (BodyReader::Invoker, Some(user)) => (Some(user.0.as_str()), Some(&user.1), as_owner),
+        (BodyReader::Owner(owner), Some(user)) => (Some(owner), None, as_owner || user.0 != owner),
     };
     let scope = Scope {
         catalog,
         schema,
         time_zone: outer.config().options().execution.time_zone.as_deref(),
         user,
+        role,
         view_owner,
         pinned: &[],
         reads: reads.as_ref(),

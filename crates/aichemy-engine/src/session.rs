@@ -132,6 +132,8 @@ pub struct Session {
     pub catalog: Option<String>,
     pub schema: Option<String>,
     pub user: String,
+    /// The roles the user has enabled (`SET ROLE`, `X-Trino-Role`).
+    pub role: aichemy_access::RoleSelection,
     /// The client's time zone (an IANA name or an offset); UTC when unset.
     pub time_zone: Option<String>,
     /// Session properties the client set (`SET SESSION`, `X-Trino-Session`).
@@ -155,6 +157,7 @@ impl Session {
             catalog: None,
             schema: None,
             user: user.into(),
+            role: Default::default(),
             time_zone: None,
             properties: BTreeMap::new(),
             prepared: BTreeMap::new(),
@@ -175,6 +178,7 @@ impl Session {
             schema: self.schema.as_deref(),
             time_zone: self.time_zone.as_deref(),
             user: Some(&self.user),
+            role: Some(&self.role),
             pinned: &[],
             reads: None,
             view_owner: false,
@@ -216,8 +220,8 @@ impl Session {
     }
 
     async fn execute_limited(&mut self, sql: &str) -> Result<Output> {
-        self.lakehouse
-            .check_access(&self.user, |p, who| p.check_can_execute_query(who))?;
+        self.lakehouse.refresh_grants(false).await?;
+        self.check_access(|p, who| p.check_can_execute_query(who))?;
         for (name, value) in &self.properties {
             session_state::check_session_property(name, value)?;
         }
@@ -279,6 +283,11 @@ impl Session {
                         .await;
                 }
             }
+            Family::Grants => {
+                if let Some(statement) = crate::statement::grants::parse(sql)? {
+                    return crate::statement::grants::execute(self, statement).await;
+                }
+            }
             Family::SessionState => {
                 if let Some(statement) = session_state::parse(sql)? {
                     return session_state::execute(self, statement).await;
@@ -290,6 +299,11 @@ impl Session {
                 }
             }
             Family::Sql => {
+                if sql.to_ascii_uppercase().contains("AUTHORIZATION") {
+                    if let Some(statement) = crate::statement::grants::parse(sql)? {
+                        return crate::statement::grants::execute(self, statement).await;
+                    }
+                }
                 if let Some(procedure) = procedures::parse_alter_execute(sql)? {
                     return procedures::execute(self, procedure).await;
                 }
@@ -343,6 +357,8 @@ impl Session {
         if !matches!(statement, Statement::CreateView(_)) {
             dialect::bind_session_functions(&mut statement, &self.values());
         }
+        // Who owns what it creates, under SQL grants.
+        let ownership = crate::access::grants::Ownership::of(self, &statement)?;
         // A write's text, for its lineage.
         let text = match &statement {
             Statement::Insert(_)
@@ -352,7 +368,7 @@ impl Session {
             | Statement::CreateTable(_) => statement.to_string(),
             _ => String::new(),
         };
-        match statement {
+        let output = match statement {
             // EXECUTE IMMEDIATE 'text with ?' USING values (sqlparser reads IMMEDIATE as a
             // procedure name in the generic dialect).
             Statement::Execute {
@@ -488,7 +504,9 @@ impl Session {
                 "This statement is not supported: {}",
                 first_words(&other.to_string())
             ))),
-        }
+        }?;
+        ownership.record(self).await?;
+        Ok(output)
     }
 
     /// Completes an object name with the session's catalog and schema.

@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 mod catalogs;
+mod grants;
 mod iceberg;
 mod ingestions;
 mod lineage;
@@ -91,6 +92,8 @@ pub enum MetastoreError {
     UserAlreadyExists { user: String },
     #[error("cannot import: {message}")]
     Import { message: String },
+    #[error("stored grant is invalid: {message}")]
+    InvalidGrant { message: String },
 }
 
 impl MetastoreError {
@@ -467,14 +470,81 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn grants_round_trip_and_follow_their_objects() {
+        use aichemy_access::{
+            Grantee, Object, PrivilegeGrant, Restriction, RoleGrant, TablePrivilege,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let store = Metastore::open(&format!("sqlite://{}/m.db", dir.path().display()))
+            .await
+            .unwrap();
+        assert!(store.create_role("analyst", "root").await.unwrap());
+        assert!(!store.create_role("analyst", "root").await.unwrap());
+        let ann = Grantee::User("ann".into());
+        let role = |admin_option| RoleGrant {
+            role: "analyst".into(),
+            grantee: ann.clone(),
+            admin_option,
+            grantor: "root".into(),
+        };
+        store.grant_role(&role(true)).await.unwrap();
+        // Granting again without the admin option keeps it.
+        store.grant_role(&role(false)).await.unwrap();
+        let t = Object::table("iceberg", "s", "t");
+        let privilege = |deny| PrivilegeGrant {
+            object: t.clone(),
+            privilege: TablePrivilege::Select,
+            grantee: Grantee::Role("analyst".into()),
+            grant_option: false,
+            deny,
+            grantor: "root".into(),
+        };
+        store.grant_privilege(&privilege(false)).await.unwrap();
+        // A denial replaces the grant for the same grantee.
+        store.grant_privilege(&privilege(true)).await.unwrap();
+        store.set_owner(&t, &ann, false).await.unwrap();
+        store
+            .set_owner(&t, &Grantee::User("bob".into()), false)
+            .await
+            .unwrap();
+        let filter = Restriction {
+            object: t.clone(),
+            column: None,
+            grantee: Grantee::Role("analyst".into()),
+            expression: "region = 'EU'".into(),
+        };
+        assert!(store.set_restriction(&filter, false).await.unwrap());
+        assert!(!store.set_restriction(&filter, false).await.unwrap());
+        let grants = store.grants().await.unwrap();
+        assert_eq!(grants.roles.len(), 1);
+        assert_eq!(grants.role_grants, vec![role(true)]);
+        assert_eq!(grants.privileges, vec![privilege(true)]);
+        assert_eq!(grants.owners.get(&t), Some(&ann));
+        assert_eq!(grants.restrictions, vec![filter]);
+        // A rename carries them; a drop forgets them; dropping the role its grants.
+        let u = Object::table("iceberg", "s", "u");
+        store.rename_object(&t, &u).await.unwrap();
+        let grants = store.grants().await.unwrap();
+        assert_eq!(grants.owners.get(&u), Some(&ann));
+        assert!(grants.privileges.iter().all(|g| g.object == u));
+        store.forget_object(&u).await.unwrap();
+        let grants = store.grants().await.unwrap();
+        assert!(grants.owners.is_empty() && grants.privileges.is_empty());
+        assert!(grants.restrictions.is_empty());
+        assert!(store.drop_role("analyst").await.unwrap());
+        let grants = store.grants().await.unwrap();
+        assert!(grants.roles.is_empty() && grants.role_grants.is_empty());
+    }
+
+    #[tokio::test]
     async fn migrate_reports_what_it_applied() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/m.db", dir.path().display());
         let store = Metastore::connect(&url).await.unwrap();
         assert_eq!(store.schema_version().await.unwrap(), 0);
         let report = store.migrate().await.unwrap();
-        assert_eq!(report.applied, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
-        assert_eq!(report.version, 10);
+        assert_eq!(report.applied, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+        assert_eq!(report.version, 11);
         let again = store.migrate().await.unwrap();
         assert!(again.applied.is_empty());
     }

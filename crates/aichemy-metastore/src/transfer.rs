@@ -156,6 +156,65 @@ const TABLES: &[Table] = &[
             ("created_at", Text),
         ],
     },
+    Table {
+        name: "aichemy_roles",
+        key: 1,
+        columns: &[
+            ("role_name", Text),
+            ("created_by", Text),
+            ("created_ms", Integer),
+        ],
+    },
+    Table {
+        name: "aichemy_role_grants",
+        key: 3,
+        columns: &[
+            ("role_name", Text),
+            ("grantee_type", Text),
+            ("grantee", Text),
+            ("admin_option", Integer),
+            ("grantor", Text),
+        ],
+    },
+    Table {
+        name: "aichemy_privileges",
+        key: 7,
+        columns: &[
+            ("catalog_name", Text),
+            ("schema_name", Text),
+            ("table_name", Text),
+            ("privilege", Text),
+            ("grantee_type", Text),
+            ("grantee", Text),
+            ("is_deny", Integer),
+            ("grant_option", Integer),
+            ("grantor", Text),
+        ],
+    },
+    Table {
+        name: "aichemy_owners",
+        key: 3,
+        columns: &[
+            ("catalog_name", Text),
+            ("schema_name", Text),
+            ("table_name", Text),
+            ("owner_type", Text),
+            ("owner", Text),
+        ],
+    },
+    Table {
+        name: "aichemy_restrictions",
+        key: 6,
+        columns: &[
+            ("catalog_name", Text),
+            ("schema_name", Text),
+            ("table_name", Text),
+            ("column_name", Text),
+            ("grantee_type", Text),
+            ("grantee", Text),
+            ("expression", Text),
+        ],
+    },
 ];
 
 /// One row: column name to text value.

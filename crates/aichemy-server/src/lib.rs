@@ -372,7 +372,26 @@ fn client_session(
         client_info: protocol.get(headers, "client-info").map(str::to_string),
         properties: pairs(protocol, headers, "Session")?,
         prepared: pairs(protocol, headers, "Prepared-Statement")?,
+        role: system_role(&pairs(protocol, headers, "Role")?)?,
     })
+}
+
+/// The system role the client has set (`X-Trino-Role: system=ROLE{r}`, `ALL`, `NONE`);
+/// roles of other catalogs are refused, as they have none.
+fn system_role(
+    roles: &std::collections::BTreeMap<String, String>,
+) -> Result<aichemy_access::RoleSelection, String> {
+    let mut role = aichemy_access::RoleSelection::All;
+    for (catalog, value) in roles {
+        if catalog != "system" {
+            return Err(format!(
+                "Catalog '{catalog}' has no roles of its own: roles are the system's"
+            ));
+        }
+        role = aichemy_access::RoleSelection::from_header_value(value)
+            .ok_or_else(|| format!("Invalid role: {value}"))?;
+    }
+    Ok(role)
 }
 
 /// `name=urlencoded-value` pairs of a header, repeated or comma-joined.

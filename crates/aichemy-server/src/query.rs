@@ -44,6 +44,8 @@ pub struct ClientSession {
     pub client_info: Option<String>,
     pub properties: BTreeMap<String, String>,
     pub prepared: BTreeMap<String, String>,
+    /// The system role the client has set (`X-Trino-Role`).
+    pub role: aichemy_access::RoleSelection,
 }
 
 /// What a statement can change in the client's session.
@@ -53,6 +55,7 @@ pub struct SessionChanges {
     pub schema: Option<String>,
     pub properties: BTreeMap<String, String>,
     pub prepared: BTreeMap<String, String>,
+    pub role: aichemy_access::RoleSelection,
 }
 
 impl ClientSession {
@@ -77,6 +80,10 @@ impl ClientSession {
             "Set-Session",
             "Clear-Session",
         );
+        if after.role != self.role {
+            let value = url_encode(&after.role.header_value());
+            headers.push(("Set-Role".into(), format!("system={value}")));
+        }
         changed_pairs(
             &mut headers,
             &self.prepared,
@@ -900,6 +907,7 @@ async fn run(
     session.time_zone = client.time_zone.clone();
     session.properties = client.properties.clone();
     session.prepared = client.prepared.clone();
+    session.role = client.role.clone();
     let output = match session.execute(&sql).await {
         Ok(output) => output,
         Err(error) => {
@@ -974,6 +982,7 @@ async fn run(
             schema: session.schema,
             properties: session.properties,
             prepared: session.prepared,
+            role: session.role,
         }))
         .await;
 }

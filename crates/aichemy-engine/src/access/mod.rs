@@ -10,13 +10,14 @@
 //! filter and refuses what Trino refuses on restricted tables. Without a configured policy
 //! nothing is checked.
 
+pub(crate) mod grants;
 pub(crate) mod guard;
 pub(crate) mod restrict;
 pub(crate) mod statements;
 
 use std::sync::Arc;
 
-use aichemy_access::{Denied, FileAccessControl, Identity, RulesError, TableName};
+use aichemy_access::{Denied, FileAccessControl, Identity, RoleSelection, RulesError, TableName};
 
 use crate::catalog::lakehouse::{Lakehouse, QualifiedName};
 use crate::error::{ErrorCode, Result, TrinoError};
@@ -51,28 +52,47 @@ impl Access {
 }
 
 impl Lakehouse {
-    /// What the policy allows `user`; `None` when no policy is configured (everyone may
-    /// do everything, as in Trino without access control).
+    /// What the policy allows `user` with her roles' default selection; `None` when no
+    /// policy is configured (everyone may do everything, as in Trino without access
+    /// control).
     pub(crate) fn access(&self, user: &str) -> Result<Option<Access>> {
+        self.access_as(user, &RoleSelection::All)
+    }
+
+    /// What the policy allows `user` with the roles `role` enables (SQL grants; a rules
+    /// file matches roles the same way).
+    pub(crate) fn access_as(&self, user: &str, role: &RoleSelection) -> Result<Option<Access>> {
         let Some(policy) = self.policy() else {
             return Ok(None);
         };
-        let rules = policy.rules().map_err(unusable)?;
-        let identity = Identity {
-            user: user.to_string(),
-            groups: policy.groups_of(user).map_err(unusable)?,
-            roles: Default::default(),
-        };
-        Ok(Some(Access { rules, identity }))
+        let groups = policy.groups_of(user).map_err(unusable)?;
+        match policy.rules() {
+            Some(rules) => {
+                let rules = rules.map_err(unusable)?;
+                let identity = Identity {
+                    user: user.to_string(),
+                    groups,
+                    roles: Default::default(),
+                };
+                Ok(Some(Access { rules, identity }))
+            }
+            None => self.grants_access(policy, user, groups, role).map(Some),
+        }
+    }
+}
+
+impl crate::session::Session {
+    /// What the policy allows this session's user with the roles she has set.
+    pub(crate) fn access(&self) -> Result<Option<Access>> {
+        self.lakehouse().access_as(&self.user, &self.role)
     }
 
-    /// Runs one check for `user` under the policy, if there is one.
+    /// Runs one check for this session's user under the policy, if there is one.
     pub(crate) fn check_access(
         &self,
-        user: &str,
         check: impl FnOnce(&FileAccessControl, &Identity) -> std::result::Result<(), Denied>,
     ) -> Result<()> {
-        match self.access(user)? {
+        match self.access()? {
             Some(access) => access.check(check),
             None => Ok(()),
         }

@@ -92,6 +92,7 @@ pub(crate) async fn restricted(
         schema: Some(&name.schema),
         time_zone: time_zone.as_deref(),
         user: Some(&who.user),
+        role: None,
         pinned: &pinned,
         reads: None,
         view_owner: false,

@@ -18,7 +18,7 @@ use crate::statement::ddl::schema_name;
 /// Checks `statement`'s writes and definitions for `session`'s user; a DELETE's condition
 /// gains the user's row filter.
 pub(crate) fn check(session: &Session, statement: &mut Statement) -> Result<()> {
-    let Some(access) = session.lakehouse().access(&session.user)? else {
+    let Some(access) = session.access()? else {
         return Ok(());
     };
     let table =

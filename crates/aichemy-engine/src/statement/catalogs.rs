@@ -184,7 +184,7 @@ pub async fn execute(session: &Session, statement: CatalogStatement) -> Result<O
             format!("Access Denied: Cannot {verb} catalog {catalog}"),
         ));
     }
-    lakehouse.check_access(&session.user, |p, who| match verb {
+    session.check_access(|p, who| match verb {
         "create" => p.check_can_create_catalog(who, catalog),
         _ => p.check_can_drop_catalog(who, catalog),
     })?;

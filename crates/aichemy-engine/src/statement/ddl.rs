@@ -554,6 +554,7 @@ pub async fn create_view(session: &Session, create: CreateView) -> Result<Output
             schema: plan_schema.as_deref(),
             time_zone: session.time_zone.as_deref(),
             user: Some(&session.user),
+            role: Some(&session.role),
             pinned: &[],
             reads: None,
             view_owner: false,
@@ -637,9 +638,7 @@ pub async fn alter_table(session: &Session, alter: AlterTable) -> Result<Output>
                 crate::access::table_name(&name),
                 crate::access::table_name(&target),
             );
-            lakehouse.check_access(&session.user, |p, who| {
-                p.check_can_rename_table(who, &from, &to)
-            })?;
+            session.check_access(|p, who| p.check_can_rename_table(who, &from, &to))?;
             if format.load_table(&name.schema, &name.name).await?.is_none() {
                 if alter.if_exists {
                     return Ok(Output::update("RENAME TABLE"));

@@ -303,7 +303,7 @@ pub(crate) async fn execute(session: &Session, statement: IngestionStatement) ->
             if !table.table.is_empty() {
                 let table =
                     aichemy_access::TableName::new(&table.catalog, &table.schema, &table.table);
-                lakehouse.check_access(&session.user, |p, who| p.check_can_insert(who, &table))?;
+                session.check_access(|p, who| p.check_can_insert(who, &table))?;
             }
             let json = serde_json::to_string(&definition)
                 .map_err(|e| TrinoError::internal(e.to_string()))?;

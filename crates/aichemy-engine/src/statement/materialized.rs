@@ -5,6 +5,8 @@
 //! MATERIALIZED VIEW v`. The rows live in an Iceberg storage table (`crate::materialized`
 //! keeps and refreshes them).
 
+use crate::access::grants::Ownership;
+use aichemy_access::Object;
 use aichemy_metastore::{MaterializedViewRecord, MetastoreError, ViewColumn};
 use aichemy_tables::{ColumnSpec, CreateTableRequest, PropertyValue};
 use datafusion::sql::sqlparser::ast::{Expr, ObjectName, SqlOption, Statement, Value};
@@ -210,19 +212,28 @@ pub(crate) fn interval_millis(interval: &Expr, clause: &str) -> Result<i64> {
     Ok((value * factor).round() as i64)
 }
 
+/// A materialized view as SQL grants name its owner's object.
+fn owned(session: &Session, name: &ObjectName) -> Result<Object> {
+    let q = session.qualify(name)?;
+    Ok(Object::table(&q.catalog, &q.schema, &q.name))
+}
+
 /// Executes a materialized view statement.
 pub(crate) async fn execute(
     session: &mut Session,
     statement: MaterializedStatement,
 ) -> Result<Output> {
     match statement {
-        MaterializedStatement::Create(create) => create_view(session, *create).await,
+        MaterializedStatement::Create(create) => {
+            let owned = owned(session, &create.name)?;
+            let output = create_view(session, *create).await?;
+            Ownership::Create(owned).record(session).await?;
+            Ok(output)
+        }
         MaterializedStatement::Refresh(name) => {
             let qualified = session.qualify(&name)?;
             let view = crate::access::table_name(&qualified);
-            session.lakehouse().check_access(&session.user, |p, who| {
-                p.check_can_refresh_materialized_view(who, &view)
-            })?;
+            session.check_access(|p, who| p.check_can_refresh_materialized_view(who, &view))?;
             let sql = format!("REFRESH MATERIALIZED VIEW {name}");
             let report = crate::lineage::recorded(
                 session,
@@ -239,10 +250,11 @@ pub(crate) async fn execute(
         MaterializedStatement::Drop { name, if_exists } => {
             let name = session.qualify(&name)?;
             let view = crate::access::table_name(&name);
-            session.lakehouse().check_access(&session.user, |p, who| {
-                p.check_can_drop_materialized_view(who, &view)
-            })?;
-            drop_view(session, &name, if_exists).await
+            session.check_access(|p, who| p.check_can_drop_materialized_view(who, &view))?;
+            let output = drop_view(session, &name, if_exists).await?;
+            let owned = Object::table(&name.catalog, &name.schema, &name.name);
+            Ownership::Drop(vec![owned]).record(session).await?;
+            Ok(output)
         }
         MaterializedStatement::Show { schema, like } => {
             let (catalog, schema) = match schema {
@@ -343,9 +355,7 @@ async fn create_view(session: &Session, create: CreateMaterialized) -> Result<Ou
     let lakehouse = session.lakehouse();
     let name = session.qualify(&create.name)?;
     let view = crate::access::table_name(&name);
-    lakehouse.check_access(&session.user, |p, who| {
-        p.check_can_create_materialized_view(who, &view)
-    })?;
+    session.check_access(|p, who| p.check_can_create_materialized_view(who, &view))?;
     let format = lakehouse.format(&name.catalog)?;
     if format.format_name() != "Iceberg" {
         return Err(TrinoError::not_supported(format!(
@@ -406,6 +416,7 @@ async fn create_view(session: &Session, create: CreateMaterialized) -> Result<Ou
         schema: Some(&name.schema),
         time_zone: session.time_zone.as_deref(),
         user: Some(&session.user),
+        role: Some(&session.role),
         ..Scope::default()
     };
     let (plan, _) = plan_statement(lakehouse, Statement::Query(query.clone()), scope, 0).await?;

@@ -5,6 +5,7 @@
 pub mod catalogs;
 pub(crate) mod change;
 pub(crate) mod ddl;
+pub(crate) mod grants;
 pub(crate) mod ingestions;
 pub(crate) mod materialized;
 pub(crate) mod merge;
@@ -32,6 +33,8 @@ pub(crate) enum Family {
     /// `CREATE [OR REPLACE]|DROP|REFRESH MATERIALIZED VIEW`, `SHOW MATERIALIZED VIEWS`,
     /// `SHOW CREATE MATERIALIZED VIEW`: [`materialized`].
     Materialized,
+    /// Roles, grants, owners, row filters and column masks: [`grants`].
+    Grants,
     /// `PREPARE`, `DEALLOCATE PREPARE`, `DESCRIBE INPUT|OUTPUT`, `SET|RESET|SHOW SESSION`:
     /// [`session_state`].
     SessionState,
@@ -70,6 +73,17 @@ pub(crate) fn family(sql: &str) -> Family {
         }
         ("CREATE", "OR") if words[2] == "REPLACE" && words[3] == "PIPELINE" => Family::Pipeline,
         ("SHOW", "CREATE") if words[2] == "PIPELINE" => Family::Pipeline,
+        ("CREATE" | "DROP", "ROLE" | "ROW" | "COLUMN")
+        | ("GRANT" | "REVOKE" | "DENY", _)
+        | ("SET", "ROLE")
+        | ("SHOW", "ROLES" | "GRANTS" | "ROW" | "COLUMN") => Family::Grants,
+        ("CREATE", "OR")
+            if words[2] == "REPLACE" && matches!(words[3].as_str(), "ROW" | "COLUMN") =>
+        {
+            Family::Grants
+        }
+        ("SHOW", "CURRENT") if words[2] == "ROLES" => Family::Grants,
+        ("SHOW", "ROLE") if words[2] == "GRANTS" => Family::Grants,
         ("PREPARE", _)
         | ("DEALLOCATE", "PREPARE")
         | ("DESCRIBE" | "DESC", "INPUT" | "OUTPUT")
@@ -190,6 +204,17 @@ mod tests {
             ("RUN PIPELINE p", Family::Pipeline),
             ("SHOW CREATE PIPELINE p", Family::Pipeline),
             ("SHOW PIPELINES", Family::Pipeline),
+            ("grant select on t to role r", Family::Grants),
+            ("DENY DELETE ON t TO u", Family::Grants),
+            ("SET ROLE admin", Family::Grants),
+            ("SET SESSION x = 1", Family::SessionState),
+            ("SHOW CURRENT ROLES", Family::Grants),
+            ("SHOW ROLE GRANTS", Family::Grants),
+            (
+                "CREATE OR REPLACE ROW FILTER ON t FOR USER u AS x",
+                Family::Grants,
+            ),
+            ("ALTER TABLE t SET AUTHORIZATION u", Family::Sql),
             ("CREATE TABLE catalog (x int)", Family::Sql),
             ("CREATE \"CATALOG\" x", Family::Sql),
             ("EXECUTE q USING 1", Family::Sql),

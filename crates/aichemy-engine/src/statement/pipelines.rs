@@ -382,6 +382,10 @@ fn check_step_sql(pipeline: &str, sql: &str) -> Result<()> {
             crate::statement::catalogs::parse(&sample)?;
             Ok(())
         }
+        Family::Grants => {
+            crate::statement::grants::parse(&sample)?;
+            Ok(())
+        }
         Family::SessionState | Family::Show => Err(TrinoError::not_supported(
             "A pipeline step must be a statement that reads or writes tables",
         )),

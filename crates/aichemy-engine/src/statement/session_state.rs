@@ -337,6 +337,7 @@ pub fn prepared_statement(text: &str) -> Result<Prepared> {
         Family::Ingestion => return super::ingestions::parse(text).map(|_| Prepared::Other),
         Family::Materialized => return super::materialized::parse(text).map(|_| Prepared::Other),
         Family::Pipeline => return super::pipelines::parse(text).map(|_| Prepared::Other),
+        Family::Grants => return super::grants::parse(text).map(|_| Prepared::Other),
     }
     let mut statements = dialect::parse_statements(text)?;
     if statements.len() != 1 {

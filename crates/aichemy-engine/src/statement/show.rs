@@ -307,7 +307,7 @@ pub async fn execute(session: &mut Session, statement: ShowStatement) -> Result<
         }
         ShowStatement::Catalogs { like } => {
             let mut catalogs = lakehouse.catalog_names();
-            if let Some(access) = lakehouse.access(&session.user)? {
+            if let Some(access) = session.access()? {
                 catalogs.retain(|c| access.rules.catalog_visible(&access.identity, c));
             }
             listing("Catalog", catalogs, &like)
@@ -329,7 +329,7 @@ pub async fn execute(session: &mut Session, statement: ShowStatement) -> Result<
             let mut schemas = lakehouse.list_schemas(&catalog).await?;
             schemas.push("information_schema".into());
             schemas.sort();
-            if let Some(access) = lakehouse.access(&session.user)? {
+            if let Some(access) = session.access()? {
                 access.check(|p, who| p.check_can_show_schemas(who, &catalog))?;
                 schemas.retain(|s| access.rules.schema_visible(&access.identity, &catalog, s));
             }
@@ -365,7 +365,7 @@ pub async fn execute(session: &mut Session, statement: ShowStatement) -> Result<
                 ));
             }
             let mut tables = table_names(session, &catalog, &schema).await?;
-            if let Some(access) = lakehouse.access(&session.user)? {
+            if let Some(access) = session.access()? {
                 access.check(|p, who| p.check_can_show_tables(who, &catalog, &schema))?;
                 tables.retain(|t| {
                     let name = aichemy_access::TableName::new(&catalog, &schema, t);
@@ -377,7 +377,7 @@ pub async fn execute(session: &mut Session, statement: ShowStatement) -> Result<
         ShowStatement::Columns { table, like } => {
             let name = session.qualify(&table)?;
             let mut columns = describe_columns(session, &name).await?;
-            if let Some(access) = lakehouse.access(&session.user)? {
+            if let Some(access) = session.access()? {
                 let table = crate::access::table_name(&name);
                 access.check(|p, who| p.check_can_show_columns(who, &table))?;
                 let names: Vec<&str> = columns.iter().map(|(c, ..)| c.as_str()).collect();
@@ -409,9 +409,7 @@ pub async fn execute(session: &mut Session, statement: ShowStatement) -> Result<
         ShowStatement::CreateTable(table) => {
             let name = session.qualify(&table)?;
             let shown = crate::access::table_name(&name);
-            lakehouse.check_access(&session.user, |p, who| {
-                p.check_can_show_create_table(who, &shown)
-            })?;
+            session.check_access(|p, who| p.check_can_show_create_table(who, &shown))?;
             let Some(handle) = lakehouse.load_table(&name).await? else {
                 lakehouse.catalog(&name.catalog)?;
                 lakehouse
@@ -461,9 +459,7 @@ pub async fn execute(session: &mut Session, statement: ShowStatement) -> Result<
         ShowStatement::CreateView(view) => {
             let name = session.qualify(&view)?;
             let shown = crate::access::table_name(&name);
-            lakehouse.check_access(&session.user, |p, who| {
-                p.check_can_show_create_table(who, &shown)
-            })?;
+            session.check_access(|p, who| p.check_can_show_create_table(who, &shown))?;
             let record = lakehouse
                 .metastore()
                 .get_view(&name.catalog, &name.schema, &name.name)

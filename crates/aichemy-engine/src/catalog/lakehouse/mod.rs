@@ -134,13 +134,15 @@ pub struct Lakehouse {
     lineage: crate::lineage::Sink,
     /// Who may do what (`server.access_control_config`); everyone everything when `None`.
     policy: Option<aichemy_access::Policy>,
+    /// The SQL grants last read, under `access-control.name=sql-standard`.
+    grants: crate::access::grants::GrantsCache,
 }
 
 /// The user a statement is planned for, kept in its session's configuration so that
 /// metadata tables answer for them (`system.runtime.queries` lists only a user's own
 /// queries unless they are an administrator).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueryUser(pub String);
+pub struct QueryUser(pub String, pub aichemy_access::RoleSelection);
 
 /// Set on the planning of a DEFINER view's body that another user queries: its
 /// [`QueryUser`] is the view's owner, who must hold the right to let others read what the
@@ -359,7 +361,7 @@ impl Lakehouse {
             }
             catalogs.insert(name.clone(), CatalogEntry::External(Arc::new(external)));
         }
-        Ok(Arc::new(Self {
+        let lakehouse = Arc::new(Self {
             catalogs: std::sync::RwLock::new(catalogs),
             admin_users: config.server.admin_users.clone(),
             sql_catalog_secrets: config.create_catalog_secret_scope(),
@@ -370,7 +372,10 @@ impl Lakehouse {
             execution,
             lineage: crate::lineage::Sink::from_config(&config.lineage)?,
             policy: open_policy(&config.server)?,
-        }))
+            grants: Default::default(),
+        });
+        lakehouse.refresh_grants(true).await?;
+        Ok(lakehouse)
     }
 
     pub fn metastore(&self) -> &Metastore {
@@ -441,9 +446,19 @@ impl Lakehouse {
         self.execution.max_cpu_time()
     }
 
+    /// The SQL grants last read and the rules compiled from them.
+    pub(crate) fn grants_cache(&self) -> &crate::access::grants::GrantsCache {
+        &self.grants
+    }
+
     /// The access policy, if one is configured.
     pub fn policy(&self) -> Option<&aichemy_access::Policy> {
         self.policy.as_ref()
+    }
+
+    /// The users `server.admin_users` names.
+    pub(crate) fn configured_admins(&self) -> &[String] {
+        &self.admin_users
     }
 
     /// Whether a user may create and drop catalogs.

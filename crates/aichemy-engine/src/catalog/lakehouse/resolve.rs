@@ -29,7 +29,7 @@ impl Lakehouse {
         catalog: &str,
         schema: &str,
         time_zone: Option<&str>,
-        user: Option<&str>,
+        user: Option<(&str, &aichemy_access::RoleSelection)>,
     ) -> SessionContext {
         let mut config = self
             .execution
@@ -37,8 +37,8 @@ impl Lakehouse {
             .with_information_schema(false)
             .with_default_catalog_and_schema(catalog, schema)
             .with_create_default_catalog_and_schema(false);
-        if let Some(user) = user {
-            config = config.with_extension(Arc::new(QueryUser(user.to_string())));
+        if let Some((user, role)) = user {
+            config = config.with_extension(Arc::new(QueryUser(user.to_string(), role.clone())));
         }
         let options = config.options_mut();
         // Trino reads 1.5 as DECIMAL(2,1), not DOUBLE.
@@ -76,7 +76,7 @@ impl Lakehouse {
         let list = Arc::new(MemoryCatalogProviderList::new());
         // The reader's rights, when a policy is configured and the statement has a user.
         let access = match state.config().get_extension::<QueryUser>() {
-            Some(user) => self.access(&user.0)?,
+            Some(user) => self.access_as(&user.0, &user.1)?,
             None => None,
         };
         let as_owner = state.config().get_extension::<ViewOwnerReads>().is_some();
@@ -312,7 +312,7 @@ impl Lakehouse {
         }
         if name.schema == "information_schema" {
             let access = match state.config().get_extension::<QueryUser>() {
-                Some(user) => self.access(&user.0)?,
+                Some(user) => self.access_as(&user.0, &user.1)?,
                 None => None,
             };
             return metadata::information_schema_table(self, name, access.as_ref()).await;

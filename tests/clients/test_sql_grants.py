@@ -1,0 +1,230 @@
+"""SQL grants (issue 34) through the python `trino` client: `access-control.name=sql-standard`,
+roles, privileges on tables and schemas, DENY, owners, `SET ROLE` carried by the client's
+`X-Trino-Role` header, row filters and column masks declared in SQL, all kept in the
+metastore — the reference scenario's domains and roles."""
+
+import pytest
+import trino
+
+from lakehouse import Server
+
+
+def connect(port, user, roles=None):
+    return trino.dbapi.connect(host="127.0.0.1", port=port, user=user, http_scheme="http",
+                               roles=roles).cursor()
+
+
+def run(port, user, sql, roles=None):
+    cursor = connect(port, user, roles)
+    cursor.execute(sql)
+    return cursor.fetchall()
+
+
+def failed(port, user, sql, roles=None):
+    with pytest.raises(trino.exceptions.TrinoUserError) as failure:
+        run(port, user, sql, roles)
+    return failure.value
+
+
+def denied(port, user, sql, roles=None):
+    error = failed(port, user, sql, roles)
+    assert error.error_name == "PERMISSION_DENIED", error
+    return error.message
+
+
+ADMIN = {"system": "admin"}
+
+
+@pytest.fixture(scope="module")
+def grants_server(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("grants")
+    (folder / "access-control.properties").write_text(
+        "access-control.name=sql-standard\nsql-standard.admin-users=root\n")
+    (folder / "group.txt").write_text("emea:rita\n")
+    (folder / "group-provider.properties").write_text(
+        "group-provider.name=file\nfile.group-file=group.txt\n")
+    server = Server(folder / "warehouse",
+                    "--access-control-config", str(folder / "access-control.properties"),
+                    "--group-provider-config", str(folder / "group-provider.properties"))
+    port = server.http_port
+    for sql in [
+        "CREATE ROLE sales_analyst",
+        "CREATE ROLE marketing_analyst",
+        "CREATE ROLE data_engineer",
+        "CREATE ROLE regional_analyst",
+        "GRANT sales_analyst TO ROLE regional_analyst",
+        "GRANT sales_analyst TO USER sam",
+        "GRANT marketing_analyst TO USER mia",
+        "GRANT data_engineer TO USER dan",
+        "GRANT regional_analyst TO GROUP emea",
+        "CREATE SCHEMA iceberg.sales_gold",
+        "CREATE SCHEMA iceberg.marketing_gold",
+        "ALTER SCHEMA iceberg.sales_gold SET AUTHORIZATION ROLE data_engineer",
+        "CREATE TABLE iceberg.marketing_gold.leads (id BIGINT, email VARCHAR)",
+        "INSERT INTO iceberg.marketing_gold.leads VALUES (1, 'lead@x.org')",
+        "GRANT SELECT ON SCHEMA iceberg.marketing_gold TO ROLE marketing_analyst",
+    ]:
+        run(port, "root", sql, ADMIN)
+    yield server
+    server.stop()
+
+
+def test_roles_are_created_granted_and_listed_by_the_admin_role(grants_server):
+    port = grants_server.http_port
+    # The admin role is held, not enabled, until SET ROLE admin (as in Trino's Hive).
+    assert denied(port, "root", "CREATE ROLE x") == "Access Denied: Cannot create role x"
+    assert denied(port, "sam", "CREATE ROLE x", ADMIN) == "Access Denied: Cannot set role admin"
+    error = failed(port, "root", "CREATE ROLE sales_analyst", ADMIN)
+    assert error.error_name == "ROLE_ALREADY_EXISTS"
+    assert error.message == "Role 'sales_analyst' already exists"
+    assert failed(port, "root", "GRANT nobody TO USER sam", ADMIN).error_name == "ROLE_NOT_FOUND"
+    assert sorted(run(port, "root", "SHOW ROLES", ADMIN)) == [
+        ["admin"], ["data_engineer"], ["marketing_analyst"], ["public"], ["regional_analyst"],
+        ["sales_analyst"]]
+    assert denied(port, "sam", "SHOW ROLES") == "Access Denied: Cannot show roles"
+    assert sorted(run(port, "sam", "SHOW ROLE GRANTS")) == [["public"], ["sales_analyst"]]
+    # Rita holds regional_analyst through her group, and sales_analyst through it.
+    assert sorted(run(port, "rita", "SHOW CURRENT ROLES")) == [
+        ["public"], ["regional_analyst"], ["sales_analyst"]]
+    # A cycle is refused.
+    error = failed(port, "root", "GRANT regional_analyst TO ROLE sales_analyst", ADMIN)
+    assert error.error_name == "INVALID_ARGUMENTS", error
+
+
+def test_set_role_travels_with_the_client_session(grants_server):
+    port = grants_server.http_port
+    cursor = connect(port, "rita")
+    cursor.execute("SET ROLE sales_analyst")
+    cursor.fetchall()
+    # The client keeps what X-Trino-Set-Role told it and sends it back.
+    assert cursor.connection._client_session.roles == {"system": "ROLE{sales_analyst}"}
+    cursor.execute("SHOW CURRENT ROLES")
+    assert sorted(cursor.fetchall()) == [["public"], ["sales_analyst"]]
+    cursor.execute("SET ROLE NONE")
+    cursor.fetchall()
+    cursor.execute("SHOW CURRENT ROLES")
+    assert cursor.fetchall() == [["public"]]
+    assert denied(port, "rita", "SET ROLE data_engineer") == (
+        "Access Denied: Cannot set role data_engineer")
+
+
+def test_schema_owners_create_and_grant_analysts_read(grants_server):
+    port = grants_server.http_port
+    table = "iceberg.sales_gold.contacts"
+    # The data engineers own sales_gold: Dan creates in it, and owns what he creates.
+    assert denied(port, "sam", f"CREATE TABLE {table} (id BIGINT)") == (
+        f"Access Denied: Cannot create table {table}")
+    run(port, "dan", f"CREATE TABLE {table} (id BIGINT, region VARCHAR, email VARCHAR, "
+                     "phone VARCHAR)")
+    run(port, "dan", f"INSERT INTO {table} VALUES (1, 'EU', 'a@x.org', '5551234'), "
+                     "(2, 'US', 'b@x.org', '5559876'), (3, 'EU', 'c@x.org', '5550000')")
+    assert denied(port, "sam", f"SELECT * FROM {table}") == (
+        f"Access Denied: Cannot select from table {table}")
+    # She sees nothing in sales_gold yet: listing it is refused, as Trino refuses it.
+    assert denied(port, "sam", "SHOW TABLES FROM iceberg.sales_gold") == (
+        "Access Denied: Cannot show tables of schema iceberg.sales_gold")
+    run(port, "dan", f"GRANT SELECT ON {table} TO ROLE sales_analyst")
+    assert sorted(run(port, "sam", f"SELECT id FROM {table}")) == [[1], [2], [3]]
+    assert run(port, "sam", "SHOW TABLES FROM iceberg.sales_gold") == [["contacts"]]
+    # Grants are shown in Trino's columns.
+    cursor = connect(port, "dan")
+    cursor.execute(f"SHOW GRANTS ON TABLE {table}")
+    rows = cursor.fetchall()
+    assert [d[0] for d in cursor.description] == [
+        "Grantor", "Grantor Type", "Grantee", "Grantee Type", "Catalog", "Schema", "Table",
+        "Privilege", "Grantable", "With Hierarchy"]
+    assert rows == [["dan", "USER", "sales_analyst", "ROLE", "iceberg", "sales_gold",
+                     "contacts", "SELECT", "NO", "NO"]]
+    # Analysts may not grant on what they only read, nor write to it.
+    assert denied(port, "sam", f"GRANT SELECT ON {table} TO USER mia") == (
+        f"Access Denied: Cannot grant privilege SELECT on table {table}")
+    assert denied(port, "sam", f"INSERT INTO {table} VALUES (4, 'EU', 'd', 'e')") == (
+        f"Access Denied: Cannot insert into table {table}")
+    # The other domain reads its own schema, not sales.
+    assert run(port, "mia", "SELECT id FROM iceberg.marketing_gold.leads") == [[1]]
+    assert denied(port, "mia", f"SELECT id FROM {table}") == (
+        f"Access Denied: Cannot select from table {table}")
+    assert denied(port, "sam", "SELECT id FROM iceberg.marketing_gold.leads") == (
+        "Access Denied: Cannot select from table iceberg.marketing_gold.leads")
+
+
+def test_deny_overrides_a_grant_and_revoke_takes_it_back(grants_server):
+    port = grants_server.http_port
+    leads = "iceberg.marketing_gold.leads"
+    run(port, "root", f"DENY SELECT ON {leads} TO USER mia", ADMIN)
+    assert denied(port, "mia", f"SELECT id FROM {leads}") == (
+        f"Access Denied: Cannot select from table {leads}")
+    run(port, "root", f"REVOKE SELECT ON {leads} FROM USER mia", ADMIN)
+    assert run(port, "mia", f"SELECT id FROM {leads}") == [[1]]
+    run(port, "root", f"GRANT INSERT ON {leads} TO USER mia WITH GRANT OPTION", ADMIN)
+    run(port, "mia", f"INSERT INTO {leads} VALUES (2, 'two@x.org')")
+    # With the grant option she passes it on.
+    run(port, "mia", f"GRANT INSERT ON {leads} TO USER max")
+    run(port, "max", f"INSERT INTO {leads} VALUES (3, 'three@x.org')")
+    run(port, "root", f"REVOKE INSERT ON {leads} FROM USER max", ADMIN)
+    assert denied(port, "max", f"INSERT INTO {leads} VALUES (4, 'x')") == (
+        f"Access Denied: Cannot insert into table {leads}")
+    assert sorted(run(port, "mia", f"SELECT id FROM {leads}")) == [[1], [2], [3]]
+    error = failed(port, "root", f"GRANT CREATE ON {leads} TO USER mia", ADMIN)
+    assert error.error_name == "NOT_SUPPORTED", error
+
+
+def test_row_filters_and_masks_declared_in_sql_apply_to_their_grantees(grants_server):
+    port = grants_server.http_port
+    table = "iceberg.sales_gold.contacts"
+    run(port, "dan", f"CREATE ROW FILTER ON TABLE {table} FOR ROLE regional_analyst "
+                     "AS region = 'EU'")
+    run(port, "dan", f"CREATE COLUMN MASK ON TABLE {table} COLUMN email "
+                     "FOR ROLE marketing_analyst AS '***'")
+    run(port, "dan", f"CREATE COLUMN MASK ON TABLE {table} COLUMN phone "
+                     "FOR ROLE marketing_analyst AS substr(phone, 1, 3) || '****'")
+    run(port, "dan", f"GRANT SELECT ON {table} TO ROLE marketing_analyst")
+    # Rita, a regional analyst, reads her region's rows only, on every path.
+    assert sorted(run(port, "rita", f"SELECT id FROM {table}")) == [[1], [3]]
+    assert run(port, "rita", f"SELECT count(*) FROM {table}") == [[2]]
+    # Sam, a sales analyst outside the region, reads all of it.
+    assert run(port, "sam", f"SELECT count(*) FROM {table}") == [[3]]
+    # Marketing reads sales contacts masked.
+    assert sorted(run(port, "mia", f"SELECT id, email, phone FROM {table}")) == [
+        [1, "***", "555****"], [2, "***", "555****"], [3, "***", "555****"]]
+    assert sorted(run(port, "sam", f"SELECT email FROM {table} WHERE id = 1")) == [["a@x.org"]]
+    # Declared restrictions are listed to the owner.
+    assert sorted(r[3:] for r in run(port, "dan", f"SHOW COLUMN MASKS ON {table}")) == [
+        ["email", "marketing_analyst", "ROLE", "'***'"],
+        ["phone", "marketing_analyst", "ROLE", "substr(phone, 1, 3) || '****'"]]
+    # A wrong expression is refused when declared, not when someone reads.
+    error = failed(port, "dan", f"CREATE ROW FILTER ON TABLE {table} FOR USER sam "
+                                "AS no_such_column = 1")
+    assert error.error_name == "INVALID_ROW_FILTER", error
+    assert denied(port, "sam", f"CREATE ROW FILTER ON TABLE {table} FOR USER mia AS id = 1") \
+        == f"Access Denied: Cannot create row filter on table {table}"
+    run(port, "dan", f"DROP ROW FILTER ON TABLE {table} FOR ROLE regional_analyst")
+    assert run(port, "rita", f"SELECT count(*) FROM {table}") == [[3]]
+
+
+def test_owners_move_and_dropped_tables_take_their_grants(grants_server):
+    port = grants_server.http_port
+    table = "iceberg.sales_gold.scratch"
+    run(port, "dan", f"CREATE TABLE {table} (id BIGINT)")
+    run(port, "dan", f"GRANT SELECT ON {table} TO USER sam")
+    assert run(port, "sam", f"SELECT count(*) FROM {table}") == [[0]]
+    assert denied(port, "sam", f"ALTER TABLE {table} SET AUTHORIZATION USER sam") == (
+        f"Access Denied: Cannot set authorization for table {table} to USER sam")
+    run(port, "dan", f"DROP TABLE {table}")
+    # A table made again under the same name starts with no grants.
+    run(port, "dan", f"CREATE TABLE {table} (id BIGINT)")
+    assert denied(port, "sam", f"SELECT count(*) FROM {table}") == (
+        f"Access Denied: Cannot select from table {table}")
+    run(port, "dan", f"ALTER TABLE {table} SET AUTHORIZATION USER sam")
+    run(port, "sam", f"INSERT INTO {table} VALUES (1)")
+    assert run(port, "sam", f"SELECT count(*) FROM {table}") == [[1]]
+
+
+def test_grant_statements_need_sql_grants_configured(tmp_path):
+    server = Server(tmp_path / "warehouse")
+    try:
+        error = failed(server.http_port, "root", "CREATE ROLE x")
+        assert error.error_name == "NOT_SUPPORTED"
+        assert "access-control.name=sql-standard" in error.message
+    finally:
+        server.stop()
