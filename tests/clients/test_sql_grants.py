@@ -3,10 +3,16 @@ roles, privileges on tables and schemas, DENY, owners, `SET ROLE` carried by the
 `X-Trino-Role` header, row filters and column masks declared in SQL, all kept in the
 metastore — the reference scenario's domains and roles."""
 
+import subprocess
+
+import pyarrow as pa
 import pytest
 import trino
+from pyiceberg.catalog import load_catalog
+from pyiceberg.exceptions import ForbiddenError
+from trino.auth import BasicAuthentication
 
-from lakehouse import Server
+from lakehouse import BIN, Server
 
 
 def connect(port, user, roles=None):
@@ -228,3 +234,99 @@ def test_grant_statements_need_sql_grants_configured(tmp_path):
         assert "access-control.name=sql-standard" in error.message
     finally:
         server.stop()
+
+
+# The Iceberg REST catalog under the same grants: PyIceberg with bearer tokens.
+
+REST_USERS = {"root": "root secret", "dan": "dan secret", "sam": "sam secret",
+              "mia": "mia secret"}
+
+
+@pytest.fixture(scope="module")
+def rest_server(tmp_path_factory):
+    # The server's own certificate is what the clients trust, not the machine's bundle.
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+            patch.delenv(name, raising=False)
+        yield from started_rest_server(tmp_path_factory)
+
+
+def started_rest_server(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("rest_grants")
+    warehouse = folder / "warehouse"
+    for user, password in REST_USERS.items():
+        done = subprocess.run([BIN, "--warehouse", str(warehouse), "user", "add", user],
+                              input=password + "\n", capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    (folder / "access-control.properties").write_text(
+        "access-control.name=sql-standard\nsql-standard.admin-users=root\n")
+    server = Server(warehouse, "--access-control-config",
+                    str(folder / "access-control.properties"),
+                    env={"AICHEMY_SERVER__PASSWORD_AUTHENTICATION": "true"})
+    server.certificate = warehouse / "tls" / "aichemy.crt"
+    for sql in ["CREATE ROLE sales_analyst", "CREATE ROLE marketing_analyst",
+                "GRANT sales_analyst TO USER sam", "GRANT marketing_analyst TO USER mia",
+                "CREATE SCHEMA iceberg.sales_gold",
+                "ALTER SCHEMA iceberg.sales_gold SET AUTHORIZATION USER dan"]:
+        https_run(server, "root", sql, ADMIN)
+    yield server
+    server.stop()
+
+
+def https_run(server, user, sql, roles=None):
+    cursor = trino.dbapi.connect(
+        host="localhost", port=server.https_port, user=user, http_scheme="https",
+        auth=BasicAuthentication(user, REST_USERS[user]), verify=str(server.certificate),
+        roles=roles, catalog="iceberg").cursor()
+    cursor.execute(sql)
+    return cursor.fetchall()
+
+
+def rest_catalog(server, user):
+    return load_catalog(f"rest_{user}", **{
+        "type": "rest", "uri": f"https://localhost:{server.https_port}/iceberg",
+        "credential": f"{user}:{REST_USERS[user]}",
+        "ssl": {"cabundle": str(server.certificate)}})
+
+
+def test_the_rest_catalog_lists_loads_and_commits_by_the_same_grants(rest_server):
+    server = rest_server
+    dan, sam, mia = (rest_catalog(server, u) for u in ("dan", "sam", "mia"))
+    # Dan owns sales_gold: he creates a table through REST, and owns it.
+    schema = pa.schema([("id", pa.int64()), ("email", pa.string())])
+    table = dan.create_table("sales_gold.contacts", schema=schema)
+    table.append(pa.table({"id": [1, 2], "email": ["a@x.org", "b@x.org"]}))
+    # Sam sees nothing of it yet: not listed, not loadable, no namespace.
+    with pytest.raises(ForbiddenError, match="Cannot access schema iceberg.sales_gold"):
+        sam.list_tables("sales_gold")
+    assert ("sales_gold",) not in sam.list_namespaces()
+    with pytest.raises(ForbiddenError,
+                       match="Cannot select from table iceberg.sales_gold.contacts"):
+        sam.load_table("sales_gold.contacts")
+    # Granted in SQL, readable through REST.
+    https_run(server, "dan", "GRANT SELECT ON iceberg.sales_gold.contacts TO ROLE sales_analyst")
+    assert sam.list_tables("sales_gold") == [("sales_gold", "contacts")]
+    rows = sam.load_table("sales_gold.contacts").scan().to_arrow().sort_by("id")
+    assert rows.column("email").to_pylist() == ["a@x.org", "b@x.org"]
+    # Reading is not writing.
+    with pytest.raises(ForbiddenError,
+                       match="Cannot insert into table iceberg.sales_gold.contacts"):
+        sam.load_table("sales_gold.contacts").append(pa.table({"id": [3], "email": ["c"]}))
+    with pytest.raises(ForbiddenError):
+        sam.drop_table("sales_gold.contacts")
+    with pytest.raises(ForbiddenError):
+        sam.create_table("sales_gold.mine", schema=schema)
+    # A user who reads it masked cannot take it raw.
+    https_run(server, "dan", "GRANT SELECT ON iceberg.sales_gold.contacts TO ROLE marketing_analyst")
+    https_run(server, "dan", "CREATE COLUMN MASK ON iceberg.sales_gold.contacts COLUMN email "
+                             "FOR ROLE marketing_analyst AS '***'")
+    with pytest.raises(ForbiddenError, match="row filter or column masks"):
+        mia.load_table("sales_gold.contacts")
+    assert https_run(server, "mia", "SELECT email FROM iceberg.sales_gold.contacts "
+                                    "ORDER BY id") == [["***"], ["***"]]
+    # The owner commits and drops; the table's grants go with it.
+    dan.load_table("sales_gold.contacts").append(pa.table({"id": [3], "email": ["c@x.org"]}))
+    assert https_run(server, "sam", "SELECT count(*) FROM iceberg.sales_gold.contacts") == [[3]]
+    dan.drop_table("sales_gold.contacts")
+    grants = https_run(server, "root", "SHOW GRANTS", ADMIN)
+    assert [g for g in grants if g[6] == "contacts"] == []

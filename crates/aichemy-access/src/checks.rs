@@ -249,6 +249,17 @@ impl FileAccessControl {
         self.check_schema_owner(who, catalog, schema, message)
     }
 
+    /// Changing a schema's properties (the Iceberg REST catalog's namespace properties).
+    pub fn check_can_set_schema_properties(
+        &self,
+        who: &Identity,
+        catalog: &str,
+        schema: &str,
+    ) -> Check {
+        let message = format!("Cannot set properties of schema {catalog}.{schema}");
+        self.check_schema_owner(who, catalog, schema, message)
+    }
+
     pub fn check_can_drop_schema(&self, who: &Identity, catalog: &str, schema: &str) -> Check {
         let message = format!("Cannot drop schema {catalog}.{schema}");
         self.check_schema_owner(who, catalog, schema, message)

@@ -39,6 +39,7 @@ mod unnest;
 /// The version `SELECT version()` and the server's `/v1/info` report.
 pub const VERSION: &str = concat!("aichemy-", env!("CARGO_PKG_VERSION"));
 
+pub use access::Access;
 pub use aichemy_federation::TRINO_TYPE_KEY;
 pub use catalog::lakehouse::{
     CatalogEntry, ExternalCatalog, Lakehouse, QualifiedName, QueryLog, QueryRecord,

@@ -177,7 +177,7 @@ pub async fn serve(
         let app = router(queries.clone(), "http", options.security.clone()).nest(
             "/iceberg",
             iceberg_rest::router(
-                lakehouse.iceberg(),
+                lakehouse.clone(),
                 "http",
                 options.security.clone(),
                 tokens.clone(),
@@ -205,7 +205,7 @@ pub async fn serve(
         let app = router(queries.clone(), "https", options.security.clone()).nest(
             "/iceberg",
             iceberg_rest::router(
-                lakehouse.iceberg(),
+                lakehouse.clone(),
                 "https",
                 options.security.clone(),
                 tokens.clone(),

@@ -80,7 +80,7 @@ impl Lakehouse {
     }
 
     /// Reads the grants again when they are older than a second, or when `now`.
-    pub(crate) async fn refresh_grants(&self, now: bool) -> Result<()> {
+    pub async fn refresh_grants(&self, now: bool) -> Result<()> {
         if !self.sql_grants() || !(now || self.grants_cache().stale()) {
             return Ok(());
         }
@@ -196,12 +196,16 @@ impl Ownership {
 
     /// Records the change once the statement has succeeded.
     pub(crate) async fn record(self, session: &crate::session::Session) -> Result<()> {
-        let lakehouse = session.lakehouse();
+        self.apply(session.lakehouse(), &session.user).await
+    }
+
+    /// Records the change `user` made.
+    async fn apply(self, lakehouse: &Lakehouse, user: &str) -> Result<()> {
         let metastore = lakehouse.metastore();
         if !lakehouse.sql_grants() {
             return Ok(());
         }
-        let owner = aichemy_access::Grantee::User(session.user.clone());
+        let owner = aichemy_access::Grantee::User(user.to_string());
         match self {
             Ownership::Nothing => return Ok(()),
             Ownership::Create(object) => metastore.set_owner(&object, &owner, false).await,
@@ -215,5 +219,46 @@ impl Ownership {
         }
         .map_err(unreadable)?;
         lakehouse.refresh_grants(true).await
+    }
+}
+
+fn object(table: &aichemy_access::TableName) -> aichemy_access::Object {
+    aichemy_access::Object::table(&table.catalog, &table.schema, &table.table)
+}
+
+/// Owners of what is created, dropped and renamed outside SQL (the Iceberg REST catalog),
+/// under SQL grants; nothing otherwise.
+impl Lakehouse {
+    /// `user` owns the table she created, unless it has an owner.
+    pub async fn record_owner(&self, table: &aichemy_access::TableName, user: &str) -> Result<()> {
+        Ownership::Create(object(table)).apply(self, user).await
+    }
+
+    /// A dropped table's owner and grants go with it.
+    pub async fn forget_owner(&self, table: &aichemy_access::TableName) -> Result<()> {
+        Ownership::Drop(vec![object(table)]).apply(self, "").await
+    }
+
+    /// `user` owns the schema she created, unless it has an owner.
+    pub async fn record_schema_owner(&self, catalog: &str, schema: &str, user: &str) -> Result<()> {
+        let object = aichemy_access::Object::schema(catalog, schema);
+        Ownership::Create(object).apply(self, user).await
+    }
+
+    /// A dropped schema's owner and grants go with it.
+    pub async fn forget_schema_owner(&self, catalog: &str, schema: &str) -> Result<()> {
+        let object = aichemy_access::Object::schema(catalog, schema);
+        Ownership::Drop(vec![object]).apply(self, "").await
+    }
+
+    /// A renamed table keeps its owner and grants.
+    pub async fn move_owner(
+        &self,
+        from: &aichemy_access::TableName,
+        to: &aichemy_access::TableName,
+    ) -> Result<()> {
+        Ownership::Rename(object(from), object(to))
+            .apply(self, "")
+            .await
     }
 }

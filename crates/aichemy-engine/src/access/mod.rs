@@ -36,7 +36,7 @@ fn unusable(error: RulesError) -> TrinoError {
 
 /// The policy's rules as they stand and a user's identity under them.
 #[derive(Debug, Clone)]
-pub(crate) struct Access {
+pub struct Access {
     pub rules: Arc<FileAccessControl>,
     pub identity: Identity,
 }
@@ -61,7 +61,7 @@ impl Lakehouse {
 
     /// What the policy allows `user` with the roles `role` enables (SQL grants; a rules
     /// file matches roles the same way).
-    pub(crate) fn access_as(&self, user: &str, role: &RoleSelection) -> Result<Option<Access>> {
+    pub fn access_as(&self, user: &str, role: &RoleSelection) -> Result<Option<Access>> {
         let Some(policy) = self.policy() else {
             return Ok(None);
         };

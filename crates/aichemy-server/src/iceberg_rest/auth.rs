@@ -93,7 +93,7 @@ fn unix_now() -> u64 {
 /// Lets a request through when its credentials are good (see the module comment).
 pub(super) async fn authenticate(
     State(app): State<RestApp>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let client = request
@@ -101,7 +101,12 @@ pub(super) async fn authenticate(
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|info| info.0.ip());
     match user_of(&app, request.headers(), client).await {
-        Ok(_) => next.run(request).await,
+        Ok(user) => {
+            request
+                .extensions_mut()
+                .insert(super::access::RestUser(user));
+            next.run(request).await
+        }
         Err(e) => {
             let mut response = e.into_response();
             response.headers_mut().insert(

@@ -11,10 +11,13 @@
 //! Authentication uses the server's users: with passwords configured, requests need HTTPS
 //! and either Basic credentials or a bearer token from the OAuth2 client-credentials
 //! endpoint `POST /v1/oauth/tokens` (client id and secret are a user and password); without
-//! them, as with Trino's plain HTTP, requests are taken as they come. Tokens are signed
+//! them, as with Trino's plain HTTP, requests are taken as they come (as user
+//! `anonymous`). The lakehouse's access policy decides what each user may list, load and
+//! change (`access.rs`). Tokens are signed
 //! with a key the servers of a lakehouse share through the metastore, so any node accepts
 //! a token another issued, until it expires or its user is removed.
 
+mod access;
 mod auth;
 mod error;
 mod namespaces;
@@ -51,6 +54,8 @@ const MAX_BODY_BYTES: usize = 16 << 20;
 
 #[derive(Clone)]
 struct RestApp {
+    /// Whose policy decides what each request's user may do.
+    lakehouse: Arc<aichemy_engine::Lakehouse>,
     format: Arc<IcebergFormat>,
     scheme: &'static str,
     security: Security,
@@ -59,13 +64,14 @@ struct RestApp {
 
 /// The routes of the REST catalog, to nest under `/iceberg`.
 pub fn router(
-    format: Arc<IcebergFormat>,
+    lakehouse: Arc<aichemy_engine::Lakehouse>,
     scheme: &'static str,
     security: Security,
     tokens: Arc<Tokens>,
 ) -> Router {
     let app = RestApp {
-        format,
+        format: lakehouse.iceberg(),
+        lakehouse,
         scheme,
         security,
         tokens,

@@ -5,13 +5,14 @@ use std::collections::HashMap;
 
 use aichemy_tables::iceberg::namespace_key;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use iceberg::{Catalog, NamespaceIdent};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::access::{schema_of, RestUser};
 use super::error::{catalog_error, RestError, RestResult};
 use super::{no_content, parse, Params, RestApp};
 
@@ -45,8 +46,10 @@ pub(super) async fn require_namespace(
 
 pub(super) async fn list_namespaces(
     State(app): State<RestApp>,
+    Extension(user): Extension<RestUser>,
     Query(params): Params,
 ) -> RestResult {
+    let who = app.who(&user).await?;
     let parent = params.get("parent").map(|p| namespace_of(p)).transpose()?;
     let catalog = app.format.catalog();
     if let Some(parent) = &parent {
@@ -57,6 +60,7 @@ pub(super) async fn list_namespaces(
         .await
         .map_err(catalog_error)?
         .into_iter()
+        .filter(|ns| who.schema_visible(ns))
         .map(|ns| ns.inner())
         .collect();
     namespaces.sort();
@@ -70,13 +74,21 @@ struct CreateNamespace {
     properties: HashMap<String, String>,
 }
 
-pub(super) async fn create_namespace(State(app): State<RestApp>, body: Bytes) -> RestResult {
+pub(super) async fn create_namespace(
+    State(app): State<RestApp>,
+    Extension(user): Extension<RestUser>,
+    body: Bytes,
+) -> RestResult {
     let request: CreateNamespace = parse(&body)?;
     if request.namespace.is_empty() || request.namespace.iter().any(String::is_empty) {
         return Err(RestError::bad_request("Invalid namespace: empty level"));
     }
     let namespace = NamespaceIdent::from_vec(request.namespace)
         .map_err(|e| RestError::bad_request(e.message()))?;
+    let schema = schema_of(&namespace);
+    app.who(&user)
+        .await?
+        .check(|rules, me| rules.check_can_create_schema(me, "iceberg", &schema))?;
     let catalog = app.format.catalog();
     if catalog
         .namespace_exists(&namespace)
@@ -101,6 +113,10 @@ pub(super) async fn create_namespace(State(app): State<RestApp>, body: Bytes) ->
         .create_namespace(&namespace, properties)
         .await
         .map_err(catalog_error)?;
+    app.lakehouse
+        .record_schema_owner("iceberg", &schema, &user.0)
+        .await
+        .map_err(super::access::unusable)?;
     Ok(axum::Json(json!({
         "namespace": created.name().clone().inner(),
         "properties": created.properties(),
@@ -110,11 +126,13 @@ pub(super) async fn create_namespace(State(app): State<RestApp>, body: Bytes) ->
 
 pub(super) async fn load_namespace(
     State(app): State<RestApp>,
+    Extension(user): Extension<RestUser>,
     Path(namespace): Path<String>,
 ) -> RestResult {
     let namespace = namespace_of(&namespace)?;
     let catalog = app.format.catalog();
     require_namespace(catalog.as_ref(), &namespace).await?;
+    app.who(&user).await?.require_schema_visible(&namespace)?;
     let loaded = catalog
         .get_namespace(&namespace)
         .await
@@ -128,6 +146,7 @@ pub(super) async fn load_namespace(
 
 pub(super) async fn namespace_exists(
     State(app): State<RestApp>,
+    Extension(user): Extension<RestUser>,
     Path(namespace): Path<String>,
 ) -> RestResult {
     let namespace = namespace_of(&namespace)?;
@@ -136,7 +155,8 @@ pub(super) async fn namespace_exists(
         .catalog()
         .namespace_exists(&namespace)
         .await
-        .map_err(catalog_error)?;
+        .map_err(catalog_error)?
+        && app.who(&user).await?.schema_visible(&namespace);
     Ok(if exists {
         no_content()
     } else {
@@ -146,11 +166,16 @@ pub(super) async fn namespace_exists(
 
 pub(super) async fn drop_namespace(
     State(app): State<RestApp>,
+    Extension(user): Extension<RestUser>,
     Path(namespace): Path<String>,
 ) -> RestResult {
     let namespace = namespace_of(&namespace)?;
     let catalog = app.format.catalog();
     require_namespace(catalog.as_ref(), &namespace).await?;
+    let schema = schema_of(&namespace);
+    app.who(&user)
+        .await?
+        .check(|rules, me| rules.check_can_drop_schema(me, "iceberg", &schema))?;
     let tables = catalog
         .list_tables(&namespace)
         .await
@@ -170,6 +195,10 @@ pub(super) async fn drop_namespace(
         .drop_namespace(&namespace)
         .await
         .map_err(catalog_error)?;
+    app.lakehouse
+        .forget_schema_owner("iceberg", &schema)
+        .await
+        .map_err(super::access::unusable)?;
     Ok(no_content())
 }
 
@@ -183,10 +212,15 @@ struct UpdateProperties {
 
 pub(super) async fn update_namespace_properties(
     State(app): State<RestApp>,
+    Extension(user): Extension<RestUser>,
     Path(namespace): Path<String>,
     body: Bytes,
 ) -> RestResult {
     let namespace = namespace_of(&namespace)?;
+    let schema = schema_of(&namespace);
+    app.who(&user)
+        .await?
+        .check(|rules, me| rules.check_can_set_schema_properties(me, "iceberg", &schema))?;
     let request: UpdateProperties = parse(&body)?;
     if let Some(key) = request
         .removals

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use aichemy_tables::iceberg::{namespace_key, CommitError, Committed, TableChange};
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use iceberg::spec::{
@@ -15,21 +15,26 @@ use iceberg::{NamespaceIdent, TableCreation, TableIdent, TableRequirement, Table
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::access::{table_of, RestUser, Who};
 use super::error::{catalog_error, RestError, RestResult};
 use super::namespaces::{namespace_of, require_namespace};
 use super::{no_content, parse, Params, RestApp};
 
 pub(super) async fn list_tables(
     State(app): State<RestApp>,
+    Extension(user): Extension<RestUser>,
     Path(namespace): Path<String>,
 ) -> RestResult {
     let namespace = namespace_of(&namespace)?;
     let catalog = app.format.catalog();
     require_namespace(catalog.as_ref(), &namespace).await?;
+    let who = app.who(&user).await?;
+    who.require_schema_visible(&namespace)?;
     let mut tables = catalog
         .list_tables(&namespace)
         .await
         .map_err(catalog_error)?;
+    tables.retain(|t| who.table_visible(t));
     tables.sort_by(|a, b| a.name().cmp(b.name()));
     let identifiers: Vec<Value> = tables
         .iter()
@@ -39,8 +44,9 @@ pub(super) async fn list_tables(
 }
 
 /// What a client needs to reach the files of a table on S3: the endpoint, region and
-/// addressing style, and the keys when it asked for vended credentials.
-fn file_access(app: &RestApp, headers: &HeaderMap, metadata: &TableMetadata) -> Value {
+/// addressing style, and the keys when it asked for vended credentials and may read all of
+/// the table (`vend`).
+fn file_access(app: &RestApp, headers: &HeaderMap, metadata: &TableMetadata, vend: bool) -> Value {
     let mut config = serde_json::Map::new();
     if !metadata.location().starts_with("s3") {
         return Value::Object(config);
@@ -48,7 +54,8 @@ fn file_access(app: &RestApp, headers: &HeaderMap, metadata: &TableMetadata) -> 
     let vended = headers
         .get("x-iceberg-access-delegation")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|m| m.trim() == "vended-credentials"));
+        .is_some_and(|v| v.split(',').any(|m| m.trim() == "vended-credentials"))
+        && vend;
     let options = app.format.storage_options();
     let mut put = |key: &str, option: &str| {
         if let Some(value) = options.get(option) {
@@ -78,8 +85,9 @@ fn load_result(
     headers: &HeaderMap,
     location: Option<&str>,
     metadata: &TableMetadata,
+    vend: bool,
 ) -> RestResult {
-    let config = file_access(app, headers, metadata);
+    let config = file_access(app, headers, metadata, vend);
     let metadata = serde_json::to_value(metadata)
         .map_err(|e| RestError::bad_request(format!("cannot encode the metadata: {e}")))?;
     let mut result = json!({"metadata": metadata, "config": config});
@@ -89,12 +97,21 @@ fn load_result(
     Ok(axum::Json(result).into_response())
 }
 
-fn committed_result(app: &RestApp, headers: &HeaderMap, committed: &Committed) -> RestResult {
+/// The table as committed; the files' keys only to a user who may read all of it.
+fn committed_result(
+    app: &RestApp,
+    headers: &HeaderMap,
+    committed: &Committed,
+    who: &Who,
+    ident: &TableIdent,
+) -> RestResult {
+    let vend = who.check_load(ident, &committed.metadata).is_ok();
     load_result(
         app,
         headers,
         Some(&committed.metadata_location),
         &committed.metadata,
+        vend,
     )
 }
 
@@ -114,6 +131,7 @@ struct CreateTable {
 
 pub(super) async fn create_table(
     State(app): State<RestApp>,
+    Extension(user): Extension<RestUser>,
     Path(namespace): Path<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -124,6 +142,9 @@ pub(super) async fn create_table(
         return Err(RestError::bad_request("Invalid table name: empty"));
     }
     let ident = TableIdent::new(namespace.clone(), request.name.clone());
+    let who = app.who(&user).await?;
+    let table = table_of(&ident);
+    who.check(|rules, me| rules.check_can_create_table(me, &table))?;
     let (properties, format_version) = table_properties(request.properties)?;
     let creation = TableCreation::builder()
         .name(request.name)
@@ -145,10 +166,14 @@ pub(super) async fn create_table(
         }
         let metadata = app.format.new_metadata(&namespace, creation).await?;
         app.format.prepare_staged(&metadata).await?;
-        return load_result(&app, &headers, None, &metadata);
+        return load_result(&app, &headers, None, &metadata, true);
     }
     let committed = app.format.create(&namespace, creation).await?;
-    committed_result(&app, &headers, &committed)
+    app.lakehouse
+        .record_owner(&table, &user.0)
+        .await
+        .map_err(super::access::unusable)?;
+    committed_result(&app, &headers, &committed, &app.who(&user).await?, &ident)
 }
 
 /// A new table's properties without the reserved ones the table's metadata holds itself
@@ -180,20 +205,27 @@ fn table_ident(namespace: &str, table: String) -> RestResult<TableIdent> {
 
 pub(super) async fn load_table(
     State(app): State<RestApp>,
+    Extension(user): Extension<RestUser>,
     Path((namespace, table)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> RestResult {
     let ident = table_ident(&namespace, table)?;
     let committed = app.format.current(&ident).await?;
-    committed_result(&app, &headers, &committed)
+    let who = app.who(&user).await?;
+    who.check_load(&ident, &committed.metadata)?;
+    committed_result(&app, &headers, &committed, &who, &ident)
 }
 
 pub(super) async fn table_exists(
     State(app): State<RestApp>,
+    Extension(user): Extension<RestUser>,
     Path((namespace, table)): Path<(String, String)>,
 ) -> RestResult {
     let ident = table_ident(&namespace, table)?;
+    let who = app.who(&user).await?;
     match app.format.current(&ident).await {
+        // A table the user may not see is not there for her.
+        Ok(_) if !who.table_visible(&ident) => Ok(StatusCode::NOT_FOUND.into_response()),
         Ok(_) => Ok(no_content()),
         Err(CommitError::NoSuchTable(_) | CommitError::NoSuchNamespace(_)) => {
             Ok(StatusCode::NOT_FOUND.into_response())
@@ -225,6 +257,7 @@ struct CommitTable {
 
 pub(super) async fn commit_table(
     State(app): State<RestApp>,
+    Extension(user): Extension<RestUser>,
     Path((namespace, table)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
@@ -238,15 +271,31 @@ pub(super) async fn commit_table(
             ));
         }
     }
+    let who = app.who(&user).await?;
+    who.check_commit(&ident, &request.requirements, &request.updates)?;
+    let creates = creates(&request.requirements);
     let mut committed = app
         .format
         .commit_changes(vec![TableChange {
-            ident,
+            ident: ident.clone(),
             requirements: request.requirements,
             updates: request.updates,
         }])
         .await?;
-    committed_result(&app, &headers, &committed.remove(0))
+    if creates {
+        app.lakehouse
+            .record_owner(&table_of(&ident), &user.0)
+            .await
+            .map_err(super::access::unusable)?;
+    }
+    committed_result(&app, &headers, &committed.remove(0), &who, &ident)
+}
+
+/// Whether a commit creates its table (a staged create's first commit).
+fn creates(requirements: &[TableRequirement]) -> bool {
+    requirements
+        .iter()
+        .any(|r| matches!(r, TableRequirement::NotExist))
 }
 
 #[derive(Deserialize)]
@@ -255,8 +304,13 @@ struct CommitTransaction {
     table_changes: Vec<CommitTable>,
 }
 
-pub(super) async fn commit_transaction(State(app): State<RestApp>, body: Bytes) -> RestResult {
+pub(super) async fn commit_transaction(
+    State(app): State<RestApp>,
+    Extension(user): Extension<RestUser>,
+    body: Bytes,
+) -> RestResult {
     let request: CommitTransaction = parse(&body)?;
+    let who = app.who(&user).await?;
     let mut changes = Vec::with_capacity(request.table_changes.len());
     for change in request.table_changes {
         let Some(identifier) = change.identifier else {
@@ -264,8 +318,10 @@ pub(super) async fn commit_transaction(State(app): State<RestApp>, body: Bytes) 
                 "Every table change of a transaction needs its identifier",
             ));
         };
+        let ident = identifier.ident()?;
+        who.check_commit(&ident, &change.requirements, &change.updates)?;
         changes.push(TableChange {
-            ident: identifier.ident()?,
+            ident,
             requirements: change.requirements,
             updates: change.updates,
         });
@@ -277,12 +333,24 @@ pub(super) async fn commit_transaction(State(app): State<RestApp>, body: Bytes) 
             twice.ident
         )));
     }
+    let created: Vec<TableIdent> = changes
+        .iter()
+        .filter(|c| creates(&c.requirements))
+        .map(|c| c.ident.clone())
+        .collect();
     app.format.commit_changes(changes).await?;
+    for ident in created {
+        app.lakehouse
+            .record_owner(&table_of(&ident), &user.0)
+            .await
+            .map_err(super::access::unusable)?;
+    }
     Ok(no_content())
 }
 
 pub(super) async fn drop_table(
     State(app): State<RestApp>,
+    Extension(user): Extension<RestUser>,
     Path((namespace, table)): Path<(String, String)>,
     Query(params): Params,
 ) -> RestResult {
@@ -298,11 +366,19 @@ pub(super) async fn drop_table(
     };
     let ident = table_ident(&namespace, table)?;
     let current = app.format.current(&ident).await?;
+    let dropped = table_of(&ident);
+    app.who(&user)
+        .await?
+        .check(|rules, me| rules.check_can_drop_table(me, &dropped))?;
     app.format
         .catalog()
         .drop_table(&ident)
         .await
         .map_err(catalog_error)?;
+    app.lakehouse
+        .forget_owner(&dropped)
+        .await
+        .map_err(super::access::unusable)?;
     if purge {
         // Only the files the table owns: never another table's, a schema's or the
         // warehouse's own, never outside the allowed places or through a symbolic link.
@@ -319,11 +395,19 @@ struct RenameTable {
     destination: Identifier,
 }
 
-pub(super) async fn rename_table(State(app): State<RestApp>, body: Bytes) -> RestResult {
+pub(super) async fn rename_table(
+    State(app): State<RestApp>,
+    Extension(user): Extension<RestUser>,
+    body: Bytes,
+) -> RestResult {
     let request: RenameTable = parse(&body)?;
     let source = request.source.ident()?;
     let destination = request.destination.ident()?;
     app.format.current(&source).await?;
+    let (from, to) = (table_of(&source), table_of(&destination));
+    app.who(&user)
+        .await?
+        .check(|rules, me| rules.check_can_rename_table(me, &from, &to))?;
     let catalog = app.format.catalog();
     require_namespace(catalog.as_ref(), destination.namespace()).await?;
     if app.format.current(&destination).await.is_ok() {
@@ -337,5 +421,9 @@ pub(super) async fn rename_table(State(app): State<RestApp>, body: Bytes) -> Res
         .rename_table(&source, &destination)
         .await
         .map_err(catalog_error)?;
+    app.lakehouse
+        .move_owner(&from, &to)
+        .await
+        .map_err(super::access::unusable)?;
     Ok(no_content())
 }
