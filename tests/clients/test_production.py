@@ -62,7 +62,7 @@ def test_two_nodes_on_one_postgres_metastore_act_as_one_lakehouse(postgres, tmp_
     env = new_database(postgres, "meta_nodes")
     migrated = run(tmp_path, env, "migrate")
     assert migrated.returncode == 0, migrated.stderr
-    assert "applied migrations 4, 5, 6, 7, 8, 9, 10, 11; schema version 11" in migrated.stderr
+    assert "applied migrations 4, 5, 6, 7, 8, 9, 10, 11, 12; schema version 12" in migrated.stderr
     assert PASSWORD not in migrated.stderr
     a = Server(tmp_path, env=env)
     b = Server(tmp_path, env=env)
@@ -377,4 +377,4 @@ def test_a_bad_metastore_stops_the_server_with_a_clear_error(postgres, tmp_path)
                   "execution_time) VALUES (99, 'future', true, '\\x00', 0)")
     done = run(tmp_path, newer, "sql", "-e", "SELECT 1")
     assert done.returncode != 0
-    assert "schema version 99, newer than this binary knows (up to 10)" in done.stderr
+    assert "schema version 99, newer than this binary knows (up to 12)" in done.stderr

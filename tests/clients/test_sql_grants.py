@@ -3,7 +3,11 @@ roles, privileges on tables and schemas, DENY, owners, `SET ROLE` carried by the
 `X-Trino-Role` header, row filters and column masks declared in SQL, all kept in the
 metastore — the reference scenario's domains and roles."""
 
+import http.server
+import json
 import subprocess
+import threading
+import time
 
 import pyarrow as pa
 import pytest
@@ -41,8 +45,30 @@ def denied(port, user, sql, roles=None):
 ADMIN = {"system": "admin"}
 
 
+class Collector(http.server.BaseHTTPRequestHandler):
+    """Trino's HTTP event listener's far end: keeps what is POSTed."""
+    events = []
+
+    def do_POST(self):  # noqa: N802 - the handler's name
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Collector.events.append(json.loads(body))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
 @pytest.fixture(scope="module")
-def grants_server(tmp_path_factory):
+def collector():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/events"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def grants_server(tmp_path_factory, collector):
     folder = tmp_path_factory.mktemp("grants")
     (folder / "access-control.properties").write_text(
         "access-control.name=sql-standard\nsql-standard.admin-users=root\n")
@@ -51,7 +77,8 @@ def grants_server(tmp_path_factory):
         "group-provider.name=file\nfile.group-file=group.txt\n")
     server = Server(folder / "warehouse",
                     "--access-control-config", str(folder / "access-control.properties"),
-                    "--group-provider-config", str(folder / "group-provider.properties"))
+                    "--group-provider-config", str(folder / "group-provider.properties"),
+                    env={"AICHEMY_AUDIT__HTTP_URL": collector})
     port = server.http_port
     for sql in [
         "CREATE ROLE sales_analyst",
@@ -226,6 +253,53 @@ def test_owners_move_and_dropped_tables_take_their_grants(grants_server):
     assert run(port, "sam", f"SELECT count(*) FROM {table}") == [[1]]
 
 
+def audit(port, user="root", where="true"):
+    return run(port, user, "SELECT kind, user, roles, action, query_id, tables_read, "
+                           "tables_written, rows, decision, reason, user_agent "
+                           f"FROM system.runtime.audit WHERE {where}", ADMIN)
+
+
+def until(condition):
+    deadline = time.monotonic() + 10
+    while not (found := condition()):
+        assert time.monotonic() < deadline, "not found in time"
+        time.sleep(0.1)
+    return found
+
+
+def test_every_query_is_audited_once_with_its_decision(grants_server):
+    port = grants_server.http_port
+    denied_id = failed(port, "sam", "SELECT id FROM iceberg.marketing_gold.leads").query_id
+    cursor = connect(port, "mia")
+    cursor.execute("SELECT count(*) FROM iceberg.marketing_gold.leads l "
+                   "WHERE l.id IN (SELECT 1)")
+    cursor.fetchall()
+    allowed_id = cursor.query_id
+    rows = until(lambda: audit(port, where=f"query_id IN ('{denied_id}', '{allowed_id}')"))
+    by_id = {r[4]: r for r in rows}
+    assert len(rows) == 2
+    denied = by_id[denied_id]
+    assert denied[:2] == ["QUERY", "sam"]
+    assert denied[2] == "public,sales_analyst"
+    assert denied[5] == "iceberg.marketing_gold.leads"
+    assert denied[8:10] == ["DENIED", "Access Denied: Cannot select from table "
+                                      "iceberg.marketing_gold.leads"]
+    assert denied[10].startswith("Trino Python Client")
+    allowed = by_id[allowed_id]
+    assert allowed[1] == "mia" and allowed[7] == 1 and allowed[8] == "ALLOWED"
+    # A user reads her own records only; an administrator all of them.
+    own = run(port, "sam", "SELECT DISTINCT user FROM system.runtime.audit")
+    assert own == [["sam"]]
+    # The HTTP event listener's QueryCompletedEvent, sent for each query.
+    events = until(lambda: [e for e in Collector.events
+                            if e["metadata"]["queryId"] == denied_id])
+    event = events[0]
+    assert event["metadata"]["queryState"] == "FAILED"
+    assert event["context"]["user"] == "sam"
+    assert event["failureInfo"]["errorCode"]["name"] == "PERMISSION_DENIED"
+    assert event["ioMetadata"]["inputs"][0]["table"] == "leads"
+
+
 def test_grant_statements_need_sql_grants_configured(tmp_path):
     server = Server(tmp_path / "warehouse")
     try:
@@ -330,3 +404,34 @@ def test_the_rest_catalog_lists_loads_and_commits_by_the_same_grants(rest_server
     dan.drop_table("sales_gold.contacts")
     grants = https_run(server, "root", "SHOW GRANTS", ADMIN)
     assert [g for g in grants if g[6] == "contacts"] == []
+
+
+def test_sign_ins_and_catalog_calls_are_audited_without_secrets(rest_server):
+    server = rest_server
+    with pytest.raises(Exception):
+        rest_catalog_with(server, "sam", "wrong password").list_namespaces()
+    catalog = rest_catalog(server, "sam")
+    with pytest.raises(ForbiddenError):
+        catalog.load_namespace_properties("sales_gold")
+    sql = ("SELECT kind, user, action, decision, reason FROM system.runtime.audit "
+           "WHERE kind <> 'QUERY'")
+
+    def records():
+        rows = https_run(server, "root", sql, ADMIN)
+        wanted = {("AUTHENTICATION", "DENIED"), ("AUTHENTICATION", "ALLOWED"),
+                  ("CATALOG_API", "DENIED")}
+        return rows if wanted <= {(r[0], r[3]) for r in rows if r[1] == "sam"} else None
+
+    rows = until(records)
+    assert ["CATALOG_API", "sam", "GET /iceberg/v1/namespaces/sales_gold", "DENIED",
+            "403 Forbidden"] in rows
+    everything = json.dumps(https_run(server, "root", "SELECT * FROM system.runtime.audit",
+                                      ADMIN))
+    for secret in REST_USERS.values():
+        assert secret not in everything
+
+
+def rest_catalog_with(server, user, password):
+    return load_catalog(f"rest_{user}_wrong", **{
+        "type": "rest", "uri": f"https://localhost:{server.https_port}/iceberg",
+        "credential": f"{user}:{password}", "ssl": {"cabundle": str(server.certificate)}})

@@ -436,6 +436,14 @@ impl Grants {
                 tables.push(table_rule(schema, privileges));
             }
         }
+        // The system catalog is everyone's to read: its tables show each user her own
+        // (queries, audit records) or what she may see.
+        tables.push(TableRule {
+            catalog: exactly("system"),
+            schema: None,
+            table: None,
+            ..table_rule(&Object::schema("", ""), [TablePrivilege::Select].into())
+        });
         if admin {
             schemas.push(SchemaRule {
                 user: None,

@@ -64,6 +64,19 @@ pub struct Config {
     pub ingestions: BTreeMap<String, IngestionConfig>,
     /// Where lineage goes besides `system.runtime.lineage`: OpenLineage run events.
     pub lineage: LineageConfig,
+    /// Where audit records go besides `system.runtime.audit`.
+    pub audit: AuditConfig,
+}
+
+/// Audit: one record per query, authentication attempt and catalog API call, kept in the
+/// metastore (`system.runtime.audit`) and, when `http_url` is set, each query also POSTed
+/// as JSON in the shape of Trino's HTTP event listener's `QueryCompletedEvent`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Where query events are POSTed (Trino's `http-event-listener.connect-ingest-uri`).
+    /// Default: none.
+    pub http_url: Option<String>,
 }
 
 /// Lineage: every write's inputs and outputs down to columns, kept in the metastore and,
@@ -441,6 +454,7 @@ impl Default for Config {
             execution: ExecutionConfig::default(),
             ingestions: BTreeMap::new(),
             lineage: LineageConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -581,6 +595,7 @@ impl Config {
                 self.lineage.openlineage_api_key = Some(value.to_string())
             }
             "lineage.namespace" => self.lineage.namespace = value.to_string(),
+            "audit.http_url" => self.audit.http_url = Some(value.to_string()),
             _ if key.starts_with("execution.datafusion.") => {
                 self.execution.datafusion.insert(
                     key["execution.datafusion.".len()..].to_string(),

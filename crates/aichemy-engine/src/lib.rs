@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 mod access;
+pub mod audit;
 mod bag_set_operations;
 mod catalog;
 pub mod dialect;

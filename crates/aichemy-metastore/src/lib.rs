@@ -10,6 +10,7 @@
 //! [`Metastore::import`] move the whole content between the two.
 #![forbid(unsafe_code)]
 
+mod audit;
 mod catalogs;
 mod grants;
 mod iceberg;
@@ -32,6 +33,7 @@ use sqlx::migrate::{Migrate, MigrateError, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use sqlx::{AnyPool, Connection, Executor};
 
+pub use audit::{AuditRecord, KEPT_AUDIT};
 pub use catalogs::CatalogRecord;
 pub use iceberg::PointerSwap;
 pub use ingestions::IngestionRecord;
@@ -543,8 +545,8 @@ mod tests {
         let store = Metastore::connect(&url).await.unwrap();
         assert_eq!(store.schema_version().await.unwrap(), 0);
         let report = store.migrate().await.unwrap();
-        assert_eq!(report.applied, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
-        assert_eq!(report.version, 11);
+        assert_eq!(report.applied, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+        assert_eq!(report.version, 12);
         let again = store.migrate().await.unwrap();
         assert!(again.applied.is_empty());
     }

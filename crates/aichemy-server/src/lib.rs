@@ -373,7 +373,45 @@ fn client_session(
         properties: pairs(protocol, headers, "Session")?,
         prepared: pairs(protocol, headers, "Prepared-Statement")?,
         role: system_role(&pairs(protocol, headers, "Role")?)?,
+        address: None,
+        user_agent: user_agent(headers),
     })
+}
+
+/// The client's `User-Agent`, for the audit.
+fn user_agent(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// One audit record of an authentication: who tried, from where, and whether it passed.
+/// The password is never part of it.
+pub(crate) fn audit_authentication(
+    lakehouse: &Lakehouse,
+    user: Option<&str>,
+    address: Option<std::net::IpAddr>,
+    headers: &HeaderMap,
+    action: &str,
+    refusal: Option<&str>,
+) {
+    lakehouse.audit(aichemy_engine::audit::AuditEvent {
+        record: aichemy_metastore::AuditRecord {
+            kind: "AUTHENTICATION".into(),
+            user: user.map(str::to_string),
+            source_address: address.map(|a| a.to_string()),
+            user_agent: user_agent(headers),
+            action: action.to_string(),
+            decision: match refusal {
+                None => "ALLOWED".into(),
+                Some(_) => "DENIED".into(),
+            },
+            reason: refusal.map(str::to_string),
+            ..Default::default()
+        },
+        query: None,
+    });
 }
 
 /// The system role the client has set (`X-Trino-Role: system=ROLE{r}`, `ALL`, `NONE`);
@@ -443,7 +481,17 @@ async fn authenticate(
                 .await
             {
                 tracing::info!(user = %user, "authentication failed");
-                return Err(unauthorized("Authentication failed: Invalid credentials"));
+                let refusal = "Authentication failed: Invalid credentials";
+                let lakehouse = app.queries.lakehouse();
+                audit_authentication(
+                    lakehouse,
+                    Some(&user),
+                    client.0,
+                    headers,
+                    "password",
+                    Some(refusal),
+                );
+                return Err(unauthorized(refusal));
             }
             match named {
                 Some(named) if named != user => Err(refuse(
@@ -527,10 +575,17 @@ async fn submit(
             "Both X-Trino and X-Presto headers are present",
         );
     }
+    let address = client.0;
     let user = match authenticate(&app, &headers, protocol, client).await {
         Ok(user) => user,
         Err(response) => return response,
     };
+    // A statement's sign-in is audited once, with the statement (the pages it is fetched
+    // in carry the same credentials again); refused ones each time, above.
+    if app.security.passwords.is_some() {
+        let lakehouse = app.queries.lakehouse();
+        audit_authentication(lakehouse, Some(&user), address, &headers, "password", None);
+    }
     let Ok(sql) = String::from_utf8(body.to_vec()) else {
         return refuse(StatusCode::BAD_REQUEST, "Query text is not UTF-8");
     };
@@ -538,7 +593,10 @@ async fn submit(
         return refuse(StatusCode::BAD_REQUEST, "SQL statement is empty");
     }
     let session = match client_session(user, &headers, protocol) {
-        Ok(session) => session,
+        Ok(mut session) => {
+            session.address = address.map(|a| a.to_string());
+            session
+        }
         Err(message) => return refuse(StatusCode::BAD_REQUEST, &message),
     };
     let query = app.queries.submit(sql, session);

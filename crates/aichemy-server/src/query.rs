@@ -46,6 +46,9 @@ pub struct ClientSession {
     pub prepared: BTreeMap<String, String>,
     /// The system role the client has set (`X-Trino-Role`).
     pub role: aichemy_access::RoleSelection,
+    /// Where the request came from and what sent it, for the audit.
+    pub address: Option<String>,
+    pub user_agent: Option<String>,
 }
 
 /// What a statement can change in the client's session.
@@ -564,6 +567,11 @@ pub struct Queries {
 }
 
 impl Queries {
+    /// The lakehouse the queries run on.
+    pub(crate) fn lakehouse(&self) -> &Arc<Lakehouse> {
+        &self.lakehouse
+    }
+
     /// The queries of a server whose statements run on `runtime`, admitted as `admission`
     /// says.
     pub fn new(
@@ -899,6 +907,104 @@ async fn run(
     stop: StopSignal,
     events: mpsc::Sender<Event>,
 ) {
+    let created_ms = aichemy_engine::audit::now_ms();
+    let mut rows = 0u64;
+    let outcome = run_statement(
+        lakehouse.clone(),
+        &sql,
+        query_id.clone(),
+        &client,
+        stop,
+        &events,
+        &mut rows,
+    )
+    .await;
+    let error = outcome.err();
+    audit_query(
+        &lakehouse,
+        &sql,
+        query_id,
+        &client,
+        rows,
+        error.as_ref(),
+        created_ms,
+    );
+    if let Some(error) = error {
+        let _ = events.send(Event::Failed(error)).await;
+    }
+}
+
+/// One audit record for a query: who ran what, read and wrote which tables, how many rows
+/// came back, and whether it was allowed, refused or failed.
+fn audit_query(
+    lakehouse: &Arc<Lakehouse>,
+    sql: &str,
+    query_id: String,
+    client: &ClientSession,
+    rows: u64,
+    error: Option<&TrinoError>,
+    created_ms: i64,
+) {
+    let (read, written) = aichemy_engine::audit::statement_relations(
+        lakehouse,
+        client.catalog.as_deref(),
+        client.schema.as_deref(),
+        sql,
+    );
+    let roles = lakehouse
+        .access_as(&client.user, &client.role)
+        .ok()
+        .flatten()
+        .map(|access| access.identity.roles.into_iter().collect())
+        .unwrap_or_default();
+    let decision = match error {
+        None => "ALLOWED",
+        Some(e) if e.code == aichemy_engine::ErrorCode::PERMISSION_DENIED => "DENIED",
+        Some(_) => "FAILED",
+    };
+    lakehouse.audit(aichemy_engine::audit::AuditEvent {
+        record: aichemy_metastore::AuditRecord {
+            kind: "QUERY".into(),
+            user: Some(client.user.clone()),
+            roles,
+            source_address: client.address.clone(),
+            user_agent: client.user_agent.clone(),
+            action: aichemy_engine::catalogs::redact(sql).into_owned(),
+            query_id: Some(query_id),
+            read,
+            written,
+            rows: Some(rows as i64),
+            decision: decision.into(),
+            reason: error.map(|e| e.message.clone()),
+            ..Default::default()
+        },
+        query: Some(aichemy_engine::audit::QueryDetails {
+            error: error.map(|e| {
+                (
+                    e.code.code(),
+                    e.code.name().to_string(),
+                    e.code.error_type().as_str().to_string(),
+                )
+            }),
+            source: client.source.clone(),
+            catalog: client.catalog.clone(),
+            schema: client.schema.clone(),
+            created_ms,
+        }),
+    });
+}
+
+/// Runs the statement, sending its columns, rows, update count and session changes to
+/// the client; answers its error, if any (and counts the rows it sent in `sent`).
+async fn run_statement(
+    lakehouse: Arc<Lakehouse>,
+    sql: &str,
+    query_id: String,
+    client: &ClientSession,
+    stop: StopSignal,
+    events: &mpsc::Sender<Event>,
+    sent: &mut u64,
+) -> Result<(), TrinoError> {
     let mut session = Session::new(lakehouse, client.user.clone());
     session.stop = stop;
     session.query_id = Some(query_id);
@@ -908,13 +1014,7 @@ async fn run(
     session.properties = client.properties.clone();
     session.prepared = client.prepared.clone();
     session.role = client.role.clone();
-    let output = match session.execute(&sql).await {
-        Ok(output) => output,
-        Err(error) => {
-            let _ = events.send(Event::Failed(error)).await;
-            return;
-        }
-    };
+    let output = session.execute(sql).await?;
     match output {
         Output::Update { update_type, count } => {
             let _ = events.send(Event::Update { update_type, count }).await;
@@ -925,17 +1025,12 @@ async fn run(
                 .await
                 .is_err()
             {
-                return;
+                return Ok(());
             }
             let mut page = PageBuilder::default();
             while let Some(batch) = stream.next().await {
-                let batch = match batch {
-                    Ok(batch) => batch,
-                    Err(e) => {
-                        let _ = events.send(Event::Failed(e.into())).await;
-                        return;
-                    }
-                };
+                let batch = batch?;
+                *sent += batch.num_rows() as u64;
                 // A slice at a time, so that what is encoded but not yet sent stays small
                 // whatever the engine's batch size and however wide its rows.
                 let mut offset = 0;
@@ -951,10 +1046,7 @@ async fn run(
                         .collect::<Result<Vec<_>, _>>()
                     {
                         Ok(columns) => columns,
-                        Err(e) => {
-                            let _ = events.send(Event::Failed(TrinoError::internal(e))).await;
-                            return;
-                        }
+                        Err(e) => return Err(TrinoError::internal(e)),
                     };
                     let mut columns: Vec<_> = columns.into_iter().map(Vec::into_iter).collect();
                     for _ in 0..len {
@@ -963,16 +1055,16 @@ async fn run(
                             .map(|c| c.next().unwrap_or(Value::Null))
                             .collect();
                         if page.push(row) && events.send(page.take()).await.is_err() {
-                            return;
+                            return Ok(());
                         }
                     }
                 }
                 if page.half_full() && events.send(page.take()).await.is_err() {
-                    return;
+                    return Ok(());
                 }
             }
             if !page.rows.is_empty() && events.send(page.take()).await.is_err() {
-                return;
+                return Ok(());
             }
         }
     }
@@ -985,6 +1077,7 @@ async fn run(
             role: session.role,
         }))
         .await;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -180,7 +180,22 @@ const LINEAGE: Columns = &[
     ("lineage_type", false),
     ("transformation", false),
 ];
-const SYSTEM_TABLES: [(&str, &str, Columns); 11] = [
+const AUDIT: Columns = &[
+    ("recorded", false),
+    ("kind", false),
+    ("user", false),
+    ("roles", false),
+    ("source_address", false),
+    ("user_agent", false),
+    ("action", false),
+    ("query_id", false),
+    ("tables_read", false),
+    ("tables_written", false),
+    ("rows", true),
+    ("decision", false),
+    ("reason", false),
+];
+const SYSTEM_TABLES: [(&str, &str, Columns); 12] = [
     ("jdbc", "catalogs", JDBC_CATALOGS),
     ("metadata", "catalogs", CATALOGS),
     ("metadata", "materialized_views", MATERIALIZED_VIEWS),
@@ -192,6 +207,7 @@ const SYSTEM_TABLES: [(&str, &str, Columns); 11] = [
     ("runtime", "pipeline_steps", PIPELINE_STEPS),
     ("runtime", "pipeline_checks", PIPELINE_CHECKS),
     ("runtime", "lineage", LINEAGE),
+    ("runtime", "audit", AUDIT),
 ];
 
 /// One cell of a metadata row.
@@ -559,11 +575,57 @@ pub async fn system_table(
             mem_table(PIPELINE_CHECKS, pipeline_check_rows(lakehouse).await?)
         }
         ("runtime", "lineage") => mem_table(LINEAGE, crate::lineage::rows(lakehouse).await?),
+        ("runtime", "audit") => mem_table(AUDIT, audit_rows(lakehouse, user).await?),
         (schema, _) if !SYSTEM_SCHEMAS.contains(&schema) => {
             Err(TrinoError::schema_not_found(schema))
         }
         _ => Err(TrinoError::table_not_found(&name.to_string())),
     }
+}
+
+/// The rows of `system.runtime.audit`: all of them for an administrator (under SQL grants
+/// a holder of `admin`; under a rules file a user with `system_information` read; without
+/// a policy one of `server.admin_users`), a user's own for anyone else.
+async fn audit_rows(lakehouse: &Lakehouse, user: Option<&str>) -> Result<Vec<Vec<Cell>>> {
+    let Some(user) = user else {
+        return Ok(Vec::new());
+    };
+    let sees_all = if lakehouse.sql_grants() {
+        lakehouse.grant_admins().contains(user)
+    } else {
+        match lakehouse.access(user)? {
+            Some(access) => access
+                .rules
+                .system_information(&access.identity, aichemy_access::SystemAccess::Read),
+            None => lakehouse.is_admin(user),
+        }
+    };
+    let records = lakehouse
+        .metastore()
+        .audit_records((!sees_all).then_some(user))
+        .await?;
+    Ok(records
+        .into_iter()
+        .map(|r| {
+            let recorded = chrono::DateTime::from_timestamp_millis(r.recorded_ms)
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string());
+            vec![
+                Cell::Text(recorded),
+                r.kind.into(),
+                Cell::Text(r.user),
+                r.roles.join(",").into(),
+                Cell::Text(r.source_address),
+                Cell::Text(r.user_agent),
+                r.action.into(),
+                Cell::Text(r.query_id),
+                r.read.join(",").into(),
+                r.written.join(",").into(),
+                r.rows.map_or(Cell::Text(None), Cell::Number),
+                r.decision.into(),
+                Cell::Text(r.reason),
+            ]
+        })
+        .collect())
 }
 
 /// The rows of `system.runtime.ingestions`: each job's definition from the metastore with

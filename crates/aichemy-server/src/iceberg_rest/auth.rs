@@ -100,14 +100,45 @@ pub(super) async fn authenticate(
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|info| info.0.ip());
+    let action = format!("{} /iceberg{}", request.method(), request.uri().path());
+    let agent = request
+        .headers()
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let audit = |user: Option<String>, status: StatusCode, reason: Option<String>| {
+        let decision = match status.as_u16() {
+            200..=399 => "ALLOWED",
+            401 | 403 => "DENIED",
+            _ => "FAILED",
+        };
+        app.lakehouse.audit(aichemy_engine::audit::AuditEvent {
+            record: aichemy_metastore::AuditRecord {
+                kind: "CATALOG_API".into(),
+                user,
+                source_address: client.map(|a| a.to_string()),
+                user_agent: agent.clone(),
+                action: action.clone(),
+                decision: decision.into(),
+                reason,
+                ..Default::default()
+            },
+            query: None,
+        });
+    };
     match user_of(&app, request.headers(), client).await {
         Ok(user) => {
             request
                 .extensions_mut()
-                .insert(super::access::RestUser(user));
-            next.run(request).await
+                .insert(super::access::RestUser(user.clone()));
+            let response = next.run(request).await;
+            let status = response.status();
+            let reason = (!status.is_success()).then(|| status.to_string());
+            audit(Some(user), status, reason);
+            response
         }
         Err(e) => {
+            audit(None, StatusCode::UNAUTHORIZED, Some(e.message.clone()));
             let mut response = e.into_response();
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
@@ -245,12 +276,30 @@ pub(super) async fn issue_token(
             .await
         {
             tracing::info!(user = %client_id, "Iceberg REST token refused");
+            crate::audit_authentication(
+                &app.lakehouse,
+                Some(client_id),
+                client.0,
+                &headers,
+                "POST /iceberg/v1/oauth/tokens",
+                Some("Authentication failed: Invalid credentials"),
+            );
             return oauth_error(
                 StatusCode::UNAUTHORIZED,
                 "invalid_client",
                 "Authentication failed: Invalid credentials",
             );
         }
+    }
+    if app.security.passwords.is_some() {
+        crate::audit_authentication(
+            &app.lakehouse,
+            Some(client_id),
+            client.0,
+            &headers,
+            "POST /iceberg/v1/oauth/tokens",
+            None,
+        );
     }
     let token = app.tokens.issue(client_id);
     axum::Json(json!({

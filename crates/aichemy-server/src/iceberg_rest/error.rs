@@ -12,7 +12,7 @@ use serde_json::json;
 pub(super) struct RestError {
     pub(super) status: StatusCode,
     kind: &'static str,
-    message: String,
+    pub(super) message: String,
 }
 
 impl RestError {

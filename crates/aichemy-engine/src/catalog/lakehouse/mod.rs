@@ -136,6 +136,8 @@ pub struct Lakehouse {
     policy: Option<aichemy_access::Policy>,
     /// The SQL grants last read, under `access-control.name=sql-standard`.
     grants: crate::access::grants::GrantsCache,
+    /// Writes audit records in the background.
+    auditor: crate::audit::Auditor,
 }
 
 /// The user a statement is planned for, kept in its session's configuration so that
@@ -361,6 +363,8 @@ impl Lakehouse {
             }
             catalogs.insert(name.clone(), CatalogEntry::External(Arc::new(external)));
         }
+        let auditor =
+            crate::audit::Auditor::spawn(metastore.clone(), config.audit.http_url.clone());
         let lakehouse = Arc::new(Self {
             catalogs: std::sync::RwLock::new(catalogs),
             admin_users: config.server.admin_users.clone(),
@@ -373,6 +377,7 @@ impl Lakehouse {
             lineage: crate::lineage::Sink::from_config(&config.lineage)?,
             policy: open_policy(&config.server)?,
             grants: Default::default(),
+            auditor,
         });
         lakehouse.refresh_grants(true).await?;
         Ok(lakehouse)
@@ -444,6 +449,11 @@ impl Lakehouse {
     /// How much CPU time any statement's operators may spend, whatever its session says.
     pub fn max_cpu_time(&self) -> Option<std::time::Duration> {
         self.execution.max_cpu_time()
+    }
+
+    /// Writes audit records in the background.
+    pub(crate) fn auditor(&self) -> &crate::audit::Auditor {
+        &self.auditor
     }
 
     /// The SQL grants last read and the rules compiled from them.

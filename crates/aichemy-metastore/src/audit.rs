@@ -1,0 +1,124 @@
+//! Audit: one record per query, authentication attempt and catalog API call, kept newest
+//! [`KEPT_AUDIT`] first, as the metastore keeps lineage.
+
+use sqlx::Row;
+
+use crate::{Metastore, MetastoreError};
+
+/// How many audit records the metastore keeps; older ones are pruned as new ones come.
+pub const KEPT_AUDIT: i64 = 100_000;
+
+/// One audited event.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AuditRecord {
+    pub event_id: String,
+    pub recorded_ms: i64,
+    /// `QUERY`, `AUTHENTICATION` or `CATALOG_API`.
+    pub kind: String,
+    /// Who, when known (an authentication that failed may name nobody).
+    pub user: Option<String>,
+    pub roles: Vec<String>,
+    pub source_address: Option<String>,
+    pub user_agent: Option<String>,
+    /// The statement (secrets masked) or the endpoint (`GET /iceberg/v1/namespaces`).
+    pub action: String,
+    pub query_id: Option<String>,
+    /// Tables read and written, as `catalog.schema.table`.
+    pub read: Vec<String>,
+    pub written: Vec<String>,
+    pub rows: Option<i64>,
+    /// `ALLOWED`, `DENIED` or `FAILED`.
+    pub decision: String,
+    pub reason: Option<String>,
+}
+
+fn json_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
+}
+
+fn list_of(text: String) -> Vec<String> {
+    serde_json::from_str(&text).unwrap_or_default()
+}
+
+impl Metastore {
+    /// Records audit events, all or none, and prunes the oldest beyond [`KEPT_AUDIT`].
+    pub async fn record_audit(&self, records: &[AuditRecord]) -> Result<(), MetastoreError> {
+        let mut tx = self.pool.begin().await?;
+        for r in records {
+            sqlx::query(
+                "INSERT INTO aichemy_audit (event_id, recorded_ms, kind, user_name, roles_json, \
+                 source_address, user_agent, action, query_id, read_json, written_json, \
+                 row_count, decision, reason) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            )
+            .bind(&r.event_id)
+            .bind(r.recorded_ms)
+            .bind(&r.kind)
+            .bind(&r.user)
+            .bind(json_list(&r.roles))
+            .bind(&r.source_address)
+            .bind(&r.user_agent)
+            .bind(&r.action)
+            .bind(&r.query_id)
+            .bind(json_list(&r.read))
+            .bind(json_list(&r.written))
+            .bind(r.rows)
+            .bind(&r.decision)
+            .bind(&r.reason)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "DELETE FROM aichemy_audit WHERE recorded_ms < (SELECT min(recorded_ms) FROM \
+             (SELECT recorded_ms FROM aichemy_audit ORDER BY recorded_ms DESC LIMIT $1) newest)",
+        )
+        .bind(KEPT_AUDIT)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The audit records, newest first: all of them, or `user`'s.
+    pub async fn audit_records(
+        &self,
+        user: Option<&str>,
+    ) -> Result<Vec<AuditRecord>, MetastoreError> {
+        let select = "SELECT event_id, recorded_ms, kind, user_name, roles_json, source_address, \
+             user_agent, action, query_id, read_json, written_json, row_count, decision, \
+             reason FROM aichemy_audit";
+        let order = "ORDER BY recorded_ms DESC, event_id";
+        let rows = match user {
+            Some(user) => {
+                sqlx::query(&format!("{select} WHERE user_name = $1 {order}"))
+                    .bind(user)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query(&format!("{select} {order}"))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        Ok(rows
+            .into_iter()
+            .map(|row| AuditRecord {
+                event_id: row.get(0),
+                recorded_ms: row.get(1),
+                kind: row.get(2),
+                user: row.get(3),
+                roles: list_of(row.get(4)),
+                source_address: row.get(5),
+                user_agent: row.get(6),
+                action: row.get(7),
+                query_id: row.get(8),
+                read: list_of(row.get(9)),
+                written: list_of(row.get(10)),
+                rows: row.get(11),
+                decision: row.get(12),
+                reason: row.get(13),
+            })
+            .collect())
+    }
+}
