@@ -253,6 +253,26 @@ def test_owners_move_and_dropped_tables_take_their_grants(grants_server):
     assert run(port, "sam", f"SELECT count(*) FROM {table}") == [[1]]
 
 
+def test_system_tables_show_only_what_the_user_may_see(grants_server):
+    port = grants_server.http_port
+    run(port, "dan", "CREATE TABLE iceberg.sales_gold.secret AS "
+                     "SELECT id AS x FROM iceberg.sales_gold.contacts")
+    run(port, "dan", "CREATE MATERIALIZED VIEW iceberg.sales_gold.secret_mv AS "
+                     "SELECT x FROM iceberg.sales_gold.secret")
+    views = "SELECT name FROM system.metadata.materialized_views WHERE schema_name = 'sales_gold'"
+    lineage = ("SELECT DISTINCT target_table FROM system.runtime.lineage "
+               "WHERE target_schema = 'sales_gold' AND target_table LIKE 'secret%'")
+    assert run(port, "dan", views) == [["secret_mv"]]
+    assert run(port, "dan", lineage) == [["secret"]]
+    assert run(port, "max", views) == []
+    assert run(port, "max", lineage) == []
+    # Lineage shows a write only to who may see both ends.
+    run(port, "dan", "GRANT SELECT ON iceberg.sales_gold.secret TO USER max")
+    assert run(port, "max", lineage) == []
+    run(port, "dan", "GRANT SELECT ON iceberg.sales_gold.contacts TO USER max")
+    assert run(port, "max", lineage) == [["secret"]]
+
+
 def audit(port, user="root", where="true"):
     return run(port, user, "SELECT kind, user, roles, action, query_id, tables_read, "
                            "tables_written, rows, decision, reason, user_agent "

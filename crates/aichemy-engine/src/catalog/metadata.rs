@@ -521,7 +521,10 @@ pub async fn system_table(
                 .collect(),
         ),
         ("metadata", "materialized_views") => {
-            mem_table(MATERIALIZED_VIEWS, materialized_view_rows(lakehouse).await?)
+            let mut rows = materialized_view_rows(lakehouse).await?;
+            let seen = Seen::new(lakehouse, user)?;
+            rows.retain(|r| seen.table(cell(r, 0), cell(r, 1), cell(r, 2)));
+            mem_table(MATERIALIZED_VIEWS, rows)
         }
         ("metadata", "table_comments") => {
             let access = match user {
@@ -563,23 +566,126 @@ pub async fn system_table(
                 })
                 .collect(),
         ),
-        ("runtime", "ingestions") => mem_table(INGESTIONS, ingestion_rows(lakehouse).await?),
-        ("runtime", "pipelines") => mem_table(PIPELINES, pipeline_rows(lakehouse).await?),
-        ("runtime", "pipeline_runs") => {
-            mem_table(PIPELINE_RUNS, pipeline_run_rows(lakehouse).await?)
+        ("runtime", "ingestions") => {
+            let mut rows = ingestion_rows(lakehouse).await?;
+            let seen = Seen::new(lakehouse, user)?;
+            rows.retain(|r| seen.owns(cell(r, 15)) || seen.named_table(cell(r, 3)));
+            mem_table(INGESTIONS, rows)
         }
-        ("runtime", "pipeline_steps") => {
-            mem_table(PIPELINE_STEPS, pipeline_step_rows(lakehouse).await?)
+        ("runtime", "pipelines") => {
+            let mut rows = pipeline_rows(lakehouse).await?;
+            let seen = Seen::new(lakehouse, user)?;
+            rows.retain(|r| seen.owns(cell(r, 9)));
+            mem_table(PIPELINES, rows)
         }
-        ("runtime", "pipeline_checks") => {
-            mem_table(PIPELINE_CHECKS, pipeline_check_rows(lakehouse).await?)
+        ("runtime", table @ ("pipeline_runs" | "pipeline_steps" | "pipeline_checks")) => {
+            let (columns, mut rows) = match table {
+                "pipeline_runs" => (PIPELINE_RUNS, pipeline_run_rows(lakehouse).await?),
+                "pipeline_steps" => (PIPELINE_STEPS, pipeline_step_rows(lakehouse).await?),
+                _ => (PIPELINE_CHECKS, pipeline_check_rows(lakehouse).await?),
+            };
+            let seen = Seen::new(lakehouse, user)?;
+            if !seen.all() {
+                // A run is its pipeline's: seen by whoever sees the pipeline.
+                let owners: std::collections::BTreeMap<Option<String>, Option<String>> =
+                    pipeline_rows(lakehouse)
+                        .await?
+                        .iter()
+                        .map(|r| {
+                            (
+                                cell(r, 0).map(str::to_string),
+                                cell(r, 9).map(str::to_string),
+                            )
+                        })
+                        .collect();
+                rows.retain(|r| {
+                    let pipeline = cell(r, 0).map(str::to_string);
+                    seen.owns(owners.get(&pipeline).and_then(|o| o.as_deref()))
+                });
+            }
+            mem_table(columns, rows)
         }
-        ("runtime", "lineage") => mem_table(LINEAGE, crate::lineage::rows(lakehouse).await?),
+        ("runtime", "lineage") => {
+            let mut rows = crate::lineage::rows(lakehouse).await?;
+            let seen = Seen::new(lakehouse, user)?;
+            rows.retain(|r| {
+                seen.table(cell(r, 7), cell(r, 8), cell(r, 9))
+                    && (cell(r, 13).is_none() || seen.table(cell(r, 11), cell(r, 12), cell(r, 13)))
+            });
+            mem_table(LINEAGE, rows)
+        }
         ("runtime", "audit") => mem_table(AUDIT, audit_rows(lakehouse, user).await?),
         (schema, _) if !SYSTEM_SCHEMAS.contains(&schema) => {
             Err(TrinoError::schema_not_found(schema))
         }
         _ => Err(TrinoError::table_not_found(&name.to_string())),
+    }
+}
+
+/// A text cell of a row.
+fn cell(row: &[Cell], at: usize) -> Option<&str> {
+    match row.get(at) {
+        Some(Cell::Text(Some(text))) => Some(text),
+        _ => None,
+    }
+}
+
+/// What a system table's user may see of its rows under the access policy: the tables
+/// she may see, and the jobs she owns (all of them for an administrator).
+struct Seen {
+    access: Option<crate::access::Access>,
+    user: Option<String>,
+    admin: bool,
+}
+
+impl Seen {
+    fn new(lakehouse: &Lakehouse, user: Option<&str>) -> Result<Self> {
+        let access = match (lakehouse.policy(), user) {
+            (Some(_), Some(user)) => lakehouse.access(user)?,
+            _ => None,
+        };
+        let admin = match (&access, user) {
+            (None, _) => true,
+            (Some(_), Some(user)) if lakehouse.sql_grants() => {
+                lakehouse.grant_admins().contains(user)
+            }
+            (Some(access), _) => access
+                .rules
+                .system_information(&access.identity, aichemy_access::SystemAccess::Read),
+        };
+        Ok(Self {
+            access,
+            user: user.map(str::to_string),
+            admin,
+        })
+    }
+
+    /// Everything: no policy, or an administrator.
+    fn all(&self) -> bool {
+        self.admin
+    }
+
+    fn table(&self, catalog: Option<&str>, schema: Option<&str>, table: Option<&str>) -> bool {
+        let Some(access) = &self.access else {
+            return true;
+        };
+        let name = aichemy_access::TableName::new(
+            catalog.unwrap_or_default(),
+            schema.unwrap_or_default(),
+            table.unwrap_or_default(),
+        );
+        access.rules.table_visible(&access.identity, &name)
+    }
+
+    /// A table named `catalog.schema.table`.
+    fn named_table(&self, name: Option<&str>) -> bool {
+        let mut parts = name.unwrap_or_default().splitn(3, '.');
+        self.table(parts.next(), parts.next(), parts.next())
+    }
+
+    /// A job `owner` owns, seen by her and by administrators.
+    fn owns(&self, owner: Option<&str>) -> bool {
+        self.admin || (owner.is_some() && owner == self.user.as_deref())
     }
 }
 
