@@ -455,3 +455,39 @@ def rest_catalog_with(server, user, password):
     return load_catalog(f"rest_{user}_wrong", **{
         "type": "rest", "uri": f"https://localhost:{server.https_port}/iceberg",
         "credential": f"{user}:{password}", "ssl": {"cabundle": str(server.certificate)}})
+
+
+def refusal(port, user, sql):
+    """The error of a query refused for lack of resources; None when it ran."""
+    try:
+        run(port, user, sql)
+        return None
+    except trino.exceptions.TrinoQueryError as error:
+        return error
+
+
+def test_read_limits_stop_large_exports_per_query_and_per_hour(tmp_path):
+    server = Server(tmp_path / "warehouse", env={
+        "AICHEMY_SERVER__USER_READ_ROWS_PER_QUERY": "5",
+        "AICHEMY_SERVER__USER_READ_ROWS_PER_HOUR": "12",
+        "AICHEMY_SERVER__ADMIN_USERS": "root"})
+    port = server.http_port
+    try:
+        run(port, "root", "CREATE SCHEMA iceberg.s")
+        run(port, "root", "CREATE TABLE iceberg.s.t AS SELECT * FROM UNNEST(sequence(1, 10)) AS u(x)")
+        error = refusal(port, "ann", "SELECT x FROM iceberg.s.t")
+        assert error.error_name == "EXCEEDED_SCAN_LIMIT"
+        assert error.message == "Exceeded the read limit of 5 rows per query for user ann"
+        for _ in range(3):
+            assert len(run(port, "ann", "SELECT x FROM iceberg.s.t LIMIT 4")) == 4
+            time.sleep(0.3)
+        # Her hour is spent (counted from the audit records, on every node); Bob's is not.
+        error = until(lambda: refusal(port, "ann", "SELECT 1"))
+        assert error.message == "Exceeded the read limit of 12 rows per hour for user ann"
+        assert len(run(port, "bob", "SELECT x FROM iceberg.s.t LIMIT 5")) == 5
+        refused = until(lambda: run(port, "root", "SELECT decision, reason FROM "
+                                    "system.runtime.audit WHERE user = 'ann' AND "
+                                    "decision = 'DENIED'"))
+        assert ["DENIED", "Exceeded the read limit of 5 rows per query for user ann"] in refused
+    finally:
+        server.stop()

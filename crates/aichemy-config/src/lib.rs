@@ -392,6 +392,16 @@ pub struct ServerConfig {
     /// Trino's `group-provider.properties` (`group-provider.name=file`,
     /// `file.group-file`, `file.refresh-period`): the groups the access rules match.
     pub group_provider_config: Option<PathBuf>,
+    /// The most rows one user's query may return to her client; more fail the query with
+    /// `EXCEEDED_SCAN_LIMIT` (an export of a whole table, say). Default: no limit.
+    pub user_read_rows_per_query: Option<u64>,
+    /// The most bytes (of the rows' Arrow data) one user's query may return. Default: none.
+    pub user_read_bytes_per_query: Option<u64>,
+    /// The most rows one user's queries may return in any hour, across the nodes sharing
+    /// the metastore (counted from the audit records). Default: no limit.
+    pub user_read_rows_per_hour: Option<u64>,
+    /// The most bytes one user's queries may return in any hour. Default: no limit.
+    pub user_read_bytes_per_hour: Option<u64>,
 }
 
 impl Default for ServerConfig {
@@ -414,6 +424,10 @@ impl Default for ServerConfig {
             admin_users: Vec::new(),
             access_control_config: None,
             group_provider_config: None,
+            user_read_rows_per_query: None,
+            user_read_bytes_per_query: None,
+            user_read_rows_per_hour: None,
+            user_read_bytes_per_hour: None,
         }
     }
 }
@@ -555,6 +569,18 @@ impl Config {
                 self.server.max_concurrent_queries = Some(parse(key, value)?)
             }
             "server.max_queued_queries" => self.server.max_queued_queries = parse(key, value)?,
+            "server.user_read_rows_per_query" => {
+                self.server.user_read_rows_per_query = Some(parse(key, value)?)
+            }
+            "server.user_read_bytes_per_query" => {
+                self.server.user_read_bytes_per_query = Some(parse(key, value)?)
+            }
+            "server.user_read_rows_per_hour" => {
+                self.server.user_read_rows_per_hour = Some(parse(key, value)?)
+            }
+            "server.user_read_bytes_per_hour" => {
+                self.server.user_read_bytes_per_hour = Some(parse(key, value)?)
+            }
             "server.admin_users" => self.server.admin_users = comma_list(value),
             "server.access_control_config" => {
                 self.server.access_control_config = Some(value.into())

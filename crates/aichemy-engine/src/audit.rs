@@ -320,3 +320,108 @@ impl Visitor for Relations {
         std::ops::ControlFlow::Continue(())
     }
 }
+
+/// The most one user may read (rows and bytes returned to her client) per query and per
+/// hour (`server.user_read_*`): exports beyond them fail with `EXCEEDED_SCAN_LIMIT`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadLimits {
+    pub rows_per_query: Option<u64>,
+    pub bytes_per_query: Option<u64>,
+    pub rows_per_hour: Option<u64>,
+    pub bytes_per_hour: Option<u64>,
+}
+
+impl ReadLimits {
+    pub fn from_config(server: &aichemy_config::ServerConfig) -> Self {
+        Self {
+            rows_per_query: server.user_read_rows_per_query,
+            bytes_per_query: server.user_read_bytes_per_query,
+            rows_per_hour: server.user_read_rows_per_hour,
+            bytes_per_hour: server.user_read_bytes_per_hour,
+        }
+    }
+}
+
+/// One bound on what a query may still return.
+#[derive(Debug, Clone)]
+struct Bound {
+    left: u64,
+    limit: u64,
+    what: &'static str,
+    per: &'static str,
+}
+
+/// What one query of a user may still return under the read limits.
+#[derive(Debug, Clone, Default)]
+pub struct ReadBudget {
+    user: String,
+    rows: Vec<Bound>,
+    bytes: Vec<Bound>,
+}
+
+fn exceeded(user: &str, bound: &Bound) -> crate::error::TrinoError {
+    crate::error::TrinoError::new(
+        crate::error::ErrorCode::EXCEEDED_SCAN_LIMIT,
+        format!(
+            "Exceeded the read limit of {} {} per {} for user {user}",
+            bound.limit, bound.what, bound.per
+        ),
+    )
+}
+
+impl ReadBudget {
+    /// Takes `rows` and `bytes` about to be returned; the error names the limit they pass.
+    pub fn take(&mut self, rows: u64, bytes: u64) -> crate::error::Result<()> {
+        for (bounds, amount) in [(&mut self.rows, rows), (&mut self.bytes, bytes)] {
+            for bound in bounds.iter_mut() {
+                if amount > bound.left {
+                    return Err(exceeded(&self.user, bound));
+                }
+                bound.left -= amount;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Lakehouse {
+    /// What a query of `user` may return: the per-query limits, and what is left of the
+    /// hourly ones after her queries of the last hour on every node (from the audit
+    /// records); an hour already spent refuses the query before it runs.
+    pub async fn read_budget(&self, user: &str) -> crate::error::Result<ReadBudget> {
+        let limits = self.read_limits();
+        let mut budget = ReadBudget {
+            user: user.to_string(),
+            ..ReadBudget::default()
+        };
+        let bound = |limit: u64, used: u64, what, per| Bound {
+            left: limit.saturating_sub(used),
+            limit,
+            what,
+            per,
+        };
+        if let Some(limit) = limits.rows_per_query {
+            budget.rows.push(bound(limit, 0, "rows", "query"));
+        }
+        if let Some(limit) = limits.bytes_per_query {
+            budget.bytes.push(bound(limit, 0, "bytes", "query"));
+        }
+        if limits.rows_per_hour.is_some() || limits.bytes_per_hour.is_some() {
+            let since = now_ms() - 3_600_000;
+            let (rows, bytes) = self.metastore().read_since(user, since).await?;
+            for (limit, used, what, list) in [
+                (limits.rows_per_hour, rows, "rows", &mut budget.rows),
+                (limits.bytes_per_hour, bytes, "bytes", &mut budget.bytes),
+            ] {
+                if let Some(limit) = limit {
+                    let hour = bound(limit, used.max(0) as u64, what, "hour");
+                    if hour.left == 0 {
+                        return Err(exceeded(user, &hour));
+                    }
+                    list.push(hour);
+                }
+            }
+        }
+        Ok(budget)
+    }
+}

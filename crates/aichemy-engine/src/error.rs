@@ -105,6 +105,7 @@ error_codes! {
     EXCEEDED_TIME_LIMIT = 131075, InsufficientResources;
     EXCEEDED_CPU_LIMIT = 131077, InsufficientResources;
     EXCEEDED_LOCAL_MEMORY_LIMIT = 131079, InsufficientResources;
+    EXCEEDED_SCAN_LIMIT = 131081, InsufficientResources;
     GENERIC_EXTERNAL = 133000, External;
     // HIVE_METASTORE_ERROR: Trino's hive connector, the metastore could not be reached.
     HIVE_METASTORE_ERROR = 16777216, External;

@@ -27,6 +27,7 @@ pub struct AuditRecord {
     pub read: Vec<String>,
     pub written: Vec<String>,
     pub rows: Option<i64>,
+    pub bytes: Option<i64>,
     /// `ALLOWED`, `DENIED` or `FAILED`.
     pub decision: String,
     pub reason: Option<String>,
@@ -48,8 +49,8 @@ impl Metastore {
             sqlx::query(
                 "INSERT INTO aichemy_audit (event_id, recorded_ms, kind, user_name, roles_json, \
                  source_address, user_agent, action, query_id, read_json, written_json, \
-                 row_count, decision, reason) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                 row_count, byte_count, decision, reason) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
             )
             .bind(&r.event_id)
             .bind(r.recorded_ms)
@@ -63,6 +64,7 @@ impl Metastore {
             .bind(json_list(&r.read))
             .bind(json_list(&r.written))
             .bind(r.rows)
+            .bind(r.bytes)
             .bind(&r.decision)
             .bind(&r.reason)
             .execute(&mut *tx)
@@ -79,14 +81,32 @@ impl Metastore {
         Ok(())
     }
 
+    /// The rows and bytes `user`'s queries returned since `since_ms`.
+    pub async fn read_since(
+        &self,
+        user: &str,
+        since_ms: i64,
+    ) -> Result<(i64, i64), MetastoreError> {
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(row_count), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(byte_count), 0) AS BIGINT) FROM aichemy_audit \
+             WHERE user_name = $1 AND kind = 'QUERY' AND recorded_ms >= $2",
+        )
+        .bind(user)
+        .bind(since_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.get(0), row.get(1)))
+    }
+
     /// The audit records, newest first: all of them, or `user`'s.
     pub async fn audit_records(
         &self,
         user: Option<&str>,
     ) -> Result<Vec<AuditRecord>, MetastoreError> {
         let select = "SELECT event_id, recorded_ms, kind, user_name, roles_json, source_address, \
-             user_agent, action, query_id, read_json, written_json, row_count, decision, \
-             reason FROM aichemy_audit";
+             user_agent, action, query_id, read_json, written_json, row_count, byte_count, \
+             decision, reason FROM aichemy_audit";
         let order = "ORDER BY recorded_ms DESC, event_id";
         let rows = match user {
             Some(user) => {
@@ -116,8 +136,9 @@ impl Metastore {
                 read: list_of(row.get(9)),
                 written: list_of(row.get(10)),
                 rows: row.get(11),
-                decision: row.get(12),
-                reason: row.get(13),
+                bytes: row.get(12),
+                decision: row.get(13),
+                reason: row.get(14),
             })
             .collect())
     }

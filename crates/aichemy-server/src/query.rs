@@ -908,7 +908,7 @@ async fn run(
     events: mpsc::Sender<Event>,
 ) {
     let created_ms = aichemy_engine::audit::now_ms();
-    let mut rows = 0u64;
+    let mut sent = (0u64, 0u64);
     let outcome = run_statement(
         lakehouse.clone(),
         &sql,
@@ -916,7 +916,7 @@ async fn run(
         &client,
         stop,
         &events,
-        &mut rows,
+        &mut sent,
     )
     .await;
     let error = outcome.err();
@@ -925,7 +925,7 @@ async fn run(
         &sql,
         query_id,
         &client,
-        rows,
+        sent,
         error.as_ref(),
         created_ms,
     );
@@ -941,7 +941,7 @@ fn audit_query(
     sql: &str,
     query_id: String,
     client: &ClientSession,
-    rows: u64,
+    (rows, bytes): (u64, u64),
     error: Option<&TrinoError>,
     created_ms: i64,
 ) {
@@ -959,7 +959,15 @@ fn audit_query(
         .unwrap_or_default();
     let decision = match error {
         None => "ALLOWED",
-        Some(e) if e.code == aichemy_engine::ErrorCode::PERMISSION_DENIED => "DENIED",
+        Some(e)
+            if matches!(
+                e.code,
+                aichemy_engine::ErrorCode::PERMISSION_DENIED
+                    | aichemy_engine::ErrorCode::EXCEEDED_SCAN_LIMIT
+            ) =>
+        {
+            "DENIED"
+        }
         Some(_) => "FAILED",
     };
     lakehouse.audit(aichemy_engine::audit::AuditEvent {
@@ -974,6 +982,7 @@ fn audit_query(
             read,
             written,
             rows: Some(rows as i64),
+            bytes: Some(bytes as i64),
             decision: decision.into(),
             reason: error.map(|e| e.message.clone()),
             ..Default::default()
@@ -995,7 +1004,8 @@ fn audit_query(
 }
 
 /// Runs the statement, sending its columns, rows, update count and session changes to
-/// the client; answers its error, if any (and counts the rows it sent in `sent`).
+/// the client; answers its error, if any (and counts the rows and bytes it sent in
+/// `sent`). Rows past the user's read limits are never sent.
 async fn run_statement(
     lakehouse: Arc<Lakehouse>,
     sql: &str,
@@ -1003,8 +1013,9 @@ async fn run_statement(
     client: &ClientSession,
     stop: StopSignal,
     events: &mpsc::Sender<Event>,
-    sent: &mut u64,
+    sent: &mut (u64, u64),
 ) -> Result<(), TrinoError> {
+    let mut budget = lakehouse.read_budget(&client.user).await?;
     let mut session = Session::new(lakehouse, client.user.clone());
     session.stop = stop;
     session.query_id = Some(query_id);
@@ -1030,7 +1041,13 @@ async fn run_statement(
             let mut page = PageBuilder::default();
             while let Some(batch) = stream.next().await {
                 let batch = batch?;
-                *sent += batch.num_rows() as u64;
+                let (rows, bytes) = (
+                    batch.num_rows() as u64,
+                    batch.get_array_memory_size() as u64,
+                );
+                budget.take(rows, bytes)?;
+                sent.0 += rows;
+                sent.1 += bytes;
                 // A slice at a time, so that what is encoded but not yet sent stays small
                 // whatever the engine's batch size and however wide its rows.
                 let mut offset = 0;

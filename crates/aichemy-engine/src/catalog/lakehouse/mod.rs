@@ -138,6 +138,8 @@ pub struct Lakehouse {
     grants: crate::access::grants::GrantsCache,
     /// Writes audit records in the background.
     auditor: crate::audit::Auditor,
+    /// What one user may read per query and per hour.
+    read_limits: crate::audit::ReadLimits,
 }
 
 /// The user a statement is planned for, kept in its session's configuration so that
@@ -378,6 +380,7 @@ impl Lakehouse {
             policy: open_policy(&config.server)?,
             grants: Default::default(),
             auditor,
+            read_limits: crate::audit::ReadLimits::from_config(&config.server),
         });
         lakehouse.refresh_grants(true).await?;
         Ok(lakehouse)
@@ -449,6 +452,11 @@ impl Lakehouse {
     /// How much CPU time any statement's operators may spend, whatever its session says.
     pub fn max_cpu_time(&self) -> Option<std::time::Duration> {
         self.execution.max_cpu_time()
+    }
+
+    /// What one user may read per query and per hour.
+    pub fn read_limits(&self) -> &crate::audit::ReadLimits {
+        &self.read_limits
     }
 
     /// Writes audit records in the background.
