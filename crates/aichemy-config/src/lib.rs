@@ -402,6 +402,16 @@ pub struct ServerConfig {
     pub user_read_rows_per_hour: Option<u64>,
     /// The most bytes one user's queries may return in any hour. Default: no limit.
     pub user_read_bytes_per_hour: Option<u64>,
+    /// Bearer JWTs of an identity provider are accepted (with passwords, if those are on
+    /// too), verified with this PEM public key file or the keys of this JWKS URL (Trino's
+    /// `http-server.authentication.jwt.key-file`). Default: none (no JWTs).
+    pub jwt_key_file: Option<String>,
+    /// The `iss` a JWT must carry (`…jwt.required-issuer`). Default: any.
+    pub jwt_required_issuer: Option<String>,
+    /// An `aud` a JWT must carry (`…jwt.required-audience`). Default: any.
+    pub jwt_required_audience: Option<String>,
+    /// The claim naming the user (`…jwt.principal-field`). Default: `sub`.
+    pub jwt_principal_field: String,
 }
 
 impl Default for ServerConfig {
@@ -428,6 +438,10 @@ impl Default for ServerConfig {
             user_read_bytes_per_query: None,
             user_read_rows_per_hour: None,
             user_read_bytes_per_hour: None,
+            jwt_key_file: None,
+            jwt_required_issuer: None,
+            jwt_required_audience: None,
+            jwt_principal_field: "sub".to_string(),
         }
     }
 }
@@ -439,9 +453,14 @@ impl ServerConfig {
         self.password_authentication || self.password_file.is_some()
     }
 
-    /// Whether the HTTPS listener runs: passwords or a certificate are configured.
+    /// Whether users authenticate (passwords or JWTs): then on HTTPS only.
+    pub fn authentication_enabled(&self) -> bool {
+        self.passwords_enabled() || self.jwt_key_file.is_some()
+    }
+
+    /// Whether the HTTPS listener runs: passwords, JWTs or a certificate are configured.
     pub fn https_enabled(&self) -> bool {
-        self.passwords_enabled() || self.tls_certificate.is_some()
+        self.authentication_enabled() || self.tls_certificate.is_some()
     }
 }
 
@@ -569,6 +588,14 @@ impl Config {
                 self.server.max_concurrent_queries = Some(parse(key, value)?)
             }
             "server.max_queued_queries" => self.server.max_queued_queries = parse(key, value)?,
+            "server.jwt_key_file" => self.server.jwt_key_file = Some(value.to_string()),
+            "server.jwt_required_issuer" => {
+                self.server.jwt_required_issuer = Some(value.to_string())
+            }
+            "server.jwt_required_audience" => {
+                self.server.jwt_required_audience = Some(value.to_string())
+            }
+            "server.jwt_principal_field" => self.server.jwt_principal_field = value.to_string(),
             "server.user_read_rows_per_query" => {
                 self.server.user_read_rows_per_query = Some(parse(key, value)?)
             }

@@ -15,6 +15,7 @@ pub mod auth;
 mod encode;
 pub mod iceberg_rest;
 mod idle;
+pub mod jwt;
 pub mod private_file;
 #[cfg(test)]
 mod protocol_fuzz;
@@ -69,6 +70,8 @@ pub struct Security {
     pub allow_insecure_over_http: bool,
     /// Repeated failed password checks, which slow down further attempts.
     pub failed_logins: Arc<auth::FailedLogins>,
+    /// Bearer JWTs of an identity provider, when configured.
+    pub jwt: Option<Arc<jwt::JwtAuthenticator>>,
 }
 
 /// The address a request came from, as the listener saw it (`None` where a router runs
@@ -466,6 +469,40 @@ async fn authenticate(
     client: ClientAddress,
 ) -> Result<String, Response> {
     let named = protocol.get(headers, "user").map(str::to_string);
+    if let (Some(token), Some(jwt)) = (jwt::bearer(headers), &app.security.jwt) {
+        if app.scheme != "https" && !app.security.allow_insecure_over_http {
+            return Err(refuse(
+                StatusCode::FORBIDDEN,
+                "Authentication over HTTP is not enabled",
+            ));
+        }
+        return match jwt.user(token).await {
+            Ok(user) => match named {
+                Some(named) if named != user => Err(refuse(
+                    StatusCode::FORBIDDEN,
+                    &format!("Access Denied: User {user} cannot impersonate user {named}"),
+                )),
+                _ => Ok(user),
+            },
+            Err(problem) => {
+                tracing::info!(problem, "JWT authentication failed");
+                let refusal = format!("Authentication failed: {problem}");
+                let lakehouse = app.queries.lakehouse();
+                audit_authentication(
+                    lakehouse,
+                    named.as_deref(),
+                    client.0,
+                    headers,
+                    "jwt",
+                    Some(&refusal),
+                );
+                Err(unauthorized(&refusal))
+            }
+        };
+    }
+    if app.security.jwt.is_some() && app.security.passwords.is_none() {
+        return Err(unauthorized("Unauthorized: a bearer JWT is required"));
+    }
     let credentials = match basic_credentials(headers) {
         Ok(credentials) => credentials,
         Err(message) => return Err(unauthorized(message)),
@@ -582,9 +619,13 @@ async fn submit(
     };
     // A statement's sign-in is audited once, with the statement (the pages it is fetched
     // in carry the same credentials again); refused ones each time, above.
-    if app.security.passwords.is_some() {
+    if app.security.passwords.is_some() || app.security.jwt.is_some() {
+        let method = match jwt::bearer(&headers) {
+            Some(_) => "jwt",
+            None => "password",
+        };
         let lakehouse = app.queries.lakehouse();
-        audit_authentication(lakehouse, Some(&user), address, &headers, "password", None);
+        audit_authentication(lakehouse, Some(&user), address, &headers, method, None);
     }
     let Ok(sql) = String::from_utf8(body.to_vec()) else {
         return refuse(StatusCode::BAD_REQUEST, "Query text is not UTF-8");

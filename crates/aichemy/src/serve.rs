@@ -196,7 +196,7 @@ fn options(config: &Config, query_runtime: tokio::runtime::Handle) -> Result<Ser
         // The metastore's users are set up once the lakehouse is open.
         None => None,
     };
-    if server.passwords_enabled() && server.allow_insecure_over_http {
+    if server.authentication_enabled() && server.allow_insecure_over_http {
         tracing::warn!(
             "server.allow_insecure_over_http is on: plain HTTP takes any user a client claims, \
              administrators included, without a password; allow it only on a trusted network"
@@ -224,6 +224,7 @@ fn options(config: &Config, query_runtime: tokio::runtime::Handle) -> Result<Ser
             failed_logins: Arc::new(aichemy_server::auth::FailedLogins::new(
                 server.failed_logins_before_delay,
             )),
+            jwt: aichemy_server::jwt::JwtAuthenticator::from_config(server)?.map(Arc::new),
         },
         idle_timeout: Duration::from_secs(server.idle_timeout_seconds.max(1)),
         grace: Duration::from_secs(server.shutdown_grace_seconds),

@@ -154,29 +154,33 @@ async fn user_of(
     headers: &HeaderMap,
     client: Option<std::net::IpAddr>,
 ) -> RestResult<String> {
-    let Some(passwords) = &app.security.passwords else {
+    if app.security.passwords.is_none() && app.security.jwt.is_none() {
         return Ok("anonymous".to_string());
-    };
+    }
     if app.scheme != "https" {
         return Err(RestError::unauthorized(
             "The Iceberg REST catalog of a server with passwords is served over HTTPS only",
         ));
     }
-    let authorization = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if let Some(token) = authorization
-        .strip_prefix("Bearer ")
-        .or_else(|| authorization.strip_prefix("bearer "))
-    {
-        return match app.tokens.user(token.trim()) {
-            Some(user) if passwords.has(&user).await => Ok(user),
-            _ => Err(RestError::unauthorized(
-                "The bearer token is invalid or expired",
-            )),
-        };
+    if let Some(token) = crate::jwt::bearer(headers) {
+        // This catalog's own tokens first, then an identity provider's JWT.
+        if let (Some(user), Some(passwords)) = (app.tokens.user(token), &app.security.passwords) {
+            if passwords.has(&user).await {
+                return Ok(user);
+            }
+        }
+        if let Some(jwt) = &app.security.jwt {
+            return jwt.user(token).await.map_err(|problem| {
+                RestError::unauthorized(&format!("Authentication failed: {problem}"))
+            });
+        }
+        return Err(RestError::unauthorized(
+            "The bearer token is invalid or expired",
+        ));
     }
+    let Some(passwords) = &app.security.passwords else {
+        return Err(RestError::unauthorized("A bearer JWT is required"));
+    };
     match basic_credentials(headers) {
         Ok(Some((user, Some(password)))) => {
             let failed_logins = &app.security.failed_logins;
