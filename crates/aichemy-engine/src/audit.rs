@@ -61,6 +61,8 @@ impl Auditor {
                 .timeout(Duration::from_secs(10))
                 .build()
                 .ok();
+            // Pruning walks the newest records' index: once per thousand written.
+            let mut since_pruned = 0usize;
             while let Some(first) = events.recv().await {
                 let mut batch = vec![first];
                 while batch.len() < 500 {
@@ -71,6 +73,13 @@ impl Auditor {
                 }
                 let records: Vec<AuditRecord> = batch.iter().map(|e| e.record.clone()).collect();
                 store(&metastore, &records).await;
+                since_pruned += records.len();
+                if since_pruned >= 1000 {
+                    since_pruned = 0;
+                    if let Err(e) = metastore.prune_audit(aichemy_metastore::KEPT_AUDIT).await {
+                        tracing::warn!(error = %e, "old audit records not pruned");
+                    }
+                }
                 if let (Some(url), Some(client)) = (&http_url, &client) {
                     for event in &batch {
                         if let Some(details) = &event.query {

@@ -42,7 +42,7 @@ fn list_of(text: String) -> Vec<String> {
 }
 
 impl Metastore {
-    /// Records audit events, all or none, and prunes the oldest beyond [`KEPT_AUDIT`].
+    /// Records audit events, all or none.
     pub async fn record_audit(&self, records: &[AuditRecord]) -> Result<(), MetastoreError> {
         let mut tx = self.pool.begin().await?;
         for r in records {
@@ -70,14 +70,19 @@ impl Metastore {
             .execute(&mut *tx)
             .await?;
         }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes the records older than the newest `keep` ([`KEPT_AUDIT`] in a server).
+    pub async fn prune_audit(&self, keep: i64) -> Result<(), MetastoreError> {
         sqlx::query(
             "DELETE FROM aichemy_audit WHERE recorded_ms < (SELECT min(recorded_ms) FROM \
              (SELECT recorded_ms FROM aichemy_audit ORDER BY recorded_ms DESC LIMIT $1) newest)",
         )
-        .bind(KEPT_AUDIT)
-        .execute(&mut *tx)
+        .bind(keep)
+        .execute(&self.pool)
         .await?;
-        tx.commit().await?;
         Ok(())
     }
 

@@ -539,6 +539,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn audit_records_are_kept_newest_first_and_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Metastore::open(&format!("sqlite://{}/m.db", dir.path().display()))
+            .await
+            .unwrap();
+        let record = |i: i64, user: &str| AuditRecord {
+            event_id: format!("e{i}"),
+            recorded_ms: 1_000 + i,
+            kind: "QUERY".into(),
+            user: Some(user.into()),
+            action: "SELECT 1".into(),
+            rows: Some(i),
+            bytes: Some(10 * i),
+            decision: "ALLOWED".into(),
+            read: vec!["iceberg.s.t".into()],
+            ..Default::default()
+        };
+        let records: Vec<AuditRecord> = (1..=5)
+            .map(|i| record(i, ["ann", "bob"][i as usize % 2]))
+            .collect();
+        store.record_audit(&records).await.unwrap();
+        let all = store.audit_records(None).await.unwrap();
+        assert_eq!(all.first(), records.last());
+        assert_eq!(store.audit_records(Some("ann")).await.unwrap().len(), 2);
+        assert_eq!(store.read_since("bob", 1_002).await.unwrap(), (3 + 5, 80));
+        store.prune_audit(2).await.unwrap();
+        let kept = store.audit_records(None).await.unwrap();
+        assert_eq!(kept.len(), 2);
+        assert_eq!(kept[0].event_id, "e5");
+    }
+
+    #[tokio::test]
     async fn migrate_reports_what_it_applied() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/m.db", dir.path().display());

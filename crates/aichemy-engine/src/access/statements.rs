@@ -44,6 +44,12 @@ pub(crate) fn check(session: &Session, statement: &mut Statement) -> Result<()> 
             for name in tables.iter().filter_map(changed_table) {
                 let t = table(name)?;
                 access.check(|p, who| p.check_can_delete(who, &t))?;
+                // The condition reads the table: SELECT on what it names, as in Trino.
+                let read = named_columns(delete.selection.iter());
+                if !read.is_empty() {
+                    let read: Vec<&str> = read.iter().map(String::as_str).collect();
+                    access.check(|p, who| p.check_can_select(who, &t, &read))?;
+                }
                 if masked(&access, &t) {
                     return Err(refused("Delete from table with column mask"));
                 }
@@ -66,6 +72,13 @@ pub(crate) fn check(session: &Session, statement: &mut Statement) -> Result<()> 
                 let columns = assigned_columns(&update.assignments);
                 let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
                 access.check(|p, who| p.check_can_update(who, &t, &columns))?;
+                // What the new values and the condition read needs SELECT, as in Trino.
+                let values = update.assignments.iter().map(|a| &a.value);
+                let read = named_columns(values.chain(update.selection.iter()));
+                if !read.is_empty() {
+                    let read: Vec<&str> = read.iter().map(String::as_str).collect();
+                    access.check(|p, who| p.check_can_select(who, &t, &read))?;
+                }
                 if access.rules.row_filter(&access.identity, &t).is_some() {
                     return Err(refused(
                         "Updating a table with a row filter is not supported",
@@ -205,6 +218,32 @@ fn changed_table(table: &TableWithJoins) -> Option<&ObjectName> {
         TableFactor::Table { name, .. } => Some(name),
         _ => None,
     }
+}
+
+/// The columns expressions name (an identifier's last part, unquoted names lower-cased).
+fn named_columns<'a>(exprs: impl Iterator<Item = &'a SqlExpr>) -> Vec<String> {
+    use datafusion::sql::sqlparser::ast::{visit_expressions, Ident};
+    let name = |ident: &Ident| match ident.quote_style {
+        Some(_) => ident.value.clone(),
+        None => ident.value.to_lowercase(),
+    };
+    let mut names = Vec::new();
+    for expr in exprs {
+        let _ = visit_expressions(expr, |e| {
+            let found = match e {
+                SqlExpr::Identifier(ident) => Some(name(ident)),
+                SqlExpr::CompoundIdentifier(parts) => parts.last().map(name),
+                _ => None,
+            };
+            if let Some(found) = found {
+                if !names.contains(&found) {
+                    names.push(found);
+                }
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+    }
+    names
 }
 
 /// The columns SET assigns.
