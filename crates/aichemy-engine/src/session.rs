@@ -299,7 +299,13 @@ impl Session {
                 }
             }
             Family::Sql => {
-                if sql.to_ascii_uppercase().contains("AUTHORIZATION") {
+                // Only ALTER … SET AUTHORIZATION is read by the grants' parser here; the
+                // word is looked for without copying the statement.
+                let authorization = sql
+                    .as_bytes()
+                    .windows(b"AUTHORIZATION".len())
+                    .any(|w| w.eq_ignore_ascii_case(b"AUTHORIZATION"));
+                if authorization {
                     if let Some(statement) = crate::statement::grants::parse(sql)? {
                         return crate::statement::grants::execute(self, statement).await;
                     }

@@ -477,13 +477,7 @@ async fn authenticate(
             ));
         }
         return match jwt.user(token).await {
-            Ok(user) => match named {
-                Some(named) if named != user => Err(refuse(
-                    StatusCode::FORBIDDEN,
-                    &format!("Access Denied: User {user} cannot impersonate user {named}"),
-                )),
-                _ => Ok(user),
-            },
+            Ok(user) => acting_as(user, named),
             Err(problem) => {
                 tracing::info!(problem, "JWT authentication failed");
                 let refusal = format!("Authentication failed: {problem}");
@@ -530,13 +524,7 @@ async fn authenticate(
                 );
                 return Err(unauthorized(refusal));
             }
-            match named {
-                Some(named) if named != user => Err(refuse(
-                    StatusCode::FORBIDDEN,
-                    &format!("Access Denied: User {user} cannot impersonate user {named}"),
-                )),
-                _ => Ok(user),
-            }
+            acting_as(user, named)
         }
         Some(_) if !app.security.allow_insecure_over_http => Err(refuse(
             StatusCode::FORBIDDEN,
@@ -554,6 +542,20 @@ async fn authenticate(
                 ))
             }),
         },
+    }
+}
+
+/// The authenticated `user`, unless the request names another (`X-Trino-User`): no user
+/// acts as another.
+// The answer `authenticate` gives, which is a whole response when refused.
+#[allow(clippy::result_large_err)]
+fn acting_as(user: String, named: Option<String>) -> Result<String, Response> {
+    match named {
+        Some(named) if named != user => Err(refuse(
+            StatusCode::FORBIDDEN,
+            &format!("Access Denied: User {user} cannot impersonate user {named}"),
+        )),
+        _ => Ok(user),
     }
 }
 

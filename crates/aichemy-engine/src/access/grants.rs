@@ -107,7 +107,6 @@ impl Lakehouse {
     /// What SQL grants allow `user` with the roles `role` enables.
     pub(super) fn grants_access(
         &self,
-        _policy: &Policy,
         user: &str,
         groups: BTreeSet<String>,
         role: &RoleSelection,
@@ -201,17 +200,17 @@ impl Ownership {
 
     /// Records the change `user` made.
     async fn apply(self, lakehouse: &Lakehouse, user: &str) -> Result<()> {
-        let metastore = lakehouse.metastore();
-        if !lakehouse.sql_grants() {
+        if self == Ownership::Nothing || !lakehouse.sql_grants() {
             return Ok(());
         }
+        let metastore = lakehouse.metastore();
         let owner = aichemy_access::Grantee::User(user.to_string());
         match self {
-            Ownership::Nothing => return Ok(()),
+            Ownership::Nothing => Ok(()),
             Ownership::Create(object) => metastore.set_owner(&object, &owner, false).await,
             Ownership::Drop(objects) => {
                 for object in &objects {
-                    metastore.forget_object(object).await.map_err(unreadable)?;
+                    metastore.forget_object(object).await?;
                 }
                 Ok(())
             }

@@ -76,7 +76,7 @@ impl Lakehouse {
                 };
                 Ok(Some(Access { rules, identity }))
             }
-            None => self.grants_access(policy, user, groups, role).map(Some),
+            None => self.grants_access(user, groups, role).map(Some),
         }
     }
 }
