@@ -320,6 +320,38 @@ def test_every_query_is_audited_once_with_its_decision(grants_server):
     assert event["ioMetadata"]["inputs"][0]["table"] == "leads"
 
 
+def test_the_audit_names_the_columns_read_and_written(grants_server):
+    port = grants_server.http_port
+    table = "iceberg.marketing_gold.scores"
+
+    def audited(sql):
+        cursor = connect(port, "root", ADMIN)
+        cursor.execute(sql)
+        cursor.fetchall()
+        query_id = cursor.query_id
+        row = until(lambda: run(port, "root", "SELECT columns_read, columns_written, rows, "
+                                              "rows_read, bytes_read FROM system.runtime.audit "
+                                              f"WHERE query_id = '{query_id}'", ADMIN))
+        return query_id, row[0]
+
+    audited(f"CREATE TABLE {table} (id BIGINT, email VARCHAR, score DOUBLE)")
+    _, insert = audited(f"INSERT INTO {table} VALUES (1, 'a@x.org', 1.0), (2, 'b@x.org', 2.0)")
+    assert insert[1] == f"{table}.email,{table}.id,{table}.score"
+    _, update = audited(f"UPDATE {table} SET score = score + 1 WHERE id = 1")
+    assert update[1] == f"{table}.score"
+    assert f"{table}.id" in update[0].split(",") and f"{table}.score" in update[0].split(",")
+    query_id, select = audited(f"SELECT email FROM {table} WHERE id = 2")
+    # The columns the scan read, the rows it produced and the bytes it read from files.
+    assert select[0] == f"{table}.email,{table}.id"
+    assert select[1] == ""
+    assert select[2] == 1
+    assert select[3] >= 1 and select[4] > 0
+    event = until(lambda: [e for e in Collector.events
+                           if e["metadata"]["queryId"] == query_id])[0]
+    assert event["ioMetadata"]["inputs"][0]["columns"] == [{"name": "email"}, {"name": "id"}]
+    assert event["statistics"]["physicalInputBytes"] == select[4]
+
+
 def test_grant_statements_need_sql_grants_configured(tmp_path):
     server = Server(tmp_path / "warehouse")
     try:

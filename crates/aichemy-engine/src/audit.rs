@@ -147,15 +147,40 @@ fn instant(ms: i64) -> Value {
     json!(time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
 }
 
-/// `catalog.schema.table` as a QueryInputMetadata / QueryOutputMetadata.
-fn io_table(name: &str) -> Value {
+/// `catalog.schema.table` as a QueryInputMetadata / QueryOutputMetadata, with the columns
+/// of `columns` (`catalog.schema.table.column`) that are its, each named under `key`
+/// (`name` in an input, `columnName` in the output).
+fn io_table(name: &str, columns: &[String], key: &str) -> Value {
     let mut parts = name.splitn(3, '.');
     let (catalog, schema, table) = (
         parts.next().unwrap_or_default(),
         parts.next().unwrap_or_default(),
         parts.next().unwrap_or_default(),
     );
-    json!({"catalogName": catalog, "schema": schema, "table": table, "columns": []})
+    let prefix = format!("{name}.");
+    let columns: Vec<Value> = columns
+        .iter()
+        .filter_map(|c| c.strip_prefix(&prefix))
+        .map(|c| json!({ key: c }))
+        .collect();
+    json!({"catalogName": catalog, "schema": schema, "table": table, "columns": columns})
+}
+
+/// The tables a query read: those its statement names and those its plans scanned (the
+/// tables behind a view).
+fn inputs(record: &AuditRecord) -> Vec<Value> {
+    let mut tables: Vec<&str> = record.read.iter().map(String::as_str).collect();
+    for column in &record.columns_read {
+        if let Some((table, _)) = column.rsplit_once('.') {
+            if !tables.contains(&table) {
+                tables.push(table);
+            }
+        }
+    }
+    tables
+        .into_iter()
+        .map(|t| io_table(t, &record.columns_read, "name"))
+        .collect()
 }
 
 /// The `QueryCompletedEvent` Trino's HTTP event listener sends, for one query.
@@ -185,7 +210,10 @@ fn completed_event(record: &AuditRecord, details: &QueryDetails) -> Value {
         "statistics": {
             "wallTime": format!("{wall:.3}s"),
             "outputRows": record.rows.unwrap_or(0),
-            "totalRows": record.rows.unwrap_or(0),
+            "outputBytes": record.bytes.unwrap_or(0),
+            "physicalInputRows": record.rows_read.unwrap_or(0),
+            "physicalInputBytes": record.bytes_read.unwrap_or(0),
+            "totalRows": record.rows_read.unwrap_or(0),
             "completedSplits": 0,
             "complete": true,
         },
@@ -202,8 +230,8 @@ fn completed_event(record: &AuditRecord, details: &QueryDetails) -> Value {
             "environment": "aichemy",
         },
         "ioMetadata": {
-            "inputs": record.read.iter().map(|t| io_table(t)).collect::<Vec<_>>(),
-            "output": record.written.first().map(|t| io_table(t)),
+            "inputs": inputs(record),
+            "output": record.written.first().map(|t| io_table(t, &record.columns_written, "columnName")),
         },
         "failureInfo": failure,
         "warnings": [],

@@ -32,6 +32,7 @@ pub mod pipeline;
 mod planner;
 mod session;
 mod statement;
+pub mod statement_io;
 pub mod stop;
 mod trino_dialect;
 pub mod types;

@@ -148,6 +148,8 @@ pub struct Session {
     pub query_id: Option<String>,
     /// The pipeline run and step the session runs statements for.
     pub parent: Option<crate::lineage::Parent>,
+    /// What its statements read and wrote, for their audit.
+    pub io: Arc<crate::statement_io::StatementIo>,
 }
 
 impl Session {
@@ -164,6 +166,7 @@ impl Session {
             stop: StopSignal::new(),
             query_id: None,
             parent: None,
+            io: Default::default(),
         }
     }
 

@@ -190,16 +190,35 @@ fn with_checks(
 }
 
 /// Passes its input's batches on, checking the stop signal before each and spending the
-/// task's cooperative budget.
+/// task's cooperative budget. Above a scan (a leaf), it also counts the rows and bytes the
+/// scan produced, for the statement's audit (not every scan keeps metrics).
 #[derive(Debug)]
 pub struct StoppableExec {
     input: Arc<dyn ExecutionPlan>,
     signal: StopSignal,
+    produced: Option<Arc<Produced>>,
+}
+
+/// The rows a scan produced and the bytes their columns hold in memory.
+#[derive(Debug, Default)]
+pub(crate) struct Produced {
+    pub rows: AtomicU64,
+    pub bytes: AtomicU64,
 }
 
 impl StoppableExec {
     fn new(input: Arc<dyn ExecutionPlan>, signal: StopSignal) -> Self {
-        Self { input, signal }
+        let produced = input.children().is_empty().then(Default::default);
+        Self {
+            input,
+            signal,
+            produced,
+        }
+    }
+
+    /// The scan below and what it produced, when this is above a scan.
+    pub(crate) fn scan(&self) -> Option<(&Arc<dyn ExecutionPlan>, &Produced)> {
+        self.produced.as_deref().map(|p| (&self.input, p))
     }
 }
 
@@ -239,10 +258,11 @@ impl ExecutionPlan for StoppableExec {
                 "StoppableExec takes one input".to_string(),
             ));
         }
-        Ok(Arc::new(Self::new(
-            children.swap_remove(0),
-            self.signal.clone(),
-        )))
+        let mut exec = Self::new(children.swap_remove(0), self.signal.clone());
+        if let (Some(_), Some(counted)) = (&exec.produced, &self.produced) {
+            exec.produced = Some(counted.clone());
+        }
+        Ok(Arc::new(exec))
     }
 
     fn execute(
@@ -255,6 +275,7 @@ impl ExecutionPlan for StoppableExec {
         Ok(make_cooperative(Box::pin(StoppableStream {
             input,
             signal: self.signal.clone(),
+            produced: self.produced.clone(),
         })))
     }
 
@@ -266,6 +287,7 @@ impl ExecutionPlan for StoppableExec {
 struct StoppableStream {
     input: SendableRecordBatchStream,
     signal: StopSignal,
+    produced: Option<Arc<Produced>>,
 }
 
 impl Stream for StoppableStream {
@@ -275,6 +297,20 @@ impl Stream for StoppableStream {
         if let Err(e) = self.signal.check() {
             return Poll::Ready(Some(Err(e)));
         }
+        let poll = self.poll_input(cx);
+        if let (Poll::Ready(Some(Ok(batch))), Some(produced)) = (&poll, &self.produced) {
+            produced
+                .rows
+                .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+            let bytes = batch.get_array_memory_size() as u64;
+            produced.bytes.fetch_add(bytes, Ordering::Relaxed);
+        }
+        poll
+    }
+}
+
+impl StoppableStream {
+    fn poll_input(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<RecordBatch>>> {
         // Without a CPU limit no clock is read: two system calls per batch saved.
         if !self.signal.0.counts_cpu.load(Ordering::Relaxed) {
             return self.input.poll_next_unpin(cx);

@@ -26,8 +26,15 @@ pub struct AuditRecord {
     /// Tables read and written, as `catalog.schema.table`.
     pub read: Vec<String>,
     pub written: Vec<String>,
+    /// Columns read and written, as `catalog.schema.table.column`.
+    pub columns_read: Vec<String>,
+    pub columns_written: Vec<String>,
+    /// Rows and bytes the query returned.
     pub rows: Option<i64>,
     pub bytes: Option<i64>,
+    /// Rows its scans produced and bytes they read from storage.
+    pub rows_read: Option<i64>,
+    pub bytes_read: Option<i64>,
     /// `ALLOWED`, `DENIED` or `FAILED`.
     pub decision: String,
     pub reason: Option<String>,
@@ -49,8 +56,10 @@ impl Metastore {
             sqlx::query(
                 "INSERT INTO aichemy_audit (event_id, recorded_ms, kind, user_name, roles_json, \
                  source_address, user_agent, action, query_id, read_json, written_json, \
-                 row_count, byte_count, decision, reason) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                 row_count, byte_count, decision, reason, columns_read_json, \
+                 columns_written_json, rows_read, bytes_read) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+                 $16, $17, $18, $19)",
             )
             .bind(&r.event_id)
             .bind(r.recorded_ms)
@@ -67,6 +76,10 @@ impl Metastore {
             .bind(r.bytes)
             .bind(&r.decision)
             .bind(&r.reason)
+            .bind(json_list(&r.columns_read))
+            .bind(json_list(&r.columns_written))
+            .bind(r.rows_read)
+            .bind(r.bytes_read)
             .execute(&mut *tx)
             .await?;
         }
@@ -111,7 +124,8 @@ impl Metastore {
     ) -> Result<Vec<AuditRecord>, MetastoreError> {
         let select = "SELECT event_id, recorded_ms, kind, user_name, roles_json, source_address, \
              user_agent, action, query_id, read_json, written_json, row_count, byte_count, \
-             decision, reason FROM aichemy_audit";
+             decision, reason, columns_read_json, columns_written_json, rows_read, bytes_read \
+             FROM aichemy_audit";
         let order = "ORDER BY recorded_ms DESC, event_id";
         let rows = match user {
             Some(user) => {
@@ -144,6 +158,10 @@ impl Metastore {
                 bytes: row.get(12),
                 decision: row.get(13),
                 reason: row.get(14),
+                columns_read: list_of(row.get(15)),
+                columns_written: list_of(row.get(16)),
+                rows_read: row.get(17),
+                bytes_read: row.get(18),
             })
             .collect())
     }

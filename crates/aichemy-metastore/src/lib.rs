@@ -554,6 +554,9 @@ mod tests {
             bytes: Some(10 * i),
             decision: "ALLOWED".into(),
             read: vec!["iceberg.s.t".into()],
+            columns_read: vec!["iceberg.s.t.a".into()],
+            rows_read: Some(100 * i),
+            bytes_read: Some(1_000 * i),
             ..Default::default()
         };
         let records: Vec<AuditRecord> = (1..=5)
@@ -577,8 +580,11 @@ mod tests {
         let store = Metastore::connect(&url).await.unwrap();
         assert_eq!(store.schema_version().await.unwrap(), 0);
         let report = store.migrate().await.unwrap();
-        assert_eq!(report.applied, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
-        assert_eq!(report.version, 12);
+        assert_eq!(
+            report.applied,
+            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]
+        );
+        assert_eq!(report.version, 13);
         let again = store.migrate().await.unwrap();
         assert!(again.applied.is_empty());
     }

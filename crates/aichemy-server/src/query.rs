@@ -909,42 +909,54 @@ async fn run(
 ) {
     let created_ms = aichemy_engine::audit::now_ms();
     let mut sent = (0u64, 0u64);
+    let io = Arc::new(aichemy_engine::statement_io::StatementIo::default());
     let outcome = run_statement(
         lakehouse.clone(),
         &sql,
         query_id.clone(),
         &client,
-        stop,
+        (stop, io.clone()),
         &events,
         &mut sent,
     )
     .await;
     let error = outcome.err();
-    audit_query(
-        &lakehouse,
-        &sql,
-        query_id,
-        &client,
+    let done = Done {
         sent,
-        error.as_ref(),
+        io: io.take(),
+        error: error.as_ref(),
         created_ms,
-    );
+    };
+    audit_query(&lakehouse, &sql, query_id, &client, done);
     if let Some(error) = error {
         let _ = events.send(Event::Failed(error)).await;
     }
 }
 
-/// One audit record for a query: who ran what, read and wrote which tables, how many rows
-/// came back, and whether it was allowed, refused or failed.
+/// How a query ended: the rows and bytes it returned, what it read and wrote, its error.
+struct Done<'a> {
+    sent: (u64, u64),
+    io: aichemy_engine::statement_io::IoSummary,
+    error: Option<&'a TrinoError>,
+    created_ms: i64,
+}
+
+/// One audit record for a query: who ran what, read and wrote which tables and columns,
+/// how many rows and bytes it read and returned, and whether it was allowed, refused or
+/// failed.
 fn audit_query(
     lakehouse: &Arc<Lakehouse>,
     sql: &str,
     query_id: String,
     client: &ClientSession,
-    (rows, bytes): (u64, u64),
-    error: Option<&TrinoError>,
-    created_ms: i64,
+    done: Done<'_>,
 ) {
+    let Done {
+        sent: (rows, bytes),
+        io,
+        error,
+        created_ms,
+    } = done;
     let (read, written) = aichemy_engine::audit::statement_relations(
         lakehouse,
         client.catalog.as_deref(),
@@ -981,8 +993,12 @@ fn audit_query(
             query_id: Some(query_id),
             read,
             written,
+            columns_read: io.columns_read,
+            columns_written: io.columns_written,
             rows: Some(rows as i64),
             bytes: Some(bytes as i64),
+            rows_read: Some(io.rows_read as i64),
+            bytes_read: Some(io.bytes_read as i64),
             decision: decision.into(),
             reason: error.map(|e| e.message.clone()),
             ..Default::default()
@@ -1011,13 +1027,14 @@ async fn run_statement(
     sql: &str,
     query_id: String,
     client: &ClientSession,
-    stop: StopSignal,
+    (stop, io): (StopSignal, Arc<aichemy_engine::statement_io::StatementIo>),
     events: &mpsc::Sender<Event>,
     sent: &mut (u64, u64),
 ) -> Result<(), TrinoError> {
     let mut budget = lakehouse.read_budget(&client.user).await?;
     let mut session = Session::new(lakehouse, client.user.clone());
     session.stop = stop;
+    session.io = io;
     session.query_id = Some(query_id);
     session.catalog = client.catalog.clone();
     session.schema = client.schema.clone();

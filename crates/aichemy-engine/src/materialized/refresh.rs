@@ -100,6 +100,8 @@ pub(crate) async fn refresh(session: &Session, name: &QualifiedName) -> Result<R
     };
     let columns = crate::lineage::typed_columns(plan.schema().as_arrow());
     crate::lineage::note(name, Some(&columns), &plan, &planned, false);
+    let names = columns.iter().map(|(name, _)| name.clone());
+    session.io.wrote(name.to_string(), names);
     let shape = Shape::of(&definition, &plan);
     // A grouped view's rows carry their state columns: that query is the one run and
     // recorded.

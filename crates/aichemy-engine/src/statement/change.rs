@@ -160,6 +160,9 @@ impl Target {
             (self.rows_name("$rows"), self.name.clone()),
             (self.rows_name("$all"), self.name.clone()),
         ];
+        for (alias, table) in &aliases {
+            session.io.alias(alias.to_string(), table.to_string());
+        }
         let planned = crate::lineage::Planned {
             catalog: session.catalog.as_deref(),
             schema: session.schema.as_deref(),
@@ -348,6 +351,17 @@ impl Target {
         Ok(values)
     }
 
+    /// Notes, for the statement's audit, the columns `values` assign (by position).
+    pub(super) fn note_written(&self, session: &Session, values: &[Option<Expr>]) {
+        let columns = self.table.columns.iter().zip(values);
+        session.io.wrote(
+            self.name.to_string(),
+            columns
+                .filter(|(_, v)| v.is_some())
+                .map(|(c, _)| c.name.clone()),
+        );
+    }
+
     /// The position of the column an assignment or an INSERT names (`c` or `t.c`).
     pub(super) fn column_index(&self, column: &ObjectName) -> Result<usize> {
         let wanted = match column.0.last().and_then(|part| part.as_ident()) {
@@ -508,6 +522,7 @@ pub(crate) async fn update(session: &Session, update: Update) -> Result<u64> {
     let (name, alias) = single_table(&update.table)?;
     let target = Target::load(session, name, alias).await?;
     let values = target.assigned(&update.assignments, "Multiple updates to the same column")?;
+    target.note_written(session, &values);
     let condition = update.selection.map(name_in_subqueries);
     let (files, count) = target.touched(session, condition.clone()).await?;
     if files.is_empty() {

@@ -83,6 +83,7 @@ pub(crate) async fn merge(session: &Session, merge: Merge) -> Result<u64> {
                     &update.assignments,
                     "Merge column name is specified more than once",
                 )?;
+                target.note_written(session, &values);
                 clauses.matched.push(Action::Update(values));
                 matched_whens.push(predicate);
             }
@@ -126,6 +127,7 @@ pub(crate) async fn merge(session: &Session, merge: Merge) -> Result<u64> {
                 for (position, value) in positions.into_iter().zip(row) {
                     values[position] = Some(value.clone());
                 }
+                target.note_written(session, &values);
                 clauses.not_matched.push(Action::Insert(values));
                 not_matched_whens.push(predicate);
             }

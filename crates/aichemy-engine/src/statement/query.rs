@@ -7,7 +7,6 @@ use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef, UInt64Type};
 use datafusion::catalog::TableProvider;
 use datafusion::common::Column;
-use datafusion::dataframe::DataFrame;
 use datafusion::datasource::provider_as_source;
 use datafusion::execution::context::SessionState;
 use datafusion::execution::SendableRecordBatchStream;
@@ -50,9 +49,21 @@ pub(crate) async fn execute(
     plan: LogicalPlan,
     state: SessionState,
 ) -> Result<SendableRecordBatchStream> {
-    let frame = DataFrame::new(state, plan);
-    let task = Arc::new(frame.task_ctx());
-    let physical = stoppable(frame.create_physical_plan().await?, &session.stop)?;
+    // What `SessionState::create_physical_plan` does, keeping the optimized plan: it names
+    // the columns the scans read, for the statement's audit.
+    let optimized = state.optimize(&plan)?;
+    let physical = state
+        .query_planner()
+        .create_physical_plan(&optimized, &state)
+        .await?;
+    let physical = stoppable(physical, &session.stop)?;
+    session.io.planned(
+        &optimized,
+        &physical,
+        session.catalog.as_deref(),
+        session.schema.as_deref(),
+    );
+    let task = Arc::new(datafusion::execution::TaskContext::from(&state));
     Ok(datafusion::physical_plan::execute_stream(physical, task)?)
 }
 
@@ -219,6 +230,8 @@ async fn write(
             aliases: &[],
         };
         crate::lineage::note(target, Some(&columns), &plan, &planned, false);
+        let names = columns.into_iter().map(|(name, _)| name);
+        session.io.wrote(target.to_string(), names);
     }
     let batches: Vec<_> =
         futures::TryStreamExt::try_collect(execute(session, plan, state).await?).await?;

@@ -1,0 +1,159 @@
+//! What a statement read and wrote, for its audit record: the columns each plan's scans
+//! read (from the optimized logical plan, so after projection pushdown: what is really
+//! read), the columns each write wrote, and, once the plans have run, the rows their scans
+//! produced and the bytes they read from storage (from the physical plans' metrics).
+//!
+//! A [`crate::Session`] holds one; every plan the statement runs passes through
+//! [`StatementIo::planned`] (`statement/query.rs` starts them all), and the write paths
+//! report their targets through [`StatementIo::wrote`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::ExecutionPlan;
+
+/// The collector of one statement (or of a shell's statements until [`StatementIo::take`]).
+#[derive(Debug, Default)]
+pub struct StatementIo {
+    inner: Mutex<Collected>,
+}
+
+#[derive(Debug, Default)]
+struct Collected {
+    read: BTreeMap<String, BTreeSet<String>>,
+    written: BTreeMap<String, BTreeSet<String>>,
+    plans: Vec<Arc<dyn ExecutionPlan>>,
+    /// Names a plan reads a table by (a row-level change's `$rows`), with the table's.
+    aliases: BTreeMap<String, String>,
+}
+
+/// What a statement read and wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IoSummary {
+    /// `catalog.schema.table.column`, sorted.
+    pub columns_read: Vec<String>,
+    pub columns_written: Vec<String>,
+    /// Rows the scans produced (after the filters pushed into them).
+    pub rows_read: u64,
+    /// Bytes the scans read from files where they report it (Parquet's `bytes_scanned`),
+    /// else the bytes of the columns they produced.
+    pub bytes_read: u64,
+}
+
+impl StatementIo {
+    /// Notes what an optimized plan reads (`catalog`/`schema` complete partial names) and
+    /// keeps its physical plan for the metrics of its run. An `EXPLAIN` reads nothing.
+    pub(crate) fn planned(
+        &self,
+        optimized: &LogicalPlan,
+        physical: &Arc<dyn ExecutionPlan>,
+        catalog: Option<&str>,
+        schema: Option<&str>,
+    ) {
+        if matches!(optimized, LogicalPlan::Explain(_)) {
+            return;
+        }
+        let mut scans = Vec::new();
+        let _ = optimized.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node {
+                let name = match (&scan.table_name, catalog, schema) {
+                    (datafusion::sql::TableReference::Bare { table }, Some(c), Some(s)) => {
+                        format!("{c}.{s}.{table}")
+                    }
+                    (datafusion::sql::TableReference::Partial { schema, table }, Some(c), _) => {
+                        format!("{c}.{schema}.{table}")
+                    }
+                    (reference, _, _) => reference.to_string(),
+                };
+                let columns: Vec<String> = scan
+                    .projected_schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect();
+                scans.push((name, columns));
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        let mut inner = self.inner.lock().expect("not poisoned");
+        for (name, columns) in scans {
+            let name = inner.aliases.get(&name).cloned().unwrap_or(name);
+            inner.read.entry(name).or_default().extend(columns);
+        }
+        inner.plans.push(physical.clone());
+    }
+
+    /// Reads of `alias` are reads of `table` (both `catalog.schema.table`).
+    pub(crate) fn alias(&self, alias: String, table: String) {
+        let mut inner = self.inner.lock().expect("not poisoned");
+        inner.aliases.insert(alias, table);
+    }
+
+    /// Notes the columns a write wrote to `table` (`catalog.schema.table`).
+    pub(crate) fn wrote(&self, table: String, columns: impl IntoIterator<Item = String>) {
+        let mut inner = self.inner.lock().expect("not poisoned");
+        inner.written.entry(table).or_default().extend(columns);
+    }
+
+    /// What was collected, emptied for the next statement.
+    pub fn take(&self) -> IoSummary {
+        let collected = std::mem::take(&mut *self.inner.lock().expect("not poisoned"));
+        let flatten = |tables: BTreeMap<String, BTreeSet<String>>| {
+            tables
+                .into_iter()
+                .flat_map(|(table, columns)| {
+                    columns
+                        .into_iter()
+                        .filter(|c| !c.starts_with('$'))
+                        .map(move |c| format!("{table}.{c}"))
+                })
+                .collect()
+        };
+        let (mut rows_read, mut bytes_read) = (0, 0);
+        for plan in &collected.plans {
+            scanned(plan.as_ref(), &mut rows_read, &mut bytes_read);
+        }
+        IoSummary {
+            columns_read: flatten(collected.read),
+            columns_written: flatten(collected.written),
+            rows_read,
+            bytes_read,
+        }
+    }
+}
+
+/// Adds the rows the scans (leaves) of `plan` produced and the bytes they read: those the
+/// scan reports reading from files (Parquet's `bytes_scanned`), else the bytes of the
+/// columns it produced.
+fn scanned(plan: &dyn ExecutionPlan, rows: &mut u64, bytes: &mut u64) {
+    let bytes_scanned = |scan: &dyn ExecutionPlan| {
+        let metrics = scan.metrics()?;
+        metrics
+            .sum_by_name("bytes_scanned")
+            .map(|v| v.as_usize() as u64)
+    };
+    if let Some((scan, produced)) = plan
+        .as_any()
+        .downcast_ref::<crate::stop::StoppableExec>()
+        .and_then(|exec| exec.scan())
+    {
+        *rows += produced.rows.load(Ordering::Relaxed);
+        *bytes +=
+            bytes_scanned(scan.as_ref()).unwrap_or_else(|| produced.bytes.load(Ordering::Relaxed));
+        return;
+    }
+    let children = plan.children();
+    if children.is_empty() {
+        // A plan run as planned (EXPLAIN ANALYZE): what the scan's metrics say.
+        if let Some(metrics) = plan.metrics() {
+            *rows += metrics.output_rows().unwrap_or(0) as u64;
+        }
+        *bytes += bytes_scanned(plan).unwrap_or(0);
+    }
+    for child in children {
+        scanned(child.as_ref(), rows, bytes);
+    }
+}
