@@ -152,3 +152,78 @@ def test_a_jwks_url_serves_the_keys_and_their_rotation(tmp_path):
     finally:
         server.stop()
         idp.shutdown()
+
+
+def test_the_token_maps_its_user_and_groups_and_impersonation_follows_the_rules(tmp_path):
+    """Trino's `jwt.user-mapping.pattern` and a groups claim (as its OAuth2 `groups-field`),
+    whose groups the rules file matches; `X-Trino-User` naming another user is impersonation,
+    allowed only by the rules file's `impersonation` section."""
+    key = new_key()
+    pem = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+    (tmp_path / "idp.pem").write_bytes(pem)
+    (tmp_path / "rules.json").write_text(json.dumps({
+        "catalogs": [{"allow": "all"}],
+        "schemas": [{"owner": True}],
+        "tables": [
+            {"user": "root", "privileges": ["SELECT", "INSERT", "OWNERSHIP"]},
+            {"group": "sales", "schema": "sales", "privileges": ["SELECT"]},
+        ],
+        "impersonation": [
+            {"original_user": "svc_(.*)", "new_user": "$1"},
+        ],
+        "system_information": [{"user": "root", "allow": ["read"]}],
+    }))
+    (tmp_path / "access-control.properties").write_text(
+        "access-control.name=file\nsecurity.config-file=rules.json\n")
+    server = Server(tmp_path / "warehouse",
+                    "--access-control-config", str(tmp_path / "access-control.properties"),
+                    env={"AICHEMY_SERVER__JWT_KEY_FILE": str(tmp_path / "idp.pem"),
+                         "AICHEMY_SERVER__JWT_REQUIRED_ISSUER": ISSUER,
+                         "AICHEMY_SERVER__JWT_REQUIRED_AUDIENCE": AUDIENCE,
+                         "AICHEMY_SERVER__JWT_USER_MAPPING_PATTERN": "(.*)@example\\.org",
+                         "AICHEMY_SERVER__JWT_GROUPS_FIELD": "groups"})
+    server.certificate = tmp_path / "warehouse" / "tls" / "aichemy.crt"
+
+    def as_user(bearer, sql, user=None):
+        cursor = trino.dbapi.connect(
+            host="localhost", port=server.https_port, http_scheme="https", user=user,
+            auth=JWTAuthentication(bearer), verify=str(server.certificate)).cursor()
+        cursor.execute(sql)
+        return cursor.fetchall()
+
+    try:
+        root = token(key, sub="root@example.org")
+        as_user(root, "CREATE SCHEMA iceberg.sales")
+        as_user(root, "CREATE TABLE iceberg.sales.orders AS SELECT 1 AS id")
+        ann = token(key, sub="ann@example.org", groups=["sales"])
+        assert as_user(ann, "SELECT current_user") == [["ann"]]
+        assert as_user(ann, "SELECT id FROM iceberg.sales.orders") == [[1]]
+        # Her next token no longer lists the group: her groups follow the token.
+        with pytest.raises(trino.exceptions.TrinoUserError) as failure:
+            as_user(token(key, sub="ann@example.org", groups=[]),
+                    "SELECT id FROM iceberg.sales.orders")
+        assert failure.value.message == (
+            "Access Denied: Cannot select from table iceberg.sales.orders")
+        # A principal the pattern does not map, or a groups claim that is no list, is refused.
+        refused(server, token(key, sub="ann@evil.org"))
+        refused(server, token(key, sub="ann@example.org", groups="sales"))
+        # svc_ann may act as ann, with ann's rights; not as anyone else.
+        service = token(key, sub="svc_ann@example.org", groups=["sales"])
+        assert as_user(service, "SELECT current_user", user="ann") == [["ann"]]
+        with pytest.raises(trino.exceptions.HttpError) as failure:
+            as_user(service, "SELECT 1", user="root")
+        assert "403" in str(failure.value)
+        assert "User svc_ann cannot impersonate user root" in str(failure.value)
+        # Both decisions are audited under the signed-in user.
+        deadline = time.monotonic() + 10
+        while True:
+            rows = as_user(root, "SELECT action, decision FROM system.runtime.audit "
+                                 "WHERE kind = 'AUTHENTICATION' AND user = 'svc_ann' "
+                                 "AND action LIKE 'impersonate%' ORDER BY decision")
+            if len(rows) == 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert rows == [["impersonate ann", "ALLOWED"], ["impersonate root", "DENIED"]]
+    finally:
+        server.stop()

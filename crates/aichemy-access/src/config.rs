@@ -251,6 +251,8 @@ pub struct Policy {
     /// The users holding `admin` under SQL grants.
     admins: BTreeSet<String>,
     groups: Option<Reloading<GroupFile>>,
+    /// The groups identity providers last named for each user (a JWT's groups claim).
+    claimed: std::sync::RwLock<std::collections::HashMap<String, BTreeSet<String>>>,
 }
 
 impl Policy {
@@ -282,6 +284,7 @@ impl Policy {
             rules,
             admins,
             groups,
+            claimed: Default::default(),
         })
     }
 
@@ -301,11 +304,24 @@ impl Policy {
         &self.admins
     }
 
-    /// The groups of `user` (none without a group file).
+    /// The groups of `user`: those the group file gives her and those her identity
+    /// provider last named.
     pub fn groups_of(&self, user: &str) -> Result<std::collections::BTreeSet<String>, RulesError> {
-        match &self.groups {
-            None => Ok(Default::default()),
-            Some(groups) => Ok(groups.current()?.groups_of(user)),
+        let mut groups = match &self.groups {
+            None => BTreeSet::new(),
+            Some(groups) => groups.current()?.groups_of(user),
+        };
+        let claimed = self.claimed.read().unwrap_or_else(|e| e.into_inner());
+        groups.extend(claimed.get(user).into_iter().flatten().cloned());
+        Ok(groups)
+    }
+
+    /// Records the groups an identity provider names for `user` as she signs in (a JWT's
+    /// groups claim); they replace those it named before.
+    pub fn claim_groups(&self, user: &str, groups: BTreeSet<String>) {
+        let mut claimed = self.claimed.write().unwrap_or_else(|e| e.into_inner());
+        if claimed.get(user) != Some(&groups) {
+            claimed.insert(user.to_string(), groups);
         }
     }
 }

@@ -412,6 +412,12 @@ pub struct ServerConfig {
     pub jwt_required_audience: Option<String>,
     /// The claim naming the user (`…jwt.principal-field`). Default: `sub`.
     pub jwt_principal_field: String,
+    /// A regular expression the principal must match; its first group is the user
+    /// (`…jwt.user-mapping.pattern`). Default: the principal is the user.
+    pub jwt_user_mapping_pattern: Option<String>,
+    /// The claim listing the user's groups, an array of names (as Trino's OAuth2
+    /// `groups-field`); they join those of the group file. Default: none.
+    pub jwt_groups_field: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -442,6 +448,8 @@ impl Default for ServerConfig {
             jwt_required_issuer: None,
             jwt_required_audience: None,
             jwt_principal_field: "sub".to_string(),
+            jwt_user_mapping_pattern: None,
+            jwt_groups_field: None,
         }
     }
 }
@@ -596,6 +604,10 @@ impl Config {
                 self.server.jwt_required_audience = Some(value.to_string())
             }
             "server.jwt_principal_field" => self.server.jwt_principal_field = value.to_string(),
+            "server.jwt_user_mapping_pattern" => {
+                self.server.jwt_user_mapping_pattern = Some(value.to_string())
+            }
+            "server.jwt_groups_field" => self.server.jwt_groups_field = Some(value.to_string()),
             "server.user_read_rows_per_query" => {
                 self.server.user_read_rows_per_query = Some(parse(key, value)?)
             }

@@ -564,6 +564,7 @@ async fn commit(
             })?,
         };
         let folded = debezium::fold(&rows_batch, &key).map_err(JobError::fatal)?;
+        target.check_owner(true)?;
         changes::merge_batches(
             rows,
             schema,

@@ -528,6 +528,7 @@ impl Job {
             position
         };
         let text = recorded.text();
+        target.table.check_owner(mirror)?;
         let committed = rows
             .commit_recording(
                 files,
@@ -944,6 +945,7 @@ impl Job {
             let batch = std::mem::take(&mut target.pending);
             let bytes = changes::bytes(&batch);
             let written = if mirror {
+                target.table.check_owner(true)?;
                 let folded = changes::fold(batch, &target.key)?;
                 changes::merge(
                     &rows,

@@ -162,8 +162,32 @@ impl Table {
         Ok(())
     }
 
+    /// Refuses a commit the job's owner may no longer make (a revoked grant, a changed
+    /// rules file): appending needs INSERT; a mirror, which changes rows in place, DELETE
+    /// and UPDATE as well. The refusal is fatal: the job fails until `ALTER INGESTION …
+    /// RESUME` after the owner's rights are restored.
+    pub fn check_owner(&self, changes_rows: bool) -> Result<(), JobError> {
+        let Some(access) = self
+            .lakehouse
+            .access_as(&self.owner, &aichemy_access::RoleSelection::All)?
+        else {
+            return Ok(());
+        };
+        let table =
+            aichemy_access::TableName::new(&self.name.catalog, &self.name.schema, &self.name.name);
+        let checked = access.check(|p, who| {
+            p.check_can_insert(who, &table)?;
+            if changes_rows {
+                p.check_can_delete(who, &table)?;
+                p.check_can_update(who, &table, &[])?;
+            }
+            Ok(())
+        });
+        checked.map_err(|e| JobError::fatal(format!("{} (as {})", e.message, self.owner)))
+    }
+
     /// Appends `batch` recording `position` for `job`, if the table still records
-    /// `expected`.
+    /// `expected`; its owner must still be allowed to insert.
     pub async fn append(
         &self,
         rows: &Arc<dyn RowLevelTable>,
@@ -172,6 +196,7 @@ impl Table {
         expected: Option<&str>,
         position: &str,
     ) -> Result<u64, JobError> {
+        self.check_owner(false)?;
         let batch = with_ingested_date(batch)?;
         let schema = batch.schema();
         let stream = Box::pin(RecordBatchStreamAdapter::new(

@@ -2,7 +2,8 @@
 //! (`http-server.authentication.jwt.*`): signed with a key from a PEM file or from a JWKS
 //! URL (read again when a token names a key it has not seen, at most every 5 seconds), with
 //! the required issuer and audience, the user read from the principal field (`sub` by
-//! default). Only asymmetric signatures are accepted (RSA, ECDSA, EdDSA): a public key
+//! default) through the user-mapping pattern, and her groups from the groups field when
+//! one is configured. Only asymmetric signatures are accepted (RSA, ECDSA, EdDSA): a public key
 //! never verifies a token signed with itself as an HMAC secret.
 
 use std::sync::Mutex;
@@ -31,6 +32,15 @@ pub struct JwtAuthenticator {
     issuer: Option<String>,
     audience: Option<String>,
     principal_field: String,
+    user_mapping: Option<regex::Regex>,
+    groups_field: Option<String>,
+}
+
+/// Who a token names: the user and the groups its groups claim lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenUser {
+    pub user: String,
+    pub groups: Option<std::collections::BTreeSet<String>>,
 }
 
 impl std::fmt::Debug for JwtAuthenticator {
@@ -78,16 +88,27 @@ impl JwtAuthenticator {
                 std::fs::read(source).map_err(|e| format!("server.jwt_key_file {source}: {e}"))?;
             Keys::Pem(pem_key(&pem).map_err(|e| format!("server.jwt_key_file {source}: {e}"))?)
         };
+        let user_mapping = server
+            .jwt_user_mapping_pattern
+            .as_deref()
+            .map(|pattern| {
+                // The whole principal must match, as Java's `Matcher.matches` asks.
+                regex::Regex::new(&format!("^(?:{pattern})$"))
+                    .map_err(|e| format!("server.jwt_user_mapping_pattern: {e}"))
+            })
+            .transpose()?;
         Ok(Some(Self {
             keys,
             issuer: server.jwt_required_issuer.clone(),
             audience: server.jwt_required_audience.clone(),
             principal_field: server.jwt_principal_field.clone(),
+            user_mapping,
+            groups_field: server.jwt_groups_field.clone(),
         }))
     }
 
     /// The user a token names, or why it is refused.
-    pub async fn user(&self, token: &str) -> Result<String, String> {
+    pub async fn user(&self, token: &str) -> Result<TokenUser, String> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| format!("{e}"))?;
         if !asymmetric(header.alg) {
             return Err(format!("the {:?} algorithm is not accepted", header.alg));
@@ -110,13 +131,29 @@ impl JwtAuthenticator {
         let claims = jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
             .map_err(|e| format!("{e}"))?
             .claims;
-        match claims.get(&self.principal_field) {
-            Some(serde_json::Value::String(user)) if !user.is_empty() => Ok(user.clone()),
-            _ => Err(format!(
-                "the token has no principal field {}",
-                self.principal_field
-            )),
-        }
+        let principal = match claims.get(&self.principal_field) {
+            Some(serde_json::Value::String(principal)) if !principal.is_empty() => principal,
+            _ => {
+                return Err(format!(
+                    "the token has no principal field {}",
+                    self.principal_field
+                ))
+            }
+        };
+        let user = match &self.user_mapping {
+            None => principal.clone(),
+            Some(pattern) => pattern
+                .captures(principal)
+                .map(|c| c.get(1).unwrap_or_else(|| c.get(0).expect("whole match")))
+                .map(|m| m.as_str().to_string())
+                .filter(|user| !user.is_empty())
+                .ok_or("No user mapping patterns match the principal")?,
+        };
+        let groups = match &self.groups_field {
+            None => None,
+            Some(field) => Some(groups_claim(claims.get(field), field)?),
+        };
+        Ok(TokenUser { user, groups })
     }
 
     async fn key(&self, kid: Option<&str>) -> Result<DecodingKey, String> {
@@ -166,6 +203,34 @@ impl JwtAuthenticator {
             .and_then(|(_, set)| find(set))
             .ok_or("the token's key is not among the identity provider's")?;
         DecodingKey::from_jwk(&jwk).map_err(|e| format!("{e}"))
+    }
+}
+
+impl TokenUser {
+    /// Her user name, the groups the token lists recorded as hers (they decide what the
+    /// access policy lets her do, beside those of the group file).
+    pub fn signed_in(self, lakehouse: &aichemy_engine::Lakehouse) -> String {
+        if let (Some(groups), Some(policy)) = (self.groups, lakehouse.policy()) {
+            policy.claim_groups(&self.user, groups);
+        }
+        self.user
+    }
+}
+
+/// The groups a groups claim lists: an array of names (a token without the claim names
+/// none).
+fn groups_claim(
+    claim: Option<&serde_json::Value>,
+    field: &str,
+) -> Result<std::collections::BTreeSet<String>, String> {
+    let invalid = || format!("the token's {field} claim is not an array of group names");
+    match claim {
+        None | Some(serde_json::Value::Null) => Ok(Default::default()),
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .map(|item| item.as_str().map(str::to_string).ok_or_else(invalid))
+            .collect(),
+        Some(_) => Err(invalid()),
     }
 }
 

@@ -477,7 +477,10 @@ async fn authenticate(
             ));
         }
         return match jwt.user(token).await {
-            Ok(user) => acting_as(user, named),
+            Ok(user) => {
+                let user = user.signed_in(app.queries.lakehouse());
+                acting_as(app, (headers, client), user, named)
+            }
             Err(problem) => {
                 tracing::info!(problem, "JWT authentication failed");
                 let refusal = format!("Authentication failed: {problem}");
@@ -524,7 +527,7 @@ async fn authenticate(
                 );
                 return Err(unauthorized(refusal));
             }
-            acting_as(user, named)
+            acting_as(app, (headers, client), user, named)
         }
         Some(_) if !app.security.allow_insecure_over_http => Err(refuse(
             StatusCode::FORBIDDEN,
@@ -545,17 +548,38 @@ async fn authenticate(
     }
 }
 
-/// The authenticated `user`, unless the request names another (`X-Trino-User`): no user
-/// acts as another.
+/// The user a request authenticated as `user` acts as: `user`, or the user it names
+/// (`X-Trino-User`) when the access policy's impersonation rules let `user` act as that
+/// user (Trino's `impersonation` section; without a policy, or with SQL grants, no user
+/// acts as another).
 // The answer `authenticate` gives, which is a whole response when refused.
 #[allow(clippy::result_large_err)]
-fn acting_as(user: String, named: Option<String>) -> Result<String, Response> {
-    match named {
-        Some(named) if named != user => Err(refuse(
-            StatusCode::FORBIDDEN,
-            &format!("Access Denied: User {user} cannot impersonate user {named}"),
+fn acting_as(
+    app: &App,
+    (headers, client): (&HeaderMap, ClientAddress),
+    user: String,
+    named: Option<String>,
+) -> Result<String, Response> {
+    let Some(named) = named.filter(|named| *named != user) else {
+        return Ok(user);
+    };
+    let lakehouse = app.queries.lakehouse();
+    let allowed = match lakehouse.access_as(&user, &aichemy_access::RoleSelection::All) {
+        Ok(Some(access)) => access
+            .rules
+            .check_can_impersonate_user(&access.identity, &named)
+            .map_err(|denied| denied.to_string()),
+        Ok(None) => Err(format!(
+            "Access Denied: User {user} cannot impersonate user {named}"
         )),
-        _ => Ok(user),
+        Err(e) => Err(e.message),
+    };
+    let action = format!("impersonate {named}");
+    let refusal = allowed.as_ref().err().map(String::as_str);
+    audit_authentication(lakehouse, Some(&user), client.0, headers, &action, refusal);
+    match allowed {
+        Ok(()) => Ok(named),
+        Err(message) => Err(refuse(StatusCode::FORBIDDEN, &message)),
     }
 }
 

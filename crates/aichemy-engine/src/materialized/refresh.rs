@@ -135,6 +135,11 @@ pub(crate) async fn refresh(session: &Session, name: &QualifiedName) -> Result<R
     let result = match incremental {
         Ok(None) => return Ok(RefreshReport { rows: 0 }),
         Ok(Some(sources)) => {
+            // Only the changes are read, through providers of the refresh's own: the
+            // definition's reads are checked under the policy first, as a full refresh's.
+            if session.access()?.is_some() {
+                crate::access::guard::check_reads(&plan, &state).await?;
+            }
             let recorded = RefreshState {
                 sources: versions,
                 refreshed_at_ms: now_ms(),

@@ -170,9 +170,12 @@ async fn user_of(
             }
         }
         if let Some(jwt) = &app.security.jwt {
-            return jwt.user(token).await.map_err(|problem| {
-                RestError::unauthorized(&format!("Authentication failed: {problem}"))
-            });
+            return match jwt.user(token).await {
+                Ok(user) => Ok(user.signed_in(&app.lakehouse)),
+                Err(problem) => Err(RestError::unauthorized(&format!(
+                    "Authentication failed: {problem}"
+                ))),
+            };
         }
         return Err(RestError::unauthorized(
             "The bearer token is invalid or expired",
