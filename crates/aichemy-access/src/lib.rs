@@ -110,4 +110,6 @@ pub struct RulesError(pub String);
 pub struct Denied(pub String);
 
 #[cfg(test)]
+mod docs_examples;
+#[cfg(test)]
 mod tests;
