@@ -412,6 +412,9 @@ pub struct ServerConfig {
     pub jwt_required_audience: Option<String>,
     /// The claim naming the user (`…jwt.principal-field`). Default: `sub`.
     pub jwt_principal_field: String,
+    /// A port serving `/metrics` alone, without authentication, for a Prometheus on a
+    /// trusted network. Default: none (`/metrics` on the server's own ports, signed in).
+    pub metrics_port: Option<u16>,
     /// A regular expression the principal must match; its first group is the user
     /// (`…jwt.user-mapping.pattern`). Default: the principal is the user.
     pub jwt_user_mapping_pattern: Option<String>,
@@ -450,6 +453,7 @@ impl Default for ServerConfig {
             jwt_principal_field: "sub".to_string(),
             jwt_user_mapping_pattern: None,
             jwt_groups_field: None,
+            metrics_port: None,
         }
     }
 }
@@ -573,6 +577,7 @@ impl Config {
             "server.bind" => self.server.bind = value.to_string(),
             "server.http_port" => self.server.http_port = parse(key, value)?,
             "server.https_port" => self.server.https_port = parse(key, value)?,
+            "server.metrics_port" => self.server.metrics_port = Some(parse(key, value)?),
             "server.password_authentication" => {
                 self.server.password_authentication = parse(key, value)?
             }

@@ -44,7 +44,7 @@ pub const VERSION: &str = concat!("aichemy-", env!("CARGO_PKG_VERSION"));
 pub use access::Access;
 pub use aichemy_federation::TRINO_TYPE_KEY;
 pub use catalog::lakehouse::{
-    CatalogEntry, ExternalCatalog, Lakehouse, QualifiedName, QueryLog, QueryRecord,
+    CatalogEntry, ExternalCatalog, Lakehouse, PoolUse, QualifiedName, QueryLog, QueryRecord,
     BUILTIN_CATALOGS,
 };
 pub use error::{ErrorCode, ErrorLocation, ErrorType, TrinoError};

@@ -41,6 +41,8 @@ pub struct IoSummary {
     /// Bytes the scans read from files where they report it (Parquet's `bytes_scanned`),
     /// else the bytes of the columns they produced.
     pub bytes_read: u64,
+    /// Bytes the operators spilled to disk.
+    pub spilled_bytes: u64,
 }
 
 impl StatementIo {
@@ -112,17 +114,32 @@ impl StatementIo {
                 })
                 .collect()
         };
-        let (mut rows_read, mut bytes_read) = (0, 0);
+        let (mut rows_read, mut bytes_read, mut spilled_bytes) = (0, 0, 0);
         for plan in &collected.plans {
             scanned(plan.as_ref(), &mut rows_read, &mut bytes_read);
+            spilled_bytes += spilled(plan.as_ref());
         }
         IoSummary {
             columns_read: flatten(collected.read),
             columns_written: flatten(collected.written),
             rows_read,
             bytes_read,
+            spilled_bytes,
         }
     }
+}
+
+/// The bytes the operators of `plan` spilled.
+fn spilled(plan: &dyn ExecutionPlan) -> u64 {
+    let own = plan
+        .metrics()
+        .and_then(|m| m.spilled_bytes())
+        .map_or(0, |b| b as u64);
+    own + plan
+        .children()
+        .into_iter()
+        .map(|child| spilled(child.as_ref()))
+        .sum::<u64>()
 }
 
 /// Adds the rows the scans (leaves) of `plan` produced and the bytes they read: those the

@@ -94,6 +94,8 @@ struct Running {
     restart_at: Option<Instant>,
     /// When the task was started.
     started: Instant,
+    /// The rows its status counted when last reported to the metrics.
+    reported_rows: u64,
 }
 
 /// A job that ran this long before it failed starts again without waiting longer.
@@ -102,6 +104,23 @@ const HEALTHY_RUN: Duration = Duration::from_secs(60);
 impl Running {
     fn status_json(&self) -> String {
         serde_json::to_string(&*self.status.lock().unwrap()).unwrap_or_default()
+    }
+
+    /// Reports the job's lag and the rows it committed since the last report (all of
+    /// its count when it started again from zero) to the metrics.
+    fn report(&mut self, name: &str) {
+        let status = self.status.lock().unwrap();
+        // Named `ingestion`: Prometheus keeps `job` for the scrape job.
+        let job = name.to_string();
+        if let Some(lag) = status.lag {
+            metrics::gauge!("aichemy_ingestion_lag", "ingestion" => job.clone()).set(lag as f64);
+        }
+        let added = status
+            .rows
+            .checked_sub(self.reported_rows)
+            .unwrap_or(status.rows);
+        metrics::counter!("aichemy_ingestion_rows_total", "ingestion" => job).increment(added);
+        self.reported_rows = status.rows;
     }
 }
 
@@ -183,6 +202,9 @@ impl Runner {
                 continue;
             }
             self.supervise(record).await?;
+            if let Some(job) = self.jobs.get_mut(name) {
+                job.report(name);
+            }
         }
         Ok(())
     }
@@ -269,6 +291,9 @@ impl Runner {
             }
         });
         tracing::info!(ingestion = name, node = %self.node, "ingestion job started");
+        // What the counters hold already was reported before (here, or by the node
+        // that held the job).
+        let reported_rows = status.lock().unwrap().rows;
         self.jobs.insert(
             name.to_string(),
             Running {
@@ -278,6 +303,7 @@ impl Runner {
                 failures,
                 restart_at: None,
                 started: Instant::now(),
+                reported_rows,
             },
         );
         Ok(())

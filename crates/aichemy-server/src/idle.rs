@@ -41,8 +41,15 @@ pub struct IdleStream<S> {
     deadline: Pin<Box<Sleep>>,
 }
 
+impl<S> Drop for IdleStream<S> {
+    fn drop(&mut self) {
+        metrics::gauge!("aichemy_open_connections").decrement(1);
+    }
+}
+
 impl<S> IdleStream<S> {
     pub fn new(inner: S, idle: Duration) -> Self {
+        metrics::gauge!("aichemy_open_connections").increment(1);
         Self {
             inner,
             idle,

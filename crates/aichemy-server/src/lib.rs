@@ -16,6 +16,7 @@ mod encode;
 pub mod iceberg_rest;
 mod idle;
 pub mod jwt;
+mod metrics;
 pub mod private_file;
 #[cfg(test)]
 mod protocol_fuzz;
@@ -114,6 +115,10 @@ pub struct ServeOptions {
     pub query_runtime: tokio::runtime::Handle,
     /// How many queries run at once and how many may wait.
     pub admission: Admission,
+    /// This server's name, the `node` label of its metrics.
+    pub node: String,
+    /// A listener serving `/metrics` alone, without authentication, for scrapers.
+    pub metrics: Option<SocketAddr>,
 }
 
 #[derive(Clone)]
@@ -138,8 +143,14 @@ pub fn router(queries: Queries, scheme: &'static str, security: Security) -> Rou
         )
         .route("/v1/query/{id}", get(query_info).delete(cancel_query))
         .route("/v1/info", get(info))
+        .route("/metrics", get(metrics::scrape))
         .layer(DefaultBodyLimit::max(MAX_STATEMENT_BYTES))
         .with_state(app)
+}
+
+/// The routes of one listener, each request counted and timed by route and status.
+fn counted(router: Router) -> Router {
+    router.layer(axum::middleware::from_fn(metrics::http))
 }
 
 /// Binds `addr` now, so a taken port is an error at startup rather than later.
@@ -155,6 +166,7 @@ pub async fn serve(
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    metrics::install(&options.node);
     let queries = Queries::new(
         lakehouse.clone(),
         options.query_runtime.clone(),
@@ -177,13 +189,15 @@ pub async fn serve(
                 idle: options.idle_timeout,
             })
             .handle(handle.clone());
-        let app = router(queries.clone(), "http", options.security.clone()).nest(
-            "/iceberg",
-            iceberg_rest::router(
-                lakehouse.clone(),
-                "http",
-                options.security.clone(),
-                tokens.clone(),
+        let app = counted(
+            router(queries.clone(), "http", options.security.clone()).nest(
+                "/iceberg",
+                iceberg_rest::router(
+                    lakehouse.clone(),
+                    "http",
+                    options.security.clone(),
+                    tokens.clone(),
+                ),
             ),
         );
         aichemy_task::spawn_in(
@@ -205,19 +219,36 @@ pub async fn serve(
         let server = axum_server::from_tcp(listener)
             .acceptor(acceptor)
             .handle(handle.clone());
-        let app = router(queries.clone(), "https", options.security.clone()).nest(
-            "/iceberg",
-            iceberg_rest::router(
-                lakehouse.clone(),
-                "https",
-                options.security.clone(),
-                tokens.clone(),
+        let app = counted(
+            router(queries.clone(), "https", options.security.clone()).nest(
+                "/iceberg",
+                iceberg_rest::router(
+                    lakehouse.clone(),
+                    "https",
+                    options.security.clone(),
+                    tokens.clone(),
+                ),
             ),
         );
         aichemy_task::spawn_in(
             &mut servers,
             "https server",
             server.serve(app.into_make_service_with_connect_info::<SocketAddr>()),
+        );
+    }
+    if let Some(addr) = options.metrics {
+        let listener = bind(addr)?;
+        tracing::info!(address = %listener.local_addr()?, "metrics listening (http, no authentication)");
+        let server = axum_server::from_tcp(listener).handle(handle.clone());
+        let (lakehouse, queries) = (lakehouse.clone(), queries.clone());
+        let app = Router::new().route(
+            "/metrics",
+            get(move || async move { metrics::exposition(&lakehouse, &queries) }),
+        );
+        aichemy_task::spawn_in(
+            &mut servers,
+            "metrics server",
+            server.serve(app.into_make_service()),
         );
     }
     let reaper = {
@@ -399,6 +430,9 @@ pub(crate) fn audit_authentication(
     action: &str,
     refusal: Option<&str>,
 ) {
+    if matches!(action, "password" | "jwt") {
+        metrics::authenticated(action, refusal.is_none());
+    }
     lakehouse.audit(aichemy_engine::audit::AuditEvent {
         record: aichemy_metastore::AuditRecord {
             kind: "AUTHENTICATION".into(),

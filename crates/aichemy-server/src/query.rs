@@ -674,12 +674,24 @@ impl Queries {
         // Every log line of the statement, on whichever thread, names its query and user.
         let span = tracing::info_span!("query", query_id = %id, user = %session.user);
         let query_id = id.clone();
+        let submitted = Instant::now();
+        crate::metrics::query_started(&session.user, session.source.as_deref().unwrap_or(""));
         let work = async move {
             if let Some(error) = refusal {
+                crate::metrics::query_ended(crate::metrics::QueryEnd {
+                    user: &session.user,
+                    source: session.source.as_deref().unwrap_or(""),
+                    error_type: Some(error.code.error_type().as_str()),
+                    queued: Duration::ZERO,
+                    wall: submitted.elapsed(),
+                    returned: (0, 0),
+                    io: &Default::default(),
+                });
                 let _ = sender.send(Event::Failed(error)).await;
                 return;
             }
             let _permit = turn.wait().await;
+            let queued = submitted.elapsed();
             if let Some(query) = started.upgrade() {
                 query.mark_running();
             }
@@ -691,7 +703,7 @@ impl Queries {
                 sql,
                 query_id,
                 session,
-                stop,
+                (stop, submitted, queued),
                 sender.clone(),
             ))
             .catch_unwind()
@@ -737,6 +749,13 @@ impl Queries {
             .iter()
             .filter(|q| q.ending_unseen(window))
             .count()
+    }
+
+    /// How many queries wait for their turn and how many run, now.
+    pub fn counts(&self) -> (usize, usize) {
+        let queries = self.list();
+        let count = |state: State| queries.iter().filter(|q| q.state() == state).count();
+        (count(State::Queued), count(State::Running))
     }
 
     /// Queries still running for a client that is still fetching (one that stopped
@@ -904,7 +923,7 @@ async fn run(
     sql: String,
     query_id: String,
     client: ClientSession,
-    stop: StopSignal,
+    (stop, submitted, queued): (StopSignal, Instant, Duration),
     events: mpsc::Sender<Event>,
 ) {
     let created_ms = aichemy_engine::audit::now_ms();
@@ -921,9 +940,19 @@ async fn run(
     )
     .await;
     let error = outcome.err();
+    let io = io.take();
+    crate::metrics::query_ended(crate::metrics::QueryEnd {
+        user: &client.user,
+        source: client.source.as_deref().unwrap_or(""),
+        error_type: error.as_ref().map(|e| e.code.error_type().as_str()),
+        queued,
+        wall: submitted.elapsed(),
+        returned: sent,
+        io: &io,
+    });
     let done = Done {
         sent,
-        io: io.take(),
+        io,
         error: error.as_ref(),
         created_ms,
     };

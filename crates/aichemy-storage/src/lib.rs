@@ -14,6 +14,8 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use url::Url;
 
+mod metered;
+
 pub use object_store;
 
 /// Errors raised while resolving a location to a store.
@@ -190,7 +192,10 @@ fn open_store(
     options: &StorageOptions,
 ) -> Result<Arc<dyn ObjectStore>, StorageError> {
     match url.scheme() {
-        "file" => Ok(Arc::new(LocalFileSystem::new())),
+        "file" => Ok(Arc::new(metered::Metered::new(
+            Arc::new(LocalFileSystem::new()),
+            "file",
+        ))),
         "s3" | "s3a" => {
             let mut builder = AmazonS3Builder::from_env().with_url(url.as_str());
             for (key, value) in options {
@@ -204,7 +209,7 @@ fn open_store(
                 location: location.to_string(),
                 source,
             })?;
-            Ok(Arc::new(store))
+            Ok(Arc::new(metered::Metered::new(Arc::new(store), "s3")))
         }
         scheme => Err(StorageError::UnsupportedScheme {
             scheme: scheme.to_string(),

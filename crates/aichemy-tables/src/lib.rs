@@ -140,6 +140,22 @@ impl CommitRetry {
     }
 }
 
+/// Commit metrics (issue 35), by table format: a commit that succeeded, one tried again
+/// after another writer won the race, a statement failed by a conflict.
+pub(crate) mod commits {
+    pub fn committed(format: &'static str) {
+        metrics::counter!("aichemy_commits_total", "format" => format).increment(1);
+    }
+
+    pub fn retried(format: &'static str) {
+        metrics::counter!("aichemy_commit_retries_total", "format" => format).increment(1);
+    }
+
+    pub fn conflicted(format: &'static str) {
+        metrics::counter!("aichemy_commit_conflicts_total", "format" => format).increment(1);
+    }
+}
+
 /// A column as the engine declares it: Arrow type for the data, Trino type for the user.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ColumnSpec {

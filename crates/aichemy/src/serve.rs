@@ -236,6 +236,8 @@ fn options(config: &Config, query_runtime: tokio::runtime::Handle) -> Result<Ser
                 .unwrap_or(4 * config.execution.threads()),
             max_queued: server.max_queued_queries,
         },
+        node: node_name(server.http_port),
+        metrics: server.metrics_port.map(|port| SocketAddr::new(ip, port)),
     })
 }
 

@@ -81,6 +81,24 @@ impl Lakehouse {
     }
 }
 
+impl Lakehouse {
+    /// Whether `user` reads every user's records in the system tables and the server's
+    /// metrics: `admin` under SQL grants, `system_information` read under a rules file,
+    /// one of `server.admin_users` (everyone, when it names none) without a policy.
+    pub fn reads_system_information(&self, user: &str) -> bool {
+        if self.sql_grants() {
+            return self.grant_admins().contains(user);
+        }
+        match self.access(user) {
+            Ok(Some(access)) => access
+                .rules
+                .system_information(&access.identity, aichemy_access::SystemAccess::Read),
+            Ok(None) => self.is_admin(user),
+            Err(_) => false,
+        }
+    }
+}
+
 impl crate::session::Session {
     /// What the policy allows this session's user with the roles she has set.
     pub(crate) fn access(&self) -> Result<Option<Access>> {

@@ -701,16 +701,7 @@ async fn audit_rows(lakehouse: &Lakehouse, user: Option<&str>) -> Result<Vec<Vec
     let Some(user) = user else {
         return Ok(Vec::new());
     };
-    let sees_all = if lakehouse.sql_grants() {
-        lakehouse.grant_admins().contains(user)
-    } else {
-        match lakehouse.access(user)? {
-            Some(access) => access
-                .rules
-                .system_information(&access.identity, aichemy_access::SystemAccess::Read),
-            None => lakehouse.is_admin(user),
-        }
-    };
+    let sees_all = lakehouse.reads_system_information(user);
     let records = lakehouse
         .metastore()
         .audit_records((!sees_all).then_some(user))

@@ -298,6 +298,16 @@ impl PipelineDefinition {
 }
 
 /// A duration as a property value: `90s`, `10m`, `250ms`.
+/// Counts a run that ended, by pipeline and state (`aichemy_pipeline_runs_total`).
+pub(crate) fn count_run(pipeline: &str, state: &str) {
+    metrics::counter!(
+        "aichemy_pipeline_runs_total",
+        "pipeline" => pipeline.to_string(),
+        "state" => state.to_string()
+    )
+    .increment(1);
+}
+
 pub fn duration_property(ms: u64) -> String {
     for (unit, size) in [
         ("d", 86_400_000),

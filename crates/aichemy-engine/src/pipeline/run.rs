@@ -119,6 +119,7 @@ pub async fn execute_run(
                 end
             }
         };
+        super::count_run(&definition.name, &end.state);
         metastore
             .prune_pipeline_runs(&definition.name, super::KEPT_RUNS)
             .await?;
@@ -399,6 +400,7 @@ pub async fn fail_orphans(
         metastore
             .finish_pipeline_run(&run.run_id, "failed", Some(&error), now_ms())
             .await?;
+        super::count_run(pipeline, "failed");
     }
     Ok(())
 }
@@ -535,6 +537,7 @@ pub async fn run_queued_here(lakehouse: &Arc<Lakehouse>, pipeline: &str, node: &
                                 .metastore()
                                 .finish_pipeline_run(&run.run_id, "failed", Some(&error), now_ms())
                                 .await;
+                            super::count_run(&definition.name, "failed");
                         }
                         ended
                     });

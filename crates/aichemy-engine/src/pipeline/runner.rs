@@ -121,6 +121,7 @@ impl PipelineRunner {
                 .metastore()
                 .finish_pipeline_run(&run_id, "failed", Some(&error), now_ms())
                 .await?;
+            super::count_run(&running.pipeline, "failed");
         }
         let lakehouse = self.lakehouse.clone();
         let metastore = lakehouse.metastore();

@@ -100,7 +100,8 @@ pub(super) async fn authenticate(
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|info| info.0.ip());
-    let action = format!("{} /iceberg{}", request.method(), request.uri().path());
+    let method = request.method().as_str().to_string();
+    let action = format!("{method} /iceberg{}", request.uri().path());
     let agent = request
         .headers()
         .get(axum::http::header::USER_AGENT)
@@ -112,6 +113,9 @@ pub(super) async fn authenticate(
             401 | 403 => "DENIED",
             _ => "FAILED",
         };
+        let method = method.clone();
+        metrics::counter!("aichemy_iceberg_rest_requests_total", "method" => method, "decision" => decision)
+            .increment(1);
         app.lakehouse.audit(aichemy_engine::audit::AuditEvent {
             record: aichemy_metastore::AuditRecord {
                 kind: "CATALOG_API".into(),

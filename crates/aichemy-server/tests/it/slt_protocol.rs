@@ -541,6 +541,8 @@ impl Server {
                     max_running: 8,
                     max_queued: 100,
                 },
+                node: format!("127.0.0.1:{port}"),
+                metrics: None,
             };
             let task = aichemy_task::spawn(
                 "server",

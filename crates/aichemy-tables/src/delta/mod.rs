@@ -581,8 +581,12 @@ impl DataSink for DeltaSink {
             )
             .await;
             match committed {
-                Ok(()) => return Ok(rows),
+                Ok(()) => {
+                    crate::commits::committed("delta");
+                    return Ok(rows);
+                }
                 Err(e) if rows::is_conflict(&e) && attempt < retries => {
+                    crate::commits::retried("delta");
                     attempt += 1;
                     self.retry.wait(attempt as u32).await;
                     let mut latest = DeltaTable::new(self.log_store.clone(), Default::default());
@@ -596,7 +600,12 @@ impl DataSink for DeltaSink {
                         .snapshot()
                         .clone();
                 }
-                Err(e) => return Err(DataFusionError::External(Box::new(e))),
+                Err(e) => {
+                    if rows::is_conflict(&e) {
+                        crate::commits::conflicted("delta");
+                    }
+                    return Err(DataFusionError::External(Box::new(e)));
+                }
             }
         }
     }

@@ -159,10 +159,14 @@ impl DeltaRows {
             )
             .await;
             match (committed, &recording) {
-                (Ok(()), _) => return Ok(written),
+                (Ok(()), _) => {
+                    crate::commits::committed("delta");
+                    return Ok(written);
+                }
                 // deltalake counts every file of the version as read: a compaction that
                 // won the race fails even an append. Once more on the newest version.
                 (Err(e), Some(recording)) if is_conflict(&e) && attempt < self.retries => {
+                    crate::commits::retried("delta");
                     attempt += 1;
                     table.update_state().await.map_err(delta_error)?;
                     sequence = recording.check_delta(&table).await?;
@@ -171,7 +175,12 @@ impl DeltaRows {
                         .ok_or_else(|| recording.files_gone())?;
                     snapshot = snapshot_of(&table)?;
                 }
-                (Err(e), _) => return Err(commit_error(e)),
+                (Err(e), _) => {
+                    if is_conflict(&e) {
+                        crate::commits::conflicted("delta");
+                    }
+                    return Err(commit_error(e));
+                }
             }
         }
     }

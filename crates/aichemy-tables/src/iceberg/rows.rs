@@ -283,12 +283,19 @@ impl IcebergRows {
                 updates: made_current(snapshot),
             };
             match self.format.commit_changes(vec![change]).await {
-                Ok(_) => return Ok(written),
+                Ok(_) => {
+                    crate::commits::committed("iceberg");
+                    return Ok(written);
+                }
                 Err(CommitError::Conflict(_)) if attempt < self.format.retry.retries => {
+                    crate::commits::retried("iceberg");
                     attempt += 1;
                     self.format.retry.wait(attempt).await;
                 }
-                Err(CommitError::Conflict(message)) => return Err(conflict(message)),
+                Err(CommitError::Conflict(message)) => {
+                    crate::commits::conflicted("iceberg");
+                    return Err(conflict(message));
+                }
                 Err(e) => return Err(e.into()),
             }
         }

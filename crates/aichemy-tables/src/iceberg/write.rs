@@ -179,11 +179,15 @@ impl DataSink for IcebergSink {
                 .apply(tx)
                 .map_err(df_error)?;
             match tx.commit(self.catalog.as_ref()).await {
-                Ok(_) => return Ok(rows),
+                Ok(_) => {
+                    crate::commits::committed("iceberg");
+                    return Ok(rows);
+                }
                 Err(e)
                     if e.kind() == ErrorKind::CatalogCommitConflicts
                         && attempt < self.retry.retries =>
                 {
+                    crate::commits::retried("iceberg");
                     attempt += 1;
                     self.retry.wait(attempt).await;
                     table = self
@@ -192,7 +196,12 @@ impl DataSink for IcebergSink {
                         .await
                         .map_err(df_error)?;
                 }
-                Err(e) => return Err(df_error(e)),
+                Err(e) => {
+                    if e.kind() == ErrorKind::CatalogCommitConflicts {
+                        crate::commits::conflicted("iceberg");
+                    }
+                    return Err(df_error(e));
+                }
             }
         }
     }

@@ -709,7 +709,9 @@ impl LanceSink {
         if let Some(store_params) = params.store_params {
             commit = commit.with_store_params(store_params);
         }
-        commit.execute(transaction).await.map(drop)
+        commit.execute(transaction).await?;
+        crate::commits::committed("lance");
+        Ok(())
     }
 
     /// Creates the dataset from whole batches, cast to `schema`, in one commit. The outer

@@ -143,11 +143,15 @@ impl LanceRows {
             lance::Error::CommitConflict { .. }
             | lance::Error::RetryableCommitConflict { .. }
             | lance::Error::IncompatibleTransaction { .. }
-            | lance::Error::TooMuchWriteContention { .. } => TableError::Conflict {
-                message: format!("Another statement changed the table while this one ran: {e}"),
-            },
+            | lance::Error::TooMuchWriteContention { .. } => {
+                crate::commits::conflicted("lance");
+                TableError::Conflict {
+                    message: format!("Another statement changed the table while this one ran: {e}"),
+                }
+            }
             e => lance_error(e),
         })?;
+        crate::commits::committed("lance");
         Ok(written)
     }
 }

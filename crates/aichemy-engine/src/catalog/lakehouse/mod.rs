@@ -112,6 +112,13 @@ impl std::fmt::Display for QualifiedName {
     }
 }
 
+/// The shared memory pool's use: bytes reserved, and its limit when it has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUse {
+    pub reserved: usize,
+    pub limit: Option<usize>,
+}
+
 /// The whole lakehouse one process serves.
 #[derive(Debug)]
 pub struct Lakehouse {
@@ -480,6 +487,19 @@ impl Lakehouse {
     }
 
     /// Whether a user may create and drop catalogs.
+    /// What the queries' operators hold of the shared memory pool now, and its limit.
+    pub fn memory_pool(&self) -> PoolUse {
+        use datafusion::execution::memory_pool::MemoryLimit;
+        let pool = &self.execution.runtime().memory_pool;
+        PoolUse {
+            reserved: pool.reserved(),
+            limit: match pool.memory_limit() {
+                MemoryLimit::Finite(limit) => Some(limit),
+                MemoryLimit::Infinite | MemoryLimit::Unknown => None,
+            },
+        }
+    }
+
     pub fn is_admin(&self, user: &str) -> bool {
         self.admin_users.is_empty() || self.admin_users.iter().any(|u| u == user)
     }
