@@ -13,12 +13,18 @@ python3 scripts/prune-target.py
 cargo test --workspace
 # The binary end to end, as a user types it.
 bash tests/clients/cli_smoke.sh "$CARGO_TARGET_DIR/debug/aichemy"
-# The federation tests start PostgreSQL servers of their own from Debian's packages.
+# The federation tests start PostgreSQL servers of their own from Debian's packages; the
+# monitoring tests run Debian's Prometheus and promtool.
+need=()
 if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  need+=(postgresql)
+fi
+command -v promtool >/dev/null || need+=(prometheus)
+if [ ${#need[@]} -gt 0 ]; then
   sudo_cmd=""
   [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq postgresql
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 # Real clients from PyPI against the same debug binary.
 source scripts/python-env.sh
