@@ -213,3 +213,63 @@ def test_metrics_need_a_user_who_may_read_system_information(tmp_path):
         assert "a-value-no-metric-may-carry" not in text and "SELECT" not in text
     finally:
         server.stop()
+
+
+def test_the_query_history_keeps_each_querys_cost_across_restarts(tmp_path):
+    warehouse = tmp_path / "warehouse"
+    server = Server(warehouse, env={"AICHEMY_SERVER__ADMIN_USERS": "admin"})
+    first_port = server.http_port
+    try:
+        port = server.http_port
+        cursor = trino.dbapi.connect(host="127.0.0.1", port=port, user="ann", source="bi",
+                                     client_tags=["finance", "daily"]).cursor()
+        for sql in ["CREATE SCHEMA iceberg.h",
+                    "CREATE TABLE iceberg.h.t AS SELECT x AS id, x % 7 AS k "
+                    "FROM UNNEST(sequence(1, 5000)) AS s(x)"]:
+            cursor.execute(sql)
+            cursor.fetchall()
+        cursor.execute("SELECT k, count(*) FROM iceberg.h.t GROUP BY k ORDER BY k")
+        assert len(cursor.fetchall()) == 7
+        grouped = cursor.query_id
+        with pytest.raises(trino.exceptions.TrinoUserError):
+            cursor.execute("SELECT * FROM iceberg.h.missing")
+        run(port, "SELECT 1", user="bob")
+    finally:
+        server.stop()
+    # Started again, the server shows the queries of before from the metastore.
+    server = Server(warehouse, env={"AICHEMY_SERVER__ADMIN_USERS": "admin"})
+    try:
+        port = server.http_port
+        columns = ("state, source, client_tags, node, error_code, error_type, "
+                   "queued_time_ms, planning_time_ms, execution_time_ms, cpu_time_ms, "
+                   "peak_memory_bytes, rows, rows_read, bytes_read, rows_written, tables_read, "
+                   "columns_read, query")
+        history = {r[-1]: r for r in run(
+            port, f"SELECT {columns} FROM system.runtime.queries WHERE user = 'ann' "
+                  "AND state <> 'RUNNING'", user="admin")}
+        [state, source, tags, node, code, _, queued, planning, execution, cpu, peak, rows,
+         read, read_bytes, written, tables, read_columns, _] = history[
+            "SELECT k, count(*) FROM iceberg.h.t GROUP BY k ORDER BY k"]
+        assert (state, source, tags, rows, code) == ("FINISHED", "bi", "finance,daily", 7, None)
+        assert node.endswith(f":{first_port}"), "the node that ran it"
+        assert queued >= 0 and planning >= 0 and execution >= 0 and cpu >= 0
+        assert peak > 0, "the aggregate held memory"
+        assert read == 5000 and read_bytes > 0 and written is None
+        assert tables == "iceberg.h.t" and read_columns == "iceberg.h.t.k"
+        ctas = [r for q, r in history.items() if q.startswith("CREATE TABLE iceberg.h.t")][0]
+        assert ctas[14] == 5000
+        failed = history["SELECT * FROM iceberg.h.missing"]
+        assert failed[:1] == ["FAILED"] and failed[4:6] == ["TABLE_NOT_FOUND", "USER_ERROR"]
+        # Everyone else sees only her own.
+        assert {u for (u,) in run(port, "SELECT user FROM system.runtime.queries",
+                                  user="bob")} == {"bob"}
+        found = run(port, f"SELECT count(*) FROM system.runtime.queries "
+                          f"WHERE query_id = '{grouped}'", user="admin")
+        assert found == [[1]]
+        # The node lists itself, up; the stopped one is gone.
+        nodes = until(lambda: run(port, "SELECT node_id, http_uri, state FROM "
+                                        "system.runtime.nodes WHERE state = 'active'"),
+                      "the node's heartbeat")
+        assert [n[1] for n in nodes] == [f"http://127.0.0.1:{port}"]
+    finally:
+        server.stop()

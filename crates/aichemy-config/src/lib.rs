@@ -71,12 +71,25 @@ pub struct Config {
 /// Audit: one record per query, authentication attempt and catalog API call, kept in the
 /// metastore (`system.runtime.audit`) and, when `http_url` is set, each query also POSTed
 /// as JSON in the shape of Trino's HTTP event listener's `QueryCompletedEvent`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuditConfig {
     /// Where query events are POSTed (Trino's `http-event-listener.connect-ingest-uri`).
     /// Default: none.
     pub http_url: Option<String>,
+    /// How many records the metastore keeps, newest first: the audit and the query history
+    /// of `system.runtime.queries` (Trino's `query.max-history`, for every node at once).
+    /// Default: 100,000.
+    pub kept_records: i64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            http_url: None,
+            kept_records: 100_000,
+        }
+    }
 }
 
 /// Lineage: every write's inputs and outputs down to columns, kept in the metastore and,
@@ -666,6 +679,7 @@ impl Config {
             }
             "lineage.namespace" => self.lineage.namespace = value.to_string(),
             "audit.http_url" => self.audit.http_url = Some(value.to_string()),
+            "audit.kept_records" => self.audit.kept_records = parse(key, value)?,
             _ if key.starts_with("execution.datafusion.") => {
                 self.execution.datafusion.insert(
                     key["execution.datafusion.".len()..].to_string(),

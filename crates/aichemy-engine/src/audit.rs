@@ -52,7 +52,9 @@ pub(crate) struct Auditor {
 
 impl Auditor {
     /// Starts the writer; call inside a tokio runtime.
-    pub(crate) fn spawn(metastore: Metastore, http_url: Option<String>) -> Self {
+    pub(crate) fn spawn(metastore: Metastore, config: &aichemy_config::AuditConfig) -> Self {
+        let http_url = config.http_url.clone();
+        let kept = config.kept_records.max(1);
         let (queue, mut events) = mpsc::unbounded_channel::<AuditEvent>();
         let pending = Arc::new(AtomicUsize::new(0));
         let left = pending.clone();
@@ -76,7 +78,7 @@ impl Auditor {
                 since_pruned += records.len();
                 if since_pruned >= 1000 {
                     since_pruned = 0;
-                    if let Err(e) = metastore.prune_audit(aichemy_metastore::KEPT_AUDIT).await {
+                    if let Err(e) = metastore.prune_audit(kept).await {
                         tracing::warn!(error = %e, "old audit records not pruned");
                     }
                 }

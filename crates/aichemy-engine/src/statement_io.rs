@@ -4,14 +4,20 @@
 //! produced and the bytes they read from storage (from the physical plans' metrics).
 //!
 //! A [`crate::Session`] holds one; every plan the statement runs passes through
-//! [`StatementIo::planned`] (`statement/query.rs` starts them all), and the write paths
+//! [`StatementIo::planned`] (`statement/query.rs` starts them all) and runs with the memory
+//! pool of [`StatementIo::runtime`], which counts the statement's peak; the write paths
 //! report their targets through [`StatementIo::wrote`].
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::Result as DFResult;
+use datafusion::execution::memory_pool::{
+    MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation,
+};
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::ExecutionPlan;
 
@@ -19,6 +25,62 @@ use datafusion::physical_plan::ExecutionPlan;
 #[derive(Debug, Default)]
 pub struct StatementIo {
     inner: Mutex<Collected>,
+    /// The statement's share of the memory pool, once a plan runs.
+    memory: OnceLock<Arc<QueryMemory>>,
+}
+
+/// The shared memory pool as one statement uses it: every reservation goes to the shared
+/// pool, and the statement's own use and its peak are counted on the way.
+#[derive(Debug)]
+struct QueryMemory {
+    pool: Arc<dyn MemoryPool>,
+    used: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl QueryMemory {
+    fn grew(&self, additional: usize) {
+        let used = self.used.fetch_add(additional, Ordering::Relaxed) + additional;
+        self.peak.fetch_max(used, Ordering::Relaxed);
+    }
+}
+
+impl MemoryPool for QueryMemory {
+    fn register(&self, consumer: &MemoryConsumer) {
+        self.pool.register(consumer);
+    }
+
+    fn unregister(&self, consumer: &MemoryConsumer) {
+        self.pool.unregister(consumer);
+    }
+
+    fn grow(&self, reservation: &MemoryReservation, additional: usize) {
+        self.pool.grow(reservation, additional);
+        self.grew(additional);
+    }
+
+    fn shrink(&self, reservation: &MemoryReservation, shrink: usize) {
+        self.pool.shrink(reservation, shrink);
+        let _ = self
+            .used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                Some(used.saturating_sub(shrink))
+            });
+    }
+
+    fn try_grow(&self, reservation: &MemoryReservation, additional: usize) -> DFResult<()> {
+        self.pool.try_grow(reservation, additional)?;
+        self.grew(additional);
+        Ok(())
+    }
+
+    fn reserved(&self) -> usize {
+        self.pool.reserved()
+    }
+
+    fn memory_limit(&self) -> MemoryLimit {
+        self.pool.memory_limit()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -43,9 +105,27 @@ pub struct IoSummary {
     pub bytes_read: u64,
     /// Bytes the operators spilled to disk.
     pub spilled_bytes: u64,
+    /// The most memory the statement's operators held at once.
+    pub peak_memory_bytes: u64,
 }
 
 impl StatementIo {
+    /// `shared` with its memory pool counting this statement's use (its peak is
+    /// [`IoSummary::peak_memory_bytes`]).
+    pub(crate) fn runtime(&self, shared: &Arc<RuntimeEnv>) -> Arc<RuntimeEnv> {
+        let memory = self.memory.get_or_init(|| {
+            Arc::new(QueryMemory {
+                pool: shared.memory_pool.clone(),
+                used: AtomicUsize::new(0),
+                peak: AtomicUsize::new(0),
+            })
+        });
+        Arc::new(RuntimeEnv {
+            memory_pool: memory.clone(),
+            ..shared.as_ref().clone()
+        })
+    }
+
     /// Notes what an optimized plan reads (`catalog`/`schema` complete partial names) and
     /// keeps its physical plan for the metrics of its run. An `EXPLAIN` reads nothing.
     pub(crate) fn planned(
@@ -119,12 +199,17 @@ impl StatementIo {
             scanned(plan.as_ref(), &mut rows_read, &mut bytes_read);
             spilled_bytes += spilled(plan.as_ref());
         }
+        let peak_memory_bytes = self
+            .memory
+            .get()
+            .map_or(0, |m| m.peak.swap(0, Ordering::Relaxed) as u64);
         IoSummary {
             columns_read: flatten(collected.read),
             columns_written: flatten(collected.written),
             rows_read,
             bytes_read,
             spilled_bytes,
+            peak_memory_bytes,
         }
     }
 }

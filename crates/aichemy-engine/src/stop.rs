@@ -57,8 +57,6 @@ struct Signal {
     stopped: AtomicBool,
     reason: Mutex<Option<TrinoError>>,
     limits: Mutex<Limits>,
-    /// Whether the statement has a CPU limit: only then are thread clocks read.
-    counts_cpu: AtomicBool,
     /// CPU time the statement's operators have spent, in nanoseconds.
     cpu_nanos: AtomicU64,
 }
@@ -94,13 +92,13 @@ impl StopSignal {
     /// `None` lifts the limit. Either way the statement's CPU time counts from zero again.
     pub fn set_cpu_limit(&self, limit: Option<(Duration, TrinoError)>) {
         let mut limits = self.0.limits.lock().expect("not poisoned");
-        self.0.counts_cpu.store(limit.is_some(), Ordering::Relaxed);
         self.0.cpu_nanos.store(0, Ordering::Relaxed);
         limits.cpu = limit;
     }
 
-    /// The CPU time the statement's operators have spent so far.
-    fn cpu_time(&self) -> Duration {
+    /// The CPU time the statement's operators have spent so far (its query history
+    /// records it; `query_max_cpu_time` bounds it).
+    pub fn cpu_time(&self) -> Duration {
         Duration::from_nanos(self.0.cpu_nanos.load(Ordering::Relaxed))
     }
 
@@ -311,10 +309,6 @@ impl Stream for StoppableStream {
 
 impl StoppableStream {
     fn poll_input(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<RecordBatch>>> {
-        // Without a CPU limit no clock is read: two system calls per batch saved.
-        if !self.signal.0.counts_cpu.load(Ordering::Relaxed) {
-            return self.input.poll_next_unpin(cx);
-        }
         let Some(_outermost) = Measuring::start() else {
             return self.input.poll_next_unpin(cx);
         };

@@ -1,12 +1,10 @@
-//! Audit: one record per query, authentication attempt and catalog API call, kept newest
-//! [`KEPT_AUDIT`] first, as the metastore keeps lineage.
+//! Audit: one record per query, authentication attempt and catalog API call, the newest
+//! kept (`audit.kept_records`), as the metastore keeps lineage; a query's record is also its
+//! history (`system.runtime.queries`). And the nodes' heartbeats.
 
 use sqlx::Row;
 
 use crate::{Metastore, MetastoreError};
-
-/// How many audit records the metastore keeps; older ones are pruned as new ones come.
-pub const KEPT_AUDIT: i64 = 100_000;
 
 /// One audited event.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -38,6 +36,28 @@ pub struct AuditRecord {
     /// `ALLOWED`, `DENIED` or `FAILED`.
     pub decision: String,
     pub reason: Option<String>,
+    /// How a query ran (its history, `system.runtime.queries`); empty for other kinds.
+    pub run: QueryRun,
+}
+
+/// How a query ran: where, for which client, how it ended and what it cost.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct QueryRun {
+    pub node: Option<String>,
+    pub source: Option<String>,
+    pub client_tags: Vec<String>,
+    /// `FINISHED` or `FAILED`.
+    pub state: Option<String>,
+    pub error_code: Option<String>,
+    pub error_type: Option<String>,
+    pub created_ms: Option<i64>,
+    pub queued_ms: Option<i64>,
+    pub planning_ms: Option<i64>,
+    pub execution_ms: Option<i64>,
+    pub cpu_ms: Option<i64>,
+    pub peak_memory_bytes: Option<i64>,
+    pub spilled_bytes: Option<i64>,
+    pub rows_written: Option<i64>,
 }
 
 fn json_list(items: &[String]) -> String {
@@ -57,9 +77,12 @@ impl Metastore {
                 "INSERT INTO aichemy_audit (event_id, recorded_ms, kind, user_name, roles_json, \
                  source_address, user_agent, action, query_id, read_json, written_json, \
                  row_count, byte_count, decision, reason, columns_read_json, \
-                 columns_written_json, rows_read, bytes_read) \
+                 columns_written_json, rows_read, bytes_read, node, source, client_tags_json, \
+                 state, error_code, error_type, created_ms, queued_ms, planning_ms, \
+                 execution_ms, cpu_ms, peak_memory_bytes, spilled_bytes, rows_written) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-                 $16, $17, $18, $19)",
+                 $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, \
+                 $31, $32, $33)",
             )
             .bind(&r.event_id)
             .bind(r.recorded_ms)
@@ -80,6 +103,20 @@ impl Metastore {
             .bind(json_list(&r.columns_written))
             .bind(r.rows_read)
             .bind(r.bytes_read)
+            .bind(&r.run.node)
+            .bind(&r.run.source)
+            .bind(json_list(&r.run.client_tags))
+            .bind(&r.run.state)
+            .bind(&r.run.error_code)
+            .bind(&r.run.error_type)
+            .bind(r.run.created_ms)
+            .bind(r.run.queued_ms)
+            .bind(r.run.planning_ms)
+            .bind(r.run.execution_ms)
+            .bind(r.run.cpu_ms)
+            .bind(r.run.peak_memory_bytes)
+            .bind(r.run.spilled_bytes)
+            .bind(r.run.rows_written)
             .execute(&mut *tx)
             .await?;
         }
@@ -87,7 +124,7 @@ impl Metastore {
         Ok(())
     }
 
-    /// Deletes the records older than the newest `keep` ([`KEPT_AUDIT`] in a server).
+    /// Deletes the records older than the newest `keep` (`audit.kept_records` in a server).
     pub async fn prune_audit(&self, keep: i64) -> Result<(), MetastoreError> {
         sqlx::query(
             "DELETE FROM aichemy_audit WHERE recorded_ms < (SELECT min(recorded_ms) FROM \
@@ -122,24 +159,40 @@ impl Metastore {
         &self,
         user: Option<&str>,
     ) -> Result<Vec<AuditRecord>, MetastoreError> {
+        self.audit_where(user, None, None).await
+    }
+
+    /// The query history: the newest `limit` audit records of queries, all or `user`'s.
+    pub async fn query_history(
+        &self,
+        user: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, MetastoreError> {
+        self.audit_where(user, Some("QUERY"), Some(limit)).await
+    }
+
+    async fn audit_where(
+        &self,
+        user: Option<&str>,
+        kind: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Vec<AuditRecord>, MetastoreError> {
         let select = "SELECT event_id, recorded_ms, kind, user_name, roles_json, source_address, \
              user_agent, action, query_id, read_json, written_json, row_count, byte_count, \
-             decision, reason, columns_read_json, columns_written_json, rows_read, bytes_read \
-             FROM aichemy_audit";
+             decision, reason, columns_read_json, columns_written_json, rows_read, bytes_read, \
+             node, source, client_tags_json, state, error_code, error_type, created_ms, \
+             queued_ms, planning_ms, execution_ms, cpu_ms, peak_memory_bytes, spilled_bytes, \
+             rows_written FROM aichemy_audit";
         let order = "ORDER BY recorded_ms DESC, event_id";
-        let rows = match user {
-            Some(user) => {
-                sqlx::query(&format!("{select} WHERE user_name = $1 {order}"))
-                    .bind(user)
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-            None => {
-                sqlx::query(&format!("{select} {order}"))
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-        };
+        // Absent filters match every row: `$n IS NULL OR …`.
+        let filter = "WHERE ($1 IS NULL OR user_name = $1) AND ($2 IS NULL OR kind = $2)";
+        let limit = limit.map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
+        let rows = sqlx::query(&format!("{select} {filter} {order} LIMIT $3"))
+            .bind(user)
+            .bind(kind)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows
             .into_iter()
             .map(|row| AuditRecord {
@@ -162,6 +215,82 @@ impl Metastore {
                 columns_written: list_of(row.get(16)),
                 rows_read: row.get(17),
                 bytes_read: row.get(18),
+                run: QueryRun {
+                    node: row.get(19),
+                    source: row.get(20),
+                    client_tags: list_of(row.get(21)),
+                    state: row.get(22),
+                    error_code: row.get(23),
+                    error_type: row.get(24),
+                    created_ms: row.get(25),
+                    queued_ms: row.get(26),
+                    planning_ms: row.get(27),
+                    execution_ms: row.get(28),
+                    cpu_ms: row.get(29),
+                    peak_memory_bytes: row.get(30),
+                    spilled_bytes: row.get(31),
+                    rows_written: row.get(32),
+                },
+            })
+            .collect())
+    }
+}
+
+/// A server as `system.runtime.nodes` lists it: its last heartbeat says whether it is up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRecord {
+    pub node_id: String,
+    pub http_uri: Option<String>,
+    pub node_version: String,
+    pub started_ms: i64,
+    pub heartbeat_ms: i64,
+}
+
+impl Metastore {
+    /// Records that `node` is up now (a server's heartbeat, every few seconds).
+    pub async fn node_heartbeat(&self, node: &NodeRecord) -> Result<(), MetastoreError> {
+        sqlx::query(
+            "INSERT INTO aichemy_nodes (node_id, http_uri, node_version, started_ms, heartbeat_ms) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (node_id) DO UPDATE SET \
+             http_uri = excluded.http_uri, node_version = excluded.node_version, \
+             started_ms = excluded.started_ms, heartbeat_ms = excluded.heartbeat_ms",
+        )
+        .bind(&node.node_id)
+        .bind(&node.http_uri)
+        .bind(&node.node_version)
+        .bind(node.started_ms)
+        .bind(node.heartbeat_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets a node that stopped.
+    pub async fn forget_node(&self, node_id: &str) -> Result<(), MetastoreError> {
+        sqlx::query("DELETE FROM aichemy_nodes WHERE node_id = $1")
+            .bind(node_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The nodes that sent a heartbeat since `since_ms`, by id.
+    pub async fn nodes(&self, since_ms: i64) -> Result<Vec<NodeRecord>, MetastoreError> {
+        let rows = sqlx::query(
+            "SELECT node_id, http_uri, node_version, started_ms, heartbeat_ms FROM aichemy_nodes \
+             WHERE heartbeat_ms >= $1 ORDER BY node_id",
+        )
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| NodeRecord {
+                node_id: row.get(0),
+                http_uri: row.get(1),
+                node_version: row.get(2),
+                started_ms: row.get(3),
+                heartbeat_ms: row.get(4),
             })
             .collect())
     }

@@ -33,7 +33,7 @@ use sqlx::migrate::{Migrate, MigrateError, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use sqlx::{AnyPool, Connection, Executor};
 
-pub use audit::{AuditRecord, KEPT_AUDIT};
+pub use audit::{AuditRecord, NodeRecord, QueryRun};
 pub use catalogs::CatalogRecord;
 pub use iceberg::PointerSwap;
 pub use ingestions::IngestionRecord;
@@ -582,9 +582,9 @@ mod tests {
         let report = store.migrate().await.unwrap();
         assert_eq!(
             report.applied,
-            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]
+            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
         );
-        assert_eq!(report.version, 13);
+        assert_eq!(report.version, 14);
         let again = store.migrate().await.unwrap();
         assert!(again.applied.is_empty());
     }

@@ -57,6 +57,9 @@ fn shutdown_margin(grace: Duration) -> Duration {
     (grace / 4).min(Duration::from_secs(2))
 }
 
+/// How often a server tells the metastore it is up (`system.runtime.nodes`).
+const NODE_HEARTBEAT: Duration = Duration::from_secs(5);
+
 /// How long a client gets to finish its TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -171,8 +174,14 @@ pub async fn serve(
         lakehouse.clone(),
         options.query_runtime.clone(),
         options.admission,
-    );
+    )
+    .with_node(&options.node);
     lakehouse.set_query_log(Arc::new(queries.clone()));
+    let node_uri = match (&options.http, &options.https) {
+        (Some(addr), _) => Some(format!("http://{addr}")),
+        (None, Some((addr, _))) => Some(format!("https://{addr}")),
+        (None, None) => None,
+    };
     let handle = axum_server::Handle::new();
     let mut servers = tokio::task::JoinSet::new();
     let key = lakehouse
@@ -251,6 +260,28 @@ pub async fn serve(
             server.serve(app.into_make_service()),
         );
     }
+    let heartbeat = {
+        let lakehouse = lakehouse.clone();
+        let node = aichemy_metastore::NodeRecord {
+            node_id: options.node.clone(),
+            http_uri: node_uri,
+            node_version: VERSION.to_string(),
+            started_ms: aichemy_engine::audit::now_ms(),
+            heartbeat_ms: 0,
+        };
+        aichemy_task::spawn("node heartbeat", async move {
+            loop {
+                let beat = aichemy_metastore::NodeRecord {
+                    heartbeat_ms: aichemy_engine::audit::now_ms(),
+                    ..node.clone()
+                };
+                if let Err(e) = lakehouse.metastore().node_heartbeat(&beat).await {
+                    tracing::warn!(error = %e, "node heartbeat not recorded");
+                }
+                tokio::time::sleep(NODE_HEARTBEAT).await;
+            }
+        })
+    };
     let reaper = {
         let queries = queries.clone();
         let client_timeout = options.client_timeout;
@@ -298,6 +329,11 @@ pub async fn serve(
     handle.graceful_shutdown(Some(shutdown_margin(options.grace) / 2));
     while servers.join_next().await.is_some() {}
     reaper.abort();
+    heartbeat.abort();
+    // A node that stopped is no longer listed.
+    if let Err(e) = lakehouse.metastore().forget_node(&options.node).await {
+        tracing::warn!(error = %e, "stopped node not removed from the metastore");
+    }
     result
 }
 

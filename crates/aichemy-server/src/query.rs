@@ -564,9 +564,17 @@ pub struct Queries {
     /// Queries waiting for a permit.
     queued: Arc<std::sync::atomic::AtomicUsize>,
     max_queued: usize,
+    /// This server's name, in the history of its queries.
+    node: Arc<str>,
 }
 
 impl Queries {
+    /// The same queries, recorded as run by `node`.
+    pub fn with_node(mut self, node: &str) -> Self {
+        self.node = node.into();
+        self
+    }
+
     /// The lakehouse the queries run on.
     pub(crate) fn lakehouse(&self) -> &Arc<Lakehouse> {
         &self.lakehouse
@@ -588,6 +596,7 @@ impl Queries {
             running: Arc::new(tokio::sync::Semaphore::new(admission.max_running.max(1))),
             queued: Arc::default(),
             max_queued: admission.max_queued,
+            node: "".into(),
         }
     }
 
@@ -675,6 +684,7 @@ impl Queries {
         let span = tracing::info_span!("query", query_id = %id, user = %session.user);
         let query_id = id.clone();
         let submitted = Instant::now();
+        let node = self.node.clone();
         crate::metrics::query_started(&session.user, session.source.as_deref().unwrap_or(""));
         let work = async move {
             if let Some(error) = refusal {
@@ -703,7 +713,12 @@ impl Queries {
                 sql,
                 query_id,
                 session,
-                (stop, submitted, queued),
+                Started {
+                    stop,
+                    submitted,
+                    queued,
+                    node,
+                },
                 sender.clone(),
             ))
             .catch_unwind()
@@ -788,9 +803,13 @@ impl QueryLog for Queries {
                 source: q.session.source.clone(),
                 query: q.sql.clone(),
                 error_code: q.error().map(|e| e.code.name().to_string()),
+                error_type: q.error().map(|e| e.code.error_type().as_str().to_string()),
                 created: format_utc(q.created),
                 elapsed_ms: q.elapsed().as_millis() as i64,
                 rows: q.rows() as i64,
+                node: Some(self.node.to_string()).filter(|n| !n.is_empty()),
+                client_tags: q.session.client_tags.clone(),
+                ..Default::default()
             })
             .collect()
     }
@@ -917,42 +936,95 @@ fn value_bytes(value: &Value) -> usize {
         }
 }
 
+/// A query that got its turn: its stop signal (which also counts its CPU time), when it
+/// was submitted, how long it waited, and the server it runs on.
+struct Started {
+    stop: StopSignal,
+    submitted: Instant,
+    queued: Duration,
+    node: Arc<str>,
+}
+
+/// How far a statement got: the rows and bytes it sent, how long it planned before its
+/// rows could stream, and the rows it wrote.
+#[derive(Default)]
+struct Progress {
+    sent: (u64, u64),
+    planning: Duration,
+    written: Option<u64>,
+}
+
 /// Executes one statement and streams its events; stops when the receiver is gone.
 async fn run(
     lakehouse: Arc<Lakehouse>,
     sql: String,
     query_id: String,
     client: ClientSession,
-    (stop, submitted, queued): (StopSignal, Instant, Duration),
+    started: Started,
     events: mpsc::Sender<Event>,
 ) {
-    let created_ms = aichemy_engine::audit::now_ms();
-    let mut sent = (0u64, 0u64);
+    let Started {
+        stop,
+        submitted,
+        queued,
+        node,
+    } = started;
+    let created_ms = aichemy_engine::audit::now_ms() - submitted.elapsed().as_millis() as i64;
+    let mut progress = Progress::default();
     let io = Arc::new(aichemy_engine::statement_io::StatementIo::default());
     let outcome = run_statement(
         lakehouse.clone(),
         &sql,
         query_id.clone(),
         &client,
-        (stop, io.clone()),
+        (stop.clone(), io.clone()),
         &events,
-        &mut sent,
+        &mut progress,
     )
     .await;
     let error = outcome.err();
     let io = io.take();
+    let sent = progress.sent;
+    let wall = submitted.elapsed();
     crate::metrics::query_ended(crate::metrics::QueryEnd {
         user: &client.user,
         source: client.source.as_deref().unwrap_or(""),
         error_type: error.as_ref().map(|e| e.code.error_type().as_str()),
         queued,
-        wall: submitted.elapsed(),
+        wall,
         returned: sent,
         io: &io,
     });
+    let ms = |d: Duration| d.as_millis() as i64;
+    let run = aichemy_metastore::QueryRun {
+        node: Some(node.to_string()).filter(|n| !n.is_empty()),
+        source: client.source.clone(),
+        client_tags: client.client_tags.clone(),
+        state: Some(
+            if error.is_some() {
+                "FAILED"
+            } else {
+                "FINISHED"
+            }
+            .into(),
+        ),
+        error_code: error.as_ref().map(|e| e.code.name().to_string()),
+        error_type: error
+            .as_ref()
+            .map(|e| e.code.error_type().as_str().to_string()),
+        created_ms: Some(created_ms),
+        queued_ms: Some(ms(queued)),
+        planning_ms: Some(ms(progress.planning)),
+        execution_ms: Some(ms(wall.saturating_sub(queued + progress.planning))),
+        cpu_ms: Some(ms(stop.cpu_time())),
+        peak_memory_bytes: Some(io.peak_memory_bytes as i64),
+        spilled_bytes: Some(io.spilled_bytes as i64),
+        rows_written: progress.written.map(|rows| rows as i64),
+    };
     let done = Done {
         sent,
         io,
+        run,
         error: error.as_ref(),
         created_ms,
     };
@@ -966,6 +1038,7 @@ async fn run(
 struct Done<'a> {
     sent: (u64, u64),
     io: aichemy_engine::statement_io::IoSummary,
+    run: aichemy_metastore::QueryRun,
     error: Option<&'a TrinoError>,
     created_ms: i64,
 }
@@ -983,6 +1056,7 @@ fn audit_query(
     let Done {
         sent: (rows, bytes),
         io,
+        run,
         error,
         created_ms,
     } = done;
@@ -1030,6 +1104,7 @@ fn audit_query(
             bytes_read: Some(io.bytes_read as i64),
             decision: decision.into(),
             reason: error.map(|e| e.message.clone()),
+            run,
             ..Default::default()
         },
         query: Some(aichemy_engine::audit::QueryDetails {
@@ -1058,7 +1133,7 @@ async fn run_statement(
     client: &ClientSession,
     (stop, io): (StopSignal, Arc<aichemy_engine::statement_io::StatementIo>),
     events: &mpsc::Sender<Event>,
-    sent: &mut (u64, u64),
+    progress: &mut Progress,
 ) -> Result<(), TrinoError> {
     let mut budget = lakehouse.read_budget(&client.user).await?;
     let mut session = Session::new(lakehouse, client.user.clone());
@@ -1071,12 +1146,17 @@ async fn run_statement(
     session.properties = client.properties.clone();
     session.prepared = client.prepared.clone();
     session.role = client.role.clone();
+    let planning = Instant::now();
     let output = session.execute(sql).await?;
     match output {
         Output::Update { update_type, count } => {
+            // DML counts the rows it wrote; other statements count none.
+            progress.written = count;
             let _ = events.send(Event::Update { update_type, count }).await;
         }
         Output::Rows { schema, mut stream } => {
+            progress.planning = planning.elapsed();
+            let sent = &mut progress.sent;
             if events
                 .send(Event::Columns(columns_json(&schema)))
                 .await

@@ -92,6 +92,31 @@ const QUERIES: Columns = &[
     ("created", false),
     ("elapsed_time_ms", true),
     ("rows", true),
+    ("node", false),
+    ("client_tags", false),
+    ("error_type", false),
+    ("end", false),
+    ("queued_time_ms", true),
+    ("planning_time_ms", true),
+    ("execution_time_ms", true),
+    ("cpu_time_ms", true),
+    ("peak_memory_bytes", true),
+    ("bytes", true),
+    ("rows_read", true),
+    ("bytes_read", true),
+    ("rows_written", true),
+    ("spilled_bytes", true),
+    ("tables_read", false),
+    ("columns_read", false),
+];
+const NODES: Columns = &[
+    ("node_id", false),
+    ("http_uri", false),
+    ("node_version", false),
+    ("coordinator", false),
+    ("state", false),
+    ("started", false),
+    ("last_heartbeat", false),
 ];
 const INGESTIONS: Columns = &[
     ("ingestion_name", false),
@@ -200,8 +225,9 @@ const AUDIT: Columns = &[
     ("decision", false),
     ("reason", false),
 ];
-const SYSTEM_TABLES: [(&str, &str, Columns); 12] = [
+const SYSTEM_TABLES: [(&str, &str, Columns); 13] = [
     ("jdbc", "catalogs", JDBC_CATALOGS),
+    ("runtime", "nodes", NODES),
     ("metadata", "catalogs", CATALOGS),
     ("metadata", "materialized_views", MATERIALIZED_VIEWS),
     ("metadata", "table_comments", TABLE_COMMENTS),
@@ -214,6 +240,11 @@ const SYSTEM_TABLES: [(&str, &str, Columns); 12] = [
     ("runtime", "lineage", LINEAGE),
     ("runtime", "audit", AUDIT),
 ];
+
+/// A node silent this long is listed `inactive` (it beats every 5 seconds)...
+const NODE_SILENCE_MS: i64 = 15_000;
+/// ...and after this long, no longer listed.
+const NODES_FORGOTTEN_MS: i64 = 3_600_000;
 
 /// One cell of a metadata row.
 #[derive(Debug, Clone)]
@@ -551,10 +582,11 @@ pub async fn system_table(
             }
             mem_table(TABLE_COMMENTS, rows)
         }
-        ("runtime", "queries") => mem_table(
-            QUERIES,
-            lakehouse
+        ("runtime", "queries") => {
+            let number = |n: Option<i64>| n.map_or(Cell::Text(None), Cell::Number);
+            let rows = lakehouse
                 .queries(user)
+                .await?
                 .into_iter()
                 .map(|q| {
                     vec![
@@ -567,10 +599,49 @@ pub async fn system_table(
                         q.created.into(),
                         Cell::Number(q.elapsed_ms),
                         Cell::Number(q.rows),
+                        Cell::Text(q.node),
+                        q.client_tags.join(",").into(),
+                        Cell::Text(q.error_type),
+                        Cell::Text(q.ended),
+                        number(q.queued_ms),
+                        number(q.planning_ms),
+                        number(q.execution_ms),
+                        number(q.cpu_ms),
+                        number(q.peak_memory_bytes),
+                        number(q.bytes),
+                        number(q.rows_read),
+                        number(q.bytes_read),
+                        number(q.rows_written),
+                        number(q.spilled_bytes),
+                        q.tables_read.join(",").into(),
+                        q.columns_read.join(",").into(),
                     ]
                 })
-                .collect(),
-        ),
+                .collect();
+            mem_table(QUERIES, rows)
+        }
+        ("runtime", "nodes") => {
+            let now = chrono::Utc::now().timestamp_millis();
+            let rows = lakehouse
+                .metastore()
+                .nodes(now - NODES_FORGOTTEN_MS)
+                .await?
+                .into_iter()
+                .map(|n| {
+                    let active = now - n.heartbeat_ms <= NODE_SILENCE_MS;
+                    vec![
+                        n.node_id.into(),
+                        Cell::Text(n.http_uri),
+                        n.node_version.into(),
+                        "true".into(),
+                        if active { "active" } else { "inactive" }.into(),
+                        super::lakehouse::utc_millis(n.started_ms).into(),
+                        super::lakehouse::utc_millis(n.heartbeat_ms).into(),
+                    ]
+                })
+                .collect();
+            mem_table(NODES, rows)
+        }
         ("runtime", "ingestions") => {
             let mut rows = ingestion_rows(lakehouse).await?;
             let seen = Seen::new(lakehouse, user)?;

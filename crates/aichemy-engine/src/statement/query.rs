@@ -63,7 +63,8 @@ pub(crate) async fn execute(
         session.catalog.as_deref(),
         session.schema.as_deref(),
     );
-    let task = Arc::new(datafusion::execution::TaskContext::from(&state));
+    let runtime = session.io.runtime(state.runtime_env());
+    let task = Arc::new(datafusion::execution::TaskContext::from(&state).with_runtime(runtime));
     Ok(datafusion::physical_plan::execute_stream(physical, task)?)
 }
 

@@ -25,7 +25,7 @@ use crate::execution::Execution;
 mod query_log;
 mod resolve;
 
-pub use query_log::{QueryLog, QueryRecord};
+pub use query_log::{utc_millis, QueryLog, QueryRecord};
 
 /// Names of the catalogs every lakehouse has, in the order SHOW CATALOGS lists them.
 pub const BUILTIN_CATALOGS: [&str; 5] = ["delta", "hive", "iceberg", "lance", "system"];
@@ -372,8 +372,7 @@ impl Lakehouse {
             }
             catalogs.insert(name.clone(), CatalogEntry::External(Arc::new(external)));
         }
-        let auditor =
-            crate::audit::Auditor::spawn(metastore.clone(), config.audit.http_url.clone());
+        let auditor = crate::audit::Auditor::spawn(metastore.clone(), &config.audit);
         let lakehouse = Arc::new(Self {
             catalogs: std::sync::RwLock::new(catalogs),
             admin_users: config.server.admin_users.clone(),

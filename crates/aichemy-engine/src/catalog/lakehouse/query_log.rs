@@ -1,11 +1,20 @@
-//! The queries a server knows, as `system.runtime.queries` shows them to each user.
+//! The queries `system.runtime.queries` shows each user: those running on this server,
+//! and the history every server sharing the metastore keeps (each ended query's audit
+//! record, with what it cost).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
+use aichemy_metastore::AuditRecord;
+
 use super::Lakehouse;
+use crate::error::Result;
+
+/// The newest ended queries `system.runtime.queries` reads from the history.
+const HISTORY_SHOWN: usize = 10_000;
 
 /// One query as `system.runtime.queries` shows it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct QueryRecord {
     pub query_id: String,
     pub state: String,
@@ -16,7 +25,71 @@ pub struct QueryRecord {
     /// When the query was submitted, as `2025-01-15 10:30:00.000 UTC`.
     pub created: String,
     pub elapsed_ms: i64,
+    /// Rows returned to the client.
     pub rows: i64,
+    /// What the history adds: where it ran and for whom, how it ended, what it cost.
+    pub node: Option<String>,
+    pub client_tags: Vec<String>,
+    pub error_type: Option<String>,
+    pub ended: Option<String>,
+    pub queued_ms: Option<i64>,
+    pub planning_ms: Option<i64>,
+    pub execution_ms: Option<i64>,
+    pub cpu_ms: Option<i64>,
+    pub peak_memory_bytes: Option<i64>,
+    pub bytes: Option<i64>,
+    pub rows_read: Option<i64>,
+    pub bytes_read: Option<i64>,
+    pub rows_written: Option<i64>,
+    pub spilled_bytes: Option<i64>,
+    /// `catalog.schema.table` named, and `catalog.schema.table.column` read.
+    pub tables_read: Vec<String>,
+    pub columns_read: Vec<String>,
+}
+
+/// A time in milliseconds since the epoch as `2025-01-15 10:30:00.000 UTC`.
+pub fn utc_millis(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%d %H:%M:%S%.3f UTC")
+        .to_string()
+}
+
+impl From<AuditRecord> for QueryRecord {
+    fn from(r: AuditRecord) -> Self {
+        let run = r.run;
+        let created_ms = run.created_ms.unwrap_or(r.recorded_ms);
+        QueryRecord {
+            query_id: r.query_id.unwrap_or_default(),
+            state: run.state.unwrap_or_else(|| match r.decision.as_str() {
+                "ALLOWED" => "FINISHED".into(),
+                _ => "FAILED".into(),
+            }),
+            user: r.user.unwrap_or_default(),
+            source: run.source,
+            query: r.action,
+            error_code: run.error_code,
+            created: utc_millis(created_ms),
+            elapsed_ms: r.recorded_ms - created_ms,
+            rows: r.rows.unwrap_or(0),
+            node: run.node,
+            client_tags: run.client_tags,
+            error_type: run.error_type,
+            ended: Some(utc_millis(r.recorded_ms)),
+            queued_ms: run.queued_ms,
+            planning_ms: run.planning_ms,
+            execution_ms: run.execution_ms,
+            cpu_ms: run.cpu_ms,
+            peak_memory_bytes: run.peak_memory_bytes,
+            bytes: r.bytes,
+            rows_read: r.rows_read,
+            bytes_read: r.bytes_read,
+            rows_written: run.rows_written,
+            spilled_bytes: run.spilled_bytes,
+            tables_read: r.read,
+            columns_read: r.columns_read,
+        }
+    }
 }
 
 /// Where the running and recent queries of a server are known.
@@ -30,23 +103,51 @@ impl Lakehouse {
         *self.query_log.write().expect("not poisoned") = Some(log);
     }
 
-    /// The queries the server knows that `user` may see: every one for an administrator,
-    /// their own for anyone else (the text of another user's statement may hold what they
-    /// typed as a password); none outside a server, none for no user.
-    pub fn queries(&self, user: Option<&str>) -> Vec<QueryRecord> {
+    /// The queries `user` may see, newest first: those running on this server, then the
+    /// ended ones of every server from the history. A user sees her own; an administrator
+    /// (or, under a rules file, whoever its `queries` rules let view their owner's) others'
+    /// too, as the text of another user's statement may hold what they typed. None for no
+    /// user.
+    pub async fn queries(&self, user: Option<&str>) -> Result<Vec<QueryRecord>> {
         let Some(user) = user else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
-        let mut queries = self
+        let local = self
             .query_log
             .read()
             .expect("not poisoned")
             .as_ref()
             .map(|log| log.queries())
             .unwrap_or_default();
-        if !self.is_admin(user) {
-            queries.retain(|query| query.user == user);
-        }
-        queries
+        let access = self.access(user)?;
+        let sees_all = match &access {
+            Some(_) => self.reads_system_information(user),
+            None => self.is_admin(user),
+        };
+        let history = self
+            .metastore()
+            .query_history((!sees_all).then_some(user), HISTORY_SHOWN)
+            .await?;
+        let ended: HashSet<&str> = history
+            .iter()
+            .filter_map(|r| r.query_id.as_deref())
+            .collect();
+        // A query that ended on this server is in both until the history has it.
+        let mut queries: Vec<QueryRecord> = local
+            .into_iter()
+            .filter(|q| !ended.contains(q.query_id.as_str()))
+            .collect();
+        queries.extend(history.into_iter().map(QueryRecord::from));
+        queries.retain(|q| {
+            q.user == user
+                || match &access {
+                    Some(access) if !self.sql_grants() => access
+                        .rules
+                        .check_can_view_query_owned_by(&access.identity, &q.user)
+                        .is_ok(),
+                    _ => sees_all,
+                }
+        });
+        Ok(queries)
     }
 }
