@@ -231,6 +231,16 @@ def test_the_query_history_keeps_each_querys_cost_across_restarts(tmp_path):
         cursor.execute("SELECT k, count(*) FROM iceberg.h.t GROUP BY k ORDER BY k")
         assert len(cursor.fetchall()) == 7
         grouped = cursor.query_id
+        # EXPLAIN ANALYZE runs it and answers Trino's one `Query Plan` text: each operator
+        # with its layout, CPU time and share, output rows and metrics.
+        cursor.execute("EXPLAIN ANALYZE SELECT k, count(*) FROM iceberg.h.t GROUP BY k")
+        [[plan]] = cursor.fetchall()
+        assert [d[0] for d in cursor.description] == ["Query Plan"]
+        assert plan.startswith("Planning: ") and "Execution: " in plan.splitlines()[0]
+        assert "Input: 5000 rows" in plan and "Output: 7 rows" in plan
+        assert "AggregateExec" in plan and "Layout: [k:bigint" in plan
+        assert re.search(r"CPU: [0-9.]+(ns|us|ms|s) \([0-9.]+%\)", plan), plan
+        assert "└─ " in plan and "Metrics: output_rows=" in plan
         with pytest.raises(trino.exceptions.TrinoUserError):
             cursor.execute("SELECT * FROM iceberg.h.missing")
         run(port, "SELECT 1", user="bob")

@@ -223,6 +223,8 @@ impl Session {
     }
 
     async fn execute_limited(&mut self, sql: &str) -> Result<Output> {
+        // What a statement read starts with it (a shell's or a pipeline's session runs many).
+        self.io.restart();
         self.lakehouse.refresh_grants(false).await?;
         self.check_access(|p, who| p.check_can_execute_query(who))?;
         for (name, value) in &self.properties {

@@ -180,37 +180,68 @@ impl StatementIo {
         inner.written.entry(table).or_default().extend(columns);
     }
 
+    /// Forgets what earlier statements collected: the next one starts from nothing.
+    pub(crate) fn restart(&self) {
+        *self.inner.lock().expect("not poisoned") = Collected::default();
+        if let Some(memory) = self.memory.get() {
+            let used = memory.used.load(Ordering::Relaxed);
+            memory.peak.store(used, Ordering::Relaxed);
+        }
+    }
+
+    /// What was collected so far, kept (`EXPLAIN ANALYZE` shows it; the audit takes it).
+    pub(crate) fn peek(&self) -> IoSummary {
+        let inner = self.inner.lock().expect("not poisoned");
+        let collected = Collected {
+            read: inner.read.clone(),
+            written: inner.written.clone(),
+            plans: inner.plans.clone(),
+            aliases: Default::default(),
+        };
+        drop(inner);
+        let peak = self
+            .memory
+            .get()
+            .map_or(0, |m| m.peak.load(Ordering::Relaxed) as u64);
+        summary(collected, peak)
+    }
+
     /// What was collected, emptied for the next statement.
     pub fn take(&self) -> IoSummary {
         let collected = std::mem::take(&mut *self.inner.lock().expect("not poisoned"));
-        let flatten = |tables: BTreeMap<String, BTreeSet<String>>| {
-            tables
-                .into_iter()
-                .flat_map(|(table, columns)| {
-                    columns
-                        .into_iter()
-                        .filter(|c| !c.starts_with('$'))
-                        .map(move |c| format!("{table}.{c}"))
-                })
-                .collect()
-        };
-        let (mut rows_read, mut bytes_read, mut spilled_bytes) = (0, 0, 0);
-        for plan in &collected.plans {
-            scanned(plan.as_ref(), &mut rows_read, &mut bytes_read);
-            spilled_bytes += spilled(plan.as_ref());
-        }
-        let peak_memory_bytes = self
+        let peak = self
             .memory
             .get()
             .map_or(0, |m| m.peak.swap(0, Ordering::Relaxed) as u64);
-        IoSummary {
-            columns_read: flatten(collected.read),
-            columns_written: flatten(collected.written),
-            rows_read,
-            bytes_read,
-            spilled_bytes,
-            peak_memory_bytes,
-        }
+        summary(collected, peak)
+    }
+}
+
+/// What `collected` says, with the statement's peak memory.
+fn summary(collected: Collected, peak_memory_bytes: u64) -> IoSummary {
+    let flatten = |tables: BTreeMap<String, BTreeSet<String>>| {
+        tables
+            .into_iter()
+            .flat_map(|(table, columns)| {
+                columns
+                    .into_iter()
+                    .filter(|c| !c.starts_with('$'))
+                    .map(move |c| format!("{table}.{c}"))
+            })
+            .collect()
+    };
+    let (mut rows_read, mut bytes_read, mut spilled_bytes) = (0, 0, 0);
+    for plan in &collected.plans {
+        scanned(plan.as_ref(), &mut rows_read, &mut bytes_read);
+        spilled_bytes += spilled(plan.as_ref());
+    }
+    IoSummary {
+        columns_read: flatten(collected.read),
+        columns_written: flatten(collected.written),
+        rows_read,
+        bytes_read,
+        spilled_bytes,
+        peak_memory_bytes,
     }
 }
 

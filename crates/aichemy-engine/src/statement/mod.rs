@@ -5,6 +5,7 @@
 pub mod catalogs;
 pub(crate) mod change;
 pub(crate) mod ddl;
+mod explain_analyze;
 pub(crate) mod grants;
 pub(crate) mod ingestions;
 pub(crate) mod materialized;

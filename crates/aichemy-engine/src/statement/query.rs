@@ -27,7 +27,11 @@ use crate::stop::stoppable;
 
 /// Plans and starts a query or `EXPLAIN`; its rows stream as they are computed.
 pub(crate) async fn run(session: &Session, statement: Statement) -> Result<Output> {
+    let planning = std::time::Instant::now();
     let (plan, state) = plan_statement(session.lakehouse(), statement, session.scope(), 0).await?;
+    if let LogicalPlan::Analyze(analyze) = &plan {
+        return analyzed(session, analyze, state, planning).await;
+    }
     if let LogicalPlan::Explain(explain) = &plan {
         // DataFusion writes an error of physical planning into EXPLAIN's rows: a read the
         // access policy refuses (checked as scans are planned) must fail the statement.
@@ -42,6 +46,51 @@ pub(crate) async fn run(session: &Session, statement: Statement) -> Result<Outpu
     Ok(Output::Rows { schema, stream })
 }
 
+/// `EXPLAIN ANALYZE`: runs the statement to its end, then answers Trino's one `Query Plan`
+/// text with what each operator did.
+async fn analyzed(
+    session: &Session,
+    analyze: &datafusion::logical_expr::Analyze,
+    state: SessionState,
+    planning: std::time::Instant,
+) -> Result<Output> {
+    let (mut stream, physical) = start(session, analyze.input.as_ref().clone(), state).await?;
+    let planned = planning.elapsed();
+    let (mut output_rows, mut output_bytes) = (0u64, 0u64);
+    while let Some(batch) = futures::StreamExt::next(&mut stream).await {
+        let batch = batch?;
+        output_rows += batch.num_rows() as u64;
+        output_bytes += batch.get_array_memory_size() as u64;
+    }
+    let ran = super::explain_analyze::Ran {
+        planning: planned,
+        execution: planning.elapsed().saturating_sub(planned),
+        output_rows,
+        output_bytes,
+    };
+    let text = super::explain_analyze::render(&physical, &session.io.peek(), &ran, analyze.verbose);
+    let schema = Arc::new(Schema::new(vec![datafusion::arrow::datatypes::Field::new(
+        "Query Plan",
+        DataType::Utf8,
+        false,
+    )]));
+    let batch = datafusion::arrow::record_batch::RecordBatch::try_new(
+        schema.clone(),
+        vec![Arc::new(datafusion::arrow::array::StringArray::from(vec![
+            text,
+        ]))],
+    )
+    .map_err(datafusion::error::DataFusionError::from)?;
+    let stream = datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+        schema.clone(),
+        futures::stream::iter([Ok(batch)]),
+    );
+    Ok(Output::Rows {
+        schema,
+        stream: Box::pin(stream),
+    })
+}
+
 /// Starts a planned query that the session's cancel and limits stop; its rows stream as
 /// they are computed.
 pub(crate) async fn execute(
@@ -49,6 +98,18 @@ pub(crate) async fn execute(
     plan: LogicalPlan,
     state: SessionState,
 ) -> Result<SendableRecordBatchStream> {
+    Ok(start(session, plan, state).await?.0)
+}
+
+/// [`execute`], answering also the physical plan that runs (its metrics say what it did).
+async fn start(
+    session: &Session,
+    plan: LogicalPlan,
+    state: SessionState,
+) -> Result<(
+    SendableRecordBatchStream,
+    Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+)> {
     // What `SessionState::create_physical_plan` does, keeping the optimized plan: it names
     // the columns the scans read, for the statement's audit.
     let optimized = state.optimize(&plan)?;
@@ -65,7 +126,8 @@ pub(crate) async fn execute(
     );
     let runtime = session.io.runtime(state.runtime_env());
     let task = Arc::new(datafusion::execution::TaskContext::from(&state).with_runtime(runtime));
-    Ok(datafusion::physical_plan::execute_stream(physical, task)?)
+    let stream = datafusion::physical_plan::execute_stream(physical.clone(), task)?;
+    Ok((stream, physical))
 }
 
 /// Runs an INSERT after checking that its columns fit the table as Trino would;

@@ -11,6 +11,19 @@ fn line_of<'a>(plan: &'a str, needle: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {needle} in {plan}"))
 }
 
+/// An operator's lines in an `EXPLAIN ANALYZE` text: its own, through its metrics.
+fn operator_of<'a>(plan: &'a str, needle: &str) -> &'a str {
+    let start = plan
+        .find(needle)
+        .unwrap_or_else(|| panic!("no {needle} in {plan}"));
+    let rest = &plan[start..];
+    let end = rest
+        .find("Metrics:")
+        .map(|m| m + rest[m..].find('\n').unwrap_or(rest.len() - m))
+        .unwrap_or(rest.len());
+    &rest[..end]
+}
+
 /// The indentation of the first plan line containing `needle`.
 fn depth(plan: &str, needle: &str) -> usize {
     let line = line_of(plan, needle);
@@ -620,7 +633,7 @@ async fn a_partial_aggregate_sends_its_groups_on_when_they_fill_a_cache() {
     let analyzed = values(&mut s, &format!("EXPLAIN ANALYZE {ordered}"))
         .await
         .join("\n");
-    let stage = line_of(&analyzed, "BoundedPartialAggregateExec");
+    let stage = operator_of(&analyzed, "BoundedPartialAggregateExec");
     let flushes: f64 = stage
         .split("flushes=")
         .nth(1)
