@@ -333,7 +333,7 @@ def test_a_run_publishes_all_its_tables_at_once_or_nothing(warehouse):
     see nothing of it until every step succeeded; then every table changes at once. A run
     that fails leaves them as they were; one whose tables another writer changed meanwhile
     runs again on top of that writer's change.
-    The server logs JSON lines, each step's with its run id and query id."""
+    The server logs JSON lines, each step's with its run id, query id and node."""
     server = Server(warehouse, env={"AICHEMY_LOG_FORMAT": "json"})
     try:
         cur = connect(host="127.0.0.1", port=server.http_port, user="engineer").cursor()
@@ -393,6 +393,10 @@ def test_a_run_publishes_all_its_tables_at_once_or_nothing(warehouse):
             and any(span.get("run_id") == good for span in line.get("spans", []))]
     assert {line["fields"]["step"] for line in done} == {"change", "add", "summary", "slow", "audit"}
     assert all(line["fields"]["query_id"].startswith(good + ".") for line in done)
+    # Every line names the node it came from.
+    node = f":{server.http_port}"
+    assert all(any(span.get("node", "").endswith(node) for span in line.get("spans", []))
+               for line in done)
     assert any(line["fields"]["message"] == "pipeline run not published; running it again"
                and "iceberg.s.silver" in line["fields"]["error"]
                and any(span.get("run_id") == good for span in line.get("spans", []))

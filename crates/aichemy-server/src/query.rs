@@ -680,8 +680,13 @@ impl Queries {
             queries.insert(id.clone(), query.clone());
             forget_old(&mut queries);
         }
-        // Every log line of the statement, on whichever thread, names its query and user.
-        let span = tracing::info_span!("query", query_id = %id, user = %session.user);
+        // Every log line of the statement, on whichever thread, names its query, user and node.
+        let span = tracing::info_span!(
+            "query",
+            query_id = %id,
+            user = %session.user,
+            node = %self.node
+        );
         let query_id = id.clone();
         let submitted = Instant::now();
         let node = self.node.clone();

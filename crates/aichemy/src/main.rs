@@ -153,7 +153,11 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let code = http.block_on(serve::run(config, args, runtime.handle().clone()));
+            // Every log line of the server names it (as its metrics and history do).
+            let port = args.http_port(&config);
+            let node = tracing::info_span!("node", node = %serve::node_name(port));
+            let served = serve::run(config, args, runtime.handle().clone());
+            let code = http.block_on(tracing::Instrument::instrument(served, node));
             // A query still computing after the grace period must not hold the exit.
             runtime.shutdown_background();
             http.shutdown_background();

@@ -47,6 +47,13 @@ pub struct ServeArgs {
 /// health checks). Queries run on a runtime of their own, so these stay free.
 pub const HTTP_THREADS: usize = 2;
 
+impl ServeArgs {
+    /// The HTTP port the server takes, which names it (`node_name`).
+    pub fn http_port(&self, config: &Config) -> u16 {
+        self.http_port.unwrap_or(config.server.http_port)
+    }
+}
+
 /// Serves until SIGTERM or Ctrl-C, with queries on `query_runtime`.
 pub async fn run(
     mut config: Config,
@@ -166,7 +173,7 @@ pub async fn run(
 
 /// This server's name in ingestion and pipeline leases: host and HTTP port, which one process at a
 /// time can listen on; a server started again there takes its jobs back at once.
-fn node_name(port: u16) -> String {
+pub fn node_name(port: u16) -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "localhost".into());
