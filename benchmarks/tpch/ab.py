@@ -70,13 +70,17 @@ def main():
     data = pathlib.Path(args.data).expanduser().resolve()
     queries = [int(q) for q in args.queries.split(",")]
     variants = [args.a, args.b]
-    with tempfile.TemporaryDirectory(prefix="aichemy-ab-") as warehouse:
-        register(args.a[1], warehouse, data)
-        best = measure(variants, queries, args, data, warehouse)
+    # A warehouse per variant: binaries of different metastore versions each open theirs.
+    with tempfile.TemporaryDirectory(prefix="aichemy-ab-") as folder:
+        warehouses = {}
+        for name, binary, _ in variants:
+            warehouses[name] = str(pathlib.Path(folder) / name)
+            register(binary, warehouses[name], data)
+        best = measure(variants, queries, args, data, warehouses)
     report(variants, queries, best)
 
 
-def measure(variants, queries, args, data, warehouse):
+def measure(variants, queries, args, data, warehouses):
     """The best seconds of each variant and query."""
     best = {}
     for round_ in range(args.rounds):
@@ -84,7 +88,7 @@ def measure(variants, queries, args, data, warehouse):
             order = variants if (round_ + q) % 2 == 0 else variants[::-1]
             for name, binary, settings in order:
                 env = environment(data, args.threads, settings)
-                command = [binary, "sql", "--warehouse", warehouse, "--catalog", "hive",
+                command = [binary, "sql", "--warehouse", warehouses[name], "--catalog", "hive",
                            "--schema", "tpch", "-f", str(QUERIES / f"q{q}.sql")]
                 start = time.monotonic()
                 done = subprocess.run(command, env=env, capture_output=True, text=True)
