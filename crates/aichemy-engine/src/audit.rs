@@ -17,16 +17,14 @@ use tokio::sync::mpsc;
 
 use crate::catalog::lakehouse::Lakehouse;
 
-/// What a query record says beyond its metastore row, for the HTTP event.
+/// What a query record says beyond its metastore row, for the HTTP event (its source,
+/// times and error's name and type are in the row's `run`).
 #[derive(Debug, Clone, Default)]
 pub struct QueryDetails {
-    /// Trino's error code, name and type of a failed query.
-    pub error: Option<(i32, String, String)>,
-    pub source: Option<String>,
+    /// Trino's numeric error code of a failed query.
+    pub error_code: Option<i32>,
     pub catalog: Option<String>,
     pub schema: Option<String>,
-    /// When the query was created and ended, in milliseconds since the epoch.
-    pub created_ms: i64,
 }
 
 /// An audited event.
@@ -187,8 +185,10 @@ fn inputs(record: &AuditRecord) -> Vec<Value> {
 
 /// The `QueryCompletedEvent` Trino's HTTP event listener sends, for one query.
 fn completed_event(record: &AuditRecord, details: &QueryDetails) -> Value {
-    let failed = details.error.is_some() || record.decision != "ALLOWED";
-    let failure = details.error.as_ref().map(|(code, name, kind)| {
+    let run = &record.run;
+    let failed = details.error_code.is_some() || record.decision != "ALLOWED";
+    let failure = details.error_code.map(|code| {
+        let (name, kind) = (&run.error_code, &run.error_type);
         json!({
             "errorCode": {"code": code, "name": name, "type": kind},
             "failureType": Value::Null,
@@ -196,7 +196,8 @@ fn completed_event(record: &AuditRecord, details: &QueryDetails) -> Value {
             "failuresJson": "[]",
         })
     });
-    let wall = (record.recorded_ms - details.created_ms).max(0) as f64 / 1000.0;
+    let created_ms = run.created_ms.unwrap_or(record.recorded_ms);
+    let wall = (record.recorded_ms - created_ms).max(0) as f64 / 1000.0;
     json!({
         "metadata": {
             "queryId": record.query_id,
@@ -225,7 +226,7 @@ fn completed_event(record: &AuditRecord, details: &QueryDetails) -> Value {
             "enabledRoles": record.roles,
             "remoteClientAddress": record.source_address,
             "userAgent": record.user_agent,
-            "source": details.source,
+            "source": run.source,
             "catalog": details.catalog,
             "schema": details.schema,
             "serverVersion": env!("CARGO_PKG_VERSION"),
@@ -237,8 +238,8 @@ fn completed_event(record: &AuditRecord, details: &QueryDetails) -> Value {
         },
         "failureInfo": failure,
         "warnings": [],
-        "createTime": instant(details.created_ms),
-        "executionStartTime": instant(details.created_ms),
+        "createTime": instant(created_ms),
+        "executionStartTime": instant(created_ms),
         "endTime": instant(record.recorded_ms),
     })
 }

@@ -1031,7 +1031,6 @@ async fn run(
         io,
         run,
         error: error.as_ref(),
-        created_ms,
     };
     audit_query(&lakehouse, &sql, query_id, &client, done);
     if let Some(error) = error {
@@ -1045,7 +1044,6 @@ struct Done<'a> {
     io: aichemy_engine::statement_io::IoSummary,
     run: aichemy_metastore::QueryRun,
     error: Option<&'a TrinoError>,
-    created_ms: i64,
 }
 
 /// One audit record for a query: who ran what, read and wrote which tables and columns,
@@ -1063,7 +1061,6 @@ fn audit_query(
         io,
         run,
         error,
-        created_ms,
     } = done;
     let (read, written) = aichemy_engine::audit::statement_relations(
         lakehouse,
@@ -1113,17 +1110,9 @@ fn audit_query(
             ..Default::default()
         },
         query: Some(aichemy_engine::audit::QueryDetails {
-            error: error.map(|e| {
-                (
-                    e.code.code(),
-                    e.code.name().to_string(),
-                    e.code.error_type().as_str().to_string(),
-                )
-            }),
-            source: client.source.clone(),
+            error_code: error.map(|e| e.code.code()),
             catalog: client.catalog.clone(),
             schema: client.schema.clone(),
-            created_ms,
         }),
     });
 }
