@@ -74,6 +74,7 @@ error_codes! {
     INVALID_SCHEMA_PROPERTY = 33, UserError;
     SCHEMA_NOT_EMPTY = 34, UserError;
     EXCEEDED_FUNCTION_MEMORY_LIMIT = 37, UserError;
+    ADMINISTRATIVELY_KILLED = 38, UserError;
     TYPE_NOT_FOUND = 43, UserError;
     CATALOG_NOT_FOUND = 44, UserError;
     SCHEMA_NOT_FOUND = 45, UserError;

@@ -811,16 +811,24 @@ async fn cancel_statement(
     }
 }
 
-/// The query `id` when the request's user may see it: its owner.
+/// A query of this server the signed-in user may see (her own), or kill (`kill`: hers, or
+/// one whose owner's queries she may kill, as `system.runtime.kill_query` decides).
 async fn owned_query(
     app: &App,
     headers: &HeaderMap,
     client: ClientAddress,
     id: &str,
+    kill: bool,
 ) -> Result<Arc<query::Query>, Response> {
     let user = authenticate(app, headers, Protocol::detect(headers), client).await?;
+    let lakehouse = app.queries.lakehouse();
     match app.queries.get(id) {
         Some(query) if query.session.user == user => Ok(query),
+        Some(query) if kill && lakehouse.may_kill_query_of(&user, &query.session.user) => Ok(query),
+        Some(_) if kill => Err(refuse(
+            StatusCode::FORBIDDEN,
+            "Access Denied: Cannot kill query",
+        )),
         Some(_) => Err(refuse(
             StatusCode::FORBIDDEN,
             "Access Denied: Cannot view query",
@@ -835,7 +843,7 @@ async fn query_info(
     client: ClientAddress,
     headers: HeaderMap,
 ) -> Response {
-    let query = match owned_query(&app, &headers, client, &id).await {
+    let query = match owned_query(&app, &headers, client, &id, false).await {
         Ok(query) => query,
         Err(response) => return response,
     };
@@ -869,7 +877,7 @@ async fn cancel_query(
     client: ClientAddress,
     headers: HeaderMap,
 ) -> Response {
-    match owned_query(&app, &headers, client, &id).await {
+    match owned_query(&app, &headers, client, &id, true).await {
         Ok(query) => {
             query.cancel("Query was canceled");
             StatusCode::NO_CONTENT.into_response()

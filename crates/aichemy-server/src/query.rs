@@ -282,18 +282,20 @@ impl Query {
         ));
     }
 
-    /// Stops the query with `error` unless it had already ended.
-    fn fail(&self, error: TrinoError) {
+    /// Stops the query with `error` unless it had already ended; true when it had not.
+    fn fail(&self, error: TrinoError) -> bool {
         // The state first: a fetch that sees the aborted task's channel close must find
         // the query failed, not finished with the rows it had so far.
-        {
+        let stopped = {
             let mut inner = self.inner.lock().expect("not poisoned");
-            if matches!(inner.state, State::Queued | State::Running) {
+            let live = matches!(inner.state, State::Queued | State::Running);
+            if live {
                 inner.state = State::Failed;
                 inner.error = Some(error);
                 inner.ended = Some(Instant::now());
             }
-        }
+            live
+        };
         {
             let inner = self.inner.lock().expect("not poisoned");
             if let Some(error) = &inner.error {
@@ -304,6 +306,7 @@ impl Query {
             task.abort();
         }
         self.release_results();
+        stopped
     }
 
     /// Frees the rows a failed query holds for its client (the page waiting in the
@@ -817,6 +820,16 @@ impl QueryLog for Queries {
                 ..Default::default()
             })
             .collect()
+    }
+
+    fn owner(&self, query_id: &str) -> Option<(String, bool)> {
+        let query = self.get(query_id)?;
+        let live = matches!(query.state(), State::Queued | State::Running);
+        Some((query.session.user.clone(), live))
+    }
+
+    fn kill(&self, query_id: &str, error: aichemy_engine::TrinoError) -> bool {
+        self.get(query_id).is_some_and(|query| query.fail(error))
     }
 }
 

@@ -293,6 +293,11 @@ pub(crate) async fn call(session: &Session, function: Function) -> Result<Output
         })
         .collect();
     let (catalog, procedure) = match parts.as_slice() {
+        [system, runtime, kill]
+            if system == "system" && runtime == "runtime" && kill == "kill_query" =>
+        {
+            return kill_query(session, &arguments(&function)?);
+        }
         [catalog, system, procedure] if system == "system" => (catalog.clone(), procedure.clone()),
         [system, procedure] if system == "system" => (
             session.scope().catalog.map(str::to_string).ok_or_else(|| {
@@ -355,6 +360,45 @@ pub(crate) async fn call(session: &Session, function: Function) -> Result<Output
             format!("Procedure not registered: {catalog}.system.{other}"),
         )),
     }
+}
+
+/// `CALL system.runtime.kill_query(query_id => '…', message => '…')`, as Trino's: the
+/// message is optional; the caller must own the query or be allowed to kill its owner's.
+fn kill_query(session: &Session, arguments: &[(Option<String>, Expr)]) -> Result<Output> {
+    let mut query_id = None;
+    let mut message = None;
+    for (position, (name, value)) in arguments.iter().enumerate() {
+        let slot = match (name.as_deref(), position) {
+            (Some("query_id"), _) | (None, 0) => &mut query_id,
+            (Some("message"), _) | (None, 1) => &mut message,
+            (Some(other), _) => {
+                return Err(TrinoError::new(
+                    ErrorCode::INVALID_PROCEDURE_ARGUMENT,
+                    format!("Unknown argument name: {other}"),
+                ))
+            }
+            (None, _) => {
+                return Err(TrinoError::new(
+                    ErrorCode::INVALID_PROCEDURE_ARGUMENT,
+                    "Too many arguments for procedure",
+                ))
+            }
+        };
+        *slot = match value {
+            Expr::Value(v) if matches!(v.value, Value::Null) => None,
+            value => Some(text_argument(value)?),
+        };
+    }
+    let query_id = query_id.ok_or_else(|| {
+        TrinoError::new(
+            ErrorCode::INVALID_PROCEDURE_ARGUMENT,
+            "query_id cannot be null",
+        )
+    })?;
+    session
+        .lakehouse()
+        .kill_query(&session.user, &query_id, message.as_deref())?;
+    Ok(Output::update("CALL"))
 }
 
 fn text_argument(expr: &Expr) -> Result<String> {

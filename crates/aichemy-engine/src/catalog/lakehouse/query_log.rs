@@ -8,7 +8,7 @@ use std::sync::Arc;
 use aichemy_metastore::AuditRecord;
 
 use super::Lakehouse;
-use crate::error::Result;
+use crate::error::{ErrorCode, Result, TrinoError};
 
 /// The newest ended queries `system.runtime.queries` reads from the history.
 const HISTORY_SHOWN: usize = 10_000;
@@ -95,6 +95,10 @@ impl From<AuditRecord> for QueryRecord {
 /// Where the running and recent queries of a server are known.
 pub trait QueryLog: std::fmt::Debug + Send + Sync {
     fn queries(&self) -> Vec<QueryRecord>;
+    /// The user of a query this server knows, and whether it is still queued or running.
+    fn owner(&self, query_id: &str) -> Option<(String, bool)>;
+    /// Fails a queued or running query with `error`; false when it had already ended.
+    fn kill(&self, query_id: &str, error: TrinoError) -> bool;
 }
 
 impl Lakehouse {
@@ -149,5 +153,62 @@ impl Lakehouse {
                 }
         });
         Ok(queries)
+    }
+
+    /// Whether `user` may kill the queries of `owner`: her own; under a rules file,
+    /// others' as its `queries` rules allow; otherwise an administrator's right.
+    pub fn may_kill_query_of(&self, user: &str, owner: &str) -> bool {
+        if user == owner {
+            return true;
+        }
+        match self.access(user) {
+            Ok(Some(access)) if !self.sql_grants() => access
+                .rules
+                .check_can_kill_query_owned_by(&access.identity, owner)
+                .is_ok(),
+            Ok(Some(_)) => self.grant_admins().contains(user),
+            Ok(None) => self.is_admin(user),
+            Err(_) => false,
+        }
+    }
+
+    /// Kills a query running on this server for `user`, as Trino's
+    /// `system.runtime.kill_query`: the query fails with `ADMINISTRATIVELY_KILLED`.
+    pub fn kill_query(&self, user: &str, query_id: &str, message: Option<&str>) -> Result<()> {
+        let log = self.query_log.read().expect("not poisoned").clone();
+        let not_found = || {
+            TrinoError::new(
+                ErrorCode::NOT_FOUND,
+                format!("Target query not found: {query_id}"),
+            )
+        };
+        let log = log.ok_or_else(not_found)?;
+        let (owner, running) = log.owner(query_id).ok_or_else(not_found)?;
+        if !self.may_kill_query_of(user, &owner) {
+            return Err(TrinoError::new(
+                ErrorCode::PERMISSION_DENIED,
+                format!("Access Denied: Cannot kill query owned by {owner}"),
+            ));
+        }
+        let not_running = || {
+            TrinoError::new(
+                ErrorCode::NOT_SUPPORTED,
+                format!("Target query is not running: {query_id}"),
+            )
+        };
+        if !running {
+            return Err(not_running());
+        }
+        let reason = match message.filter(|m| !m.is_empty()) {
+            Some(message) => format!("Query killed. Message: {message}"),
+            None => "Query killed. No message provided.".to_string(),
+        };
+        match log.kill(
+            query_id,
+            TrinoError::new(ErrorCode::ADMINISTRATIVELY_KILLED, reason),
+        ) {
+            true => Ok(()),
+            false => Err(not_running()),
+        }
     }
 }
