@@ -14,12 +14,14 @@ cargo test --workspace
 # The binary end to end, as a user types it.
 bash tests/clients/cli_smoke.sh "$CARGO_TARGET_DIR/debug/aichemy"
 # The federation tests start PostgreSQL servers of their own from Debian's packages; the
-# monitoring tests run Debian's Prometheus and promtool.
+# monitoring tests run Debian's Prometheus and promtool; the console's tests drive
+# Debian's Chromium headless through its chromedriver.
 need=()
 if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   need+=(postgresql)
 fi
 command -v promtool >/dev/null || need+=(prometheus)
+command -v chromedriver >/dev/null || need+=(chromium chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
   sudo_cmd=""
   [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"

@@ -81,6 +81,10 @@ pub struct AuditConfig {
     /// of `system.runtime.queries` (Trino's `query.max-history`, for every node at once).
     /// Default: 100,000.
     pub kept_records: i64,
+    /// Whether each ended query is recorded: its audit record, which is also its entry in
+    /// the history of `system.runtime.queries`, and its HTTP event. Other records (sign-ins,
+    /// catalog API calls) are kept either way. Default: on.
+    pub query_history: bool,
 }
 
 impl Default for AuditConfig {
@@ -88,6 +92,7 @@ impl Default for AuditConfig {
         Self {
             http_url: None,
             kept_records: 100_000,
+            query_history: true,
         }
     }
 }
@@ -434,6 +439,11 @@ pub struct ServerConfig {
     /// The claim listing the user's groups, an array of names (as Trino's OAuth2
     /// `groups-field`); they join those of the group file. Default: none.
     pub jwt_groups_field: Option<String>,
+    /// Whether the server records metrics (`/metrics`, the console's charts). Default: on.
+    pub metrics_enabled: bool,
+    /// How long a sign-in to the web console lasts, in seconds (Trino's
+    /// `web-ui.session-timeout`). Default: one day.
+    pub console_session_seconds: u64,
 }
 
 impl Default for ServerConfig {
@@ -467,6 +477,8 @@ impl Default for ServerConfig {
             jwt_user_mapping_pattern: None,
             jwt_groups_field: None,
             metrics_port: None,
+            metrics_enabled: true,
+            console_session_seconds: 86_400,
         }
     }
 }
@@ -591,6 +603,10 @@ impl Config {
             "server.http_port" => self.server.http_port = parse(key, value)?,
             "server.https_port" => self.server.https_port = parse(key, value)?,
             "server.metrics_port" => self.server.metrics_port = Some(parse(key, value)?),
+            "server.metrics_enabled" => self.server.metrics_enabled = parse(key, value)?,
+            "server.console_session_seconds" => {
+                self.server.console_session_seconds = parse(key, value)?
+            }
             "server.password_authentication" => {
                 self.server.password_authentication = parse(key, value)?
             }
@@ -680,6 +696,7 @@ impl Config {
             "lineage.namespace" => self.lineage.namespace = value.to_string(),
             "audit.http_url" => self.audit.http_url = Some(value.to_string()),
             "audit.kept_records" => self.audit.kept_records = parse(key, value)?,
+            "audit.query_history" => self.audit.query_history = parse(key, value)?,
             _ if key.starts_with("execution.datafusion.") => {
                 self.execution.datafusion.insert(
                     key["execution.datafusion.".len()..].to_string(),

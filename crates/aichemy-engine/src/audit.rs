@@ -46,6 +46,8 @@ pub fn now_ms() -> i64 {
 pub(crate) struct Auditor {
     queue: mpsc::UnboundedSender<AuditEvent>,
     pending: Arc<AtomicUsize>,
+    /// Whether ended queries are recorded (`audit.query_history`).
+    queries: bool,
 }
 
 impl Auditor {
@@ -90,10 +92,17 @@ impl Auditor {
                 left.fetch_sub(batch.len(), Ordering::SeqCst);
             }
         });
-        Self { queue, pending }
+        Self {
+            queue,
+            pending,
+            queries: config.query_history,
+        }
     }
 
     fn record(&self, event: AuditEvent) {
+        if event.query.is_some() && !self.queries {
+            return;
+        }
         self.pending.fetch_add(1, Ordering::SeqCst);
         if self.queue.send(event).is_err() {
             self.pending.fetch_sub(1, Ordering::SeqCst);

@@ -22,6 +22,7 @@ pub mod private_file;
 mod protocol_fuzz;
 mod query;
 pub mod tls;
+mod ui;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -40,6 +41,7 @@ use serde_json::{json, Value};
 
 pub use auth::{MetastoreUsers, PasswordFile, Users};
 pub use query::{Admission, ClientSession, Queries, State as QueryState};
+pub use ui::Console;
 
 /// The version `GET /v1/info` and `SELECT version()` report.
 pub const VERSION: &str = aichemy_engine::VERSION;
@@ -122,6 +124,10 @@ pub struct ServeOptions {
     pub node: String,
     /// A listener serving `/metrics` alone, without authentication, for scrapers.
     pub metrics: Option<SocketAddr>,
+    /// Whether metrics are recorded at all (`server.metrics_enabled`).
+    pub metrics_enabled: bool,
+    /// How long a sign-in to the web console lasts.
+    pub console_session: Duration,
 }
 
 #[derive(Clone)]
@@ -129,16 +135,24 @@ struct App {
     queries: Queries,
     scheme: &'static str,
     security: Security,
+    console: Arc<ui::Console>,
 }
 
-/// The router of the Trino protocol for one listener.
-pub fn router(queries: Queries, scheme: &'static str, security: Security) -> Router {
+/// The router of the Trino protocol and the web console for one listener.
+pub fn router(
+    queries: Queries,
+    scheme: &'static str,
+    security: Security,
+    console: Arc<ui::Console>,
+) -> Router {
     let app = App {
         queries,
         scheme,
         security,
+        console,
     };
     Router::new()
+        .merge(ui::router())
         .route("/v1/statement", post(submit))
         .route(
             "/v1/statement/executing/{id}/{slug}/{token}",
@@ -169,7 +183,9 @@ pub async fn serve(
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    metrics::install(&options.node);
+    if options.metrics_enabled {
+        metrics::install(&options.node);
+    }
     let queries = Queries::new(
         lakehouse.clone(),
         options.query_runtime.clone(),
@@ -190,6 +206,7 @@ pub async fn serve(
         .await
         .map_err(std::io::Error::other)?;
     let tokens = Arc::new(iceberg_rest::Tokens::new(key.as_bytes()));
+    let console = Arc::new(Console::new(key.as_bytes(), options.console_session));
     if let Some(addr) = options.http {
         let listener = bind(addr)?;
         tracing::info!(address = %listener.local_addr()?, "Trino protocol listening (http)");
@@ -199,7 +216,13 @@ pub async fn serve(
             })
             .handle(handle.clone());
         let app = counted(
-            router(queries.clone(), "http", options.security.clone()).nest(
+            router(
+                queries.clone(),
+                "http",
+                options.security.clone(),
+                console.clone(),
+            )
+            .nest(
                 "/iceberg",
                 iceberg_rest::router(
                     lakehouse.clone(),
@@ -229,7 +252,13 @@ pub async fn serve(
             .acceptor(acceptor)
             .handle(handle.clone());
         let app = counted(
-            router(queries.clone(), "https", options.security.clone()).nest(
+            router(
+                queries.clone(),
+                "https",
+                options.security.clone(),
+                console.clone(),
+            )
+            .nest(
                 "/iceberg",
                 iceberg_rest::router(
                     lakehouse.clone(),
@@ -282,6 +311,9 @@ pub async fn serve(
             }
         })
     };
+    let charts = options
+        .metrics_enabled
+        .then(|| metrics::sample_history(lakehouse.clone(), queries.clone()));
     let reaper = {
         let queries = queries.clone();
         let client_timeout = options.client_timeout;
@@ -330,6 +362,9 @@ pub async fn serve(
     while servers.join_next().await.is_some() {}
     reaper.abort();
     heartbeat.abort();
+    if let Some(charts) = charts {
+        charts.abort();
+    }
     // A node that stopped is no longer listed.
     if let Err(e) = lakehouse.metastore().forget_node(&options.node).await {
         tracing::warn!(error = %e, "stopped node not removed from the metastore");
@@ -538,6 +573,11 @@ async fn authenticate(
     protocol: Protocol,
     client: ClientAddress,
 ) -> Result<String, Response> {
+    if !headers.contains_key(axum::http::header::AUTHORIZATION) {
+        if let Some(signed_in) = ui::cookie_user(app, headers).await {
+            return signed_in;
+        }
+    }
     let named = protocol.get(headers, "user").map(str::to_string);
     if let (Some(token), Some(jwt)) = (jwt::bearer(headers), &app.security.jwt) {
         if app.scheme != "https" && !app.security.allow_insecure_over_http {

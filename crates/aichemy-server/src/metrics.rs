@@ -337,3 +337,225 @@ pub(crate) fn exposition(
         None => crate::refuse(StatusCode::NOT_FOUND, "Metrics are not enabled"),
     }
 }
+
+/// How often the console's charts get a point, and how many points make their hour.
+const SAMPLE_EVERY: Duration = Duration::from_secs(15);
+const SAMPLES_KEPT: usize = 240;
+
+/// The series the console charts: name, title, unit, and how each point is read from
+/// the exposition (`Level` of a gauge, `Rate` of a counter per second, `Ratio` of two
+/// counters' increases: a histogram's mean).
+const CHARTED: &[(&str, &str, &str, Reading)] = &[
+    (
+        "queries_running",
+        "Running queries",
+        "count",
+        Reading::Level("aichemy_queries_running"),
+    ),
+    (
+        "queries_queued",
+        "Queued queries",
+        "count",
+        Reading::Level("aichemy_queries_queued"),
+    ),
+    (
+        "queries_ended",
+        "Queries ended per second",
+        "per_second",
+        Reading::Rate("aichemy_queries_total", None),
+    ),
+    (
+        "queries_failed",
+        "Queries failed per second",
+        "per_second",
+        Reading::Rate("aichemy_queries_total", Some("state=\"FAILED\"")),
+    ),
+    (
+        "query_seconds",
+        "Mean query time",
+        "seconds",
+        Reading::Ratio("aichemy_query_seconds_sum", "aichemy_query_seconds_count"),
+    ),
+    (
+        "rows_read",
+        "Rows read per second",
+        "per_second",
+        Reading::Rate("aichemy_query_rows_read_total", None),
+    ),
+    (
+        "bytes_read",
+        "Bytes read per second",
+        "bytes",
+        Reading::Rate("aichemy_query_bytes_read_total", None),
+    ),
+    (
+        "memory_pool",
+        "Query memory in use",
+        "bytes",
+        Reading::Level("aichemy_memory_pool_reserved_bytes"),
+    ),
+    (
+        "process_memory",
+        "Process resident memory",
+        "bytes",
+        Reading::Level("process_resident_memory_bytes"),
+    ),
+    (
+        "process_cpu",
+        "Process CPU (cores busy)",
+        "count",
+        Reading::Rate("process_cpu_seconds_total", None),
+    ),
+    (
+        "http_requests",
+        "HTTP requests per second",
+        "per_second",
+        Reading::Rate("aichemy_http_requests_total", None),
+    ),
+    (
+        "ingestion_rows",
+        "Rows ingested per second",
+        "per_second",
+        Reading::Rate("aichemy_ingestion_rows_total", None),
+    ),
+];
+
+#[derive(Clone, Copy)]
+enum Reading {
+    Level(&'static str),
+    Rate(&'static str, Option<&'static str>),
+    Ratio(&'static str, &'static str),
+}
+
+/// Points of the charted series: when, and each series' cumulative reading then.
+#[derive(Default)]
+struct History {
+    /// (Unix milliseconds, one sum per name in `CHARTED` order, two per `Ratio`).
+    samples: std::collections::VecDeque<(i64, Vec<f64>)>,
+}
+
+static HISTORY: std::sync::Mutex<History> = std::sync::Mutex::new(History {
+    samples: std::collections::VecDeque::new(),
+});
+
+/// The sum over every series of the family `name` (with `label`, when given) in the
+/// exposition `text`.
+fn sum_of(text: &str, name: &str, label: Option<&str>) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter(|line| label.is_none_or(|label| line.contains(label)))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .filter(|value| value.is_finite())
+        .sum()
+}
+
+fn readings(text: &str) -> Vec<f64> {
+    CHARTED
+        .iter()
+        .flat_map(|(_, _, _, reading)| match *reading {
+            Reading::Level(name) => vec![sum_of(text, name, None)],
+            Reading::Rate(name, label) => vec![sum_of(text, name, label)],
+            Reading::Ratio(sum, count) => vec![sum_of(text, sum, None), sum_of(text, count, None)],
+        })
+        .collect()
+}
+
+/// Takes a point of the charted series every 15 seconds, keeping an hour of them, until
+/// the returned task is aborted; nothing when metrics are off.
+pub(crate) fn sample_history(
+    lakehouse: std::sync::Arc<aichemy_engine::Lakehouse>,
+    queries: crate::Queries,
+) -> tokio::task::JoinHandle<()> {
+    aichemy_task::spawn("metrics history", async move {
+        loop {
+            if let Some(text) = render(&lakehouse, &queries) {
+                let point = (aichemy_engine::audit::now_ms(), readings(&text));
+                let mut history = HISTORY.lock().expect("not poisoned");
+                history.samples.push_back(point);
+                while history.samples.len() > SAMPLES_KEPT + 1 {
+                    history.samples.pop_front();
+                }
+            }
+            tokio::time::sleep(SAMPLE_EVERY).await;
+        }
+    })
+}
+
+/// The charted series over the last hour and now, as `/ui/api/metrics` answers them:
+/// levels as read, rates per second between consecutive points.
+pub(crate) fn history_json(
+    lakehouse: &aichemy_engine::Lakehouse,
+    queries: &crate::Queries,
+) -> serde_json::Value {
+    let now =
+        render(lakehouse, queries).map(|text| (aichemy_engine::audit::now_ms(), readings(&text)));
+    let history = HISTORY.lock().expect("not poisoned");
+    let samples: Vec<&(i64, Vec<f64>)> = history.samples.iter().chain(now.as_ref()).collect();
+    let mut series = Vec::new();
+    let mut column = 0;
+    for (name, title, unit, reading) in CHARTED {
+        let width = if matches!(reading, Reading::Ratio(..)) {
+            2
+        } else {
+            1
+        };
+        let points: Vec<serde_json::Value> = match reading {
+            Reading::Level(_) => samples
+                .iter()
+                .map(|(at, values)| serde_json::json!([at, values[column]]))
+                .collect(),
+            Reading::Rate(..) | Reading::Ratio(..) => samples
+                .windows(2)
+                .map(|pair| {
+                    let ((then, before), (now, after)) = (pair[0], pair[1]);
+                    let grown = |i: usize| (after[i] - before[i]).max(0.0);
+                    let value = match reading {
+                        Reading::Ratio(..) => {
+                            let count = grown(column + 1);
+                            if count > 0.0 {
+                                grown(column) / count
+                            } else {
+                                0.0
+                            }
+                        }
+                        _ => grown(column) / ((now - then).max(1) as f64 / 1000.0),
+                    };
+                    serde_json::json!([now, value])
+                })
+                .collect(),
+        };
+        column += width;
+        series.push(serde_json::json!({
+            "name": name, "title": title, "unit": unit, "points": points,
+        }));
+    }
+    serde_json::json!({
+        "interval_seconds": SAMPLE_EVERY.as_secs(),
+        "series": series,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_read_a_family_and_only_it() {
+        let text = "# HELP aichemy_queries_total x\n\
+            aichemy_queries_total{state=\"FINISHED\",user=\"a b\"} 3\n\
+            aichemy_queries_total{state=\"FAILED\",user=\"c\"} 2\n\
+            aichemy_queries_total_other 100\n\
+            process_cpu_seconds_total 1.5\n";
+        assert_eq!(sum_of(text, "aichemy_queries_total", None), 5.0);
+        assert_eq!(
+            sum_of(text, "aichemy_queries_total", Some("state=\"FAILED\"")),
+            2.0
+        );
+        assert_eq!(sum_of(text, "process_cpu_seconds_total", None), 1.5);
+        assert_eq!(sum_of(text, "missing", None), 0.0);
+    }
+}

@@ -16,6 +16,8 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 
+use std::sync::Arc;
+
 use crate::{router, Admission, Queries, Security};
 
 const NAMES: &[&str] = &[
@@ -150,7 +152,8 @@ fn every_request_gets_an_answer_of_the_protocol() {
                 max_queued: 8,
             };
             let queries = Queries::new(lakehouse, handle, admission);
-            let app = router(queries, "http", Security::default());
+            let console = Arc::new(crate::Console::new(b"fuzz", Duration::from_secs(60)));
+            let app = router(queries, "http", Security::default(), console);
             let mut rng = fastrand::Rng::with_seed(seed);
             let mut known: Vec<String> = Vec::new();
             let (mut requests, mut accepted) = (0usize, 0usize);

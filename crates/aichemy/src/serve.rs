@@ -245,6 +245,8 @@ fn options(config: &Config, query_runtime: tokio::runtime::Handle) -> Result<Ser
         },
         node: node_name(server.http_port),
         metrics: server.metrics_port.map(|port| SocketAddr::new(ip, port)),
+        metrics_enabled: server.metrics_enabled,
+        console_session: Duration::from_secs(server.console_session_seconds.max(1)),
     })
 }
 

@@ -65,7 +65,7 @@ impl Tokens {
         self.issue_until(user, unix_now() + TOKEN_LIFETIME.as_secs())
     }
 
-    fn issue_until(&self, user: &str, expiry: u64) -> String {
+    pub(crate) fn issue_until(&self, user: &str, expiry: u64) -> String {
         let payload = format!("{}.{expiry}", URL_SAFE_NO_PAD.encode(user));
         let signature = self.signature(&payload).finalize().into_bytes();
         format!("{payload}.{}", URL_SAFE_NO_PAD.encode(signature))
@@ -73,14 +73,34 @@ impl Tokens {
 
     /// The user of a genuine, unexpired token.
     fn user(&self, token: &str) -> Option<String> {
+        self.user_and_expiry(token).map(|(user, _)| user)
+    }
+
+    /// The user and expiry (Unix seconds) of a genuine, unexpired token.
+    pub(crate) fn user_and_expiry(&self, token: &str) -> Option<(String, u64)> {
         let (payload, signature) = token.rsplit_once('.')?;
-        let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
-        self.signature(payload).verify_slice(&signature).ok()?;
-        let (user, expiry) = payload.split_once('.')?;
-        if expiry.parse::<u64>().ok()? <= unix_now() {
+        if !self.check_tag(payload, signature) {
             return None;
         }
-        String::from_utf8(URL_SAFE_NO_PAD.decode(user).ok()?).ok()
+        let (user, expiry) = payload.split_once('.')?;
+        let expiry = expiry.parse::<u64>().ok()?;
+        if expiry <= unix_now() {
+            return None;
+        }
+        let user = String::from_utf8(URL_SAFE_NO_PAD.decode(user).ok()?).ok()?;
+        Some((user, expiry))
+    }
+
+    /// The signature of `text` under the key, in base64url.
+    pub(crate) fn tag(&self, text: &str) -> String {
+        URL_SAFE_NO_PAD.encode(self.signature(text).finalize().into_bytes())
+    }
+
+    /// Whether `tag` is the signature of `text` (compared in constant time).
+    pub(crate) fn check_tag(&self, text: &str, tag: &str) -> bool {
+        URL_SAFE_NO_PAD
+            .decode(tag)
+            .is_ok_and(|tag| self.signature(text).verify_slice(&tag).is_ok())
     }
 }
 

@@ -543,6 +543,8 @@ impl Server {
                 },
                 node: format!("127.0.0.1:{port}"),
                 metrics: None,
+                metrics_enabled: true,
+                console_session: Duration::from_secs(3600),
             };
             let task = aichemy_task::spawn(
                 "server",
