@@ -295,7 +295,9 @@ def test_every_query_is_audited_once_with_its_decision(grants_server):
                    "WHERE l.id IN (SELECT 1)")
     cursor.fetchall()
     allowed_id = cursor.query_id
-    rows = until(lambda: audit(port, where=f"query_id IN ('{denied_id}', '{allowed_id}')"))
+    # The audit writes records in batches: each of the two may come in a batch of its own.
+    both = f"query_id IN ('{denied_id}', '{allowed_id}')"
+    rows = until(lambda: len(found := audit(port, where=both)) >= 2 and found)
     by_id = {r[4]: r for r in rows}
     assert len(rows) == 2
     denied = by_id[denied_id]
