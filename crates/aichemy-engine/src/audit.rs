@@ -41,6 +41,10 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// How long the writer gathers records into one metastore transaction, and how many at most.
+const GATHER: Duration = Duration::from_millis(20);
+const BATCH: usize = 500;
+
 /// Writes audit records in the background.
 #[derive(Debug)]
 pub(crate) struct Auditor {
@@ -66,11 +70,14 @@ impl Auditor {
             // Pruning walks the newest records' index: once per thousand written.
             let mut since_pruned = 0usize;
             while let Some(first) = events.recv().await {
+                // One transaction (one sync of the metastore's log) for what arrives in the
+                // next few milliseconds: under load, many queries' records share a commit.
                 let mut batch = vec![first];
-                while batch.len() < 500 {
-                    match events.try_recv() {
-                        Ok(event) => batch.push(event),
-                        Err(_) => break,
+                let gathered = tokio::time::Instant::now() + GATHER;
+                while batch.len() < BATCH {
+                    match tokio::time::timeout_at(gathered, events.recv()).await {
+                        Ok(Some(event)) => batch.push(event),
+                        Ok(None) | Err(_) => break,
                     }
                 }
                 let records: Vec<AuditRecord> = batch.iter().map(|e| e.record.clone()).collect();

@@ -60,6 +60,10 @@ pub struct QueryRun {
     pub rows_written: Option<i64>,
 }
 
+/// Rows per INSERT statement: 33 parameters each, within SQLite's 32,766 and PostgreSQL's
+/// 65,535 parameters per statement.
+const AUDIT_ROWS_PER_INSERT: usize = 100;
+
 fn json_list(items: &[String]) -> String {
     serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
 }
@@ -69,56 +73,54 @@ fn list_of(text: String) -> Vec<String> {
 }
 
 impl Metastore {
-    /// Records audit events, all or none.
+    /// Records audit events, all or none: one statement per hundred records.
     pub async fn record_audit(&self, records: &[AuditRecord]) -> Result<(), MetastoreError> {
         let mut tx = self.pool.begin().await?;
-        for r in records {
-            sqlx::query(
+        for chunk in records.chunks(AUDIT_ROWS_PER_INSERT) {
+            let mut insert = sqlx::QueryBuilder::<sqlx::Any>::new(
                 "INSERT INTO aichemy_audit (event_id, recorded_ms, kind, user_name, roles_json, \
                  source_address, user_agent, action, query_id, read_json, written_json, \
                  row_count, byte_count, decision, reason, columns_read_json, \
                  columns_written_json, rows_read, bytes_read, node, source, client_tags_json, \
                  state, error_code, error_type, created_ms, queued_ms, planning_ms, \
-                 execution_ms, cpu_ms, peak_memory_bytes, spilled_bytes, rows_written) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-                 $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, \
-                 $31, $32, $33)",
-            )
-            .bind(&r.event_id)
-            .bind(r.recorded_ms)
-            .bind(&r.kind)
-            .bind(&r.user)
-            .bind(json_list(&r.roles))
-            .bind(&r.source_address)
-            .bind(&r.user_agent)
-            .bind(&r.action)
-            .bind(&r.query_id)
-            .bind(json_list(&r.read))
-            .bind(json_list(&r.written))
-            .bind(r.rows)
-            .bind(r.bytes)
-            .bind(&r.decision)
-            .bind(&r.reason)
-            .bind(json_list(&r.columns_read))
-            .bind(json_list(&r.columns_written))
-            .bind(r.rows_read)
-            .bind(r.bytes_read)
-            .bind(&r.run.node)
-            .bind(&r.run.source)
-            .bind(json_list(&r.run.client_tags))
-            .bind(&r.run.state)
-            .bind(&r.run.error_code)
-            .bind(&r.run.error_type)
-            .bind(r.run.created_ms)
-            .bind(r.run.queued_ms)
-            .bind(r.run.planning_ms)
-            .bind(r.run.execution_ms)
-            .bind(r.run.cpu_ms)
-            .bind(r.run.peak_memory_bytes)
-            .bind(r.run.spilled_bytes)
-            .bind(r.run.rows_written)
-            .execute(&mut *tx)
-            .await?;
+                 execution_ms, cpu_ms, peak_memory_bytes, spilled_bytes, rows_written) ",
+            );
+            insert.push_values(chunk, |mut row, r| {
+                row.push_bind(r.event_id.clone())
+                    .push_bind(r.recorded_ms)
+                    .push_bind(r.kind.clone())
+                    .push_bind(r.user.clone())
+                    .push_bind(json_list(&r.roles))
+                    .push_bind(r.source_address.clone())
+                    .push_bind(r.user_agent.clone())
+                    .push_bind(r.action.clone())
+                    .push_bind(r.query_id.clone())
+                    .push_bind(json_list(&r.read))
+                    .push_bind(json_list(&r.written))
+                    .push_bind(r.rows)
+                    .push_bind(r.bytes)
+                    .push_bind(r.decision.clone())
+                    .push_bind(r.reason.clone())
+                    .push_bind(json_list(&r.columns_read))
+                    .push_bind(json_list(&r.columns_written))
+                    .push_bind(r.rows_read)
+                    .push_bind(r.bytes_read)
+                    .push_bind(r.run.node.clone())
+                    .push_bind(r.run.source.clone())
+                    .push_bind(json_list(&r.run.client_tags))
+                    .push_bind(r.run.state.clone())
+                    .push_bind(r.run.error_code.clone())
+                    .push_bind(r.run.error_type.clone())
+                    .push_bind(r.run.created_ms)
+                    .push_bind(r.run.queued_ms)
+                    .push_bind(r.run.planning_ms)
+                    .push_bind(r.run.execution_ms)
+                    .push_bind(r.run.cpu_ms)
+                    .push_bind(r.run.peak_memory_bytes)
+                    .push_bind(r.run.spilled_bytes)
+                    .push_bind(r.run.rows_written);
+            });
+            insert.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
