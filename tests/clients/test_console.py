@@ -258,18 +258,25 @@ def test_browse_a_table_whose_names_are_html(lakehouse, browser):
     shot(browser, "06-catalog-table")
 
 
-def test_queries_details_and_kill(lakehouse, browser):
+def long_query(server, rows):
+    """Starts a query of root's that runs until stopped; answers its thread and where the
+    thread leaves the error the query ended with."""
     outcome = {}
 
-    def long_query():
-        cur = cursor(lakehouse)
+    def query():
+        cur = cursor(server)
         try:
-            cur.execute("SELECT count(*) FROM generate_series(1, 100000000001)")
+            cur.execute(f"SELECT count(*) FROM generate_series(1, {rows})")
             cur.fetchall()
         except trino.exceptions.TrinoUserError as e:
             outcome["error"] = e
-    worker = threading.Thread(target=long_query)
+    worker = threading.Thread(target=query)
     worker.start()
+    return worker, outcome
+
+
+def test_queries_details_and_kill(lakehouse, browser):
+    worker, outcome = long_query(lakehouse, 100000000001)
     try:
         go(browser, "queries")
         kill = "//tr[contains(., '100000000001')]//button[contains(@class, 'kill')]"
@@ -431,17 +438,7 @@ def test_kill_query_is_trinos_and_asks_for_the_right(lakehouse):
                       "eve")
     assert (missing.error_name, missing.message) == (
         "NOT_FOUND", "Target query not found: 20260101_000000_00000_zzzzz")
-    outcome = {}
-
-    def long_query():
-        cur = cursor(lakehouse)
-        try:
-            cur.execute("SELECT count(*) FROM generate_series(1, 100000000002)")
-            cur.fetchall()
-        except trino.exceptions.TrinoUserError as e:
-            outcome["error"] = e
-    worker = threading.Thread(target=long_query)
-    worker.start()
+    worker, outcome = long_query(lakehouse, 100000000002)
     try:
         deadline = time.monotonic() + 30
         rows = []

@@ -388,30 +388,16 @@ async fn login(
                 return problem(StatusCode::UNAUTHORIZED, "A password is required");
             };
             let failed_logins = &app.security.failed_logins;
-            if !failed_logins
+            let good = failed_logins
                 .check(passwords, &user, &password, client.0)
-                .await
-            {
+                .await;
+            let refusal = (!good).then_some("Authentication failed: Invalid credentials");
+            let who = Some(user.as_str());
+            crate::audit_authentication(lakehouse, who, client.0, &headers, "password", refusal);
+            if let Some(refusal) = refusal {
                 tracing::info!(user = %user, "console sign-in failed");
-                let refusal = "Authentication failed: Invalid credentials";
-                crate::audit_authentication(
-                    lakehouse,
-                    Some(&user),
-                    client.0,
-                    &headers,
-                    "password",
-                    Some(refusal),
-                );
                 return problem(StatusCode::UNAUTHORIZED, refusal);
             }
-            crate::audit_authentication(
-                lakehouse,
-                Some(&user),
-                client.0,
-                &headers,
-                "password",
-                None,
-            );
         }
         Some(_) if !app.security.allow_insecure_over_http => {
             return problem(
