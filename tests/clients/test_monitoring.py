@@ -241,6 +241,14 @@ def test_the_query_history_keeps_each_querys_cost_across_restarts(tmp_path):
         assert "AggregateExec" in plan and "Layout: [k:bigint" in plan
         assert re.search(r"CPU: [0-9.]+(ns|us|ms|s) \([0-9.]+%\)", plan), plan
         assert "└─ " in plan and "Metrics: output_rows=" in plan
+        # A join of two formats: what each table gave is counted apart.
+        for sql in ["CREATE SCHEMA delta.h",
+                    "CREATE TABLE delta.h.names AS SELECT x AS k, 'name ' || CAST(x AS VARCHAR) "
+                    "AS name FROM UNNEST(sequence(0, 6)) AS s(x)",
+                    "SELECT n.name, count(*) FROM iceberg.h.t JOIN delta.h.names n "
+                    "ON t.k = n.k GROUP BY n.name"]:
+            cursor.execute(sql)
+            cursor.fetchall()
         with pytest.raises(trino.exceptions.TrinoUserError):
             cursor.execute("SELECT * FROM iceberg.h.missing")
         run(port, "SELECT 1", user="bob")
@@ -253,12 +261,12 @@ def test_the_query_history_keeps_each_querys_cost_across_restarts(tmp_path):
         columns = ("state, source, client_tags, node, error_code, error_type, "
                    "queued_time_ms, planning_time_ms, execution_time_ms, cpu_time_ms, "
                    "peak_memory_bytes, rows, rows_read, bytes_read, rows_written, tables_read, "
-                   "columns_read, query")
+                   "columns_read, table_reads, query")
         history = {r[-1]: r for r in run(
             port, f"SELECT {columns} FROM system.runtime.queries WHERE user = 'ann' "
                   "AND state <> 'RUNNING'", user="admin")}
         [state, source, tags, node, code, _, queued, planning, execution, cpu, peak, rows,
-         read, read_bytes, written, tables, read_columns, _] = history[
+         read, read_bytes, written, tables, read_columns, table_reads, _] = history[
             "SELECT k, count(*) FROM iceberg.h.t GROUP BY k ORDER BY k"]
         assert (state, source, tags, rows, code) == ("FINISHED", "bi", "finance,daily", 7, None)
         assert node.endswith(f":{first_port}"), "the node that ran it"
@@ -266,6 +274,14 @@ def test_the_query_history_keeps_each_querys_cost_across_restarts(tmp_path):
         assert peak > 0, "the aggregate held memory"
         assert read == 5000 and read_bytes > 0 and written is None
         assert tables == "iceberg.h.t" and read_columns == "iceberg.h.t.k"
+        assert [(t["table"], t["rows"], t["bytes"]) for t in json.loads(table_reads)] == [
+            ("iceberg.h.t", 5000, read_bytes)]
+        joined = {t["table"]: t for t in json.loads(history[
+            "SELECT n.name, count(*) FROM iceberg.h.t JOIN delta.h.names n "
+            "ON t.k = n.k GROUP BY n.name"][-2])}
+        assert sorted(joined) == ["delta.h.names", "iceberg.h.t"], joined
+        assert joined["iceberg.h.t"]["rows"] == 5000 and joined["delta.h.names"]["rows"] == 7
+        assert all(t["bytes"] > 0 for t in joined.values()), joined
         ctas = [r for q, r in history.items() if q.startswith("CREATE TABLE iceberg.h.t")][0]
         assert ctas[14] == 5000
         failed = history["SELECT * FROM iceberg.h.missing"]

@@ -195,7 +195,14 @@ fn inputs(record: &AuditRecord) -> Vec<Value> {
     }
     tables
         .into_iter()
-        .map(|t| io_table(t, &record.columns_read, "name"))
+        .map(|t| {
+            let mut input = io_table(t, &record.columns_read, "name");
+            if let Some(read) = record.table_reads.iter().find(|r| r.table == t) {
+                input["physicalInputRows"] = json!(read.rows);
+                input["physicalInputBytes"] = json!(read.bytes);
+            }
+            input
+        })
         .collect()
 }
 

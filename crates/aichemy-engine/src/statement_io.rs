@@ -8,17 +8,24 @@
 //! pool of [`StatementIo::runtime`], which counts the statement's peak; the write paths
 //! report their targets through [`StatementIo::wrote`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::{ScanArgs, ScanResult, Session, TableProvider};
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::Result as DFResult;
+use datafusion::common::{Constraints, Result as DFResult, Statistics};
+use datafusion::datasource::TableType;
 use datafusion::execution::memory_pool::{
     MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation,
 };
 use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 
 /// The collector of one statement (or of a shell's statements until [`StatementIo::take`]).
@@ -90,6 +97,8 @@ struct Collected {
     plans: Vec<Arc<dyn ExecutionPlan>>,
     /// Names a plan reads a table by (a row-level change's `$rows`), with the table's.
     aliases: BTreeMap<String, String>,
+    /// The scans tables' providers answered while the plans were planned, with the table.
+    scans: Vec<(Arc<dyn ExecutionPlan>, String)>,
 }
 
 /// What a statement read and wrote.
@@ -103,10 +112,46 @@ pub struct IoSummary {
     /// Bytes the scans read from files where they report it (Parquet's `bytes_scanned`),
     /// else the bytes of the columns they produced.
     pub bytes_read: u64,
+    /// Rows and bytes read, as [`IoSummary::rows_read`] and [`IoSummary::bytes_read`], by
+    /// table (`catalog.schema.table`), sorted; what is read from no table (VALUES, a table
+    /// function) is in the totals alone.
+    pub table_reads: Vec<TableRead>,
     /// Bytes the operators spilled to disk.
     pub spilled_bytes: u64,
     /// The most memory the statement's operators held at once.
     pub peak_memory_bytes: u64,
+}
+
+/// What a statement read of one table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableRead {
+    pub table: String,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+tokio::task_local! {
+    /// The collector of the statement whose plan is being made physical: the tables'
+    /// providers tell it which scan reads which table ([`scanning`], [`note_scan`]).
+    static SCANNING: Arc<StatementIo>;
+}
+
+/// Runs `planning` (a physical planning) with the scans it makes noted in `io`.
+pub(crate) async fn scanning<T>(io: Arc<StatementIo>, planning: impl Future<Output = T>) -> T {
+    SCANNING.scope(io, planning).await
+}
+
+/// Notes that `scan` reads `table`, when a statement's planning is under way.
+pub(crate) fn note_scan(scan: &Arc<dyn ExecutionPlan>, table: &str) {
+    let _ = SCANNING.try_with(|io| {
+        let mut inner = io.inner.lock().expect("not poisoned");
+        let table = inner
+            .aliases
+            .get(table)
+            .cloned()
+            .unwrap_or(table.to_string());
+        inner.scans.push((scan.clone(), table));
+    });
 }
 
 impl StatementIo {
@@ -197,6 +242,7 @@ impl StatementIo {
             written: inner.written.clone(),
             plans: inner.plans.clone(),
             aliases: Default::default(),
+            scans: inner.scans.clone(),
         };
         drop(inner);
         let peak = self
@@ -230,19 +276,120 @@ fn summary(collected: Collected, peak_memory_bytes: u64) -> IoSummary {
             })
             .collect()
     };
-    let (mut rows_read, mut bytes_read, mut spilled_bytes) = (0, 0, 0);
+    let tables = ScanTables::new(&collected.scans);
+    let mut reads = Reads::default();
+    let mut spilled_bytes = 0;
     for plan in &collected.plans {
-        scanned(plan.as_ref(), &mut rows_read, &mut bytes_read);
+        scanned(plan.as_ref(), &tables, &mut reads);
         spilled_bytes += spilled(plan.as_ref());
     }
     IoSummary {
         columns_read: flatten(collected.read),
         columns_written: flatten(collected.written),
-        rows_read,
-        bytes_read,
+        rows_read: reads.rows,
+        bytes_read: reads.bytes,
+        table_reads: reads
+            .by_table
+            .into_iter()
+            .map(|(table, (rows, bytes))| TableRead { table, rows, bytes })
+            .collect(),
         spilled_bytes,
         peak_memory_bytes,
     }
+}
+
+/// Rows and bytes the scans read, in all and by table.
+#[derive(Default)]
+struct Reads {
+    rows: u64,
+    bytes: u64,
+    by_table: BTreeMap<String, (u64, u64)>,
+}
+
+impl Reads {
+    fn add(&mut self, table: Option<&str>, rows: u64, bytes: u64) {
+        self.rows += rows;
+        self.bytes += bytes;
+        if let Some(table) = table {
+            let read = self.by_table.entry(table.to_string()).or_default();
+            read.0 += rows;
+            read.1 += bytes;
+        }
+    }
+}
+
+/// The table each scan of the plans reads. A provider's scan (and each plan under it: a
+/// Delta scan reads through a file scan of its own) is known by its address. The physical
+/// optimizer may replace a scan with a copy (pushing a projection, a limit or a filter
+/// into it, spreading its files over more partitions): a copy of a file scan reads the
+/// same files, and another scan's copy usually describes itself as the scan did (Lance's
+/// names its dataset).
+struct ScanTables<'a> {
+    by_address: HashMap<*const (), &'a str>,
+    by_file: HashMap<String, &'a str>,
+    by_text: HashMap<String, &'a str>,
+}
+
+impl<'a> ScanTables<'a> {
+    fn new(scans: &'a [(Arc<dyn ExecutionPlan>, String)]) -> Self {
+        let mut tables = Self {
+            by_address: HashMap::new(),
+            by_file: HashMap::new(),
+            by_text: HashMap::new(),
+        };
+        for (scan, table) in scans {
+            tables.note(scan, table);
+        }
+        tables
+    }
+
+    fn note(&mut self, plan: &Arc<dyn ExecutionPlan>, table: &'a str) {
+        self.by_address
+            .insert(Arc::as_ptr(plan) as *const (), table);
+        if let Some(file) = first_file(plan.as_ref()) {
+            self.by_file.insert(file, table);
+        }
+        if plan.children().is_empty() {
+            self.by_text.insert(described(plan.as_ref()), table);
+        }
+        for child in plan.children() {
+            self.note(child, table);
+        }
+    }
+
+    fn table_of(&self, scan: &Arc<dyn ExecutionPlan>) -> Option<&'a str> {
+        let address = Arc::as_ptr(scan) as *const ();
+        self.by_address
+            .get(&address)
+            .or_else(|| self.by_file.get(&first_file(scan.as_ref())?))
+            .or_else(|| self.by_text.get(&described(scan.as_ref())))
+            .copied()
+    }
+}
+
+/// How a plan's top operator describes itself on one line.
+fn described(plan: &dyn ExecutionPlan) -> String {
+    datafusion::physical_plan::displayable(plan)
+        .one_line()
+        .to_string()
+}
+
+/// The first (in name order) of the files a file scan reads.
+fn first_file(scan: &dyn ExecutionPlan) -> Option<String> {
+    let source = scan
+        .as_any()
+        .downcast_ref::<datafusion::datasource::source::DataSourceExec>()?;
+    let config = source
+        .data_source()
+        .as_any()
+        .downcast_ref::<datafusion::datasource::physical_plan::FileScanConfig>()?;
+    config
+        .file_groups
+        .iter()
+        .flat_map(|group| group.files())
+        .map(|file| file.object_meta.location.as_ref())
+        .min()
+        .map(str::to_string)
 }
 
 /// The bytes the operators of `plan` spilled.
@@ -261,7 +408,7 @@ fn spilled(plan: &dyn ExecutionPlan) -> u64 {
 /// Adds the rows the scans (leaves) of `plan` produced and the bytes they read: those the
 /// scan reports reading from files (Parquet's `bytes_scanned`), else the bytes of the
 /// columns it produced.
-fn scanned(plan: &dyn ExecutionPlan, rows: &mut u64, bytes: &mut u64) {
+fn scanned(plan: &dyn ExecutionPlan, tables: &ScanTables<'_>, reads: &mut Reads) {
     let bytes_scanned = |scan: &dyn ExecutionPlan| {
         let metrics = scan.metrics()?;
         metrics
@@ -273,20 +420,107 @@ fn scanned(plan: &dyn ExecutionPlan, rows: &mut u64, bytes: &mut u64) {
         .downcast_ref::<crate::stop::StoppableExec>()
         .and_then(|exec| exec.scan())
     {
-        *rows += produced.rows.load(Ordering::Relaxed);
-        *bytes +=
+        let bytes =
             bytes_scanned(scan.as_ref()).unwrap_or_else(|| produced.bytes.load(Ordering::Relaxed));
+        let rows = produced.rows.load(Ordering::Relaxed);
+        reads.add(tables.table_of(scan), rows, bytes);
         return;
     }
     let children = plan.children();
     if children.is_empty() {
         // A plan run as planned (EXPLAIN ANALYZE): what the scan's metrics say.
-        if let Some(metrics) = plan.metrics() {
-            *rows += metrics.output_rows().unwrap_or(0) as u64;
-        }
-        *bytes += bytes_scanned(plan).unwrap_or(0);
+        let rows = plan.metrics().and_then(|m| m.output_rows()).unwrap_or(0) as u64;
+        reads.add(None, rows, bytes_scanned(plan).unwrap_or(0));
     }
     for child in children {
-        scanned(child.as_ref(), rows, bytes);
+        scanned(child.as_ref(), tables, reads);
+    }
+}
+
+/// A table's provider whose scans are noted as reads of the table ([`note_scan`]): every
+/// relation a statement resolves is one. Everything else is the table's own, `as_any`
+/// too, so code that looks into a provider finds what it looks for.
+#[derive(Debug)]
+pub(crate) struct NotedTable {
+    inner: Arc<dyn TableProvider>,
+    table: String,
+}
+
+impl NotedTable {
+    pub(crate) fn new(inner: Arc<dyn TableProvider>, table: String) -> Self {
+        Self { inner, table }
+    }
+}
+
+#[async_trait::async_trait]
+impl TableProvider for NotedTable {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self.inner.as_any()
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
+    }
+
+    fn constraints(&self) -> Option<&Constraints> {
+        self.inner.constraints()
+    }
+
+    fn table_type(&self) -> TableType {
+        self.inner.table_type()
+    }
+
+    fn get_table_definition(&self) -> Option<&str> {
+        self.inner.get_table_definition()
+    }
+
+    fn get_logical_plan(&'_ self) -> Option<Cow<'_, LogicalPlan>> {
+        self.inner.get_logical_plan()
+    }
+
+    fn get_column_default(&self, column: &str) -> Option<&Expr> {
+        self.inner.get_column_default(column)
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        let scan = self.inner.scan(state, projection, filters, limit).await?;
+        note_scan(&scan, &self.table);
+        Ok(scan)
+    }
+
+    async fn scan_with_args<'a>(
+        &self,
+        state: &dyn Session,
+        args: ScanArgs<'a>,
+    ) -> DFResult<ScanResult> {
+        let result = self.inner.scan_with_args(state, args).await?;
+        note_scan(result.plan(), &self.table);
+        Ok(result)
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DFResult<Vec<TableProviderFilterPushDown>> {
+        self.inner.supports_filters_pushdown(filters)
+    }
+
+    fn statistics(&self) -> Option<Statistics> {
+        self.inner.statistics()
+    }
+
+    async fn insert_into(
+        &self,
+        state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        insert_op: InsertOp,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        self.inner.insert_into(state, input, insert_op).await
     }
 }

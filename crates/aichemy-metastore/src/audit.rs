@@ -33,6 +33,8 @@ pub struct AuditRecord {
     /// Rows its scans produced and bytes they read from storage.
     pub rows_read: Option<i64>,
     pub bytes_read: Option<i64>,
+    /// Of those, what each table gave.
+    pub table_reads: Vec<TableRead>,
     /// `ALLOWED`, `DENIED` or `FAILED`.
     pub decision: String,
     pub reason: Option<String>,
@@ -60,7 +62,15 @@ pub struct QueryRun {
     pub rows_written: Option<i64>,
 }
 
-/// Rows per INSERT statement: 33 parameters each, within SQLite's 32,766 and PostgreSQL's
+/// What a query's scans read of one table (`catalog.schema.table`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TableRead {
+    pub table: String,
+    pub rows: i64,
+    pub bytes: i64,
+}
+
+/// Rows per INSERT statement: 34 parameters each, within SQLite's 32,766 and PostgreSQL's
 /// 65,535 parameters per statement.
 const AUDIT_ROWS_PER_INSERT: usize = 100;
 
@@ -83,7 +93,8 @@ impl Metastore {
                  row_count, byte_count, decision, reason, columns_read_json, \
                  columns_written_json, rows_read, bytes_read, node, source, client_tags_json, \
                  state, error_code, error_type, created_ms, queued_ms, planning_ms, \
-                 execution_ms, cpu_ms, peak_memory_bytes, spilled_bytes, rows_written) ",
+                 execution_ms, cpu_ms, peak_memory_bytes, spilled_bytes, rows_written, \
+                 table_reads_json) ",
             );
             insert.push_values(chunk, |mut row, r| {
                 row.push_bind(r.event_id.clone())
@@ -118,7 +129,10 @@ impl Metastore {
                     .push_bind(r.run.cpu_ms)
                     .push_bind(r.run.peak_memory_bytes)
                     .push_bind(r.run.spilled_bytes)
-                    .push_bind(r.run.rows_written);
+                    .push_bind(r.run.rows_written)
+                    .push_bind(
+                        serde_json::to_string(&r.table_reads).unwrap_or_else(|_| "[]".into()),
+                    );
             });
             insert.build().execute(&mut *tx).await?;
         }
@@ -184,7 +198,7 @@ impl Metastore {
              decision, reason, columns_read_json, columns_written_json, rows_read, bytes_read, \
              node, source, client_tags_json, state, error_code, error_type, created_ms, \
              queued_ms, planning_ms, execution_ms, cpu_ms, peak_memory_bytes, spilled_bytes, \
-             rows_written FROM aichemy_audit";
+             rows_written, table_reads_json FROM aichemy_audit";
         let order = "ORDER BY recorded_ms DESC, event_id";
         // Absent filters match every row: `$n IS NULL OR …`.
         let filter = "WHERE ($1 IS NULL OR user_name = $1) AND ($2 IS NULL OR kind = $2)";
@@ -217,6 +231,7 @@ impl Metastore {
                 columns_written: list_of(row.get(16)),
                 rows_read: row.get(17),
                 bytes_read: row.get(18),
+                table_reads: serde_json::from_str(&row.get::<String, _>(33)).unwrap_or_default(),
                 run: QueryRun {
                     node: row.get(19),
                     source: row.get(20),

@@ -1117,6 +1117,15 @@ fn audit_query(
             bytes: Some(bytes as i64),
             rows_read: Some(io.rows_read as i64),
             bytes_read: Some(io.bytes_read as i64),
+            table_reads: io
+                .table_reads
+                .iter()
+                .map(|read| aichemy_metastore::TableRead {
+                    table: read.table.clone(),
+                    rows: read.rows as i64,
+                    bytes: read.bytes as i64,
+                })
+                .collect(),
             decision: decision.into(),
             reason: error.map(|e| e.message.clone()),
             run,

@@ -108,6 +108,7 @@ const QUERIES: Columns = &[
     ("spilled_bytes", true),
     ("tables_read", false),
     ("columns_read", false),
+    ("table_reads", false),
 ];
 const NODES: Columns = &[
     ("node_id", false),
@@ -615,6 +616,10 @@ pub async fn system_table(
                         number(q.spilled_bytes),
                         q.tables_read.join(",").into(),
                         q.columns_read.join(",").into(),
+                        serde_json::to_string(&q.table_reads)
+                            .unwrap_or_else(|_| "[]".into())
+                            .as_str()
+                            .into(),
                     ]
                 })
                 .collect();

@@ -113,10 +113,10 @@ async fn start(
     // What `SessionState::create_physical_plan` does, keeping the optimized plan: it names
     // the columns the scans read, for the statement's audit.
     let optimized = state.optimize(&plan)?;
-    let physical = state
+    let planning = state
         .query_planner()
-        .create_physical_plan(&optimized, &state)
-        .await?;
+        .create_physical_plan(&optimized, &state);
+    let physical = crate::statement_io::scanning(session.io.clone(), planning).await?;
     let physical = stoppable(physical, &session.stop)?;
     session.io.planned(
         &optimized,

@@ -45,6 +45,8 @@ pub struct QueryRecord {
     /// `catalog.schema.table` named, and `catalog.schema.table.column` read.
     pub tables_read: Vec<String>,
     pub columns_read: Vec<String>,
+    /// The rows and bytes read of each table.
+    pub table_reads: Vec<aichemy_metastore::TableRead>,
 }
 
 /// A time in milliseconds since the epoch as `2025-01-15 10:30:00.000 UTC`.
@@ -88,6 +90,7 @@ impl From<AuditRecord> for QueryRecord {
             spilled_bytes: run.spilled_bytes,
             tables_read: r.read,
             columns_read: r.columns_read,
+            table_reads: r.table_reads,
         }
     }
 }

@@ -89,9 +89,10 @@ impl Lakehouse {
             }
             let name = self.qualify(reference, default_catalog, default_schema)?;
             let provider = match pinned.iter().find(|(pinned, _)| *pinned == name) {
+                // The caller's own provider, as it is: it may know it by its address.
                 Some((_, provider)) => provider.clone(),
                 None => {
-                    let provider = self.relation(&name, state, depth).await?;
+                    let provider = noted(&name, self.relation(&name, state, depth).await?);
                     match &access {
                         Some(access) => {
                             let reader = (access, as_owner);
@@ -370,6 +371,34 @@ impl Lakehouse {
     }
 }
 
+/// A table's `provider` with its scans noted as reads of `name` (without its version,
+/// timestamp or branch); a view's as it is, as its body's tables are noted themselves.
+fn noted(name: &QualifiedName, provider: Arc<dyn TableProvider>) -> Arc<dyn TableProvider> {
+    if provider.get_logical_plan().is_some() {
+        return provider;
+    }
+    let table = base_table(name);
+    Arc::new(crate::statement_io::NotedTable::new(
+        provider,
+        format!("{}.{}.{}", table.catalog, table.schema, table.name),
+    ))
+}
+
+/// The table a relation reads: `name` without a version, timestamp or branch, or the
+/// hidden path column's suffix.
+fn base_table(name: &QualifiedName) -> QualifiedName {
+    let mut table = name.clone();
+    for suffix in [VERSION_SUFFIX, TIMESTAMP_SUFFIX, REF_SUFFIX] {
+        if let Some(at) = table.name.find(suffix) {
+            table.name.truncate(at);
+        }
+    }
+    if let Some(base) = table.name.strip_suffix(PATH_SUFFIX) {
+        table.name = base.to_string();
+    }
+    table
+}
+
 /// `provider` (relation `name`) as `access` lets its user read it: a view is checked by
 /// name now (its body's tables are checked as they are read), a table when scanned, and
 /// read through the user's row filter and column masks.
@@ -384,16 +413,7 @@ async fn guarded(
     depth: usize,
 ) -> Result<Arc<dyn TableProvider>> {
     // Time travel and the hidden path column read the table itself.
-    let mut table = name.clone();
-    for suffix in [VERSION_SUFFIX, TIMESTAMP_SUFFIX, REF_SUFFIX] {
-        if let Some(at) = table.name.find(suffix) {
-            table.name.truncate(at);
-        }
-    }
-    if let Some(base) = table.name.strip_suffix(PATH_SUFFIX) {
-        table.name = base.to_string();
-    }
-    let table = crate::access::table_name(&table);
+    let table = crate::access::table_name(&base_table(name));
     // A metadata table (`t$files`, `t$partitions`, …) shows the rows' values in its column
     // bounds and partitions: a user who reads `t` filtered or masked may not read them.
     if let Some((base, _)) = table.table.split_once('$') {
