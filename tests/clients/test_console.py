@@ -241,6 +241,9 @@ def test_browse_a_table_whose_names_are_html(lakehouse, browser):
     wait(browser, lambda: text(browser, "#table-title") == f"iceberg.shop.{EVIL_TABLE}")
     wait(browser, lambda: EVIL_COLUMN in text(browser, "#table-columns"))
     assert "<b>not bold</b>" in text(browser, "#table-columns")
+    # The definition quotes the names that need it: it runs as it reads.
+    wait(browser, lambda: f'CREATE TABLE iceberg.shop."{EVIL_TABLE}"' in text(browser, "#table-ddl"))
+    assert f'"{EVIL_COLUMN}" bigint' in text(browser, "#table-ddl")
     wait(browser, lambda: "<i>x</i>" in text(browser, "#table-sample"))
     detail = browser.find_element(By.ID, "table-detail")
     assert detail.find_elements(By.CSS_SELECTOR, "script, img, b, i") == []

@@ -388,7 +388,8 @@ pub fn trino_type_name(data_type: &DataType) -> String {
     }
 }
 
-fn quote_field_name(name: &str) -> String {
+/// `name` as SQL writes it: bare when it is a plain lowercase identifier, else quoted.
+pub(crate) fn quote_field_name(name: &str) -> String {
     if name
         .chars()
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')

@@ -417,12 +417,20 @@ pub async fn execute(session: &mut Session, statement: ShowStatement) -> Result<
                     .await?;
                 return Err(TrinoError::table_not_found(&name.to_string()));
             };
-            let mut text = format!("CREATE TABLE {name} (\n");
+            // Names that are not plain identifiers are quoted, so the text runs as it reads.
+            let quoted = crate::types::quote_field_name;
+            let mut text = format!(
+                "CREATE TABLE {}.{}.{} (\n",
+                quoted(&name.catalog),
+                quoted(&name.schema),
+                quoted(&name.name)
+            );
             let columns: Vec<String> = handle
                 .columns
                 .iter()
                 .map(|c| {
-                    let mut line = format!("   {} {}", c.name, trino_type_name(&c.data_type));
+                    let mut line =
+                        format!("   {} {}", quoted(&c.name), trino_type_name(&c.data_type));
                     if !c.nullable {
                         line.push_str(" NOT NULL");
                     }
