@@ -346,11 +346,16 @@ impl<'a> ScanTables<'a> {
     fn note(&mut self, plan: &Arc<dyn ExecutionPlan>, table: &'a str) {
         self.by_address
             .insert(Arc::as_ptr(plan) as *const (), table);
-        if let Some(file) = first_file(plan.as_ref()) {
-            self.by_file.insert(file, table);
-        }
-        if plan.children().is_empty() {
-            self.by_text.insert(described(plan.as_ref()), table);
+        // A file scan is known by its files; only another scan is described (a file
+        // scan's description lists every file: long, and needed by nobody).
+        match first_file(plan.as_ref()) {
+            Some(file) => {
+                self.by_file.insert(file, table);
+            }
+            None if plan.children().is_empty() => {
+                self.by_text.insert(described(plan.as_ref()), table);
+            }
+            None => {}
         }
         for child in plan.children() {
             self.note(child, table);
@@ -359,11 +364,13 @@ impl<'a> ScanTables<'a> {
 
     fn table_of(&self, scan: &Arc<dyn ExecutionPlan>) -> Option<&'a str> {
         let address = Arc::as_ptr(scan) as *const ();
-        self.by_address
-            .get(&address)
-            .or_else(|| self.by_file.get(&first_file(scan.as_ref())?))
-            .or_else(|| self.by_text.get(&described(scan.as_ref())))
-            .copied()
+        if let Some(table) = self.by_address.get(&address) {
+            return Some(table);
+        }
+        match first_file(scan.as_ref()) {
+            Some(file) => self.by_file.get(&file).copied(),
+            None => self.by_text.get(&described(scan.as_ref())).copied(),
+        }
     }
 }
 
