@@ -164,6 +164,20 @@ impl FileAccessControl {
         self.check_table(who, table, TablePrivilege::Ownership, message)
     }
 
+    /// `ALTER TABLE … EXECUTE procedure`. Trino's file-based control lets anyone run one;
+    /// here it needs the table's ownership, as its properties do: expire_snapshots,
+    /// remove_orphan_files and rollback_to_snapshot destroy history, and the index
+    /// procedures change how every reader's queries run.
+    pub fn check_can_execute_table_procedure(
+        &self,
+        who: &Identity,
+        table: &TableName,
+        procedure: &str,
+    ) -> Check {
+        let message = format!("Cannot execute table procedure {procedure} on {table}");
+        self.check_table(who, table, TablePrivilege::Ownership, message)
+    }
+
     pub fn check_can_comment_table(&self, who: &Identity, table: &TableName) -> Check {
         let message = format!("Cannot comment table to {table}");
         self.check_table(who, table, TablePrivilege::Ownership, message)

@@ -847,6 +847,8 @@ pub(crate) async fn set_properties(
 ) -> Result<Output> {
     let lakehouse = session.lakehouse();
     let name = session.qualify(name)?;
+    let table = crate::access::table_name(&name);
+    session.check_access(|rules, who| rules.check_can_set_table_properties(who, &table))?;
     let format = lakehouse.format(&name.catalog)?;
     if format.load_table(&name.schema, &name.name).await?.is_none() {
         return Err(TrinoError::table_not_found(&name.to_string()));

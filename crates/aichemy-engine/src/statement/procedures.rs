@@ -132,6 +132,10 @@ fn arguments(function: &Function) -> Result<Vec<(Option<String>, Expr)>> {
 /// Runs `ALTER TABLE … EXECUTE …`.
 pub(crate) async fn execute(session: &Session, procedure: TableProcedure) -> Result<Output> {
     let name = session.qualify(&procedure.table)?;
+    let table = crate::access::table_name(&name);
+    session.check_access(|rules, who| {
+        rules.check_can_execute_table_procedure(who, &table, &procedure.procedure)
+    })?;
     if procedure.condition.is_some() && procedure.procedure != "optimize" {
         return Err(TrinoError::not_supported(format!(
             "WHERE not supported for procedure {}",
