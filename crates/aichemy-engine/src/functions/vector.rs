@@ -6,7 +6,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, ListArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Float64Type};
 use datafusion::common::Result;
@@ -129,6 +129,13 @@ impl ScalarUDFImpl for Vector {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let is_map = args
+            .args
+            .first()
+            .is_some_and(|a| matches!(a.data_type(), DataType::Map(..)));
+        if !is_map {
+            return self.of_lists(&args);
+        }
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let rows = arrays[0].len();
         let mut out = Vec::with_capacity(rows);
@@ -163,23 +170,75 @@ impl ScalarUDFImpl for Vector {
                     )
                 }))
             } else {
-                let list = |array: &ArrayRef| -> Result<Vec<f64>> {
-                    let list = cast(
-                        array,
-                        &DataType::List(Arc::new(Field::new("item", DataType::Float64, true))),
-                    )?;
-                    numbers(&list.as_list::<i32>().value(row))?
-                        .into_iter()
-                        .map(|v| v.ok_or_else(|| invalid("Vectors must not contain null values")))
-                        .collect()
-                };
-                let (left, right) = (list(&arrays[0])?, list(&arrays[1])?);
-                if left.len() != right.len() {
-                    return Err(invalid("The arguments must have the same length"));
-                }
-                self.metric.measure(left.into_iter().zip(right))
+                unreachable!("lists are measured by of_lists")
             };
             out.push(similarity);
+        }
+        scalar_result(&args.args, Arc::new(Float64Array::from(out)))
+    }
+}
+
+/// One argument's vectors as doubles, converted once per batch; a constant once.
+struct Doubles {
+    list: ListArray,
+    constant: bool,
+}
+
+impl Doubles {
+    fn new(value: &ColumnarValue) -> Result<Self> {
+        let (array, constant) = match value {
+            ColumnarValue::Array(array) => (array.clone(), false),
+            ColumnarValue::Scalar(scalar) => (scalar.to_array_of_size(1)?, true),
+        };
+        let list = cast(
+            &array,
+            &DataType::List(Arc::new(Field::new("item", DataType::Float64, true))),
+        )?;
+        Ok(Self {
+            list: list.as_list::<i32>().clone(),
+            constant,
+        })
+    }
+
+    /// Row `row`'s numbers; `None` for a null vector.
+    fn row(&self, row: usize) -> Result<Option<&[f64]>> {
+        let i = if self.constant { 0 } else { row };
+        if self.list.is_null(i) {
+            return Ok(None);
+        }
+        let offsets = self.list.value_offsets();
+        let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
+        let values = self.list.values();
+        if values.null_count() > 0 && (start..end).any(|j| values.is_null(j)) {
+            return Err(invalid("Vectors must not contain null values"));
+        }
+        Ok(Some(
+            &values.as_primitive::<Float64Type>().values()[start..end],
+        ))
+    }
+}
+
+impl Vector {
+    /// The measure of two arguments of arrays, row by row.
+    fn of_lists(&self, args: &ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let (left, right) = (Doubles::new(&args.args[0])?, Doubles::new(&args.args[1])?);
+        let rows = match (left.constant, right.constant) {
+            (true, true) => 1,
+            _ => args.number_rows,
+        };
+        let mut out = Vec::with_capacity(rows);
+        for row in 0..rows {
+            let (Some(a), Some(b)) = (left.row(row)?, right.row(row)?) else {
+                out.push(None);
+                continue;
+            };
+            if a.len() != b.len() {
+                return Err(invalid("The arguments must have the same length"));
+            }
+            out.push(
+                self.metric
+                    .measure(a.iter().copied().zip(b.iter().copied())),
+            );
         }
         scalar_result(&args.args, Arc::new(Float64Array::from(out)))
     }
