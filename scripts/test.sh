@@ -30,4 +30,6 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 # Real clients from PyPI against the same debug binary.
 source scripts/python-env.sh
+# The npm trino-client (tests/clients/node) that the Node.js client tests drive.
+source scripts/node-env.sh
 AICHEMY_BIN="$CARGO_TARGET_DIR/debug/aichemy" "$AICHEMY_VENV/bin/python" -m pytest -q tests/clients

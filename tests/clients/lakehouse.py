@@ -1,17 +1,20 @@
 """Helpers shared by the client tests: run `aichemy sql`, start `aichemy serve`, open
-PyIceberg on a warehouse."""
+PyIceberg on a warehouse, run SQL through the npm trino-client."""
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import time
 import urllib.request
 
+import pytest
 from pyiceberg.catalog.sql import SqlCatalog
 
 BIN = os.environ.get("AICHEMY_BIN", "aichemy")
+RUN_SQL_JS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node", "run_sql.js")
 
 
 def sql_command(warehouse, sql, fmt="json"):
@@ -70,3 +73,21 @@ class Server:
         self.process.send_signal(signal.SIGTERM)
         assert self.process.wait(timeout=60) == 0
         return self.process.stderr.read().decode()
+
+
+def node_sql(server_url, user, statements, password=None, catalog=None, schema=None,
+             insecure=False):
+    """Runs statements through the npm trino-client (node/run_sql.js, one client for all);
+    answers per statement {"columns", "types", "rows", "error": None or {"errorName",
+    "message"}}. Skips without node or the modules scripts/node-env.sh installs."""
+    root, node = os.environ.get("AICHEMY_NODE_MODULES"), shutil.which("node")
+    if not root or not node:
+        pytest.skip("the npm trino-client needs node and AICHEMY_NODE_MODULES: "
+                    "source scripts/node-env.sh")
+    modules = os.path.join(root, "node_modules")
+    request = {"server": server_url, "user": user, "password": password, "catalog": catalog,
+               "schema": schema, "insecure": insecure, "statements": list(statements)}
+    done = subprocess.run([node, RUN_SQL_JS], input=json.dumps(request), capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "NODE_PATH": modules})
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
