@@ -66,6 +66,46 @@ pub struct Config {
     pub lineage: LineageConfig,
     /// Where audit records go besides `system.runtime.audit`.
     pub audit: AuditConfig,
+    /// The models SQL's `embed(text [, model])` calls, by name: `[embeddings.default] url =
+    /// "http://host:8000/v1/embeddings"`, an OpenAI-compatible endpoint. `embed(text)` uses
+    /// the one named `default`, or the only one. Default: none.
+    pub embeddings: BTreeMap<String, EmbeddingConfig>,
+}
+
+/// One embedding model: an OpenAI-compatible `POST /v1/embeddings` endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbeddingConfig {
+    /// The endpoint, `…/v1/embeddings` (a URL ending in `/v1` gets `/embeddings` added).
+    pub url: String,
+    /// The model name the endpoint is asked for. Default: the configuration's name.
+    pub model: Option<String>,
+    /// Sent as `Authorization: Bearer …`; may be `${ENV:NAME}` or `${FILE:/path}`.
+    /// Default: none.
+    pub api_key: Option<String>,
+    /// The length the endpoint is asked to give its vectors (`dimensions`). Default: the
+    /// model's own.
+    pub dimensions: Option<u32>,
+    /// Texts sent in one request. Default: 64.
+    pub batch_size: usize,
+    /// How long one request may take. Default: 30 seconds.
+    pub timeout_seconds: u64,
+    /// Texts whose vectors are kept in memory for the next queries. Default: 10,000.
+    pub cache_entries: usize,
+}
+
+impl Default for EmbeddingConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            model: None,
+            api_key: None,
+            dimensions: None,
+            batch_size: 64,
+            timeout_seconds: 30,
+            cache_entries: 10_000,
+        }
+    }
 }
 
 /// Audit: one record per query, authentication attempt and catalog API call, kept in the
@@ -525,6 +565,7 @@ impl Default for Config {
             ingestions: BTreeMap::new(),
             lineage: LineageConfig::default(),
             audit: AuditConfig::default(),
+            embeddings: BTreeMap::new(),
         }
     }
 }
@@ -702,6 +743,29 @@ impl Config {
                     key["execution.datafusion.".len()..].to_string(),
                     ScalarText(value.to_string()),
                 );
+            }
+            _ if key.starts_with("embeddings.") => {
+                let rest = &key["embeddings.".len()..];
+                let Some((name, field)) = rest.rsplit_once('.') else {
+                    return Err(ConfigError::UnknownKey {
+                        key: key.to_string(),
+                    });
+                };
+                let model = self.embeddings.entry(name.to_string()).or_default();
+                match field {
+                    "url" => model.url = value.to_string(),
+                    "model" => model.model = Some(value.to_string()),
+                    "api_key" => model.api_key = Some(value.to_string()),
+                    "dimensions" => model.dimensions = Some(parse(key, value)?),
+                    "batch_size" => model.batch_size = parse(key, value)?,
+                    "timeout_seconds" => model.timeout_seconds = parse(key, value)?,
+                    "cache_entries" => model.cache_entries = parse(key, value)?,
+                    _ => {
+                        return Err(ConfigError::UnknownKey {
+                            key: key.to_string(),
+                        })
+                    }
+                }
             }
             _ if key.starts_with("catalogs.") => {
                 let rest = &key["catalogs.".len()..];

@@ -721,6 +721,7 @@ pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
             ControlFlow::<()>::Continue(())
         });
         let _ = statement.visit(&mut Ordinality);
+        crate::vector_search::rewrite(statement)?;
         let _ = statement.visit(&mut QueryClauses);
         match statement {
             Statement::Query(query) => name_output_columns(query),

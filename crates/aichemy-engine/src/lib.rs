@@ -37,6 +37,7 @@ pub mod stop;
 mod trino_dialect;
 pub mod types;
 mod unnest;
+mod vector_search;
 
 /// The version `SELECT version()` and the server's `/v1/info` report.
 pub const VERSION: &str = concat!("aichemy-", env!("CARGO_PKG_VERSION"));

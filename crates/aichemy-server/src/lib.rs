@@ -21,6 +21,7 @@ pub mod private_file;
 #[cfg(test)]
 mod protocol_fuzz;
 mod query;
+mod search;
 pub mod tls;
 mod ui;
 
@@ -160,6 +161,7 @@ pub fn router(
         )
         .route("/v1/query/{id}", get(query_info).delete(cancel_query))
         .route("/v1/info", get(info))
+        .route("/v1/search", post(search::search))
         .route("/metrics", get(metrics::scrape))
         .layer(DefaultBodyLimit::max(MAX_STATEMENT_BYTES))
         .with_state(app)

@@ -27,6 +27,7 @@ mod locations;
 mod metadata_tables;
 pub mod registered;
 mod row_names;
+pub mod search;
 
 pub use delta::DeltaStore;
 pub use estimates::{statistics_of, TableEstimate, TableStatistics};
@@ -618,6 +619,23 @@ pub trait TableFormat: Debug + Send + Sync {
                 self.format_name()
             ),
         })
+    }
+
+    /// Builds, rebuilds or drops one of the table's indexes (`create_vector_index`,
+    /// `create_text_index`, `drop_index`).
+    async fn change_index(
+        &self,
+        _schema: &str,
+        _name: &str,
+        change: search::IndexChange,
+    ) -> Result<()> {
+        Err(change.unsupported(self.format_name()))
+    }
+
+    /// Brings the table's indexes up to date with the rows added since they were built
+    /// (optimize does, after merging files); nothing for a format without indexes.
+    async fn refresh_indexes(&self, _schema: &str, _name: &str) -> Result<()> {
+        Ok(())
     }
 
     /// Makes an earlier version the table's current one (`rollback_to_snapshot`).

@@ -101,6 +101,21 @@ pub trait TableStore: Debug + Send + Sync {
         })
     }
 
+    /// Builds, rebuilds or drops one of a recorded table's indexes.
+    async fn change_index(
+        &self,
+        _record: &TableRecord,
+        change: crate::search::IndexChange,
+    ) -> Result<()> {
+        Err(change.unsupported(self.format_name()))
+    }
+
+    /// Brings a recorded table's indexes up to date with the rows added since they were
+    /// built; nothing for a format without indexes.
+    async fn refresh_indexes(&self, _record: &TableRecord) -> Result<()> {
+        Ok(())
+    }
+
     /// Deletes the files of a recorded table that no current file needs, removed or written
     /// more than `retention` ago (`vacuum`); answers how many.
     async fn vacuum(
@@ -396,6 +411,21 @@ impl TableFormat for RegisteredFormat {
     ) -> Result<(usize, usize)> {
         let record = self.require_table(schema, name).await?;
         self.store.expire_versions(&record, older_than_ms).await
+    }
+
+    async fn change_index(
+        &self,
+        schema: &str,
+        name: &str,
+        change: crate::search::IndexChange,
+    ) -> Result<()> {
+        let record = self.require_table(schema, name).await?;
+        self.store.change_index(&record, change).await
+    }
+
+    async fn refresh_indexes(&self, schema: &str, name: &str) -> Result<()> {
+        let record = self.require_table(schema, name).await?;
+        self.store.refresh_indexes(&record).await
     }
 
     async fn remove_orphan_files(

@@ -21,6 +21,7 @@ mod printf;
 mod regexp;
 pub(crate) mod rewrites;
 pub(crate) mod row_function;
+pub(crate) mod search;
 mod sketch;
 mod string;
 pub(crate) mod timestamps;
@@ -154,6 +155,7 @@ pub fn register_all(ctx: &SessionContext) {
     regexp::register(ctx);
     format::register(ctx);
     vector::register(ctx);
+    search::register(ctx);
     json::register(ctx);
     string::register(ctx);
     collections::register(ctx);

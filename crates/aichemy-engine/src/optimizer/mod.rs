@@ -49,7 +49,8 @@ fn analyzer_rules() -> Vec<Arc<dyn AnalyzerRule + Send + Sync>> {
 /// after both push filters into the new joins and prune their columns. The others run
 /// last, on plans DataFusion's rules have finished: joins and aggregates over one
 /// PostgreSQL catalog move into that database first, then semi-joins and group filters
-/// are pushed below the joins that remain.
+/// are pushed below the joins that remain, and last top-k sorts by a distance ask their
+/// tables for a search.
 fn logical_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
     let mut rules = Optimizer::new().rules;
     let at = rules
@@ -60,6 +61,8 @@ fn logical_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
     rules.push(Arc::new(aichemy_federation::PushdownToPostgres));
     rules.push(Arc::new(logical::semi_join::PushSemiJoins));
     rules.push(Arc::new(logical::group_filter::FilterGroupsByJoinKeys));
+    // Last: the top-k sorts and the filters pushed into their scans are in place.
+    rules.push(Arc::new(logical::nearest::SearchThroughIndexes));
     rules
 }
 

@@ -7,6 +7,7 @@ pub(crate) mod change;
 pub(crate) mod ddl;
 mod explain_analyze;
 pub(crate) mod grants;
+pub(crate) mod indexes;
 pub(crate) mod ingestions;
 pub(crate) mod materialized;
 pub(crate) mod merge;

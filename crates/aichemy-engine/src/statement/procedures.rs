@@ -167,6 +167,12 @@ pub(crate) async fn execute(session: &Session, procedure: TableProcedure) -> Res
                 super::change::optimize(session, &procedure.table, threshold, condition.clone())
             })
             .await?;
+            // The rows added since the table's indexes were built are folded into them.
+            session
+                .lakehouse()
+                .format(&name.catalog)?
+                .refresh_indexes(&name.schema, &name.name)
+                .await?;
             Ok(Output::update("ALTER TABLE EXECUTE"))
         }
         "rollback_to_snapshot" => {
@@ -192,6 +198,14 @@ pub(crate) async fn execute(session: &Session, procedure: TableProcedure) -> Res
             let format = existing_table(session, &name).await?;
             format
                 .remove_orphan_files(&name.schema, &name.name, older_than)
+                .await?;
+            Ok(Output::update("ALTER TABLE EXECUTE"))
+        }
+        "create_vector_index" | "create_text_index" | "drop_index" => {
+            let change = super::indexes::index_change(&procedure.procedure, &procedure.arguments)?;
+            let format = existing_table(session, &name).await?;
+            format
+                .change_index(&name.schema, &name.name, change)
                 .await?;
             Ok(Output::update("ALTER TABLE EXECUTE"))
         }
@@ -405,7 +419,7 @@ fn kill_query(session: &Session, arguments: &[(Option<String>, Expr)]) -> Result
     Ok(Output::update("CALL"))
 }
 
-fn text_argument(expr: &Expr) -> Result<String> {
+pub(super) fn text_argument(expr: &Expr) -> Result<String> {
     match expr {
         Expr::Value(value) => match &value.value {
             Value::SingleQuotedString(s) => Ok(s.clone()),
@@ -434,14 +448,14 @@ fn data_size(text: &str) -> Option<u64> {
     (number.is_finite() && number >= 0.0).then_some((number * scale as f64) as u64)
 }
 
-fn invalid_argument(expr: &Expr) -> TrinoError {
+pub(super) fn invalid_argument(expr: &Expr) -> TrinoError {
     TrinoError::new(
         ErrorCode::INVALID_PROCEDURE_ARGUMENT,
         format!("Invalid procedure argument: {expr}"),
     )
 }
 
-fn bigint_argument(expr: &Expr) -> Result<i64> {
+pub(super) fn bigint_argument(expr: &Expr) -> Result<i64> {
     match expr {
         Expr::Value(value) => match &value.value {
             Value::Number(n, _) => n.parse().map_err(|_| invalid_argument(expr)),

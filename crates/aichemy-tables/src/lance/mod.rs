@@ -21,6 +21,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::{cast_with_options, CastOptions};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::tree_node::TreeNode;
 use datafusion::common::{DataFusionError, Result as DFResult};
 use datafusion::datasource::sink::{DataSink, DataSinkExec};
 use datafusion::datasource::TableType;
@@ -51,6 +52,7 @@ use crate::{
 };
 
 mod rows;
+mod search;
 
 const FORMAT: &str = "Lance";
 
@@ -264,6 +266,10 @@ impl TableStore for LanceStore {
         record: &TableRecord,
         kind: &str,
     ) -> Result<Option<Arc<dyn TableProvider>>> {
+        if kind == "indexes" {
+            let dataset = open_dataset(&record.location, self.stores.options()).await?;
+            return search::indexes_table(dataset.as_ref()).await.map(Some);
+        }
         if kind != "history" {
             return Ok(None);
         }
@@ -382,6 +388,33 @@ impl TableStore for LanceStore {
         Ok(Some(files))
     }
 
+    async fn change_index(
+        &self,
+        record: &TableRecord,
+        change: crate::search::IndexChange,
+    ) -> Result<()> {
+        let Some(mut dataset) = open_dataset(&record.location, self.stores.options()).await? else {
+            return Err(TableError::InvalidArgument {
+                message: format!(
+                    "Table has no rows yet: {} needs rows to index",
+                    change.procedure()
+                ),
+            });
+        };
+        recheck(self.guard.as_ref(), &record.location)
+            .map_err(|message| TableError::Storage { message })?;
+        search::change_index(&mut dataset, change).await
+    }
+
+    async fn refresh_indexes(&self, record: &TableRecord) -> Result<()> {
+        let Some(mut dataset) = open_dataset(&record.location, self.stores.options()).await? else {
+            return Ok(());
+        };
+        recheck(self.guard.as_ref(), &record.location)
+            .map_err(|message| TableError::Storage { message })?;
+        search::refresh(&mut dataset).await
+    }
+
     async fn add_column(&self, record: &TableRecord, schema: &SchemaRef) -> Result<()> {
         let Some(mut dataset) = open_dataset(&record.location, self.stores.options()).await? else {
             return Ok(());
@@ -394,6 +427,31 @@ impl TableStore for LanceStore {
             .add_columns(NewColumnTransform::AllNulls(new_columns), None, None)
             .await
             .map_err(lance_error)
+    }
+}
+
+/// Whether `provider` is a Lance table with rows that can answer `search` itself.
+pub(crate) fn can_search(provider: &dyn TableProvider, search: &crate::search::Search) -> bool {
+    let Some(table) = provider.as_any().downcast_ref::<LanceTable>() else {
+        return false;
+    };
+    let Some(dataset) = &table.dataset else {
+        return false;
+    };
+    let schema = Schema::from(dataset.schema());
+    let Ok(field) = schema.field_with_name(search.column()) else {
+        return false;
+    };
+    match search {
+        crate::search::Search::Nearest { vector, .. } => matches!(
+            field.data_type(),
+            DataType::FixedSizeList(element, n)
+                if element.data_type().is_floating() && usize::try_from(*n) == Ok(vector.len())
+        ),
+        crate::search::Search::Text { .. } => matches!(
+            field.data_type(),
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+        ),
     }
 }
 
@@ -472,21 +530,46 @@ impl TableProvider for LanceTable {
         let Some(dataset) = &self.dataset else {
             return Ok(Arc::new(EmptyExec::new(wanted)));
         };
-        let provider = LanceTableProvider::new(dataset.clone(), false, self.row_address);
-        // The dataset's columns in the declared order, by name.
-        let stored = provider.schema();
-        let indices = wanted
-            .fields()
-            .iter()
-            .map(|f| stored.index_of(f.name()))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        let plan = provider.scan(state, Some(&indices), filters, limit).await?;
+        let (search, filters) = crate::search::take_search(filters);
+        let searched = match search {
+            // Lance's own search; where it cannot search so, the plan above the scan
+            // (its filters, then the sort by distance) finds the rows from all of them.
+            Some((search, scores)) if !self.row_address => {
+                let columns: Vec<String> =
+                    wanted.fields().iter().map(|f| f.name().clone()).collect();
+                match search::plan(dataset, &search, scores.as_ref(), &columns, &filters).await {
+                    Ok(plan) => Some(plan),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "Lance cannot search so; scanning");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let plan = match searched {
+            Some(plan) => plan,
+            None => {
+                let provider = LanceTableProvider::new(dataset.clone(), false, self.row_address);
+                // The dataset's columns in the declared order, by name.
+                let stored = provider.schema();
+                let indices = wanted
+                    .fields()
+                    .iter()
+                    .map(|f| stored.index_of(f.name()))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                provider
+                    .scan(state, Some(&indices), &filters, limit)
+                    .await?
+            }
+        };
         let scanned = plan.schema();
-        if scanned
-            .fields()
-            .iter()
-            .zip(wanted.fields())
-            .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type())
+        if scanned.fields().len() == wanted.fields().len()
+            && scanned
+                .fields()
+                .iter()
+                .zip(wanted.fields())
+                .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type())
         {
             return Ok(plan);
         }
@@ -519,11 +602,27 @@ impl TableProvider for LanceTable {
         Ok(Arc::new(ProjectionExec::try_new(exprs, plan)?))
     }
 
+    /// Every filter but those calling the engine's own `$`-named functions (a text score,
+    /// which a search answers itself): Lance would evaluate them on every row.
     fn supports_filters_pushdown(
         &self,
         filters: &[&Expr],
     ) -> DFResult<Vec<TableProviderFilterPushDown>> {
-        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+        Ok(filters
+            .iter()
+            .map(|filter| {
+                let internal = filter
+                    .exists(|e| {
+                        Ok(matches!(e, Expr::ScalarFunction(call)
+                            if call.func.name().starts_with('$')))
+                    })
+                    .unwrap_or(false);
+                match internal {
+                    true => TableProviderFilterPushDown::Unsupported,
+                    false => TableProviderFilterPushDown::Inexact,
+                }
+            })
+            .collect())
     }
 
     async fn insert_into(

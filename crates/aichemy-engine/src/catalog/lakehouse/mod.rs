@@ -139,6 +139,8 @@ pub struct Lakehouse {
     execution: Execution,
     /// Where lineage goes besides the metastore (OpenLineage events).
     lineage: crate::lineage::Sink,
+    /// The embedding models `embed` calls, with the vectors they gave.
+    embedder: Arc<crate::functions::search::Embedder>,
     /// Who may do what (`server.access_control_config`); everyone everything when `None`.
     policy: Option<aichemy_access::Policy>,
     /// The SQL grants last read, under `access-control.name=sql-standard`.
@@ -383,6 +385,9 @@ impl Lakehouse {
             query_log: std::sync::RwLock::new(None),
             execution,
             lineage: crate::lineage::Sink::from_config(&config.lineage)?,
+            embedder: Arc::new(crate::functions::search::Embedder::from_config(
+                &config.embeddings,
+            )?),
             policy: open_policy(&config.server)?,
             grants: Default::default(),
             auditor,

@@ -60,6 +60,7 @@ impl Lakehouse {
         let state = crate::optimizer::install(state).build();
         let ctx = SessionContext::new_with_state(state);
         crate::functions::register_all(&ctx);
+        ctx.register_udf(self.embedder.udf());
         ctx
     }
 

@@ -12,6 +12,7 @@ pub(crate) mod checked_constants;
 pub(crate) mod group_filter;
 pub(crate) mod join_order;
 pub(crate) mod lateral_unnest;
+pub(crate) mod nearest;
 pub(crate) mod order_subqueries;
 pub(crate) mod precision;
 pub(crate) mod semi_join;
