@@ -245,7 +245,11 @@ def test_knn_is_planned_on_the_index_for_its_metric(lakehouse):
                                        'lance.rag."docs$indexes"')
     assert (unindexed, current) == (0, True)
     assert run(port, knn)[0][0] == 99999
+    # A DELETE rewrites the fragment holding the row; the index is built again over it.
     run(port, "DELETE FROM lance.rag.docs WHERE id = 99999")
+    [[indexed, unindexed]] = run(port, 'SELECT indexed_rows, unindexed_rows FROM '
+                                       'lance.rag."docs$indexes"')
+    assert (indexed, unindexed) == (ROWS, 0)
 
 
 def test_lancedb_and_pylance_read_the_index_aichemy_built(lakehouse, tmp_path):

@@ -79,6 +79,7 @@ impl LanceRows {
                 recording.position.to_string(),
             )])));
         }
+        let removed_any = !files.is_empty();
         let removed = files
             .iter()
             .map(|file| {
@@ -130,6 +131,12 @@ impl LanceRows {
             inserted_rows_filter: None,
             updated_fragment_offsets: None,
         };
+        // Lance drops a vector index once no fragment it covers is left; such an index
+        // is built again after the commit.
+        let indexes = match removed_any {
+            true => super::search::vector_definitions(&dataset).await?,
+            false => Vec::new(),
+        };
         let transaction = TransactionBuilder::new(dataset.manifest.version, operation)
             .transaction_properties(properties)
             .build();
@@ -139,7 +146,7 @@ impl LanceRows {
         if let Some(store_params) = params.store_params {
             commit = commit.with_store_params(store_params);
         }
-        commit.execute(transaction).await.map_err(|e| match e {
+        let mut committed = commit.execute(transaction).await.map_err(|e| match e {
             lance::Error::CommitConflict { .. }
             | lance::Error::RetryableCommitConflict { .. }
             | lance::Error::IncompatibleTransaction { .. }
@@ -152,6 +159,7 @@ impl LanceRows {
             e => lance_error(e),
         })?;
         crate::commits::committed("lance");
+        super::search::rebuild_lost(&mut committed, indexes).await?;
         Ok(written)
     }
 }

@@ -248,6 +248,95 @@ pub(super) async fn refresh(dataset: &mut Dataset) -> Result<()> {
         .map_err(lance_error)
 }
 
+/// The vector indexes of `dataset` as they were built: name, column and definition, read
+/// back from their details and statistics, so that a commit replacing every fragment one
+/// covers (which Lance answers by dropping it) can build it again.
+pub(super) async fn vector_definitions(
+    dataset: &Dataset,
+) -> Result<Vec<(String, String, VectorIndex)>> {
+    let mut definitions = Vec::new();
+    for row in index_rows(dataset).await? {
+        let Some(metric) = row.metric.as_deref().and_then(Metric::parse) else {
+            continue;
+        };
+        let Some(index_type) = VectorIndexType::parse(&row.index_type) else {
+            continue;
+        };
+        let details: serde_json::Value =
+            serde_json::from_str(&row.details).unwrap_or(serde_json::Value::Null);
+        let number = |value: &serde_json::Value, key: &str| {
+            value.get(key).and_then(|v| v.as_u64()).map(|n| n as usize)
+        };
+        let statistics: serde_json::Value = dataset
+            .index_statistics(&row.name)
+            .await
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or(serde_json::Value::Null);
+        let compression = details.get("compression").cloned().unwrap_or_default();
+        let hnsw = details.get("hnsw").cloned().unwrap_or_default();
+        definitions.push((
+            row.name,
+            row.column,
+            VectorIndex {
+                index_type,
+                metric,
+                partitions: find_number(&statistics, "num_partitions"),
+                sub_vectors: number(&compression, "num_sub_vectors"),
+                bits: number(&compression, "num_bits").and_then(|b| u8::try_from(b).ok()),
+                m: number(&hnsw, "max_connections"),
+                ef_construction: number(&hnsw, "construction_ef"),
+                max_iterations: None,
+                sample_rate: None,
+            },
+        ));
+    }
+    Ok(definitions)
+}
+
+/// The first number under `key` anywhere in `value`.
+fn find_number(value: &serde_json::Value, key: &str) -> Option<usize> {
+    match value {
+        serde_json::Value::Object(map) => map
+            .get(key)
+            .and_then(|v| v.as_u64())
+            .map(|n| n as usize)
+            .or_else(|| map.values().find_map(|v| find_number(v, key))),
+        serde_json::Value::Array(items) => items.iter().find_map(|v| find_number(v, key)),
+        _ => None,
+    }
+}
+
+/// Builds again the vector indexes of `before` a commit made `dataset` lose.
+pub(super) async fn rebuild_lost(
+    dataset: &mut Dataset,
+    before: Vec<(String, String, VectorIndex)>,
+) -> Result<()> {
+    if before.is_empty() || dataset.count_rows(None).await.map_err(lance_error)? == 0 {
+        return Ok(());
+    }
+    let present: Vec<String> = index_rows(dataset)
+        .await?
+        .into_iter()
+        .map(|row| row.name)
+        .collect();
+    for (name, column, mut spec) in before {
+        if present.contains(&name) {
+            continue;
+        }
+        let rows = dataset.count_rows(None).await.map_err(lance_error)?;
+        spec.partitions = spec.partitions.map(|p| p.min(rows));
+        let change = IndexChange::Create {
+            name: Some(name),
+            column,
+            kind: IndexKind::Vector(spec),
+            replace: true,
+        };
+        change_index(dataset, change).await?;
+    }
+    Ok(())
+}
+
 /// One index as `"t$indexes"` lists it.
 struct IndexRow {
     name: String,
