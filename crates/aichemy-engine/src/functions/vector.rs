@@ -1,8 +1,13 @@
 //! Trino's vector functions: `cosine_similarity` and `cosine_distance` of two arrays of
 //! numbers (element by element) or of two maps (value by key; a key missing on one side
-//! counts as 0 there), `dot_product` and `euclidean_distance` of two arrays.
+//! counts as 0 there), `dot_product` and `euclidean_distance` of two arrays. As in Trino 465:
+//! arrays of different lengths are an error; a cosine of arrays with a null element is null,
+//! of an array without length an error (`Vector magnitude cannot be zero`); the other two
+//! read a null element as 0; a cosine of maps with a null value is null, of a map without
+//! length NaN.
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -139,40 +144,38 @@ impl ScalarUDFImpl for Vector {
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let rows = arrays[0].len();
         let mut out = Vec::with_capacity(rows);
-        let is_map = matches!(arrays[0].data_type(), DataType::Map(..));
+        // A map's entries; `None` when a value is null (Trino's cosine of it is null).
+        let entries = |array: &ArrayRef, row: usize| -> Result<Option<HashMap<String, f64>>> {
+            let entries = array.as_map().value(row);
+            let keys = cast(entries.column(0), &DataType::Utf8)?;
+            let keys = keys.as_string::<i32>();
+            let values = numbers(entries.column(1))?;
+            Ok(keys
+                .iter()
+                .zip(values)
+                .map(|(k, v)| Some((k?.to_string(), v?)))
+                .collect())
+        };
         for row in 0..rows {
             if arrays[0].is_null(row) || arrays[1].is_null(row) {
                 out.push(None);
                 continue;
             }
-            let similarity = if is_map {
-                let entries = |array: &ArrayRef| -> Result<HashMap<String, f64>> {
-                    let map = array.as_map();
-                    let entries = map.value(row);
-                    let keys = cast(entries.column(0), &DataType::Utf8)?;
-                    let keys = keys.as_string::<i32>();
-                    let values = numbers(entries.column(1))?;
-                    keys.iter()
-                        .zip(values)
-                        .map(|(k, v)| match (k, v) {
-                            (Some(k), Some(v)) => Ok((k.to_string(), v)),
-                            _ => Err(invalid("Map vectors must not contain null values")),
-                        })
-                        .collect()
-                };
-                let (left, right) = (entries(&arrays[0])?, entries(&arrays[1])?);
-                let keys: std::collections::BTreeSet<&String> =
-                    left.keys().chain(right.keys()).collect();
-                self.metric.measure(keys.into_iter().map(|k| {
-                    (
-                        left.get(k).copied().unwrap_or(0.0),
-                        right.get(k).copied().unwrap_or(0.0),
-                    )
-                }))
-            } else {
-                unreachable!("lists are measured by of_lists")
+            let (Some(left), Some(right)) = (entries(&arrays[0], row)?, entries(&arrays[1], row)?)
+            else {
+                out.push(None);
+                continue;
             };
-            out.push(similarity);
+            let keys: std::collections::BTreeSet<&String> =
+                left.keys().chain(right.keys()).collect();
+            let pairs = keys.into_iter().map(|k| {
+                (
+                    left.get(k).copied().unwrap_or(0.0),
+                    right.get(k).copied().unwrap_or(0.0),
+                )
+            });
+            // A map without length gives 0 / 0, as in Trino.
+            out.push(self.metric.measure(pairs).or(Some(f64::NAN)));
         }
         scalar_result(&args.args, Arc::new(Float64Array::from(out)))
     }
@@ -200,21 +203,25 @@ impl Doubles {
         })
     }
 
-    /// Row `row`'s numbers; `None` for a null vector.
-    fn row(&self, row: usize) -> Result<Option<&[f64]>> {
+    /// Row `row`'s numbers, a null element read as 0 (as Trino reads it), and whether it
+    /// has one; `None` for a null vector.
+    fn row(&self, row: usize) -> Option<(Cow<'_, [f64]>, bool)> {
         let i = if self.constant { 0 } else { row };
         if self.list.is_null(i) {
-            return Ok(None);
+            return None;
         }
         let offsets = self.list.value_offsets();
         let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
         let values = self.list.values();
-        if values.null_count() > 0 && (start..end).any(|j| values.is_null(j)) {
-            return Err(invalid("Vectors must not contain null values"));
+        let numbers = &values.as_primitive::<Float64Type>().values()[start..end];
+        if values.null_count() == 0 || !(start..end).any(|j| values.is_null(j)) {
+            return Some((Cow::Borrowed(numbers), false));
         }
-        Ok(Some(
-            &values.as_primitive::<Float64Type>().values()[start..end],
-        ))
+        let zeroed = (start..end)
+            .zip(numbers)
+            .map(|(j, x)| if values.is_null(j) { 0.0 } else { *x })
+            .collect();
+        Some((Cow::Owned(zeroed), true))
     }
 }
 
@@ -228,17 +235,26 @@ impl Vector {
         };
         let mut out = Vec::with_capacity(rows);
         for row in 0..rows {
-            let (Some(a), Some(b)) = (left.row(row)?, right.row(row)?) else {
+            let (Some((a, a_nulls)), Some((b, b_nulls))) = (left.row(row), right.row(row)) else {
                 out.push(None);
                 continue;
             };
             if a.len() != b.len() {
                 return Err(invalid("The arguments must have the same length"));
             }
-            out.push(
-                self.metric
-                    .measure(a.iter().copied().zip(b.iter().copied())),
-            );
+            // Trino's cosine of vectors with a null element is null; of a vector without
+            // length, an error.
+            if self.metric.takes_maps() && (a_nulls || b_nulls) {
+                out.push(None);
+                continue;
+            }
+            let measured = self
+                .metric
+                .measure(a.iter().copied().zip(b.iter().copied()));
+            if measured.is_none() {
+                return Err(invalid("Vector magnitude cannot be zero"));
+            }
+            out.push(measured);
         }
         scalar_result(&args.args, Arc::new(Float64Array::from(out)))
     }
