@@ -447,27 +447,53 @@ pub(super) async fn indexes_table(
     )
 }
 
-/// The index a nearest-neighbour search under `metric` on `column` goes through: its name,
-/// type and segments; `None` when no index on the column was built for that metric.
-async fn vector_index_for(
-    dataset: &Dataset,
-    column: &str,
-    metric: Metric,
-) -> Result<Option<(String, String, Vec<uuid::Uuid>)>> {
+/// How a nearest-neighbour search under one metric goes through an index.
+enum IndexUse {
+    /// Lance's default choice: the column's first index, which is the one for the metric.
+    First { name: String, index_type: String },
+    /// Another index on the column, named by its segments (Lance then searches only the
+    /// rows it covers).
+    Segments {
+        name: String,
+        index_type: String,
+        segments: Vec<uuid::Uuid>,
+    },
+    /// No index fits: every vector is read.
+    Exact(&'static str),
+}
+
+/// The index a nearest-neighbour search under `metric` on `column` goes through.
+async fn vector_index_for(dataset: &Dataset, column: &str, metric: Metric) -> Result<IndexUse> {
     let wanted = metric.name();
     for row in index_rows(dataset).await? {
-        if row.column == column && row.metric.as_deref() == Some(wanted) {
-            let segments = dataset
-                .load_indices_by_name(&row.name)
-                .await
-                .map_err(lance_error)?
-                .iter()
-                .map(|segment| segment.uuid)
-                .collect();
-            return Ok(Some((row.name, row.index_type, segments)));
+        if row.column != column || row.metric.as_deref() != Some(wanted) {
+            continue;
         }
+        if first_on_column(dataset, column, &row.name).await? {
+            return Ok(IndexUse::First {
+                name: row.name,
+                index_type: row.index_type,
+            });
+        }
+        if row.unindexed_rows > 0 {
+            return Ok(IndexUse::Exact(
+                "the index for this metric is not the column's first and misses new rows",
+            ));
+        }
+        let segments = dataset
+            .load_indices_by_name(&row.name)
+            .await
+            .map_err(lance_error)?
+            .iter()
+            .map(|segment| segment.uuid)
+            .collect();
+        return Ok(IndexUse::Segments {
+            name: row.name,
+            index_type: row.index_type,
+            segments,
+        });
     }
-    Ok(None)
+    Ok(IndexUse::Exact("no index for this metric"))
 }
 
 /// Whether `name` is the first index on `column` (the one Lance's search takes).
@@ -547,25 +573,28 @@ pub(super) async fn plan(
                 .map_err(lance_error)?;
             scan.distance_metric(distance_type(*metric));
             let index = match options.exact {
-                true => None,
+                true => IndexUse::Exact("exact asked"),
                 false => vector_index_for(dataset, column, *metric).await?,
             };
-            let how = match index {
-                None => {
+            let chosen = match index {
+                IndexUse::Exact(why) => Err(why),
+                IndexUse::First { name, index_type } => Ok((name, index_type, None)),
+                IndexUse::Segments {
+                    name,
+                    index_type,
+                    segments,
+                } => Ok((name, index_type, Some(segments))),
+            };
+            let how = match chosen {
+                Err(why) => {
                     scan.use_index(false);
-                    let why = match options.exact {
-                        true => "exact asked",
-                        false => "no index for this metric",
-                    };
                     format!("exact ({why})")
                 }
-                Some((name, index_type, segments)) => {
-                    scan.use_index(true);
-                    // Lance searches through the first index on the column; another
-                    // one's segments are named.
-                    if !segments.is_empty() && !first_on_column(dataset, column, &name).await? {
+                Ok((name, index_type, segments)) => {
+                    if let Some(segments) = segments {
                         scan.with_index_segments(segments).map_err(lance_error)?;
                     }
+                    scan.use_index(true);
                     // Twenty partitions probed unless asked otherwise (lancedb's default).
                     let nprobes = options.nprobes.unwrap_or(DEFAULT_NPROBES);
                     scan.nprobes(nprobes);
