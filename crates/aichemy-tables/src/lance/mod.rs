@@ -74,9 +74,28 @@ const DATA_FOLDER: &str = "data";
 const DELETIONS_FOLDER: &str = "_deletions";
 const TRANSACTIONS_FOLDER: &str = "_transactions";
 
+/// The Lance session every dataset of the process is opened in: they share its caches of
+/// index parts (IVF centroids, PQ codebooks, partitions read) and of metadata (manifests,
+/// index details), so a search reads an index from storage once, not per query. Both are
+/// keyed by immutable files (an index's id, a manifest's version), so a new version never
+/// reads a stale entry. Bounded at 2 GiB of index parts and 256 MiB of metadata.
+fn session() -> Arc<lance::session::Session> {
+    static SESSION: std::sync::OnceLock<Arc<lance::session::Session>> = std::sync::OnceLock::new();
+    SESSION
+        .get_or_init(|| {
+            Arc::new(lance::session::Session::new(
+                2 << 30,
+                256 << 20,
+                Arc::new(lance::io::ObjectStoreRegistry::default()),
+            ))
+        })
+        .clone()
+}
+
 async fn open_dataset(location: &str, options: &StorageOptions) -> Result<Option<Dataset>> {
     let opened = DatasetBuilder::from_uri(location)
         .with_storage_options(options.clone())
+        .with_session(session())
         .load()
         .await;
     match opened {
