@@ -204,7 +204,8 @@ def test_knn_is_planned_on_the_index_for_its_metric(lakehouse):
                           "column => 'embedding', metric => 'cosine')")
     assert "already exists" in error.message
     plan = explain(port, knn)
-    assert "index embedding_idx (IVF_PQ), nprobes=20" in plan and "ANNIvfPartition" in plan
+    assert "index embedding_idx (IVF_PQ), nprobes=20, refine_factor=10" in plan
+    assert "ANNIvfPartition" in plan
 
     # With refinement the index finds the exact neighbours here.
     searched = run(port, f"""SELECT id, _distance FROM TABLE(vector_search(
