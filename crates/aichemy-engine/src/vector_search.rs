@@ -258,14 +258,18 @@ fn query_for(args: &[(&'static str, Expr)]) -> Result<Query> {
                 },
                 Some(_) => return Err(argument_error("exact must be true or false")),
             };
-            let order = format!(
-                "\"$search_options\"({measure}, {}, {}, {}, {exact}) {}",
+            let ranked = format!(
+                "\"$search_options\"({measure}, {}, {}, {}, {exact})",
                 option("nprobes")?,
                 option("refine_factor")?,
                 option("ef")?,
-                if descending { "DESC" } else { "ASC" }
             );
-            Some((distance, order))
+            // The order nearest first, and a value that ascends nearest first.
+            let (order, ascending) = match descending {
+                true => (format!("{ranked} DESC"), format!("-({ranked})")),
+                false => (format!("{ranked} ASC"), ranked),
+            };
+            Some((distance, order, ascending))
         }
     };
     let text_side = match &words {
@@ -286,7 +290,7 @@ fn query_for(args: &[(&'static str, Expr)]) -> Result<Query> {
                 "vector_search needs query => vector, text => 'words', or both",
             ))
         }
-        (Some((distance, order)), None) => format!(
+        (Some((distance, order, _)), None) => format!(
             "SELECT \"$searched\".*, {distance} AS \"_distance\" FROM {table} AS \"$searched\" \
              WHERE {filter} ORDER BY {order} LIMIT {k}"
         ),
@@ -294,7 +298,7 @@ fn query_for(args: &[(&'static str, Expr)]) -> Result<Query> {
             "SELECT \"$searched\".*, {score} AS \"_score\" FROM {table} AS \"$searched\" \
              WHERE {filter} AND {score} > 0 ORDER BY {score} DESC LIMIT {k}"
         ),
-        (Some((distance, order)), Some(score)) => {
+        (Some((distance, order, ascending)), Some(score)) => {
             let key = text(args, "key")?.ok_or_else(|| {
                 argument_error("A search by vector and text needs key => 'column' naming rows")
             })?;
@@ -323,7 +327,7 @@ fn query_for(args: &[(&'static str, Expr)]) -> Result<Query> {
                    ON v.\"$key\" = t.\"$key\") AS \"$fused\" \
                  ON \"$searched\".{key} = \"$fused\".\"$key\" \
                  ORDER BY \"$fused\".\"_score\" DESC LIMIT {k}",
-                order_value = signed_order(&order),
+                order_value = ascending,
             )
         }
     };
@@ -331,14 +335,5 @@ fn query_for(args: &[(&'static str, Expr)]) -> Result<Query> {
     match statements.pop() {
         Some(Statement::Query(query)) if matches!(*query.body, SetExpr::Select(_)) => Ok(*query),
         _ => Err(argument_error("vector_search could not be planned")),
-    }
-}
-
-/// The value a vector side's rows are ranked by, nearest first ascending: the order's
-/// expression, negated where it ranks descending.
-fn signed_order(order: &str) -> String {
-    match order.strip_suffix(" DESC") {
-        Some(expr) => format!("-({expr})"),
-        None => order.strip_suffix(" ASC").unwrap_or(order).to_string(),
     }
 }

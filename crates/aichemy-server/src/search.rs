@@ -127,13 +127,6 @@ fn statement(request: &Request) -> Result<String, String> {
     };
     let order = match &request.text {
         Some(_) => "\"_score\" DESC",
-        None if request
-            .metric
-            .as_deref()
-            .is_some_and(|m| m.eq_ignore_ascii_case("dot")) =>
-        {
-            "\"_distance\" ASC"
-        }
         None => "\"_distance\" ASC",
     };
     Ok(format!(

@@ -207,6 +207,12 @@ pub fn search_filter(search: Search, scores: Option<Arc<TextScores>>) -> Expr {
 /// A search a scan carries, with where a text search's scores go.
 pub(crate) type CarriedSearch = (Search, Option<Arc<TextScores>>);
 
+/// Whether `filter` is one that carries a search to a table.
+pub fn is_search_filter(filter: &Expr) -> bool {
+    matches!(filter, Expr::ScalarFunction(call)
+        if call.func.inner().as_any().downcast_ref::<SearchFilter>().is_some())
+}
+
 /// The search among a scan's `filters`, and the other filters.
 pub(crate) fn take_search(filters: &[Expr]) -> (Option<CarriedSearch>, Vec<Expr>) {
     let mut search = None;

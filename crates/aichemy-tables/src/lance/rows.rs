@@ -322,7 +322,10 @@ impl RowLevelTable for LanceRows {
         )
         .await
         .map_err(lance_error)?;
-        crate::commits::committed("lance");
+        // Lance commits only when it found fragments to merge.
+        if compacted.fragments_removed > 0 {
+            crate::commits::committed("lance");
+        }
         Ok(compacted.fragments_removed as u64)
     }
 

@@ -350,6 +350,7 @@ struct IndexRow {
     indexed_rows: u64,
     unindexed_rows: u64,
     details: String,
+    segments: Vec<uuid::Uuid>,
 }
 
 async fn index_rows(dataset: &Dataset) -> Result<Vec<IndexRow>> {
@@ -393,6 +394,7 @@ async fn index_rows(dataset: &Dataset) -> Result<Vec<IndexRow>> {
             indexed_rows: description.rows_indexed(),
             unindexed_rows,
             details,
+            segments: description.segments().iter().map(|s| s.uuid).collect(),
         });
     }
     rows.sort_by(|a, b| a.name.cmp(&b.name));
@@ -484,17 +486,10 @@ async fn vector_index_for(dataset: &Dataset, column: &str, metric: Metric) -> Re
                 "the index for this metric is not the column's first and misses new rows",
             ));
         }
-        let segments = dataset
-            .load_indices_by_name(&row.name)
-            .await
-            .map_err(lance_error)?
-            .iter()
-            .map(|segment| segment.uuid)
-            .collect();
         return Ok(IndexUse::Segments {
             name: row.name,
             index_type: row.index_type,
-            segments,
+            segments: row.segments,
         });
     }
     Ok(IndexUse::Exact("no index for this metric"))

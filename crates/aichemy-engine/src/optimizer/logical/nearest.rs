@@ -169,7 +169,12 @@ impl Walk {
     }
 
     fn at_scan(&mut self, scan: &TableScan, order: Expr) -> Option<TableScan> {
-        if scan.fetch.is_some() || scan.filters.iter().any(carries_search) {
+        if scan.fetch.is_some()
+            || scan
+                .filters
+                .iter()
+                .any(aichemy_tables::search::is_search_filter)
+        {
             return None;
         }
         let (search, scores) = self.search(&order)?;
@@ -293,12 +298,6 @@ fn unqualified(expr: &Expr) -> Expr {
         })
         .map(|t| t.data)
         .unwrap_or_else(|_| expr.clone())
-}
-
-/// Whether a scan's filter already carries a search.
-fn carries_search(filter: &Expr) -> bool {
-    matches!(filter, Expr::ScalarFunction(call) if call.args.is_empty()
-        && (call.func.name().starts_with("nearest(") || call.func.name().starts_with("text_match(")))
 }
 
 fn mentions_text_score(expr: &Expr) -> bool {
